@@ -1,0 +1,101 @@
+package tilecast
+
+import (
+	"context"
+	"time"
+)
+
+// The interfaces below are what the Bot calls. They are declared here, by
+// their consumer; fetch, notify/mpns and store implement them without
+// importing each other.
+
+// Fetcher fetches and parses one feed URL with a conditional GET.
+// A 304 returns a result with NotModified set and nothing parsed.
+// Failures are *FetchError (with RetryAfter when the server sent one).
+type Fetcher interface {
+	Fetch(ctx context.Context, url string, v Validators) (*FeedResult, error)
+}
+
+// Renderer turns a feed's templates and one run's data into exact requests.
+// Template output is truncated to fit the transport's payload limit; a
+// payload that still cannot fit is ErrPayloadTooLarge.
+type Renderer interface {
+	Toast(f *Feed, d *TemplateData) (Request, error)
+	// SummaryToast is the "N more in <feed>" toast sent after MaxToasts
+	// toasts, or alone when the flood guard trips.
+	SummaryToast(f *Feed, d *TemplateData, more int) (Request, error)
+	Tile(f *Feed, d *TemplateData) (Request, error)
+}
+
+// Pusher sends one request to a channel URI and classifies the response.
+// It never returns an error: network failures are a Result with VerdictRetry.
+type Pusher interface {
+	Push(ctx context.Context, uri string, req Request) Result
+}
+
+// Store is the persistent state. Every method is one transaction.
+type Store interface {
+	FeedState(k FeedKey) (FeedState, bool, error) // bool: a state exists
+	SaveFeedState(k FeedKey, st FeedState) error
+	// Unseen returns the subset of ids not in k's seen set, in the given order.
+	Unseen(k FeedKey, ids []string) ([]string, error)
+	// Commit marks ids seen (and prunes ids unseen for 30 days), saves the
+	// feed state and enqueues the notifications, all in one transaction.
+	// A tile replaces a waiting tile for the same channel+feed; a tile whose
+	// body equals the last one delivered to that channel+feed is skipped.
+	Commit(c Commit) error
+
+	// Subscribers returns the channels that get feed f (for user, when f is per-user).
+	Subscribers(f *Feed, user string) ([]Channel, error)
+	// FeedUsers returns the distinct users with a channel naming feed f.
+	FeedUsers(feed string) ([]string, error)
+	Channel(id string) (Channel, error)
+
+	// Due returns up to limit entries whose NextAttempt ≤ now, oldest first,
+	// with their channels, skipping the ids in busy.
+	Due(now time.Time, limit int, busy func(id uint64) bool) ([]Pending, error)
+	// NextDue returns the earliest NextAttempt in the outbox (zero if empty).
+	NextDue() (time.Time, error)
+	// Record applies a batch of send results in one transaction.
+	Record(recs []Record) error
+	// Enqueue adds notifications outside a feed commit (tile on subscribe).
+	Enqueue(ns []Notification) error
+}
+
+// Commit is one feed run's atomic write.
+type Commit struct {
+	Key           FeedKey
+	State         FeedState
+	Seen          []string // every item ID present in the feed now
+	Now           time.Time
+	Notifications []Notification
+}
+
+// Pending is a due outbox entry with its channel.
+type Pending struct {
+	Notification
+	Channel Channel
+}
+
+// Op is what the store does with an outbox entry after a send (or a decision not to send).
+type Op int
+
+// Record operations.
+const (
+	OpDone          Op = iota // delivered, suppressed or permanently failed: delete the entry
+	OpRetry                   // keep it, Attempts+1, next attempt at NextAttempt
+	OpDead                    // move it to the dead letters with its last outcome
+	OpRemoveChannel           // delete the channel and all its entries
+	OpPostpone                // not sent (channel waiting or capped): move to NextAttempt, attempts unchanged
+)
+
+// Record is one entry's result.
+type Record struct {
+	ID          uint64
+	Op          Op
+	NextAttempt time.Time // OpRetry, OpPostpone
+	Sent        bool      // an HTTP request was made: counts toward the daily cap and the ledger
+	Outcome     Outcome   // logged in the ledger and as the channel's last outcome when Sent
+	// ChannelWaitUntil, when set, becomes the channel's NextAllowedAt (406/412).
+	ChannelWaitUntil time.Time
+}

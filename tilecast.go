@@ -1,0 +1,363 @@
+// Package tilecast holds the domain types of the tilecast daemon — feeds, items,
+// channels, notifications and delivery outcomes — and the Bot that runs the
+// pipeline schedule → fetch → diff → build → commit → deliver.
+//
+// The root package imports only the standard library. The concrete parts live
+// in sub-packages named after what they wrap (fetch: HTTP + gofeed, notify:
+// payloads + templates, notify/mpns: the MPNS wire protocol, store: bbolt) and
+// are wired together in cmd/tilecast. The Bot talks to them through the small
+// interfaces declared in bot.go.
+package tilecast
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors shared by the packages. Callers branch on them with errors.Is.
+var (
+	// ErrNotFound is returned by the store for an unknown channel, feed or entry.
+	ErrNotFound = errors.New("not found")
+	// ErrChannelExpired means the push service said the channel no longer exists
+	// (MPNS 404 or X-SubscriptionStatus: Expired); the channel must be deleted.
+	ErrChannelExpired = errors.New("channel expired")
+	// ErrPayloadTooLarge means a payload cannot be made to fit the transport's
+	// limit even after truncating the template output.
+	ErrPayloadTooLarge = errors.New("payload too large")
+	// ErrBodyTooLarge means a fetched body exceeded fetch.max_body.
+	ErrBodyTooLarge = errors.New("body too large")
+	// ErrStateLocked means another process holds the state file.
+	ErrStateLocked = errors.New("state file is in use by another tilecast")
+)
+
+// Feed is one configured data source and how its items become notifications.
+// It is built by the config loader with every default already applied.
+type Feed struct {
+	Name     string // stable key, [a-z0-9_-]+
+	URL      string // may contain {user}
+	Schedule string // cron spec as written in the config
+
+	FirstRun        string        // FirstRunBaseline or FirstRunNotify
+	MaxToasts       int           // toasts per channel per run, before the summary toast
+	FloodLimit      int           // more new items than this at once: tile + one summary toast only
+	ImageCheck      bool          // fetch remote tile images once and check type and size
+	FallbackImage   string        // used when a checked image is refused; "" leaves the element out
+	BrokenAfter     time.Duration // failing this long marks the feed broken
+	TileOnSubscribe bool          // a new subscriber gets the current tile at once
+
+	Toast *ToastSpec // nil: this feed sends no toasts
+	Tile  *TileSpec  // nil: this feed sends no tile updates
+}
+
+// First-run policies.
+const (
+	FirstRunBaseline = "baseline"
+	FirstRunNotify   = "notify"
+)
+
+// PerUser reports whether the feed is fetched once per subscribed user.
+func (f *Feed) PerUser() bool { return strings.Contains(f.URL, "{user}") }
+
+// URLFor returns the feed URL for a user ({user} replaced, path-escaped by the caller's choice).
+func (f *Feed) URLFor(escapedUser string) string {
+	return strings.ReplaceAll(f.URL, "{user}", escapedUser)
+}
+
+// ToastSpec holds the text/template sources of a feed's toast.
+type ToastSpec struct {
+	Text1 string
+	Text2 string
+	Param string
+}
+
+// TileSpec holds a feed's tile template kind and the text/template source of
+// each field. Empty fields are left out of the payload.
+type TileSpec struct {
+	Template string // TileFlip, TileClassic, TileIconic, TileCycle
+	ID       string // secondary tile navigation URI; "" = primary tile
+
+	Title                   string
+	Count                   string
+	BackgroundImage         string
+	BackTitle               string
+	BackContent             string
+	BackBackgroundImage     string
+	SmallBackgroundImage    string
+	WideBackgroundImage     string
+	WideBackContent         string
+	WideBackBackgroundImage string
+	IconImage               string
+	SmallIconImage          string
+	WideContent1            string
+	WideContent2            string
+	WideContent3            string
+	BackgroundColor         string
+	CycleImages             []string // up to 9
+}
+
+// Tile template kinds.
+const (
+	TileFlip    = "flip"
+	TileClassic = "classic"
+	TileIconic  = "iconic"
+	TileCycle   = "cycle"
+)
+
+// FeedInfo is the feed as templates see it (.Feed).
+type FeedInfo struct {
+	Name  string
+	Title string
+	Link  string
+}
+
+// Item is one entry of a feed.
+type Item struct {
+	ID        string // GUID; else link; else a hash of title + published + content
+	Title     string
+	Link      string
+	Summary   string // HTML stripped
+	Published time.Time
+	Image     string // enclosure, media:thumbnail or first <img>; "" if none
+}
+
+// TemplateData is what a feed's templates are executed with.
+type TemplateData struct {
+	Feed     FeedInfo
+	Item     Item   // the newest new item
+	Items    []Item // all new items, newest first
+	NewCount int
+	User     string
+}
+
+// Validators are the conditional-GET validators stored per feed (and user).
+type Validators struct {
+	ETag         string
+	LastModified string
+}
+
+// FeedResult is what one fetch produced.
+type FeedResult struct {
+	Status      int  // HTTP status
+	NotModified bool // 304: nothing was parsed
+	Title       string
+	Link        string
+	Items       []Item // in feed order
+	Validators  Validators
+	// NotBefore is the earliest time the feed asks to be fetched again
+	// (Cache-Control max-age, Expires, RSS <ttl>); zero when it says nothing.
+	NotBefore time.Time
+}
+
+// FetchError is a failed fetch. RetryAfter, when set, is the earliest time the
+// server allows the next attempt (429/503 Retry-After).
+type FetchError struct {
+	Status     int // 0 for network or parse errors
+	RetryAfter time.Time
+	Err        error
+}
+
+func (e *FetchError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("http %d: %v", e.Status, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// Channel is one device's push channel.
+type Channel struct {
+	ID      string    `json:"id"`
+	URI     string    `json:"uri"`
+	User    string    `json:"user,omitempty"`
+	Feeds   []string  `json:"feeds,omitempty"` // empty: every feed without {user}
+	Device  string    `json:"device,omitempty"`
+	Created time.Time `json:"created"`
+
+	LastOutcome   string    `json:"last_outcome,omitempty"`
+	LastOutcomeAt time.Time `json:"last_outcome_at,omitzero"`
+	FailureStreak int       `json:"failure_streak,omitempty"`
+	NextAllowedAt time.Time `json:"next_allowed_at,omitzero"` // 406/412: wait until then
+	SendsDay      string    `json:"sends_day,omitempty"`      // UTC date (2006-01-02) of SendsToday
+	SendsToday    int       `json:"sends_today,omitempty"`
+}
+
+// Subscribed reports whether the channel gets notifications of feed f.
+// A channel with no feeds listed gets every feed without {user}; per-user
+// feeds must be named and only reach the channel's own user.
+func (c *Channel) Subscribed(f *Feed) bool {
+	named := false
+	for _, n := range c.Feeds {
+		if n == f.Name {
+			named = true
+			break
+		}
+	}
+	if f.PerUser() {
+		return named && c.User != ""
+	}
+	return named || len(c.Feeds) == 0
+}
+
+// Authenticated reports whether the channel is an https (authenticated) MPNS
+// channel; only http channels are held to the 500 sends per UTC day cap.
+func (c *Channel) Authenticated() bool { return strings.HasPrefix(strings.ToLower(c.URI), "https:") }
+
+// DailyCap is the MPNS limit of sends per unauthenticated channel per UTC day.
+const DailyCap = 500
+
+// Kind is the kind of a notification.
+type Kind string
+
+// Notification kinds.
+const (
+	KindToast Kind = "toast"
+	KindTile  Kind = "tile"
+	KindRaw   Kind = "raw"
+)
+
+// Header is one request header; Request keeps them in wire order.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Request is the exact push request (headers in order, body bytes). The
+// channel URI is the target; Content-Length is included in Headers.
+type Request struct {
+	Headers []Header `json:"headers"`
+	Body    []byte   `json:"body"`
+}
+
+// Header returns the value of the named header (case-insensitive), or "".
+func (r *Request) Header(name string) string {
+	for _, h := range r.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// Notification is one outbox entry.
+type Notification struct {
+	ID          uint64    `json:"id"` // assigned by the store
+	ChannelID   string    `json:"channel"`
+	Feed        string    `json:"feed"`
+	User        string    `json:"user,omitempty"`
+	ItemID      string    `json:"item,omitempty"`
+	Kind        Kind      `json:"kind"`
+	Request     Request   `json:"request"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt"`
+	Created     time.Time `json:"created"`
+}
+
+// Action is what was done after a send; it is the `outcome` log field.
+type Action string
+
+// Outcome actions (design.md §7).
+const (
+	ActionDelivered      Action = "delivered"
+	ActionRetry          Action = "retry"
+	ActionDropped        Action = "dropped"
+	ActionChannelRemoved Action = "channel_removed"
+	ActionFailed         Action = "failed"
+)
+
+// Verdict is how a transport classified one push response.
+type Verdict int
+
+// Verdicts. Their mapping to store operations is the Bot's.
+const (
+	VerdictDelivered  Verdict = iota // 200 Received
+	VerdictRetry                     // QueueFull, 503, other 5xx, network error: exponential backoff
+	VerdictSuppressed                // 200 Suppressed: accepted and thrown away, do not retry
+	VerdictGone                      // 404 / Expired: delete the channel
+	VerdictWait                      // 406 daily cap, 412 inactive: the channel waits ≥ Result.Wait
+	VerdictFailed                    // 400/401/403/405: permanent failure
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case VerdictDelivered:
+		return "delivered"
+	case VerdictRetry:
+		return "retry"
+	case VerdictSuppressed:
+		return "suppressed"
+	case VerdictGone:
+		return "gone"
+	case VerdictWait:
+		return "wait"
+	case VerdictFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("verdict(%d)", int(v))
+}
+
+// Result is one push attempt as the transport saw and classified it.
+type Result struct {
+	Status       int    // HTTP status; 0 when no response arrived
+	Notification string // X-NotificationStatus
+	Subscription string // X-SubscriptionStatus
+	Device       string // X-DeviceConnectionStatus
+	Verdict      Verdict
+	// Wait is the minimum time before the next attempt: 61 min for
+	// VerdictWait, a Retry-After hint (capped) for VerdictRetry, else 0.
+	Wait     time.Duration
+	Duration time.Duration
+	Err      error // network error or the reason for a failure
+}
+
+// Outcome is the record of one send: the `push` log line and a ledger entry.
+type Outcome struct {
+	Time         time.Time     `json:"time"`
+	ChannelID    string        `json:"channel"`
+	User         string        `json:"user,omitempty"`
+	Feed         string        `json:"feed"`
+	ItemID       string        `json:"item,omitempty"`
+	Kind         Kind          `json:"kind"`
+	Status       int           `json:"status"`
+	Notification string        `json:"notification,omitempty"`
+	Subscription string        `json:"subscription,omitempty"`
+	Device       string        `json:"device,omitempty"`
+	Action       Action        `json:"outcome"`
+	Attempt      int           `json:"attempt"`
+	RetryIn      time.Duration `json:"retry_in,omitempty"`
+	Duration     time.Duration `json:"duration"`
+	Error        string        `json:"error,omitempty"`
+}
+
+// FeedKey names the state of a feed, or of one user's copy of a per-user feed.
+type FeedKey struct {
+	Feed string
+	User string // "" for global feeds
+}
+
+func (k FeedKey) String() string {
+	if k.User == "" {
+		return k.Feed
+	}
+	return k.Feed + "/" + k.User
+}
+
+// FeedState is what the store keeps per FeedKey between runs.
+type FeedState struct {
+	Validators
+	Baselined    bool      `json:"baselined"` // the first run happened
+	LastFetch    time.Time `json:"last_fetch,omitzero"`
+	LastResult   string    `json:"last_result,omitempty"` // "ok", "not_modified" or the error
+	LastSuccess  time.Time `json:"last_success,omitzero"`
+	Failures     int       `json:"failures,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	Broken       bool      `json:"broken,omitempty"`
+	NextFetch    time.Time `json:"next_fetch,omitzero"` // backoff / Retry-After / max-age: skip runs before this
+	Title        string    `json:"title,omitempty"`
+	Link         string    `json:"link,omitempty"`
+	// Latest is the data the current tile was rendered from, so a channel
+	// that subscribes later can get the feed's current tile at once.
+	Latest *TemplateData `json:"latest,omitempty"`
+}
