@@ -1,0 +1,152 @@
+package notify
+
+import (
+	"fmt"
+
+	"github.com/tilecast/tilecast"
+)
+
+// maxFitRounds bounds the truncate-and-re-encode loop. One round suffices
+// when the encoder escapes as xmlLen assumes; the rest are a safety margin.
+const maxFitRounds = 8
+
+// Fit applies the text limits to p and encodes it with enc: characters XML
+// forbids are removed from every field, and while the body is over the
+// encoder's limit the longest text fields are cut (on a rune boundary, with
+// "…"). URLs, the tile id, the count and colours are never altered; a
+// payload that cannot fit is an error wrapping tilecast.ErrPayloadTooLarge.
+// Raw payloads are opaque: they are sent unchanged or refused.
+func Fit(enc Encoder, p Payload) (tilecast.Request, error) {
+	switch p := p.(type) {
+	case Toast:
+		return fitToast(enc, p)
+	case *Toast:
+		return fitToast(enc, *p)
+	case Tile:
+		return fitTile(enc, &p)
+	case *Tile:
+		t := *p
+		return fitTile(enc, &t)
+	case Raw:
+		return fitRaw(enc, p)
+	case *Raw:
+		return fitRaw(enc, *p)
+	}
+	return tilecast.Request{}, fmt.Errorf("fit: unknown payload type %T", p)
+}
+
+func fitRaw(enc Encoder, r Raw) (tilecast.Request, error) {
+	if len(r.Payload) > enc.MaxRaw() {
+		return tilecast.Request{}, fmt.Errorf("raw payload of %d bytes, limit %d: %w",
+			len(r.Payload), enc.MaxRaw(), tilecast.ErrPayloadTooLarge)
+	}
+	return enc.EncodeRaw(r)
+}
+
+func fitToast(enc Encoder, t Toast) (tilecast.Request, error) {
+	t.Text1 = Sanitize(t.Text1)
+	t.Text2 = Sanitize(t.Text2)
+	t.Param = Sanitize(t.Param)
+	if t.Text1 == "" && t.Text2 == "" {
+		return tilecast.Request{}, fmt.Errorf("toast: no text: %w", ErrEmpty)
+	}
+	limit := enc.MaxTyped()
+	for round := 0; ; round++ {
+		req, err := enc.EncodeToast(t)
+		if err != nil {
+			return req, err
+		}
+		if len(req.Body) <= limit {
+			return req, nil
+		}
+		texts := [...]*string{&t.Text1, &t.Text2}
+		if round == maxFitRounds || !shrink(texts[:], len(req.Body)-limit) {
+			return tilecast.Request{}, fmt.Errorf("toast of %d bytes, limit %d: %w",
+				len(req.Body), limit, tilecast.ErrPayloadTooLarge)
+		}
+	}
+}
+
+func fitTile(enc Encoder, t *Tile) (tilecast.Request, error) {
+	t.ID = Sanitize(t.ID)
+	empty := t.ID == ""
+	for i := range tileFields {
+		f := t.field(i)
+		f.Value = Sanitize(f.Value)
+		empty = empty && f.State == Absent
+	}
+	for i := range t.CycleImages {
+		f := &t.CycleImages[i]
+		f.Value = Sanitize(f.Value)
+		empty = empty && f.State == Absent
+	}
+	if empty {
+		return tilecast.Request{}, fmt.Errorf("tile: no fields: %w", ErrEmpty)
+	}
+	limit := enc.MaxTyped()
+	for round := 0; ; round++ {
+		req, err := enc.EncodeTile(*t)
+		if err != nil {
+			return req, err
+		}
+		if len(req.Body) <= limit {
+			return req, nil
+		}
+		var texts []*string
+		for i := range tileFields {
+			if f := t.field(i); tileFields[i].text && f.State == Present {
+				texts = append(texts, &f.Value)
+			}
+		}
+		if round == maxFitRounds || !shrink(texts, len(req.Body)-limit) {
+			return tilecast.Request{}, fmt.Errorf("tile of %d bytes, limit %d: %w",
+				len(req.Body), limit, tilecast.ErrPayloadTooLarge)
+		}
+	}
+}
+
+// shrink cuts the longest of the text fields so that their escaped length
+// drops by at least excess bytes: it finds the highest cap C such that
+// cutting every field longer than C down to C (ellipsis included) saves
+// enough — the longest fields lose the most and short ones are untouched.
+// It reports false when even cutting every field to a bare ellipsis would
+// not save enough.
+func shrink(texts []*string, excess int) bool {
+	lens := make([]int, len(texts))
+	max := 0
+	for i, s := range texts {
+		lens[i] = xmlLen(*s)
+		if lens[i] > max {
+			max = lens[i]
+		}
+	}
+	saved := func(c int) int {
+		n := 0
+		for _, l := range lens {
+			if l > c {
+				n += l - c
+			}
+		}
+		return n
+	}
+	minCap := len(Ellipsis)
+	if saved(minCap) < excess {
+		return false
+	}
+	// Highest C in [minCap, max] with saved(C) >= excess; saved falls as C grows.
+	lo, hi := minCap, max
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if saved(mid) >= excess {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	for i, s := range texts {
+		if lens[i] > lo {
+			*s = cutEscaped(*s, lo)
+		}
+	}
+	return true
+}

@@ -1,0 +1,275 @@
+package mpns_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/notify"
+	"github.com/tilecast/tilecast/notify/mpns"
+)
+
+func toastRequest(t *testing.T) tilecast.Request {
+	t.Helper()
+	req, err := (&mpns.Encoder{}).EncodeToast(notify.Toast{Text1: "Hello", Text2: "World"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestClientPush(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		headers map[string]string
+		verdict tilecast.Verdict
+		wait    time.Duration
+	}{
+		{"received", 200, map[string]string{"X-NotificationStatus": "Received", "X-SubscriptionStatus": "Active", "X-DeviceConnectionStatus": "Connected"}, tilecast.VerdictDelivered, 0},
+		{"queue full", 200, map[string]string{"X-NotificationStatus": "QueueFull", "X-SubscriptionStatus": "Active", "X-DeviceConnectionStatus": "TempDisconnected"}, tilecast.VerdictRetry, 0},
+		{"suppressed", 200, map[string]string{"X-NotificationStatus": "Suppressed", "X-SubscriptionStatus": "Active", "X-DeviceConnectionStatus": "Connected"}, tilecast.VerdictSuppressed, 0},
+		{"expired", 404, map[string]string{"X-NotificationStatus": "Dropped", "X-SubscriptionStatus": "Expired", "X-DeviceConnectionStatus": "Disconnected"}, tilecast.VerdictGone, 0},
+		{"daily cap", 406, map[string]string{"X-NotificationStatus": "Dropped", "X-SubscriptionStatus": "Active", "X-DeviceConnectionStatus": "Connected"}, tilecast.VerdictWait, mpns.ThrottleWait},
+		{"inactive", 412, map[string]string{"X-NotificationStatus": "Dropped", "X-DeviceConnectionStatus": "Inactive"}, tilecast.VerdictWait, mpns.ThrottleWait},
+		{"unavailable", 503, map[string]string{"Retry-After": "300"}, tilecast.VerdictRetry, 5 * time.Minute},
+		{"internal error", 500, nil, tilecast.VerdictRetry, 0},
+		{"bad request", 400, nil, tilecast.VerdictFailed, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := toastRequest(t)
+			var got *http.Request
+			var gotBody []byte
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got = r
+				gotBody, _ = io.ReadAll(r.Body)
+				for k, v := range tt.headers {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, "ignored body")
+			}))
+			defer srv.Close()
+			c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, UserAgent: "tilecast-test", Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r := c.Push(t.Context(), srv.URL+"/throttledthirdparty/01.00/abc", want)
+			if r.Verdict != tt.verdict || r.Wait != tt.wait || r.Status != tt.status {
+				t.Errorf("result = %+v, want verdict %v wait %v", r, tt.verdict, tt.wait)
+			}
+			if r.Notification != tt.headers["X-NotificationStatus"] || r.Subscription != tt.headers["X-SubscriptionStatus"] || r.Device != tt.headers["X-DeviceConnectionStatus"] {
+				t.Errorf("status headers = %q %q %q", r.Notification, r.Subscription, r.Device)
+			}
+			if got == nil {
+				t.Fatal("server saw no request")
+			}
+			if got.Method != http.MethodPost || got.URL.Path != "/throttledthirdparty/01.00/abc" {
+				t.Errorf("request %s %s", got.Method, got.URL)
+			}
+			if string(gotBody) != string(want.Body) || got.ContentLength != int64(len(want.Body)) {
+				t.Errorf("body %q (length %d)", gotBody, got.ContentLength)
+			}
+			for _, h := range want.Headers {
+				if v := got.Header.Get(h.Name); v != h.Value {
+					t.Errorf("header %s = %q, want %q", h.Name, v, h.Value)
+				}
+			}
+			if ua := got.Header.Get("User-Agent"); ua != "tilecast-test" {
+				t.Errorf("User-Agent = %q", ua)
+			}
+		})
+	}
+}
+
+func TestClientTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Push(t.Context(), srv.URL, toastRequest(t))
+	if r.Verdict != tilecast.VerdictRetry || !errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("result = %+v, want retry with a deadline error", r)
+	}
+}
+
+func TestClientContextCanceled(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := c.Push(ctx, srv.URL, toastRequest(t))
+	if r.Verdict != tilecast.VerdictRetry || !errors.Is(r.Err, context.Canceled) {
+		t.Errorf("result = %+v, want retry with context.Canceled", r)
+	}
+}
+
+func TestClientNetworkError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	url := srv.URL
+	srv.Close() // nothing listens any more
+	c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Push(t.Context(), url, toastRequest(t)); r.Verdict != tilecast.VerdictRetry || r.Err == nil || r.Status != 0 {
+		t.Errorf("result = %+v, want retry with an error", r)
+	}
+	if r := c.Push(t.Context(), "ftp://127.0.0.1/x", toastRequest(t)); r.Verdict != tilecast.VerdictFailed {
+		t.Errorf("ftp uri: %+v, want failed", r)
+	}
+}
+
+func TestClientRedirectNotFollowed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/elsewhere" {
+			t.Error("redirect followed")
+		}
+		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Push(t.Context(), srv.URL, toastRequest(t)); r.Verdict != tilecast.VerdictFailed || r.Status != 307 {
+		t.Errorf("result = %+v", r)
+	}
+}
+
+// writeCert writes a self-signed certificate and key (PEM) for 127.0.0.1.
+func writeCert(t *testing.T, dir, name string) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ = x509.ParseCertificate(der)
+	return certFile, keyFile, cert
+}
+
+func TestClientTLSClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, clientCert := writeCert(t, dir, "tilecast-service")
+	var seen string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TLS.PeerCertificates) > 0 {
+			seen = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		w.Header().Set("X-NotificationStatus", "Received")
+	}))
+	pool := x509.NewCertPool()
+	pool.AddCert(clientCert)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.StartTLS()
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+
+	c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, ClientCertFile: certFile, ClientKeyFile: keyFile, RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Push(t.Context(), srv.URL, toastRequest(t)); r.Verdict != tilecast.VerdictDelivered {
+		t.Fatalf("result = %+v", r)
+	}
+	if seen != "tilecast-service" {
+		t.Errorf("server saw client certificate %q", seen)
+	}
+
+	// Without the certificate the handshake fails: a retryable network error.
+	c2, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c2.Push(t.Context(), srv.URL, toastRequest(t)); r.Verdict != tilecast.VerdictRetry || r.Err == nil {
+		t.Errorf("without cert: %+v", r)
+	}
+}
+
+func TestNewClientOptions(t *testing.T) {
+	if _, err := mpns.NewClient(mpns.ClientOptions{ClientCertFile: "a.crt"}); err == nil {
+		t.Error("certificate without key accepted")
+	}
+	if _, err := mpns.NewClient(mpns.ClientOptions{ClientCertFile: "missing.crt", ClientKeyFile: "missing.key"}); err == nil {
+		t.Error("missing certificate files accepted")
+	}
+	if _, err := mpns.NewClient(mpns.ClientOptions{HTTPClient: http.DefaultClient, RootCAs: x509.NewCertPool()}); err == nil {
+		t.Error("HTTPClient with TLS options accepted")
+	}
+	if _, err := mpns.NewClient(mpns.ClientOptions{HTTPClient: &http.Client{}}); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestClientRefusesPrivateAddresses(t *testing.T) {
+	hit := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit = true }))
+	defer srv.Close()
+	c, err := mpns.NewClient(mpns.ClientOptions{}) // AllowPrivate off: the default
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Push(t.Context(), srv.URL, toastRequest(t))
+	var pe *mpns.PrivateAddressError
+	if r.Verdict != tilecast.VerdictFailed || !errors.As(r.Err, &pe) || !pe.Addr.IsLoopback() {
+		t.Errorf("result = %+v, want failed with a PrivateAddressError", r)
+	}
+	if hit {
+		t.Error("the loopback server was reached")
+	}
+}
