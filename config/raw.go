@@ -1,0 +1,94 @@
+package config
+
+// The raw* types mirror the TOML document. Every leaf is `any` on purpose: a
+// value of the wrong TOML type then decodes without stopping the decoder, and
+// the checker reports it with its position together with every other problem,
+// instead of go-toml stopping at the first mismatch. Sections are structs so
+// that DisallowUnknownFields still names every unknown key.
+
+type rawConfig struct {
+	State    any         `toml:"state"`
+	Log      rawLog      `toml:"log"`
+	HTTP     rawHTTP     `toml:"http"`
+	Fetch    rawFetch    `toml:"fetch"`
+	Push     rawPush     `toml:"push"`
+	Defaults rawDefaults `toml:"defaults"`
+	Feed     []rawFeed   `toml:"feed"`
+}
+
+type rawLog struct {
+	Level  any `toml:"level"`
+	Format any `toml:"format"`
+}
+
+type rawHTTP struct {
+	Listen      any `toml:"listen"`
+	APIKeysFile any `toml:"api_keys_file"`
+}
+
+type rawFetch struct {
+	Timeout      any `toml:"timeout"`
+	MaxBody      any `toml:"max_body"`
+	Concurrency  any `toml:"concurrency"`
+	AllowPrivate any `toml:"allow_private"`
+}
+
+type rawPush struct {
+	Timeout      any `toml:"timeout"`
+	Concurrency  any `toml:"concurrency"`
+	AllowedHosts any `toml:"allowed_hosts"`
+	AllowPrivate any `toml:"allow_private"`
+	Class        any `toml:"class"`
+	MaxAttempts  any `toml:"max_attempts"`
+	ClientCert   any `toml:"client_cert"`
+	ClientKey    any `toml:"client_key"`
+}
+
+// rawDefaults is both the [defaults] table and the part of a [[feed]] that
+// inherits from it, so the two can never drift apart.
+type rawDefaults struct {
+	Schedule        any `toml:"schedule"`
+	FirstRun        any `toml:"first_run"`
+	MaxToasts       any `toml:"max_toasts"`
+	FloodLimit      any `toml:"flood_limit"`
+	ImageCheck      any `toml:"image_check"`
+	FallbackImage   any `toml:"fallback_image"`
+	BrokenAfter     any `toml:"broken_after"`
+	TileOnSubscribe any `toml:"tile_on_subscribe"`
+}
+
+type rawFeed struct {
+	Name any `toml:"name"`
+	URL  any `toml:"url"`
+	rawDefaults
+	Toast *rawToast `toml:"toast"`
+	Tile  *rawTile  `toml:"tile"`
+}
+
+type rawToast struct {
+	Text1 any `toml:"text1"`
+	Text2 any `toml:"text2"`
+	Param any `toml:"param"`
+}
+
+type rawTile struct {
+	Template                any `toml:"template"`
+	ID                      any `toml:"id"`
+	Title                   any `toml:"title"`
+	Count                   any `toml:"count"`
+	BackgroundImage         any `toml:"background_image"`
+	BackTitle               any `toml:"back_title"`
+	BackContent             any `toml:"back_content"`
+	BackBackgroundImage     any `toml:"back_background_image"`
+	SmallBackgroundImage    any `toml:"small_background_image"`
+	WideBackgroundImage     any `toml:"wide_background_image"`
+	WideBackContent         any `toml:"wide_back_content"`
+	WideBackBackgroundImage any `toml:"wide_back_background_image"`
+	IconImage               any `toml:"icon_image"`
+	SmallIconImage          any `toml:"small_icon_image"`
+	WideContent1            any `toml:"wide_content1"`
+	WideContent2            any `toml:"wide_content2"`
+	WideContent3            any `toml:"wide_content3"`
+	BackgroundColor         any `toml:"background_color"`
+	CycleImages             any `toml:"cycle_images"`
+}
