@@ -1,0 +1,276 @@
+package emulator
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tilecast/tilecast/tileview"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Handler returns the emulator's HTTP handler: the MPNS push endpoints, the
+// JSON channel API and the phone view.
+func (e *Emulator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	// Any method: MPNS answers a non-POST with 405, not the mux.
+	mux.HandleFunc("/throttledthirdparty/01.00/{token}", e.servePush)
+	mux.HandleFunc("/unthrottledthirdparty/01.00/{token}", e.servePush)
+
+	mux.HandleFunc("POST /channels", e.serveCreate)
+	mux.HandleFunc("GET /channels", e.serveList)
+	mux.HandleFunc("GET /channels/{token}", e.serveChannel)
+	mux.HandleFunc("POST /channels/{token}/expire", e.serveExpire)
+	mux.HandleFunc("POST /channels/{token}/behaviour", e.serveBehaviour)
+
+	mux.HandleFunc("GET /{$}", e.servePage)
+	mux.HandleFunc("GET /state.json", e.serveState)
+	mux.HandleFunc("GET /events", e.serveEvents)
+	static, _ := fs.Sub(assets, "assets") // cannot fail: the directory is embedded
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /assets/tileview.css", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		_, _ = io.WriteString(w, tileview.CSS())
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func apiError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// channelRequest is the body of POST /channels and /channels/{token}/behaviour.
+type channelRequest struct {
+	Behaviour string `json:"behaviour"`
+	Name      string `json:"name"`
+	Params
+}
+
+func decodeRequest(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("decode request: %w", err)
+	}
+	return nil
+}
+
+func (e *Emulator) serveCreate(w http.ResponseWriter, r *http.Request) {
+	var req channelRequest
+	if err := decodeRequest(r, &req); err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	ch, err := e.createChannel(req.Behaviour, req.Name, "http://"+r.Host, req.Params)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ch)
+}
+
+func (e *Emulator) serveList(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, e.Channels())
+}
+
+func (e *Emulator) serveChannel(w http.ResponseWriter, r *http.Request) {
+	s, ok := e.Channel(r.PathValue("token"))
+	if !ok {
+		apiError(w, http.StatusNotFound, ErrUnknownChannel)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (e *Emulator) serveExpire(w http.ResponseWriter, r *http.Request) {
+	e.serveSetBehaviour(w, r, channelRequest{Behaviour: Expired})
+}
+
+func (e *Emulator) serveBehaviour(w http.ResponseWriter, r *http.Request) {
+	var req channelRequest
+	if err := decodeRequest(r, &req); err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	e.serveSetBehaviour(w, r, req)
+}
+
+func (e *Emulator) serveSetBehaviour(w http.ResponseWriter, r *http.Request, req channelRequest) {
+	token := r.PathValue("token")
+	var params []Params
+	if req.Params != (Params{}) { // omitted params keep the current ones
+		params = append(params, req.Params)
+	}
+	err := e.SetBehaviour(token, req.Behaviour, params...)
+	switch {
+	case errors.Is(err, ErrUnknownChannel):
+		apiError(w, http.StatusNotFound, err)
+		return
+	case err != nil:
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	s, _ := e.Channel(token)
+	writeJSON(w, http.StatusOK, s)
+}
+
+// The page is a shell: phone.js fetches /state.json and renders the phones,
+// then re-renders on every /events message (or every 2 s if SSE fails).
+var pageTmpl = template.Must(template.ParseFS(assets, "assets/index.html"))
+
+func (e *Emulator) servePage(w http.ResponseWriter, _ *http.Request) {
+	var buf bytes.Buffer
+	if err := pageTmpl.Execute(&buf, struct{ Title string }{"tilecast MPNS emulator"}); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// phoneView is one phone in /state.json: the data plus HTML fragments
+// rendered (and escaped) by tileview, which the page inserts as is.
+type phoneView struct {
+	ChannelState
+	TileHTML      string            `json:"tile_html"`
+	SecondaryHTML map[string]string `json:"secondary_html"`
+	ToastsHTML    string            `json:"toasts_html"`
+}
+
+type stateView struct {
+	Version uint64      `json:"version"`
+	Phones  []phoneView `json:"phones"`
+}
+
+func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
+	e.mu.Lock()
+	version := e.version
+	e.mu.Unlock()
+	states := e.Channels()
+	out := stateView{Version: version, Phones: make([]phoneView, 0, len(states))}
+	for _, s := range states {
+		pv := phoneView{ChannelState: s, SecondaryHTML: map[string]string{}}
+		var buf bytes.Buffer
+		if s.Tile.Kind != "" {
+			if err := tileview.RenderTile(&buf, s.Tile.View()); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			pv.TileHTML = buf.String()
+		}
+		for id, t := range s.Secondary {
+			buf.Reset()
+			if err := tileview.RenderTile(&buf, t.View()); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			pv.SecondaryHTML[id] = buf.String()
+		}
+		buf.Reset()
+		for _, t := range s.Toasts {
+			if err := tileview.RenderToast(&buf, tileview.Toast{Text1: t.Text1, Text2: t.Text2, Param: t.Param, Time: t.Time}); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		pv.ToastsHTML = buf.String()
+		out.Phones = append(out.Phones, pv)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
+}
+
+// View converts the tile to the shared renderer's model.
+func (s TileState) View() tileview.Tile {
+	get := func(name string) string {
+		for _, m := range []map[string]string{s.Front, s.Back, s.Wide} {
+			if v, ok := m[name]; ok {
+				return v
+			}
+		}
+		return ""
+	}
+	t := tileview.Tile{
+		Title:                   get("Title"),
+		Count:                   s.Count,
+		BackgroundImage:         get("BackgroundImage"),
+		BackTitle:               get("BackTitle"),
+		BackContent:             get("BackContent"),
+		BackBackgroundImage:     get("BackBackgroundImage"),
+		SmallBackgroundImage:    get("SmallBackgroundImage"),
+		WideBackgroundImage:     get("WideBackgroundImage"),
+		WideBackContent:         get("WideBackContent"),
+		WideBackBackgroundImage: get("WideBackBackgroundImage"),
+		IconImage:               get("IconImage"),
+		SmallIconImage:          get("SmallIconImage"),
+		WideContent:             [3]string{get("WideContent1"), get("WideContent2"), get("WideContent3")},
+		BackgroundColor:         get("BackgroundColor"),
+	}
+	if s.Kind != "Tile" {
+		t.Template = s.Kind
+	}
+	for i := 1; i <= 9; i++ {
+		if v := get("CycleImage" + strconv.Itoa(i)); v != "" {
+			t.CycleImages = append(t.CycleImages, v)
+		}
+	}
+	return t
+}
+
+// serveEvents streams a small server-sent event whenever any channel
+// changes. Bursts coalesce, and a stream writes at most every 200 ms, so a
+// benchmark pushing thousands per second does not flood the page.
+func (e *Emulator) serveEvents(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	ch, cancel := e.subscribe()
+	defer cancel()
+	send := func() bool {
+		e.mu.Lock()
+		v := e.version
+		e.mu.Unlock()
+		if _, err := fmt.Fprintf(w, "event: state\ndata: {\"version\":%d}\n\n", v); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send() {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-e.done:
+			return
+		case <-ch:
+		}
+		if !send() {
+			return
+		}
+		if !sleepCtx(r.Context(), 200*time.Millisecond) {
+			return
+		}
+	}
+}
