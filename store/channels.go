@@ -1,0 +1,479 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tilecast/tilecast"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Limits for channel fields: design.md §2 caps URIs at 2048 bytes; the
+// others keep index keys far below bbolt's 32 KiB key limit.
+const (
+	maxURILen  = 2048
+	maxNameLen = 1024
+)
+
+func validateChannel(ch *tilecast.Channel) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidChannel, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case ch.URI == "":
+		return bad("uri is empty")
+	case len(ch.URI) > maxURILen:
+		return bad("uri is longer than %d bytes", maxURILen)
+	case strings.IndexByte(ch.URI, 0) >= 0:
+		return bad("uri contains NUL")
+	case len(ch.User) > maxNameLen || strings.IndexByte(ch.User, 0) >= 0:
+		return bad("user is too long or contains NUL")
+	case len(ch.Device) > maxNameLen || strings.IndexByte(ch.Device, 0) >= 0:
+		return bad("device is too long or contains NUL")
+	}
+	for _, f := range ch.Feeds {
+		if f == "" || len(f) > maxNameLen || strings.IndexByte(f, 0) >= 0 {
+			return bad("feed name %q is empty, too long or contains NUL", f)
+		}
+	}
+	return nil
+}
+
+// normFeeds drops duplicate feed names, keeping the first occurrence.
+func normFeeds(feeds []string) []string {
+	if len(feeds) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(feeds))
+	for _, f := range feeds {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func newChannelID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+func errNoChannel(id string) error { return fmt.Errorf("channel %s: %w", id, tilecast.ErrNotFound) }
+
+func decodeChannel(v []byte) (tilecast.Channel, error) {
+	var ch tilecast.Channel
+	if err := json.Unmarshal(v, &ch); err != nil {
+		return ch, fmt.Errorf("decode channel: %w", err)
+	}
+	return ch, nil
+}
+
+// getChannel returns the channel and whether it exists.
+func (b *buckets) getChannel(id string) (tilecast.Channel, bool, error) {
+	v := b.channels.Get([]byte(id))
+	if v == nil {
+		return tilecast.Channel{}, false, nil
+	}
+	ch, err := decodeChannel(v)
+	if err != nil {
+		return ch, false, fmt.Errorf("channel %s: %w", id, err)
+	}
+	return ch, true, nil
+}
+
+func (b *buckets) putChannel(ch *tilecast.Channel) error {
+	v, err := json.Marshal(ch)
+	if err != nil {
+		return fmt.Errorf("encode channel %s: %w", ch.ID, err)
+	}
+	return b.channels.Put([]byte(ch.ID), v)
+}
+
+// index writes ch's entries in the uri, device, feed and user indexes.
+// channel_feed values hold the user so FeedUsers needs no channel decode.
+func (b *buckets) index(ch *tilecast.Channel) error {
+	id := []byte(ch.ID)
+	if err := b.chanURI.Put([]byte(ch.URI), id); err != nil {
+		return err
+	}
+	if ch.Device != "" {
+		if err := b.chanDevice.Put([]byte(ch.Device), id); err != nil {
+			return err
+		}
+	}
+	if len(ch.Feeds) == 0 {
+		// Feed name "" is the default list: channels with no feeds listed.
+		if err := b.chanFeed.Put(joinStr("", ch.ID), []byte(ch.User)); err != nil {
+			return err
+		}
+	}
+	for _, f := range ch.Feeds {
+		if err := b.chanFeed.Put(joinStr(f, ch.ID), []byte(ch.User)); err != nil {
+			return err
+		}
+	}
+	if ch.User != "" {
+		if err := b.chanUser.Put(joinStr(ch.User, ch.ID), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *buckets) unindex(ch *tilecast.Channel) error {
+	if bytes.Equal(b.chanURI.Get([]byte(ch.URI)), []byte(ch.ID)) {
+		if err := b.chanURI.Delete([]byte(ch.URI)); err != nil {
+			return err
+		}
+	}
+	if ch.Device != "" && bytes.Equal(b.chanDevice.Get([]byte(ch.Device)), []byte(ch.ID)) {
+		if err := b.chanDevice.Delete([]byte(ch.Device)); err != nil {
+			return err
+		}
+	}
+	if err := b.chanFeed.Delete(joinStr("", ch.ID)); err != nil {
+		return err
+	}
+	for _, f := range ch.Feeds {
+		if err := b.chanFeed.Delete(joinStr(f, ch.ID)); err != nil {
+			return err
+		}
+	}
+	if ch.User != "" {
+		if err := b.chanUser.Delete(joinStr(ch.User, ch.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeChannel deletes a channel with its index entries, outbox entries,
+// waiting-tile and last-tile entries. Its ledger stays, so operators can see
+// why it went. It reports whether the channel existed.
+func (b *buckets) removeChannel(id string) (bool, error) {
+	ch, ok, err := b.getChannel(id)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := b.unindex(&ch); err != nil {
+		return false, err
+	}
+	if err := b.channels.Delete([]byte(id)); err != nil {
+		return false, err
+	}
+	p := prefix(id)
+	for _, k := range scanPrefix(b.outboxChan, p) {
+		key := k[len(p):]
+		if len(key) == outboxKeyLen {
+			if err := b.outbox.Delete(key); err != nil {
+				return false, err
+			}
+			if err := b.outboxID.Delete(seqKey(outboxKeySeq(key))); err != nil {
+				return false, err
+			}
+		}
+		if err := b.outboxChan.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	if err := deleteKeys(b.tileWaiting, scanPrefix(b.tileWaiting, p)); err != nil {
+		return false, err
+	}
+	if err := deleteKeys(b.tileLast, scanPrefix(b.tileLast, p)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// AddChannel registers a channel, deduplicated by URI: a known URI returns
+// the existing record with User, Feeds and Device replaced by ch's (created
+// is false). A new channel gets a random ID and Created = now; the ID and
+// Created in ch are ignored.
+//
+// When ch.Device names a device that another channel is registered for, that
+// channel is replaced: its waiting notifications move to this channel (those
+// this channel would get: same user or no user, and a feed it lists — or, when
+// it lists none, a feed without a user) and the old channel is removed, all in
+// the same transaction. Its last-tile hashes are not carried over, so the new
+// channel gets the next tile even if unchanged.
+func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
+	if err := validateChannel(&ch); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	ch.Feeds = normFeeds(ch.Feeds)
+	var out tilecast.Channel
+	var created bool
+	err := db.update(func(b *buckets) error {
+		out, created = tilecast.Channel{}, false
+		cur, found := tilecast.Channel{}, false
+		if id := b.chanURI.Get([]byte(ch.URI)); id != nil {
+			var err error
+			if cur, found, err = b.getChannel(string(id)); err != nil {
+				return err
+			}
+		}
+		if found {
+			if err := b.unindex(&cur); err != nil {
+				return err
+			}
+			cur.User, cur.Feeds, cur.Device = ch.User, ch.Feeds, ch.Device
+		} else {
+			cur = tilecast.Channel{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Created: db.now()}
+			for {
+				cur.ID = newChannelID()
+				if b.channels.Get([]byte(cur.ID)) == nil {
+					break
+				}
+			}
+			created = true
+		}
+		if cur.Device != "" {
+			if old := b.chanDevice.Get([]byte(cur.Device)); old != nil && string(old) != cur.ID {
+				if err := b.replaceDevice(string(old), &cur); err != nil {
+					return err
+				}
+			}
+		}
+		if err := b.putChannel(&cur); err != nil {
+			return err
+		}
+		if err := b.index(&cur); err != nil {
+			return err
+		}
+		out = cur
+		return nil
+	})
+	if err != nil {
+		return tilecast.Channel{}, false, fmt.Errorf("add channel: %w", err)
+	}
+	return out, created, nil
+}
+
+// replaceDevice moves the waiting notifications of channel oldID to ch
+// (see AddChannel) and removes oldID.
+func (b *buckets) replaceDevice(oldID string, ch *tilecast.Channel) error {
+	p := prefix(oldID)
+	var a arena
+	for _, k := range scanPrefix(b.outboxChan, p) {
+		if err := b.outboxChan.Delete(k); err != nil {
+			return err
+		}
+		key := k[len(p):]
+		v := b.outbox.Get(key)
+		if v == nil {
+			continue
+		}
+		n, err := decodeNotification(v)
+		if err != nil || !moves(&n, ch) {
+			if err := b.dropEntry(key); err != nil {
+				return err
+			}
+			continue
+		}
+		if n.Kind == tilecast.KindTile {
+			if err := b.tileWaiting.Delete(joinStr(oldID, n.Feed)); err != nil {
+				return err
+			}
+			// Tiles are state: of two waiting tiles for the same feed the
+			// newer (higher sequence) wins.
+			tk := joinStr(ch.ID, n.Feed)
+			if w := b.tileWaiting.Get(tk); w != nil {
+				if len(w) == outboxKeyLen && outboxKeySeq(w) > n.ID {
+					if err := b.dropEntry(key); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := b.dropEntry(bytes.Clone(w)); err != nil {
+					return err
+				}
+			}
+			if err := b.tileWaiting.Put(tk, key); err != nil {
+				return err
+			}
+		}
+		n.ChannelID = ch.ID
+		if err := b.outbox.Put(key, encodeInto(&a, &n)); err != nil {
+			return err
+		}
+		if err := b.outboxChan.Put(join(ch.ID, key), nil); err != nil {
+			return err
+		}
+	}
+	_, err := b.removeChannel(oldID)
+	return err
+}
+
+// moves reports whether a waiting notification of a replaced channel is one
+// ch would get.
+func moves(n *tilecast.Notification, ch *tilecast.Channel) bool {
+	if n.User != "" && n.User != ch.User {
+		return false
+	}
+	if len(ch.Feeds) == 0 {
+		return n.User == ""
+	}
+	return slices.Contains(ch.Feeds, n.Feed)
+}
+
+// Channel returns the channel with the given ID (tilecast.ErrNotFound if unknown).
+func (db *DB) Channel(id string) (tilecast.Channel, error) {
+	var ch tilecast.Channel
+	err := db.view(func(b *buckets) error {
+		var ok bool
+		var err error
+		ch, ok, err = b.getChannel(id)
+		if err == nil && !ok {
+			err = errNoChannel(id)
+		}
+		return err
+	})
+	return ch, err
+}
+
+// ChannelByURI returns the channel registered for uri (tilecast.ErrNotFound if none).
+func (db *DB) ChannelByURI(uri string) (tilecast.Channel, error) {
+	var ch tilecast.Channel
+	err := db.view(func(b *buckets) error {
+		id := b.chanURI.Get([]byte(uri))
+		if id == nil {
+			return fmt.Errorf("channel uri: %w", tilecast.ErrNotFound)
+		}
+		var ok bool
+		var err error
+		ch, ok, err = b.getChannel(string(id))
+		if err == nil && !ok {
+			err = errNoChannel(string(id))
+		}
+		return err
+	})
+	return ch, err
+}
+
+// RemoveChannel deletes a channel and everything waiting for it (its ledger
+// stays). tilecast.ErrNotFound if unknown.
+func (db *DB) RemoveChannel(id string) error {
+	return db.update(func(b *buckets) error {
+		ok, err := b.removeChannel(id)
+		if err != nil {
+			return fmt.Errorf("remove channel %s: %w", id, err)
+		}
+		if !ok {
+			return errNoChannel(id)
+		}
+		return nil
+	})
+}
+
+// Channels returns the channels of user ("" = every channel), sorted by
+// Created, then ID.
+func (db *DB) Channels(user string) ([]tilecast.Channel, error) {
+	var out []tilecast.Channel
+	err := db.view(func(b *buckets) error {
+		if user == "" {
+			return b.channels.ForEach(func(k, v []byte) error {
+				ch, err := decodeChannel(v)
+				if err != nil {
+					return fmt.Errorf("channel %s: %w", k, err)
+				}
+				out = append(out, ch)
+				return nil
+			})
+		}
+		var err error
+		out, err = b.channelsIn(b.chanUser, prefix(user), nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	slices.SortFunc(out, func(a, b tilecast.Channel) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// channelsIn decodes the channels whose IDs follow p in the keys of index
+// idx, appending to out.
+func (b *buckets) channelsIn(idx *bolt.Bucket, p []byte, out []tilecast.Channel) ([]tilecast.Channel, error) {
+	c := idx.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		ch, ok, err := b.getChannel(string(k[len(p):]))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, ch)
+		}
+	}
+	return out, nil
+}
+
+// Subscribers returns the channels that get feed f: for a per-user feed the
+// channels of user that name it (found through the user index, so a run per
+// user stays cheap), else the channels that name it plus those listing no
+// feeds (the feed index, so only subscribers are decoded).
+func (db *DB) Subscribers(f *tilecast.Feed, user string) ([]tilecast.Channel, error) {
+	var out []tilecast.Channel
+	err := db.view(func(b *buckets) error {
+		var err error
+		if f.PerUser() {
+			if user == "" {
+				return nil
+			}
+			out, err = b.channelsIn(b.chanUser, prefix(user), nil)
+		} else {
+			out, err = b.channelsIn(b.chanFeed, prefix(f.Name), nil)
+			if err == nil {
+				out, err = b.channelsIn(b.chanFeed, prefix(""), out)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		out = slices.DeleteFunc(out, func(ch tilecast.Channel) bool {
+			return !ch.Subscribed(f) || (f.PerUser() && ch.User != user)
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribers of %s: %w", f.Name, err)
+	}
+	return out, nil
+}
+
+// FeedUsers returns the sorted distinct non-empty users of the channels that
+// name feed, read from the feed index alone.
+func (db *DB) FeedUsers(feed string) ([]string, error) {
+	if feed == "" {
+		return nil, nil
+	}
+	var out []string
+	err := db.view(func(b *buckets) error {
+		p := prefix(feed)
+		seen := map[string]bool{}
+		c := b.chanFeed.Cursor()
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if len(v) > 0 && !seen[string(v)] {
+				seen[string(v)] = true
+				out = append(out, string(v))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("users of %s: %w", feed, err)
+	}
+	slices.Sort(out)
+	return out, nil
+}

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names (see doc.go for the layout of each).
+const (
+	bucketMeta          = "meta"
+	bucketChannels      = "channels"
+	bucketChannelURI    = "channel_uri"
+	bucketChannelDevice = "channel_device"
+	bucketChannelFeed   = "channel_feed"
+	bucketChannelUser   = "channel_user"
+	bucketFeedState     = "feedstate"
+	bucketSeen          = "seen"
+	bucketOutbox        = "outbox"
+	bucketOutboxID      = "outbox_id"
+	bucketOutboxChannel = "outbox_channel"
+	bucketTileWaiting   = "tile_waiting"
+	bucketTileLast      = "tile_last"
+	bucketDead          = "dead"
+	bucketLedger        = "ledger"
+)
+
+func bucketNames() []string {
+	return []string{
+		bucketMeta, bucketChannels, bucketChannelURI, bucketChannelDevice, bucketChannelFeed,
+		bucketChannelUser, bucketFeedState, bucketSeen, bucketOutbox, bucketOutboxID,
+		bucketOutboxChannel, bucketTileWaiting, bucketTileLast, bucketDead, bucketLedger,
+	}
+}
+
+// buckets are the top-level buckets of one transaction.
+type buckets struct {
+	tx                                                *bolt.Tx
+	channels, chanURI, chanDevice, chanFeed, chanUser *bolt.Bucket
+	feedState, seen                                   *bolt.Bucket
+	outbox, outboxID, outboxChan                      *bolt.Bucket
+	tileWaiting, tileLast, dead, ledger               *bolt.Bucket
+}
+
+func bucketsOf(tx *bolt.Tx) (*buckets, error) {
+	b := &buckets{tx: tx}
+	for _, x := range []struct {
+		name string
+		dst  **bolt.Bucket
+	}{
+		{bucketChannels, &b.channels}, {bucketChannelURI, &b.chanURI},
+		{bucketChannelDevice, &b.chanDevice}, {bucketChannelFeed, &b.chanFeed},
+		{bucketChannelUser, &b.chanUser}, {bucketFeedState, &b.feedState},
+		{bucketSeen, &b.seen}, {bucketOutbox, &b.outbox}, {bucketOutboxID, &b.outboxID},
+		{bucketOutboxChannel, &b.outboxChan}, {bucketTileWaiting, &b.tileWaiting},
+		{bucketTileLast, &b.tileLast}, {bucketDead, &b.dead}, {bucketLedger, &b.ledger},
+	} {
+		*x.dst = tx.Bucket([]byte(x.name))
+		if *x.dst == nil {
+			return nil, fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, x.name)
+		}
+	}
+	if tx.Writable() {
+		// Outbox and ledger keys grow mostly in order (time, then sequence):
+		// fuller pages on split mean fewer pages to write.
+		b.outbox.FillPercent = 0.9
+		b.outboxID.FillPercent = 0.9
+		b.dead.FillPercent = 0.9
+	}
+	return b, nil
+}
+
+// join returns a + 0x00 + b. The parts that come first (feed names, user
+// names, channel IDs) never contain NUL, so the split is unambiguous.
+func join(a string, b []byte) []byte {
+	k := make([]byte, 0, len(a)+1+len(b))
+	k = append(k, a...)
+	k = append(k, 0)
+	return append(k, b...)
+}
+
+func joinStr(a, b string) []byte {
+	k := make([]byte, 0, len(a)+1+len(b))
+	k = append(k, a...)
+	k = append(k, 0)
+	return append(k, b...)
+}
+
+// prefix returns a + 0x00 for prefix scans.
+func prefix(a string) []byte { return joinStr(a, "") }
+
+// scanPrefix returns copies of every key starting with p. Keys are collected
+// before the caller deletes any, because deleting under a live cursor can
+// skip the next key (bbolt PR #611, reliability.md S8).
+func scanPrefix(b *bolt.Bucket, p []byte) [][]byte {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return keys
+}
+
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// timeNanos is t as unsigned Unix nanoseconds for keys, clamped to what
+// UnixNano can represent (1970 … 2262).
+func timeNanos(t time.Time) uint64 {
+	if t.IsZero() || t.Unix() < 0 {
+		return 0
+	}
+	if t.Unix() >= math.MaxInt64/int64(time.Second) {
+		return math.MaxInt64
+	}
+	return uint64(t.UnixNano())
+}
+
+func nanosTime(n uint64) time.Time { return time.Unix(0, int64(n)).UTC() }
+
+const outboxKeyLen = 16
+
+// outboxKey is NextAttempt (8-byte BE Unix nanoseconds) + sequence, so a
+// cursor from the start visits entries in due order.
+func outboxKey(dst []byte, t time.Time, seq uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, timeNanos(t))
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+func outboxKeySeq(k []byte) uint64  { return binary.BigEndian.Uint64(k[8:16]) }
+func outboxKeyTime(k []byte) uint64 { return binary.BigEndian.Uint64(k[:8]) }
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
+
+// maxSeenKey bounds seen-set keys: a longer item ID is stored as its hash,
+// so a hostile feed's huge GUID cannot wedge every commit of that feed.
+const maxSeenKey = 1024
+
+func seenKey(id string) []byte {
+	if len(id) <= maxSeenKey {
+		return []byte(id)
+	}
+	sum := sha256.Sum256([]byte(id))
+	return append([]byte("sha256:"), sum[:]...)
+}
+
+// feedKey is Feed for a global feed, Feed + 0x00 + User for a per-user copy.
+func feedKey(k tilecast.FeedKey) ([]byte, error) {
+	if k.Feed == "" {
+		return nil, fmt.Errorf("feed key %q: feed name is empty", k.String())
+	}
+	if k.User == "" {
+		return []byte(k.Feed), nil
+	}
+	return joinStr(k.Feed, k.User), nil
+}
+
+func parseFeedKey(k []byte) tilecast.FeedKey {
+	if i := bytes.IndexByte(k, 0); i >= 0 {
+		return tilecast.FeedKey{Feed: string(k[:i]), User: string(k[i+1:])}
+	}
+	return tilecast.FeedKey{Feed: string(k)}
+}
+
+// arena hands out byte slices carved from larger blocks. bbolt keeps the
+// key and value slices given to Put until the transaction ends, so each Put
+// needs its own memory; carving it from blocks saves an allocation per entry
+// when a fan-out enqueues 100k notifications.
+type arena struct{ buf []byte }
+
+func (a *arena) take(n int) []byte {
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(n, 64<<10))
+	}
+	l := len(a.buf)
+	a.buf = a.buf[:l+n]
+	return a.buf[l : l+n : l+n]
+}

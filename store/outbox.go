@@ -1,0 +1,681 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tilecast/tilecast"
+)
+
+// Ledger limits (design.md §7).
+const (
+	LedgerRetention  = 7 * 24 * time.Hour
+	LedgerPerChannel = 100
+)
+
+// enqueuer adds notifications inside one write transaction.
+//
+// bbolt splits nodes only when the transaction commits, so many puts at
+// random positions of one node cost a memmove each, quadratic in the batch:
+// a 100k fan-out into a fresh index took minutes. The outbox and outbox_id
+// keys grow in order anyway; the by-channel and waiting-tile index entries
+// are collected and put sorted by flush.
+type enqueuer struct {
+	b      *buckets
+	now    time.Time
+	a      arena
+	exists map[string]bool // channel ID → the channel exists (one Get per channel per tx)
+
+	chanKeys [][]byte          // outbox_channel keys to put
+	dropped  map[string]bool   // chanKeys whose entry a newer tile replaced in this tx
+	tiles    map[string][]byte // tile_waiting key → outbox key
+}
+
+func (b *buckets) enqueuer(now time.Time) *enqueuer {
+	return &enqueuer{b: b, now: now, exists: map[string]bool{}, dropped: map[string]bool{}, tiles: map[string][]byte{}}
+}
+
+// add enqueues n: it gets the next outbox sequence as ID, Created = now and
+// NextAttempt = now when zero. A notification for a channel that no longer
+// exists is dropped (it was removed after the run read its subscribers).
+// A tile first removes a tile still waiting for the same channel+feed, then
+// is skipped when its body equals the last one delivered there: the device
+// already shows it.
+func (e *enqueuer) add(n tilecast.Notification) error {
+	b := e.b
+	if n.ChannelID == "" {
+		return fmt.Errorf("enqueue %s notification of %s: no channel", n.Kind, n.Feed)
+	}
+	ok, seen := e.exists[n.ChannelID]
+	if !seen {
+		ok = b.channels.Get([]byte(n.ChannelID)) != nil
+		e.exists[n.ChannelID] = ok
+	}
+	if !ok {
+		return nil
+	}
+	if n.NextAttempt.IsZero() {
+		n.NextAttempt = e.now
+	}
+	n.Created = e.now
+	var tk string
+	if n.Kind == tilecast.KindTile {
+		tk = string(joinStr(n.ChannelID, n.Feed))
+		if w, ok := e.tiles[tk]; ok {
+			// Replaces a tile enqueued earlier in this transaction.
+			if err := b.outbox.Delete(w); err != nil {
+				return err
+			}
+			if err := b.outboxID.Delete(seqKey(outboxKeySeq(w))); err != nil {
+				return err
+			}
+			e.dropped[string(join(n.ChannelID, w))] = true
+			delete(e.tiles, tk)
+		} else if w := b.tileWaiting.Get([]byte(tk)); w != nil {
+			if err := b.dropEntry(bytes.Clone(w)); err != nil {
+				return err
+			}
+		}
+		sum := sha256.Sum256(n.Request.Body)
+		if bytes.Equal(b.tileLast.Get([]byte(tk)), sum[:]) {
+			return nil
+		}
+	}
+	seq, err := b.outbox.NextSequence()
+	if err != nil {
+		return err
+	}
+	n.ID = seq
+	key := outboxKey(e.a.take(outboxKeyLen)[:0], n.NextAttempt, seq)
+	if err := b.outbox.Put(key, encodeInto(&e.a, &n)); err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	if err := b.outboxID.Put(seqKey(seq), key); err != nil {
+		return err
+	}
+	e.chanKeys = append(e.chanKeys, join(n.ChannelID, key))
+	if tk != "" {
+		e.tiles[tk] = key
+	}
+	return nil
+}
+
+// flush puts the collected index entries in key order.
+func (e *enqueuer) flush() error {
+	slices.SortFunc(e.chanKeys, bytes.Compare)
+	for _, k := range e.chanKeys {
+		if e.dropped[string(k)] {
+			continue
+		}
+		if err := e.b.outboxChan.Put(k, nil); err != nil {
+			return err
+		}
+	}
+	tks := make([]string, 0, len(e.tiles))
+	for tk := range e.tiles {
+		tks = append(tks, tk)
+	}
+	slices.Sort(tks)
+	for _, tk := range tks {
+		if err := e.b.tileWaiting.Put([]byte(tk), e.tiles[tk]); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+	}
+	e.chanKeys, e.dropped, e.tiles = nil, map[string]bool{}, map[string][]byte{}
+	return nil
+}
+
+// dropEntry deletes the outbox entry at key and its index entries.
+func (b *buckets) dropEntry(key []byte) error {
+	v := b.outbox.Get(key)
+	if v == nil {
+		return nil
+	}
+	n, err := decodeNotification(v)
+	if err != nil {
+		// Without the channel the by-channel index entry cannot be found;
+		// it is harmless (removeChannel skips keys with no entry).
+		n = tilecast.Notification{}
+	}
+	return b.removeEntry(key, &n)
+}
+
+// removeEntry deletes the entry at key, whose decoded record is n.
+func (b *buckets) removeEntry(key []byte, n *tilecast.Notification) error {
+	if err := b.outbox.Delete(key); err != nil {
+		return err
+	}
+	if len(key) == outboxKeyLen {
+		seq := seqKey(outboxKeySeq(key))
+		if bytes.Equal(b.outboxID.Get(seq), key) {
+			if err := b.outboxID.Delete(seq); err != nil {
+				return err
+			}
+		}
+	}
+	if n.ChannelID == "" {
+		return nil
+	}
+	if err := b.outboxChan.Delete(join(n.ChannelID, key)); err != nil {
+		return err
+	}
+	if n.Kind == tilecast.KindTile {
+		tk := joinStr(n.ChannelID, n.Feed)
+		if bytes.Equal(b.tileWaiting.Get(tk), key) {
+			return b.tileWaiting.Delete(tk)
+		}
+	}
+	return nil
+}
+
+// moveEntry re-keys the entry at key to n.NextAttempt and rewrites it.
+func (b *buckets) moveEntry(a *arena, key []byte, n *tilecast.Notification) error {
+	nk := outboxKey(a.take(outboxKeyLen)[:0], n.NextAttempt, n.ID)
+	if !bytes.Equal(nk, key) {
+		if err := b.outbox.Delete(key); err != nil {
+			return err
+		}
+		if err := b.outboxChan.Delete(join(n.ChannelID, key)); err != nil {
+			return err
+		}
+		if err := b.outboxChan.Put(join(n.ChannelID, nk), nil); err != nil {
+			return err
+		}
+		if err := b.outboxID.Put(seqKey(n.ID), nk); err != nil {
+			return err
+		}
+		if n.Kind == tilecast.KindTile {
+			tk := joinStr(n.ChannelID, n.Feed)
+			if bytes.Equal(b.tileWaiting.Get(tk), key) {
+				if err := b.tileWaiting.Put(tk, nk); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return b.outbox.Put(nk, encodeInto(a, n))
+}
+
+// Enqueue adds notifications outside a feed commit (a tile on subscribe),
+// with the same rules as Commit, in one transaction.
+func (db *DB) Enqueue(ns []tilecast.Notification) error {
+	if len(ns) == 0 {
+		return nil
+	}
+	now := db.now()
+	err := db.update(func(b *buckets) error {
+		q := b.enqueuer(now)
+		for i := range ns {
+			if err := q.add(ns[i]); err != nil {
+				return err
+			}
+		}
+		return q.flush()
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	return nil
+}
+
+// Due returns up to limit entries with NextAttempt ≤ now in due order,
+// skipping the IDs busy reports, each with its channel. Entries whose
+// channel is gone (or whose record cannot be read) are skipped and then
+// deleted in a separate write.
+func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tilecast.Pending, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []tilecast.Pending
+	var stale [][]byte
+	until := timeNanos(now)
+	err := db.view(func(b *buckets) error {
+		chans := map[string]*tilecast.Channel{}
+		c := b.outbox.Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			if len(k) != outboxKeyLen {
+				stale = append(stale, bytes.Clone(k))
+				continue
+			}
+			if outboxKeyTime(k) > until {
+				break
+			}
+			if busy != nil && busy(outboxKeySeq(k)) {
+				continue
+			}
+			n, err := decodeNotification(v)
+			if err != nil {
+				stale = append(stale, bytes.Clone(k))
+				continue
+			}
+			ch, seen := chans[n.ChannelID]
+			if !seen {
+				c, ok, err := b.getChannel(n.ChannelID)
+				if err != nil {
+					return err
+				}
+				if ok {
+					ch = &c
+				}
+				chans[n.ChannelID] = ch
+			}
+			if ch == nil {
+				stale = append(stale, bytes.Clone(k))
+				continue
+			}
+			out = append(out, tilecast.Pending{Notification: n, Channel: *ch})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("due: %w", err)
+	}
+	if len(stale) > 0 {
+		if err := db.dropStale(stale); err != nil {
+			return out, fmt.Errorf("due: drop stale entries: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// dropStale deletes outbox entries that Due found orphaned or unreadable,
+// checking again in the write transaction.
+func (db *DB) dropStale(keys [][]byte) error {
+	return db.update(func(b *buckets) error {
+		for _, k := range keys {
+			v := b.outbox.Get(k)
+			if v == nil {
+				continue
+			}
+			n, err := decodeNotification(v)
+			if err == nil && len(k) == outboxKeyLen && b.channels.Get([]byte(n.ChannelID)) != nil {
+				continue
+			}
+			if err != nil {
+				n = tilecast.Notification{}
+			}
+			if err := b.removeEntry(k, &n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// NextDue returns the earliest NextAttempt in the outbox (zero when empty).
+func (db *DB) NextDue() (time.Time, error) {
+	var t time.Time
+	err := db.view(func(b *buckets) error {
+		if k, _ := b.outbox.Cursor().First(); len(k) == outboxKeyLen {
+			t = nanosTime(outboxKeyTime(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next due: %w", err)
+	}
+	return t, nil
+}
+
+// DeadLetter is an outbox entry that was given up on, with its last outcome.
+type DeadLetter struct {
+	Notification tilecast.Notification `json:"notification"`
+	Outcome      tilecast.Outcome      `json:"outcome"`
+}
+
+// chanState is a channel read once per Record batch.
+type chanState struct {
+	ch     tilecast.Channel
+	exists bool
+	dirty  bool
+}
+
+// recorder applies one Record batch inside a write transaction.
+type recorder struct {
+	b       *buckets
+	now     time.Time
+	a       arena
+	chans   map[string]*chanState
+	touched []string // channels whose ledger grew, for pruning
+}
+
+func (r *recorder) channel(id string) (*chanState, error) {
+	if cs, ok := r.chans[id]; ok {
+		return cs, nil
+	}
+	ch, ok, err := r.b.getChannel(id)
+	if err != nil {
+		return nil, err
+	}
+	cs := &chanState{ch: ch, exists: ok}
+	r.chans[id] = cs
+	return cs, nil
+}
+
+// Record applies a batch of send results in one transaction (see
+// tilecast.Op). A record whose entry is already gone (coalesced, or its
+// channel removed) changes no entry, but its channel effects still apply,
+// found through Outcome.ChannelID: a send that happened counts toward the
+// ledger and the daily cap, and a 404 still removes the channel.
+//
+// For Sent records the outcome is appended to the channel's ledger and
+// becomes its LastOutcome; FailureStreak resets on delivered and grows on
+// failed or retry; SendsToday counts sends per UTC day of the outcome time.
+// A delivered tile's body hash becomes the channel+feed's last tile.
+func (db *DB) Record(recs []tilecast.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	now := db.now()
+	err := db.update(func(b *buckets) error {
+		r := &recorder{b: b, now: now, chans: map[string]*chanState{}}
+		for i := range recs {
+			if err := r.record(&recs[i]); err != nil {
+				return fmt.Errorf("record %d: %w", recs[i].ID, err)
+			}
+		}
+		return r.finish()
+	})
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
+
+func (r *recorder) record(rec *tilecast.Record) error {
+	b := r.b
+	var n tilecast.Notification
+	var key []byte
+	if k := b.outboxID.Get(seqKey(rec.ID)); k != nil {
+		if v := b.outbox.Get(k); v != nil {
+			key = bytes.Clone(k)
+			var err error
+			if n, err = decodeNotification(v); err != nil {
+				// An unreadable entry can never be sent: drop it.
+				if err := b.dropEntry(key); err != nil {
+					return err
+				}
+				key = nil
+			}
+		}
+	}
+	chID := rec.Outcome.ChannelID
+	if key != nil {
+		chID = n.ChannelID
+		at := rec.NextAttempt
+		if at.IsZero() {
+			at = r.now
+		}
+		switch rec.Op {
+		case tilecast.OpDone:
+			if err := b.removeEntry(key, &n); err != nil {
+				return err
+			}
+			if rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered && n.Kind == tilecast.KindTile {
+				sum := sha256.Sum256(n.Request.Body)
+				if err := b.tileLast.Put(joinStr(n.ChannelID, n.Feed), sum[:]); err != nil {
+					return err
+				}
+			}
+		case tilecast.OpRetry:
+			n.Attempts++
+			n.NextAttempt = at
+			if err := b.moveEntry(&r.a, key, &n); err != nil {
+				return err
+			}
+		case tilecast.OpPostpone:
+			n.NextAttempt = at
+			if err := b.moveEntry(&r.a, key, &n); err != nil {
+				return err
+			}
+		case tilecast.OpDead:
+			if err := b.removeEntry(key, &n); err != nil {
+				return err
+			}
+			if rec.Sent {
+				n.Attempts++
+			}
+			v, err := json.Marshal(DeadLetter{Notification: n, Outcome: rec.Outcome})
+			if err != nil {
+				return fmt.Errorf("encode dead letter: %w", err)
+			}
+			if err := b.dead.Put(seqKey(n.ID), v); err != nil {
+				return err
+			}
+		case tilecast.OpRemoveChannel:
+			// The channel goes below; this entry goes now even if the
+			// channel record is already missing.
+			if err := b.removeEntry(key, &n); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unknown op %d", rec.Op)
+		}
+	}
+	if chID == "" {
+		return nil
+	}
+	if rec.Sent {
+		if err := r.ledger(chID, rec.Outcome); err != nil {
+			return err
+		}
+	}
+	cs, err := r.channel(chID)
+	if err != nil {
+		return err
+	}
+	if rec.Op == tilecast.OpRemoveChannel {
+		if _, err := b.removeChannel(chID); err != nil {
+			return err
+		}
+		cs.exists, cs.dirty = false, false
+		return nil
+	}
+	if !cs.exists {
+		return nil
+	}
+	if rec.Sent {
+		o := &rec.Outcome
+		t := o.Time
+		if t.IsZero() {
+			t = r.now
+		}
+		ch := &cs.ch
+		ch.LastOutcome, ch.LastOutcomeAt = string(o.Action), t
+		switch o.Action {
+		case tilecast.ActionDelivered:
+			ch.FailureStreak = 0
+		case tilecast.ActionFailed, tilecast.ActionRetry:
+			ch.FailureStreak++
+		}
+		if day := t.UTC().Format(time.DateOnly); ch.SendsDay != day {
+			ch.SendsDay, ch.SendsToday = day, 0
+		}
+		ch.SendsToday++
+		cs.dirty = true
+	}
+	if !rec.ChannelWaitUntil.IsZero() {
+		cs.ch.NextAllowedAt = rec.ChannelWaitUntil
+		cs.dirty = true
+	}
+	return nil
+}
+
+// ledger appends o to channel chID's ledger.
+func (r *recorder) ledger(chID string, o tilecast.Outcome) error {
+	if o.Time.IsZero() {
+		o.Time = r.now
+	}
+	if o.ChannelID == "" {
+		o.ChannelID = chID
+	}
+	seq, err := r.b.ledger.NextSequence()
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(&o)
+	if err != nil {
+		return fmt.Errorf("encode outcome: %w", err)
+	}
+	k := prefix(chID)
+	k = binary.BigEndian.AppendUint64(k, timeNanos(o.Time))
+	k = binary.BigEndian.AppendUint64(k, seq)
+	if err := r.b.ledger.Put(k, v); err != nil {
+		return err
+	}
+	if !slices.Contains(r.touched, chID) {
+		r.touched = append(r.touched, chID)
+	}
+	return nil
+}
+
+// finish writes the channels the batch changed and prunes the ledgers it grew.
+func (r *recorder) finish() error {
+	for _, cs := range r.chans {
+		if cs.dirty && cs.exists {
+			if err := r.b.putChannel(&cs.ch); err != nil {
+				return err
+			}
+		}
+	}
+	cutoff := timeNanos(r.now.Add(-LedgerRetention))
+	for _, id := range r.touched {
+		if err := r.b.pruneLedger(id, cutoff); err != nil {
+			return fmt.Errorf("prune ledger: %w", err)
+		}
+	}
+	return nil
+}
+
+// pruneLedger keeps a channel's ledger entries newer than cutoff, at most
+// LedgerPerChannel of them. Keys sort by time, so the old ones come first.
+func (b *buckets) pruneLedger(chID string, cutoff uint64) error {
+	p := prefix(chID)
+	total, old := 0, 0
+	c := b.ledger.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		total++
+		if len(k) != len(p)+16 || binary.BigEndian.Uint64(k[len(p):]) < cutoff {
+			old = total
+		}
+	}
+	del := max(old, total-LedgerPerChannel)
+	if del <= 0 {
+		return nil
+	}
+	keys := make([][]byte, 0, del)
+	for k, _ := c.Seek(p); k != nil && len(keys) < del; k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return deleteKeys(b.ledger, keys)
+}
+
+// PruneLedger drops ledger entries older than LedgerRetention across all
+// channels, including removed ones (whose ledgers no write touches any
+// more). The daemon runs it about daily. It returns how many it dropped.
+func (db *DB) PruneLedger() (int, error) {
+	cutoff := timeNanos(db.now().Add(-LedgerRetention))
+	var n int
+	err := db.update(func(b *buckets) error {
+		var keys [][]byte
+		c := b.ledger.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 || len(k) != i+17 || binary.BigEndian.Uint64(k[i+1:]) < cutoff {
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		n = len(keys)
+		return deleteKeys(b.ledger, keys)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune ledger: %w", err)
+	}
+	return n, nil
+}
+
+// Outcomes returns the ledger entries of channelID ("" = every channel) at
+// or after since, for feed ("" = every feed), oldest first.
+func (db *DB) Outcomes(channelID, feed string, since time.Time) ([]tilecast.Outcome, error) {
+	var out []tilecast.Outcome
+	from := timeNanos(since)
+	err := db.view(func(b *buckets) error {
+		c := b.ledger.Cursor()
+		var p []byte
+		var k, v []byte
+		if channelID != "" {
+			p = prefix(channelID)
+			k, v = c.Seek(binary.BigEndian.AppendUint64(bytes.Clone(p), from))
+		} else {
+			k, v = c.First()
+		}
+		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 || len(k) != i+17 || binary.BigEndian.Uint64(k[i+1:]) < from {
+				continue
+			}
+			var o tilecast.Outcome
+			if err := json.Unmarshal(v, &o); err != nil {
+				return fmt.Errorf("ledger entry: %w", err)
+			}
+			if feed == "" || o.Feed == feed {
+				out = append(out, o)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outcomes: %w", err)
+	}
+	if channelID == "" {
+		slices.SortStableFunc(out, func(a, b tilecast.Outcome) int { return a.Time.Compare(b.Time) })
+	}
+	return out, nil
+}
+
+// DeadLetters returns up to limit dead letters (≤ 0: all), newest first.
+func (db *DB) DeadLetters(limit int) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := db.view(func(b *buckets) error {
+		c := b.dead.Cursor()
+		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+			var d DeadLetter
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("dead letter %x: %w", k, err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// Stats are counts for status output and metrics.
+type Stats struct {
+	Channels    int
+	OutboxDepth int
+	DeadLetters int
+}
+
+// Stats counts channels, outbox entries and dead letters.
+func (db *DB) Stats() (Stats, error) {
+	var s Stats
+	err := db.view(func(b *buckets) error {
+		s.Channels = b.channels.Stats().KeyN
+		s.OutboxDepth = b.outbox.Stats().KeyN
+		s.DeadLetters = b.dead.Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// DefaultTimeout is how long Open waits for the file lock when Options.Timeout is zero.
+const DefaultTimeout = 5 * time.Second
+
+// ErrCorrupt means bbolt could not open or validate the state file. Open
+// never tries to repair such a file: the error names the manual recovery steps.
+var ErrCorrupt = errors.New("state file is damaged")
+
+// ErrInvalidChannel means a channel given to AddChannel cannot be stored
+// (empty or oversized URI, NUL bytes in a name). The API maps it to 400.
+var ErrInvalidChannel = errors.New("invalid channel")
+
+// recoveryHint is appended to every ErrCorrupt so the operator sees the
+// runbook where the daemon stops (reliability.md §1.2, S7).
+const recoveryHint = "to recover: stop tilecast and run `bbolt check %[1]s`; " +
+	"if it reports errors, copy the file, run `bbolt surgery revert-meta-page` on the COPY " +
+	"and `bbolt check` it, then put the repaired copy in place; otherwise restore the latest " +
+	"backup (tilecast backup). The file was not modified"
+
+// Options configure Open.
+type Options struct {
+	// Timeout is how long to wait for the exclusive file lock held by
+	// another tilecast; zero means DefaultTimeout.
+	Timeout time.Duration
+	// Now is the clock (channel creation, ledger pruning, record times);
+	// nil means time.Now. Tests inject a fixed clock.
+	Now func() time.Time
+	// ReadOnly opens the file with a shared lock for operator reads
+	// (status, outcomes, backup) while no daemon holds it. No migration runs.
+	ReadOnly bool
+}
+
+// DB is the tilecast state file. It implements tilecast.Store; every method
+// is one bbolt transaction, so a DB is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	now  func() time.Time
+
+	// beforeCommit, when set (tests only), runs at the end of Commit's
+	// transaction; an error aborts the whole transaction.
+	beforeCommit func() error
+}
+
+// Open opens (creating if needed) the state file at path and brings its
+// schema up to date in one transaction.
+func Open(path string, opts Options) (*DB, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	bdb, err := openBolt(path, &bolt.Options{
+		Timeout:      timeout,
+		ReadOnly:     opts.ReadOnly,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("open state %s (waited %s): %w", path, timeout, tilecast.ErrStateLocked)
+		case errors.Is(err, ErrCorrupt), errors.Is(err, berrors.ErrInvalid),
+			errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch),
+			errors.Is(err, berrors.ErrInvalidMapping):
+			return nil, corruptError(path, err)
+		}
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	db := &DB{bolt: bdb, path: path, now: now}
+	if err := db.migrate(opts.ReadOnly); err != nil {
+		_ = bdb.Close()
+		if errors.Is(err, ErrCorrupt) {
+			return nil, corruptError(path, err)
+		}
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func corruptError(path string, err error) error {
+	if !errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return fmt.Errorf("open state %s: %w; "+recoveryHint, path, err, path)
+}
+
+// openBolt opens the file and turns a bbolt panic on a damaged file (bad
+// freelist or page type) into ErrCorrupt, closing the descriptor so the lock
+// is released.
+func openBolt(path string, o *bolt.Options) (bdb *bolt.DB, err error) {
+	var file *os.File
+	o.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if file != nil {
+				_ = file.Close()
+			}
+			bdb, err = nil, fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	// 0600: channel URIs are bearer capabilities for pushing to a device.
+	return bolt.Open(path, 0o600, o)
+}
+
+// Close closes the file and releases its lock.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close state: %w", err)
+	}
+	return nil
+}
+
+// Path returns the state file's path.
+func (db *DB) Path() string { return db.path }
+
+// Backup writes a consistent copy of the whole file to w from a read
+// transaction (Tx.WriteTo), so the daemon keeps committing meanwhile.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
+}
+
+// Check runs bbolt's exhaustive page check (what `bbolt check` does) in a
+// read transaction and returns every problem found, joined.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%w: %w", ErrCorrupt, errors.Join(errs...))
+		}
+		return nil
+	})
+}
+
+// migration is one schema step; migrations()[i] brings the file to version i+1.
+type migration struct {
+	name  string
+	apply func(tx *bolt.Tx) error
+}
+
+// migrations is the ordered schema history. Append only: a released step
+// never changes, because files in the field already ran it.
+func migrations() []migration {
+	return []migration{
+		{name: "create buckets", apply: func(tx *bolt.Tx) error {
+			for _, name := range bucketNames() {
+				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
+			}
+			return nil
+		}},
+	}
+}
+
+// SchemaVersion is the schema this build writes.
+func SchemaVersion() int { return len(migrations()) }
+
+const schemaKey = "schema"
+
+func (db *DB) migrate(readOnly bool) (err error) {
+	defer func() {
+		// A damaged branch page makes bbolt panic while reading; the
+		// transaction has been rolled back by then.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	ms := migrations()
+	run := func(tx *bolt.Tx) error {
+		cur, err := schemaOf(tx)
+		if err != nil {
+			return err
+		}
+		if cur > len(ms) {
+			return fmt.Errorf("schema version %d is newer than this tilecast supports (%d): run a newer tilecast or restore a backup", cur, len(ms))
+		}
+		if cur == len(ms) {
+			return nil
+		}
+		if !tx.Writable() {
+			return fmt.Errorf("schema version %d needs migrating to %d: open it read-write once", cur, len(ms))
+		}
+		for i := cur; i < len(ms); i++ {
+			if err := ms[i].apply(tx); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", i+1, ms[i].name, err)
+			}
+		}
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(schemaKey), []byte(strconv.Itoa(len(ms))))
+	}
+	if readOnly {
+		return db.bolt.View(run)
+	}
+	return db.bolt.Update(run)
+}
+
+// schemaOf returns the file's schema version: 0 for a new, empty file.
+func schemaOf(tx *bolt.Tx) (int, error) {
+	meta := tx.Bucket([]byte(bucketMeta))
+	if meta == nil {
+		foreign := false
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { foreign = true; return nil })
+		if foreign {
+			return 0, errors.New("not a tilecast state file (no meta bucket)")
+		}
+		return 0, nil
+	}
+	v := meta.Get([]byte(schemaKey))
+	if v == nil {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: bad schema version %q", ErrCorrupt, v)
+	}
+	return n, nil
+}
+
+// view and update run fn with the tilecast buckets of a transaction.
+func (db *DB) view(fn func(b *buckets) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
+}
+
+func (db *DB) update(fn func(b *buckets) error) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
+}
