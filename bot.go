@@ -1,0 +1,497 @@
+package tilecast
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Defaults used when a Bot field is left zero.
+const (
+	DefaultPushConcurrency  = 32
+	DefaultFetchConcurrency = 8
+	DefaultMaxAttempts      = 10
+
+	// ChannelWait is how long a channel rests after 406 (daily cap) or 412
+	// (device inactive): MPNS may block senders that retry within the hour.
+	ChannelWait = 61 * time.Minute
+
+	retryBase     = 4 * time.Minute // QueueFull / 503: 4, 8, 16, 32 … minutes
+	retryCap      = time.Hour
+	feedRetryBase = time.Minute
+	feedRetryCap  = 6 * time.Hour
+	recordBatch   = 256
+)
+
+// Bot runs the pipeline. Set the exported fields, then call RunFeed from a
+// scheduler and Deliver (or DeliverDue) to drain the outbox. A Bot is safe
+// for concurrent use; SetFeeds swaps the feed set on a config reload.
+type Bot struct {
+	Fetcher  Fetcher
+	Renderer Renderer
+	Pusher   Pusher
+	Store    Store
+	Logger   *slog.Logger
+
+	PushConcurrency  int
+	FetchConcurrency int // per-user copies of one feed fetched at once
+	MaxAttempts      int
+	// RetryBase is the first retry delay after QueueFull, 503 or a network
+	// error; it doubles per attempt up to an hour. Zero means 4 minutes
+	// (the MPNS guidance); the demo shortens it to seconds.
+	RetryBase time.Duration
+
+	// Now is the clock; nil means time.Now. Tests inject a fake.
+	Now func() time.Time
+	// Jitter returns a factor in [0.8, 1.2) applied to retry delays; nil uses math/rand.
+	Jitter func() float64
+
+	mu      sync.Mutex
+	feeds   map[string]*Feed
+	running map[FeedKey]bool
+	wake    chan struct{}
+}
+
+func (b *Bot) now() time.Time {
+	if b.Now != nil {
+		return b.Now()
+	}
+	return time.Now()
+}
+
+func (b *Bot) log() *slog.Logger {
+	if b.Logger != nil {
+		return b.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (b *Bot) jitter(d time.Duration) time.Duration {
+	f := 0.8 + 0.4*rand.Float64()
+	if b.Jitter != nil {
+		f = b.Jitter()
+	}
+	return time.Duration(float64(d) * f)
+}
+
+// wakeCh returns the channel that nudges the deliverer when new work is queued.
+func (b *Bot) wakeCh() chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wake == nil {
+		b.wake = make(chan struct{}, 1)
+	}
+	return b.wake
+}
+
+func (b *Bot) nudge() {
+	select {
+	case b.wakeCh() <- struct{}{}:
+	default:
+	}
+}
+
+// SetFeeds replaces the feed set (used for tile-on-subscribe and reloads).
+func (b *Bot) SetFeeds(feeds []Feed) {
+	m := make(map[string]*Feed, len(feeds))
+	for i := range feeds {
+		f := feeds[i]
+		m[f.Name] = &f
+	}
+	b.mu.Lock()
+	b.feeds = m
+	b.mu.Unlock()
+}
+
+// Feed returns the named feed of the current set.
+func (b *Bot) Feed(name string) (*Feed, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, ok := b.feeds[name]
+	return f, ok
+}
+
+// RunFeed fetches feed f now — once, or once per subscribed user for a
+// per-user feed — and commits what is new. It returns after the commit; the
+// deliverer sends. A fetch of the same feed (and user) still running is
+// skipped and logged, so slow feeds never overlap.
+func (b *Bot) RunFeed(ctx context.Context, f *Feed) error { return b.runFeed(ctx, f, false) }
+
+// RunFeedNow is RunFeed ignoring the backoff and the server's "not before" (`tilecast once`).
+func (b *Bot) RunFeedNow(ctx context.Context, f *Feed) error { return b.runFeed(ctx, f, true) }
+
+func (b *Bot) runFeed(ctx context.Context, f *Feed, force bool) error {
+	if !f.PerUser() {
+		return b.poll(ctx, f, "", force)
+	}
+	users, err := b.Store.FeedUsers(f.Name)
+	if err != nil {
+		return err
+	}
+	n := b.FetchConcurrency
+	if n <= 0 {
+		n = DefaultFetchConcurrency
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var errs []error
+	for _, u := range users {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := b.poll(ctx, f, u, force); err != nil {
+				errMu.Lock()
+				errs = append(errs, err)
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// claim marks k as being fetched; false if a fetch of k is already running.
+func (b *Bot) claim(k FeedKey) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running == nil {
+		b.running = make(map[FeedKey]bool)
+	}
+	if b.running[k] {
+		return false
+	}
+	b.running[k] = true
+	return true
+}
+
+func (b *Bot) release(k FeedKey) {
+	b.mu.Lock()
+	delete(b.running, k)
+	b.mu.Unlock()
+}
+
+// poll is one fetch → diff → build → commit of one feed key. Fetch failures
+// are recorded in the feed state and logged; only store failures are returned.
+func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error {
+	k := FeedKey{Feed: f.Name, User: user}
+	lg := b.log()
+	if !b.claim(k) {
+		lg.Warn("fetch skipped: previous run still going", "feed", f.Name, "user", user)
+		return nil
+	}
+	defer b.release(k)
+
+	st, exists, err := b.Store.FeedState(k)
+	if err != nil {
+		return err
+	}
+	start := b.now()
+	if !force && start.Before(st.NextFetch) {
+		lg.Debug("fetch deferred", "feed", f.Name, "user", user, "until", st.NextFetch)
+		return nil
+	}
+	res, ferr := b.Fetcher.Fetch(ctx, f.URLFor(url.PathEscape(user)), st.Validators)
+	took := b.now().Sub(start)
+	if ferr != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down: not the feed's fault
+		}
+		b.fetchFailed(f, k, &st, start, ferr)
+		lg.Info("fetch", "feed", f.Name, "user", user, "status", fetchStatus(ferr), "new", 0,
+			"duration", took, "error", ferr.Error())
+		return b.Store.SaveFeedState(k, st)
+	}
+	if res.NotModified {
+		lg.Info("fetch", "feed", f.Name, "user", user, "status", res.Status, "new", 0, "duration", took)
+		if st.Failures == 0 && !res.NotBefore.After(st.NextFetch) {
+			return nil // a 304 costs no write transaction
+		}
+		b.fetchRecovered(f, k, &st)
+		st.LastFetch, st.LastResult, st.LastSuccess = start, "not_modified", start
+		st.NextFetch = res.NotBefore
+		return b.Store.SaveFeedState(k, st)
+	}
+
+	newN, err := b.commit(ctx, f, k, st, exists, res, start)
+	if err != nil {
+		lg.Error("fetch", "feed", f.Name, "user", user, "status", res.Status, "new", 0,
+			"duration", took, "error", err.Error())
+		return err
+	}
+	lg.Info("fetch", "feed", f.Name, "user", user, "status", res.Status, "new", newN, "duration", took)
+	return nil
+}
+
+func fetchStatus(err error) int {
+	var fe *FetchError
+	if errors.As(err, &fe) {
+		return fe.Status
+	}
+	return 0
+}
+
+// fetchFailed advances the feed's backoff: exponential, capped at 6 h, never
+// giving up, later if the server asked (Retry-After); broken after BrokenAfter.
+func (b *Bot) fetchFailed(f *Feed, k FeedKey, st *FeedState, now time.Time, err error) {
+	st.Failures++
+	if st.FailingSince.IsZero() {
+		st.FailingSince = now
+	}
+	st.LastFetch, st.LastResult = now, err.Error()
+	d := feedRetryBase << min(st.Failures-1, 20)
+	d = min(d, feedRetryCap)
+	st.NextFetch = now.Add(d)
+	var fe *FetchError
+	if errors.As(err, &fe) && fe.RetryAfter.After(st.NextFetch) {
+		st.NextFetch = fe.RetryAfter
+	}
+	if !st.Broken && f.BrokenAfter > 0 && now.Sub(st.FailingSince) >= f.BrokenAfter {
+		st.Broken = true
+		b.log().Warn("feed broken", "feed", k.Feed, "user", k.User, "failing_since", st.FailingSince,
+			"failures", st.Failures, "error", err.Error())
+	}
+}
+
+func (b *Bot) fetchRecovered(f *Feed, k FeedKey, st *FeedState) {
+	if st.Broken {
+		b.log().Warn("feed recovered", "feed", k.Feed, "user", k.User, "failing_since", st.FailingSince)
+	}
+	st.Failures, st.FailingSince, st.Broken = 0, time.Time{}, false
+}
+
+// commit diffs res against the seen set, builds the notifications and writes
+// both in one store transaction. It returns the number of new items.
+func (b *Bot) commit(ctx context.Context, f *Feed, k FeedKey, st FeedState, exists bool, res *FeedResult, now time.Time) (int, error) {
+	items := uniqueItems(res.Items)
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
+	}
+	unseen, err := b.Store.Unseen(k, ids)
+	if err != nil {
+		return 0, err
+	}
+	isNew := make(map[string]bool, len(unseen))
+	for _, id := range unseen {
+		isNew[id] = true
+	}
+	var fresh []Item
+	for _, it := range items {
+		if isNew[it.ID] {
+			fresh = append(fresh, it)
+		}
+	}
+	newestFirst(fresh)
+
+	b.fetchRecovered(f, k, &st)
+	st.Validators = res.Validators
+	st.LastFetch, st.LastResult, st.LastSuccess = now, "ok", now
+	st.NextFetch = res.NotBefore
+	st.Title, st.Link = res.Title, res.Link
+	info := FeedInfo{Name: f.Name, Title: res.Title, Link: res.Link}
+	if info.Title == "" {
+		info.Title = f.Name
+	}
+
+	baseline := (!exists || !st.Baselined) && f.FirstRun != FirstRunNotify
+	st.Baselined = true
+	if len(fresh) > 0 || st.Latest == nil {
+		latest := TemplateData{Feed: info, NewCount: len(fresh), User: k.User}
+		if len(fresh) > 0 {
+			latest.Item = fresh[0]
+		} else if all := newestFirstCopy(items); len(all) > 0 {
+			latest.Item = all[0]
+		}
+		st.Latest = &latest
+	}
+
+	c := Commit{Key: k, State: st, Seen: ids, Now: now}
+	if len(fresh) > 0 && !baseline {
+		ns, err := b.build(ctx, f, k, info, fresh, now)
+		if err != nil {
+			return 0, err
+		}
+		c.Notifications = ns
+	}
+	if err := b.Store.Commit(c); err != nil {
+		return 0, err
+	}
+	if len(c.Notifications) > 0 {
+		b.nudge()
+	}
+	if baseline {
+		return 0, nil
+	}
+	return len(fresh), nil
+}
+
+// build renders, for every subscribed channel, ≤ MaxToasts toasts (+1 summary
+// toast when there are more) and one tile update. Payloads are rendered once
+// per distinct channel user, not once per channel.
+func (b *Bot) build(ctx context.Context, f *Feed, k FeedKey, info FeedInfo, fresh []Item, now time.Time) ([]Notification, error) {
+	subs, err := b.Store.Subscribers(f, k.User)
+	if err != nil {
+		return nil, err
+	}
+	if len(subs) == 0 {
+		return nil, nil
+	}
+	flood := f.FloodLimit > 0 && len(fresh) > f.FloodLimit
+	if flood {
+		b.log().Warn("flood guard: only a tile and a summary toast are sent", "feed", f.Name, "user", k.User,
+			"new", len(fresh), "flood_limit", f.FloodLimit)
+	}
+	type payload struct {
+		kind   Kind
+		itemID string
+		req    Request
+	}
+	lg := b.log()
+	renderFor := func(user string) []payload {
+		var out []payload
+		data := TemplateData{Feed: info, Item: fresh[0], Items: fresh, NewCount: len(fresh), User: user}
+		if f.Toast != nil {
+			toasts := min(len(fresh), f.MaxToasts)
+			if flood {
+				toasts = 0
+			}
+			for _, it := range fresh[:toasts] {
+				d := data
+				d.Item = it
+				req, err := b.Renderer.Toast(f, &d)
+				if err != nil {
+					lg.Error("render toast", "feed", f.Name, "user", user, "item", it.ID, "error", err.Error())
+					continue
+				}
+				out = append(out, payload{KindToast, it.ID, req})
+			}
+			if more := len(fresh) - toasts; more > 0 {
+				req, err := b.Renderer.SummaryToast(f, &data, more)
+				if err != nil {
+					lg.Error("render summary toast", "feed", f.Name, "user", user, "error", err.Error())
+				} else {
+					out = append(out, payload{KindToast, "", req})
+				}
+			}
+		}
+		if f.Tile != nil {
+			req, err := b.Renderer.Tile(f, &data)
+			if err != nil {
+				lg.Error("render tile", "feed", f.Name, "user", user, "error", err.Error())
+			} else {
+				out = append(out, payload{KindTile, fresh[0].ID, req})
+			}
+		}
+		return out
+	}
+	perUser := make(map[string][]payload)
+	ns := make([]Notification, 0, len(subs)*2)
+	for i := range subs {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		ch := &subs[i]
+		ps, ok := perUser[ch.User]
+		if !ok {
+			ps = renderFor(ch.User)
+			perUser[ch.User] = ps
+		}
+		for _, p := range ps {
+			ns = append(ns, Notification{
+				ChannelID: ch.ID, Feed: f.Name, User: ch.User, ItemID: p.itemID,
+				Kind: p.kind, Request: p.req, NextAttempt: now, Created: now,
+			})
+		}
+	}
+	return ns, nil
+}
+
+// uniqueItems drops repeated IDs (a feed that duplicates GUIDs), keeping the first.
+func uniqueItems(items []Item) []Item {
+	seen := make(map[string]bool, len(items))
+	out := make([]Item, 0, len(items))
+	for _, it := range items {
+		if it.ID == "" || seen[it.ID] {
+			continue
+		}
+		seen[it.ID] = true
+		out = append(out, it)
+	}
+	return out
+}
+
+// newestFirst orders items by Published, newest first; items without a date
+// keep their feed order (feeds list newest first by convention).
+func newestFirst(items []Item) {
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i].Published, items[j].Published
+		if a.IsZero() || b.IsZero() {
+			return false
+		}
+		return a.After(b)
+	})
+}
+
+func newestFirstCopy(items []Item) []Item {
+	c := append([]Item(nil), items...)
+	newestFirst(c)
+	return c
+}
+
+// Subscribe queues the current tile of every feed ch subscribes to that has
+// tile_on_subscribe set, so a new device shows live data at once instead of
+// waiting for the next new item. Feeds never fetched yet are skipped.
+func (b *Bot) Subscribe(ch Channel) error {
+	b.mu.Lock()
+	feeds := make([]*Feed, 0, len(b.feeds))
+	for _, f := range b.feeds {
+		feeds = append(feeds, f)
+	}
+	b.mu.Unlock()
+	sort.Slice(feeds, func(i, j int) bool { return feeds[i].Name < feeds[j].Name })
+	now := b.now()
+	var ns []Notification
+	for _, f := range feeds {
+		if f.Tile == nil || !f.TileOnSubscribe || !ch.Subscribed(f) {
+			continue
+		}
+		k := FeedKey{Feed: f.Name}
+		if f.PerUser() {
+			k.User = ch.User
+		}
+		st, ok, err := b.Store.FeedState(k)
+		if err != nil {
+			return err
+		}
+		if !ok || st.Latest == nil {
+			continue
+		}
+		d := *st.Latest
+		d.User = ch.User
+		req, err := b.Renderer.Tile(f, &d)
+		if err != nil {
+			b.log().Error("render tile", "feed", f.Name, "user", ch.User, "error", err.Error())
+			continue
+		}
+		ns = append(ns, Notification{ChannelID: ch.ID, Feed: f.Name, User: ch.User, ItemID: d.Item.ID,
+			Kind: KindTile, Request: req, NextAttempt: now, Created: now})
+	}
+	if len(ns) == 0 {
+		return nil
+	}
+	if err := b.Store.Enqueue(ns); err != nil {
+		return err
+	}
+	b.nudge()
+	return nil
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/fetch"
+	"github.com/tilecast/tilecast/notify"
+	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/store"
+)
+
+// userAgent names tilecast and its version in every feed request.
+func userAgent() string {
+	return "tilecast/" + version + " (+https://github.com/tilecast/tilecast)"
+}
+
+// loadConfig loads and validates the config; any problem is a usage error (exit 2).
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, usagef("--config FILE is required")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+// newLogger builds the slog logger of log.level / log.format, writing to w (stderr).
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openStore opens the state file. A file held by a running daemon is a
+// clear error within the lock timeout, not a hang.
+func openStore(cfg *config.Config, timeout time.Duration) (*store.DB, error) {
+	db, err := store.Open(cfg.State, store.Options{Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, tilecast.ErrStateLocked) {
+			return nil, usageError{fmt.Errorf("%s: %w", cfg.State, err)}
+		}
+		return nil, err
+	}
+	return db, nil
+}
+
+// newEncoder returns the MPNS payload encoder for push.class.
+func newEncoder(cfg *config.Config) *mpns.Encoder {
+	return mpns.NewEncoder(mpns.EncoderOptions{Class: cfg.Push.Class})
+}
+
+// newPusher returns the MPNS client of the [push] section.
+func newPusher(cfg *config.Config) (*mpns.Client, error) {
+	return mpns.NewClient(mpns.ClientOptions{
+		Timeout:        cfg.Push.Timeout,
+		Concurrency:    cfg.Push.Concurrency,
+		ClientCertFile: cfg.Push.ClientCert,
+		ClientKeyFile:  cfg.Push.ClientKey,
+		AllowPrivate:   cfg.Push.AllowPrivate,
+		UserAgent:      userAgent(),
+	})
+}
+
+// newFetcher returns the feed fetcher of the [fetch] section.
+func newFetcher(cfg *config.Config, log *slog.Logger) *fetch.Client {
+	return fetch.New(fetch.Options{
+		Timeout:      cfg.Fetch.Timeout,
+		MaxBody:      cfg.Fetch.MaxBody,
+		UserAgent:    userAgent(),
+		AllowPrivate: cfg.Fetch.AllowPrivate,
+		Logger:       log,
+	})
+}
+
+// newBot wires the concrete parts into a Bot.
+func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, error) {
+	pusher, err := newPusher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := &tilecast.Bot{
+		Fetcher:          newFetcher(cfg, log),
+		Renderer:         notify.NewRenderer(newEncoder(cfg)),
+		Pusher:           pusher,
+		Store:            db,
+		Logger:           log,
+		PushConcurrency:  cfg.Push.Concurrency,
+		FetchConcurrency: cfg.Fetch.Concurrency,
+		MaxAttempts:      cfg.Push.MaxAttempts,
+	}
+	b.SetFeeds(cfg.Feeds)
+	return b, nil
+}
+
+// feedByName finds a configured feed.
+func feedByName(cfg *config.Config, name string) (*tilecast.Feed, error) {
+	for i := range cfg.Feeds {
+		if cfg.Feeds[i].Name == name {
+			return &cfg.Feeds[i], nil
+		}
+	}
+	return nil, usagef("no feed named %q in %s", name, cfg.Path)
+}

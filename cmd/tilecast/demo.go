@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/demo"
+	"github.com/tilecast/tilecast/emulator"
+)
+
+// demoConfig is the config the demo runs on; %s are the sample feed server
+// and the state file. It is written to the demo's temp dir, so SIGHUP
+// reloads work there as they do for a real deployment.
+const demoConfig = `# tilecast demo config (generated)
+state = %q
+
+[log]
+level = "info"
+
+[http]
+listen = ""
+
+[fetch]
+allow_private = true   # the sample feed is on loopback
+
+[push]
+allow_private = true   # so is the emulator
+allowed_hosts = ["127.0.0.1"]
+concurrency = 8
+
+[defaults]
+first_run = "baseline"
+max_toasts = 2
+
+[[feed]]
+name = "news"
+url = "%s/news.xml"
+schedule = "@every 3s"
+[feed.toast]
+text1 = "{{.Feed.Title}}"
+text2 = "{{.Item.Title}}"
+param = "/Item.xaml?id={{.Item.ID | urlquery}}"
+[feed.tile]
+template = "flip"
+title = "News"
+count = "{{.NewCount}}"
+back_title = "{{.Feed.Title}}"
+back_content = "{{.Item.Title}}"
+wide_back_content = "{{.Item.Summary}}"
+
+[[feed]]
+name = "inbox"
+url = "%s/users/{user}/inbox.xml"
+schedule = "@every 5s"
+[feed.toast]
+text1 = "Inbox"
+text2 = "{{.Item.Title}}"
+[feed.tile]
+template = "iconic"
+title = "Inbox of {{.User}}"
+count = "{{.NewCount}}"
+wide_content1 = "{{.Item.Title}}"
+`
+
+// demoPhones are the emulated channels: behaviour, name, user, feeds.
+var demoPhones = []struct {
+	behaviour, name, user string
+	feeds                 []string
+}{
+	{emulator.Healthy, "Alice's phone", "alice", []string{"news", "inbox"}},
+	{emulator.Healthy, "Bob's phone", "bob", []string{"news", "inbox"}},
+	{emulator.Healthy, "Kiosk", "", nil},
+	{emulator.Expired, "Uninstalled app", "", nil},
+	{emulator.Inactive, "Phone in a drawer", "", nil},
+	{emulator.QueueFull, "Busy phone", "", nil},
+	{emulator.Flaky, "Flaky network", "", nil},
+}
+
+func cmdDemo(ctx context.Context, e env) error {
+	fs := newFlags(e, "demo", "demo [--seconds N] [--keep] [--listen ADDR]")
+	seconds := fs.Int("seconds", 0, "stop by itself after N seconds (0: run until Ctrl-C)")
+	keep := fs.Bool("keep", false, "keep the temp dir with the state file and config")
+	listen := fs.String("listen", "127.0.0.1:0", "emulator address (phone view)")
+	every := fs.Duration("every", 4*time.Second, "how often the sample feeds gain an item")
+	if err := parseFlags(fs, e, e.args); err != nil {
+		return err
+	}
+	if *every < time.Second {
+		return usagef("demo: --every must be at least 1s")
+	}
+	if *seconds > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*seconds)*time.Second)
+		defer cancel()
+	}
+	dir, err := os.MkdirTemp("", "tilecast-demo-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		defer fmt.Fprintf(e.stdout, "kept %s (state.db, demo.toml)\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+
+	emu, emuURL, stopEmu, err := startEmulator(*listen, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer stopEmu()
+	feedURL, stopFeeds, err := serveLoopback(demo.NewFeeds(*every, nil))
+	if err != nil {
+		return err
+	}
+	defer stopFeeds()
+
+	cfgPath := filepath.Join(dir, "demo.toml")
+	text := fmt.Sprintf(demoConfig, filepath.Join(dir, "state.db"), feedURL, feedURL)
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		return err
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return fmt.Errorf("demo config: %w", err) // a bug: the embedded config must load
+	}
+	db, err := openStore(cfg, time.Second)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	bot, err := newBot(cfg, db, log)
+	if err != nil {
+		return err
+	}
+	bot.RetryBase = 3 * time.Second // show retries within the demo, not after 4 minutes
+
+	for _, p := range demoPhones {
+		ch, err := emu.CreateChannel(p.behaviour, p.name)
+		if err != nil {
+			return err
+		}
+		if _, _, err := db.AddChannel(tilecast.Channel{URI: ch.URI, User: p.user, Feeds: p.feeds}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(e.stdout, "tilecast demo: %d emulated phones, feeds on %s, state in %s\n", len(demoPhones), feedURL, dir)
+	fmt.Fprintf(e.stdout, "phone view: %s/\n", emuURL)
+	fmt.Fprintln(e.stdout, "one `push` line per send follows on stderr; Ctrl-C stops")
+	err = runDaemon(ctx, cfg, cfgPath, bot, db, log)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.Canceled) {
+		fmt.Fprintln(e.stdout, "demo stopped")
+	}
+	return err
+}
+
+// serveLoopback serves h on a free loopback port.
+func serveLoopback(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}

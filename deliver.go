@@ -1,0 +1,323 @@
+package tilecast
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Deliver drains the outbox until ctx is cancelled: a dispatcher hands due
+// entries to PushConcurrency workers, a recorder writes their results in
+// batches (one transaction per batch) and logs one `push` line per send.
+// On cancellation no new sends start; sends in flight finish (their own
+// requests are bounded by the push timeout) and are recorded before it returns.
+func (b *Bot) Deliver(ctx context.Context) error {
+	return b.deliver(ctx, false)
+}
+
+// DeliverDue sends everything due now and returns when nothing is due any
+// more (entries retried later stay in the outbox). It is `tilecast once`.
+func (b *Bot) DeliverDue(ctx context.Context) error {
+	return b.deliver(ctx, true)
+}
+
+type sendResult struct {
+	p   Pending
+	res Result
+	at  time.Time
+}
+
+func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
+	workers := b.PushConcurrency
+	if workers <= 0 {
+		workers = DefaultPushConcurrency
+	}
+	fl := newFlight()
+
+	work := make(chan Pending)
+	results := make(chan sendResult, workers)
+	var wg sync.WaitGroup
+	// Sends use their own context so that a shutdown lets in-flight requests
+	// finish and be recorded; the push client's timeout bounds them.
+	sendCtx := context.WithoutCancel(ctx)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				start := b.now()
+				res := b.Pusher.Push(sendCtx, p.Channel.URI, p.Request)
+				if res.Duration == 0 {
+					res.Duration = b.now().Sub(start)
+				}
+				results <- sendResult{p: p, res: res, at: b.now()}
+			}
+		}()
+	}
+
+	recErr := make(chan error, 1)
+	go func() {
+		recErr <- b.recorder(results, func(ids []uint64) {
+			fl.finish(ids)
+			b.nudge() // the dispatcher may release them and look again
+		})
+	}()
+
+	err := b.dispatch(ctx, untilIdle, work, fl)
+	close(work)
+	wg.Wait()
+	close(results)
+	return errors.Join(err, <-recErr)
+}
+
+// dispatch loops: fetch due entries, hold back those whose channel must wait
+// (406/412 rest, daily cap), and hand the rest to the workers.
+func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending, fl *flight) error {
+	wake := b.wakeCh()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		// Entries recorded since the last pass are committed: a Due that
+		// starts now sees them deleted or rescheduled, so they may leave
+		// the busy set. (Releasing them while a Due was reading an older
+		// snapshot would send them twice.)
+		fl.release()
+		now := b.now()
+		day := now.UTC().Format(time.DateOnly)
+		due, err := b.Store.Due(now, recordBatch, fl.busy)
+		if err != nil {
+			return err
+		}
+		var postpone []Record
+		for _, p := range due {
+			ch := &p.Channel
+			if wait := ch.NextAllowedAt; wait.After(now) {
+				postpone = append(postpone, Record{ID: p.ID, Op: OpPostpone, NextAttempt: wait})
+				continue
+			}
+			if !ch.Authenticated() {
+				// Sends in flight are not in the stored daily count yet.
+				count := fl.channel(ch.ID)
+				if ch.SendsDay == day {
+					count += ch.SendsToday
+				}
+				if count >= DailyCap {
+					midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+					postpone = append(postpone, Record{ID: p.ID, Op: OpPostpone, NextAttempt: midnight})
+					continue
+				}
+			}
+			fl.start(&p)
+			select {
+			case work <- p:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if len(postpone) > 0 {
+			if err := b.Store.Record(postpone); err != nil {
+				return err
+			}
+		}
+		if len(due) > 0 {
+			continue
+		}
+		// Nothing due that is not already in flight. With nothing in
+		// flight either, the Due above saw every result committed: done.
+		if untilIdle && fl.idle() {
+			return nil
+		}
+		wait := time.Second
+		if untilIdle {
+			wait = 10 * time.Millisecond
+		} else if next, err := b.Store.NextDue(); err == nil && !next.IsZero() {
+			// An entry already due here is in flight: its result will nudge us.
+			if d := next.Sub(b.now()); d > 0 {
+				wait = min(d, time.Minute)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// recorder batches results into Store.Record calls and logs each send after
+// its batch is committed.
+func (b *Bot) recorder(results <-chan sendResult, done func(ids []uint64)) error {
+	var errs []error
+	batch := make([]sendResult, 0, recordBatch)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		recs := make([]Record, len(batch))
+		ids := make([]uint64, len(batch))
+		for i, r := range batch {
+			recs[i] = b.classify(r)
+			ids[i] = r.p.ID
+		}
+		if err := b.Store.Record(recs); err != nil {
+			b.log().Error("record outcomes", "error", err.Error(), "count", len(recs))
+			errs = append(errs, err)
+		} else {
+			for i := range recs {
+				b.logPush(&recs[i].Outcome)
+			}
+		}
+		done(ids)
+		batch = batch[:0]
+	}
+	for r := range results {
+		batch = append(batch, r)
+		// Group commit: take whatever else has already arrived, then write.
+	more:
+		for len(batch) < recordBatch {
+			select {
+			case r2, ok := <-results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r2)
+			default:
+				break more
+			}
+		}
+		flush()
+	}
+	flush()
+	return errors.Join(errs...)
+}
+
+// classify maps a transport verdict to what happens to the entry and the channel.
+func (b *Bot) classify(r sendResult) Record {
+	p, res := r.p, r.res
+	attempt := p.Attempts + 1
+	o := Outcome{
+		Time: r.at, ChannelID: p.ChannelID, User: p.User, Feed: p.Feed, ItemID: p.ItemID, Kind: p.Kind,
+		Status: res.Status, Notification: res.Notification, Subscription: res.Subscription,
+		Device: res.Device, Attempt: attempt, Duration: res.Duration,
+	}
+	if res.Err != nil {
+		o.Error = res.Err.Error()
+	}
+	rec := Record{ID: p.ID, Sent: true}
+	maxAttempts := b.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = DefaultMaxAttempts
+	}
+	retry := func(delay time.Duration) {
+		if attempt >= maxAttempts {
+			rec.Op, o.Action = OpDead, ActionFailed
+			if o.Error == "" {
+				o.Error = "gave up after max_attempts"
+			}
+			return
+		}
+		rec.Op, o.Action = OpRetry, ActionRetry
+		rec.NextAttempt = r.at.Add(delay)
+		o.RetryIn = delay
+	}
+	switch res.Verdict {
+	case VerdictDelivered:
+		rec.Op, o.Action = OpDone, ActionDelivered
+	case VerdictSuppressed:
+		rec.Op, o.Action = OpDone, ActionDropped
+	case VerdictGone:
+		rec.Op, o.Action = OpRemoveChannel, ActionChannelRemoved
+	case VerdictFailed:
+		rec.Op, o.Action = OpDone, ActionFailed
+	case VerdictWait:
+		wait := max(res.Wait, ChannelWait)
+		rec.ChannelWaitUntil = r.at.Add(wait)
+		retry(wait)
+	default: // VerdictRetry
+		base := b.RetryBase
+		if base <= 0 {
+			base = retryBase
+		}
+		delay := b.jitter(min(base<<min(p.Attempts, 10), retryCap))
+		retry(max(delay, res.Wait))
+	}
+	rec.Outcome = o
+	return rec
+}
+
+// logPush writes the one `push` line per send with the stable keys of design.md §7.
+func (b *Bot) logPush(o *Outcome) {
+	b.log().Info("push",
+		"channel", o.ChannelID, "user", o.User, "feed", o.Feed, "item", o.ItemID, "kind", string(o.Kind),
+		"status", o.Status, "notification", o.Notification, "subscription", o.Subscription,
+		"device", o.Device, "outcome", string(o.Action), "attempt", o.Attempt,
+		"retry_in", o.RetryIn, "duration", o.Duration, "error", o.Error)
+}
+
+// flight tracks the outbox entries handed to workers and not yet released.
+// An entry stays busy from dispatch until the dispatcher's next pass after
+// its result was committed.
+type flight struct {
+	mu       sync.Mutex
+	busyIDs  map[uint64]string // entry → channel
+	perChan  map[string]int    // channel → busy entries
+	finished []uint64          // recorded, to be released on the next pass
+}
+
+func newFlight() *flight {
+	return &flight{busyIDs: make(map[uint64]string), perChan: make(map[string]int)}
+}
+
+func (f *flight) busy(id uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.busyIDs[id]
+	return ok
+}
+
+func (f *flight) start(p *Pending) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.busyIDs[p.ID] = p.ChannelID
+	f.perChan[p.ChannelID]++
+}
+
+// finish is called by the recorder after the results of ids are committed.
+func (f *flight) finish(ids []uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finished = append(f.finished, ids...)
+}
+
+func (f *flight) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range f.finished {
+		if ch, ok := f.busyIDs[id]; ok {
+			delete(f.busyIDs, id)
+			if f.perChan[ch]--; f.perChan[ch] <= 0 {
+				delete(f.perChan, ch)
+			}
+		}
+	}
+	f.finished = f.finished[:0]
+}
+
+func (f *flight) channel(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.perChan[id]
+}
+
+// idle reports whether nothing is in flight (after a release).
+func (f *flight) idle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.busyIDs) == 0
+}

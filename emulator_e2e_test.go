@@ -1,0 +1,193 @@
+package tilecast_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/notify"
+	"github.com/tilecast/tilecast/notify/mpns"
+)
+
+// These tests drive the Bot against the project's own MPNS emulator, which
+// checks every payload with its own parser and keeps the phone's state.
+
+type emuHarness struct {
+	*harness
+	emu *emulator.Emulator
+}
+
+func newEmuHarness(t *testing.T) *emuHarness {
+	h := newHarness(t)
+	emu := emulator.New(emulator.Options{Now: h.clock.Now, Rand: rand.New(rand.NewPCG(1, 2))})
+	srv := httptest.NewServer(emu.Handler())
+	t.Cleanup(srv.Close)
+	t.Cleanup(emu.Close)
+	emu.SetBaseURL(srv.URL)
+	return &emuHarness{harness: h, emu: emu}
+}
+
+func (h *emuHarness) phone(behaviour string, params ...emulator.Params) (emulator.Channel, tilecast.Channel) {
+	h.t.Helper()
+	ec, err := h.emu.CreateChannel(behaviour, behaviour, params...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ch, _, err := h.db.AddChannel(tilecast.Channel{URI: ec.URI, Feeds: []string{"news"}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ec, ch
+}
+
+func (h *emuHarness) state(ec emulator.Channel) emulator.ChannelState {
+	h.t.Helper()
+	st, ok := h.emu.Channel(ec.Token)
+	if !ok {
+		h.t.Fatalf("emulator lost channel %s", ec.Name)
+	}
+	return st
+}
+
+func TestBehavioursAgainstEmulator(t *testing.T) {
+	h := newEmuHarness(t)
+	news := h.feed("news", "/news.xml")
+	healthy, _ := h.phone(emulator.Healthy)
+	expired, expiredCh := h.phone(emulator.Expired)
+	inactive, inactiveCh := h.phone(emulator.Inactive)
+	full, _ := h.phone(emulator.QueueFull, emulator.Params{QueueFullN: 2})
+	supp, _ := h.phone(emulator.Suppressed)
+	flaky, _ := h.phone(emulator.Flaky, emulator.Params{FlakyP: 1}) // always 503 until switched
+
+	h.feeds.add("/news.xml", rssItem{"n0", "Baseline", ""})
+	h.run(news)
+	h.feeds.add("/news.xml", rssItem{"n1", "Harbour bridge reopens", "Traffic flows again."})
+	h.run(news)
+	h.deliver()
+
+	// healthy: the phone shows the toast and the flip tile.
+	st := h.state(healthy)
+	if len(st.Toasts) != 1 || st.Toasts[0].Text2 != "Harbour bridge reopens" {
+		t.Errorf("healthy phone toasts: %+v", st.Toasts)
+	}
+	if st.Tile.View().BackContent != "Harbour bridge reopens" || st.Tile.View().Count != 1 {
+		t.Errorf("healthy phone tile: %+v", st.Tile.View())
+	}
+	if st.Counts.Rejected != 0 {
+		t.Errorf("emulator rejected our payloads: %+v", st.Rejected)
+	}
+	// expired: channel removed from the store.
+	if _, err := h.db.Channel(expiredCh.ID); err == nil {
+		t.Error("expired channel still registered")
+	}
+	// inactive: 412, the channel waits ≥ 61 minutes.
+	c, err := h.db.Channel(inactiveCh.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NextAllowedAt.Sub(h.clock.Now()) < 61*time.Minute {
+		t.Errorf("inactive channel next allowed at %v", c.NextAllowedAt)
+	}
+	if n := h.state(inactive).Counts.Inactive; n != 2 {
+		t.Errorf("inactive phone got %d pushes, want 2 (toast and tile) before resting", n)
+	}
+	// suppressed: dropped, never retried.
+	if n := h.state(supp).Counts.Suppressed; n != 2 {
+		t.Errorf("suppressed: %d", n)
+	}
+	// queuefull (N=2) and flaky: retried later, then delivered.
+	if err := h.emu.SetBehaviour(flaky.Token, emulator.Healthy); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Add(5 * time.Minute)
+	h.deliver()
+	if st := h.state(full); len(st.Toasts) != 1 || st.Counts.QueueFull != 2 {
+		t.Errorf("queuefull phone after retry: toasts %d queuefull %d", len(st.Toasts), st.Counts.QueueFull)
+	}
+	if st := h.state(flaky); len(st.Toasts) != 1 || st.Counts.Unavailable != 2 {
+		t.Errorf("flaky phone after retry: toasts %d 503s %d", len(st.Toasts), st.Counts.Unavailable)
+	}
+	if n := h.state(inactive).Counts.Total; n != 2 {
+		t.Errorf("inactive phone pushed again inside its hour: %d", n)
+	}
+	// After the hour the inactive channel is tried again (still inactive).
+	h.clock.Add(61 * time.Minute)
+	h.deliver()
+	if n := h.state(inactive).Counts.Total; n != 4 {
+		t.Errorf("inactive phone after 66 min: %d pushes, want 4", n)
+	}
+	if n := h.state(supp).Counts.Total; n != 2 {
+		t.Errorf("suppressed phone was retried: %d pushes", n)
+	}
+	for _, w := range []string{"outcome=channel_removed", "outcome=retry", "outcome=dropped", "outcome=delivered"} {
+		if !strings.Contains(h.logs.String(), w) {
+			t.Errorf("log lacks %s", w)
+		}
+	}
+	_ = expired
+}
+
+func TestDailyCapAgainstEmulator(t *testing.T) {
+	h := newEmuHarness(t)
+	phone, ch := h.phone(emulator.Healthy)
+	enc := mpns.NewEncoder(mpns.EncoderOptions{})
+	var ns []tilecast.Notification
+	for i := range tilecast.DailyCap + 3 {
+		req, err := notify.Fit(enc, notify.Toast{Text1: "Cap", Text2: fmt.Sprint("toast ", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns = append(ns, tilecast.Notification{ChannelID: ch.ID, Feed: "news", Kind: tilecast.KindToast,
+			Request: req, NextAttempt: h.clock.Now()})
+	}
+	if err := h.db.Enqueue(ns); err != nil {
+		t.Fatal(err)
+	}
+	h.deliver()
+	st := h.state(phone)
+	if st.Counts.Total != tilecast.DailyCap || st.Counts.Throttled != 0 {
+		t.Fatalf("first day: %d pushes (%d throttled), want exactly %d and no 406", st.Counts.Total, st.Counts.Throttled, tilecast.DailyCap)
+	}
+	// The rest waits for the next UTC day.
+	h.clock.Add(13*time.Hour + time.Minute) // 10:00 → 23:01: still the same day
+	h.deliver()
+	if n := h.state(phone).Counts.Total; n != tilecast.DailyCap {
+		t.Fatalf("sent past the cap on the same day: %d", n)
+	}
+	h.clock.Add(time.Hour) // next UTC day
+	h.deliver()
+	if n := h.state(phone).Counts.Received; n != tilecast.DailyCap+3 {
+		t.Errorf("after midnight: %d received, want %d", n, tilecast.DailyCap+3)
+	}
+
+	// A channel that reaches the emulator's own cap (pushes the store does
+	// not know about, e.g. from another sender) gets 406 and rests an hour.
+	other, otherCh := h.phone(emulator.Healthy)
+	req, _ := notify.Fit(enc, notify.Toast{Text1: "x"})
+	client, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range tilecast.DailyCap {
+		if res := client.Push(t.Context(), other.URI, req); res.Verdict != tilecast.VerdictDelivered {
+			t.Fatalf("warm-up push: %+v", res)
+		}
+	}
+	if err := h.db.Enqueue([]tilecast.Notification{{ChannelID: otherCh.ID, Feed: "news", Kind: tilecast.KindToast,
+		Request: req, NextAttempt: h.clock.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	h.deliver()
+	if n := h.state(other).Counts.Throttled; n != 1 {
+		t.Errorf("want one 406 from the emulator, got %d", n)
+	}
+	c, _ := h.db.Channel(otherCh.ID)
+	if c.NextAllowedAt.Sub(h.clock.Now()) < 61*time.Minute {
+		t.Errorf("406 channel next allowed at %v, want ≥ 61 min ahead", c.NextAllowedAt)
+	}
+}
