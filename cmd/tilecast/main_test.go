@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/emulator"
+)
+
+// runCLI runs the command line in-process and returns exit code, stdout, stderr.
+func runCLI(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(ctx, args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, c := range commands() {
+		code, out, _ := runCLI(t, t.Context(), c.name, "--help")
+		if code != exitOK || !strings.Contains(out, "Usage: tilecast "+c.name) {
+			t.Errorf("%s --help: exit %d, output %q", c.name, code, out)
+		}
+	}
+	for _, sub := range []string{"list", "add", "remove"} {
+		code, out, _ := runCLI(t, t.Context(), "channels", sub, "--help")
+		if code != exitOK || !strings.Contains(out, "Usage: tilecast channels "+sub) {
+			t.Errorf("channels %s --help: exit %d, output %q", sub, code, out)
+		}
+	}
+	if code, _, _ := runCLI(t, t.Context(), "nosuchcommand"); code != exitUsage {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func TestCheckExample(t *testing.T) {
+	code, out, errs := runCLI(t, t.Context(), "check", "--config", "../../config.example.toml")
+	if code != exitOK {
+		t.Fatalf("check example: exit %d: %s", code, errs)
+	}
+	if strings.Count(out, "  next ") != 10 || !strings.Contains(out, "feed news") {
+		t.Errorf("check output lacks feeds or 5 run times each:\n%s", out)
+	}
+}
+
+func TestBadConfigExitsTwoWithPosition(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(path, []byte("state = \"x\"\n[[feed]]\nname = \"a\"\nurl = \"http://x/\"\nschedule = \"*/5 * *\"\n[feed.toast]\ntext1 = \"{{.Item.Title\"\n"), 0o600)
+	code, _, errs := runCLI(t, t.Context(), "check", "--config", path)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	for _, want := range []string{path + ":5:12: feed[0].schedule", path + ":7:9: feed[0].toast.text1"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("error output lacks %q:\n%s", want, errs)
+		}
+	}
+}
+
+func TestSendDryRunMatchesGolden(t *testing.T) {
+	uri := "http://db3.notify.live.net/throttledthirdparty/01.00/AQHgBxKxXv8cSYmBwXGWExAAAAADAQAAAAQUZm52OkJCMjg1QTg1QkZDMkUxREQFBkVVTk8wMQ"
+	code, out, errs := runCLI(t, t.Context(), "send", "--uri", uri, "--type", "toast",
+		"--set", "text1=Hello & <welcome>", "--set", `text2=Ünïcode "quotes"`, "--set", "param=/Item.xaml?id=42&x=1", "--dry-run")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	body, err := os.ReadFile("../../notify/mpns/testdata/golden/a-toast.body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "POST /throttledthirdparty/01.00/AQHgBxKxXv8cSYmBwXGWExAAAAADAQAAAAQUZm52OkJCMjg1QTg1QkZDMkUxREQFBkVVTk8wMQ HTTP/1.1\r\n" +
+		"Host: db3.notify.live.net\r\nContent-Type: text/xml\r\nContent-Length: 262\r\nAccept: application/*\r\n" +
+		"X-NotificationClass: 2\r\nX-WindowsPhone-Target: toast\r\n\r\n" + string(body)
+	if out != want {
+		t.Errorf("dry run differs:\n got %q\nwant %q", out, want)
+	}
+	if code, _, _ := runCLI(t, t.Context(), "send", "--uri", uri, "--type", "toast", "--set", "bogus=1", "--dry-run"); code != exitUsage {
+		t.Errorf("unknown property: exit %d, want 2", code)
+	}
+}
+
+// e2eConfig writes a config for a feed server and an emulator on loopback.
+func e2eConfig(t *testing.T, feedURL string) string {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tilecast.toml")
+	cfg := fmt.Sprintf(`state = %q
+[fetch]
+allow_private = true
+[push]
+allow_private = true
+allowed_hosts = ["127.0.0.1"]
+[[feed]]
+name = "news"
+url = "%s/news.xml"
+schedule = "@every 1s"
+[feed.toast]
+text1 = "{{.Feed.Title}}"
+text2 = "{{.Item.Title}}"
+[feed.tile]
+title = "News"
+count = "{{.NewCount}}"
+back_content = "{{.Item.Title}}"
+`, filepath.Join(dir, "state.db"), feedURL)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type growingFeed struct {
+	mu    sync.Mutex
+	items []string
+}
+
+func (g *growingFeed) add(title string) { g.mu.Lock(); g.items = append(g.items, title); g.mu.Unlock() }
+
+func (g *growingFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	io.WriteString(w, `<rss version="2.0"><channel><title>Town News</title>`)
+	for i := len(g.items) - 1; i >= 0; i-- {
+		fmt.Fprintf(w, `<item><guid>g%d</guid><title>%s</title></item>`, i, g.items[i])
+	}
+	io.WriteString(w, `</channel></rss>`)
+}
+
+func TestChannelsAndOnceEndToEnd(t *testing.T) {
+	feed := &growingFeed{}
+	feed.add("First story")
+	fsrv := httptest.NewServer(feed)
+	defer fsrv.Close()
+	emu := emulator.New(emulator.Options{})
+	esrv := httptest.NewServer(emu.Handler())
+	defer esrv.Close()
+	defer emu.Close()
+	emu.SetBaseURL(esrv.URL)
+	phone, err := emu.CreateChannel(emulator.Healthy, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e2eConfig(t, fsrv.URL)
+	ctx := t.Context()
+
+	// channels add twice: one record, the second updates it.
+	code, out, errs := runCLI(t, ctx, "channels", "add", "--config", cfg, "--uri", phone.URI, "--feed", "news")
+	if code != exitOK {
+		t.Fatalf("channels add: %d %s", code, errs)
+	}
+	var ch tilecast.Channel
+	if err := json.Unmarshal([]byte(out), &ch); err != nil || ch.ID == "" {
+		t.Fatalf("channels add printed %q (%v)", out, err)
+	}
+	code, out, _ = runCLI(t, ctx, "channels", "add", "--config", cfg, "--uri", phone.URI, "--user", "ana", "--feed", "news")
+	var again tilecast.Channel
+	json.Unmarshal([]byte(out), &again)
+	if code != exitOK || again.ID != ch.ID || again.User != "ana" {
+		t.Fatalf("re-adding the same URI: exit %d, %+v (first %s)", code, again, ch.ID)
+	}
+	for _, bad := range [][]string{
+		{"--uri", "http://evil.example.com/x"}, {"--uri", phone.URI, "--feed", "nosuch"}, {"--uri", "ftp://127.0.0.1/x"},
+	} {
+		if code, _, _ := runCLI(t, ctx, append([]string{"channels", "add", "--config", cfg}, bad...)...); code != exitUsage {
+			t.Errorf("channels add %v: exit %d, want 2", bad, code)
+		}
+	}
+	code, out, _ = runCLI(t, ctx, "channels", "list", "--config", cfg, "--json")
+	var list []tilecast.Channel
+	if err := json.Unmarshal([]byte(out), &list); code != exitOK || err != nil || len(list) != 1 {
+		t.Fatalf("channels list: exit %d, %d channels (%v): %s", code, len(list), err, out)
+	}
+
+	// once: the first run is a baseline, the second sends the new item.
+	if code, _, errs := runCLI(t, ctx, "once", "--config", cfg); code != exitOK {
+		t.Fatalf("once: %d %s", code, errs)
+	}
+	feed.add("Second story")
+	code, _, errs = runCLI(t, ctx, "once", "--config", cfg)
+	if code != exitOK || !strings.Contains(errs, "msg=push") || !strings.Contains(errs, "outcome=delivered") {
+		t.Fatalf("once: exit %d, log:\n%s", code, errs)
+	}
+	st, _ := emu.Channel(phone.Token)
+	if len(st.Toasts) != 1 || st.Toasts[0].Text2 != "Second story" || st.Tile.View().BackContent != "Second story" {
+		t.Errorf("phone after once: toasts %+v tile %+v", st.Toasts, st.Tile.View())
+	}
+	code, out, _ = runCLI(t, ctx, "status", "--config", cfg)
+	if code != exitOK || !strings.Contains(out, "channels 1") || !strings.Contains(out, "news") {
+		t.Errorf("status: exit %d:\n%s", code, out)
+	}
+
+	// remove by URI, then it is gone.
+	if code, _, errs := runCLI(t, ctx, "channels", "remove", "--config", cfg, "--uri", phone.URI); code != exitOK {
+		t.Fatalf("remove: %d %s", code, errs)
+	}
+	if code, _, _ := runCLI(t, ctx, "channels", "remove", "--config", cfg, ch.ID); code != exitRuntime {
+		t.Errorf("removing an unknown id: exit %d, want 1", code)
+	}
+}
+
+func TestRunStopsCleanlyAndSecondInstanceIsRefused(t *testing.T) {
+	feed := &growingFeed{}
+	feed.add("First")
+	fsrv := httptest.NewServer(feed)
+	defer fsrv.Close()
+	cfg := e2eConfig(t, fsrv.URL)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	logs := &lockedBuffer{}
+	go func() {
+		done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs)
+	}()
+	// Wait until the daemon runs (it holds the state file), then start a second one.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "tilecast running") {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon did not start:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, _, errs := runCLI(t, t.Context(), "run", "--config", cfg)
+	if code != exitUsage || !strings.Contains(errs, "in use by another tilecast") {
+		t.Fatalf("second instance: exit %d %s", code, errs)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("run exited %d after cancel", code)
+		}
+		if !strings.Contains(logs.String(), "msg=stopped") {
+			t.Errorf("no clean stop logged:\n%s", logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop")
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

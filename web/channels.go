@@ -1,0 +1,331 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tilecast/tilecast"
+)
+
+// Limits of a registration's other fields. The store accepts more; these
+// keep index keys, logs and error messages small.
+const (
+	maxNameLen  = 256 // user, device
+	maxFeedList = 256
+)
+
+// DefaultOutcomesSince is how far back GET /v1/channels/{id}/outcomes looks
+// without ?since: the whole ledger, which keeps 7 days.
+const DefaultOutcomesSince = 7 * 24 * time.Hour
+
+// registration is the POST /v1/channels body.
+type registration struct {
+	URI    string   `json:"uri"`
+	User   string   `json:"user"`
+	Feeds  []string `json:"feeds"`
+	Device string   `json:"device"`
+}
+
+// apiError is a refusal with its status.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func refuse(status int, format string, args ...any) *apiError {
+	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	reg, aerr := decodeRegistration(w, r)
+	if aerr == nil {
+		aerr = s.check(&reg)
+	}
+	if aerr != nil {
+		writeError(w, aerr.status, aerr.msg)
+		return
+	}
+	ch, created, err := s.opts.Store.AddChannel(tilecast.Channel{
+		URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device,
+	})
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	// The URI is a capability (whoever has it can push to the phone), so
+	// only the channel id is logged.
+	s.log.Info("channel registered", "channel", ch.ID, "user", ch.User, "device", ch.Device, "new", created)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/channels/"+url.PathEscape(ch.ID))
+		if s.opts.Subscribe != nil {
+			if err := s.opts.Subscribe(ch); err != nil {
+				s.log.Warn("tile on subscribe failed", "channel", ch.ID, "err", err)
+			}
+		}
+	}
+	writeJSON(w, status, ch)
+}
+
+// decodeRegistration reads one JSON object of at most MaxBody bytes with no
+// unknown fields and nothing after it.
+func decodeRegistration(w http.ResponseWriter, r *http.Request) (registration, *apiError) {
+	var reg registration
+	tooLarge := refuse(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
+	if r.ContentLength > MaxBody {
+		w.Header().Set("Connection", "close") // do not read it to reuse the connection
+		return reg, tooLarge
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&reg)
+	if err == nil {
+		// Read on to the end: trailing data is an error and a body over
+		// the limit must be 413 even when its first object is short.
+		var extra json.RawMessage
+		switch err2 := dec.Decode(&extra); {
+		case errors.Is(err2, io.EOF):
+		case err2 == nil:
+			return reg, refuse(http.StatusBadRequest, "malformed JSON: more than one value in the body")
+		default:
+			err = err2
+		}
+	}
+	if err == nil {
+		return reg, nil
+	}
+	var maxErr *http.MaxBytesError
+	var synErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &maxErr):
+		w.Header().Set("Connection", "close")
+		return reg, tooLarge
+	case errors.Is(err, io.EOF):
+		return reg, refuse(http.StatusBadRequest, "empty body: want a JSON object with \"uri\"")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return reg, refuse(http.StatusBadRequest, "malformed JSON: unexpected end of body")
+	case errors.As(err, &synErr):
+		return reg, refuse(http.StatusBadRequest, "malformed JSON at byte %d: %s", synErr.Offset, strings.TrimPrefix(synErr.Error(), "json: "))
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return reg, refuse(http.StatusBadRequest, "malformed JSON: want an object, got %s", typeErr.Value)
+		}
+		return reg, refuse(http.StatusBadRequest, "malformed JSON: field %q must be %s, got %s", typeErr.Field, fieldWant(typeErr.Field), typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return reg, refuse(http.StatusBadRequest, "unknown field %s: want uri, user, feeds, device", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return reg, refuse(http.StatusBadRequest, "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// fieldWant names the JSON type a registration field takes.
+func fieldWant(field string) string {
+	if field == "feeds" || strings.HasPrefix(field, "feeds.") {
+		return "a list of strings"
+	}
+	return "a string"
+}
+
+// check applies the registration rules to reg and canonicalises its URI.
+func (s *Server) check(reg *registration) *apiError {
+	if reg.URI == "" {
+		return refuse(http.StatusBadRequest, "uri is required")
+	}
+	var allowed []string
+	if s.opts.AllowedHosts != nil {
+		allowed = s.opts.AllowedHosts()
+	}
+	if err := tilecast.CheckChannelURI(reg.URI, allowed); err != nil {
+		if errors.Is(err, tilecast.ErrHostNotAllowed) {
+			return refuse(http.StatusUnprocessableEntity, "%s", err)
+		}
+		return refuse(http.StatusBadRequest, "%s", err)
+	}
+	if strings.Contains(reg.URI, "#") {
+		// A fragment is never sent, so two URIs that differ only there
+		// are the same channel; refuse rather than store a duplicate.
+		return refuse(http.StatusBadRequest, "channel uri must not contain a fragment")
+	}
+	reg.URI = CanonicalURI(reg.URI)
+	if err := checkName("user", reg.User); err != nil {
+		return err
+	}
+	if err := checkName("device", reg.Device); err != nil {
+		return err
+	}
+	if len(reg.Feeds) > maxFeedList {
+		return refuse(http.StatusBadRequest, "feeds lists %d names, more than %d", len(reg.Feeds), maxFeedList)
+	}
+	feeds := s.feeds()
+	byName := make(map[string]*tilecast.Feed, len(feeds))
+	for i := range feeds {
+		byName[feeds[i].Name] = &feeds[i]
+	}
+	var unknown []string
+	for _, name := range reg.Feeds {
+		f, ok := byName[name]
+		switch {
+		case !ok:
+			if len(unknown) < 5 {
+				unknown = append(unknown, fmt.Sprintf("%.64q", name))
+			}
+		case f.PerUser() && reg.User == "":
+			return refuse(http.StatusUnprocessableEntity, "feed %q is per-user ({user} in its url): a user is required", name)
+		}
+	}
+	if len(unknown) > 0 {
+		return refuse(http.StatusUnprocessableEntity, "unknown feed %s", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// checkName refuses a user or device id that would be awkward in logs,
+// URLs and index keys.
+func checkName(field, v string) *apiError {
+	switch {
+	case len(v) > maxNameLen:
+		return refuse(http.StatusBadRequest, "%s is %d bytes, more than %d", field, len(v), maxNameLen)
+	case !utf8.ValidString(v):
+		return refuse(http.StatusBadRequest, "%s is not valid UTF-8", field)
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return refuse(http.StatusBadRequest, "%s contains a control character", field)
+	}
+	return nil
+}
+
+// CanonicalURI returns a channel URI that passed tilecast.CheckChannelURI
+// with its scheme and host lowercased, a trailing dot of the host and a
+// default port (:443 for https, :80 for http) removed, so that spellings of
+// one URI deduplicate to one channel. Path and query are kept byte for byte:
+// push services treat them as case-sensitive tokens.
+func CanonicalURI(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		return raw
+	}
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	j := strings.IndexAny(rest, "/?#")
+	if j < 0 {
+		j = len(rest)
+	}
+	if rest[:j] != u.Host {
+		return raw
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	port := u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host + rest[j:]
+}
+
+func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {
+	user := r.URL.Query().Get("user")
+	chs, err := s.opts.Store.Channels(user)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if chs == nil {
+		chs = []tilecast.Channel{}
+	}
+	writeJSON(w, http.StatusOK, chs)
+}
+
+func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ch, err := s.opts.Store.Channel(id)
+	switch {
+	case errors.Is(err, tilecast.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+	case err != nil:
+		s.internalError(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, ch)
+	}
+}
+
+func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := s.opts.Store.RemoveChannel(id)
+	switch {
+	case errors.Is(err, tilecast.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+	case err != nil:
+		s.internalError(w, r, err)
+	default:
+		s.log.Info("channel removed by api", "channel", id)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// outcomes answers a channel's delivery ledger. The ledger outlives the
+// channel, so a removed channel with entries still answers (its last
+// entry says why it was removed); 404 only when there is neither.
+func (s *Server) outcomes(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	since, aerr := parseSince(q.Get("since"), s.now())
+	if aerr != nil {
+		writeError(w, aerr.status, aerr.msg)
+		return
+	}
+	_, chErr := s.opts.Store.Channel(id)
+	if chErr != nil && !errors.Is(chErr, tilecast.ErrNotFound) {
+		s.internalError(w, r, chErr)
+		return
+	}
+	out, err := s.opts.Store.Outcomes(id, q.Get("feed"), since)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if chErr != nil && len(out) == 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+		return
+	}
+	if out == nil {
+		out = []tilecast.Outcome{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// parseSince reads ?since= as a duration back from now ("24h") or an
+// RFC 3339 time; "" is DefaultOutcomesSince.
+func parseSince(v string, now time.Time) (time.Time, *apiError) {
+	if v == "" {
+		return now.Add(-DefaultOutcomesSince), nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		if d < 0 {
+			return time.Time{}, refuse(http.StatusBadRequest, "since must be a positive duration such as 24h, got %.64q", v)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, refuse(http.StatusBadRequest, "since must be a duration such as 24h or an RFC 3339 time, got %.64q", v)
+}

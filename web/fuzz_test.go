@@ -1,0 +1,81 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/tilecast/tilecast"
+)
+
+// allowedByHand is the tests' allowlist written out independently of
+// tilecast.HostAllowed: any subdomain of notify.live.net, or push.example.org.
+func allowedByHand(host string) bool {
+	const suffix = ".notify.live.net"
+	if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
+		return true
+	}
+	return host == "push.example.org"
+}
+
+// FuzzRegister posts arbitrary bodies: the server never answers 5xx and
+// never panics, every refusal is a JSON error, and an accepted channel's
+// URI is an http(s) URL of at most 2048 bytes whose host is allowed (A7).
+func FuzzRegister(f *testing.F) {
+	for _, seed := range []string{
+		regJSON(goodURI),
+		regJSON(goodURI, `,"user":"ann","feeds":["inbox","news"],"device":"d1"`),
+		regJSON("HTTPS://DB3.NOTIFY.LIVE.NET.:443/x?y=Z"),
+		regJSON("https://notify.live.net.evil.com/x"),
+		regJSON("https://evil.com/?h=.notify.live.net"),
+		regJSON("https://x@db3.notify.live.net/"),
+		regJSON("https://db3.notify.live.net\\@evil.com/"),
+		regJSON("https://db3.notify.live.net%2eevil.com/"),
+		regJSON("https://[::1]/x"),
+		regJSON("https://push.example.org:0/x"),
+		regJSON("//db3.notify.live.net/x"),
+		regJSON(goodURI, `,"feeds":["inbox"]`),
+		regJSON(goodURI, `,"feeds":null,"user":null}`),
+		`{"uri":"\u0068ttps://db3.notify.live.net/x"}`,
+		`{"URI":"https://db3.notify.live.net/x"}`,
+		`{"uri":"https://db3.notify.live.net/x","uri":"https://evil.com/"}`,
+		`{"uri":"https://db3.notify.live.net/x"} {}`,
+		`[]`, `null`, `"x"`, `{`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	e := newEnv(f, nil)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := e.post(t, string(body))
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+		if rec.Code != http.StatusOK && rec.Code != http.StatusCreated {
+			errorOf(t, rec)
+			return
+		}
+		var ch tilecast.Channel
+		if err := json.Unmarshal(rec.Body.Bytes(), &ch); err != nil {
+			t.Fatalf("accepted answer is not a channel: %v", err)
+		}
+		u, err := url.Parse(ch.URI)
+		if err != nil {
+			t.Fatalf("accepted uri %q does not parse: %v", ch.URI, err)
+		}
+		host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+		switch {
+		case len(ch.URI) > tilecast.MaxChannelURI:
+			t.Fatalf("accepted a %d-byte uri", len(ch.URI))
+		case u.Scheme != "http" && u.Scheme != "https":
+			t.Fatalf("accepted scheme %q", u.Scheme)
+		case u.User != nil:
+			t.Fatalf("accepted userinfo in %q", ch.URI)
+		case !allowedByHand(host):
+			t.Fatalf("accepted host %q outside the allowlist (uri %q, body %q)", host, ch.URI, body)
+		case CanonicalURI(ch.URI) != ch.URI:
+			t.Fatalf("stored uri %q is not canonical", ch.URI)
+		}
+	})
+}

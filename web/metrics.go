@@ -1,0 +1,134 @@
+package web
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tilecast/tilecast"
+)
+
+const namespace = "tilecast"
+
+// Metrics are the counters and the latency histogram of design.md §7 that
+// the daemon feeds as it fetches and sends. The gauges (channels,
+// outbox_depth, dead_letters, feeds_broken) are read from the store at
+// scrape time by the Server, so nothing has to keep them up to date.
+// A nil *Metrics ignores every observation.
+type Metrics struct {
+	fetch        *prometheus.CounterVec
+	newItems     *prometheus.CounterVec
+	push         *prometheus.CounterVec
+	pushDuration prometheus.Histogram
+}
+
+// NewMetrics registers the counters on reg. It panics if they are already
+// registered there (a wiring bug, like prometheus.MustRegister).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m, err := newMetrics(reg)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		fetch: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "fetch_total",
+			Help: "Feed fetches by feed and result (ok, not_modified, error).",
+		}, []string{"feed", "result"}),
+		newItems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "new_items_total",
+			Help: "Items seen for the first time, by feed.",
+		}, []string{"feed"}),
+		push: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "push_total",
+			Help: "Push sends by notification kind and outcome (delivered, retry, dropped, channel_removed, failed).",
+		}, []string{"kind", "outcome"}),
+		pushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "push_duration_seconds",
+			Help: "Time from sending a push request to its response.",
+			// Up to the 15 s default push timeout.
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.fetch, m.newItems, m.push, m.pushDuration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ObserveFetch counts one fetch of feed and the new items it produced.
+// result is "ok", "not_modified" or "error" (keep it to a few values: each
+// one is a time series).
+func (m *Metrics) ObserveFetch(feed, result string, newItems int) {
+	if m == nil {
+		return
+	}
+	m.fetch.WithLabelValues(feed, result).Inc()
+	// Touch the series even for 0 so rate() sees it from the first fetch.
+	c := m.newItems.WithLabelValues(feed)
+	if newItems > 0 {
+		c.Add(float64(newItems))
+	}
+}
+
+// ObservePush counts one send outcome and, when a request was made, its latency.
+func (m *Metrics) ObservePush(o tilecast.Outcome) {
+	if m == nil {
+		return
+	}
+	m.push.WithLabelValues(string(o.Kind), string(o.Action)).Inc()
+	if o.Duration > 0 {
+		m.pushDuration.Observe(o.Duration.Seconds())
+	}
+}
+
+// gauges reads the store's counts at scrape time.
+type gauges struct {
+	s                              *Server
+	channels, outbox, dead, broken *prometheus.Desc
+}
+
+func newGauges(s *Server) *gauges {
+	return &gauges{
+		s: s,
+		channels: prometheus.NewDesc(namespace+"_channels",
+			"Registered push channels.", nil, nil),
+		outbox: prometheus.NewDesc(namespace+"_outbox_depth",
+			"Notifications waiting in the outbox.", nil, nil),
+		dead: prometheus.NewDesc(namespace+"_dead_letters",
+			"Notifications given up on after max_attempts.", nil, nil),
+		broken: prometheus.NewDesc(namespace+"_feeds_broken",
+			"Configured feeds (one per user for per-user feeds) failing for longer than broken_after.", nil, nil),
+	}
+}
+
+func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- g.channels
+	ch <- g.outbox
+	ch <- g.dead
+	ch <- g.broken
+}
+
+func (g *gauges) Collect(ch chan<- prometheus.Metric) {
+	if st, err := g.s.opts.Stats(); err != nil {
+		err = fmt.Errorf("store stats: %w", err)
+		ch <- prometheus.NewInvalidMetric(g.channels, err)
+		ch <- prometheus.NewInvalidMetric(g.outbox, err)
+		ch <- prometheus.NewInvalidMetric(g.dead, err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(g.channels, prometheus.GaugeValue, float64(st.Channels))
+		ch <- prometheus.MustNewConstMetric(g.outbox, prometheus.GaugeValue, float64(st.OutboxDepth))
+		ch <- prometheus.MustNewConstMetric(g.dead, prometheus.GaugeValue, float64(st.DeadLetters))
+	}
+	states, err := g.s.opts.Store.FeedStates()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(g.broken, fmt.Errorf("feed states: %w", err))
+		return
+	}
+	_, broken := feedStatuses(g.s.feeds(), states)
+	ch <- prometheus.MustNewConstMetric(g.broken, prometheus.GaugeValue, float64(broken))
+}

@@ -1,0 +1,138 @@
+package web_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store"
+	"github.com/tilecast/tilecast/web"
+)
+
+const apiKey = "integration-key-5e0c1d7a9b3f4e2d8c6a"
+
+// newRealServer wires web to a real bbolt store in a temp dir, the way
+// cmd/tilecast does.
+func newRealServer(t *testing.T) (*store.DB, http.Handler) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	keys := filepath.Join(dir, "api-keys")
+	if err := os.WriteFile(keys, []byte(apiKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := web.New(web.Options{
+		Store: db,
+		Stats: func() (web.Stats, error) { s, err := db.Stats(); return web.Stats(s), err },
+		Feeds: func() []tilecast.Feed {
+			return []tilecast.Feed{{Name: "news", URL: "https://example.org/news.xml"}}
+		},
+		AllowedHosts: func() []string { return []string{"*.notify.live.net"} },
+		APIKeysFile:  keys,
+		Registry:     prometheus.NewRegistry(),
+		Logger:       slog.New(slog.DiscardHandler),
+		Burst:        1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, srv.Handler()
+}
+
+func call(t *testing.T, h http.Handler, method, path, body string) (int, tilecast.Channel) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var ch tilecast.Channel
+	if rec.Code == http.StatusOK || rec.Code == http.StatusCreated {
+		_ = json.Unmarshal(rec.Body.Bytes(), &ch)
+	}
+	return rec.Code, ch
+}
+
+// A4 on the real store: 100 identical registrations at once make exactly one record.
+func TestRealStoreConcurrentDedupe(t *testing.T) {
+	db, h := newRealServer(t)
+	const uri = "https://db3.notify.live.net/throttledthirdparty/01.00/AAFx7QwPf3ZKq"
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		codes = map[int]int{}
+		ids   = map[string]bool{}
+		start = make(chan struct{})
+	)
+	for i := range 100 {
+		// Half of them spell the host differently: still one channel.
+		u := uri
+		if i%2 == 1 {
+			u = strings.Replace(uri, "db3.notify.live.net", "DB3.Notify.Live.Net:443", 1)
+		}
+		wg.Go(func() {
+			<-start
+			code, ch := call(t, h, http.MethodPost, "/v1/channels", `{"uri":"`+u+`","feeds":["news"]}`)
+			mu.Lock()
+			codes[code]++
+			ids[ch.ID] = true
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if codes[http.StatusCreated] != 1 || codes[http.StatusOK] != 99 || len(ids) != 1 {
+		t.Errorf("answers %v naming ids %v; want one 201, 99 200, one id", codes, ids)
+	}
+	chs, err := db.Channels("")
+	if err != nil || len(chs) != 1 || chs[0].URI != uri {
+		t.Fatalf("stored %+v, %v; want exactly one channel with %s", chs, err, uri)
+	}
+}
+
+func TestRealStoreLifecycle(t *testing.T) {
+	db, h := newRealServer(t)
+	const (
+		uri1 = "https://db3.notify.live.net/throttledthirdparty/01.00/one"
+		uri2 = "https://db5.notify.live.net/throttledthirdparty/01.00/two"
+	)
+	code, first := call(t, h, http.MethodPost, "/v1/channels", `{"uri":"`+uri1+`","device":"dev-1"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("register: %d", code)
+	}
+	code, again := call(t, h, http.MethodPost, "/v1/channels", `{"uri":"`+uri1+`","device":"dev-1","user":"ann","feeds":["news"]}`)
+	if code != http.StatusOK || again.ID != first.ID || again.User != "ann" || len(again.Feeds) != 1 {
+		t.Fatalf("re-register: %d %+v", code, again)
+	}
+	// The device got a new URI: the old channel is replaced.
+	code, moved := call(t, h, http.MethodPost, "/v1/channels", `{"uri":"`+uri2+`","device":"dev-1"}`)
+	if code != http.StatusCreated || moved.ID == first.ID {
+		t.Fatalf("new uri for the device: %d %+v", code, moved)
+	}
+	if code, _ := call(t, h, http.MethodGet, "/v1/channels/"+first.ID, ""); code != http.StatusNotFound {
+		t.Errorf("old channel: %d, want 404", code)
+	}
+	if st, err := db.Stats(); err != nil || st.Channels != 1 {
+		t.Errorf("stats %+v, %v; want 1 channel", st, err)
+	}
+	if code, _ := call(t, h, http.MethodDelete, "/v1/channels/"+moved.ID, ""); code != http.StatusNoContent {
+		t.Errorf("delete: %d", code)
+	}
+	if code, _ := call(t, h, http.MethodDelete, "/v1/channels/"+moved.ID, ""); code != http.StatusNotFound {
+		t.Errorf("delete again: %d", code)
+	}
+	if code, _ := call(t, h, http.MethodGet, "/v1/status", ""); code != http.StatusOK {
+		t.Errorf("status: %d", code)
+	}
+}

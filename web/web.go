@@ -1,0 +1,294 @@
+// Package web serves tilecast's HTTP side: the registration API under /v1
+// (channels, status, delivery ledger; bearer-key auth and a per-key rate
+// limit), the unauthenticated /healthz and /metrics, and the Prometheus
+// metrics the daemon feeds.
+//
+// web never imports the store: it declares the few store methods it calls
+// (Store) and cmd/tilecast passes the concrete *store.DB. Configuration that
+// changes on SIGHUP (feeds, allowed hosts) is read through functions on every
+// request, so a reload needs no call into web except ReloadKeys for the API
+// keys file.
+package web
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tilecast/tilecast"
+	"golang.org/x/time/rate"
+)
+
+// Limits of the HTTP server (reliability.md §4).
+const (
+	// MaxBody is the largest request body accepted; larger is 413.
+	MaxBody = 16 << 10
+	// MaxHeaderBytes bounds the request line and headers.
+	MaxHeaderBytes = 16 << 10
+
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 15 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 60 * time.Second
+)
+
+// Default per-key rate limit: a registering app fleet behind one key is
+// bursty (app updates, mornings) but never needs more than this.
+const (
+	DefaultRatePerSecond = 20
+	DefaultBurst         = 40
+)
+
+// Store is what web needs of the state file. *store.DB implements it.
+type Store interface {
+	// AddChannel registers ch deduplicated by URI; created is false when
+	// the URI was known (its user, feeds and device are then replaced).
+	AddChannel(ch tilecast.Channel) (saved tilecast.Channel, created bool, err error)
+	// Channels lists the channels of user ("" = every channel).
+	Channels(user string) ([]tilecast.Channel, error)
+	Channel(id string) (tilecast.Channel, error) // tilecast.ErrNotFound if unknown
+	RemoveChannel(id string) error               // tilecast.ErrNotFound if unknown
+	FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error)
+	Outcomes(channelID, feed string, since time.Time) ([]tilecast.Outcome, error)
+}
+
+// Stats are the store's counts. Its fields match store.Stats, so the daemon
+// passes `func() (web.Stats, error) { s, err := db.Stats(); return web.Stats(s), err }`.
+type Stats struct {
+	Channels    int
+	OutboxDepth int
+	DeadLetters int
+}
+
+// Options configure New.
+type Options struct {
+	Store Store // required
+	// Stats returns the store's counts (required; see Stats).
+	Stats func() (Stats, error)
+	// Feeds returns the current feed config; it changes on reload.
+	Feeds func() []tilecast.Feed
+	// AllowedHosts returns push.allowed_hosts; nil allows no host.
+	AllowedHosts func() []string
+	// APIKeysFile holds one key per line. "" disables the /v1 API (503);
+	// a path that cannot be read is an error from New.
+	APIKeysFile string
+	// Subscribe, when set, is called once for each newly created channel
+	// (tile_on_subscribe). Its error is logged; the channel stays registered.
+	Subscribe func(tilecast.Channel) error
+	// Health reports why the daemon is unhealthy (nil: healthy). A nil
+	// Health always reports healthy.
+	Health func() error
+	// Registry is served on /metrics; nil makes a fresh one.
+	Registry *prometheus.Registry
+	// Metrics are the counters the daemon feeds. nil registers new ones on
+	// Registry (read them back with Server.Metrics); a value made with
+	// NewMetrics must have been registered on this same Registry.
+	Metrics *Metrics
+	Logger  *slog.Logger // nil discards
+	// RatePerSecond and Burst are the token bucket of each API key; ≤ 0
+	// means DefaultRatePerSecond and DefaultBurst.
+	RatePerSecond float64
+	Burst         int
+	Now           func() time.Time // nil: time.Now
+}
+
+// Server is the HTTP handler set. It is safe for concurrent use.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	reg     *prometheus.Registry
+	metrics *Metrics
+	handler http.Handler
+
+	keysMu sync.RWMutex
+	keys   [][32]byte // SHA-256 of each API key
+
+	limitMu  sync.Mutex
+	limiters map[[32]byte]*rate.Limiter // per API key digest
+}
+
+// New checks opts, reads the API keys file and registers the metrics.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("web: no store")
+	}
+	if opts.Stats == nil {
+		return nil, errors.New("web: no stats function")
+	}
+	s := &Server{
+		opts:     opts,
+		log:      cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+		now:      opts.Now,
+		reg:      opts.Registry,
+		metrics:  opts.Metrics,
+		limiters: map[[32]byte]*rate.Limiter{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.opts.RatePerSecond <= 0 {
+		s.opts.RatePerSecond = DefaultRatePerSecond
+	}
+	if s.opts.Burst <= 0 {
+		s.opts.Burst = DefaultBurst
+	}
+	if opts.APIKeysFile != "" {
+		if err := s.ReloadKeys(); err != nil {
+			return nil, err
+		}
+	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	if s.metrics == nil {
+		m, err := newMetrics(s.reg)
+		if err != nil {
+			return nil, fmt.Errorf("web: register metrics: %w", err)
+		}
+		s.metrics = m
+	}
+	if err := s.reg.Register(newGauges(s)); err != nil {
+		return nil, fmt.Errorf("web: register gauges: %w", err)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Metrics returns the counters the daemon feeds (ObserveFetch, ObservePush).
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Handler returns the handler of every route.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// HTTPServer returns a server for addr with the timeouts and header limit
+// that keep slow or oversized clients from tying it up (reliability.md §4).
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.handler,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.authed(h)) }
+	api("POST /v1/channels", s.register)
+	api("GET /v1/channels", s.listChannels)
+	api("GET /v1/channels/{id}", s.getChannel)
+	api("DELETE /v1/channels/{id}", s.deleteChannel)
+	api("GET /v1/channels/{id}/outcomes", s.outcomes)
+	api("GET /v1/status", s.status)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// A store error at scrape time leaves the gauges out but keeps
+		// the counters, rather than failing the whole scrape.
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	return s.common(mux)
+}
+
+// common sets the headers every answer carries, turns the mux's plain-text
+// 404 and 405 into JSON errors and turns a panic into a logged 500.
+func (s *Server) common(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { // net/http's own way to abort a response
+					panic(v)
+				}
+				s.log.Error("http handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		handler, pattern := mux.Handler(r)
+		if pattern == "" {
+			// No route: let the mux decide between 404, 405 (with Allow)
+			// and a redirect, then answer in JSON.
+			cw := &captureWriter{header: http.Header{}}
+			handler.ServeHTTP(cw, r)
+			if allow := cw.header.Get("Allow"); allow != "" {
+				h.Set("Allow", allow)
+			}
+			if loc := cw.header.Get("Location"); loc != "" {
+				h.Set("Location", loc)
+			}
+			status := cmp.Or(cw.status, http.StatusNotFound)
+			writeError(w, status, http.StatusText(status))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// captureWriter records the status and headers of the mux's own error
+// answers and discards their text body.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+func (c *captureWriter) Write(b []byte) (int, error) {
+	c.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Health != nil {
+		if err := s.opts.Health(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// errorBody is every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types are written; a marshal error is a bug.
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// internalError logs err (never sent to the client: it may name paths) and answers 500.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("http request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal error")
+}
