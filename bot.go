@@ -28,6 +28,27 @@ const (
 	recordBatch   = 256
 )
 
+// Observer receives what the Bot did, for metrics.
+type Observer interface {
+	ObserveFetch(feed, result string, newItems int)
+	ObservePush(o Outcome)
+}
+
+// Failpoint names: the boundaries where a crash must lose nothing
+// (reliability.md S2). The store's own transactions sit between them.
+const (
+	FailAfterFetch  = "after-fetch"  // fetched, nothing committed yet
+	FailAfterCommit = "after-commit" // seen + outbox committed, nothing sent
+	FailAfterSend   = "after-send"   // a push answered, its outcome not recorded
+	FailAfterRecord = "after-record" // a batch of outcomes committed
+)
+
+func (b *Bot) failpoint(name string) {
+	if b.Failpoint != nil {
+		b.Failpoint(name)
+	}
+}
+
 // Bot runs the pipeline. Set the exported fields, then call RunFeed from a
 // scheduler and Deliver (or DeliverDue) to drain the outbox. A Bot is safe
 // for concurrent use; SetFeeds swaps the feed set on a config reload.
@@ -45,6 +66,13 @@ type Bot struct {
 	// error; it doubles per attempt up to an hour. Zero means 4 minutes
 	// (the MPNS guidance); the demo shortens it to seconds.
 	RetryBase time.Duration
+
+	// Observer, when set, is told of every fetch and every send outcome
+	// (metrics). It must not block.
+	Observer Observer
+	// Failpoint, when set, is called at the pipeline's commit boundaries
+	// with the names Failpoint* below; the crash tests panic or exit there.
+	Failpoint func(point string)
 
 	// Now is the clock; nil means time.Now. Tests inject a fake.
 	Now func() time.Time
@@ -202,16 +230,19 @@ func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error 
 	}
 	res, ferr := b.Fetcher.Fetch(ctx, f.URLFor(url.PathEscape(user)), st.Validators)
 	took := b.now().Sub(start)
+	b.failpoint(FailAfterFetch)
 	if ferr != nil {
 		if ctx.Err() != nil {
 			return nil // shutting down: not the feed's fault
 		}
 		b.fetchFailed(f, k, &st, start, ferr)
+		b.observeFetch(f.Name, "error", 0)
 		lg.Info("fetch", "feed", f.Name, "user", user, "status", fetchStatus(ferr), "new", 0,
 			"duration", took, "error", ferr.Error())
 		return b.Store.SaveFeedState(k, st)
 	}
 	if res.NotModified {
+		b.observeFetch(f.Name, "not_modified", 0)
 		lg.Info("fetch", "feed", f.Name, "user", user, "status", res.Status, "new", 0, "duration", took)
 		if st.Failures == 0 && !res.NotBefore.After(st.NextFetch) {
 			return nil // a 304 costs no write transaction
@@ -224,12 +255,20 @@ func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error 
 
 	newN, err := b.commit(ctx, f, k, st, exists, res, start)
 	if err != nil {
+		b.observeFetch(f.Name, "error", 0)
 		lg.Error("fetch", "feed", f.Name, "user", user, "status", res.Status, "new", 0,
 			"duration", took, "error", err.Error())
 		return err
 	}
+	b.observeFetch(f.Name, "ok", newN)
 	lg.Info("fetch", "feed", f.Name, "user", user, "status", res.Status, "new", newN, "duration", took)
 	return nil
+}
+
+func (b *Bot) observeFetch(feed, result string, n int) {
+	if b.Observer != nil {
+		b.Observer.ObserveFetch(feed, result, n)
+	}
 }
 
 func fetchStatus(err error) int {
@@ -326,6 +365,7 @@ func (b *Bot) commit(ctx context.Context, f *Feed, k FeedKey, st FeedState, exis
 	if err := b.Store.Commit(c); err != nil {
 		return 0, err
 	}
+	b.failpoint(FailAfterCommit)
 	if len(c.Notifications) > 0 {
 		b.nudge()
 	}

@@ -97,8 +97,8 @@ type mpnsServer struct {
 }
 
 type reply struct {
-	status                     int
-	notif, subscr, device, ra  string
+	status                    int
+	notif, subscr, device, ra string
 }
 
 var (

@@ -51,6 +51,7 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 				if res.Duration == 0 {
 					res.Duration = b.now().Sub(start)
 				}
+				b.failpoint(FailAfterSend)
 				results <- sendResult{p: p, res: res, at: b.now()}
 			}
 		}()
@@ -169,8 +170,12 @@ func (b *Bot) recorder(results <-chan sendResult, done func(ids []uint64)) error
 			b.log().Error("record outcomes", "error", err.Error(), "count", len(recs))
 			errs = append(errs, err)
 		} else {
+			b.failpoint(FailAfterRecord)
 			for i := range recs {
 				b.logPush(&recs[i].Outcome)
+				if b.Observer != nil {
+					b.Observer.ObservePush(recs[i].Outcome)
+				}
 			}
 		}
 		done(ids)
