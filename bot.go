@@ -79,10 +79,11 @@ type Bot struct {
 	// Jitter returns a factor in [0.8, 1.2) applied to retry delays; nil uses math/rand.
 	Jitter func() float64
 
-	mu      sync.Mutex
-	feeds   map[string]*Feed
-	running map[FeedKey]bool
-	wake    chan struct{}
+	mu       sync.Mutex
+	feeds    map[string]*Feed
+	running  map[FeedKey]time.Time // fetches in progress and when they started
+	wake     chan struct{}
+	lastPass time.Time // the deliverer's last pass (progress, for health and the watchdog)
 }
 
 func (b *Bot) now() time.Time {
@@ -193,13 +194,26 @@ func (b *Bot) claim(k FeedKey) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.running == nil {
-		b.running = make(map[FeedKey]bool)
+		b.running = make(map[FeedKey]time.Time)
 	}
-	if b.running[k] {
+	if _, ok := b.running[k]; ok {
 		return false
 	}
-	b.running[k] = true
+	b.running[k] = time.Now()
 	return true
+}
+
+// Progress reports the age of the oldest fetch still running (0 if none)
+// and when the deliverer last made a pass (zero before Deliver starts). The
+// daemon's health check and systemd watchdog use it to tell "alive but
+// stuck" from working.
+func (b *Bot) Progress() (oldestFetch time.Duration, lastDispatch time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, start := range b.running {
+		oldestFetch = max(oldestFetch, time.Since(start))
+	}
+	return oldestFetch, b.lastPass
 }
 
 func (b *Bot) release(k FeedKey) {

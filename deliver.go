@@ -85,6 +85,9 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 		// the busy set. (Releasing them while a Due was reading an older
 		// snapshot would send them twice.)
 		fl.release()
+		b.mu.Lock()
+		b.lastPass = time.Now()
+		b.mu.Unlock()
 		now := b.now()
 		day := now.UTC().Format(time.DateOnly)
 		due, err := b.Store.Due(now, recordBatch, fl.busy)

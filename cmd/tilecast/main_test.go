@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,6 +98,8 @@ func e2eConfig(t *testing.T, feedURL string) string {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tilecast.toml")
 	cfg := fmt.Sprintf(`state = %q
+[http]
+listen = ""
 [fetch]
 allow_private = true
 [push]
@@ -261,4 +265,119 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDaemonServesAPIAndReloadsOnSIGHUP(t *testing.T) {
+	feed := &growingFeed{}
+	feed.add("First")
+	fsrv := httptest.NewServer(feed)
+	defer fsrv.Close()
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "api-keys")
+	os.WriteFile(keys, []byte("# operators\nsecret-key-1\n"), 0o600)
+	addr := freeAddr(t)
+	base := fmt.Sprintf(`state = %q
+[http]
+listen = %q
+api_keys_file = %q
+[fetch]
+allow_private = true
+[push]
+allow_private = true
+allowed_hosts = ["127.0.0.1"]
+[[feed]]
+name = "news"
+url = "%s/news.xml"
+schedule = "@every 1h"
+[feed.toast]
+text2 = "{{.Item.Title}}"
+`, filepath.Join(dir, "state.db"), addr, keys, fsrv.URL)
+	cfg := filepath.Join(dir, "tilecast.toml")
+	os.WriteFile(cfg, []byte(base), 0o600)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
+	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
+
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("Authorization", "Bearer secret-key-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/channels",
+		strings.NewReader(`{"uri":"http://127.0.0.1:9/throttledthirdparty/01.00/x","feeds":["news"]}`))
+	req.Header.Set("Authorization", "Bearer secret-key-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("register: %d", resp.StatusCode)
+	}
+	waitFor(t, "first fetch", func() bool { return strings.Contains(logs.String(), "msg=fetch feed=news") })
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `tilecast_fetch_total{feed="news",result="ok"} 1`) ||
+		!strings.Contains(body, "tilecast_channels 1") {
+		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+
+	// A broken config is rejected and the daemon keeps running.
+	os.WriteFile(cfg, []byte(base+"bogus_key = 1\n"), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "rejected reload", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
+	// A good config adds a feed without a restart.
+	os.WriteFile(cfg, []byte(strings.Replace(base, `schedule = "@every 1h"`, `schedule = "@every 1h"`, 1)+
+		fmt.Sprintf("[[feed]]\nname = \"extra\"\nurl = \"%s/extra.xml\"\nschedule = \"@every 1s\"\n[feed.toast]\ntext2 = \"x\"\n", fsrv.URL)), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "reload", func() bool { return strings.Contains(logs.String(), `msg="config reloaded" feeds=2`) || strings.Count(logs.String(), "config reload rejected") > 1 })
+	if strings.Count(logs.String(), "config reload rejected") > 1 {
+		t.Fatalf("good config rejected:\n%s", logs.String())
+	}
+	waitFor(t, "the new feed's fetch", func() bool { return strings.Contains(logs.String(), "msg=fetch feed=extra") })
+	if code, body := get("/healthz"); code != 200 {
+		t.Errorf("/healthz after reload: %d %s", code, body)
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
 }

@@ -2,15 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/tilecast/tilecast"
+
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/store"
+	"github.com/tilecast/tilecast/web"
 )
 
 // shutdownGrace bounds how long `run` waits for running fetches on stop;
@@ -40,19 +48,53 @@ func cmdRun(ctx context.Context, e env) error {
 	return runDaemon(ctx, cfg, *cfgPath, bot, db, log)
 }
 
-// daemonStore is what runDaemon reads from the store besides the Bot's needs.
-type daemonStore interface {
-	FeedState(k tilecast.FeedKey) (tilecast.FeedState, bool, error)
-}
-
-// runDaemon schedules every feed, delivers continuously and reloads the
-// config on SIGHUP, until ctx is cancelled (SIGINT/SIGTERM). Then it stops
-// taking new work, lets running fetches and in-flight sends finish, and
-// returns; the caller closes the store.
-func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *tilecast.Bot, db daemonStore, log *slog.Logger) error {
+// runDaemon schedules every feed, delivers continuously, serves the API
+// (when http.listen is set) and reloads the config on SIGHUP, until ctx is
+// cancelled (SIGINT/SIGTERM). Then it stops taking new work, lets running
+// fetches and in-flight sends finish and be recorded, and returns; the
+// caller closes the store.
+func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *tilecast.Bot, db *store.DB, log *slog.Logger) error {
 	sched := newScheduler(ctx, bot, log)
 	if err := sched.apply(cfg.Feeds); err != nil {
 		return usageError{err}
+	}
+
+	var cur struct {
+		sync.Mutex
+		cfg *config.Config
+	}
+	cur.cfg = cfg
+	current := func() *config.Config { cur.Lock(); defer cur.Unlock(); return cur.cfg }
+	health := func() error { return daemonHealth(ctx, current(), sched, bot, db) }
+
+	var api *web.Server
+	var httpSrv *http.Server
+	if cfg.HTTP.Listen != "" {
+		var err error
+		api, err = web.New(web.Options{
+			Store:        db,
+			Stats:        func() (web.Stats, error) { s, err := db.Stats(); return web.Stats(s), err },
+			Feeds:        func() []tilecast.Feed { return current().Feeds },
+			AllowedHosts: func() []string { return current().Push.AllowedHosts },
+			APIKeysFile:  cfg.HTTP.APIKeysFile,
+			Subscribe:    bot.Subscribe,
+			Health:       health,
+			Logger:       log.With("component", "http"),
+		})
+		if err != nil {
+			return fmt.Errorf("http api: %w", err)
+		}
+		bot.Observer = api.Metrics()
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http.listen: %w", err)
+		}
+		httpSrv = api.HTTPServer(cfg.HTTP.Listen)
+		go func() {
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server stopped", "error", err.Error())
+			}
+		}()
 	}
 	sched.start()
 
@@ -69,10 +111,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	// fetch at once every feed whose last fetch is older than its schedule.
 	catchUp(ctx, &wg, cfg.Feeds, bot, db, log)
 
+	// systemd: ready only now that config, store, listener and scheduler are up.
+	sdNotify(log, daemon.SdNotifyReady)
+	go watchdog(ctx, log, health)
+
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	log.Info("tilecast running", "feeds", len(cfg.Feeds), "state", cfg.State, "version", version)
+	log.Info("tilecast running", "feeds", len(cfg.Feeds), "state", cfg.State, "listen", cfg.HTTP.Listen, "version", version)
 	for {
 		select {
 		case <-hup:
@@ -82,14 +128,27 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 				continue
 			}
 			if err := sched.apply(next.Feeds); err != nil {
-				log.Error("config reload failed", "error", err.Error())
+				log.Error("config reload failed; the running config stays", "error", err.Error())
 				continue
 			}
 			bot.SetFeeds(next.Feeds)
-			cfg.Feeds = next.Feeds
+			cur.Lock()
+			cur.cfg = next
+			cur.Unlock()
+			if api != nil {
+				if err := api.ReloadKeys(); err != nil {
+					log.Error("api keys reload failed; the old keys stay", "error", err.Error())
+				}
+			}
 			log.Info("config reloaded", "feeds", len(next.Feeds))
 		case <-ctx.Done():
+			sdNotify(log, daemon.SdNotifyStopping)
 			log.Info("stopping: no new work; waiting for running fetches and sends")
+			if httpSrv != nil {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				httpSrv.Shutdown(sctx)
+				cancel()
+			}
 			if !sched.stop(shutdownGrace) {
 				log.Warn("shutdown grace expired with fetches still running")
 			}
@@ -101,7 +160,59 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	}
 }
 
-func catchUp(ctx context.Context, wg *sync.WaitGroup, feeds []tilecast.Feed, bot *tilecast.Bot, db daemonStore, log *slog.Logger) {
+// daemonHealth is /healthz and the watchdog's condition: the scheduler
+// ticks, no fetch is stuck, the deliverer makes passes, the store answers.
+func daemonHealth(ctx context.Context, cfg *config.Config, sched *scheduler, bot *tilecast.Bot, db *store.DB) error {
+	if ctx.Err() != nil {
+		return errors.New("stopping")
+	}
+	if age := time.Since(sched.lastBeat()); age > time.Minute {
+		return fmt.Errorf("scheduler has not ticked for %s", age.Round(time.Second))
+	}
+	oldest, lastPass := bot.Progress()
+	if limit := 2*cfg.Fetch.Timeout + time.Minute; oldest > limit {
+		return fmt.Errorf("a fetch has been running for %s", oldest.Round(time.Second))
+	}
+	if age := time.Since(lastPass); age > 2*time.Minute {
+		return fmt.Errorf("the deliverer has not run for %s", age.Round(time.Second))
+	}
+	if _, err := db.Stats(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// sdNotify tells systemd about a state change; outside systemd it does nothing.
+func sdNotify(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("sd_notify failed", "state", state, "error", err.Error())
+	}
+}
+
+// watchdog pings systemd at half its WatchdogSec, but only while the daemon
+// makes progress, so a process that is alive but stuck gets restarted.
+func watchdog(ctx context.Context, log *slog.Logger, health func() error) {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := health(); err != nil {
+				log.Warn("watchdog not pinged: no progress", "error", err.Error())
+				continue
+			}
+			sdNotify(log, daemon.SdNotifyWatchdog)
+		}
+	}
+}
+
+func catchUp(ctx context.Context, wg *sync.WaitGroup, feeds []tilecast.Feed, bot *tilecast.Bot, db *store.DB, log *slog.Logger) {
 	now := time.Now()
 	for i := range feeds {
 		f := &feeds[i]

@@ -109,7 +109,19 @@ func (s *scheduler) next(feed string) time.Time {
 	return s.cron.Entry(e.id).Next
 }
 
-func (s *scheduler) start() { s.cron.Start() }
+// start runs the cron loop, with a heartbeat entry that proves the loop
+// itself is alive (health and the systemd watchdog read it).
+func (s *scheduler) start() {
+	s.heartbeat()
+	s.cron.Schedule(cron.Every(10*time.Second), cron.FuncJob(s.heartbeat))
+	s.cron.Start()
+}
+
+func (s *scheduler) lastBeat() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.beat
+}
 
 // stop stops scheduling and waits up to grace for running jobs.
 func (s *scheduler) stop(grace time.Duration) bool {
