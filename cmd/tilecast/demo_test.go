@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tilecast/tilecast/emulator"
+)
+
+// TestDemo runs the demo as README tells a newcomer to, for a few seconds,
+// and checks what the phone view shows and what the log says.
+func TestDemo(t *testing.T) {
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"demo", "--seconds", "14", "--every", "2s"}, strings.NewReader(""), stdout, stderr)
+	}()
+	re := regexp.MustCompile(`phone view: (http://\S+)/`)
+	waitFor(t, "the phone view URL", func() bool { return re.MatchString(stdout.String()) })
+	url := re.FindStringSubmatch(stdout.String())[1]
+	tmp := regexp.MustCompile(`state in (\S+)`).FindStringSubmatch(stdout.String())[1]
+
+	var phones struct {
+		Phones []emulator.ChannelState `json:"phones"`
+	}
+	// While it runs: the healthy phones show toasts and a tile.
+	waitFor(t, "toasts and tiles on the healthy phones", func() bool {
+		resp, err := http.Get(url + "/state.json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		phones.Phones = nil
+		if json.NewDecoder(resp.Body).Decode(&phones) != nil {
+			return false
+		}
+		ok := 0
+		for _, p := range phones.Phones {
+			if p.Behaviour == emulator.Healthy && len(p.Toasts) > 0 && p.Tile.Kind != "" {
+				ok++
+			}
+		}
+		return ok == 3
+	})
+	for _, p := range phones.Phones {
+		if len(p.Rejected) > 0 {
+			t.Errorf("emulator rejected pushes to %s: %+v", p.Name, p.Rejected)
+		}
+	}
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("demo exited %d:\n%s", code, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo did not stop after --seconds")
+	}
+	logs := stderr.String()
+	for _, want := range []string{"outcome=channel_removed", "outcome=delivered", "kind=tile", "kind=toast", "feed=inbox user=alice"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("demo log lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("demo left its temp dir %s behind (err %v)", tmp, err)
+	}
+}
