@@ -597,3 +597,42 @@ func TestFeedFailureBacksOffAndMarksBroken(t *testing.T) {
 		t.Error("no recovery line")
 	}
 }
+
+func TestPushTimeoutIsRetried(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	client, err := mpns.NewClient(mpns.ClientOptions{Timeout: 200 * time.Millisecond, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bot.Pusher = client
+	news := h.feed("news", "/news.xml")
+	news.Tile = nil
+	h.feeds.add("/news.xml", rssItem{"n0", "Baseline", ""})
+	ch, _, err := h.db.AddChannel(tilecast.Channel{URI: slow.URL + "/throttledthirdparty/01.00/slow", Feeds: []string{"news"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.run(news)
+	h.feeds.add("/news.xml", rssItem{"n1", "Breaking", ""})
+	h.run(news)
+	h.deliver()
+	if !strings.Contains(h.logs.String(), "outcome=retry") {
+		t.Fatalf("a timed-out push was not retried:\n%s", h.logs)
+	}
+	outs, err := h.db.Outcomes(ch.ID, "", time.Time{})
+	if err != nil || len(outs) != 1 || outs[0].Action != tilecast.ActionRetry || outs[0].Status != 0 {
+		t.Fatalf("ledger after timeout: %+v (%v)", outs, err)
+	}
+	if stats, _ := h.db.Stats(); stats.OutboxDepth != 1 {
+		t.Errorf("outbox depth %d, want the entry kept for its retry", stats.OutboxDepth)
+	}
+}
