@@ -19,14 +19,13 @@ func cmdEmulate(ctx context.Context, e env) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	emu, url, stop, err := startEmulator(*listen, log)
+	_, url, stop, err := startEmulator(*listen, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
 	fmt.Fprintf(e.stdout, "MPNS emulator on %s\n  phone view:      %s/\n  create channels: curl -X POST -d '{\"behaviour\":\"healthy\",\"name\":\"my phone\"}' %s/channels\n",
 		url, url, url)
-	_ = emu
 	<-ctx.Done()
 	return nil
 }

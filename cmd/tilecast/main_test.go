@@ -381,3 +381,50 @@ text2 = "{{.Item.Title}}"
 		t.Fatal("daemon did not stop")
 	}
 }
+
+func TestPreviewPrintsRequestsAndChangesNothing(t *testing.T) {
+	feed := &growingFeed{}
+	feed.add("Only story <b>bold</b>")
+	fsrv := httptest.NewServer(feed)
+	defer fsrv.Close()
+	cfg := e2eConfig(t, fsrv.URL)
+	code, out, errs := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news")
+	if code != exitOK {
+		t.Fatalf("preview: exit %d %s", code, errs)
+	}
+	for _, want := range []string{"# toast", "X-WindowsPhone-Target: toast", "# tile", "X-WindowsPhone-Target: token",
+		"<wp:Text2>Only story bold</wp:Text2>", `Template="FlipTile"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("preview output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "state.db")); !os.IsNotExist(err) {
+		t.Errorf("preview created or touched the state file (err %v)", err)
+	}
+	if code, _, _ := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "nosuch"); code != exitUsage {
+		t.Errorf("unknown feed: exit %d, want 2", code)
+	}
+}
+
+func TestEmulateServesPhoneView(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"emulate", "--listen", addr}, strings.NewReader(""), out, io.Discard) }()
+	waitFor(t, "the emulator", func() bool { return strings.Contains(out.String(), "phone view") })
+	resp, err := http.Post("http://"+addr+"/channels", "application/json", strings.NewReader(`{"behaviour":"healthy","name":"p"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ch struct{ URI string }
+	json.NewDecoder(resp.Body).Decode(&ch)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(ch.URI, "/throttledthirdparty/01.00/") {
+		t.Errorf("create channel: %d %+v", resp.StatusCode, ch)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("emulate exited %d", code)
+	}
+}
