@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/tilecast/tilecast"
 )
@@ -27,16 +26,11 @@ func cmdOnce(ctx context.Context, e env) error {
 		}
 		feeds = []tilecast.Feed{*f}
 	}
-	log := newLogger(cfg, e.stderr)
-	db, err := openStore(cfg, 5*time.Second)
+	bot, db, _, err := openBot(cfg, e.stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	bot, err := newBot(cfg, db, log)
-	if err != nil {
-		return err
-	}
 	// Fetch every feed now (ignoring backoff: the operator asked), then send
 	// what is due. Channels that failed are in the log; that is not an error.
 	var errs []error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,17 +36,28 @@ func cmdRun(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, e.stderr)
-	db, err := openStore(cfg, 5*time.Second)
+	bot, db, log, err := openBot(cfg, e.stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	return runDaemon(ctx, cfg, *cfgPath, bot, db, log)
+}
+
+// openBot builds the logger, opens the state file (waiting at most 5 s for
+// its lock) and wires a Bot; the caller closes the store.
+func openBot(cfg *config.Config, stderr io.Writer) (*tilecast.Bot, *store.DB, *slog.Logger, error) {
+	log := newLogger(cfg, stderr)
+	db, err := openStore(cfg, 5*time.Second)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	bot, err := newBot(cfg, db, log)
 	if err != nil {
-		return err
+		db.Close()
+		return nil, nil, nil, err
 	}
-	return runDaemon(ctx, cfg, *cfgPath, bot, db, log)
+	return bot, db, log, nil
 }
 
 // runDaemon schedules every feed, delivers continuously, serves the API
