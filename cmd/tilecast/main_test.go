@@ -359,10 +359,12 @@ text2 = "{{.Item.Title}}"
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor(t, "rejected reload", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
 	// A good config adds a feed without a restart.
-	os.WriteFile(cfg, []byte(strings.Replace(base, `schedule = "@every 1h"`, `schedule = "@every 1h"`, 1)+
+	os.WriteFile(cfg, []byte(base+
 		fmt.Sprintf("[[feed]]\nname = \"extra\"\nurl = \"%s/extra.xml\"\nschedule = \"@every 1s\"\n[feed.toast]\ntext2 = \"x\"\n", fsrv.URL)), 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "reload", func() bool { return strings.Contains(logs.String(), `msg="config reloaded" feeds=2`) || strings.Count(logs.String(), "config reload rejected") > 1 })
+	waitFor(t, "reload", func() bool {
+		return strings.Contains(logs.String(), `msg="config reloaded" feeds=2`) || strings.Count(logs.String(), "config reload rejected") > 1
+	})
 	if strings.Count(logs.String(), "config reload rejected") > 1 {
 		t.Fatalf("good config rejected:\n%s", logs.String())
 	}
@@ -411,7 +413,9 @@ func TestEmulateServesPhoneView(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	out := &lockedBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"emulate", "--listen", addr}, strings.NewReader(""), out, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"emulate", "--listen", addr}, strings.NewReader(""), out, io.Discard)
+	}()
 	waitFor(t, "the emulator", func() bool { return strings.Contains(out.String(), "phone view") })
 	resp, err := http.Post("http://"+addr+"/channels", "application/json", strings.NewReader(`{"behaviour":"healthy","name":"p"}`))
 	if err != nil {
