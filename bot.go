@@ -25,7 +25,8 @@ const (
 	retryCap      = time.Hour
 	feedRetryBase = time.Minute
 	feedRetryCap  = 6 * time.Hour
-	recordBatch   = 256
+	dueBatch      = 256  // outbox entries read per dispatcher pass
+	recordBatch   = 1024 // results written per transaction (one fsync pair each)
 )
 
 // Observer receives what the Bot did, for metrics.

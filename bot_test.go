@@ -201,7 +201,8 @@ func (h *harness) open() {
 		h.t.Fatal(err)
 	}
 	h.db = db
-	client, err := mpns.NewClient(mpns.ClientOptions{Timeout: 2 * time.Second, AllowPrivate: true})
+	// A generous timeout: a loaded CI machine must not turn slow answers into retries.
+	client, err := mpns.NewClient(mpns.ClientOptions{Timeout: 15 * time.Second, AllowPrivate: true})
 	if err != nil {
 		h.t.Fatal(err)
 	}

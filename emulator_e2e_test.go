@@ -151,7 +151,7 @@ func TestDailyCapAgainstEmulator(t *testing.T) {
 	h.deliver()
 	st := h.state(phone)
 	if st.Counts.Total != tilecast.DailyCap || st.Counts.Throttled != 0 {
-		t.Fatalf("first day: %d pushes (%d throttled), want exactly %d and no 406", st.Counts.Total, st.Counts.Throttled, tilecast.DailyCap)
+		t.Fatalf("first day: %d pushes (%d throttled), want exactly %d and no 406\n%s", st.Counts.Total, st.Counts.Throttled, tilecast.DailyCap, grepLines(h.logs.String(), "outcome=retry"))
 	}
 	// The rest waits for the next UTC day.
 	h.clock.Add(13*time.Hour + time.Minute) // 10:00 → 23:01: still the same day
@@ -190,4 +190,14 @@ func TestDailyCapAgainstEmulator(t *testing.T) {
 	if c.NextAllowedAt.Sub(h.clock.Now()) < 61*time.Minute {
 		t.Errorf("406 channel next allowed at %v, want ≥ 61 min ahead", c.NextAllowedAt)
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
