@@ -2,8 +2,24 @@
 // gofeed into tilecast items. Every fetch is time-boxed, its body is capped
 // (after transparent gzip decoding), redirects are limited, and dials to
 // loopback, private and reserved addresses are refused after DNS resolution
-// unless allowed, because feed URLs (and the redirects they answer with) are
-// not trusted.
+// unless allowed (see netguard), because feed URLs (and the redirects they
+// answer with) are not trusted. The same guarded transport checks remote
+// tile images (CheckImage).
+//
+// # Memory budget
+//
+// gofeed builds trees whose size follows the number of elements, not the
+// bytes: a 4 MiB document nested 300k deep peaks at about 90× its size
+// (~360 MiB). Before gofeed runs, a pre-scan (xml.Decoder.RawToken, or a
+// byte walk for JSON Feed) refuses documents nested deeper than 64 or with
+// more than 100k elements, 100k attributes or 200k JSON nodes; a 10k-item
+// RSS feed still passes. Measured by TestParseMemoryBudget, the worst
+// accepted input then peaks at ≈ 8× max_body (items or flat children at the
+// element limit), and a refused one at ≈ 2× its size. With max_body 4 MiB
+// and parse concurrency 2: ~32 MiB per parse, ~64 MiB for two at once
+// (budget asserted: 16× max_body per parse), on top of the two 4 MiB
+// bodies held. Raising max_body raises the text-heavy cases (≈ 4–6×
+// input) but not the element-bound ones.
 package fetch
 
 import (
@@ -14,13 +30,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/netguard"
 )
 
 // Defaults applied by New to zero Options fields.
@@ -45,8 +61,15 @@ type Options struct {
 	// UserAgent is sent with every request,
 	// e.g. "tilecast/1.2.0 (+https://github.com/tilecast/tilecast)".
 	UserAgent string
-	// AllowPrivate disables the dial-time guard (see Prohibited).
+	// AllowPrivate disables the dial-time guard (see netguard.Prohibited).
 	AllowPrivate bool
+	// Policy decides which addresses the guard refuses; nil means
+	// netguard.Prohibited. Tests use it to let 127.0.0.2 play a public host.
+	Policy netguard.Policy
+	// Resolver resolves host names for every dial; nil means the default
+	// resolver. The guard checks whatever it answers on that very dial, so
+	// a name that re-resolves inward (DNS rebinding) is still refused.
+	Resolver *net.Resolver
 	// MaxRedirects is the number of redirects followed; negative follows none.
 	MaxRedirects int
 	// ParseConcurrency bounds how many feeds are parsed at once: gofeed may
@@ -54,7 +77,8 @@ type Options struct {
 	ParseConcurrency int
 	// Now is the clock used for NotBefore and Retry-After; time.Now if nil.
 	Now func() time.Time
-	// Logger receives debug lines; nothing is logged if nil.
+	// Logger receives debug lines, and a warning per refused tile image;
+	// nothing is logged if nil.
 	Logger *slog.Logger
 }
 
@@ -65,10 +89,10 @@ type Client struct {
 	sem    chan struct{}
 	logger *slog.Logger
 
-	// Test seams: which addresses the dial guard refuses, and a hook run
-	// before every parse.
-	prohibited func(netip.Addr) bool
-	onParse    func()
+	images *imageCache
+
+	// Test seam: a hook run before every parse.
+	onParse func()
 }
 
 var _ tilecast.Fetcher = (*Client)(nil)
@@ -99,15 +123,14 @@ func New(opts Options) *Client {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		opts:       opts,
-		sem:        make(chan struct{}, opts.ParseConcurrency),
-		logger:     opts.Logger,
-		prohibited: Prohibited,
+		opts:   opts,
+		sem:    make(chan struct{}, opts.ParseConcurrency),
+		logger: opts.Logger,
+		images: newImageCache(imageCacheSize, imageCacheTTL),
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: opts.Resolver}
 	if !opts.AllowPrivate {
-		// Indirect through c so tests can swap the policy after New.
-		dialer.ControlContext = dialGuard(func(ip netip.Addr) bool { return c.prohibited(ip) })
+		netguard.Dialer(dialer, opts.Policy)
 	}
 	tr := &http.Transport{
 		Proxy:                 nil,
@@ -252,15 +275,28 @@ func (c *Client) get(ctx context.Context, u *url.URL, v tilecast.Validators) ([]
 		return nil, nil, &tilecast.FetchError{Status: resp.StatusCode,
 			Err: fmt.Errorf("content-length %d over %d: %w", resp.ContentLength, max, tilecast.ErrBodyTooLarge)}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	body, err := readCapped(resp.Body, max)
+	if errors.Is(err, tilecast.ErrBodyTooLarge) {
+		return nil, nil, &tilecast.FetchError{Status: resp.StatusCode, Err: err}
+	}
 	if err != nil {
 		return nil, nil, &tilecast.FetchError{Err: fmt.Errorf("read body: %w", err)}
 	}
-	if int64(len(body)) > max {
-		return nil, nil, &tilecast.FetchError{Status: resp.StatusCode,
-			Err: fmt.Errorf("body over %d bytes: %w", max, tilecast.ErrBodyTooLarge)}
-	}
 	return body, resp, nil
+}
+
+// readCapped reads r to the end, but never more than max+1 bytes: one byte
+// over max proves the body too large, so an endless or bomb-sized
+// (decompressed) stream costs at most max+1 bytes of memory.
+func readCapped(r io.Reader, max int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > max {
+		return nil, fmt.Errorf("body over %d bytes: %w", max, tilecast.ErrBodyTooLarge)
+	}
+	return body, nil
 }
 
 func statusText(code int) string {

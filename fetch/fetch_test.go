@@ -400,6 +400,8 @@ func TestRedirects(t *testing.T) {
 	defer toFile.Close()
 	toGopher := httptest.NewServer(http.RedirectHandler("gopher://127.0.0.1:70/", http.StatusFound))
 	defer toGopher.Close()
+	toData := httptest.NewServer(http.RedirectHandler("data:application/rss+xml,<rss/>", http.StatusFound))
+	defer toData.Close()
 
 	tests := []struct {
 		name    string
@@ -414,6 +416,8 @@ func TestRedirects(t *testing.T) {
 		{"3 hops of max 2", 2, chain.URL + "/r/3", "stopped after 2 redirects"},
 		{"none allowed", -1, chain.URL + "/r/1", "stopped after 0 redirects"},
 		{"loop", 0, loop.URL + "/loop", "stopped after 5 redirects"},
+		{"20-hop chain", 0, chain.URL + "/r/20", "stopped after 5 redirects"},
+		{"to data", 0, toData.URL, `scheme "data"`},
 		{"https to http", 0, downgrade.URL, "downgrade"},
 		{"http to https", 0, upgrade.URL, ""},
 		{"https chain", 0, tlsSrv.URL + "/r/3", ""},

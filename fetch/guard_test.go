@@ -2,124 +2,23 @@ package fetch
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/netguard"
 )
-
-func TestProhibited(t *testing.T) {
-	tests := []struct {
-		ip   string
-		want bool
-	}{
-		// N1 matrix (reliability.md §2.6).
-		{"127.0.0.1", true},
-		{"127.255.0.9", true},
-		{"::1", true},
-		{"::ffff:127.0.0.1", true},
-		{"169.254.169.254", true},
-		{"fd00:ec2::254", true},
-		{"10.0.0.1", true},
-		{"10.255.255.255", true},
-		{"172.16.0.1", true},
-		{"172.31.255.255", true},
-		{"192.168.1.1", true},
-		{"100.64.0.1", true},
-		{"100.127.255.255", true},
-		{"0.0.0.0", true},
-		{"0.1.2.3", true},
-		{"fe80::1", true},
-		{"fc00::1", true},
-		{"64:ff9b::7f00:1", true},
-		{"2002:7f00:1::1", true},
-		// The rest of the brief's list.
-		{"::", true},
-		{"224.0.0.1", true},
-		{"239.255.255.250", true},
-		{"ff02::1", true},
-		{"192.0.0.8", true},
-		{"198.18.0.1", true},
-		{"198.19.255.255", true},
-		{"240.0.0.1", true},
-		{"255.255.255.255", true},
-		{"::ffff:10.1.2.3", true},
-		{"::ffff:169.254.169.254", true},
-		{"64:ff9b::a00:1", true},      // NAT64 of 10.0.0.1
-		{"64:ff9b::a9fe:a9fe", true},  // NAT64 of 169.254.169.254
-		{"2002:c0a8:101::1", true},    // 6to4 of 192.168.1.1
-		{"2002:a9fe:a9fe::1", true},   // 6to4 of 169.254.169.254
-		{"::127.0.0.1", true},         // IPv4-compatible (deprecated)
-		{"fec0::1", true},             // site-local (deprecated)
-		{"2001:db8::1", true},         // documentation
-		{"2001:0:4136:e378::1", true}, // Teredo
-		{"192.0.2.10", true},          // documentation
-		{"fe80::1%eth0", true},
-		// Public addresses stay allowed.
-		{"8.8.8.8", false},
-		{"1.1.1.1", false},
-		{"93.184.215.14", false},
-		{"172.32.0.1", false},  // just past 172.16/12
-		{"100.128.0.1", false}, // just past 100.64/10
-		{"192.169.0.1", false}, // just past 192.168/16
-		{"198.20.0.1", false},  // just past 198.18/15
-		{"223.255.255.255", false},
-		{"::ffff:8.8.8.8", false},
-		{"2606:4700:4700::1111", false},
-		{"2a00:1450:4001:82b::200e", false},
-		{"64:ff9b::808:808", false}, // NAT64 of 8.8.8.8
-		{"2002:808:808::1", false},  // 6to4 of 8.8.8.8
-	}
-	for _, tt := range tests {
-		t.Run(tt.ip, func(t *testing.T) {
-			ip := netip.MustParseAddr(tt.ip)
-			if got := Prohibited(ip); got != tt.want {
-				t.Errorf("Prohibited(%s) = %v, want %v", tt.ip, got, tt.want)
-			}
-		})
-	}
-	if !Prohibited(netip.Addr{}) {
-		t.Error("the zero Addr must be prohibited (fail closed)")
-	}
-}
-
-func TestDialGuard(t *testing.T) {
-	guard := dialGuard(Prohibited)
-	tests := []struct {
-		network, address string
-		want             netip.Addr // zero: no ProhibitedError expected
-		wantErr          bool
-	}{
-		{"tcp4", "127.0.0.1:80", netip.MustParseAddr("127.0.0.1"), true},
-		{"tcp6", "[::ffff:127.0.0.1]:443", netip.MustParseAddr("127.0.0.1"), true},
-		{"tcp6", "[::1]:8080", netip.MustParseAddr("::1"), true},
-		{"tcp6", "[fe80::1%eth0]:80", netip.MustParseAddr("fe80::1"), true},
-		{"tcp4", "169.254.169.254:80", netip.MustParseAddr("169.254.169.254"), true},
-		{"tcp4", "localhost:80", netip.Addr{}, true}, // not a literal: fail closed
-		{"tcp4", "8.8.8.8:443", netip.Addr{}, false},
-		{"tcp6", "[2606:4700:4700::1111]:443", netip.Addr{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.address, func(t *testing.T) {
-			err := guard(context.Background(), tt.network, tt.address, nil)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("guard(%s) = %v, wantErr %v", tt.address, err, tt.wantErr)
-			}
-			var pe *ProhibitedError
-			if got := errors.As(err, &pe); got != tt.want.IsValid() {
-				t.Fatalf("guard(%s) = %v, want ProhibitedError %v", tt.address, err, tt.want.IsValid())
-			}
-			if pe != nil && pe.Addr != tt.want {
-				t.Errorf("ProhibitedError.Addr = %s, want %s", pe.Addr, tt.want)
-			}
-		})
-	}
-}
 
 // countingServer starts an httptest server on addr whose listener counts
 // accepted connections.
@@ -151,7 +50,28 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-func wantProhibited(t *testing.T, err error, addr string) {
+// tripwire wraps the production policy for tests that dial non-loopback
+// addresses: should Prohibited ever admit one, the test fails and the dial
+// is still refused, so a regression cannot send traffic off the machine.
+func tripwire(t *testing.T, allow ...netip.Addr) netguard.Policy {
+	return func(ip netip.Addr) bool {
+		for _, a := range allow {
+			if ip == a {
+				return false
+			}
+		}
+		if netguard.Prohibited(ip) {
+			return true
+		}
+		t.Errorf("policy admitted %s", ip)
+		return true
+	}
+}
+
+// loopback2 is 127.0.0.2, which plays a public host in these tests.
+var loopback2 = netip.MustParseAddr("127.0.0.2")
+
+func wantProhibited(t *testing.T, err error, addrs ...string) {
 	t.Helper()
 	var fe *tilecast.FetchError
 	if !errors.As(err, &fe) {
@@ -160,50 +80,74 @@ func wantProhibited(t *testing.T, err error, addr string) {
 	if fe.Status != 0 {
 		t.Errorf("Status = %d, want 0", fe.Status)
 	}
-	var pe *ProhibitedError
+	var pe *netguard.ProhibitedError
 	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a *ProhibitedError inside", err)
+		t.Fatalf("err = %v, want a *netguard.ProhibitedError inside", err)
 	}
-	if pe.Addr.String() != addr {
-		t.Errorf("ProhibitedError.Addr = %s, want %s", pe.Addr, addr)
+	for _, a := range addrs {
+		if pe.Addr.String() == a {
+			return
+		}
 	}
+	t.Errorf("ProhibitedError.Addr = %s, want one of %v", pe.Addr, addrs)
 }
 
-func TestFetchRefusesLoopback(t *testing.T) {
+// TestFetchRefusesN1 runs the N1 matrix (reliability.md §2.6) through the
+// fetch client: every address is refused at dial time with a typed error,
+// and the loopback listener the local ones point at accepts nothing.
+func TestFetchRefusesN1(t *testing.T) {
 	srv, accepted := countingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	c := New(Options{}) // AllowPrivate false, real policy
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	c := New(Options{Policy: tripwire(t), Timeout: 10 * time.Second})
 	tests := []struct {
-		url  string
-		addr string
+		host  string
+		addrs []string
 	}{
-		{srv.URL + "/feed.xml", "127.0.0.1"},
-		{"http://localhost:" + itoa(port) + "/feed.xml", "127.0.0.1"},
-		{"http://[::ffff:127.0.0.1]:" + itoa(port) + "/", "127.0.0.1"},
-		{"http://[::1]:" + itoa(port) + "/", "::1"},
+		{"127.0.0.1", []string{"127.0.0.1"}},
+		{"localhost", []string{"127.0.0.1", "::1"}},
+		{"[::1]", []string{"::1"}},
+		{"[::ffff:127.0.0.1]", []string{"127.0.0.1"}},
+		{"169.254.169.254", []string{"169.254.169.254"}},
+		{"[fd00:ec2::254]", []string{"fd00:ec2::254"}},
+		{"10.0.0.1", []string{"10.0.0.1"}},
+		{"172.16.0.1", []string{"172.16.0.1"}},
+		{"192.168.1.1", []string{"192.168.1.1"}},
+		{"100.64.0.1", []string{"100.64.0.1"}},
+		{"0.0.0.0", []string{"0.0.0.0"}},
+		{"[fe80::1]", []string{"fe80::1"}},
+		{"[fc00::1]", []string{"fc00::1"}},
+		{"[64:ff9b::7f00:1]", []string{"64:ff9b::7f00:1"}},
+		{"[2002:7f00:1::1]", []string{"2002:7f00:1::1"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.url, func(t *testing.T) {
-			res, err := c.Fetch(t.Context(), tt.url, tilecast.Validators{})
+		t.Run(tt.host, func(t *testing.T) {
+			res, err := c.Fetch(t.Context(), "http://"+tt.host+":"+port+"/feed.xml", tilecast.Validators{})
 			if res != nil {
 				t.Errorf("result = %+v, want nil", res)
 			}
-			wantProhibited(t, err, tt.addr)
+			wantProhibited(t, err, tt.addrs...)
 		})
 	}
 	if n := accepted.Load(); n != 0 {
 		t.Errorf("server accepted %d connections, want 0", n)
 	}
+
+	// The allowed side: a policy that admits 127.0.0.2 reaches it.
+	pub, pubAccepted := countingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
+	allow := New(Options{Policy: tripwire(t, loopback2)})
+	if _, err := allow.Fetch(t.Context(), pub.URL+"/feed.xml", tilecast.Validators{}); err != nil {
+		t.Fatalf("fetch from the allowed address: %v", err)
+	}
+	if n := pubAccepted.Load(); n != 1 {
+		t.Errorf("allowed server accepted %d connections, want 1", n)
+	}
 }
 
-func TestFetchRefusesRedirectToForbidden(t *testing.T) {
+func TestFetchRefusesRedirectToPrivate(t *testing.T) {
 	private, privAccepted := countingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
 	public, pubAccepted := countingServer(t, "127.0.0.2:0", http.RedirectHandler(private.URL+"/feed.xml", http.StatusFound))
 
-	c := New(Options{})
-	// In this test 127.0.0.2 plays a public host.
-	c.prohibited = func(ip netip.Addr) bool { return ip != netip.MustParseAddr("127.0.0.2") && Prohibited(ip) }
-
+	c := New(Options{Policy: tripwire(t, loopback2)})
 	_, err := c.Fetch(t.Context(), public.URL+"/feed.xml", tilecast.Validators{})
 	wantProhibited(t, err, "127.0.0.1")
 	if n := pubAccepted.Load(); n != 1 {
@@ -212,11 +156,106 @@ func TestFetchRefusesRedirectToForbidden(t *testing.T) {
 	if n := privAccepted.Load(); n != 0 {
 		t.Errorf("private server accepted %d connections, want 0", n)
 	}
+}
 
-	// The same policy lets a direct fetch of the "public" host through.
-	direct, _ := countingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
-	if _, err := c.Fetch(t.Context(), direct.URL+"/feed.xml", tilecast.Validators{}); err != nil {
-		t.Fatalf("fetch from allowed host: %v", err)
+// rebindingResolver is a Go resolver whose DNS "server" (spoken to over an
+// in-memory pipe, nothing leaves the process) answers A queries for name
+// with first, the first time, and with then ever after — a DNS rebinding
+// attack. Other names get NXDOMAIN, AAAA queries an empty answer.
+func rebindingResolver(t *testing.T, name string, first, then netip.Addr) (*net.Resolver, *atomic.Int64) {
+	t.Helper()
+	var queries atomic.Int64
+	fqdn := dnsmessage.MustNewName(name + ".")
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			client, server := net.Pipe()
+			go serveDNS(t, server, func(q dnsmessage.Question) (dnsmessage.RCode, []netip.Addr) {
+				if q.Name != fqdn {
+					return dnsmessage.RCodeNameError, nil
+				}
+				if q.Type != dnsmessage.TypeA {
+					return dnsmessage.RCodeSuccess, nil
+				}
+				if queries.Add(1) == 1 {
+					return dnsmessage.RCodeSuccess, []netip.Addr{first}
+				}
+				return dnsmessage.RCodeSuccess, []netip.Addr{then}
+			})
+			return client, nil
+		},
+	}, &queries
+}
+
+// serveDNS answers length-prefixed DNS messages (the stream framing the Go
+// resolver uses on a conn that is not a PacketConn) until conn closes.
+func serveDNS(t *testing.T, conn net.Conn, answer func(dnsmessage.Question) (dnsmessage.RCode, []netip.Addr)) {
+	defer conn.Close()
+	for {
+		var n [2]byte
+		if _, err := io.ReadFull(conn, n[:]); err != nil {
+			return
+		}
+		buf := make([]byte, binary.BigEndian.Uint16(n[:]))
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf)
+		if err != nil {
+			return
+		}
+		q, err := p.Question()
+		if err != nil {
+			return
+		}
+		rcode, addrs := answer(q)
+		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RCode: rcode})
+		b.EnableCompression()
+		_ = b.StartQuestions()
+		_ = b.Question(q)
+		_ = b.StartAnswers()
+		for _, a := range addrs {
+			rh := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 0}
+			_ = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+		}
+		msg, err := b.Finish()
+		if err != nil {
+			t.Errorf("build dns answer: %v", err)
+			return
+		}
+		binary.BigEndian.PutUint16(n[:], uint16(len(msg)))
+		if _, err := conn.Write(append(n[:], msg...)); err != nil {
+			return
+		}
+	}
+}
+
+// TestFetchRefusesDNSRebinding: the feed host first resolves to a "public"
+// address and is fetched; the next fetch, on a fresh connection, resolves
+// to 127.0.0.1 and is refused at the dial, with nothing accepted there.
+func TestFetchRefusesDNSRebinding(t *testing.T) {
+	public, pubAccepted := countingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
+	port := public.Listener.Addr().(*net.TCPAddr).Port
+	_, privAccepted := countingServer(t, "127.0.0.1:"+strconv.Itoa(port), serveFile("rss.xml"))
+
+	resolver, queries := rebindingResolver(t, "feed.rebind.test", loopback2, netip.MustParseAddr("127.0.0.1"))
+	c := New(Options{Policy: tripwire(t, loopback2), Resolver: resolver})
+	u := "http://feed.rebind.test:" + strconv.Itoa(port) + "/feed.xml"
+	if _, err := c.Fetch(t.Context(), u, tilecast.Validators{}); err != nil {
+		t.Fatalf("first fetch (public answer): %v", err)
+	}
+	c.http.CloseIdleConnections() // the next fetch must dial (and resolve) again
+	_, err := c.Fetch(t.Context(), u, tilecast.Validators{})
+	wantProhibited(t, err, "127.0.0.1")
+	if n := queries.Load(); n < 2 {
+		t.Errorf("%d A queries, want at least 2", n)
+	}
+	if n := pubAccepted.Load(); n != 1 {
+		t.Errorf("public server accepted %d connections, want 1", n)
+	}
+	if n := privAccepted.Load(); n != 0 {
+		t.Errorf("private server accepted %d connections, want 0", n)
 	}
 }
 
@@ -231,15 +270,33 @@ func TestAllowPrivate(t *testing.T) {
 	}
 }
 
-func TestTransportIgnoresProxyEnv(t *testing.T) {
-	t.Setenv("HTTP_PROXY", "http://127.0.0.1:9")
-	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-	c := New(Options{})
-	tr, ok := c.http.Transport.(*http.Transport)
-	if !ok {
-		t.Fatalf("transport is %T", c.http.Transport)
+// TestProxyEnvIgnored (N3): with HTTP_PROXY and HTTPS_PROXY pointing at a
+// loopback listener, fetches go direct and the proxy sees nothing.
+func TestProxyEnvIgnored(t *testing.T) {
+	proxy, proxied := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "proxied", http.StatusBadGateway)
+	}))
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	t.Setenv("HTTPS_PROXY", proxy.URL)
+	t.Setenv("http_proxy", proxy.URL)
+	t.Setenv("https_proxy", proxy.URL)
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	target, _ := countingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
+
+	c := New(Options{Policy: tripwire(t, loopback2)})
+	if _, err := c.Fetch(t.Context(), target.URL+"/feed.xml", tilecast.Validators{}); err != nil {
+		t.Fatalf("Fetch: %v", err)
 	}
-	if tr.Proxy != nil {
+	// The guard still applies: a loopback target is refused, not proxied.
+	_, err := c.Fetch(t.Context(), "http://127.0.0.1:1/feed.xml", tilecast.Validators{})
+	wantProhibited(t, err, "127.0.0.1")
+	if n := proxied.Load(); n != 0 {
+		t.Errorf("proxy accepted %d connections, want 0", n)
+	}
+	// net/http reads the proxy variables once per process, so a test that
+	// runs after another read them could pass by luck: check the wiring too.
+	if tr, ok := c.http.Transport.(*http.Transport); !ok || tr.Proxy != nil {
 		t.Error("transport has a Proxy func; proxy env vars would bypass the dial guard")
 	}
 }

@@ -37,11 +37,16 @@ type parsedFeed struct {
 	ttl   time.Duration // RSS <ttl>; 0 when absent
 }
 
-// parse sanitizes data and parses it as RSS, Atom or JSON Feed. base is the
+// parse sanitizes data, refuses it when the pre-scan finds it too deep or
+// too wide, and parses it as RSS, Atom or JSON Feed. base is the
 // URL the body came from; relative links and images are resolved against the
 // item link, then the feed link, then base. base may be nil.
 func parse(data []byte, base *url.URL) (parsedFeed, error) {
-	feed, err := gofeedParse(sanitize(data))
+	data = sanitize(data)
+	if err := prescan(data); err != nil {
+		return parsedFeed{}, err
+	}
+	feed, err := gofeedParse(data)
 	if err != nil {
 		return parsedFeed{}, err
 	}

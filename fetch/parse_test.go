@@ -346,8 +346,10 @@ func TestDeclaredEncoding(t *testing.T) {
 
 func testdataSeeds(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.*"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seeds: %v", err)
+	hostile, herr := filepath.Glob(filepath.Join("testdata", "hostile", "*"))
+	files = append(files, hostile...)
+	if err != nil || herr != nil || len(files) == 0 || len(hostile) == 0 {
+		f.Fatalf("no seeds: %v %v", err, herr)
 	}
 	for _, name := range files {
 		b, err := os.ReadFile(name)
@@ -357,6 +359,10 @@ func testdataSeeds(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(""))
+	f.Add(deepXML("rss", maxDepth+1))
+	f.Add(deepXML("atom", maxDepth-8))
+	f.Add(deepJSON(maxDepth + 1))
+	f.Add(items(3))
 	f.Add([]byte(`<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><rss version="2.0"><channel><title>&b;</title><item><title>&b;</title></item></channel></rss>`))
 	f.Add([]byte(`<rss version="2.0"><channel><item><guid></guid><enclosure/><media:thumbnail xmlns:media="http://search.yahoo.com/mrss/"/></item></channel></rss>`))
 	f.Add([]byte(`{"version":"https://jsonfeed.org/version/1.1","items":[null,{},{"id":1}]}`))

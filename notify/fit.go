@@ -43,11 +43,17 @@ func fitRaw(enc Encoder, r Raw) (tilecast.Request, error) {
 	return enc.EncodeRaw(r)
 }
 
-func fitToast(enc Encoder, t Toast) (tilecast.Request, error) {
+// sanitize removes what XML cannot carry from every field and reports
+// whether no text is left (the toast would be ErrEmpty).
+func (t *Toast) sanitize() (empty bool) {
 	t.Text1 = Sanitize(t.Text1)
 	t.Text2 = Sanitize(t.Text2)
 	t.Param = Sanitize(t.Param)
-	if t.Text1 == "" && t.Text2 == "" {
+	return t.Text1 == "" && t.Text2 == ""
+}
+
+func fitToast(enc Encoder, t Toast) (tilecast.Request, error) {
+	if t.sanitize() {
 		return tilecast.Request{}, fmt.Errorf("toast: no text: %w", ErrEmpty)
 	}
 	limit := enc.MaxTyped()
@@ -67,9 +73,11 @@ func fitToast(enc Encoder, t Toast) (tilecast.Request, error) {
 	}
 }
 
-func fitTile(enc Encoder, t *Tile) (tilecast.Request, error) {
+// sanitize removes what XML cannot carry from every field and reports
+// whether nothing is left to send (the tile would be ErrEmpty).
+func (t *Tile) sanitize() (empty bool) {
 	t.ID = Sanitize(t.ID)
-	empty := t.ID == ""
+	empty = t.ID == ""
 	for i := range tileFields {
 		f := t.field(i)
 		f.Value = Sanitize(f.Value)
@@ -80,7 +88,11 @@ func fitTile(enc Encoder, t *Tile) (tilecast.Request, error) {
 		f.Value = Sanitize(f.Value)
 		empty = empty && f.State == Absent
 	}
-	if empty {
+	return empty
+}
+
+func fitTile(enc Encoder, t *Tile) (tilecast.Request, error) {
+	if t.sanitize() {
 		return tilecast.Request{}, fmt.Errorf("tile: no fields: %w", ErrEmpty)
 	}
 	limit := enc.MaxTyped()

@@ -1,8 +1,10 @@
 package notify
 
 import (
+	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/tilecast/tilecast"
@@ -13,8 +15,9 @@ import (
 // concurrent use: compiled templates are cached per feed and replaced when
 // the feed's specs change (a config reload).
 type Renderer struct {
-	enc  Encoder
-	bufs bufPool
+	enc    Encoder
+	bufs   bufPool
+	images ImageChecker // nil: images are not checked
 
 	mu    sync.RWMutex
 	feeds map[string]*compiledFeed
@@ -22,9 +25,30 @@ type Renderer struct {
 
 var _ tilecast.Renderer = (*Renderer)(nil)
 
-// NewRenderer returns a Renderer that encodes with enc.
-func NewRenderer(enc Encoder) *Renderer {
-	return &Renderer{enc: enc, feeds: make(map[string]*compiledFeed)}
+// ImageChecker vets a remote tile image (fetch.Client implements it): ok
+// when the image may be sent, else reason says why not. Implementations
+// cache their verdicts, because the Renderer asks on every tile it renders.
+type ImageChecker interface {
+	CheckImage(ctx context.Context, url string) (ok bool, reason string)
+}
+
+// RendererOptions configure a Renderer.
+type RendererOptions struct {
+	// Images checks the remote (http, https) image fields of tiles of
+	// feeds with ImageCheck set (design.md §3 "Images"); a refused image is
+	// replaced by the feed's FallbackImage, or left out when it has none.
+	// nil sends image URLs unchecked.
+	Images ImageChecker
+}
+
+// NewRenderer returns a Renderer that encodes with enc. At most one
+// RendererOptions may be given.
+func NewRenderer(enc Encoder, opts ...RendererOptions) *Renderer {
+	r := &Renderer{enc: enc, feeds: make(map[string]*compiledFeed)}
+	for _, o := range opts {
+		r.images = o.Images
+	}
+	return r
 }
 
 // compiled returns f's compiled templates, compiling them on first use or
@@ -59,14 +83,8 @@ func (r *Renderer) Toast(f *tilecast.Feed, d *tilecast.TemplateData) (tilecast.R
 	if err != nil {
 		return tilecast.Request{}, err
 	}
-	var t Toast
-	if t.Text1, err = c.text1.execWith(d, &r.bufs); err != nil {
-		return tilecast.Request{}, fmt.Errorf("feed %s: %w", f.Name, err)
-	}
-	if t.Text2, err = c.text2.execWith(d, &r.bufs); err != nil {
-		return tilecast.Request{}, fmt.Errorf("feed %s: %w", f.Name, err)
-	}
-	if t.Param, err = c.param.execWith(d, &r.bufs); err != nil {
+	t, err := c.buildToast(d, &r.bufs)
+	if err != nil {
 		return tilecast.Request{}, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
 	req, err := fitToast(r.enc, t)
@@ -93,7 +111,9 @@ func (r *Renderer) SummaryToast(f *tilecast.Feed, d *tilecast.TemplateData, more
 }
 
 // Tile renders f's tile for d. Empty template output leaves an element out;
-// the count is trimmed, clamped to 0–99 and left out when not an integer.
+// the count is trimmed, clamped to 0–99 and left out when not an integer;
+// remote images are checked when f.ImageCheck is set and the Renderer has
+// an ImageChecker.
 func (r *Renderer) Tile(f *tilecast.Feed, d *tilecast.TemplateData) (tilecast.Request, error) {
 	if f.Tile == nil {
 		return tilecast.Request{}, fmt.Errorf("feed %s: tile: %w", f.Name, errNoSpec)
@@ -105,17 +125,53 @@ func (r *Renderer) Tile(f *tilecast.Feed, d *tilecast.TemplateData) (tilecast.Re
 	if err != nil {
 		return tilecast.Request{}, err
 	}
-	t := Tile{Template: f.Tile.Template}
-	if t.ID, err = c.id.execWith(d, &r.bufs); err != nil {
+	var t Tile
+	if err := c.buildTile(&t, d, &r.bufs); err != nil {
 		return tilecast.Request{}, fmt.Errorf("feed %s: %w", f.Name, err)
+	}
+	if r.images != nil && f.ImageCheck {
+		r.checkImages(f, &t)
+	}
+	req, err := fitTile(r.enc, &t)
+	if err != nil {
+		return req, fmt.Errorf("feed %s: %w", f.Name, err)
+	}
+	return req, nil
+}
+
+// buildToast executes the toast templates for d (the Renderer and Preview
+// share it). pool may be nil.
+func (c *compiledFeed) buildToast(d *tilecast.TemplateData, pool *bufPool) (Toast, error) {
+	var t Toast
+	var err error
+	if t.Text1, err = c.text1.execWith(d, pool); err != nil {
+		return Toast{}, err
+	}
+	if t.Text2, err = c.text2.execWith(d, pool); err != nil {
+		return Toast{}, err
+	}
+	if t.Param, err = c.param.execWith(d, pool); err != nil {
+		return Toast{}, err
+	}
+	return t, nil
+}
+
+// buildTile executes the tile templates for d into t (the Renderer and
+// Preview share it). Empty output leaves an element out; the count is
+// trimmed, clamped to 0–99 and left out when not an integer. pool may be nil.
+func (c *compiledFeed) buildTile(t *Tile, d *tilecast.TemplateData, pool *bufPool) error {
+	*t = Tile{Template: c.tileSpec.Template}
+	var err error
+	if t.ID, err = c.id.execWith(d, pool); err != nil {
+		return err
 	}
 	for i, ft := range c.tile {
 		if ft == nil {
 			continue
 		}
-		v, err := ft.execWith(d, &r.bufs)
+		v, err := ft.execWith(d, pool)
 		if err != nil {
-			return tilecast.Request{}, fmt.Errorf("feed %s: %w", f.Name, err)
+			return err
 		}
 		if i == countIndex {
 			var ok bool
@@ -131,18 +187,57 @@ func (r *Renderer) Tile(f *tilecast.Feed, d *tilecast.TemplateData) (tilecast.Re
 	// phone cycles through CycleImage1..n without gaps.
 	n := 0
 	for _, ft := range c.cycle {
-		v, err := ft.execWith(d, &r.bufs)
+		v, err := ft.execWith(d, pool)
 		if err != nil {
-			return tilecast.Request{}, fmt.Errorf("feed %s: %w", f.Name, err)
+			return err
 		}
 		if v != "" {
 			t.CycleImages[n] = Field{Value: v, State: Present}
 			n++
 		}
 	}
-	req, err := fitTile(r.enc, &t)
-	if err != nil {
-		return req, fmt.Errorf("feed %s: %w", f.Name, err)
+	return nil
+}
+
+// checkImages replaces every remote image of t that the checker refuses
+// with f's fallback image, or leaves it out; refused cycle images close
+// ranks so the phone cycles without gaps. The Renderer interface carries no
+// context: the checker bounds each fetch with its own timeout.
+func (r *Renderer) checkImages(f *tilecast.Feed, t *Tile) {
+	check := func(fl *Field) {
+		if fl.State != Present || !remoteURL(fl.Value) {
+			return
+		}
+		if ok, _ := r.images.CheckImage(context.Background(), fl.Value); ok {
+			return
+		}
+		if f.FallbackImage == "" {
+			*fl = Field{}
+			return
+		}
+		fl.Value = f.FallbackImage
 	}
-	return req, nil
+	for i := range tileFields {
+		if strings.HasSuffix(tileFields[i].key, "_image") {
+			check(t.field(i))
+		}
+	}
+	n := 0
+	for i := range t.CycleImages {
+		check(&t.CycleImages[i])
+		if t.CycleImages[i].State != Absent {
+			t.CycleImages[n] = t.CycleImages[i]
+			n++
+		}
+	}
+	for ; n < len(t.CycleImages); n++ {
+		t.CycleImages[n] = Field{}
+	}
+}
+
+// remoteURL reports whether an image URL would be fetched by the phone from
+// the network; isostore:, appdata: and relative URLs are local to the app.
+func remoteURL(v string) bool {
+	v = strings.ToLower(strings.TrimSpace(v))
+	return strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://")
 }

@@ -10,12 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/netguard"
 )
 
 // Client defaults.
@@ -43,8 +42,12 @@ type ClientOptions struct {
 	// AllowPrivate lets pushes reach loopback, private, link-local and
 	// other non-public addresses (push.allow_private). By default the dialer
 	// refuses them after DNS resolution, so a channel URI whose name
-	// resolves inward cannot be used to probe the internal network.
+	// resolves inward cannot be used to probe the internal network; the
+	// refusal is a *netguard.ProhibitedError and a VerdictFailed result.
 	AllowPrivate bool
+	// Policy decides which addresses the guard refuses; nil means
+	// netguard.Prohibited. Tests use it to let 127.0.0.2 play a public host.
+	Policy netguard.Policy
 	// DialContext replaces the dialer of the built transport; the
 	// AllowPrivate guard is then the caller's business.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -108,7 +111,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if dial == nil {
 		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 		if !opts.AllowPrivate {
-			d.ControlContext = guardPrivate
+			netguard.Dialer(d, opts.Policy)
 		}
 		dial = d.DialContext
 	}
@@ -167,7 +170,7 @@ func (c *Client) Push(ctx context.Context, uri string, req tilecast.Request) til
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		r := Classify(0, nil, fmt.Errorf("mpns: post: %w", err), c.now())
-		if pe := (*PrivateAddressError)(nil); errors.As(err, &pe) {
+		if pe := (*netguard.ProhibitedError)(nil); errors.As(err, &pe) {
 			r.Verdict = tilecast.VerdictFailed // retrying would be refused again
 		}
 		r.Duration = c.now().Sub(start)
@@ -178,40 +181,4 @@ func (c *Client) Push(ctx context.Context, uri string, req tilecast.Request) til
 	r := Classify(resp.StatusCode, resp.Header, nil, c.now())
 	r.Duration = c.now().Sub(start)
 	return r
-}
-
-// PrivateAddressError is the reason a push was refused: the channel host
-// resolved to a non-public address and AllowPrivate is off.
-type PrivateAddressError struct {
-	Addr netip.Addr
-}
-
-func (e *PrivateAddressError) Error() string {
-	return fmt.Sprintf("refusing to push to non-public address %s (set push.allow_private to allow)", e.Addr)
-}
-
-// cgnat is the carrier-grade NAT range, not covered by netip's IsPrivate.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-// nonPublic reports whether ip is loopback, private (incl. unique-local),
-// link-local, CGNAT, unspecified, multicast or in 0.0.0.0/8. IPv4-mapped
-// IPv6 addresses are judged by their IPv4 address.
-func nonPublic(ip netip.Addr) bool {
-	ip = ip.WithZone("").Unmap()
-	return !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
-		ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() ||
-		ip.IsUnspecified() || cgnat.Contains(ip) || (ip.Is4() && ip.As4()[0] == 0)
-}
-
-// guardPrivate is a net.Dialer ControlContext: it runs after resolution and
-// before connect, so nothing (not even a SYN) reaches a refused address.
-func guardPrivate(_ context.Context, network, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("guard %s %q: %w", network, address, err) // fail closed
-	}
-	if nonPublic(ap.Addr()) {
-		return &PrivateAddressError{Addr: ap.Addr().WithZone("").Unmap()}
-	}
-	return nil
 }

@@ -12,14 +12,20 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/netguard"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
 )
@@ -256,20 +262,156 @@ func TestNewClientOptions(t *testing.T) {
 	}
 }
 
-func TestClientRefusesPrivateAddresses(t *testing.T) {
-	hit := false
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit = true }))
-	defer srv.Close()
-	c, err := mpns.NewClient(mpns.ClientOptions{}) // AllowPrivate off: the default
+// countingServer starts an httptest server on addr whose listener counts
+// accepted connections.
+func countingServer(t *testing.T, addr string, h http.Handler) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := c.Push(t.Context(), srv.URL, toastRequest(t))
-	var pe *mpns.PrivateAddressError
-	if r.Verdict != tilecast.VerdictFailed || !errors.As(r.Err, &pe) || !pe.Addr.IsLoopback() {
-		t.Errorf("result = %+v, want failed with a PrivateAddressError", r)
+	var n atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = &countingListener{Listener: l, n: &n}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
 	}
-	if hit {
-		t.Error("the loopback server was reached")
+	return c, err
+}
+
+// tripwire is the production policy, except that it admits allow and fails
+// the test (still refusing) should Prohibited ever admit another address,
+// so a regression cannot send traffic off the machine.
+func tripwire(t *testing.T, allow ...netip.Addr) netguard.Policy {
+	return func(ip netip.Addr) bool {
+		for _, a := range allow {
+			if ip == a {
+				return false
+			}
+		}
+		if netguard.Prohibited(ip) {
+			return true
+		}
+		t.Errorf("policy admitted %s", ip)
+		return true
+	}
+}
+
+// TestClientRefusesN1 runs the N1 matrix (reliability.md §2.6) through the
+// push client: every address is refused at dial time with a typed error and
+// a permanent failure, and the loopback listener accepts nothing.
+func TestClientRefusesN1(t *testing.T) {
+	srv, accepted := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-NotificationStatus", "Received")
+	}))
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	c, err := mpns.NewClient(mpns.ClientOptions{Policy: tripwire(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tests := []struct {
+		host  string
+		addrs []string
+	}{
+		{"127.0.0.1", []string{"127.0.0.1"}},
+		{"localhost", []string{"127.0.0.1", "::1"}},
+		{"[::1]", []string{"::1"}},
+		{"[::ffff:127.0.0.1]", []string{"127.0.0.1"}},
+		{"169.254.169.254", []string{"169.254.169.254"}},
+		{"[fd00:ec2::254]", []string{"fd00:ec2::254"}},
+		{"10.0.0.1", []string{"10.0.0.1"}},
+		{"172.16.0.1", []string{"172.16.0.1"}},
+		{"192.168.1.1", []string{"192.168.1.1"}},
+		{"100.64.0.1", []string{"100.64.0.1"}},
+		{"0.0.0.0", []string{"0.0.0.0"}},
+		{"[fe80::1]", []string{"fe80::1"}},
+		{"[fc00::1]", []string{"fc00::1"}},
+		{"[64:ff9b::7f00:1]", []string{"64:ff9b::7f00:1"}},
+		{"[2002:7f00:1::1]", []string{"2002:7f00:1::1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			r := c.Push(t.Context(), "http://"+tt.host+":"+port+"/throttledthirdparty/01.00/x", toastRequest(t))
+			var pe *netguard.ProhibitedError
+			if r.Verdict != tilecast.VerdictFailed || !errors.As(r.Err, &pe) {
+				t.Fatalf("result = %+v, want failed with a *netguard.ProhibitedError", r)
+			}
+			if !slices.Contains(tt.addrs, pe.Addr.String()) {
+				t.Errorf("ProhibitedError.Addr = %s, want one of %v", pe.Addr, tt.addrs)
+			}
+		})
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("loopback server accepted %d connections, want 0", n)
+	}
+
+	// The default options (no Policy) refuse loopback too.
+	def, err := mpns.NewClient(mpns.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer def.Close()
+	if r := def.Push(t.Context(), srv.URL, toastRequest(t)); r.Verdict != tilecast.VerdictFailed {
+		t.Errorf("default client: %+v, want failed", r)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("loopback server accepted %d connections, want 0", n)
+	}
+
+	// The allowed side: a policy that admits 127.0.0.2 delivers there.
+	pub, pubAccepted := countingServer(t, "127.0.0.2:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-NotificationStatus", "Received")
+	}))
+	allow, err := mpns.NewClient(mpns.ClientOptions{Policy: tripwire(t, netip.MustParseAddr("127.0.0.2"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer allow.Close()
+	if r := allow.Push(t.Context(), pub.URL, toastRequest(t)); r.Verdict != tilecast.VerdictDelivered {
+		t.Errorf("allowed address: %+v, want delivered", r)
+	}
+	if n := pubAccepted.Load(); n != 1 {
+		t.Errorf("allowed server accepted %d connections, want 1", n)
+	}
+}
+
+// TestClientIgnoresProxyEnv (N3): proxy variables pointing at a loopback
+// listener are not used; the push goes direct.
+func TestClientIgnoresProxyEnv(t *testing.T) {
+	proxy, proxied := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "proxied", http.StatusBadGateway)
+	}))
+	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
+		t.Setenv(k, proxy.URL)
+	}
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	target, _ := countingServer(t, "127.0.0.2:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-NotificationStatus", "Received")
+	}))
+	c, err := mpns.NewClient(mpns.ClientOptions{Policy: tripwire(t, netip.MustParseAddr("127.0.0.2"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if r := c.Push(t.Context(), target.URL, toastRequest(t)); r.Verdict != tilecast.VerdictDelivered {
+		t.Errorf("result = %+v, want delivered", r)
+	}
+	if n := proxied.Load(); n != 0 {
+		t.Errorf("proxy accepted %d connections, want 0", n)
 	}
 }

@@ -75,6 +75,47 @@ func fuzzData(title, summary, id string) *tilecast.TemplateData {
 	}
 }
 
+// cutAll is a text field cut as far as Fit can cut it: an ellipsis, or
+// nothing when the text sanitises to nothing.
+func cutAll(s string) string {
+	if notify.Sanitize(s) == "" {
+		return ""
+	}
+	return notify.Ellipsis
+}
+
+func cutField(s string) notify.Field {
+	if c := cutAll(s); c != "" {
+		return notify.Value(c)
+	}
+	return notify.Field{}
+}
+
+// untouchedTooLarge reports whether p, holding the fields Fit never alters
+// (param, id, URLs, count) and every text field cut to an ellipsis, is
+// still over the limit once escaped: then ErrPayloadTooLarge is the right
+// answer. (Escaping can grow a field fivefold: & becomes &amp;.)
+func untouchedTooLarge(t *testing.T, p notify.Payload) bool {
+	t.Helper()
+	var (
+		req tilecast.Request
+		err error
+	)
+	enc := &mpns.Encoder{}
+	switch p := p.(type) {
+	case notify.Toast:
+		p.Param = notify.Sanitize(p.Param)
+		req, err = enc.EncodeToast(p)
+	case notify.Tile:
+		p.ID = notify.Sanitize(p.ID)
+		req, err = enc.EncodeTile(p)
+	}
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	return len(req.Body) > mpns.MaxTyped
+}
+
 func FuzzToast(f *testing.F) {
 	f.Add("Hello & <welcome>", "Ünïcode \"quotes\"", "/Item.xaml?id=42&x=1")
 	f.Add("ctl\x00\x1f\uFFFE\xff", "]]> <![CDATA[", "")
@@ -86,7 +127,8 @@ func FuzzToast(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text1, text2, param string) {
 		req, err := r.Toast(feed, fuzzData(text1, text2, param))
 		if err != nil {
-			if errors.Is(err, tilecast.ErrPayloadTooLarge) && len(param) > mpns.MaxTyped/2 {
+			if errors.Is(err, tilecast.ErrPayloadTooLarge) && untouchedTooLarge(t, notify.Toast{
+				Text1: cutAll(text1), Text2: cutAll(text2), Param: param}) {
 				return
 			}
 			if errors.Is(err, notify.ErrEmpty) && notify.Sanitize(text1) == "" && notify.Sanitize(text2) == "" {
@@ -124,7 +166,10 @@ func FuzzFlipTile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, title, content, id string) {
 		req, err := r.Tile(feed, fuzzData(title, content, id))
 		if err != nil {
-			if errors.Is(err, tilecast.ErrPayloadTooLarge) && len(id) > mpns.MaxTyped/2 {
+			if errors.Is(err, tilecast.ErrPayloadTooLarge) && untouchedTooLarge(t, notify.Tile{Template: tilecast.TileFlip, ID: id,
+				BackgroundImage: notify.Value("https://cdn.example.org/tile.png?a=1&b=2"), Count: notify.Value("99"),
+				Title: cutField(title), BackTitle: notify.Value(notify.Ellipsis), BackContent: cutField(content),
+				WideBackContent: notify.Value(notify.Ellipsis)}) {
 				return
 			}
 			t.Fatalf("unexpected error: %v", err)

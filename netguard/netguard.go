@@ -1,25 +1,39 @@
-package fetch
+// Package netguard decides which IP addresses an outbound connection to an
+// untrusted URL (a feed, a redirect target, a tile image, a push channel)
+// may reach, and enforces that decision at dial time.
+//
+// The check runs in net.Dialer.ControlContext, after name resolution and
+// before connect, so it covers DNS names, redirects and DNS rebinding alike:
+// whatever a name resolves to on this particular dial is what is checked,
+// and a refused address never sees a SYN. A proxy would hide the real
+// target from the check, so transports using a guarded dialer must set
+// Proxy to nil.
+package netguard
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"syscall"
 )
 
-// ProhibitedError is returned (inside a *tilecast.FetchError) when a dial
-// would reach an address that Prohibited refuses. The check runs at dial
-// time, after DNS resolution, so it also covers redirect targets and names
-// that resolve (or re-resolve) to internal addresses.
+// ProhibitedError is returned by a guarded dial that would reach an address
+// the policy refuses.
 type ProhibitedError struct {
 	Addr netip.Addr
 }
 
 func (e *ProhibitedError) Error() string {
-	return fmt.Sprintf("prohibited address %s (private, loopback or reserved; set fetch.allow_private to allow)", e.Addr)
+	return fmt.Sprintf("prohibited address %s (loopback, private or reserved; allow_private is off)", e.Addr)
 }
 
-// Ranges that are never a public web server. IPv4 follows the IANA
+// Policy reports whether an address must not be dialled. Prohibited is the
+// production policy; tests substitute one that admits a loopback address as
+// "public".
+type Policy func(netip.Addr) bool
+
+// Ranges that are never a public server. IPv4 follows the IANA
 // special-purpose registry; IPv6 is handled by allowing only global unicast
 // (2000::/3) minus its special blocks, after the transition forms that embed
 // an IPv4 address have been unwrapped.
@@ -90,10 +104,14 @@ func Prohibited(ip netip.Addr) bool {
 	return false
 }
 
-// dialGuard returns a net.Dialer.ControlContext that refuses addresses for
-// which prohibited returns true. It runs after name resolution and before
-// connect, so nothing reaches a refused address, not even a SYN.
-func dialGuard(prohibited func(netip.Addr) bool) func(ctx context.Context, network, address string, c syscall.RawConn) error {
+// Control returns a net.Dialer.ControlContext that refuses, with a
+// *ProhibitedError, every address for which policy returns true (nil means
+// Prohibited). Set it as ControlContext, not Control: a dialer ignores
+// Control when ControlContext is set.
+func Control(policy Policy) func(ctx context.Context, network, address string, c syscall.RawConn) error {
+	if policy == nil {
+		policy = Prohibited
+	}
 	return func(_ context.Context, network, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
@@ -101,9 +119,19 @@ func dialGuard(prohibited func(netip.Addr) bool) func(ctx context.Context, netwo
 			return fmt.Errorf("guard %s %q: %w", network, address, err)
 		}
 		ip := ap.Addr().WithZone("").Unmap()
-		if prohibited(ip) {
+		if policy(ip) {
 			return &ProhibitedError{Addr: ip}
 		}
 		return nil
 	}
+}
+
+// Dialer returns d (a new zero Dialer when nil) with ControlContext set to
+// Control(policy). It modifies and returns d.
+func Dialer(d *net.Dialer, policy Policy) *net.Dialer {
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	d.ControlContext = Control(policy)
+	return d
 }
