@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tilecast/tilecast"
 	bolt "go.etcd.io/bbolt"
@@ -211,49 +212,63 @@ func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
 	var out tilecast.Channel
 	var created bool
 	err := db.update(func(b *buckets) error {
-		out, created = tilecast.Channel{}, false
-		cur, found := tilecast.Channel{}, false
-		if id := b.chanURI.Get([]byte(ch.URI)); id != nil {
-			var err error
-			if cur, found, err = b.getChannel(string(id)); err != nil {
-				return err
-			}
-		}
-		if found {
-			if err := b.unindex(&cur); err != nil {
-				return err
-			}
-			cur.User, cur.Feeds, cur.Device = ch.User, ch.Feeds, ch.Device
-		} else {
-			cur = tilecast.Channel{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Created: db.now()}
-			for {
-				cur.ID = newChannelID()
-				if b.channels.Get([]byte(cur.ID)) == nil {
-					break
-				}
-			}
-			created = true
-		}
-		if cur.Device != "" {
-			if old := b.chanDevice.Get([]byte(cur.Device)); old != nil && string(old) != cur.ID {
-				if err := b.replaceDevice(string(old), &cur); err != nil {
-					return err
-				}
-			}
-		}
-		if err := b.putChannel(&cur); err != nil {
-			return err
-		}
-		if err := b.index(&cur); err != nil {
-			return err
-		}
-		out = cur
-		return nil
+		var err error
+		out, created, err = b.addChannel(&ch, db.now())
+		return err
 	})
 	if err != nil {
 		return tilecast.Channel{}, false, fmt.Errorf("add channel: %w", err)
 	}
 	return out, created, nil
+}
+
+// addChannel is AddChannel inside a write transaction, shared with
+// ImportChannels. ch has been validated and its feeds normalised; now is
+// the Created time of a new channel.
+func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Channel, bool, error) {
+	cur, found := tilecast.Channel{}, false
+	if id := b.chanURI.Get([]byte(ch.URI)); id != nil {
+		var err error
+		if cur, found, err = b.getChannel(string(id)); err != nil {
+			return tilecast.Channel{}, false, err
+		}
+	}
+	created := false
+	if found && cur.User == ch.User && cur.Device == ch.Device && slices.Equal(cur.Feeds, ch.Feeds) &&
+		(cur.Device == "" || string(b.chanDevice.Get([]byte(cur.Device))) == cur.ID) {
+		// Apps re-register on every start and imports are re-run: an
+		// unchanged channel needs no write.
+		return cur, false, nil
+	}
+	if found {
+		if err := b.unindex(&cur); err != nil {
+			return tilecast.Channel{}, false, err
+		}
+		cur.User, cur.Feeds, cur.Device = ch.User, ch.Feeds, ch.Device
+	} else {
+		cur = tilecast.Channel{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Created: now}
+		for {
+			cur.ID = newChannelID()
+			if b.channels.Get([]byte(cur.ID)) == nil {
+				break
+			}
+		}
+		created = true
+	}
+	if cur.Device != "" {
+		if old := b.chanDevice.Get([]byte(cur.Device)); old != nil && string(old) != cur.ID {
+			if err := b.replaceDevice(string(old), &cur); err != nil {
+				return tilecast.Channel{}, false, err
+			}
+		}
+	}
+	if err := b.putChannel(&cur); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	if err := b.index(&cur); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	return cur, created, nil
 }
 
 // replaceDevice moves the waiting notifications of channel oldID to ch

@@ -47,7 +47,7 @@ func (db *DB) SaveFeedState(k tilecast.FeedKey, st tilecast.FeedState) error {
 	if err != nil {
 		return fmt.Errorf("encode feed state %s: %w", k, err)
 	}
-	if err := db.update(func(b *buckets) error { return b.feedState.Put(fk, v) }); err != nil {
+	if err := db.batch(func(b *buckets) error { return b.feedState.Put(fk, v) }); err != nil {
 		return fmt.Errorf("save feed state %s: %w", k, err)
 	}
 	return nil
@@ -124,7 +124,7 @@ func (db *DB) Commit(c tilecast.Commit) error {
 	if err != nil {
 		return fmt.Errorf("encode feed state %s: %w", c.Key, err)
 	}
-	err = db.update(func(b *buckets) error {
+	err = db.batch(func(b *buckets) error {
 		set, err := b.seen.CreateBucketIfNotExists(fk)
 		if err != nil {
 			return fmt.Errorf("seen set: %w", err)

@@ -83,6 +83,9 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
+	// Feed commits go through Batch (see batch): a short window groups
+	// the commits of a tick without making a lone commit wait long.
+	bdb.MaxBatchDelay = 2 * time.Millisecond
 	db := &DB{bolt: bdb, path: path, now: now}
 	if err := db.migrate(opts.ReadOnly); err != nil {
 		_ = bdb.Close()
@@ -251,6 +254,21 @@ func schemaOf(tx *bolt.Tx) (int, error) {
 // view and update run fn with the tilecast buckets of a transaction.
 func (db *DB) view(fn func(b *buckets) error) error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := bucketsOf(tx)
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
+}
+
+// batch is update for writers that run concurrently (feed commits): bbolt
+// coalesces calls from several goroutines into one transaction, so a tick of
+// many feeds pays one fsync pair per group instead of one per feed. fn may
+// run more than once (bbolt retries the others alone when one fails), so it
+// must not have effects outside the transaction.
+func (db *DB) batch(fn func(b *buckets) error) error {
+	return db.bolt.Batch(func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {
 			return err

@@ -74,6 +74,9 @@ type Options struct {
 	Stats func() (Stats, error)
 	// Feeds returns the current feed config; it changes on reload.
 	Feeds func() []tilecast.Feed
+	// NextRun, when set, returns when the scheduler next runs the named
+	// feed (zero: not scheduled); the dashboard shows it.
+	NextRun func(feed string) time.Time
 	// AllowedHosts returns push.allowed_hosts; nil allows no host.
 	AllowedHosts func() []string
 	// APIKeysFile holds one key per line. "" disables the /v1 API (503);
@@ -85,6 +88,12 @@ type Options struct {
 	// Health reports why the daemon is unhealthy (nil: healthy). A nil
 	// Health always reports healthy.
 	Health func() error
+	// Backup, when set, writes a consistent snapshot of the state file
+	// (store.DB.Backup) for GET /v1/backup; nil answers 501.
+	Backup BackupFunc
+	// DeadLetters, when set, returns the newest limit dead letters for
+	// GET /v1/deadletters (see DeadLetter); nil answers 501.
+	DeadLetters func(limit int) ([]DeadLetter, error)
 	// Registry is served on /metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
 	// Metrics are the counters the daemon feeds. nil registers new ones on
@@ -192,6 +201,8 @@ func (s *Server) routes() http.Handler {
 	api("DELETE /v1/channels/{id}", s.deleteChannel)
 	api("GET /v1/channels/{id}/outcomes", s.outcomes)
 	api("GET /v1/status", s.status)
+	s.opsRoutes(api)
+	s.dashboardRoutes(mux) // GET /, /login, POST /login, /logout
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

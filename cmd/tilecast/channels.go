@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
-	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/web"
 )
 
 func cmdChannels(ctx context.Context, e env) error {
@@ -17,9 +20,11 @@ func cmdChannels(ctx context.Context, e env) error {
 		"list":   cmdChannelsList,
 		"add":    cmdChannelsAdd,
 		"remove": cmdChannelsRemove,
+		"import": cmdChannelsImport,
 	}
 	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" {
-		fmt.Fprintln(e.stdout, "Usage: tilecast channels list|add|remove [flags]   (--help on each)")
+		fmt.Fprintln(e.stdout, "Usage: tilecast channels list|add|remove|import [flags]   (--help on each)")
+		fmt.Fprintln(e.stdout, "list, add and remove work while the daemon runs (through its API); import needs it stopped.")
 		if len(e.args) == 0 {
 			return usagef("channels: a subcommand is required")
 		}
@@ -27,14 +32,18 @@ func cmdChannels(ctx context.Context, e env) error {
 	}
 	run, ok := sub[e.args[0]]
 	if !ok {
-		return usagef("channels: unknown subcommand %q (list, add, remove)", e.args[0])
+		return usagef("channels: unknown subcommand %q (list, add, remove, import)", e.args[0])
 	}
 	e.args = e.args[1:]
 	return run(ctx, e)
 }
 
+// daemonNote ends the usage of the commands that reach a running daemon.
+const daemonNote = "\n\nWhile the daemon runs (it holds the state file) this goes through its API:\n" +
+	"http.listen with the first key of http.api_keys_file.\n"
+
 func cmdChannelsAdd(ctx context.Context, e env) error {
-	fs := newFlags(e, "channels add", "channels add --config FILE --uri URI [--user U] [--feed NAME]... [--device ID]")
+	fs := newFlags(e, "channels add", "channels add --config FILE --uri URI [--user U] [--feed NAME]... [--device ID]"+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	uri := fs.String("uri", "", "the device's push channel URI")
 	user := fs.String("user", "", "user the channel belongs to (for per-user feeds)")
@@ -51,51 +60,79 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	if *uri == "" {
 		return usagef("channels add: --uri is required")
 	}
-	if err := validateChannel(cfg, *uri, feeds); err != nil {
+	ch := tilecast.Channel{URI: *uri, User: *user, Feeds: feeds, Device: *device}
+	if err := checkRegistration(cfg, &ch); err != nil {
 		return usageError{err}
 	}
-	db, err := openStore(cfg, time.Second)
+	o, err := connect(cfg, e, false)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	ch, created, err := db.AddChannel(tilecast.Channel{URI: *uri, User: *user, Feeds: feeds, Device: *device})
+	defer o.Close()
+	saved, err := o.AddChannel(ctx, ch)
 	if err != nil {
 		return err
 	}
-	if created {
-		// tile_on_subscribe: queue the current tile; the daemon sends it.
-		bot, err := newBot(cfg, db, newLogger(cfg, e.stderr))
-		if err != nil {
-			return err
-		}
-		if err := bot.Subscribe(ch); err != nil {
-			return err
-		}
-	}
-	return printJSON(e, ch)
+	return printJSON(e, saved)
 }
 
-// validateChannel applies the registration rules: URI shape, allowed hosts, known feeds.
-func validateChannel(cfg *config.Config, uri string, feeds []string) error {
-	if err := tilecast.CheckChannelURI(uri, cfg.Push.AllowedHosts); err != nil {
+// Limits of a registration, as the API applies them (web/channels.go).
+const (
+	maxRegName  = 256 // user, device
+	maxFeedList = 256
+)
+
+// checkRegistration applies the API's registration rules to ch and
+// canonicalises its URI (web.CanonicalURI), so a channel added or imported
+// here is stored exactly as the API would store it.
+func checkRegistration(cfg *config.Config, ch *tilecast.Channel) error {
+	if ch.URI == "" {
+		return errors.New("uri is required")
+	}
+	if err := tilecast.CheckChannelURI(ch.URI, cfg.Push.AllowedHosts); err != nil {
 		return err
 	}
-	known := map[string]bool{}
-	for _, f := range cfg.Feeds {
-		known[f.Name] = true
+	if strings.Contains(ch.URI, "#") {
+		return errors.New("channel uri must not contain a fragment")
 	}
-	var errs []error
-	for _, f := range feeds {
-		if !known[f] {
-			errs = append(errs, fmt.Errorf("unknown feed %q", f))
+	ch.URI = web.CanonicalURI(ch.URI)
+	for _, f := range []struct{ field, v string }{{"user", ch.User}, {"device", ch.Device}} {
+		switch {
+		case len(f.v) > maxRegName:
+			return fmt.Errorf("%s is %d bytes, more than %d", f.field, len(f.v), maxRegName)
+		case !utf8.ValidString(f.v):
+			return fmt.Errorf("%s is not valid UTF-8", f.field)
+		case strings.ContainsFunc(f.v, unicode.IsControl):
+			return fmt.Errorf("%s contains a control character", f.field)
 		}
 	}
-	return errors.Join(errs...)
+	if len(ch.Feeds) > maxFeedList {
+		return fmt.Errorf("feeds lists %d names, more than %d", len(ch.Feeds), maxFeedList)
+	}
+	byName := make(map[string]*tilecast.Feed, len(cfg.Feeds))
+	for i := range cfg.Feeds {
+		byName[cfg.Feeds[i].Name] = &cfg.Feeds[i]
+	}
+	var unknown []string
+	for _, name := range ch.Feeds {
+		f, ok := byName[name]
+		switch {
+		case !ok:
+			if len(unknown) < 5 {
+				unknown = append(unknown, fmt.Sprintf("%.64q", name))
+			}
+		case f.PerUser() && ch.User == "":
+			return fmt.Errorf("feed %q is per-user ({user} in its url): a user is required", name)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("unknown feed %s", strings.Join(unknown, ", "))
+	}
+	return nil
 }
 
 func cmdChannelsList(ctx context.Context, e env) error {
-	fs := newFlags(e, "channels list", "channels list --config FILE [--user U] [--json]")
+	fs := newFlags(e, "channels list", "channels list --config FILE [--user U] [--json]"+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	user := fs.String("user", "", "only this user's channels")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -106,12 +143,12 @@ func cmdChannelsList(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	db, err := openStore(cfg, time.Second)
+	o, err := connect(cfg, e, true)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	chs, err := db.Channels(*user)
+	defer o.Close()
+	chs, err := o.Channels(ctx, *user)
 	if err != nil {
 		return err
 	}
@@ -138,7 +175,7 @@ func cmdChannelsList(ctx context.Context, e env) error {
 }
 
 func cmdChannelsRemove(ctx context.Context, e env) error {
-	fs := newFlags(e, "channels remove", "channels remove --config FILE (ID | --uri URI)")
+	fs := newFlags(e, "channels remove", "channels remove --config FILE (ID | --uri URI)"+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	uri := fs.String("uri", "", "remove the channel with this URI")
 	if err := parseFlags(fs, e, e.args); err != nil {
@@ -152,19 +189,27 @@ func cmdChannelsRemove(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	db, err := openStore(cfg, time.Second)
+	o, err := connect(cfg, e, false)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer o.Close()
 	if *uri != "" {
-		ch, err := db.ChannelByURI(*uri)
+		ch, err := o.ChannelByURI(ctx, *uri)
+		if errors.Is(err, tilecast.ErrNotFound) {
+			// Stored URIs are canonical (CanonicalURI); the operator may
+			// have typed another spelling.
+			ch, err = o.ChannelByURI(ctx, web.CanonicalURI(*uri))
+		}
 		if err != nil {
 			return fmt.Errorf("channel %s: %w", *uri, err)
 		}
 		id = ch.ID
 	}
-	if err := db.RemoveChannel(id); err != nil {
+	if err := o.RemoveChannel(ctx, id); err != nil {
+		if errors.Is(err, tilecast.ErrNotFound) {
+			return fmt.Errorf("channel %s: %w", id, tilecast.ErrNotFound)
+		}
 		return fmt.Errorf("channel %s: %w", id, err)
 	}
 	fmt.Fprintln(e.stdout, "removed", id)

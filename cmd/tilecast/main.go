@@ -61,6 +61,8 @@ func commands() []command {
 		{"check", "validate the config; print each feed and its next 5 run times", cmdCheck},
 		{"status", "feeds, channels, outbox, dead letters", cmdStatus},
 		{"channels", "manage channels: list | add | remove", cmdChannels},
+		{"outcomes", "the delivery ledger: one entry per send, last 7 days", cmdOutcomes},
+		{"backup", "write a consistent, checked snapshot of the state file", cmdBackup},
 		{"preview", "fetch a feed now and print the payloads that would be sent", cmdPreview},
 		{"send", "send (or --dry-run print) one notification to a channel URI", cmdSend},
 		{"emulate", "run the local MPNS emulator with its phone view", cmdEmulate},

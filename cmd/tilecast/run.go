@@ -91,7 +91,17 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 			APIKeysFile:  cfg.HTTP.APIKeysFile,
 			Subscribe:    bot.Subscribe,
 			Health:       health,
-			Logger:       log.With("component", "http"),
+			NextRun:      sched.next,
+			Backup:       db.Backup,
+			DeadLetters: func(n int) ([]web.DeadLetter, error) {
+				ds, err := db.DeadLetters(n)
+				out := make([]web.DeadLetter, len(ds))
+				for i, d := range ds {
+					out[i] = web.DeadLetter(d)
+				}
+				return out, err
+			},
+			Logger: log.With("component", "http"),
 		})
 		if err != nil {
 			return fmt.Errorf("http api: %w", err)

@@ -6,10 +6,77 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store"
 )
 
+// statusDeadLetters is how many of the newest dead letters status lists.
+const statusDeadLetters = 20
+
+// statusReport is what status prints, read from the state file or from
+// the daemon's API (GET /v1/status and /v1/deadletters) alike.
+type statusReport struct {
+	Stats store.Stats `json:"stats"`
+	// Feeds are the states of the configured feeds by FeedKey.String()
+	// ("feed" or "feed/user"); a feed that never ran has none.
+	Feeds       map[string]feedView `json:"feeds"`
+	DeadLetters []store.DeadLetter  `json:"dead_letters"` // newest first
+
+	noDeadLetterList bool // the daemon's API does not serve them
+}
+
+// feedView is a FeedState without its validators and rendered tile data,
+// the fields GET /v1/status shows.
+type feedView struct {
+	Baselined    bool      `json:"baselined"`
+	LastFetch    time.Time `json:"last_fetch,omitzero"`
+	LastResult   string    `json:"last_result,omitempty"`
+	LastSuccess  time.Time `json:"last_success,omitzero"`
+	Failures     int       `json:"failures,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	Broken       bool      `json:"broken"`
+	NextFetch    time.Time `json:"next_fetch,omitzero"`
+	Title        string    `json:"title,omitempty"`
+}
+
+// localStatus reads the report from the state file. Like the API it
+// leaves out states of feeds that are no longer configured (or whose url
+// gained or lost {user} since).
+func localStatus(db *store.DB, feeds []tilecast.Feed) (statusReport, error) {
+	var rep statusReport
+	var err error
+	if rep.Stats, err = db.Stats(); err != nil {
+		return rep, err
+	}
+	states, err := db.FeedStates()
+	if err != nil {
+		return rep, err
+	}
+	perUser := make(map[string]bool, len(feeds))
+	for i := range feeds {
+		perUser[feeds[i].Name] = feeds[i].PerUser()
+	}
+	rep.Feeds = make(map[string]feedView, len(states))
+	for k, st := range states {
+		if pu, ok := perUser[k.Feed]; !ok || pu != (k.User != "") {
+			continue
+		}
+		rep.Feeds[k.String()] = feedView{
+			Baselined: st.Baselined, LastFetch: st.LastFetch, LastResult: st.LastResult,
+			LastSuccess: st.LastSuccess, Failures: st.Failures, FailingSince: st.FailingSince,
+			Broken: st.Broken, NextFetch: st.NextFetch, Title: st.Title,
+		}
+	}
+	rep.DeadLetters, err = db.DeadLetters(statusDeadLetters)
+	return rep, err
+}
+
 func cmdStatus(ctx context.Context, e env) error {
-	fs := newFlags(e, "status", "status --config FILE [--json]")
+	fs := newFlags(e, "status", "status --config FILE [--json]\n\n"+
+		"Feeds, channels, outbox and the newest dead letters. While the daemon runs\n"+
+		"(it holds the state file) they are read through its API (http.listen, first\n"+
+		"key of http.api_keys_file).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, e, e.args); err != nil {
@@ -19,54 +86,44 @@ func cmdStatus(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	db, err := openStore(cfg, time.Second)
+	o, err := connect(cfg, e, true)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	stats, err := db.Stats()
+	defer o.Close()
+	rep, err := o.Status(ctx)
 	if err != nil {
 		return err
 	}
-	states, err := db.FeedStates()
-	if err != nil {
-		return err
+	if rep.DeadLetters == nil {
+		rep.DeadLetters = []store.DeadLetter{}
 	}
-	dead, err := db.DeadLetters(20)
-	if err != nil {
-		return err
+	if rep.noDeadLetterList {
+		fmt.Fprintln(e.stderr, "tilecast: the daemon's API does not list dead letters; only their count is shown")
 	}
 	if *asJSON {
-		out := map[string]any{"stats": stats, "dead_letters": dead}
-		feeds := map[string]any{}
-		for k, st := range states {
-			feeds[k.String()] = st
-		}
-		out["feeds"] = feeds
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return enc.Encode(rep)
 	}
-	fmt.Fprintf(e.stdout, "channels %d   outbox %d   dead letters %d\n\n", stats.Channels, stats.OutboxDepth, stats.DeadLetters)
-	keys := make([]string, 0, len(states))
-	byKey := map[string]string{}
-	for k, st := range states {
-		flag := ""
-		if st.Broken {
-			flag = "  BROKEN since " + st.FailingSince.Format(time.RFC3339)
-		}
-		line := fmt.Sprintf("%-24s last fetch %s  %s%s", k.String(), fmtTime(st.LastFetch), st.LastResult, flag)
-		keys = append(keys, k.String())
-		byKey[k.String()] = line
+	fmt.Fprintf(e.stdout, "channels %d   outbox %d   dead letters %d\n\n", rep.Stats.Channels, rep.Stats.OutboxDepth, rep.Stats.DeadLetters)
+	keys := make([]string, 0, len(rep.Feeds))
+	for k := range rep.Feeds {
+		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	fmt.Fprintln(e.stdout, "feeds:")
 	for _, k := range keys {
-		fmt.Fprintln(e.stdout, "  "+byKey[k])
+		st := rep.Feeds[k]
+		flag := ""
+		if st.Broken {
+			flag = "  BROKEN since " + fmtTime(st.FailingSince)
+		}
+		fmt.Fprintf(e.stdout, "  %-24s last fetch %s  %s%s\n", k, fmtTime(st.LastFetch), st.LastResult, flag)
 	}
-	if len(dead) > 0 {
-		fmt.Fprintln(e.stdout, "\ndead letters (newest 20):")
-		for _, d := range dead {
+	if len(rep.DeadLetters) > 0 {
+		fmt.Fprintf(e.stdout, "\ndead letters (newest %d):\n", statusDeadLetters)
+		for _, d := range rep.DeadLetters {
 			fmt.Fprintf(e.stdout, "  %s channel %s feed %s %s: %s %s\n", fmtTime(d.Outcome.Time), d.Notification.ChannelID,
 				d.Notification.Feed, d.Notification.Kind, d.Outcome.Action, d.Outcome.Error)
 		}

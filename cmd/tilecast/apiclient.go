@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/store"
+)
+
+// lockWait is how long the operator commands wait for the state file's lock
+// before concluding that the daemon holds it and using its API instead.
+const lockWait = 300 * time.Millisecond
+
+// apiTimeout bounds one API call other than a backup (which is bounded by
+// the command's context only: a large file takes what it takes).
+const apiTimeout = 30 * time.Second
+
+// ops is what channels, status, outcomes and backup need: the state file
+// opened directly, or the running daemon's API when the daemon holds it.
+// Both give the same answers, so the commands print the same either way.
+type ops interface {
+	Channels(ctx context.Context, user string) ([]tilecast.Channel, error)
+	ChannelByURI(ctx context.Context, uri string) (tilecast.Channel, error)
+	// AddChannel stores a channel that passed checkRegistration.
+	AddChannel(ctx context.Context, ch tilecast.Channel) (tilecast.Channel, error)
+	RemoveChannel(ctx context.Context, id string) error
+	Status(ctx context.Context) (statusReport, error)
+	// Outcomes is the ledger of channelID ("" = every channel).
+	Outcomes(ctx context.Context, channelID, feed string, since time.Time) ([]tilecast.Outcome, error)
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+	Close() error
+}
+
+// connect opens the state file (read-only for commands that only read) or,
+// when a running daemon holds its lock, the daemon's API.
+func connect(cfg *config.Config, e env, readOnly bool) (ops, error) {
+	if readOnly {
+		// A read-only open cannot create the file: a fresh install reads
+		// as an empty state, like it did before anything ran.
+		if _, err := os.Stat(cfg.State); errors.Is(err, os.ErrNotExist) {
+			readOnly = false
+		}
+	}
+	db, err := store.Open(cfg.State, store.Options{Timeout: lockWait, ReadOnly: readOnly})
+	if err == nil {
+		return &localOps{db: db, cfg: cfg, stderr: e.stderr}, nil
+	}
+	if !errors.Is(err, tilecast.ErrStateLocked) {
+		return nil, err
+	}
+	return newAPIClient(cfg)
+}
+
+// apiClient calls the running daemon's /v1 API.
+type apiClient struct {
+	base  string // http://host:port
+	key   string
+	state string // the state file, for error messages
+	hc    *http.Client
+}
+
+// newAPIClient reaches the daemon at http.listen with the first key of
+// http.api_keys_file. Its errors say why the API is the only way left.
+func newAPIClient(cfg *config.Config) (*apiClient, error) {
+	locked := fmt.Sprintf("state file %s is in use by the running tilecast", cfg.State)
+	if cfg.HTTP.Listen == "" {
+		return nil, fmt.Errorf("%s and its API is disabled (http.listen = \"\"): stop the daemon, or set http.listen and restart it", locked)
+	}
+	if cfg.HTTP.APIKeysFile == "" {
+		return nil, fmt.Errorf("%s and its API is disabled (http.api_keys_file = \"\"): stop the daemon, or configure an API key", locked)
+	}
+	key, err := firstKey(cfg.HTTP.APIKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s; to use its API: %w", locked, err)
+	}
+	host, port, err := net.SplitHostPort(cfg.HTTP.Listen)
+	if err != nil {
+		return nil, usagef("http.listen %q: %v", cfg.HTTP.Listen, err)
+	}
+	// A wildcard listen address is reached on loopback.
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	// No proxy: the daemon is local, and a proxy from the environment
+	// would see the API key.
+	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+	return &apiClient{
+		base:  "http://" + net.JoinHostPort(host, port),
+		key:   key,
+		state: cfg.State,
+		hc:    &http.Client{Transport: tr},
+	}, nil
+}
+
+// firstKey returns the first key of an API keys file (blank lines and #
+// comments skipped, as the daemon reads it).
+func firstKey(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read api keys file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			return line, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("read api keys file %s: %w", path, err)
+	}
+	return "", fmt.Errorf("api keys file %s has no key", path)
+}
+
+func (c *apiClient) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+// send makes one request and returns the response when its status is one
+// of want; any other status becomes an error from the answer's {"error"}.
+func (c *apiClient) send(ctx context.Context, method, path string, body any, want ...int) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("api request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("state file %s is in use by the running tilecast, and its API failed: %w", c.state, err)
+	}
+	if slices.Contains(want, resp.StatusCode) {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var eb struct {
+		Error string `json:"error"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := strings.TrimSpace(string(raw))
+	if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
+		msg = eb.Error
+	}
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return nil, usageError{errors.New(msg)}
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%s: %w", msg, tilecast.ErrNotFound)
+	case http.StatusUnauthorized:
+		return nil, fmt.Errorf("api %s refused the first key of http.api_keys_file: %s", c.base, msg)
+	}
+	return nil, fmt.Errorf("api %s %s: %s: %s", method, path, resp.Status, msg)
+}
+
+// call is send with a JSON answer decoded into out and a bounded duration.
+func (c *apiClient) call(ctx context.Context, method, path string, body, out any, want ...int) error {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	resp, err := c.send(ctx, method, path, body, want...)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("api %s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *apiClient) Channels(ctx context.Context, user string) ([]tilecast.Channel, error) {
+	path := "/v1/channels"
+	if user != "" {
+		path += "?user=" + url.QueryEscape(user)
+	}
+	var chs []tilecast.Channel
+	err := c.call(ctx, http.MethodGet, path, nil, &chs, http.StatusOK)
+	return chs, err
+}
+
+func (c *apiClient) ChannelByURI(ctx context.Context, uri string) (tilecast.Channel, error) {
+	chs, err := c.Channels(ctx, "")
+	if err != nil {
+		return tilecast.Channel{}, err
+	}
+	for _, ch := range chs {
+		if ch.URI == uri {
+			return ch, nil
+		}
+	}
+	return tilecast.Channel{}, fmt.Errorf("channel uri: %w", tilecast.ErrNotFound)
+}
+
+func (c *apiClient) AddChannel(ctx context.Context, ch tilecast.Channel) (tilecast.Channel, error) {
+	reg := struct {
+		URI    string   `json:"uri"`
+		User   string   `json:"user,omitempty"`
+		Feeds  []string `json:"feeds,omitempty"`
+		Device string   `json:"device,omitempty"`
+	}{ch.URI, ch.User, ch.Feeds, ch.Device}
+	// 201 for a new channel, 200 for a known URI: both are success.
+	var out tilecast.Channel
+	err := c.call(ctx, http.MethodPost, "/v1/channels", reg, &out, http.StatusCreated, http.StatusOK)
+	return out, err
+}
+
+func (c *apiClient) RemoveChannel(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodDelete, "/v1/channels/"+url.PathEscape(id), nil, nil, http.StatusNoContent)
+}
+
+// apiStatus is the part of GET /v1/status that status prints.
+type apiStatus struct {
+	Feeds []struct {
+		Name    string    `json:"name"`
+		PerUser bool      `json:"per_user"`
+		State   *feedView `json:"state"`
+		Users   []struct {
+			User string `json:"user"`
+			feedView
+		} `json:"users"`
+	} `json:"feeds"`
+	Channels    int `json:"channels"`
+	OutboxDepth int `json:"outbox_depth"`
+	DeadLetters int `json:"dead_letters"`
+}
+
+func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
+	var st apiStatus
+	if err := c.call(ctx, http.MethodGet, "/v1/status", nil, &st, http.StatusOK); err != nil {
+		return statusReport{}, err
+	}
+	rep := statusReport{
+		Stats: store.Stats{Channels: st.Channels, OutboxDepth: st.OutboxDepth, DeadLetters: st.DeadLetters},
+		Feeds: map[string]feedView{},
+	}
+	for _, f := range st.Feeds {
+		if f.State != nil {
+			rep.Feeds[f.Name] = *f.State
+		}
+		for _, u := range f.Users {
+			rep.Feeds[tilecast.FeedKey{Feed: f.Name, User: u.User}.String()] = u.feedView
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	resp, err := c.send(ctx, http.MethodGet, "/v1/deadletters?limit="+strconv.Itoa(statusDeadLetters), nil,
+		http.StatusOK, http.StatusNotImplemented)
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotImplemented {
+		// A daemon not wired for it still has a status to show.
+		rep.noDeadLetterList = true
+		return rep, nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep.DeadLetters); err != nil {
+		return rep, fmt.Errorf("api GET /v1/deadletters: decode answer: %w", err)
+	}
+	return rep, nil
+}
+
+func (c *apiClient) Outcomes(ctx context.Context, channelID, feed string, since time.Time) ([]tilecast.Outcome, error) {
+	q := url.Values{"since": {since.UTC().Format(time.RFC3339Nano)}}
+	if feed != "" {
+		q.Set("feed", feed)
+	}
+	path := "/v1/outcomes?"
+	if channelID != "" {
+		path = "/v1/channels/" + url.PathEscape(channelID) + "/outcomes?"
+	}
+	var out []tilecast.Outcome
+	err := c.call(ctx, http.MethodGet, path+q.Encode(), nil, &out, http.StatusOK)
+	return out, err
+}
+
+func (c *apiClient) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/backup", nil, http.StatusOK)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("backup over the api: %w", err)
+	}
+	return n, nil
+}
+
+// localOps is the state file opened by this process.
+type localOps struct {
+	db     *store.DB
+	cfg    *config.Config
+	stderr io.Writer
+}
+
+func (l *localOps) Close() error { return l.db.Close() }
+
+func (l *localOps) Channels(_ context.Context, user string) ([]tilecast.Channel, error) {
+	return l.db.Channels(user)
+}
+
+func (l *localOps) ChannelByURI(_ context.Context, uri string) (tilecast.Channel, error) {
+	return l.db.ChannelByURI(uri)
+}
+
+// AddChannel stores ch and, for a new channel, queues the current tile
+// (tile_on_subscribe) for the daemon to send, as the API does.
+func (l *localOps) AddChannel(_ context.Context, ch tilecast.Channel) (tilecast.Channel, error) {
+	saved, created, err := l.db.AddChannel(ch)
+	if err != nil || !created {
+		return saved, err
+	}
+	bot, err := newBot(l.cfg, l.db, newLogger(l.cfg, l.stderr))
+	if err != nil {
+		return saved, err
+	}
+	return saved, bot.Subscribe(saved)
+}
+
+func (l *localOps) RemoveChannel(_ context.Context, id string) error { return l.db.RemoveChannel(id) }
+
+func (l *localOps) Status(context.Context) (statusReport, error) {
+	return localStatus(l.db, l.cfg.Feeds)
+}
+
+func (l *localOps) Outcomes(_ context.Context, channelID, feed string, since time.Time) ([]tilecast.Outcome, error) {
+	out, err := l.db.Outcomes(channelID, feed, since)
+	if err != nil || channelID == "" || len(out) > 0 {
+		return out, err
+	}
+	// As the API: an unknown channel without ledger entries is not found
+	// (a removed channel keeps its ledger, which says why it went).
+	if _, err := l.db.Channel(channelID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (l *localOps) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	return l.db.Backup(ctxWriter{ctx: ctx, w: w})
+}
+
+// ctxWriter stops a long copy when ctx is cancelled.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tilecast/tilecast/store"
+)
+
+func cmdBackup(ctx context.Context, e env) error {
+	fs := newFlags(e, "backup", "backup --config FILE DEST\n\n"+
+		"Writes a consistent snapshot of the state file to DEST: first to DEST.tmp,\n"+
+		"which is synced, opened and checked like `bbolt check`, then renamed to DEST.\n"+
+		"The daemon keeps running meanwhile."+daemonNote)
+	cfgPath := fs.String("config", "", "config file (TOML)")
+	if err := parseFlags(fs, e, e.args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("backup: give one DEST file")
+	}
+	dest := fs.Arg(0)
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if sameFile(dest, cfg.State) || sameFile(dest+".tmp", cfg.State) {
+		return usagef("backup: %s is the state file itself", dest)
+	}
+	if _, err := os.Stat(cfg.State); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("backup: state file %s does not exist", cfg.State)
+	}
+	o, err := connect(cfg, e, true)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	start := time.Now()
+	n, err := writeBackup(ctx, o, dest)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "backup %s: %d bytes, checked, in %s\n", dest, n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// writeBackup writes the snapshot to dest.tmp, syncs and checks it, and
+// renames it to dest, so dest is only ever a whole, valid state file.
+func writeBackup(ctx context.Context, o ops, dest string) (n int64, err error) {
+	tmp := dest + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600) // channel URIs are capabilities
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if n, err = o.Backup(ctx, f); err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return n, fmt.Errorf("backup: sync %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return n, fmt.Errorf("backup: close %s: %w", tmp, err)
+	}
+	if err = checkStateFile(tmp); err != nil {
+		return n, fmt.Errorf("backup: the snapshot does not check (kept nothing): %w", err)
+	}
+	if err = os.Rename(tmp, dest); err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	// The rename is durable once the directory is synced.
+	if d, derr := os.Open(filepath.Dir(dest)); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return n, nil
+}
+
+// checkStateFile opens path read-only as a state file and runs Check.
+func checkStateFile(path string) error {
+	db, err := store.Open(path, store.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	cerr := db.Check()
+	if err := db.Close(); err != nil && cerr == nil {
+		cerr = err
+	}
+	return cerr
+}
+
+// sameFile reports whether a and b name the same existing file, or the
+// same path when a does not exist yet.
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(fa, fb)
+	}
+	pa, err1 := filepath.Abs(a)
+	pb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && pa == pb
+}

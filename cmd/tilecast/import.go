@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/store"
+)
+
+// maxImportLine bounds one line of an import file: a registration is a
+// 2 KiB URI, a user and at most 256 feed names.
+const maxImportLine = 64 << 10
+
+// Import formats.
+const (
+	formatAuto  = "auto"
+	formatJSONL = "jsonl"
+	formatCSV   = "csv"
+)
+
+const importUsage = `channels import --config FILE [--format auto|jsonl|csv] FILE|-
+
+Bulk-loads channels into the state file; the daemon must be stopped (an
+import through the API would take one request per channel).
+
+  JSON lines  one object per line: {"uri": "...", "user": "...", "feeds": ["a", "b"]}
+  CSV         uri,user,feeds with feeds separated by ';' (a header line
+              "uri,user,feeds" is optional; lines starting with # are skipped)
+
+The format comes from the extension (.jsonl .ndjson .json / .csv), else from
+the first non-blank byte ('{' is JSON lines). "-" reads standard input.
+Each line is checked like a registration through the API (uri and
+push.allowed_hosts, known feeds, a user for per-user feeds) and its URI
+canonicalised; a URI already stored is updated, a URI repeated in the file
+counts once (its last line wins). Imported channels get no tile_on_subscribe
+tile: they get the next tile of their feeds.
+
+Prints added, updated and every rejected line with its reason. Exit status:
+0 when at least one line was imported (or the file had no lines), 1 when
+every line was rejected or the import failed, 2 on bad flags or config or
+while the daemon runs.
+`
+
+// importRow is one accepted line.
+type importRow struct {
+	line int
+	ch   tilecast.Channel
+}
+
+// rejection is one refused line.
+type rejection struct {
+	line   int
+	reason string
+}
+
+func cmdChannelsImport(ctx context.Context, e env) error {
+	fs := newFlags(e, "channels import", importUsage)
+	cfgPath := fs.String("config", "", "config file (TOML)")
+	format := fs.String("format", formatAuto, "input format: auto, jsonl or csv")
+	if err := parseFlags(fs, e, e.args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("channels import: give one FILE (or - for standard input)")
+	}
+	switch *format {
+	case formatAuto, formatJSONL, formatCSV:
+	default:
+		return usagef("channels import: --format must be auto, jsonl or csv, got %q", *format)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	name := fs.Arg(0)
+	var in io.Reader = e.stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("channels import: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	// Open the store before reading: a running daemon is reported at once,
+	// not after parsing a large file.
+	db, err := store.Open(cfg.State, store.Options{Timeout: lockWait})
+	if err != nil {
+		if errors.Is(err, tilecast.ErrStateLocked) {
+			return usagef("channels import: state file %s is in use by the running tilecast: stop the daemon to import "+
+				"(importing through the API would be one request per channel), then start it again", cfg.State)
+		}
+		return err
+	}
+	defer db.Close()
+
+	start := time.Now()
+	rows, rejected, err := parseImport(in, pickFormat(*format, name), cfg)
+	if err != nil {
+		return fmt.Errorf("channels import %s: %w", name, err)
+	}
+	chs, dups := dedupeRows(rows)
+	added, updated, err := db.ImportChannels(chs)
+	if err != nil {
+		return fmt.Errorf("channels import: %w (added %d, updated %d before the error; importing again is safe)", err, added, updated)
+	}
+	fmt.Fprintf(e.stdout, "added %d, updated %d, rejected %d", added, updated, len(rejected))
+	if dups > 0 {
+		fmt.Fprintf(e.stdout, " (%d lines repeated a URI of the file and counted once)", dups)
+	}
+	fmt.Fprintf(e.stdout, " in %s\n", time.Since(start).Round(time.Millisecond))
+	for _, r := range rejected {
+		fmt.Fprintf(e.stdout, "  line %d: %s\n", r.line, r.reason)
+	}
+	if len(rows) == 0 && len(rejected) > 0 {
+		return fmt.Errorf("channels import: every line was rejected (%d)", len(rejected))
+	}
+	return nil
+}
+
+// pickFormat resolves auto from the file name; "" means sniff the content.
+func pickFormat(format, name string) string {
+	if format != formatAuto {
+		return format
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".jsonl", ".ndjson", ".json":
+		return formatJSONL
+	case ".csv":
+		return formatCSV
+	}
+	return ""
+}
+
+// dedupeRows keeps one row per URI, the last one in the file, at the
+// place of the first; it returns how many rows were dropped.
+func dedupeRows(rows []importRow) ([]tilecast.Channel, int) {
+	at := make(map[string]int, len(rows))
+	chs := make([]tilecast.Channel, 0, len(rows))
+	for _, r := range rows {
+		if i, ok := at[r.ch.URI]; ok {
+			chs[i] = r.ch
+			continue
+		}
+		at[r.ch.URI] = len(chs)
+		chs = append(chs, r.ch)
+	}
+	return chs, len(rows) - len(chs)
+}
+
+// parseImport reads every line of in; format "" sniffs it. Lines that do
+// not parse or fail checkRegistration are rejections, not errors: only a
+// read error stops it.
+func parseImport(in io.Reader, format string, cfg *config.Config) ([]importRow, []rejection, error) {
+	br := bufio.NewReaderSize(in, 64<<10)
+	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
+		_, _ = br.Discard(3) // a UTF-8 byte order mark, as spreadsheets write it
+	}
+	if format == "" {
+		format = sniff(br)
+	}
+	p := &importParser{cfg: cfg}
+	var err error
+	if format == formatJSONL {
+		err = p.jsonLines(br)
+	} else {
+		err = p.csv(br)
+	}
+	return p.rows, p.rejected, err
+}
+
+// sniff returns jsonl when the first non-blank byte is '{', else csv.
+func sniff(br *bufio.Reader) string {
+	for n := 1; n <= br.Size(); n *= 2 {
+		b, err := br.Peek(n)
+		if i := bytes.IndexFunc(b, func(r rune) bool { return !strings.ContainsRune(" \t\r\n", r) }); i >= 0 {
+			if b[i] == '{' {
+				return formatJSONL
+			}
+			return formatCSV
+		}
+		if err != nil {
+			break
+		}
+	}
+	return formatCSV
+}
+
+type importParser struct {
+	cfg      *config.Config
+	rows     []importRow
+	rejected []rejection
+}
+
+// accept checks ch like a registration and keeps it, or rejects the line.
+func (p *importParser) accept(line int, ch tilecast.Channel) {
+	if err := checkRegistration(p.cfg, &ch); err != nil {
+		p.reject(line, err.Error())
+		return
+	}
+	p.rows = append(p.rows, importRow{line: line, ch: ch})
+}
+
+func (p *importParser) reject(line int, reason string) {
+	p.rejected = append(p.rejected, rejection{line: line, reason: reason})
+}
+
+// importJSON is one JSON line; other fields are refused, as by the API.
+type importJSON struct {
+	URI   string   `json:"uri"`
+	User  string   `json:"user"`
+	Feeds []string `json:"feeds"`
+}
+
+func (p *importParser) jsonLines(br *bufio.Reader) error {
+	for n := 1; ; n++ {
+		line, tooLong, err := readLine(br)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		switch {
+		case tooLong:
+			p.reject(n, fmt.Sprintf("line is longer than %d bytes", maxImportLine))
+			continue
+		case len(bytes.TrimSpace(line)) == 0:
+			continue
+		}
+		var v importJSON
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "json: ")
+			if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
+				p.reject(n, "unknown field "+f+": want uri, user, feeds")
+			} else {
+				p.reject(n, "malformed JSON: "+msg)
+			}
+			continue
+		}
+		if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
+			p.reject(n, "malformed JSON: more than one value on the line")
+			continue
+		}
+		p.accept(n, tilecast.Channel{URI: v.URI, User: v.User, Feeds: v.Feeds})
+	}
+}
+
+// readLine returns the next line without its line ending. A line over
+// maxImportLine is skipped to its end and reported as tooLong. io.EOF
+// comes only when nothing is left.
+func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
+	for {
+		part, isPrefix, err := br.ReadLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) && (len(line) > 0 || tooLong) {
+				return line, tooLong, nil
+			}
+			return nil, false, err
+		}
+		if !tooLong {
+			if len(line)+len(part) > maxImportLine {
+				tooLong, line = true, nil
+			} else {
+				line = append(line, part...)
+			}
+		}
+		if !isPrefix {
+			return line, tooLong, nil
+		}
+	}
+}
+
+func (p *importParser) csv(br *bufio.Reader) error {
+	r := csv.NewReader(br)
+	r.FieldsPerRecord = -1
+	r.Comment = '#'
+	r.TrimLeadingSpace = true
+	r.ReuseRecord = true
+	first := true
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		var perr *csv.ParseError
+		if errors.As(err, &perr) {
+			p.reject(perr.StartLine, "malformed CSV: "+perr.Err.Error())
+			first = false
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		line, _ := r.FieldPos(0)
+		if first {
+			first = false
+			if strings.EqualFold(strings.TrimSpace(rec[0]), "uri") {
+				continue // the header line
+			}
+		}
+		for _, f := range rec {
+			if len(f) > maxImportLine {
+				p.reject(line, fmt.Sprintf("field is longer than %d bytes", maxImportLine))
+				rec = nil
+				break
+			}
+		}
+		switch {
+		case rec == nil:
+			continue
+		case len(rec) > 3:
+			p.reject(line, fmt.Sprintf("%d fields, want uri,user,feeds (feeds are separated by ';')", len(rec)))
+			continue
+		}
+		ch := tilecast.Channel{URI: strings.TrimSpace(rec[0])}
+		if len(rec) > 1 {
+			ch.User = strings.TrimSpace(rec[1])
+		}
+		if len(rec) > 2 {
+			for f := range strings.SplitSeq(rec[2], ";") {
+				if f = strings.TrimSpace(f); f != "" {
+					ch.Feeds = append(ch.Feeds, f)
+				}
+			}
+		}
+		p.accept(line, ch)
+	}
+}

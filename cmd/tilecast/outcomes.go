@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tilecast/tilecast"
+)
+
+// defaultOutcomesSince is how far back outcomes looks without --since.
+const defaultOutcomesSince = 24 * time.Hour
+
+func cmdOutcomes(ctx context.Context, e env) error {
+	fs := newFlags(e, "outcomes", "outcomes --config FILE [--channel ID] [--feed NAME] [--since 24h] [--json]\n\n"+
+		"The delivery ledger: one entry per send (the ledger keeps 7 days, at most 100\n"+
+		"entries per channel), oldest first. Without --channel, every channel's."+daemonNote)
+	cfgPath := fs.String("config", "", "config file (TOML)")
+	channel := fs.String("channel", "", "only this channel (its ID)")
+	feed := fs.String("feed", "", "only this feed")
+	sinceFlag := fs.String("since", defaultOutcomesSince.String(), "how far back: a duration (24h) or an RFC 3339 time")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, e, e.args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("outcomes: unexpected argument %q (use --channel ID)", fs.Arg(0))
+	}
+	since, err := parseSince(*sinceFlag, time.Now())
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	o, err := connect(cfg, e, true)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	out, err := o.Outcomes(ctx, *channel, *feed, since)
+	if err != nil {
+		return fmt.Errorf("outcomes: %w", err)
+	}
+	if *asJSON {
+		if out == nil {
+			out = []tilecast.Outcome{}
+		}
+		return printJSON(e, out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tCHANNEL\tFEED\tKIND\tOUTCOME\tSTATUS\tATTEMPT\tRETRY IN\tERROR")
+	for _, oc := range out {
+		retry := "-"
+		if oc.RetryIn > 0 {
+			retry = oc.RetryIn.String()
+		}
+		status := "-"
+		if oc.Status != 0 {
+			status = fmt.Sprint(oc.Status)
+			if oc.Notification != "" {
+				status += " " + oc.Notification
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", fmtTime(oc.Time), oc.ChannelID, oc.Feed, oc.Kind,
+			oc.Action, status, oc.Attempt, retry, orDash(oc.Error))
+	}
+	return tw.Flush()
+}
+
+// parseSince reads --since as a duration back from now or an RFC 3339
+// time, as GET /v1/channels/{id}/outcomes reads ?since=.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		if d < 0 {
+			return time.Time{}, usagef("--since must be a positive duration such as 24h, got %q", v)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usagef("--since must be a duration such as 24h or an RFC 3339 time, got %q", v)
+}
