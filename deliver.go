@@ -3,6 +3,7 @@ package tilecast
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -39,8 +40,10 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 	// The buffer lets workers keep sending while the recorder commits the
 	// previous batch; each commit costs an fsync pair, so the fuller the
 	// batch the cheaper each outcome (profiled: 54-result batches were the
-	// fan-out's bottleneck).
-	results := make(chan sendResult, 2*recordBatch)
+	// fan-out's bottleneck). It is also what a crash can send twice
+	// (answered, not yet recorded), so it stays a small multiple of the
+	// worker count.
+	results := make(chan sendResult, 4*workers)
 	var wg sync.WaitGroup
 	// Sends use their own context so that a shutdown lets in-flight requests
 	// finish and be recorded; the push client's timeout bounds them.
@@ -63,7 +66,7 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 
 	recErr := make(chan error, 1)
 	go func() {
-		recErr <- b.recorder(results, func(ids []uint64) {
+		recErr <- b.recorder(ctx, results, func(ids []uint64) {
 			fl.finish(ids)
 			b.nudge() // the dispatcher may release them and look again
 		})
@@ -110,6 +113,13 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 			ch := &p.Channel
 			if wait := ch.NextAllowedAt; wait.After(now) {
 				postpone = append(postpone, Record{ID: p.ID, Op: OpPostpone, NextAttempt: wait})
+				continue
+			}
+			// A channel back from a 406/412 rest that has not succeeded since
+			// gets one probe at a time: MPNS wants at most one retry an
+			// hour, not the channel's whole backlog at the end of the rest.
+			if !ch.NextAllowedAt.IsZero() && ch.FailureStreak > 0 && fl.channelBusy(ch.ID) {
+				postpone = append(postpone, Record{ID: p.ID, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
 				continue
 			}
 			if !ch.Authenticated() {
@@ -167,7 +177,12 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 
 // recorder batches results into Store.Record calls and logs each send after
 // its batch is committed.
-func (b *Bot) recorder(results <-chan sendResult, done func(ids []uint64)) error {
+//
+// A batch the store cannot write (disk full) is retried with backoff and its
+// entries stay busy meanwhile: releasing them would re-send every one at
+// once. Only a shutdown gives up; the entries then stay in the outbox and are
+// sent again after the restart, which loses nothing.
+func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, done func(ids []uint64)) error {
 	var errs []error
 	batch := make([]sendResult, 0, recordBatch)
 	flush := func() {
@@ -180,16 +195,31 @@ func (b *Bot) recorder(results <-chan sendResult, done func(ids []uint64)) error
 			recs[i] = b.classify(r)
 			ids[i] = r.p.ID
 		}
-		if err := b.Store.Record(recs); err != nil {
-			b.log().Error("record outcomes", "error", err.Error(), "count", len(recs))
-			errs = append(errs, err)
-		} else {
-			b.failpoint(FailAfterRecord)
-			for i := range recs {
-				b.logPush(&recs[i].Outcome)
-				if b.Observer != nil {
-					b.Observer.ObservePush(recs[i].Outcome)
-				}
+		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+			err := b.Store.Record(recs)
+			if err == nil {
+				break
+			}
+			b.log().Error("record outcomes; retrying", "error", err.Error(), "count", len(recs), "retry_in", wait)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+			}
+			errs = append(errs, fmt.Errorf("record %d outcomes at shutdown: %w", len(recs), err))
+			batch = batch[:0]
+			return // not released: nothing more is dispatched after shutdown
+		}
+		b.failpoint(FailAfterRecord)
+		for i := range recs {
+			if !recs[i].Sent {
+				continue
+			}
+			b.logPush(&recs[i].Outcome)
+			if b.Observer != nil {
+				b.Observer.ObservePush(recs[i].Outcome)
 			}
 		}
 		done(ids)
@@ -227,6 +257,11 @@ func (b *Bot) classify(r sendResult) Record {
 	}
 	if res.Err != nil {
 		o.Error = res.Err.Error()
+	}
+	if errors.Is(res.Err, ErrCircuitOpen) {
+		// Never sent: the host's circuit is open. Not an attempt, not in
+		// the ledger or the daily count; look again at the next probe.
+		return Record{ID: p.ID, Op: OpPostpone, NextAttempt: r.at.Add(max(res.Wait, time.Second)), Outcome: o}
 	}
 	rec := Record{ID: p.ID, Sent: true}
 	maxAttempts := b.MaxAttempts
@@ -284,22 +319,34 @@ func (b *Bot) logPush(o *Outcome) {
 // its result was committed.
 type flight struct {
 	mu       sync.Mutex
-	busyIDs  map[uint64]bool
-	finished []uint64 // recorded, to be released on the next pass
+	busyIDs  map[uint64]string // entry → channel
+	perChan  map[string]int    // channel → busy entries
+	finished []uint64          // recorded, to be released on the next pass
 }
 
-func newFlight() *flight { return &flight{busyIDs: make(map[uint64]bool)} }
+func newFlight() *flight {
+	return &flight{busyIDs: make(map[uint64]string), perChan: make(map[string]int)}
+}
 
 func (f *flight) busy(id uint64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.busyIDs[id]
+	_, ok := f.busyIDs[id]
+	return ok
+}
+
+// channelBusy reports whether an entry of channel ch is in flight.
+func (f *flight) channelBusy(ch string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.perChan[ch] > 0
 }
 
 func (f *flight) start(p *Pending) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.busyIDs[p.ID] = true
+	f.busyIDs[p.ID] = p.ChannelID
+	f.perChan[p.ChannelID]++
 }
 
 // finish is called by the recorder after the results of ids are committed.
@@ -313,7 +360,12 @@ func (f *flight) release() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, id := range f.finished {
-		delete(f.busyIDs, id)
+		if ch, ok := f.busyIDs[id]; ok {
+			delete(f.busyIDs, id)
+			if f.perChan[ch]--; f.perChan[ch] <= 0 {
+				delete(f.perChan, ch)
+			}
+		}
 	}
 	f.finished = f.finished[:0]
 }

@@ -88,15 +88,17 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, 
 	if err != nil {
 		return nil, err
 	}
+	fetcher := newFetcher(cfg, log) // also checks tile images, through the same guarded transport
 	b := &tilecast.Bot{
-		Fetcher:          newFetcher(cfg, log),
-		Renderer:         notify.NewRenderer(newEncoder(cfg)),
-		Pusher:           pusher,
+		Fetcher:          fetcher,
+		Renderer:         notify.NewRenderer(newEncoder(cfg), notify.RendererOptions{Images: fetcher}),
+		Pusher:           tilecast.NewBreaker(pusher, tilecast.BreakerOptions{Logger: log}),
 		Store:            db,
 		Logger:           log,
 		PushConcurrency:  cfg.Push.Concurrency,
 		FetchConcurrency: cfg.Fetch.Concurrency,
 		MaxAttempts:      cfg.Push.MaxAttempts,
+		Failpoint:        failpointFromEnv(),
 	}
 	b.SetFeeds(cfg.Feeds)
 	return b, nil

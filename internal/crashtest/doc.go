@@ -1,0 +1,13 @@
+// Package crashtest holds tilecast's crash and kill tests (reliability.md
+// S1, S2, S4, S6, S7): they build the real binary, run it against a
+// loopback feed server and the MPNS emulator (in the test process, which
+// counts every delivery per channel, item and kind), kill it at random or
+// at its failpoints, restart it and check that nothing was lost, that
+// duplicates stay within the sends in flight at each kill and that the
+// state file passes bbolt's check every time.
+//
+// The tests need the `crash` build tag (they are slow):
+//
+//	go test -tags crash ./internal/crashtest -run Kill -kills=50
+//	scripts/crash.sh 1000
+package crashtest
