@@ -1,0 +1,450 @@
+// Command tilecast-bench runs tilecast's performance scenarios (fan-out,
+// feed tick, footprint) against loopback servers and prints a Markdown
+// table of the figures. See BENCHMARKS.md and scripts/bench.sh.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tilecast/tilecast/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: tilecast-bench fanout|tick|retention|idle|sink [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "fanout":
+		err = cmdFanOut(ctx, os.Args[2:])
+	case "tick":
+		err = cmdTick(ctx, os.Args[2:])
+	case "retention":
+		err = cmdRetention(ctx, os.Args[2:])
+	case "idle":
+		err = cmdIdle(ctx, os.Args[2:])
+	case "sink":
+		err = cmdSink(ctx, os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown scenario %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tilecast-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// cmdSink runs a sink with n channels in this process (the fan-out's
+// child), writes the channel URIs to -out and prints "ready" when serving.
+func cmdSink(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("sink", flag.ExitOnError)
+	kind := fs.String("kind", bench.SinkEmulator, "emulator or minimal")
+	n := fs.Int("n", 1000, "channels")
+	out := fs.String("out", "", "file for the channel URIs")
+	_ = fs.Parse(args)
+	s, err := bench.StartSink(*kind, *n)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := os.WriteFile(*out, []byte(strings.Join(s.URIs, "\n")), 0o600); err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	// Exit when the parent closes stdin or on a signal.
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
+	<-ctx.Done()
+	return nil
+}
+
+// startSinkProcess runs the sink in a child process, so its memory and the
+// emulator's per-channel state stay out of the fan-out's RSS.
+func startSinkProcess(kind string, n int, dir string) ([]string, func(), error) {
+	out := filepath.Join(dir, fmt.Sprintf("uris-%d.txt", n))
+	cmd := exec.Command(os.Args[0], "sink", "-kind", kind, "-n", strconv.Itoa(n), "-out", out)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	stopFn := func() { _ = stdin.Close(); _ = cmd.Wait() }
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		stopFn()
+		return nil, nil, fmt.Errorf("sink did not start: %q %v", line, err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		stopFn()
+		return nil, nil, err
+	}
+	return strings.Split(string(b), "\n"), stopFn, nil
+}
+
+// peak samples the Go heap while fn runs and returns fn's error, the peak
+// RSS (VmHWM, reset before fn) and the peak heap in use.
+func peak(fn func() error) (error, int64, uint64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	_ = bench.ResetPeakRSS(os.Getpid())
+	var maxHeap atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > maxHeap.Load() {
+					maxHeap.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	err := fn()
+	close(done)
+	_, hwm, _ := bench.ProcStatus(os.Getpid())
+	return err, hwm, maxHeap.Load()
+}
+
+func cmdFanOut(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("fanout", flag.ExitOnError)
+	ns := fs.String("n", "1000,10000,100000", "channel counts")
+	runs := fs.String("runs", "5,5,5", "runs per channel count (one value or one per count)")
+	kind := fs.String("sink", bench.SinkEmulator, "sink: emulator or minimal")
+	conc := fs.Int("c", bench.DefaultConcurrency, "push concurrency (Bot and raw loop)")
+	dir := fs.String("dir", "", "directory for the state files (default: a temp dir on disk)")
+	build := fs.String("build-dir", "/dev/shm", "where the template state is built (tmpfs: no fsync per channel)")
+	cpuprof := fs.String("cpuprofile", "", "write a CPU profile of the tilecast runs of the largest N")
+	_ = fs.Parse(args)
+	counts, err := ints(*ns)
+	if err != nil {
+		return err
+	}
+	rr, err := ints(*runs)
+	if err != nil {
+		return err
+	}
+	if *dir == "" {
+		if *dir, err = os.MkdirTemp("", "tilecast-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(*dir)
+	}
+	bdir, err := os.MkdirTemp(*build, "tilecast-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bdir)
+	reqs, err := bench.RawRequests()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("| N | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | per-notification cost | commit phase | deliver phase | peak RSS | peak heap |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
+	for i, n := range counts {
+		r := rr[min(i, len(rr)-1)]
+		uris, stopSink, err := startSinkProcess(*kind, n, bdir)
+		if err != nil {
+			return err
+		}
+		tmpl := filepath.Join(bdir, fmt.Sprintf("template-%d.db", n))
+		t0 := time.Now()
+		if err := bench.BuildFanOutState(tmpl, uris); err != nil {
+			stopSink()
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "N=%d: template built in %s\n", n, time.Since(t0).Round(time.Millisecond))
+		var tc, raw, ratio, commit, deliver []float64
+		var hwm int64
+		var heap uint64
+		for run := range r {
+			path := filepath.Join(*dir, "state.db")
+			_ = os.Remove(path)
+			if err := bench.CopyFile(path, tmpl); err != nil {
+				stopSink()
+				return err
+			}
+			var res bench.FanOutResult
+			var stopProf func()
+			if *cpuprof != "" && i == len(counts)-1 {
+				f, err := os.Create(fmt.Sprintf("%s.%d", *cpuprof, run))
+				if err == nil {
+					_ = pprof.StartCPUProfile(f)
+					stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+				}
+			}
+			ferr, h, hp := peak(func() error {
+				var err error
+				res, err = bench.RunFanOut(ctx, path, *conc)
+				return err
+			})
+			if stopProf != nil {
+				stopProf()
+			}
+			if ferr != nil {
+				stopSink()
+				return ferr
+			}
+			hwm, heap = max(hwm, h), max(heap, hp)
+			for name, st := range res.Store {
+				fmt.Fprintf(os.Stderr, "  store %s: %d calls, %d items, %s\n", name, st.Calls, st.Items, st.Time.Round(time.Millisecond))
+			}
+			rres, err := bench.RunRawFanOut(ctx, uris, reqs, *conc)
+			if err != nil {
+				stopSink()
+				return err
+			}
+			tc = append(tc, res.PerSecond())
+			raw = append(raw, rres.PerSecond())
+			ratio = append(ratio, res.PerSecond()/rres.PerSecond())
+			commit = append(commit, res.Commit.Seconds())
+			deliver = append(deliver, res.Deliver.Seconds())
+			fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s; ratio %.2f; peak RSS %.0f MiB heap %.0f MiB\n",
+				n, run+1, res.Notifications, res.Elapsed.Round(time.Millisecond), res.Commit.Round(time.Millisecond),
+				res.Deliver.Round(time.Millisecond), res.PerSecond(), rres.PerSecond(), res.PerSecond()/rres.PerSecond(), mib(h), mib(int64(hp)))
+		}
+		stopSink()
+		mt := median(tc)
+		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %.1f µs | %.2f s | %.2f s | %.0f MiB | %.0f MiB |\n",
+			n, r, mt, median(raw), median(ratio), 1e6/mt, median(commit), median(deliver), mib(hwm), mib(int64(heap)))
+	}
+	return nil
+}
+
+func cmdTick(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("tick", flag.ExitOnError)
+	fsz := fs.String("f", "1000,5000", "feed counts")
+	runs := fs.Int("runs", 5, "measured ticks per feed count (after one baseline tick)")
+	conc := fs.Int("c", 8, "feeds fetched at once (Bot and raw loop)")
+	hosts := fs.Int("hosts", 8, "loopback listeners the feeds are spread over")
+	dir := fs.String("dir", "", "directory for the state file (default: a temp dir on disk)")
+	cpuprof := fs.String("cpuprofile", "", "CPU profile of the tilecast ticks of the largest F")
+	_ = fs.Parse(args)
+	counts, err := ints(*fsz)
+	if err != nil {
+		return err
+	}
+	if *dir == "" {
+		if *dir, err = os.MkdirTemp("", "tilecast-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(*dir)
+	}
+	fmt.Printf("| F | ticks | tilecast feeds/s (median) | raw feeds/s (median) | ratio (median) | 304 answers / tick | write tx on 304 |\n|---|---|---|---|---|---|---|\n")
+	for ci, f := range counts {
+		srv, err := bench.StartFeedServer(f, *hosts)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(*dir, fmt.Sprintf("tick-%d.db", f))
+		tb, err := bench.NewTickBot(path, srv)
+		if err != nil {
+			return err
+		}
+		rt := bench.NewRawTicker(srv)
+		// Tick 0: first fetch of every feed (baselines), not measured.
+		if _, err := tb.Tick(ctx, *conc); err != nil {
+			return err
+		}
+		if _, err := rt.Tick(ctx, *conc); err != nil {
+			return err
+		}
+		var tc, raw, ratio []float64
+		var n304, extra int
+		for run := range *runs {
+			srv.Advance()
+			var stopProf func()
+			if *cpuprof != "" && ci == len(counts)-1 {
+				pf, err := os.Create(fmt.Sprintf("%s.%d", *cpuprof, run))
+				if err == nil {
+					_ = pprof.StartCPUProfile(pf)
+					stopProf = func() { pprof.StopCPUProfile(); pf.Close() }
+				}
+			}
+			res, err := tb.Tick(ctx, *conc)
+			if stopProf != nil {
+				stopProf()
+			}
+			if err != nil {
+				return err
+			}
+			rres, err := rt.Tick(ctx, *conc)
+			if err != nil {
+				return err
+			}
+			// Every 200 is one Commit; anything beyond is a write caused by a 304.
+			extra += res.Writes - res.Got200
+			n304 = res.Got304
+			tc = append(tc, res.PerSecond())
+			raw = append(raw, rres.PerSecond())
+			ratio = append(ratio, res.PerSecond()/rres.PerSecond())
+			fmt.Fprintf(os.Stderr, "F=%d tick %d: tilecast %.0f feeds/s (%d×200, %d×304, %d writes); raw %.0f feeds/s (%d×200, %d×304); ratio %.2f\n",
+				f, run+1, res.PerSecond(), res.Got200, res.Got304, res.Writes, rres.PerSecond(), rres.Got200, rres.Got304, res.PerSecond()/rres.PerSecond())
+		}
+		_ = tb.Close()
+		_ = srv.Close()
+		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %d | %d |\n", f, *runs, median(tc), median(raw), median(ratio), n304, extra)
+	}
+	return nil
+}
+
+func cmdRetention(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("retention", flag.ExitOnError)
+	feeds := fs.Int("feeds", 500, "feeds")
+	days := fs.Int("days", 90, "simulated days of hourly ticks")
+	chans := fs.Int("channels", 1, "https channels on the default list")
+	every := fs.Int("every", 15, "report the size every N days")
+	dir := fs.String("dir", "/dev/shm", "directory for the state file (size does not depend on fsync)")
+	_ = fs.Parse(args)
+	d, err := os.MkdirTemp(*dir, "tilecast-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(d)
+	start := time.Now()
+	pts, err := bench.SimulateRetention(ctx, filepath.Join(d, "state.db"), *feeds, *days, *chans, *every)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "retention: simulated in %s\n", time.Since(start).Round(time.Second))
+	fmt.Printf("| day | state file |\n|---|---|\n")
+	for _, p := range pts {
+		fmt.Printf("| %d | %.2f MiB |\n", p.Day, mib(p.Bytes))
+	}
+	return nil
+}
+
+// cmdIdle runs the real daemon (`tilecast run`) with F feeds on a 15-minute
+// schedule against a loopback feed server, waits for the catch-up fetch of
+// every feed, then samples its RSS and CPU time over a window.
+func cmdIdle(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("idle", flag.ExitOnError)
+	bin := fs.String("tilecast", "", "path to a built tilecast binary")
+	feeds := fs.Int("f", 1000, "feeds")
+	window := fs.Duration("window", 2*time.Minute, "sampling window")
+	_ = fs.Parse(args)
+	if *bin == "" {
+		return errors.New("idle: -tilecast is required")
+	}
+	srv, err := bench.StartFeedServer(*feeds, 8)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	dir, err := os.MkdirTemp("", "tilecast-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var b strings.Builder
+	fmt.Fprintf(&b, "state = %q\n[log]\nlevel = \"warn\"\n[http]\nlisten = \"\"\n[fetch]\nallow_private = true\n[push]\nallow_private = true\nallowed_hosts = [\"127.0.0.1\"]\n[defaults]\nschedule = \"*/15 * * * *\"\n", filepath.Join(dir, "state.db"))
+	for i := range *feeds {
+		fmt.Fprintf(&b, "[[feed]]\nname = \"feed%05d\"\nurl = %q\n[feed.toast]\ntext1 = \"{{.Feed.Title}}\"\ntext2 = \"{{.Item.Title}}\"\n[feed.tile]\ntitle = \"{{.Feed.Title}}\"\ncount = \"{{.NewCount}}\"\nback_content = \"{{.Item.Title}}\"\n", i, srv.URL(i))
+	}
+	cfg := filepath.Join(dir, "tilecast.toml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, *bin, "run", "--config", cfg)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	served := func() int64 { return srv.Count[0].Load() + srv.Count[1].Load() + srv.Count[2].Load() }
+	t0 := time.Now()
+	for served() < int64(*feeds) {
+		if time.Since(t0) > 2*time.Minute {
+			return fmt.Errorf("idle: catch-up fetched only %d of %d feeds", served(), *feeds)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	catchUp := time.Since(t0)
+	_, hwmStart, _ := bench.ProcStatus(pid)
+	time.Sleep(10 * time.Second) // let the catch-up's commits finish
+	c0, err := bench.CPUTicks(pid)
+	if err != nil {
+		return err
+	}
+	before := served()
+	var maxRSS, sumRSS int64
+	samples := 0
+	ws := time.Now()
+	for time.Since(ws) < *window {
+		time.Sleep(time.Second)
+		rss, _, err := bench.ProcStatus(pid)
+		if err != nil {
+			return err
+		}
+		maxRSS = max(maxRSS, rss)
+		sumRSS += rss
+		samples++
+	}
+	c1, _ := bench.CPUTicks(pid)
+	_, hwm, _ := bench.ProcStatus(pid)
+	el := time.Since(ws)
+	fmt.Fprintf(os.Stderr, "idle: catch-up of %d feeds took %s (peak RSS by then %.0f MiB)\n", *feeds, catchUp.Round(time.Millisecond), mib(hwmStart))
+	fmt.Printf("| feeds | window | idle RSS (mean / max) | idle CPU | feed requests in window | peak RSS incl. catch-up |\n|---|---|---|---|---|---|\n")
+	fmt.Printf("| %d | %s | %.1f / %.1f MiB | %.2f %% | %d | %.1f MiB |\n", *feeds, el.Round(time.Second),
+		mib(sumRSS/int64(max(samples, 1))), mib(maxRSS), float64(c1-c0)/100/el.Seconds()*100, served()-before, mib(hwm))
+	return nil
+}

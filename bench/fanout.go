@@ -1,0 +1,260 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/notify"
+	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/store"
+)
+
+// DefaultConcurrency is the push concurrency of both the Bot and the raw
+// loop (tilecast's push.concurrency default).
+const DefaultConcurrency = tilecast.DefaultPushConcurrency
+
+// BenchFeed is the feed the scenarios use: a toast and a flip tile per new
+// item, like the example config, so every channel gets two pushes.
+func BenchFeed(name, url string) tilecast.Feed {
+	return tilecast.Feed{
+		Name: name, URL: url, Schedule: "*/15 * * * *",
+		FirstRun: tilecast.FirstRunBaseline, MaxToasts: 3, FloodLimit: 20,
+		Toast: &tilecast.ToastSpec{Text1: "{{.Feed.Title}}", Text2: "{{.Item.Title}}",
+			Param: "/Item.xaml?id={{.Item.ID | urlquery}}"},
+		Tile: &tilecast.TileSpec{Template: tilecast.TileFlip, Title: "{{.Feed.Title}}", Count: "{{.NewCount}}",
+			BackTitle: "{{.Feed.Title}}", BackContent: "{{.Item.Title}}", WideBackContent: "{{.Item.Summary}}"},
+	}
+}
+
+// fixedFetcher answers every fetch with the same parsed result.
+type fixedFetcher struct{ res tilecast.FeedResult }
+
+func (f *fixedFetcher) Fetch(context.Context, string, tilecast.Validators) (*tilecast.FeedResult, error) {
+	r := f.res
+	return &r, nil
+}
+
+func benchItem(id string, t time.Time) tilecast.Item {
+	return tilecast.Item{ID: id, Title: "Item " + id + ": something happened in the benchmark",
+		Link: "https://example.org/" + id, Summary: "A short summary of item " + id + " as a feed would carry it.",
+		Published: t}
+}
+
+var fanOutT0 = time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
+
+func newRenderer() *notify.Renderer {
+	return notify.NewRenderer(mpns.NewEncoder(mpns.EncoderOptions{}))
+}
+
+// BuildFanOutState creates a state file at path with one channel per URI
+// (all on the default feed list) and the bench feed baselined with one old
+// item, so the next run of the feed sees exactly one new item.
+func BuildFanOutState(path string, uris []string) error {
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, u := range uris {
+		if _, _, err := db.AddChannel(tilecast.Channel{URI: u}); err != nil {
+			return fmt.Errorf("add channel: %w", err)
+		}
+	}
+	f := BenchFeed("news", "http://127.0.0.1/news.xml")
+	bot := &tilecast.Bot{
+		Fetcher:  &fixedFetcher{tilecast.FeedResult{Status: 200, Title: "Bench news", Items: []tilecast.Item{benchItem("old", fanOutT0)}}},
+		Renderer: newRenderer(), Pusher: nopPusher{}, Store: db,
+	}
+	return bot.RunFeedNow(context.Background(), &f)
+}
+
+type nopPusher struct{}
+
+func (nopPusher) Push(context.Context, string, tilecast.Request) tilecast.Result {
+	return tilecast.Result{Status: 200, Notification: "Received", Verdict: tilecast.VerdictDelivered}
+}
+
+// CopyFile copies src to dst (a fresh state file for each run).
+func CopyFile(dst, src string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("copy state: %w", err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		return fmt.Errorf("copy state: %w", err)
+	}
+	return nil
+}
+
+// FanOutResult is one fan-out run.
+type FanOutResult struct {
+	Notifications int               // pushes sent and recorded
+	Elapsed       time.Duration     // feed fetched → every outcome committed
+	Commit        time.Duration     // of which fetch → commit (subscribers, render, enqueue)
+	Deliver       time.Duration     // of which the outbox drain (push + record)
+	Store         map[string]OpStat // store calls made by the Bot
+}
+
+// PerSecond is notifications per second.
+func (r FanOutResult) PerSecond() float64 { return float64(r.Notifications) / r.Elapsed.Seconds() }
+
+// RunFanOut opens the state file at path (made by BuildFanOutState), runs
+// the bench feed with one new item through the Bot and drains the outbox to
+// the channels with concurrency workers. It returns once every outcome is
+// committed, and checks that the outbox is empty and that the ledger holds
+// one outcome per push.
+func RunFanOut(ctx context.Context, path string, concurrency int) (FanOutResult, error) {
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		return FanOutResult{}, err
+	}
+	defer db.Close()
+	pusher, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, Concurrency: concurrency})
+	if err != nil {
+		return FanOutResult{}, err
+	}
+	defer pusher.Close()
+	f := BenchFeed("news", "http://127.0.0.1/news.xml")
+	cs := newCountingStore(db)
+	t1 := fanOutT0.Add(time.Hour)
+	bot := &tilecast.Bot{
+		Fetcher: &fixedFetcher{tilecast.FeedResult{Status: 200, Title: "Bench news",
+			Items: []tilecast.Item{benchItem("new", t1), benchItem("old", fanOutT0)}}},
+		Renderer: newRenderer(), Pusher: pusher, Store: cs, PushConcurrency: concurrency,
+	}
+	before, err := db.Stats()
+	if err != nil {
+		return FanOutResult{}, err
+	}
+	start := time.Now()
+	if err := bot.RunFeedNow(ctx, &f); err != nil {
+		return FanOutResult{}, err
+	}
+	committed := time.Now()
+	queued, err := db.Stats()
+	if err != nil {
+		return FanOutResult{}, err
+	}
+	qs := time.Now() // Stats walks the outbox: not part of the measured path
+	if err := bot.DeliverDue(ctx); err != nil {
+		return FanOutResult{}, err
+	}
+	end := time.Now()
+	res := FanOutResult{Notifications: queued.OutboxDepth - before.OutboxDepth,
+		Commit: committed.Sub(start), Deliver: end.Sub(qs)}
+	res.Elapsed = res.Commit + res.Deliver
+	res.Store = cs.Stats()
+	after, err := db.Stats()
+	if err != nil {
+		return res, err
+	}
+	if after.OutboxDepth != 0 || after.DeadLetters != 0 {
+		return res, fmt.Errorf("fan-out left %d queued, %d dead", after.OutboxDepth, after.DeadLetters)
+	}
+	return res, nil
+}
+
+// CountOutcomes returns the number of ledger entries with outcome delivered.
+func CountOutcomes(path string) (int, error) {
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	list, err := db.Outcomes("", "", time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range list {
+		if o.Action == tilecast.ActionDelivered {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RawRequests renders the bench feed's toast and tile for one new item:
+// the same bodies the Bot sends to every channel.
+func RawRequests() ([]tilecast.Request, error) {
+	f := BenchFeed("news", "http://127.0.0.1/news.xml")
+	r := newRenderer()
+	it := benchItem("new", fanOutT0.Add(time.Hour))
+	d := &tilecast.TemplateData{Feed: tilecast.FeedInfo{Name: "news", Title: "Bench news"}, Item: it,
+		Items: []tilecast.Item{it}, NewCount: 1}
+	toast, err := r.Toast(&f, d)
+	if err != nil {
+		return nil, err
+	}
+	tile, err := r.Tile(&f, d)
+	if err != nil {
+		return nil, err
+	}
+	return []tilecast.Request{toast, tile}, nil
+}
+
+// RunRawFanOut is the baseline: a plain net/http loop POSTing reqs to every
+// uri with concurrency workers, reading each answer, persisting nothing.
+func RunRawFanOut(ctx context.Context, uris []string, reqs []tilecast.Request, concurrency int) (FanOutResult, error) {
+	tr := &http.Transport{MaxIdleConns: 2 * concurrency, MaxIdleConnsPerHost: concurrency, IdleConnTimeout: 90 * time.Second}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	total := len(uris) * len(reqs)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var errs []error
+	start := time.Now()
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total || ctx.Err() != nil {
+					return
+				}
+				if err := rawPost(ctx, hc, uris[i/len(reqs)], &reqs[i%len(reqs)]); err != nil {
+					errMu.Lock()
+					errs = append(errs, err)
+					errMu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	return FanOutResult{Notifications: total, Elapsed: el, Deliver: el}, errors.Join(errs...)
+}
+
+func rawPost(ctx context.Context, hc *http.Client, uri string, r *tilecast.Request) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(r.Body))
+	if err != nil {
+		return err
+	}
+	for _, h := range r.Headers {
+		if h.Name != "Content-Length" {
+			req.Header[h.Name] = append(req.Header[h.Name], h.Value)
+		}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-NotificationStatus") != "Received" {
+		return fmt.Errorf("raw push %s: %d %s", uri, resp.StatusCode, resp.Header.Get("X-NotificationStatus"))
+	}
+	return nil
+}
