@@ -106,7 +106,16 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 		}
 		due, err := b.Store.Due(now, dueBatch, fl.busy)
 		if err != nil {
-			return err
+			// The store may recover (a full disk freed): keep the
+			// deliverer alive and look again shortly.
+			if untilIdle {
+				return err // `once` reports it rather than waiting for the disk
+			}
+			b.log().Error("read due notifications; retrying", "error", err.Error())
+			if !sleepCtx(ctx, 5*time.Second) {
+				return nil
+			}
+			continue
 		}
 		var postpone []Record
 		for _, p := range due {
@@ -143,7 +152,15 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 		}
 		if len(postpone) > 0 {
 			if err := b.Store.Record(postpone); err != nil {
-				return err
+				// Not fatal: the entries stay due and are looked at again.
+				if untilIdle {
+					return err
+				}
+				b.log().Error("postpone notifications; retrying", "error", err.Error(), "count", len(postpone))
+				if !sleepCtx(ctx, 5*time.Second) {
+					return nil
+				}
+				continue
 			}
 		}
 		if len(due) > 0 {
@@ -201,12 +218,13 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, done func
 				break
 			}
 			b.log().Error("record outcomes; retrying", "error", err.Error(), "count", len(recs), "retry_in", wait)
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
+			if sleepCtx(ctx, wait) {
 				continue
-			case <-ctx.Done():
-				t.Stop()
+			}
+			// Shutting down: one last try (the disk may have room again)
+			// before these outcomes are left unrecorded.
+			if err = b.Store.Record(recs); err == nil {
+				break
 			}
 			errs = append(errs, fmt.Errorf("record %d outcomes at shutdown: %w", len(recs), err))
 			batch = batch[:0]
@@ -375,4 +393,16 @@ func (f *flight) idle() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.busyIDs) == 0
+}
+
+// sleepCtx waits d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
