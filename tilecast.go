@@ -30,7 +30,12 @@ var (
 	ErrBodyTooLarge = errors.New("body too large")
 	// ErrStateLocked means another process holds the state file.
 	ErrStateLocked = errors.New("state file is in use by another tilecast")
+	// ErrHostNotAllowed marks a channel URI whose host is not in push.allowed_hosts.
+	ErrHostNotAllowed = errors.New("host not allowed")
 )
+
+// MaxChannelURI is the longest channel URI accepted (design.md §2).
+const MaxChannelURI = 2048
 
 // Feed is one configured data source and how its items become notifications.
 // It is built by the config loader with every default already applied.

@@ -147,7 +147,7 @@ func (s *Server) check(reg *registration) *apiError {
 	if s.opts.AllowedHosts != nil {
 		allowed = s.opts.AllowedHosts()
 	}
-	if err := tilecast.CheckChannelURI(reg.URI, allowed); err != nil {
+	if err := CheckChannelURI(reg.URI, allowed); err != nil {
 		if errors.Is(err, tilecast.ErrHostNotAllowed) {
 			return refuse(http.StatusUnprocessableEntity, "%s", err)
 		}
@@ -228,7 +228,10 @@ func CanonicalURI(raw string) string {
 		return raw
 	}
 	scheme := strings.ToLower(u.Scheme)
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	host, err := asciiHost(u.Hostname()) // stored in the form it is compared in
+	if err != nil {
+		return raw
+	}
 	port := u.Port()
 	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
 		port = ""

@@ -89,7 +89,7 @@ func checkRegistration(cfg *config.Config, ch *tilecast.Channel) error {
 	if ch.URI == "" {
 		return errors.New("uri is required")
 	}
-	if err := tilecast.CheckChannelURI(ch.URI, cfg.Push.AllowedHosts); err != nil {
+	if err := web.CheckChannelURI(ch.URI, cfg.Push.AllowedHosts); err != nil {
 		return err
 	}
 	if strings.Contains(ch.URI, "#") {
