@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -134,6 +135,11 @@ func TestWholeRequestDeadline(t *testing.T) {
 			}
 			go func() {
 				defer c.Close()
+				// Read the request first: bytes sent before it would be an
+				// unsolicited response, which the transport rejects at once.
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
 				trickle(c, func() {}, "HTTP/1.1 200 OK\r\nX-Slow: ", 10*time.Millisecond, nil)
 			}()
 		}
