@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/store"
+)
+
+// TestSystemdNotify runs the daemon with a fake systemd notify socket and
+// checks READY=1 after start-up, watchdog pings while it makes progress,
+// and STOPPING=1 on shutdown.
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mu sync.Mutex
+	var msgs []string
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			msgs = append(msgs, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	got := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(msgs, "|") }
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "200000") // ping every 100 ms
+
+	feed := &growingFeed{}
+	feed.add("First")
+	fsrv := httptest.NewServer(feed)
+	defer fsrv.Close()
+	cfg := e2eConfig(t, fsrv.URL)
+	ctx, cancel := context.WithCancel(t.Context())
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
+	waitFor(t, "READY=1", func() bool { return strings.Contains(got(), "READY=1") })
+	waitFor(t, "two watchdog pings", func() bool { return strings.Count(got(), "WATCHDOG=1") >= 2 })
+	if strings.Contains(got(), "STOPPING=1") {
+		t.Fatal("STOPPING=1 before shutdown")
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(got(), "STOPPING=1") {
+		t.Errorf("no STOPPING=1: %s", got())
+	}
+	if i, j := strings.Index(got(), "READY=1"), strings.Index(got(), "WATCHDOG=1"); i > j {
+		t.Errorf("a watchdog ping came before READY=1: %s", got())
+	}
+}
+
+// TestDaemonHealthGatesOnProgress checks the condition behind /healthz and
+// the watchdog: a scheduler that stopped ticking or a deliverer that never
+// ran is unhealthy.
+func TestDaemonHealthGatesOnProgress(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := config.Default()
+	bot := &tilecast.Bot{Store: db}
+	log := slog.New(slog.DiscardHandler)
+	sched := newScheduler(t.Context(), bot, log)
+
+	// Never ticked, deliverer never ran.
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "scheduler") {
+		t.Errorf("fresh scheduler: %v, want a scheduler error", err)
+	}
+	sched.heartbeat()
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "deliverer") {
+		t.Errorf("no deliverer pass: %v, want a deliverer error", err)
+	}
+	// A deliverer pass makes it healthy.
+	dctx, stop := context.WithCancel(t.Context())
+	deliverDone := make(chan struct{})
+	go func() { bot.Deliver(dctx); close(deliverDone) }()
+	waitFor(t, "healthy", func() bool { return daemonHealth(t.Context(), cfg, sched, bot, db) == nil })
+	stop()
+	<-deliverDone
+	// A cancelled daemon is unhealthy (stopping).
+	cctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := daemonHealth(cctx, cfg, sched, bot, db); err == nil {
+		t.Error("a stopping daemon reported healthy")
+	}
+	// An old heartbeat is unhealthy.
+	sched.mu.Lock()
+	sched.beat = time.Now().Add(-2 * time.Minute)
+	sched.mu.Unlock()
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "scheduler") {
+		t.Errorf("stale scheduler: %v", err)
+	}
+}
