@@ -140,48 +140,64 @@ func fieldWant(field string) string {
 
 // check applies the registration rules to reg and canonicalises its URI.
 func (s *Server) check(reg *registration) *apiError {
-	if reg.URI == "" {
-		return refuse(http.StatusBadRequest, "uri is required")
-	}
 	var allowed []string
 	if s.opts.AllowedHosts != nil {
 		allowed = s.opts.AllowedHosts()
 	}
-	if err := CheckChannelURI(reg.URI, allowed); err != nil {
+	ch := tilecast.Channel{URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device}
+	if err := CheckRegistration(&ch, allowed, s.feeds()); err != nil {
+		var aerr *apiError
+		errors.As(err, &aerr)
+		return aerr
+	}
+	reg.URI = ch.URI
+	return nil
+}
+
+// CheckRegistration applies the registration rules to ch — the URI checks
+// of CheckChannelURI, no fragment, sane user and device ids, known feed
+// names, a user for per-user feeds — and canonicalises ch.URI. The API, the
+// CLI's channels add and channels import all use it, so a channel is
+// stored the same way whichever door it came in by. A refusal's message is
+// the one the API answers with (400, or 422 for a host or feed problem).
+func CheckRegistration(ch *tilecast.Channel, allowed []string, feeds []tilecast.Feed) error {
+	if ch.URI == "" {
+		return refuse(http.StatusBadRequest, "uri is required")
+	}
+	if err := CheckChannelURI(ch.URI, allowed); err != nil {
 		if errors.Is(err, tilecast.ErrHostNotAllowed) {
 			return refuse(http.StatusUnprocessableEntity, "%s", err)
 		}
 		return refuse(http.StatusBadRequest, "%s", err)
 	}
-	if strings.Contains(reg.URI, "#") {
+	if strings.Contains(ch.URI, "#") {
 		// A fragment is never sent, so two URIs that differ only there
 		// are the same channel; refuse rather than store a duplicate.
 		return refuse(http.StatusBadRequest, "channel uri must not contain a fragment")
 	}
-	reg.URI = CanonicalURI(reg.URI)
-	if err := checkName("user", reg.User); err != nil {
+	ch.URI = CanonicalURI(ch.URI)
+	if err := checkName("user", ch.User); err != nil {
 		return err
 	}
-	if err := checkName("device", reg.Device); err != nil {
+	if err := checkName("device", ch.Device); err != nil {
 		return err
 	}
-	if len(reg.Feeds) > maxFeedList {
-		return refuse(http.StatusBadRequest, "feeds lists %d names, more than %d", len(reg.Feeds), maxFeedList)
+	if len(ch.Feeds) > maxFeedList {
+		return refuse(http.StatusBadRequest, "feeds lists %d names, more than %d", len(ch.Feeds), maxFeedList)
 	}
-	feeds := s.feeds()
 	byName := make(map[string]*tilecast.Feed, len(feeds))
 	for i := range feeds {
 		byName[feeds[i].Name] = &feeds[i]
 	}
 	var unknown []string
-	for _, name := range reg.Feeds {
+	for _, name := range ch.Feeds {
 		f, ok := byName[name]
 		switch {
 		case !ok:
 			if len(unknown) < 5 {
 				unknown = append(unknown, fmt.Sprintf("%.64q", name))
 			}
-		case f.PerUser() && reg.User == "":
+		case f.PerUser() && ch.User == "":
 			return refuse(http.StatusUnprocessableEntity, "feed %q is per-user ({user} in its url): a user is required", name)
 		}
 	}

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"text/tabwriter"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
@@ -77,58 +74,12 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 }
 
 // Limits of a registration, as the API applies them (web/channels.go).
-const (
-	maxRegName  = 256 // user, device
-	maxFeedList = 256
-)
 
 // checkRegistration applies the API's registration rules to ch and
-// canonicalises its URI (web.CanonicalURI), so a channel added or imported
-// here is stored exactly as the API would store it.
+// canonicalises its URI, so a channel added or imported here is stored
+// exactly as the API would store it.
 func checkRegistration(cfg *config.Config, ch *tilecast.Channel) error {
-	if ch.URI == "" {
-		return errors.New("uri is required")
-	}
-	if err := web.CheckChannelURI(ch.URI, cfg.Push.AllowedHosts); err != nil {
-		return err
-	}
-	if strings.Contains(ch.URI, "#") {
-		return errors.New("channel uri must not contain a fragment")
-	}
-	ch.URI = web.CanonicalURI(ch.URI)
-	for _, f := range []struct{ field, v string }{{"user", ch.User}, {"device", ch.Device}} {
-		switch {
-		case len(f.v) > maxRegName:
-			return fmt.Errorf("%s is %d bytes, more than %d", f.field, len(f.v), maxRegName)
-		case !utf8.ValidString(f.v):
-			return fmt.Errorf("%s is not valid UTF-8", f.field)
-		case strings.ContainsFunc(f.v, unicode.IsControl):
-			return fmt.Errorf("%s contains a control character", f.field)
-		}
-	}
-	if len(ch.Feeds) > maxFeedList {
-		return fmt.Errorf("feeds lists %d names, more than %d", len(ch.Feeds), maxFeedList)
-	}
-	byName := make(map[string]*tilecast.Feed, len(cfg.Feeds))
-	for i := range cfg.Feeds {
-		byName[cfg.Feeds[i].Name] = &cfg.Feeds[i]
-	}
-	var unknown []string
-	for _, name := range ch.Feeds {
-		f, ok := byName[name]
-		switch {
-		case !ok:
-			if len(unknown) < 5 {
-				unknown = append(unknown, fmt.Sprintf("%.64q", name))
-			}
-		case f.PerUser() && ch.User == "":
-			return fmt.Errorf("feed %q is per-user ({user} in its url): a user is required", name)
-		}
-	}
-	if len(unknown) > 0 {
-		return fmt.Errorf("unknown feed %s", strings.Join(unknown, ", "))
-	}
-	return nil
+	return web.CheckRegistration(ch, cfg.Push.AllowedHosts, cfg.Feeds)
 }
 
 func cmdChannelsList(ctx context.Context, e env) error {
