@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"sync/atomic"
@@ -17,56 +16,9 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/netguardtest"
 	"github.com/tilecast/tilecast/netguard"
 )
-
-// countingServer starts an httptest server on addr whose listener counts
-// accepted connections.
-func countingServer(t *testing.T, addr string, h http.Handler) (*httptest.Server, *atomic.Int64) {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = &countingListener{Listener: l, n: &n}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, &n
-}
-
-type countingListener struct {
-	net.Listener
-	n *atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
-	}
-	return c, err
-}
-
-// tripwire wraps the production policy for tests that dial non-loopback
-// addresses: should Prohibited ever admit one, the test fails and the dial
-// is still refused, so a regression cannot send traffic off the machine.
-func tripwire(t *testing.T, allow ...netip.Addr) netguard.Policy {
-	return func(ip netip.Addr) bool {
-		for _, a := range allow {
-			if ip == a {
-				return false
-			}
-		}
-		if netguard.Prohibited(ip) {
-			return true
-		}
-		t.Errorf("policy admitted %s", ip)
-		return true
-	}
-}
 
 // loopback2 is 127.0.0.2, which plays a public host in these tests.
 var loopback2 = netip.MustParseAddr("127.0.0.2")
@@ -96,9 +48,9 @@ func wantProhibited(t *testing.T, err error, addrs ...string) {
 // fetch client: every address is refused at dial time with a typed error,
 // and the loopback listener the local ones point at accepts nothing.
 func TestFetchRefusesN1(t *testing.T) {
-	srv, accepted := countingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
+	srv, accepted := netguardtest.CountingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
 	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
-	c := New(Options{Policy: tripwire(t), Timeout: 10 * time.Second})
+	c := New(Options{Policy: netguardtest.Tripwire(t), Timeout: 10 * time.Second})
 	tests := []struct {
 		host  string
 		addrs []string
@@ -133,8 +85,8 @@ func TestFetchRefusesN1(t *testing.T) {
 	}
 
 	// The allowed side: a policy that admits 127.0.0.2 reaches it.
-	pub, pubAccepted := countingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
-	allow := New(Options{Policy: tripwire(t, loopback2)})
+	pub, pubAccepted := netguardtest.CountingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
+	allow := New(Options{Policy: netguardtest.Tripwire(t, loopback2)})
 	if _, err := allow.Fetch(t.Context(), pub.URL+"/feed.xml", tilecast.Validators{}); err != nil {
 		t.Fatalf("fetch from the allowed address: %v", err)
 	}
@@ -144,10 +96,10 @@ func TestFetchRefusesN1(t *testing.T) {
 }
 
 func TestFetchRefusesRedirectToPrivate(t *testing.T) {
-	private, privAccepted := countingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
-	public, pubAccepted := countingServer(t, "127.0.0.2:0", http.RedirectHandler(private.URL+"/feed.xml", http.StatusFound))
+	private, privAccepted := netguardtest.CountingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
+	public, pubAccepted := netguardtest.CountingServer(t, "127.0.0.2:0", http.RedirectHandler(private.URL+"/feed.xml", http.StatusFound))
 
-	c := New(Options{Policy: tripwire(t, loopback2)})
+	c := New(Options{Policy: netguardtest.Tripwire(t, loopback2)})
 	_, err := c.Fetch(t.Context(), public.URL+"/feed.xml", tilecast.Validators{})
 	wantProhibited(t, err, "127.0.0.1")
 	if n := pubAccepted.Load(); n != 1 {
@@ -235,12 +187,12 @@ func serveDNS(t *testing.T, conn net.Conn, answer func(dnsmessage.Question) (dns
 // address and is fetched; the next fetch, on a fresh connection, resolves
 // to 127.0.0.1 and is refused at the dial, with nothing accepted there.
 func TestFetchRefusesDNSRebinding(t *testing.T) {
-	public, pubAccepted := countingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
+	public, pubAccepted := netguardtest.CountingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
 	port := public.Listener.Addr().(*net.TCPAddr).Port
-	_, privAccepted := countingServer(t, "127.0.0.1:"+strconv.Itoa(port), serveFile("rss.xml"))
+	_, privAccepted := netguardtest.CountingServer(t, "127.0.0.1:"+strconv.Itoa(port), serveFile("rss.xml"))
 
 	resolver, queries := rebindingResolver(t, "feed.rebind.test", loopback2, netip.MustParseAddr("127.0.0.1"))
-	c := New(Options{Policy: tripwire(t, loopback2), Resolver: resolver})
+	c := New(Options{Policy: netguardtest.Tripwire(t, loopback2), Resolver: resolver})
 	u := "http://feed.rebind.test:" + strconv.Itoa(port) + "/feed.xml"
 	if _, err := c.Fetch(t.Context(), u, tilecast.Validators{}); err != nil {
 		t.Fatalf("first fetch (public answer): %v", err)
@@ -260,7 +212,7 @@ func TestFetchRefusesDNSRebinding(t *testing.T) {
 }
 
 func TestAllowPrivate(t *testing.T) {
-	srv, accepted := countingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
+	srv, accepted := netguardtest.CountingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
 	c := New(Options{AllowPrivate: true})
 	if _, err := c.Fetch(t.Context(), srv.URL+"/feed.xml", tilecast.Validators{}); err != nil {
 		t.Fatalf("Fetch: %v", err)
@@ -273,7 +225,7 @@ func TestAllowPrivate(t *testing.T) {
 // TestProxyEnvIgnored (N3): with HTTP_PROXY and HTTPS_PROXY pointing at a
 // loopback listener, fetches go direct and the proxy sees nothing.
 func TestProxyEnvIgnored(t *testing.T) {
-	proxy, proxied := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy, proxied := netguardtest.CountingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "proxied", http.StatusBadGateway)
 	}))
 	t.Setenv("HTTP_PROXY", proxy.URL)
@@ -282,9 +234,9 @@ func TestProxyEnvIgnored(t *testing.T) {
 	t.Setenv("https_proxy", proxy.URL)
 	t.Setenv("NO_PROXY", "")
 	t.Setenv("no_proxy", "")
-	target, _ := countingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
+	target, _ := netguardtest.CountingServer(t, "127.0.0.2:0", serveFile("rss.xml"))
 
-	c := New(Options{Policy: tripwire(t, loopback2)})
+	c := New(Options{Policy: netguardtest.Tripwire(t, loopback2)})
 	if _, err := c.Fetch(t.Context(), target.URL+"/feed.xml", tilecast.Validators{}); err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}

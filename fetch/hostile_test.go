@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/netguardtest"
 )
 
 // Generators for the hostile inputs too big to commit (reliability.md §2.6
@@ -104,7 +105,7 @@ func hostileFile(t *testing.T, name string) []byte {
 // panic, and never a hang (the test timeout is the bound).
 func TestHostileInputs(t *testing.T) {
 	// F1: a parameter entity pointing at this listener must not be fetched.
-	dtd, dtdAccepted := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	dtd, dtdAccepted := netguardtest.CountingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`<!ENTITY send "LEAKED">`))
 	}))
 	listener := dtd.Listener.Addr().String()

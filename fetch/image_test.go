@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tilecast/tilecast/internal/netguardtest"
 )
 
 func testImage() image.Image {
@@ -168,10 +170,10 @@ func TestCheckImageLocalAndBadURLs(t *testing.T) {
 
 // TestCheckImageGuarded: image fetches go through the SSRF guard.
 func TestCheckImageGuarded(t *testing.T) {
-	srv, accepted := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, accepted := netguardtest.CountingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write(imageBodies(t)["/ok.png"])
 	}))
-	c := New(Options{Policy: tripwire(t)})
+	c := New(Options{Policy: netguardtest.Tripwire(t)})
 	ok, reason := c.CheckImage(t.Context(), srv.URL+"/ok.png")
 	if ok || !strings.Contains(reason, "prohibited address 127.0.0.1") {
 		t.Errorf("CheckImage on loopback = %v, %q; want refused by the guard", ok, reason)

@@ -20,11 +20,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/netguardtest"
 	"github.com/tilecast/tilecast/netguard"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
@@ -262,63 +262,15 @@ func TestNewClientOptions(t *testing.T) {
 	}
 }
 
-// countingServer starts an httptest server on addr whose listener counts
-// accepted connections.
-func countingServer(t *testing.T, addr string, h http.Handler) (*httptest.Server, *atomic.Int64) {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener.Close()
-	srv.Listener = &countingListener{Listener: l, n: &n}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, &n
-}
-
-type countingListener struct {
-	net.Listener
-	n *atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
-	}
-	return c, err
-}
-
-// tripwire is the production policy, except that it admits allow and fails
-// the test (still refusing) should Prohibited ever admit another address,
-// so a regression cannot send traffic off the machine.
-func tripwire(t *testing.T, allow ...netip.Addr) netguard.Policy {
-	return func(ip netip.Addr) bool {
-		for _, a := range allow {
-			if ip == a {
-				return false
-			}
-		}
-		if netguard.Prohibited(ip) {
-			return true
-		}
-		t.Errorf("policy admitted %s", ip)
-		return true
-	}
-}
-
 // TestClientRefusesN1 runs the N1 matrix (reliability.md §2.6) through the
 // push client: every address is refused at dial time with a typed error and
 // a permanent failure, and the loopback listener accepts nothing.
 func TestClientRefusesN1(t *testing.T) {
-	srv, accepted := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, accepted := netguardtest.CountingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-NotificationStatus", "Received")
 	}))
 	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
-	c, err := mpns.NewClient(mpns.ClientOptions{Policy: tripwire(t)})
+	c, err := mpns.NewClient(mpns.ClientOptions{Policy: netguardtest.Tripwire(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,10 +325,10 @@ func TestClientRefusesN1(t *testing.T) {
 	}
 
 	// The allowed side: a policy that admits 127.0.0.2 delivers there.
-	pub, pubAccepted := countingServer(t, "127.0.0.2:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	pub, pubAccepted := netguardtest.CountingServer(t, "127.0.0.2:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-NotificationStatus", "Received")
 	}))
-	allow, err := mpns.NewClient(mpns.ClientOptions{Policy: tripwire(t, netip.MustParseAddr("127.0.0.2"))})
+	allow, err := mpns.NewClient(mpns.ClientOptions{Policy: netguardtest.Tripwire(t, netip.MustParseAddr("127.0.0.2"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +344,7 @@ func TestClientRefusesN1(t *testing.T) {
 // TestClientIgnoresProxyEnv (N3): proxy variables pointing at a loopback
 // listener are not used; the push goes direct.
 func TestClientIgnoresProxyEnv(t *testing.T) {
-	proxy, proxied := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxy, proxied := netguardtest.CountingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "proxied", http.StatusBadGateway)
 	}))
 	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
@@ -400,10 +352,10 @@ func TestClientIgnoresProxyEnv(t *testing.T) {
 	}
 	t.Setenv("NO_PROXY", "")
 	t.Setenv("no_proxy", "")
-	target, _ := countingServer(t, "127.0.0.2:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	target, _ := netguardtest.CountingServer(t, "127.0.0.2:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-NotificationStatus", "Received")
 	}))
-	c, err := mpns.NewClient(mpns.ClientOptions{Policy: tripwire(t, netip.MustParseAddr("127.0.0.2"))})
+	c, err := mpns.NewClient(mpns.ClientOptions{Policy: netguardtest.Tripwire(t, netip.MustParseAddr("127.0.0.2"))})
 	if err != nil {
 		t.Fatal(err)
 	}
