@@ -1,5 +1,6 @@
 // Command tilecast is the feed-to-push daemon and its operator tools: run,
-// once, check, status, channels, preview, send, emulate, demo and version.
+// once, check, status, channels, outcomes, backup, preview, send, emulate,
+// demo and version.
 // This package only parses flags and wires the concrete parts (config,
 // fetch, notify, store) into a tilecast.Bot.
 package main
@@ -60,7 +61,7 @@ func commands() []command {
 		{"once", "fetch now, deliver until nothing is due, exit", cmdOnce},
 		{"check", "validate the config; print each feed and its next 5 run times", cmdCheck},
 		{"status", "feeds, channels, outbox, dead letters", cmdStatus},
-		{"channels", "manage channels: list | add | remove", cmdChannels},
+		{"channels", "manage channels: list | add | remove | import", cmdChannels},
 		{"outcomes", "the delivery ledger: one entry per send, last 7 days", cmdOutcomes},
 		{"backup", "write a consistent, checked snapshot of the state file", cmdBackup},
 		{"preview", "fetch a feed now and print the payloads that would be sent", cmdPreview},
