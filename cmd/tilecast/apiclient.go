@@ -48,6 +48,16 @@ type ops interface {
 
 // connect opens the state file (read-only for commands that only read) or,
 // when a running daemon holds its lock, the daemon's API.
+// loadAndConnect loads the config at path and connects to the state (see connect).
+func loadAndConnect(path string, e env, readOnly bool) (*config.Config, ops, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := connect(cfg, e, readOnly)
+	return cfg, o, err
+}
+
 func connect(cfg *config.Config, e env, readOnly bool) (ops, error) {
 	if readOnly {
 		// A read-only open cannot create the file: a fresh install reads

@@ -90,11 +90,7 @@ func cmdChannelsList(ctx context.Context, e env) error {
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	o, err := connect(cfg, e, true)
+	_, o, err := loadAndConnect(*cfgPath, e, true)
 	if err != nil {
 		return err
 	}
@@ -136,11 +132,7 @@ func cmdChannelsRemove(ctx context.Context, e env) error {
 	if (id == "") == (*uri == "") {
 		return usagef("channels remove: give either a channel ID or --uri")
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	o, err := connect(cfg, e, false)
+	_, o, err := loadAndConnect(*cfgPath, e, false)
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,7 @@ func cmdOutcomes(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	o, err := connect(cfg, e, true)
+	_, o, err := loadAndConnect(*cfgPath, e, true)
 	if err != nil {
 		return err
 	}

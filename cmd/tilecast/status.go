@@ -82,11 +82,7 @@ func cmdStatus(ctx context.Context, e env) error {
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	o, err := connect(cfg, e, true)
+	_, o, err := loadAndConnect(*cfgPath, e, true)
 	if err != nil {
 		return err
 	}
