@@ -51,33 +51,14 @@ func TestFetchRefusesN1(t *testing.T) {
 	srv, accepted := netguardtest.CountingServer(t, "127.0.0.1:0", serveFile("rss.xml"))
 	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
 	c := New(Options{Policy: netguardtest.Tripwire(t), Timeout: 10 * time.Second})
-	tests := []struct {
-		host  string
-		addrs []string
-	}{
-		{"127.0.0.1", []string{"127.0.0.1"}},
-		{"localhost", []string{"127.0.0.1", "::1"}},
-		{"[::1]", []string{"::1"}},
-		{"[::ffff:127.0.0.1]", []string{"127.0.0.1"}},
-		{"169.254.169.254", []string{"169.254.169.254"}},
-		{"[fd00:ec2::254]", []string{"fd00:ec2::254"}},
-		{"10.0.0.1", []string{"10.0.0.1"}},
-		{"172.16.0.1", []string{"172.16.0.1"}},
-		{"192.168.1.1", []string{"192.168.1.1"}},
-		{"100.64.0.1", []string{"100.64.0.1"}},
-		{"0.0.0.0", []string{"0.0.0.0"}},
-		{"[fe80::1]", []string{"fe80::1"}},
-		{"[fc00::1]", []string{"fc00::1"}},
-		{"[64:ff9b::7f00:1]", []string{"64:ff9b::7f00:1"}},
-		{"[2002:7f00:1::1]", []string{"2002:7f00:1::1"}},
-	}
+	tests := netguardtest.N1()
 	for _, tt := range tests {
-		t.Run(tt.host, func(t *testing.T) {
-			res, err := c.Fetch(t.Context(), "http://"+tt.host+":"+port+"/feed.xml", tilecast.Validators{})
+		t.Run(tt.Host, func(t *testing.T) {
+			res, err := c.Fetch(t.Context(), "http://"+tt.Host+":"+port+"/feed.xml", tilecast.Validators{})
 			if res != nil {
 				t.Errorf("result = %+v, want nil", res)
 			}
-			wantProhibited(t, err, tt.addrs...)
+			wantProhibited(t, err, tt.Addrs...)
 		})
 	}
 	if n := accepted.Load(); n != 0 {

@@ -61,3 +61,32 @@ func Tripwire(t testing.TB, allow ...netip.Addr) netguard.Policy {
 		return true
 	}
 }
+
+// Target is one row of reliability.md's N1 matrix: a URL host and the
+// addresses a dial to it may be refused with.
+type Target struct {
+	Host  string
+	Addrs []string
+}
+
+// N1 returns the addresses every outbound dial (feed fetch, image check,
+// push) must refuse.
+func N1() []Target {
+	return []Target{
+		{"127.0.0.1", []string{"127.0.0.1"}},
+		{"localhost", []string{"127.0.0.1", "::1"}},
+		{"[::1]", []string{"::1"}},
+		{"[::ffff:127.0.0.1]", []string{"127.0.0.1"}},
+		{"169.254.169.254", []string{"169.254.169.254"}},
+		{"[fd00:ec2::254]", []string{"fd00:ec2::254"}},
+		{"10.0.0.1", []string{"10.0.0.1"}},
+		{"172.16.0.1", []string{"172.16.0.1"}},
+		{"192.168.1.1", []string{"192.168.1.1"}},
+		{"100.64.0.1", []string{"100.64.0.1"}},
+		{"0.0.0.0", []string{"0.0.0.0"}},
+		{"[fe80::1]", []string{"fe80::1"}},
+		{"[fc00::1]", []string{"fc00::1"}},
+		{"[64:ff9b::7f00:1]", []string{"64:ff9b::7f00:1"}},
+		{"[2002:7f00:1::1]", []string{"2002:7f00:1::1"}},
+	}
+}

@@ -275,35 +275,16 @@ func TestClientRefusesN1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	tests := []struct {
-		host  string
-		addrs []string
-	}{
-		{"127.0.0.1", []string{"127.0.0.1"}},
-		{"localhost", []string{"127.0.0.1", "::1"}},
-		{"[::1]", []string{"::1"}},
-		{"[::ffff:127.0.0.1]", []string{"127.0.0.1"}},
-		{"169.254.169.254", []string{"169.254.169.254"}},
-		{"[fd00:ec2::254]", []string{"fd00:ec2::254"}},
-		{"10.0.0.1", []string{"10.0.0.1"}},
-		{"172.16.0.1", []string{"172.16.0.1"}},
-		{"192.168.1.1", []string{"192.168.1.1"}},
-		{"100.64.0.1", []string{"100.64.0.1"}},
-		{"0.0.0.0", []string{"0.0.0.0"}},
-		{"[fe80::1]", []string{"fe80::1"}},
-		{"[fc00::1]", []string{"fc00::1"}},
-		{"[64:ff9b::7f00:1]", []string{"64:ff9b::7f00:1"}},
-		{"[2002:7f00:1::1]", []string{"2002:7f00:1::1"}},
-	}
+	tests := netguardtest.N1()
 	for _, tt := range tests {
-		t.Run(tt.host, func(t *testing.T) {
-			r := c.Push(t.Context(), "http://"+tt.host+":"+port+"/throttledthirdparty/01.00/x", toastRequest(t))
+		t.Run(tt.Host, func(t *testing.T) {
+			r := c.Push(t.Context(), "http://"+tt.Host+":"+port+"/throttledthirdparty/01.00/x", toastRequest(t))
 			var pe *netguard.ProhibitedError
 			if r.Verdict != tilecast.VerdictFailed || !errors.As(r.Err, &pe) {
 				t.Fatalf("result = %+v, want failed with a *netguard.ProhibitedError", r)
 			}
-			if !slices.Contains(tt.addrs, pe.Addr.String()) {
-				t.Errorf("ProhibitedError.Addr = %s, want one of %v", pe.Addr, tt.addrs)
+			if !slices.Contains(tt.Addrs, pe.Addr.String()) {
+				t.Errorf("ProhibitedError.Addr = %s, want one of %v", pe.Addr, tt.Addrs)
 			}
 		})
 	}
