@@ -33,6 +33,9 @@ const (
 type Observer interface {
 	ObserveFetch(feed, result string, newItems int)
 	ObservePush(o Outcome)
+	// ObservePossibleDuplicates is told, when delivery starts, how many
+	// entries the previous run handed out without recording an outcome.
+	ObservePossibleDuplicates(n int)
 }
 
 // Failpoint names: the boundaries where a crash must lose nothing
@@ -42,6 +45,11 @@ const (
 	FailAfterCommit = "after-commit" // seen + outbox committed, nothing sent
 	FailAfterSend   = "after-send"   // a push answered, its outcome not recorded
 	FailAfterRecord = "after-record" // a batch of outcomes committed
+
+	// Inside the store's write transactions, before they commit (S2 b, e);
+	// the store calls these through its own hook, not the Bot's.
+	FailInCommit = "in-commit" // seen, state and outbox written, not committed
+	FailInRecord = "in-record" // a batch of outcomes written, not committed
 )
 
 func (b *Bot) failpoint(name string) {
@@ -71,6 +79,9 @@ type Bot struct {
 	// Observer, when set, is told of every fetch and every send outcome
 	// (metrics). It must not block.
 	Observer Observer
+	// SendLog, when set, counts the sends a crash leaves unrecorded
+	// (possible duplicates, logged and observed at the next start).
+	SendLog SendLog
 	// Failpoint, when set, is called at the pipeline's commit boundaries
 	// with the names Failpoint* below; the crash tests panic or exit there.
 	Failpoint func(point string)

@@ -177,6 +177,8 @@ type harness struct {
 	feeds *feedServer
 	mpns  *mpnsServer
 	logs  *bytes.Buffer
+	// observed outlives restarts: P12 compares its count with MPNS's.
+	observed observer
 }
 
 func newHarness(t *testing.T) *harness {
@@ -216,7 +218,33 @@ func (h *harness) open() {
 		MaxAttempts:     4,
 		Now:             h.clock.Now,
 		Jitter:          func() float64 { return 1 },
+		Observer:        &h.observed,
 	}
+	sl, err := db.SendLog()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.bot.SendLog = sl
+}
+
+// observer keeps what the Bot reports to its Observer that tests check.
+type observer struct {
+	mu                 sync.Mutex
+	possibleDuplicates int
+}
+
+func (o *observer) ObserveFetch(string, string, int) {}
+func (o *observer) ObservePush(tilecast.Outcome)     {}
+func (o *observer) ObservePossibleDuplicates(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.possibleDuplicates += n
+}
+
+func (o *observer) possible() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.possibleDuplicates
 }
 
 type syncWriter struct {

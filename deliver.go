@@ -35,6 +35,7 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 		workers = DefaultPushConcurrency
 	}
 	fl := newFlight()
+	b.countUnfinished() // before this run logs any send
 
 	work := make(chan Pending)
 	// The buffer lets workers keep sending while the recorder commits the
@@ -45,6 +46,7 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 	// worker count.
 	results := make(chan sendResult, 4*workers)
 	var wg sync.WaitGroup
+	var logOnce sync.Once
 	// Sends use their own context so that a shutdown lets in-flight requests
 	// finish and be recorded; the push client's timeout bounds them.
 	sendCtx := context.WithoutCancel(ctx)
@@ -53,6 +55,13 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 		go func() {
 			defer wg.Done()
 			for p := range work {
+				if b.SendLog != nil {
+					if err := b.SendLog.Sending(p.ID); err != nil {
+						logOnce.Do(func() {
+							b.log().Warn("send log write failed: a crash now may leave duplicates uncounted", "error", err.Error())
+						})
+					}
+				}
 				start := b.now()
 				res := b.Pusher.Push(sendCtx, p.Channel.URI, p.Request)
 				if res.Duration == 0 {
@@ -192,6 +201,28 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 	}
 }
 
+// countUnfinished reports what the previous run sent without recording an
+// outcome (see SendLog): those entries go out again, and each may arrive
+// twice.
+func (b *Bot) countUnfinished() {
+	if b.SendLog == nil {
+		return
+	}
+	n, err := b.SendLog.Unfinished()
+	if err != nil {
+		b.log().Error("read the send log of the previous run", "error", err.Error())
+		return
+	}
+	if n == 0 {
+		return
+	}
+	b.log().Warn("possible duplicates: the previous run stopped with sends whose outcome was not recorded; they are sent again",
+		"count", n)
+	if b.Observer != nil {
+		b.Observer.ObservePossibleDuplicates(n)
+	}
+}
+
 // recorder batches results into Store.Record calls and logs each send after
 // its batch is committed.
 //
@@ -229,6 +260,12 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, done func
 			errs = append(errs, fmt.Errorf("record %d outcomes at shutdown: %w", len(recs), err))
 			batch = batch[:0]
 			return // not released: nothing more is dispatched after shutdown
+		}
+		if b.SendLog != nil {
+			if err := b.SendLog.Recorded(ids); err != nil {
+				b.log().Warn("send log write failed: the next start may count these as possible duplicates",
+					"error", err.Error(), "count", len(ids))
+			}
 		}
 		b.failpoint(FailAfterRecord)
 		for i := range recs {

@@ -99,3 +99,19 @@ type Record struct {
 	// ChannelWaitUntil, when set, becomes the channel's NextAllowedAt (406/412).
 	ChannelWaitUntil time.Time
 }
+
+// SendLog remembers, outside the state file's transactions, which outbox
+// entries are being sent. An entry a crash leaves Sending but not Recorded
+// was handed to the transport without its outcome being committed: it is
+// still in the outbox, goes out again, and may reach its device twice
+// (reliability.md P12). The log must survive the process dying (a write to
+// the OS is enough); it need not survive a power cut. A crash between a
+// Record commit and its Recorded call over-counts that batch; a crash
+// during a request the device never received over-counts that request.
+type SendLog interface {
+	Sending(id uint64) error     // just before a push request
+	Recorded(ids []uint64) error // after their outcomes are committed
+	// Unfinished returns how many entries the previous run left Sending
+	// and forgets them. Called once, before this run sends anything.
+	Unfinished() (int, error)
+}

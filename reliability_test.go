@@ -78,7 +78,8 @@ func (h *harness) restart() {
 }
 
 // TestS2FailpointOutcomes: a crash at each boundary of the pipeline has
-// exactly the outcome reliability.md S2 allows.
+// exactly the outcome reliability.md S2 allows, and the restart's "possible
+// duplicates" count equals the duplicates MPNS saw (P12).
 func TestS2FailpointOutcomes(t *testing.T) {
 	for _, tc := range []struct {
 		point string
@@ -149,6 +150,12 @@ func TestS2FailpointOutcomes(t *testing.T) {
 			}
 			if got := count(all, "A", "token"); got < tc.wantTiles || got > tc.maxTiles {
 				t.Errorf("tile pushes %d, want %d..%d", got, tc.wantTiles, tc.maxTiles)
+			}
+			// P12: in-process nothing is cut mid-request, so the count the
+			// restart takes from the send log equals the duplicates exactly.
+			dups := count(all, "A", "toast") - 1 + count(all, "A", "token") - 1
+			if got := h.observed.possible(); got != dups {
+				t.Errorf("P12: %d possible duplicates counted at the restart, MPNS saw %d duplicates", got, dups)
 			}
 			st, err := h.db.Stats()
 			if err != nil {

@@ -175,8 +175,11 @@ func (db *DB) Commit(c tilecast.Commit) error {
 			return err
 		}
 		if db.beforeCommit != nil {
-			return db.beforeCommit()
+			if err := db.beforeCommit(); err != nil {
+				return err
+			}
 		}
+		db.hit(tilecast.FailInCommit)
 		return nil
 	})
 	if err != nil {

@@ -379,7 +379,11 @@ func (db *DB) Record(recs []tilecast.Record) error {
 				return fmt.Errorf("record %d: %w", recs[i].ID, err)
 			}
 		}
-		return r.finish()
+		if err := r.finish(); err != nil {
+			return err
+		}
+		db.hit(tilecast.FailInRecord)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("record: %w", err)

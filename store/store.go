@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tilecast/tilecast"
@@ -42,6 +43,13 @@ type Options struct {
 	// ReadOnly opens the file with a shared lock for operator reads
 	// (status, outcomes, backup) while no daemon holds it. No migration runs.
 	ReadOnly bool
+	// Failpoint, when set, is called inside the write transactions of
+	// Commit (tilecast.FailInCommit) and Record (tilecast.FailInRecord)
+	// just before they commit. The crash tests make the process exit
+	// there (reliability.md S2 b, e): the transaction must then leave no
+	// trace. A panic is no crash here: bbolt's Batch recovers it and runs
+	// the call again alone.
+	Failpoint func(point string)
 }
 
 // DB is the tilecast state file. It implements tilecast.Store; every method
@@ -54,6 +62,10 @@ type DB struct {
 	// beforeCommit, when set (tests only), runs at the end of Commit's
 	// transaction; an error aborts the whole transaction.
 	beforeCommit func() error
+	failpoint    func(point string)
+
+	sendLogMu sync.Mutex
+	sendLog   *SendLog // opened by SendLog, closed by Close
 }
 
 // Open opens (creating if needed) the state file at path and brings its
@@ -86,7 +98,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// Feed commits go through Batch (see batch): a short window groups
 	// the commits of a tick without making a lone commit wait long.
 	bdb.MaxBatchDelay = 2 * time.Millisecond
-	db := &DB{bolt: bdb, path: path, now: now}
+	db := &DB{bolt: bdb, path: path, now: now, failpoint: opts.Failpoint}
 	if err := db.migrate(opts.ReadOnly); err != nil {
 		_ = bdb.Close()
 		if errors.Is(err, ErrCorrupt) {
@@ -128,6 +140,12 @@ func openBolt(path string, o *bolt.Options) (bdb *bolt.DB, err error) {
 
 // Close closes the file and releases its lock.
 func (db *DB) Close() error {
+	db.sendLogMu.Lock()
+	if db.sendLog != nil {
+		_ = db.sendLog.Close() // it holds nothing a restart needs beyond what the OS has
+		db.sendLog = nil
+	}
+	db.sendLogMu.Unlock()
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("close state: %w", err)
 	}
@@ -285,4 +303,11 @@ func (db *DB) update(fn func(b *buckets) error) error {
 		}
 		return fn(b)
 	})
+}
+
+// hit calls the failpoint hook, if any (see Options.Failpoint).
+func (db *DB) hit(point string) {
+	if db.failpoint != nil {
+		db.failpoint(point)
+	}
 }

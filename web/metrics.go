@@ -19,6 +19,7 @@ type Metrics struct {
 	newItems     *prometheus.CounterVec
 	push         *prometheus.CounterVec
 	pushDuration prometheus.Histogram
+	possibleDups prometheus.Counter
 }
 
 // NewMetrics registers the counters on reg. It panics if they are already
@@ -51,8 +52,12 @@ func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			// Up to the 15 s default push timeout.
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 		}),
+		possibleDups: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "possible_duplicates_total",
+			Help: "Notifications sent again after a crash because the previous run handed them out without recording an outcome; each may have reached its device twice.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.fetch, m.newItems, m.push, m.pushDuration} {
+	for _, c := range []prometheus.Collector{m.fetch, m.newItems, m.push, m.pushDuration, m.possibleDups} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -84,6 +89,14 @@ func (m *Metrics) ObservePush(o tilecast.Outcome) {
 	if o.Duration > 0 {
 		m.pushDuration.Observe(o.Duration.Seconds())
 	}
+}
+
+// ObservePossibleDuplicates adds the entries a crashed run left unrecorded.
+func (m *Metrics) ObservePossibleDuplicates(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.possibleDups.Add(float64(n))
 }
 
 // gauges reads the store's counts at scrape time.

@@ -25,6 +25,8 @@ func TestMetrics(t *testing.T) {
 	m.ObservePush(tilecast.Outcome{Kind: tilecast.KindToast, Action: tilecast.ActionDelivered, Duration: 120 * time.Millisecond})
 	m.ObservePush(tilecast.Outcome{Kind: tilecast.KindTile, Action: tilecast.ActionRetry, Duration: 3 * time.Second})
 	m.ObservePush(tilecast.Outcome{Kind: tilecast.KindTile, Action: tilecast.ActionDropped}) // nothing sent: no latency
+	m.ObservePossibleDuplicates(3)
+	m.ObservePossibleDuplicates(0)
 
 	rec := e.do(t, http.MethodGet, "/metrics", "", nil)
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
@@ -40,6 +42,7 @@ func TestMetrics(t *testing.T) {
 		`tilecast_push_total{kind="tile",outcome="retry"} 1`,
 		`tilecast_push_total{kind="tile",outcome="dropped"} 1`,
 		`tilecast_push_duration_seconds_count 2`,
+		`tilecast_possible_duplicates_total 3`,
 		`tilecast_push_duration_seconds_bucket{le="0.25"} 1`,
 		`tilecast_push_duration_seconds_bucket{le="5"} 2`,
 		"tilecast_channels 2",
@@ -82,4 +85,5 @@ func TestNilMetricsIgnoreObservations(t *testing.T) {
 	var m *Metrics
 	m.ObserveFetch("news", "ok", 1)
 	m.ObservePush(tilecast.Outcome{Duration: time.Second})
+	m.ObservePossibleDuplicates(1)
 }

@@ -44,7 +44,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // openStore opens the state file. A file held by a running daemon is a
 // clear error within the lock timeout, not a hang.
 func openStore(cfg *config.Config, timeout time.Duration) (*store.DB, error) {
-	db, err := store.Open(cfg.State, store.Options{Timeout: timeout})
+	db, err := store.Open(cfg.State, store.Options{Timeout: timeout, Failpoint: failpointFromEnv()})
 	if err != nil {
 		if errors.Is(err, tilecast.ErrStateLocked) {
 			return nil, usageError{fmt.Errorf("%s: %w", cfg.State, err)}
@@ -88,6 +88,10 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, 
 	if err != nil {
 		return nil, err
 	}
+	sendLog, err := db.SendLog() // counts possible duplicates after a crash
+	if err != nil {
+		return nil, err
+	}
 	fetcher := newFetcher(cfg, log) // also checks tile images, through the same guarded transport
 	b := &tilecast.Bot{
 		Fetcher:          fetcher,
@@ -99,6 +103,7 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, 
 		FetchConcurrency: cfg.Fetch.Concurrency,
 		MaxAttempts:      cfg.Push.MaxAttempts,
 		Failpoint:        failpointFromEnv(),
+		SendLog:          sendLog,
 	}
 	b.SetFeeds(cfg.Feeds)
 	return b, nil

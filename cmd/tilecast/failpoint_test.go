@@ -23,6 +23,8 @@ func TestParseFailpoint(t *testing.T) {
 		{in: "after-fetch:exit@3", want: failpointSpec{"after-fetch", failExit, 3}},
 		{in: "after-commit:kill@1", want: failpointSpec{"after-commit", failKill, 1}},
 		{in: "after-record:exit", want: failpointSpec{"after-record", failExit, 1}},
+		{in: "in-commit:exit", want: failpointSpec{"in-commit", failExit, 1}},
+		{in: "in-record:kill@2", want: failpointSpec{"in-record", failKill, 2}},
 		{in: "after-send", wantErr: "POINT:ACTION"},
 		{in: "inside-tx:panic", wantErr: "unknown point"},
 		{in: "after-send:explode", wantErr: "unknown action"},

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -368,6 +369,29 @@ func (r *rig) logSince(offset int64, s string) bool {
 func (r *rig) logHas(s string) bool {
 	b, err := os.ReadFile(r.logs.Name())
 	return err == nil && bytes.Contains(b, []byte(s))
+}
+
+// possibleDups sums the counts of the daemon's "possible duplicates" lines:
+// what each start found in the send log of the life before (P12).
+func (r *rig) possibleDups() int {
+	b, _ := os.ReadFile(r.logs.Name())
+	total := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "possible duplicates") {
+			continue
+		}
+		_, after, ok := strings.Cut(line, " count=")
+		if !ok {
+			r.t.Errorf("possible duplicates line without a count: %s", line)
+			continue
+		}
+		n, err := strconv.Atoi(strings.Fields(after)[0])
+		if err != nil {
+			r.t.Errorf("possible duplicates line: %v: %s", err, line)
+		}
+		total += n
+	}
+	return total
 }
 
 // errorSummary counts the daemon's ERROR log lines by message (text format).

@@ -27,7 +27,9 @@ var (
 //     was not recorded). Every key is delivered at most 1 + (the number of
 //     kills it was in flight at) times, and no kill has more than
 //     3 × push.concurrency + 1 in flight (sends at the host, the workers' result
-//     buffer, the recorder's batch: deliver.go as of bf87e54).
+//     buffer, the recorder's batch: deliver.go as of bf87e54);
+//   - P12: the "possible duplicates" the daemon counts at each start (its
+//     send log) are at least the unrecorded deliveries above.
 func TestKill(t *testing.T) {
 	const concurrency = 4
 	bin := buildBinary(t)
@@ -139,8 +141,18 @@ func TestKill(t *testing.T) {
 	if dups > totalInflight {
 		t.Errorf("%d duplicates > %d sends in flight at the kills", dups, totalInflight)
 	}
+	// P12: the daemon's own count, from its send log, covers every send
+	// the harness saw answered-but-unrecorded at a kill, hence every
+	// duplicate; it exceeds them by the sends a kill cut before the phone
+	// took them.
+	possible := r.possibleDups()
+	if possible < totalInflight || possible < dups {
+		t.Errorf("P12: the daemon counted %d possible duplicates, fewer than the %d unrecorded deliveries at the kills (%d duplicates)",
+			possible, totalInflight, dups)
+	}
 	t.Logf("S1: %d kills in %v (+ drain), %d items × %d phones, %d deliveries; duplicates total %d (max %d per key), "+
-		"unrecorded-at-kill total %d (max %d per kill, bound %d); bbolt check OK after every kill",
+		"unrecorded-at-kill total %d (max %d per kill, bound %d); possible duplicates counted by the daemon %d; "+
+		"bbolt check OK after every kill",
 		*kills, killPhase.Round(time.Second), items, len(r.phones), len(r.count.got), dups, maxPerKey,
-		totalInflight, maxInflight, 3*concurrency+1)
+		totalInflight, maxInflight, 3*concurrency+1, possible)
 }
