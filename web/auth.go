@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -22,12 +21,18 @@ func (s *Server) ReloadKeys() error {
 	if s.opts.APIKeysFile == "" {
 		return nil
 	}
-	keys, err := readKeys(s.opts.APIKeysFile)
+	keys, short, err := readKeys(s.opts.APIKeysFile)
 	if err != nil {
 		return err
 	}
 	if len(keys) == 0 {
 		s.log.Warn("api keys file has no keys: every /v1 request will be refused", "file", s.opts.APIKeysFile)
+	}
+	if short > 0 {
+		// Failed guesses are throttled per address, but a valid guess is
+		// still accepted (ratelimit_ip.go): only length protects a key.
+		s.log.Warn("api keys file has short keys: use at least 128 random bits", "file", s.opts.APIKeysFile,
+			"keys", short, "min_chars", minKeyChars)
 	}
 	if fi, err := os.Stat(s.opts.APIKeysFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		s.log.Warn("api keys file is readable by group or others", "file", s.opts.APIKeysFile,
@@ -53,15 +58,18 @@ func (s *Server) ReloadKeys() error {
 	return nil
 }
 
+// minKeyChars is the shortest key that can hold 128 random bits (base64).
+const minKeyChars = 22
+
 // readKeys reads one key per line; blank lines and lines starting with #
 // are ignored. Only SHA-256 digests are kept in memory: they have one
-// length, so comparing them leaks nothing about a key's length.
-func readKeys(path string) ([][32]byte, error) {
+// length, so comparing them leaks nothing about a key's length. short
+// counts the keys under minKeyChars.
+func readKeys(path string) (keys [][32]byte, short int, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read api keys file: %w (create it with one key per line, or set http.api_keys_file = \"\" to disable the API)", err)
+		return nil, 0, fmt.Errorf("read api keys file: %w (create it with one key per line, or set http.api_keys_file = \"\" to disable the API)", err)
 	}
-	var keys [][32]byte
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -71,14 +79,17 @@ func readKeys(path string) ([][32]byte, error) {
 		}
 		// The error never quotes the line: it is a secret.
 		if strings.ContainsFunc(line, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			return nil, fmt.Errorf("api keys file %s:%d: a key must not contain spaces or control characters", path, n)
+			return nil, 0, fmt.Errorf("api keys file %s:%d: a key must not contain spaces or control characters", path, n)
+		}
+		if len(line) < minKeyChars {
+			short++
 		}
 		keys = append(keys, sha256.Sum256([]byte(line)))
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read api keys file: %w", err)
+		return nil, 0, fmt.Errorf("read api keys file: %w", err)
 	}
-	return keys, nil
+	return keys, short, nil
 }
 
 // match returns the digest of the key that token equals. It compares
@@ -111,32 +122,90 @@ func bearer(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// authed guards a /v1 route: API enabled, a valid key, then that key's rate limit.
+// authError is a refused authentication.
+type authError struct {
+	status    int
+	msg       string
+	challenge []string // WWW-Authenticate values of a 401
+	retry     int      // Retry-After seconds, when > 0
+	// failed marks missing or wrong credentials: they count against the
+	// source address (see ratelimit_ip.go). A 413 or a full replay cache
+	// does not.
+	failed bool
+}
+
+func (e *authError) write(w http.ResponseWriter) {
+	for _, c := range e.challenge {
+		w.Header().Add("WWW-Authenticate", c)
+	}
+	if e.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retry))
+	}
+	writeError(w, e.status, e.msg)
+}
+
+// authenticate checks the credentials of a /v1 request: a bearer key or a
+// TC-HMAC-SHA256 signature (hmac.go). It returns the key's digest, and for
+// a signed request a release func that forgets its signature if the
+// request is then refused unserved.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) ([32]byte, func(), *authError) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		return [32]byte{}, nil, &authError{status: http.StatusUnauthorized, failed: true,
+			msg: "more than one Authorization header", challenge: []string{`Bearer realm="tilecast"`}}
+	}
+	scheme, rest, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, SignatureScheme) {
+		return s.verifySigned(w, r, rest)
+	}
+	token, ok := bearer(r)
+	if !ok {
+		return [32]byte{}, nil, &authError{status: http.StatusUnauthorized, failed: true,
+			msg:       "missing api key: send Authorization: Bearer KEY or a " + SignatureScheme + " signature",
+			challenge: []string{`Bearer realm="tilecast"`, SignatureScheme + ` realm="tilecast"`}}
+	}
+	key, ok := s.match(token)
+	if !ok {
+		return key, nil, &authError{status: http.StatusUnauthorized, failed: true, msg: "invalid api key",
+			challenge: []string{`Bearer realm="tilecast", error="invalid_token"`}}
+	}
+	return key, func() {}, nil
+}
+
+// authed guards a /v1 route: API enabled, valid credentials (else the
+// source address's failure limit), then the key's rate limit.
 func (s *Server) authed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.opts.APIKeysFile == "" {
 			writeError(w, http.StatusServiceUnavailable, "api disabled: set http.api_keys_file")
 			return
 		}
-		token, ok := bearer(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tilecast"`)
-			writeError(w, http.StatusUnauthorized, "missing api key: send Authorization: Bearer KEY")
-			return
-		}
-		key, ok := s.match(token)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tilecast", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid api key")
+		key, release, aerr := s.authenticate(w, r)
+		if aerr != nil {
+			if aerr.failed {
+				if wait, ok := s.failedAuth(r); !ok {
+					aerr = &authError{status: http.StatusTooManyRequests, retry: wait,
+						msg: fmt.Sprintf("too many failed authentications from this address: retry in %d s", wait)}
+				}
+			}
+			aerr.write(w)
 			return
 		}
 		if wait, ok := s.allow(key); !ok {
+			release()
 			w.Header().Set("Retry-After", strconv.Itoa(wait))
 			writeError(w, http.StatusTooManyRequests, fmt.Sprintf("rate limited: retry in %d s", wait))
 			return
 		}
 		h(w, r)
 	})
+}
+
+// failedAuth counts a request with missing or wrong credentials against its
+// source address. When the address is throttled it returns the whole
+// seconds to wait and false: answer 429 with Retry-After instead of 401.
+// The dashboard's login and bearer paths may call it the same way.
+func (s *Server) failedAuth(r *http.Request) (int, bool) {
+	return s.failures.allow(r.RemoteAddr, s.now())
 }
 
 // allow takes a token from key's bucket at the server's clock. When the
@@ -150,13 +219,5 @@ func (s *Server) allow(key [32]byte) (int, bool) {
 		s.limiters[key] = l
 	}
 	s.limitMu.Unlock()
-	res := l.ReserveN(now, 1)
-	if !res.OK() {
-		return 1, false
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return max(1, int(math.Ceil(d.Seconds()))), false
-	}
-	return 0, true
+	return take(l, now)
 }

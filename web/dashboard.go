@@ -275,12 +275,29 @@ func (d *dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// The key is a secret: never logged, not even when wrong.
 		d.s.log.Warn("dashboard login refused", "remote", r.RemoteAddr)
+		if d.throttled(w, r) {
+			return
+		}
 		d.message(w, r, http.StatusUnauthorized, "Log in to tilecast", "Invalid API key.", true)
 		return
 	}
 	setSessionCookie(w, r, d.issue(digest, d.s.now()), int(SessionLifetime/time.Second))
 	d.s.log.Info("dashboard login", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// throttled counts a wrong key against the source address, as the API
+// does (a login form is a key-guessing path too), and answers 429 when
+// the address has failed too often.
+func (d *dashboard) throttled(w http.ResponseWriter, r *http.Request) bool {
+	wait, ok := d.s.failedAuth(r)
+	if ok {
+		return false
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(wait))
+	d.message(w, r, http.StatusTooManyRequests, "Slow down",
+		fmt.Sprintf("Too many failed logins from this address: retry in %d s.", wait), false)
+	return true
 }
 
 func (d *dashboard) serveLogout(w http.ResponseWriter, r *http.Request) {
@@ -308,6 +325,9 @@ func (d *dashboard) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if token, ok := bearer(r); ok {
 		key, ok := d.s.match(token)
 		if !ok {
+			if d.throttled(w, r) {
+				return false
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tilecast", error="invalid_token"`)
 			d.message(w, r, http.StatusUnauthorized, "Log in to tilecast", "Invalid API key.", true)
 			return false

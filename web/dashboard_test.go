@@ -193,6 +193,30 @@ func TestDashboardLogin(t *testing.T) {
 	}
 }
 
+// TestDashboardLoginThrottledPerAddress: the login form and the dashboard's
+// bearer path count wrong keys against the source address like the API
+// (a second address and a right key are unaffected).
+func TestDashboardLoginThrottledPerAddress(t *testing.T) {
+	e := newDashEnv(t, func(o *Options) { o.AuthFailRatePerSecond, o.AuthFailBurst = 0.01, 2 })
+	for i, want := range []int{http.StatusUnauthorized, http.StatusUnauthorized, http.StatusTooManyRequests} {
+		if rec := e.login(t, "wrong"); rec.Code != want {
+			t.Fatalf("wrong login %d: status %d, want %d", i+1, rec.Code, want)
+		}
+	}
+	breq := httptest.NewRequest(http.MethodGet, "/", nil)
+	breq.Header.Set("Authorization", "Bearer wrong")
+	rec := serve(e, breq)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("wrong bearer key from the throttled address: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	e.mustLogin(t, keyOne) // a right key is never refused by the address limit
+
+	other := e.login(t, "wrong", func(r *http.Request) { r.RemoteAddr = "192.0.2.7:4000" })
+	if rec := other; rec.Code != http.StatusUnauthorized {
+		t.Errorf("another address: %d, want 401", rec.Code)
+	}
+}
+
 func TestDashboardLoginBodyLimit(t *testing.T) {
 	e := newDashEnv(t, nil)
 	rec := e.login(t, strings.Repeat("k", MaxBody+1))

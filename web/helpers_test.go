@@ -244,7 +244,11 @@ func newEnv(t testing.TB, edit func(*Options)) *env {
 		Logger:        slog.New(slog.DiscardHandler),
 		RatePerSecond: 1e6,
 		Burst:         1e6,
-		Now:           e.clock.Now,
+		// Tests that are not about the failed-login limit send wrong keys
+		// freely; the ones that are set their own.
+		AuthFailRatePerSecond: 1e6,
+		AuthFailBurst:         1e6,
+		Now:                   e.clock.Now,
 	}
 	if edit != nil {
 		edit(&opts)

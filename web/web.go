@@ -1,6 +1,7 @@
 // Package web serves tilecast's HTTP side: the registration API under /v1
-// (channels, status, delivery ledger; bearer-key auth and a per-key rate
-// limit), the unauthenticated /healthz and /metrics, and the Prometheus
+// (channels, status, delivery ledger; bearer-key or HMAC-signed requests,
+// a per-key rate limit and a per-address limit on failed authentication),
+// the unauthenticated /healthz and /metrics, and the Prometheus
 // metrics the daemon feeds.
 //
 // web never imports the store: it declares the few store methods it calls
@@ -105,7 +106,27 @@ type Options struct {
 	// means DefaultRatePerSecond and DefaultBurst.
 	RatePerSecond float64
 	Burst         int
-	Now           func() time.Time // nil: time.Now
+	// AuthFailRatePerSecond and AuthFailBurst are the token bucket of each
+	// source address (IPv6: each /64) for /v1 requests with missing or
+	// wrong credentials; an empty bucket turns their 401 into 429. ≤ 0
+	// means DefaultAuthFailRate and DefaultAuthFailBurst.
+	AuthFailRatePerSecond float64
+	AuthFailBurst         int
+	// MaxTrackedAddrs bounds the source addresses tracked for failed
+	// authentication; ≤ 0 means DefaultMaxTrackedAddrs.
+	MaxTrackedAddrs int
+	// ReplayCacheSize bounds the signatures of signed requests remembered
+	// against replay; ≤ 0 means DefaultReplayCacheSize. Full, it refuses
+	// signed requests with 503 (hmac.go).
+	ReplayCacheSize int
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout
+	// override the timeouts of HTTPServer; ≤ 0 means the package constant
+	// of the same name. Tests shorten them.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	Now               func() time.Time // nil: time.Now; also the clock of signatures and rate limits
 }
 
 // Server is the HTTP handler set. It is safe for concurrent use.
@@ -122,6 +143,9 @@ type Server struct {
 
 	limitMu  sync.Mutex
 	limiters map[[32]byte]*rate.Limiter // per API key digest
+
+	failures *addrLimiter // failed authentication per source address
+	replay   *replayCache // signatures of signed requests within the window
 }
 
 // New checks opts, reads the API keys file and registers the metrics.
@@ -149,6 +173,37 @@ func New(opts Options) (*Server, error) {
 	if s.opts.Burst <= 0 {
 		s.opts.Burst = DefaultBurst
 	}
+	o := &s.opts
+	if o.AuthFailRatePerSecond <= 0 {
+		o.AuthFailRatePerSecond = DefaultAuthFailRate
+	}
+	for _, f := range []struct {
+		v *int
+		d int
+	}{
+		{&o.AuthFailBurst, DefaultAuthFailBurst},
+		{&o.MaxTrackedAddrs, DefaultMaxTrackedAddrs},
+		{&o.ReplayCacheSize, DefaultReplayCacheSize},
+	} {
+		if *f.v <= 0 {
+			*f.v = f.d
+		}
+	}
+	for _, f := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{
+		{&o.ReadHeaderTimeout, ReadHeaderTimeout},
+		{&o.ReadTimeout, ReadTimeout},
+		{&o.WriteTimeout, WriteTimeout},
+		{&o.IdleTimeout, IdleTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = f.d
+		}
+	}
+	s.failures = newAddrLimiter(o.AuthFailRatePerSecond, o.AuthFailBurst, o.MaxTrackedAddrs)
+	s.replay = newReplayCache(o.ReplayCacheSize)
 	if opts.APIKeysFile != "" {
 		if err := s.ReloadKeys(); err != nil {
 			return nil, err
@@ -183,10 +238,10 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s.handler,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

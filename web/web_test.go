@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -372,4 +373,156 @@ func serve(e *env, req *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	e.handler.ServeHTTP(rec, req)
 	return rec
+}
+
+// TestAuthFailuresThrottledPerAddress: failed authentications from one
+// address get 429 after the burst; other addresses, and valid keys from the
+// throttled address, are not affected.
+func TestAuthFailuresThrottledPerAddress(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.AuthFailRatePerSecond, o.AuthFailBurst = 1, 3 })
+	from := func(addr, auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
+		req.RemoteAddr = addr
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		return serve(e, req)
+	}
+	const guesser = "198.51.100.7:40000"
+	badSig := signHeader("k9-guess-000000000000000000000000", "GET", "/v1/status", t0.Unix(), "guess-nonce-00001", "")
+	for i, auth := range []string{"Bearer guess1", "", badSig} {
+		if rec := from(guesser, auth); rec.Code != 401 {
+			t.Fatalf("failure %d within the burst: %d", i+1, rec.Code)
+		}
+	}
+	for _, auth := range []string{"Bearer guess4", "", badSig, "TC-HMAC-SHA256 junk"} {
+		rec := from(guesser, auth)
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" {
+			t.Fatalf("%q after the burst: %d, Retry-After %q; want 429 and 1", auth, rec.Code, rec.Header().Get("Retry-After"))
+		}
+		if msg := errorOf(t, rec); !strings.Contains(msg, "too many failed authentications") {
+			t.Errorf("error %q", msg)
+		}
+	}
+	// Another port of the same host is the same address; an IPv4-mapped
+	// IPv6 peer too.
+	for _, addr := range []string{"198.51.100.7:40001", "[::ffff:198.51.100.7]:40002"} {
+		if rec := from(addr, "Bearer guess"); rec.Code != 429 {
+			t.Errorf("%s: %d, want 429", addr, rec.Code)
+		}
+	}
+	// Other addresses have their own bucket.
+	if rec := from("198.51.100.8:40000", "Bearer guess"); rec.Code != 401 {
+		t.Errorf("other address: %d, want 401", rec.Code)
+	}
+	// A valid key from the throttled address is served, by its own bucket,
+	// and takes nothing from the address's.
+	signed := signHeader(keyTwo, "GET", "/v1/status", t0.Unix(), "valid-nonce-000001", "")
+	for _, auth := range []string{"Bearer " + keyOne, signed} {
+		if rec := from(guesser, auth); rec.Code != 200 {
+			t.Errorf("valid credentials from the throttled address: %d %s", rec.Code, rec.Body)
+		}
+	}
+	// One token a second.
+	e.clock.Add(time.Second)
+	if rec := from(guesser, "Bearer guess5"); rec.Code != 401 {
+		t.Errorf("after 1 s: %d, want 401", rec.Code)
+	}
+	if rec := from(guesser, "Bearer guess6"); rec.Code != 429 {
+		t.Errorf("second failure after 1 s: %d, want 429", rec.Code)
+	}
+}
+
+func TestAuthFailuresIPv6PerPrefix(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.AuthFailRatePerSecond, o.AuthFailBurst = 1, 1 })
+	status := func(addr string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
+		req.RemoteAddr = addr
+		return serve(e, req).Code
+	}
+	for _, tc := range []struct {
+		addr string
+		want int
+	}{
+		{"[2001:db8:1:2::1]:1000", 401},
+		{"[2001:db8:1:2:ffff::9]:1000", 429}, // same /64
+		{"[2001:db8:1:2::1%eth0]:1000", 429}, // zone ignored
+		{"[2001:db8:1:3::1]:1000", 401},      // next /64
+		{"not-an-address", 401},              // unparsable ones share one bucket
+		{"also-not-one", 429},
+	} {
+		if got := status(tc.addr); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestTrackedAddrsBounded: the address map never grows past its cap; when
+// it is full of throttled addresses a failure from a new one is 429, and
+// idle addresses make room again.
+func TestTrackedAddrsBounded(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.AuthFailRatePerSecond, o.AuthFailBurst, o.MaxTrackedAddrs = 1, 2, 3 })
+	from := func(addr, key string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
+		req.RemoteAddr = addr + ":1"
+		req.Header.Set("Authorization", "Bearer "+key)
+		return serve(e, req).Code
+	}
+	for _, a := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		if c := from(a, "bad"); c != 401 {
+			t.Fatalf("%s: %d", a, c)
+		}
+	}
+	if c := from("192.0.2.4", "bad"); c != 429 {
+		t.Errorf("fourth address with the map full: %d, want 429", c)
+	}
+	if c := from("192.0.2.4", keyOne); c != 200 {
+		t.Errorf("valid key with the map full: %d, want 200", c)
+	}
+	if n := e.srv.failures.len(); n != 3 {
+		t.Errorf("tracking %d addresses, want 3", n)
+	}
+	e.clock.Add(2 * time.Second) // every bucket full again: idle
+	if c := from("192.0.2.4", "bad"); c != 401 {
+		t.Errorf("after the others went idle: %d, want 401", c)
+	}
+	if n := e.srv.failures.len(); n != 1 {
+		t.Errorf("tracking %d addresses after the sweep, want 1", n)
+	}
+}
+
+func TestHTTPServerTimeoutOptions(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.ReadHeaderTimeout, o.ReadTimeout, o.WriteTimeout, o.IdleTimeout = 1, 2, 3, -4
+	})
+	hs := e.srv.HTTPServer("127.0.0.1:0")
+	if hs.ReadHeaderTimeout != 1 || hs.ReadTimeout != 2 || hs.WriteTimeout != 3 || hs.IdleTimeout != IdleTimeout {
+		t.Errorf("timeouts %v %v %v %v, want 1ns 2ns 3ns and the default idle",
+			hs.ReadHeaderTimeout, hs.ReadTimeout, hs.WriteTimeout, hs.IdleTimeout)
+	}
+}
+
+func TestShortKeyWarning(t *testing.T) {
+	for _, tc := range []struct {
+		keys string
+		warn bool
+	}{
+		{keyOne + "\n", false},
+		{keyOne + "\nshort-key\n", true},
+		{"1234567890123456789012\n", false}, // 22 characters
+	} {
+		var log strings.Builder
+		e := newEnv(t, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
+		writeKeys(t, e.keysFile, tc.keys)
+		log.Reset()
+		if err := e.srv.ReloadKeys(); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(log.String(), "short keys"); got != tc.warn {
+			t.Errorf("keys %q: warned %v, want %v (%s)", tc.keys, got, tc.warn, log.String())
+		}
+		if strings.Contains(log.String(), "short-key") {
+			t.Error("the warning quotes a key")
+		}
+	}
 }
