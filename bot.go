@@ -15,7 +15,11 @@ import (
 const (
 	DefaultPushConcurrency  = 32
 	DefaultFetchConcurrency = 8
-	DefaultMaxAttempts      = 10
+	// DefaultFanOutPage is how many subscribers of a global feed one
+	// transaction enqueues for: a run with more is paged (FanOutJob), so
+	// memory stays flat however many channels a feed has.
+	DefaultFanOutPage  = 4096
+	DefaultMaxAttempts = 10
 
 	// ChannelWait is how long a channel rests after 406 (daily cap) or 412
 	// (device inactive): MPNS may block senders that retry within the hour.
@@ -75,6 +79,8 @@ type Bot struct {
 	// error; it doubles per attempt up to an hour. Zero means 4 minutes
 	// (the MPNS guidance); the demo shortens it to seconds.
 	RetryBase time.Duration
+	// FanOutPage overrides DefaultFanOutPage (tests page small).
+	FanOutPage int
 
 	// Observer, when set, is told of every fetch and every send outcome
 	// (metrics). It must not block.
@@ -244,6 +250,13 @@ func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error 
 		return nil
 	}
 	defer b.release(k)
+	if user == "" {
+		// A run of this feed that stopped mid-delivery finishes first:
+		// its items are already marked seen.
+		if err := b.resumeFanOut(ctx, f); err != nil {
+			return err
+		}
+	}
 
 	st, exists, err := b.Store.FeedState(k)
 	if err != nil {
@@ -381,12 +394,35 @@ func (b *Bot) commit(ctx context.Context, f *Feed, k FeedKey, st FeedState, exis
 	}
 
 	c := Commit{Key: k, State: st, Seen: ids, Now: now}
+	var (
+		fan       *fanRenderer
+		firstPage []Channel
+		nextPage  string
+	)
 	if len(fresh) > 0 && !baseline {
-		ns, err := b.build(ctx, f, k, info, fresh, now)
-		if err != nil {
-			return 0, err
+		if k.User != "" {
+			ns, err := b.build(ctx, f, k, info, fresh, now)
+			if err != nil {
+				return 0, err
+			}
+			c.Notifications = ns
+		} else {
+			// A global feed: one transaction if its subscribers fit a
+			// page, else a paged job whose first page is already read.
+			firstPage, nextPage, err = b.Store.SubscribersAfter(f, "", b.fanOutPage())
+			if err != nil {
+				return 0, err
+			}
+			fan = b.newFanRenderer(f, "", info, fresh, true)
+			if nextPage == "" {
+				if c.Notifications, err = fan.notifications(ctx, firstPage, now); err != nil {
+					return 0, err
+				}
+				fan = nil
+			} else {
+				c.FanOut = &FanOutJob{Feed: f.Name, Info: info, Fresh: fresh, Now: now}
+			}
 		}
-		c.Notifications = ns
 	}
 	if err := b.Store.Commit(c); err != nil {
 		return 0, err
@@ -394,6 +430,11 @@ func (b *Bot) commit(ctx context.Context, f *Feed, k FeedKey, st FeedState, exis
 	b.failpoint(FailAfterCommit)
 	if len(c.Notifications) > 0 {
 		b.nudge()
+	}
+	if fan != nil {
+		if err := b.fanOut(ctx, f, *c.FanOut, fan, firstPage, nextPage); err != nil {
+			return 0, err
+		}
 	}
 	if baseline {
 		return 0, nil
@@ -412,74 +453,182 @@ func (b *Bot) build(ctx context.Context, f *Feed, k FeedKey, info FeedInfo, fres
 	if len(subs) == 0 {
 		return nil, nil
 	}
+	return b.newFanRenderer(f, k.User, info, fresh, true).notifications(ctx, subs, now)
+}
+
+// fanRenderer renders a run's payloads once per channel user (templates may
+// use .User) and turns them into one notification per subscriber and payload.
+type fanRenderer struct {
+	b       *Bot
+	f       *Feed
+	info    FeedInfo
+	fresh   []Item
+	flood   bool
+	perUser map[string][]payload
+}
+
+// payload is one rendered notification, shared by the channels of a user.
+type payload struct {
+	kind   Kind
+	itemID string
+	req    Request
+}
+
+// newFanRenderer prepares the rendering of fresh; warn logs the flood guard
+// (once per run: a paged run makes one renderer per resumption).
+func (b *Bot) newFanRenderer(f *Feed, user string, info FeedInfo, fresh []Item, warn bool) *fanRenderer {
 	flood := f.FloodLimit > 0 && len(fresh) > f.FloodLimit
-	if flood {
-		b.log().Warn("flood guard: only a tile and a summary toast are sent", "feed", f.Name, "user", k.User,
+	if flood && warn {
+		b.log().Warn("flood guard: only a tile and a summary toast are sent", "feed", f.Name, "user", user,
 			"new", len(fresh), "flood_limit", f.FloodLimit)
 	}
-	type payload struct {
-		kind   Kind
-		itemID string
-		req    Request
-	}
-	lg := b.log()
-	renderFor := func(user string) []payload {
-		var out []payload
-		data := TemplateData{Feed: info, Item: fresh[0], Items: fresh, NewCount: len(fresh), User: user}
-		if f.Toast != nil {
-			toasts := min(len(fresh), f.MaxToasts)
-			if flood {
-				toasts = 0
-			}
-			for _, it := range fresh[:toasts] {
-				d := data
-				d.Item = it
-				req, err := b.Renderer.Toast(f, &d)
-				if err != nil {
-					lg.Error("render toast", "feed", f.Name, "user", user, "item", it.ID, "error", err.Error())
-					continue
-				}
-				out = append(out, payload{KindToast, it.ID, req})
-			}
-			if more := len(fresh) - toasts; more > 0 {
-				req, err := b.Renderer.SummaryToast(f, &data, more)
-				if err != nil {
-					lg.Error("render summary toast", "feed", f.Name, "user", user, "error", err.Error())
-				} else {
-					out = append(out, payload{KindToast, "", req})
-				}
-			}
+	return &fanRenderer{b: b, f: f, info: info, fresh: fresh, flood: flood, perUser: map[string][]payload{}}
+}
+
+func (r *fanRenderer) render(user string) []payload {
+	f, fresh, lg := r.f, r.fresh, r.b.log()
+	var out []payload
+	data := TemplateData{Feed: r.info, Item: fresh[0], Items: fresh, NewCount: len(fresh), User: user}
+	if f.Toast != nil {
+		toasts := min(len(fresh), f.MaxToasts)
+		if r.flood {
+			toasts = 0
 		}
-		if f.Tile != nil {
-			req, err := b.Renderer.Tile(f, &data)
+		for _, it := range fresh[:toasts] {
+			d := data
+			d.Item = it
+			req, err := r.b.Renderer.Toast(f, &d)
 			if err != nil {
-				lg.Error("render tile", "feed", f.Name, "user", user, "error", err.Error())
+				lg.Error("render toast", "feed", f.Name, "user", user, "item", it.ID, "error", err.Error())
+				continue
+			}
+			out = append(out, payload{KindToast, it.ID, req})
+		}
+		if more := len(fresh) - toasts; more > 0 {
+			req, err := r.b.Renderer.SummaryToast(f, &data, more)
+			if err != nil {
+				lg.Error("render summary toast", "feed", f.Name, "user", user, "error", err.Error())
 			} else {
-				out = append(out, payload{KindTile, fresh[0].ID, req})
+				out = append(out, payload{KindToast, "", req})
 			}
 		}
-		return out
 	}
-	perUser := make(map[string][]payload)
+	if f.Tile != nil {
+		req, err := r.b.Renderer.Tile(f, &data)
+		if err != nil {
+			lg.Error("render tile", "feed", f.Name, "user", user, "error", err.Error())
+		} else {
+			out = append(out, payload{KindTile, fresh[0].ID, req})
+		}
+	}
+	return out
+}
+
+// notifications returns the notifications of subs, due at now.
+func (r *fanRenderer) notifications(ctx context.Context, subs []Channel, now time.Time) ([]Notification, error) {
 	ns := make([]Notification, 0, len(subs)*2)
 	for i := range subs {
 		if i%1024 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		ch := &subs[i]
-		ps, ok := perUser[ch.User]
+		ps, ok := r.perUser[ch.User]
 		if !ok {
-			ps = renderFor(ch.User)
-			perUser[ch.User] = ps
+			ps = r.render(ch.User)
+			r.perUser[ch.User] = ps
 		}
 		for _, p := range ps {
 			ns = append(ns, Notification{
-				ChannelID: ch.ID, Feed: f.Name, User: ch.User, ItemID: p.itemID,
+				ChannelID: ch.ID, Feed: r.f.Name, User: ch.User, ItemID: p.itemID,
 				Kind: p.kind, Request: p.req, NextAttempt: now, Created: now,
 			})
 		}
 	}
 	return ns, nil
+}
+
+func (b *Bot) fanOutPage() int {
+	if b.FanOutPage > 0 {
+		return b.FanOutPage
+	}
+	return DefaultFanOutPage
+}
+
+// fanOut runs a paged delivery to its end, one transaction per page of
+// subscribers (subs/next: a page already read, if any). A cancelled ctx
+// stops it between pages; the job stays in the store and is resumed by the
+// feed's next run or the next start (ResumeFanOuts).
+func (b *Bot) fanOut(ctx context.Context, f *Feed, job FanOutJob, r *fanRenderer, subs []Channel, next string) error {
+	for read := subs != nil; ; read = false {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !read {
+			var err error
+			if subs, next, err = b.Store.SubscribersAfter(f, job.Cursor, b.fanOutPage()); err != nil {
+				return err
+			}
+		}
+		ns, err := r.notifications(ctx, subs, job.Now)
+		if err != nil {
+			return nil // cancelled
+		}
+		job.Cursor = next
+		if err := b.Store.FanOutStep(job, ns, next == ""); err != nil {
+			return err
+		}
+		if len(ns) > 0 {
+			b.nudge()
+		}
+		if next == "" {
+			return nil
+		}
+	}
+}
+
+// resumeFanOut finishes f's job left by a run that stopped mid-delivery.
+// The caller holds f's claim.
+func (b *Bot) resumeFanOut(ctx context.Context, f *Feed) error {
+	jobs, err := b.Store.FanOutJobs()
+	if err != nil {
+		return err
+	}
+	for _, job := range jobs {
+		if job.Feed != f.Name || len(job.Fresh) == 0 {
+			continue
+		}
+		b.log().Info("resuming an interrupted delivery", "feed", f.Name, "new", len(job.Fresh))
+		return b.fanOut(ctx, f, job, b.newFanRenderer(f, "", job.Info, job.Fresh, false), nil, "")
+	}
+	return nil
+}
+
+// ResumeFanOuts finishes the deliveries that the previous run left
+// unfinished (see FanOutJob). The daemon calls it at start; a feed being
+// fetched right now is skipped, as its run resumes the job itself. The job
+// of a feed no longer configured is dropped with a warning.
+func (b *Bot) ResumeFanOuts(ctx context.Context) error {
+	jobs, err := b.Store.FanOutJobs()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, job := range jobs {
+		f, ok := b.Feed(job.Feed)
+		if !ok || f.PerUser() {
+			b.log().Warn("dropping an interrupted delivery: its feed is no longer configured", "feed", job.Feed,
+				"new", len(job.Fresh))
+			errs = append(errs, b.Store.FanOutStep(job, nil, true))
+			continue
+		}
+		k := FeedKey{Feed: f.Name}
+		if !b.claim(k) {
+			continue
+		}
+		errs = append(errs, b.resumeFanOut(ctx, f))
+		b.release(k)
+	}
+	return errors.Join(errs...)
 }
 
 // uniqueItems drops repeated IDs (a feed that duplicates GUIDs), keeping the first.

@@ -47,6 +47,15 @@ type Store interface {
 
 	// Subscribers returns the channels that get feed f (for user, when f is per-user).
 	Subscribers(f *Feed, user string) ([]Channel, error)
+	// SubscribersAfter pages the subscribers of global feed f: up to limit
+	// channels after cursor ("" = from the start) and the cursor of the
+	// next page ("" when this page is the last).
+	SubscribersAfter(f *Feed, cursor string, limit int) ([]Channel, string, error)
+	// FanOutStep enqueues ns and saves job (its Cursor moved past them) in
+	// one transaction; done deletes the job instead.
+	FanOutStep(job FanOutJob, ns []Notification, done bool) error
+	// FanOutJobs returns the unfinished jobs, at most one per feed.
+	FanOutJobs() ([]FanOutJob, error)
 	// FeedUsers returns the distinct users with a channel naming feed f.
 	FeedUsers(feed string) ([]string, error)
 	Channel(id string) (Channel, error)
@@ -69,6 +78,9 @@ type Commit struct {
 	Seen          []string // every item ID present in the feed now
 	Now           time.Time
 	Notifications []Notification
+	// FanOut, instead of Notifications, starts a paged delivery (see
+	// FanOutJob). The store refuses it while the feed has a job left.
+	FanOut *FanOutJob
 }
 
 // Pending is a due outbox entry with its channel.

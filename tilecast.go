@@ -136,6 +136,20 @@ type TemplateData struct {
 	User     string
 }
 
+// FanOutJob is what is left of a global feed run whose subscribers are too
+// many for one transaction: the new items to render and where in the
+// subscriber list the run has got to. The run's Commit saves it together
+// with the seen set; each step then enqueues one page of subscribers and
+// moves Cursor in the same transaction, so a crash resumes where it
+// stopped, with nothing lost and nothing queued twice.
+type FanOutJob struct {
+	Feed   string
+	Info   FeedInfo
+	Fresh  []Item // the run's new items, newest first
+	Now    time.Time
+	Cursor string // opaque to the Bot (Store.SubscribersAfter); "" = the start
+}
+
 // Validators are the conditional-GET validators stored per feed (and user).
 type Validators struct {
 	ETag         string

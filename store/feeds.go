@@ -165,6 +165,14 @@ func (db *DB) Commit(c tilecast.Commit) error {
 		if err := b.feedState.Put(fk, state); err != nil {
 			return fmt.Errorf("save state: %w", err)
 		}
+		if c.FanOut != nil {
+			if len(c.Notifications) > 0 {
+				return fmt.Errorf("a commit starts a paged delivery or enqueues notifications, not both")
+			}
+			if err := startFanOut(b, c.FanOut); err != nil {
+				return err
+			}
+		}
 		q := b.enqueuer(now)
 		for i := range c.Notifications {
 			if err := q.add(c.Notifications[i]); err != nil {

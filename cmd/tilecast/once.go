@@ -33,7 +33,7 @@ func cmdOnce(ctx context.Context, e env) error {
 	defer db.Close()
 	// Fetch every feed now (ignoring backoff: the operator asked), then send
 	// what is due. Channels that failed are in the log; that is not an error.
-	var errs []error
+	errs := []error{bot.ResumeFanOuts(ctx)}
 	for i := range feeds {
 		if err := bot.RunFeedNow(ctx, &feeds[i]); err != nil {
 			errs = append(errs, err)

@@ -129,6 +129,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 		deliverErr = bot.Deliver(dctx)
 	}()
 
+	// Deliveries a crash left half-enqueued (paged fan-outs) finish first.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := bot.ResumeFanOuts(ctx); err != nil {
+			log.Error("resume interrupted deliveries", "error", err.Error())
+		}
+	}()
 	// Cron does not catch up on runs missed while the daemon was down:
 	// fetch at once every feed whose last fetch is older than its schedule.
 	catchUp(ctx, &wg, cfg.Feeds, bot, db, log)

@@ -1,0 +1,112 @@
+package tilecast_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/tilecast/tilecast"
+)
+
+// stepFailer makes the nth FanOutStep fail, as a crash between two pages
+// would leave the store: earlier pages committed, the rest not.
+type stepFailer struct {
+	tilecast.Store
+	n, calls int
+}
+
+var errStep = errors.New("injected: crash between pages")
+
+func (s *stepFailer) FanOutStep(job tilecast.FanOutJob, ns []tilecast.Notification, done bool) error {
+	if s.calls++; s.calls == s.n {
+		return errStep
+	}
+	return s.Store.FanOutStep(job, ns, done)
+}
+
+// TestPagedFanOut: a global feed with more subscribers than a page is
+// delivered in page-sized transactions, and a run that stops between pages
+// is finished by ResumeFanOuts after a restart (or by the feed's next run)
+// with every channel getting the item exactly once.
+func TestPagedFanOut(t *testing.T) {
+	const channels, page = 11, 3 // pages of 3, 3, 3, 2 (+ the default-list channel first)
+	for _, tc := range []struct {
+		name   string
+		failAt int  // FanOutStep call that fails (0: none)
+		resume bool // after the restart: ResumeFanOuts (else the next run)
+	}{
+		{"no crash", 0, false},
+		{"crash before the first page", 1, true},
+		{"crash after two pages, resumed at start", 3, true},
+		{"crash after two pages, resumed by the next run", 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			news := h.feed("news", "/news.xml")
+			h.feeds.add("/news.xml", rssItem{"n0", "Baseline", ""})
+			tokens := []string{"all"}
+			h.channel("all", "") // lists no feeds: gets every global feed
+			for i := range channels - 1 {
+				tok := fmt.Sprintf("c%02d", i)
+				tokens = append(tokens, tok)
+				h.channel(tok, "", "news")
+			}
+			h.channel("other", "", "sports") // not a subscriber
+			h.bot.SetFeeds([]tilecast.Feed{*news})
+			h.bot.FanOutPage = page
+			h.run(news)
+			h.deliver() // tiles on subscribe, if any
+			h.feeds.add("/news.xml", rssItem{"n1", "Breaking", ""})
+
+			if tc.failAt > 0 {
+				h.bot.Store = &stepFailer{Store: h.db, n: tc.failAt}
+				if err := h.bot.RunFeed(context.Background(), news); !errors.Is(err, errStep) {
+					t.Fatalf("RunFeed = %v, want the injected step error", err)
+				}
+				before := h.deliver()
+				h.restart()
+				h.bot.SetFeeds([]tilecast.Feed{*news})
+				h.bot.FanOutPage = page
+				jobs, err := h.db.FanOutJobs()
+				if err != nil || len(jobs) != 1 {
+					t.Fatalf("after the crash: jobs %+v, %v; want one", jobs, err)
+				}
+				if tc.resume {
+					if err := h.bot.ResumeFanOuts(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					h.run(news) // 200, nothing new: resumes the job first
+				}
+				after := h.deliver()
+				checkOnce(t, append(before, after...), tokens)
+			} else {
+				h.run(news)
+				checkOnce(t, h.deliver(), tokens)
+			}
+			if jobs, err := h.db.FanOutJobs(); err != nil || len(jobs) != 0 {
+				t.Errorf("jobs left: %+v, %v", jobs, err)
+			}
+			h.run(news)
+			if extra := h.deliver(); len(extra) != 0 {
+				t.Errorf("a quiet tick sent %d pushes", len(extra))
+			}
+		})
+	}
+}
+
+func checkOnce(t *testing.T, got []push, tokens []string) {
+	t.Helper()
+	for _, tok := range tokens {
+		if n := count(got, tok, "toast"); n != 1 {
+			t.Errorf("channel %s: %d toasts, want 1", tok, n)
+		}
+		if n := count(got, tok, "token"); n != 1 {
+			t.Errorf("channel %s: %d tiles, want 1", tok, n)
+		}
+	}
+	if n := count(got, "other", ""); n != 0 {
+		t.Errorf("a channel of another feed got %d pushes", n)
+	}
+}
