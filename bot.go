@@ -370,6 +370,9 @@ func (b *Bot) commit(ctx context.Context, f *Feed, k FeedKey, st FeedState, exis
 		}
 	}
 	newestFirst(fresh)
+	if len(fresh) == 0 && unchanged(&st, exists, res, now) {
+		return 0, nil // like a 304: no write transaction
+	}
 
 	b.fetchRecovered(f, k, &st)
 	st.Validators = res.Validators
@@ -393,6 +396,7 @@ func (b *Bot) commit(ctx context.Context, f *Feed, k FeedKey, st FeedState, exis
 		st.Latest = &latest
 	}
 
+	st.SeenRefreshed = now
 	c := Commit{Key: k, State: st, Seen: ids, Now: now}
 	var (
 		fan       *fanRenderer
@@ -545,6 +549,22 @@ func (r *fanRenderer) notifications(ctx context.Context, subs []Channel, now tim
 		}
 	}
 	return ns, nil
+}
+
+// SeenRefreshInterval bounds how long an unchanged feed goes without its
+// seen set's times being rewritten. Far below the store's 30-day seen
+// retention, so an item still listed is never pruned.
+const SeenRefreshInterval = 24 * time.Hour
+
+// unchanged reports whether a 200 answer with no new items would change
+// nothing worth a write: no failure to clear, same validators, title and
+// link, no later "not before", a current tile to keep, and a seen set
+// refreshed within SeenRefreshInterval. Then it costs what a 304 costs
+// (the last fetch time is not saved either).
+func unchanged(st *FeedState, exists bool, res *FeedResult, now time.Time) bool {
+	return exists && st.Baselined && st.Failures == 0 && st.Latest != nil &&
+		res.Validators == st.Validators && res.Title == st.Title && res.Link == st.Link &&
+		!res.NotBefore.After(st.NextFetch) && now.Sub(st.SeenRefreshed) < SeenRefreshInterval
 }
 
 func (b *Bot) fanOutPage() int {

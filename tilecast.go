@@ -376,6 +376,10 @@ type FeedState struct {
 	NextFetch    time.Time `json:"next_fetch,omitzero"` // backoff / Retry-After / max-age: skip runs before this
 	Title        string    `json:"title,omitempty"`
 	Link         string    `json:"link,omitempty"`
+	// SeenRefreshed is when the seen set's "last listed" times were last
+	// written. A 200 with nothing new and nothing else changed writes
+	// nothing (like a 304) until it is a SeenRefreshInterval old.
+	SeenRefreshed time.Time `json:"seen_refreshed,omitzero"`
 	// Latest is the data the current tile was rendered from, so a channel
 	// that subscribes later can get the feed's current tile at once.
 	Latest *TemplateData `json:"latest,omitempty"`

@@ -99,8 +99,8 @@ func CopyFile(dst, src string) error {
 type FanOutResult struct {
 	Notifications int               // pushes sent and recorded
 	Elapsed       time.Duration     // feed fetched → every outcome committed
-	Commit        time.Duration     // of which fetch → commit (subscribers, render, enqueue)
-	Deliver       time.Duration     // of which the outbox drain (push + record)
+	Commit        time.Duration     // fetch → last page committed (subscribers, render, enqueue; sends overlap)
+	Deliver       time.Duration     // last page committed → every outcome committed
 	Store         map[string]OpStat // store calls made by the Bot
 }
 
@@ -131,27 +131,38 @@ func RunFanOut(ctx context.Context, path string, concurrency int) (FanOutResult,
 			Items: []tilecast.Item{benchItem("new", t1), benchItem("old", fanOutT0)}}},
 		Renderer: newRenderer(), Pusher: pusher, Store: cs, PushConcurrency: concurrency,
 	}
-	before, err := db.Stats()
-	if err != nil {
-		return FanOutResult{}, err
-	}
+	var outcomes atomic.Int64
+	bot.Observer = outcomeCounter{&outcomes}
+	// The deliverer drains while the run still enqueues its pages, as the
+	// daemon's does; DeliverDue returns whenever nothing is due, so it is
+	// called again until the run has committed its last page, then once more.
 	start := time.Now()
-	if err := bot.RunFeedNow(ctx, &f); err != nil {
-		return FanOutResult{}, err
+	runErr := make(chan error, 1)
+	go func() { runErr <- bot.RunFeedNow(ctx, &f) }()
+	var committed time.Time
+	for committed.IsZero() {
+		select {
+		case err := <-runErr:
+			if err != nil {
+				return FanOutResult{}, err
+			}
+			committed = time.Now()
+		default:
+		}
+		n := outcomes.Load()
+		if err := bot.DeliverDue(ctx); err != nil {
+			return FanOutResult{}, err
+		}
+		if outcomes.Load() == n && committed.IsZero() {
+			time.Sleep(time.Millisecond) // the first page is not committed yet
+		}
 	}
-	committed := time.Now()
-	queued, err := db.Stats()
-	if err != nil {
-		return FanOutResult{}, err
-	}
-	qs := time.Now() // Stats walks the outbox: not part of the measured path
 	if err := bot.DeliverDue(ctx); err != nil {
 		return FanOutResult{}, err
 	}
 	end := time.Now()
-	res := FanOutResult{Notifications: queued.OutboxDepth - before.OutboxDepth,
-		Commit: committed.Sub(start), Deliver: end.Sub(qs)}
-	res.Elapsed = res.Commit + res.Deliver
+	res := FanOutResult{Notifications: int(outcomes.Load()),
+		Commit: committed.Sub(start), Deliver: end.Sub(committed), Elapsed: end.Sub(start)}
 	res.Store = cs.Stats()
 	after, err := db.Stats()
 	if err != nil {
@@ -258,3 +269,10 @@ func rawPost(ctx context.Context, hc *http.Client, uri string, r *tilecast.Reque
 	}
 	return nil
 }
+
+// outcomeCounter counts the outcomes the Bot reports after committing them.
+type outcomeCounter struct{ n *atomic.Int64 }
+
+func (c outcomeCounter) ObserveFetch(string, string, int) {}
+func (c outcomeCounter) ObservePush(tilecast.Outcome)     { c.n.Add(1) }
+func (c outcomeCounter) ObservePossibleDuplicates(int)    {}
