@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
@@ -201,4 +202,73 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestP11HostileTextReachesThePhone is reliability.md P11 end to end: item
+// titles and summaries with markup, entities, CDATA ends, characters XML
+// forbids and 10 kB strings go through the real feed parser, templates and
+// MPNS encoder to the emulator, which parses every payload with its own
+// parser and enforces the 3 kB limit. It must never answer 400, and the
+// phone must show the text escaped (not interpreted) and cut to the limits.
+func TestP11HostileTextReachesThePhone(t *testing.T) {
+	h := newEmuHarness(t)
+	news := h.feed("news", "/news.xml")
+	news.Toast.Text1 = "{{.Item.Summary}}"
+	news.Tile.WideBackContent = "{{.Item.Summary}}"
+	phone, _ := h.phone(emulator.Healthy)
+	h.feeds.add("/news.xml", rssItem{"n0", "Baseline", ""})
+	h.run(news)
+	h.deliver()
+
+	long := strings.Repeat("Ü&<x>", 2000) // 10 kB, multi-byte, all escapable
+	cases := []struct{ title, desc string }{
+		{"Tom &amp; Jerry &lt;b&gt;bold&lt;/b&gt;", "a &amp;amp; b"},
+		{"ends ]]&gt; a CDATA", "&lt;![CDATA[ x ]]&gt;"},
+		{"ctl \u0001\u0008\u001f chars \uFFFE", "tab\tand\u000bvt"},
+		{"<![CDATA[" + long + "]]>", "<![CDATA[" + long + "]]>"},
+		{"&lt;wp:Notification xmlns:wp=\"WPNotification\"&gt;", "&lt;/wp:Toast&gt;"},
+	}
+	for i, c := range cases {
+		h.feeds.add("/news.xml", rssItem{fmt.Sprintf("p11-%d", i), c.title, c.desc})
+		h.run(news)
+		h.deliver()
+	}
+	st := h.state(phone)
+	if st.Counts.Rejected != 0 {
+		t.Fatalf("the emulator rejected %d payloads: %+v", st.Counts.Rejected, st.Rejected)
+	}
+	// The last item is nothing but tags: stripped, it leaves no toast text,
+	// so its toast is skipped with an error in the log (its tile still goes).
+	if !strings.Contains(h.logs.String(), `msg="render toast" feed=news user="" item=p11-4`) {
+		t.Errorf("no render error for the all-markup item:\n%s", h.logs.String())
+	}
+	if len(st.Toasts) != len(cases)-1 {
+		t.Fatalf("phone shows %d toasts, want %d: counts %+v", len(st.Toasts), len(cases)-1, st.Counts)
+	}
+	for _, toast := range st.Toasts {
+		for _, text := range []string{toast.Text1, toast.Text2} {
+			if !utf8.ValidString(text) || strings.ContainsFunc(text, func(r rune) bool {
+				return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE
+			}) {
+				t.Errorf("toast text with characters XML forbids: %q", text)
+			}
+			if len(text) > 3072 {
+				t.Errorf("toast text of %d bytes got through", len(text))
+			}
+		}
+	}
+	// Feed markup is stripped to text, entities decoded; the payload then
+	// escapes what XML needs, so the phone shows the text literally.
+	for _, want := range []string{"Tom & Jerry bold", "ends ]]> a CDATA"} {
+		found := false
+		for _, toast := range st.Toasts {
+			found = found || toast.Text2 == want
+		}
+		if !found {
+			t.Errorf("no toast shows %q: %+v", want, st.Toasts)
+		}
+	}
+	if h.state(phone).Tile.View().BackContent == "" {
+		t.Error("the tile was lost")
+	}
 }
