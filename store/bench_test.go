@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	bolt "go.etcd.io/bbolt"
 )
 
 func benchChannels(b *testing.B, db *DB, n int) []tilecast.Channel {
@@ -161,5 +162,43 @@ func BenchmarkSubscribers100k(b *testing.B) {
 		if err != nil || len(subs) != 100000 {
 			b.Fatalf("Subscribers = %d, %v", len(subs), err)
 		}
+	}
+}
+
+// BenchmarkFanOut10kSize commits a toast and a tile to each of 10k channels
+// and reports the state file's size (tx.Size: pages in use up to the high
+// water mark) and the bytes the outbox and payload buckets take in leaf
+// pages. One fresh file per iteration, so the numbers do not drift.
+func BenchmarkFanOut10kSize(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		db, clk := mustOpen(b)
+		chs := benchChannels(b, db, 10000)
+		var before int64
+		if err := db.bolt.View(func(tx *bolt.Tx) error { before = tx.Size(); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		ns := fanOut(chs, "item-1", true)
+		b.StartTimer()
+		if err := db.Commit(tilecast.Commit{Key: tilecast.FeedKey{Feed: "news"}, Seen: []string{"item-1"}, Now: clk.Now(), Notifications: ns}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		err := db.bolt.View(func(tx *bolt.Tx) error {
+			b.ReportMetric(float64(tx.Size()), "file-B")
+			b.ReportMetric(float64(tx.Size()-before), "growth-B")
+			var leaf int
+			for _, name := range []string{"outbox", "bodies"} {
+				if bk := tx.Bucket([]byte(name)); bk != nil {
+					leaf += bk.Stats().LeafInuse
+				}
+			}
+			b.ReportMetric(float64(leaf), "outbox-leaf-B")
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }

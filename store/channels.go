@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -68,14 +67,6 @@ func newChannelID() string {
 
 func errNoChannel(id string) error { return fmt.Errorf("channel %s: %w", id, tilecast.ErrNotFound) }
 
-func decodeChannel(v []byte) (tilecast.Channel, error) {
-	var ch tilecast.Channel
-	if err := json.Unmarshal(v, &ch); err != nil {
-		return ch, fmt.Errorf("decode channel: %w", err)
-	}
-	return ch, nil
-}
-
 // getChannel returns the channel and whether it exists.
 func (b *buckets) getChannel(id string) (tilecast.Channel, bool, error) {
 	v := b.channels.Get([]byte(id))
@@ -89,12 +80,10 @@ func (b *buckets) getChannel(id string) (tilecast.Channel, bool, error) {
 	return ch, true, nil
 }
 
+// putChannel writes ch's record in the current binary encoding (see
+// chancodec.go), which also upgrades a channel still stored as JSON.
 func (b *buckets) putChannel(ch *tilecast.Channel) error {
-	v, err := json.Marshal(ch)
-	if err != nil {
-		return fmt.Errorf("encode channel %s: %w", ch.ID, err)
-	}
-	return b.channels.Put([]byte(ch.ID), v)
+	return b.channels.Put([]byte(ch.ID), encodeChannel(ch))
 }
 
 // index writes ch's entries in the uri, device, feed and user indexes.
@@ -167,6 +156,11 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 		return false, err
 	}
 	if err := b.channels.Delete([]byte(id)); err != nil {
+		return false, err
+	}
+	// Read and drop the entries (releasing their payloads); the loop
+	// below only clears index keys that point nowhere.
+	if err := b.dropChannelEntries(id); err != nil {
 		return false, err
 	}
 	p := prefix(id)
@@ -285,8 +279,9 @@ func (b *buckets) replaceDevice(oldID string, ch *tilecast.Channel) error {
 		if v == nil {
 			continue
 		}
-		n, err := decodeNotification(v)
-		if err != nil || !moves(&n, ch) {
+		e, err := decodeEntry(v)
+		n := &e.n
+		if err != nil || !moves(n, ch) {
 			if err := b.dropEntry(key); err != nil {
 				return err
 			}
@@ -314,8 +309,8 @@ func (b *buckets) replaceDevice(oldID string, ch *tilecast.Channel) error {
 				return err
 			}
 		}
-		n.ChannelID = ch.ID
-		if err := b.outbox.Put(key, encodeInto(&a, &n)); err != nil {
+		n.ChannelID = ch.ID // the payload reference moves unchanged
+		if err := b.outbox.Put(key, encodeEntryInto(&a, &e)); err != nil {
 			return err
 		}
 		if err := b.outboxChan.Put(join(ch.ID, key), nil); err != nil {

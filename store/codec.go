@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,37 +11,109 @@ import (
 	"github.com/tilecast/tilecast"
 )
 
-// recordV1 is the version byte of the outbox record encoding. A new layout
-// gets a new byte; the decoder keeps reading the old ones.
-const recordV1 = 1
+// Record version bytes. A new layout gets a new byte; the decoder keeps
+// reading the old ones.
+const (
+	recordV1 = 1 // request inline (files written before payloads were shared)
+	recordV2 = 2 // request stored once in the bodies bucket, referenced by key
+)
 
-// Outbox record, version 1 (uvarint = encoding/binary Uvarint, str = uvarint
-// length + bytes):
+// Outbox record (uvarint = encoding/binary Uvarint, str = uvarint length +
+// bytes, time = byte 0 (zero time) or 1 + varint Unix seconds + uvarint
+// nanoseconds):
 //
-//	byte    version (1)
+//	byte    version (1 or 2)
 //	uvarint ID
 //	str     ChannelID, Feed, User, ItemID, Kind
-//	uvarint header count, then per header: str Name, str Value
-//	str     Request.Body
+//	v1:     payload (uvarint header count, per header str Name, str Value;
+//	        str Request.Body)
+//	v2:     32 bytes payload key (bodies.go)
 //	varint  Attempts
-//	time    NextAttempt, Created: byte 0 (zero time) or 1 + varint Unix seconds + uvarint nanoseconds
+//	time    NextAttempt, Created
 //
 // Binary instead of JSON because a fan-out writes one record per channel and
-// the body would otherwise be base64-encoded.
+// the body would otherwise be base64-encoded. Version 2 exists because a
+// global feed's fan-out gives every channel the same request: stored inline
+// that is ~1 KB per entry, referenced it is 32 bytes.
+//
+// The enqueuer writes only version 2. Version 1 entries are read and, when
+// re-keyed by a retry, written back as version 1, so a file in the field
+// drains without a migration.
 
-var errRecord = errors.New("bad outbox record")
+var errRecord = errors.New("bad record")
 
-func encodedLen(n *tilecast.Notification) int {
-	s := func(v string) int { return binary.MaxVarintLen64 + len(v) }
-	l := 1 + binary.MaxVarintLen64 + s(n.ChannelID) + s(n.Feed) + s(n.User) + s(n.ItemID) + s(string(n.Kind))
-	l += binary.MaxVarintLen64
-	for _, h := range n.Request.Headers {
-		l += s(h.Name) + s(h.Value)
+// payloadKey is the sha256 of a payload's encoding (encodePayload).
+type payloadKey [sha256.Size]byte
+
+// entry is a decoded outbox record. A version 2 record has hasRef set and
+// n.Request empty; a version 1 record carries its request in n.Request.
+type entry struct {
+	n      tilecast.Notification
+	ref    payloadKey
+	hasRef bool
+}
+
+// refHeader is the header name by which decodeNotification hands a version 2
+// record's payload key to code that only knows tilecast.Notification (the
+// codec tests and the record fuzz target round-trip through it; store code
+// uses decodeEntry/encodeEntry), and by which encodeNotification recognises it. A real header name never
+// contains NUL, and the version 1 decoder rejects this one.
+const refHeader = "\x00payload-ref"
+
+func refRequest(k payloadKey) tilecast.Request {
+	return tilecast.Request{Headers: []tilecast.Header{{Name: refHeader, Value: string(k[:])}}}
+}
+
+// refOf reports the payload key r stands for, if it is a refRequest.
+func refOf(r *tilecast.Request) (payloadKey, bool) {
+	var k payloadKey
+	if len(r.Headers) != 1 || r.Headers[0].Name != refHeader || len(r.Headers[0].Value) != len(k) || len(r.Body) != 0 {
+		return k, false
 	}
-	l += binary.MaxVarintLen64 + len(n.Request.Body)
+	copy(k[:], r.Headers[0].Value)
+	return k, true
+}
+
+func strLen(v string) int { return binary.MaxVarintLen64 + len(v) }
+
+// payloadLen bounds the length of encodePayload(r).
+func payloadLen(r *tilecast.Request) int {
+	l := binary.MaxVarintLen64
+	for _, h := range r.Headers {
+		l += strLen(h.Name) + strLen(h.Value)
+	}
+	return l + binary.MaxVarintLen64 + len(r.Body)
+}
+
+// appendPayload appends r's headers and body (the version 1 inline layout).
+func appendPayload(dst []byte, r *tilecast.Request) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
+	for _, h := range r.Headers {
+		dst = appendStr(dst, h.Name)
+		dst = appendStr(dst, h.Value)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.Body)))
+	return append(dst, r.Body...)
+}
+
+// entryLen bounds the length of encodeEntry(e).
+func entryLen(e *entry) int {
+	n := &e.n
+	l := 1 + binary.MaxVarintLen64 + strLen(n.ChannelID) + strLen(n.Feed) + strLen(n.User) + strLen(n.ItemID) + strLen(string(n.Kind))
+	if e.hasRef {
+		l += len(e.ref)
+	} else {
+		l += payloadLen(&n.Request)
+	}
 	l += binary.MaxVarintLen64
-	l += 2 * (1 + 2*binary.MaxVarintLen64)
-	return l
+	return l + 2*(1+2*binary.MaxVarintLen64)
+}
+
+// encodedLen bounds the length of encodeNotification(n).
+func encodedLen(n *tilecast.Notification) int {
+	e := entry{n: *n}
+	e.ref, e.hasRef = refOf(&n.Request)
+	return entryLen(&e)
 }
 
 func appendStr(dst []byte, s string) []byte {
@@ -57,31 +130,45 @@ func appendTime(dst []byte, t time.Time) []byte {
 	return binary.AppendUvarint(dst, uint64(t.Nanosecond()))
 }
 
-// encodeNotification appends n's record to dst.
-func encodeNotification(dst []byte, n *tilecast.Notification) []byte {
-	dst = append(dst, recordV1)
+// encodeEntry appends e's record to dst: version 2 when it has a payload
+// key, else version 1 with the request inline.
+func encodeEntry(dst []byte, e *entry) []byte {
+	n := &e.n
+	if e.hasRef {
+		dst = append(dst, recordV2)
+	} else {
+		dst = append(dst, recordV1)
+	}
 	dst = binary.AppendUvarint(dst, n.ID)
 	dst = appendStr(dst, n.ChannelID)
 	dst = appendStr(dst, n.Feed)
 	dst = appendStr(dst, n.User)
 	dst = appendStr(dst, n.ItemID)
 	dst = appendStr(dst, string(n.Kind))
-	dst = binary.AppendUvarint(dst, uint64(len(n.Request.Headers)))
-	for _, h := range n.Request.Headers {
-		dst = appendStr(dst, h.Name)
-		dst = appendStr(dst, h.Value)
+	if e.hasRef {
+		dst = append(dst, e.ref[:]...)
+	} else {
+		dst = appendPayload(dst, &n.Request)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(n.Request.Body)))
-	dst = append(dst, n.Request.Body...)
 	dst = binary.AppendVarint(dst, int64(n.Attempts))
 	dst = appendTime(dst, n.NextAttempt)
 	return appendTime(dst, n.Created)
 }
 
-// encodeInto encodes n into memory taken from a (see arena).
-func encodeInto(a *arena, n *tilecast.Notification) []byte {
-	buf := a.take(encodedLen(n))
-	return encodeNotification(buf[:0], n)
+// encodeEntryInto encodes e into memory taken from a (see arena).
+func encodeEntryInto(a *arena, e *entry) []byte {
+	return encodeEntry(a.take(entryLen(e))[:0], e)
+}
+
+// encodeNotification appends n's record to dst: version 2 when n.Request is
+// a refRequest (a version 2 record decoded by decodeNotification), else
+// version 1.
+func encodeNotification(dst []byte, n *tilecast.Notification) []byte {
+	e := entry{n: *n}
+	if e.ref, e.hasRef = refOf(&n.Request); e.hasRef {
+		e.n.Request = tilecast.Request{}
+	}
+	return encodeEntry(dst, &e)
 }
 
 // recordReader reads a record. All strings are cut from one string copy of
@@ -179,38 +266,32 @@ func (r *recordReader) time() time.Time {
 	}
 }
 
-// decodeNotification parses a record made by encodeNotification. It copies
-// what it keeps (bbolt's value is only valid inside the transaction) and
-// rejects anything malformed, including trailing bytes.
-func decodeNotification(b []byte) (tilecast.Notification, error) {
-	var n tilecast.Notification
+// decodeEntry parses a record made by encodeEntry. It copies what it keeps
+// (bbolt's value is only valid inside the transaction) and rejects anything
+// malformed, including trailing bytes.
+func decodeEntry(b []byte) (entry, error) {
+	var e entry
 	if len(b) == 0 {
-		return n, fmt.Errorf("%w: empty", errRecord)
+		return e, fmt.Errorf("%w: empty", errRecord)
 	}
-	if b[0] != recordV1 {
-		return n, fmt.Errorf("%w: unknown version %d", errRecord, b[0])
+	if b[0] != recordV1 && b[0] != recordV2 {
+		return e, fmt.Errorf("%w: unknown version %d", errRecord, b[0])
 	}
 	r := &recordReader{s: string(b), off: 1}
+	n := &e.n
 	n.ID = r.uvarint()
 	n.ChannelID = r.str()
 	n.Feed = r.str()
 	n.User = r.str()
 	n.ItemID = r.str()
 	n.Kind = tilecast.Kind(r.str())
-	hc := r.uvarint()
-	// Each header takes at least two bytes: a count beyond that is garbage,
-	// and checking it first keeps a hostile count from allocating.
-	if r.err == nil && hc > uint64(len(r.s)-r.off)/2 {
-		r.fail("header count past end")
-	}
-	if r.err == nil && hc > 0 {
-		n.Request.Headers = make([]tilecast.Header, hc)
-		for i := range n.Request.Headers {
-			n.Request.Headers[i] = tilecast.Header{Name: r.str(), Value: r.str()}
+	if b[0] == recordV2 {
+		if k := r.raw(len(e.ref)); r.err == nil {
+			copy(e.ref[:], k)
+			e.hasRef = true
 		}
-	}
-	if body := r.str(); len(body) > 0 {
-		n.Request.Body = []byte(body)
+	} else {
+		n.Request = r.payload(false)
 	}
 	att := r.varint()
 	if att < math.MinInt || att > math.MaxInt {
@@ -223,7 +304,67 @@ func decodeNotification(b []byte) (tilecast.Notification, error) {
 		r.fail("trailing bytes")
 	}
 	if r.err != nil {
-		return tilecast.Notification{}, r.err
+		return entry{}, r.err
 	}
-	return n, nil
+	return e, nil
+}
+
+// raw returns the next n bytes.
+func (r *recordReader) raw(n int) string {
+	if r.err != nil {
+		return ""
+	}
+	if n > len(r.s)-r.off {
+		r.fail("truncated")
+		return ""
+	}
+	v := r.s[r.off : r.off+n]
+	r.off += n
+	return v
+}
+
+// payload reads appendPayload's layout. The body is a length-prefixed
+// string, or with bodyToEnd everything that is left (the bodies bucket).
+func (r *recordReader) payload(bodyToEnd bool) tilecast.Request {
+	var req tilecast.Request
+	hc := r.uvarint()
+	// Each header takes at least two bytes: a count beyond that is garbage,
+	// and checking it first keeps a hostile count from allocating.
+	if r.err == nil && hc > uint64(len(r.s)-r.off)/2 {
+		r.fail("header count past end")
+	}
+	if r.err == nil && hc > 0 {
+		req.Headers = make([]tilecast.Header, hc)
+		for i := range req.Headers {
+			req.Headers[i] = tilecast.Header{Name: r.str(), Value: r.str()}
+			if req.Headers[i].Name == refHeader {
+				r.fail("reserved header name")
+			}
+		}
+	}
+	body := ""
+	if bodyToEnd {
+		body = r.raw(len(r.s) - r.off)
+	} else {
+		body = r.str()
+	}
+	if len(body) > 0 && r.err == nil {
+		req.Body = []byte(body)
+	}
+	return req
+}
+
+// decodeNotification is decodeEntry for code that only handles
+// tilecast.Notification: a version 2 record's request is the refRequest of
+// its payload key, which encodeNotification writes back as the same key.
+// It is not a sendable request; Due resolves payloads.
+func decodeNotification(b []byte) (tilecast.Notification, error) {
+	e, err := decodeEntry(b)
+	if err != nil {
+		return tilecast.Notification{}, err
+	}
+	if e.hasRef {
+		e.n.Request = refRequest(e.ref)
+	}
+	return e.n, nil
 }

@@ -10,7 +10,10 @@
 // 8-byte big-endian Unix nanoseconds, so keys sort by time.
 //
 //	meta            "schema" → decimal schema version (migrations())
-//	channels        channel ID → JSON tilecast.Channel
+//	channels        channel ID → binary tilecast.Channel (chancodec.go, version
+//	                byte first); records written before it are JSON (first byte
+//	                '{') and still read. No migration: a channel is rewritten in
+//	                binary the next time it changes
 //	channel_uri     URI → channel ID (registrations are deduplicated by URI)
 //	channel_device  device → channel ID (re-registration of a device)
 //	channel_feed    feed + 0x00 + channel ID → the channel's user. Feed "" is
@@ -25,7 +28,13 @@
 //	                1 KiB are stored as "sha256:" + their hash.
 //	outbox          NextAttempt + 8-byte BE sequence → binary record
 //	                (codec.go, version byte first); the sequence is the
-//	                Notification.ID
+//	                Notification.ID. Version 2 records hold the 32-byte key
+//	                of their request in bodies; version 1 (older files)
+//	                hold it inline
+//	bodies          sha256 of the encoded request (headers + body) → byte 1 +
+//	                uvarint count of entries referencing it + the encoded
+//	                request (bodies.go): a fan-out stores its request once.
+//	                Created by the first write that needs it
 //	outbox_id       8-byte BE sequence → outbox key (Record finds entries by ID)
 //	outbox_channel  channel ID + 0x00 + outbox key → empty (a channel's entries)
 //	tile_waiting    channel ID + 0x00 + feed → outbox key of the waiting tile

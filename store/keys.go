@@ -29,6 +29,10 @@ const (
 	bucketTileLast      = "tile_last"
 	bucketDead          = "dead"
 	bucketLedger        = "ledger"
+	// bucketBodies holds the requests outbox entries share (bodies.go).
+	// Created by the first write that needs it, so it is not in
+	// bucketNames (the first migration's list, which never changes).
+	bucketBodies = "bodies"
 )
 
 func bucketNames() []string {
@@ -46,6 +50,9 @@ type buckets struct {
 	feedState, seen                                   *bolt.Bucket
 	outbox, outboxID, outboxChan                      *bolt.Bucket
 	tileWaiting, tileLast, dead, ledger               *bolt.Bucket
+	bodies                                            *bolt.Bucket // nil until the first payload is stored
+
+	refs *payloadRefs // payload reference changes waiting for applyRefs; nil: apply at once
 }
 
 func bucketsOf(tx *bolt.Tx) (*buckets, error) {
@@ -66,6 +73,7 @@ func bucketsOf(tx *bolt.Tx) (*buckets, error) {
 			return nil, fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, x.name)
 		}
 	}
+	b.bodies = tx.Bucket([]byte(bucketBodies))
 	if tx.Writable() {
 		// Outbox and ledger keys grow mostly in order (time, then sequence):
 		// fuller pages on split mean fewer pages to write.

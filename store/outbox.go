@@ -25,19 +25,62 @@ const (
 // a 100k fan-out into a fresh index took minutes. The outbox and outbox_id
 // keys grow in order anyway; the by-channel and waiting-tile index entries
 // are collected and put sorted by flush.
+//
+// Entries reference their request by payload key (bodies.go); flush stores
+// each distinct request of the transaction once, with its reference count.
 type enqueuer struct {
 	b      *buckets
 	now    time.Time
 	a      arena
 	exists map[string]bool // channel ID → the channel exists (one Get per channel per tx)
 
-	chanKeys [][]byte          // outbox_channel keys to put
-	dropped  map[string]bool   // chanKeys whose entry a newer tile replaced in this tx
-	tiles    map[string][]byte // tile_waiting key → outbox key
+	chanKeys [][]byte             // outbox_channel keys to put
+	dropped  map[string]bool      // chanKeys whose entry a newer tile replaced in this tx
+	tiles    map[string]tileAdded // tile_waiting key → tile entry added in this tx
+
+	// recent are the last distinct requests added: a fan-out repeats the
+	// same few (toast, tile) for every channel, so comparing bytes saves
+	// hashing ~1 KB per entry.
+	recent  [4]recentPayload
+	next    int    // slot of recent to overwrite
+	scratch []byte // encoding of a request not in recent
+}
+
+// tileAdded is a tile entry added in the current transaction.
+type tileAdded struct {
+	key []byte // outbox key
+	ref payloadKey
+}
+
+type recentPayload struct {
+	ok      bool
+	headers []tilecast.Header
+	body    []byte // the tail of p
+	p       []byte // appendPayload bytes, kept until the transaction ends (arena)
+	key     payloadKey
 }
 
 func (b *buckets) enqueuer(now time.Time) *enqueuer {
-	return &enqueuer{b: b, now: now, exists: map[string]bool{}, dropped: map[string]bool{}, tiles: map[string][]byte{}}
+	return &enqueuer{b: b, now: now, exists: map[string]bool{}, dropped: map[string]bool{}, tiles: map[string]tileAdded{}}
+}
+
+// payloadRef returns the payload key of r and counts one more reference.
+func (e *enqueuer) payloadRef(r *tilecast.Request) payloadKey {
+	for i := range e.recent {
+		c := &e.recent[i]
+		if c.ok && bytes.Equal(c.body, r.Body) && slices.Equal(c.headers, r.Headers) {
+			e.b.addRef(c.key, c.p)
+			return c.key
+		}
+	}
+	e.scratch = appendPayload(e.scratch[:0], r)
+	k := payloadKey(sha256.Sum256(e.scratch))
+	p := e.a.take(len(e.scratch))
+	copy(p, e.scratch)
+	e.b.addRef(k, p)
+	e.recent[e.next] = recentPayload{ok: true, headers: slices.Clone(r.Headers), body: p[len(p)-len(r.Body):], p: p, key: k}
+	e.next = (e.next + 1) % len(e.recent)
+	return k
 }
 
 // add enqueues n: it gets the next outbox sequence as ID, Created = now and
@@ -51,6 +94,8 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 	if n.ChannelID == "" {
 		return fmt.Errorf("enqueue %s notification of %s: no channel", n.Kind, n.Feed)
 	}
+	// Entries this add drops release their payloads in flush, with the rest.
+	b.collectRefs()
 	ok, seen := e.exists[n.ChannelID]
 	if !seen {
 		ok = b.channels.Get([]byte(n.ChannelID)) != nil
@@ -68,13 +113,16 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 		tk = string(joinStr(n.ChannelID, n.Feed))
 		if w, ok := e.tiles[tk]; ok {
 			// Replaces a tile enqueued earlier in this transaction.
-			if err := b.outbox.Delete(w); err != nil {
+			if err := b.outbox.Delete(w.key); err != nil {
 				return err
 			}
-			if err := b.outboxID.Delete(seqKey(outboxKeySeq(w))); err != nil {
+			if err := b.outboxID.Delete(seqKey(outboxKeySeq(w.key))); err != nil {
 				return err
 			}
-			e.dropped[string(join(n.ChannelID, w))] = true
+			if err := b.unref(w.ref); err != nil {
+				return err
+			}
+			e.dropped[string(join(n.ChannelID, w.key))] = true
 			delete(e.tiles, tk)
 		} else if w := b.tileWaiting.Get([]byte(tk)); w != nil {
 			if err := b.dropEntry(bytes.Clone(w)); err != nil {
@@ -91,8 +139,10 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 		return err
 	}
 	n.ID = seq
+	ent := entry{n: n, ref: e.payloadRef(&n.Request), hasRef: true}
+	ent.n.Request = tilecast.Request{}
 	key := outboxKey(e.a.take(outboxKeyLen)[:0], n.NextAttempt, seq)
-	if err := b.outbox.Put(key, encodeInto(&e.a, &n)); err != nil {
+	if err := b.outbox.Put(key, encodeEntryInto(&e.a, &ent)); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	if err := b.outboxID.Put(seqKey(seq), key); err != nil {
@@ -100,12 +150,13 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 	}
 	e.chanKeys = append(e.chanKeys, join(n.ChannelID, key))
 	if tk != "" {
-		e.tiles[tk] = key
+		e.tiles[tk] = tileAdded{key: key, ref: ent.ref}
 	}
 	return nil
 }
 
-// flush puts the collected index entries in key order.
+// flush puts the collected index entries in key order and stores the
+// payloads with their reference counts.
 func (e *enqueuer) flush() error {
 	slices.SortFunc(e.chanKeys, bytes.Compare)
 	for _, k := range e.chanKeys {
@@ -122,33 +173,57 @@ func (e *enqueuer) flush() error {
 	}
 	slices.Sort(tks)
 	for _, tk := range tks {
-		if err := e.b.tileWaiting.Put([]byte(tk), e.tiles[tk]); err != nil {
+		if err := e.b.tileWaiting.Put([]byte(tk), e.tiles[tk].key); err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
 	}
-	e.chanKeys, e.dropped, e.tiles = nil, map[string]bool{}, map[string][]byte{}
+	if err := e.b.applyRefs(); err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	e.chanKeys, e.dropped, e.tiles = nil, map[string]bool{}, map[string]tileAdded{}
 	return nil
 }
 
-// dropEntry deletes the outbox entry at key and its index entries.
+// dropEntry deletes the outbox entry at key, its index entries and its
+// reference to its payload.
 func (b *buckets) dropEntry(key []byte) error {
 	v := b.outbox.Get(key)
 	if v == nil {
 		return nil
 	}
-	n, err := decodeNotification(v)
+	e, err := decodeEntry(v)
 	if err != nil {
 		// Without the channel the by-channel index entry cannot be found;
-		// it is harmless (removeChannel skips keys with no entry).
-		n = tilecast.Notification{}
+		// it is harmless (removeChannel skips keys with no entry). Without
+		// the payload key its count stays high until sweepPayloads.
+		e = entry{}
 	}
-	return b.removeEntry(key, &n)
+	return b.removeEntry(key, &e)
 }
 
-// removeEntry deletes the entry at key, whose decoded record is n.
-func (b *buckets) removeEntry(key []byte, n *tilecast.Notification) error {
+// dropChannelEntries drops the outbox entries of channel id, releasing
+// their payloads. removeChannel deletes entries without reading them, so
+// callers that remove a channel run this first.
+func (b *buckets) dropChannelEntries(id string) error {
+	p := prefix(id)
+	for _, k := range scanPrefix(b.outboxChan, p) {
+		if err := b.dropEntry(k[len(p):]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeEntry deletes the entry at key, whose decoded record is e.
+func (b *buckets) removeEntry(key []byte, e *entry) error {
+	n := &e.n
 	if err := b.outbox.Delete(key); err != nil {
 		return err
+	}
+	if e.hasRef {
+		if err := b.unref(e.ref); err != nil {
+			return err
+		}
 	}
 	if len(key) == outboxKeyLen {
 		seq := seqKey(outboxKeySeq(key))
@@ -173,8 +248,10 @@ func (b *buckets) removeEntry(key []byte, n *tilecast.Notification) error {
 	return nil
 }
 
-// moveEntry re-keys the entry at key to n.NextAttempt and rewrites it.
-func (b *buckets) moveEntry(a *arena, key []byte, n *tilecast.Notification) error {
+// moveEntry re-keys the entry at key to e.n.NextAttempt and rewrites it,
+// with the same payload (no reference changes).
+func (b *buckets) moveEntry(a *arena, key []byte, e *entry) error {
+	n := &e.n
 	nk := outboxKey(a.take(outboxKeyLen)[:0], n.NextAttempt, n.ID)
 	if !bytes.Equal(nk, key) {
 		if err := b.outbox.Delete(key); err != nil {
@@ -198,7 +275,7 @@ func (b *buckets) moveEntry(a *arena, key []byte, n *tilecast.Notification) erro
 			}
 		}
 	}
-	return b.outbox.Put(nk, encodeInto(a, n))
+	return b.outbox.Put(nk, encodeEntryInto(a, e))
 }
 
 // Enqueue adds notifications outside a feed commit (a tile on subscribe),
@@ -226,7 +303,8 @@ func (db *DB) Enqueue(ns []tilecast.Notification) error {
 // Due returns up to limit entries with NextAttempt ≤ now in due order,
 // skipping the IDs busy reports, each with its channel. Entries whose
 // channel is gone (or whose record cannot be read) are skipped and then
-// deleted in a separate write.
+// deleted in a separate write. Entries sharing a payload share its Request
+// memory: callers must not modify it.
 func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tilecast.Pending, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -236,6 +314,7 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 	until := timeNanos(now)
 	err := db.view(func(b *buckets) error {
 		chans := map[string]*tilecast.Channel{}
+		pl := newPayloads(b)
 		c := b.outbox.Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			if len(k) != outboxKeyLen {
@@ -248,11 +327,15 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 			if busy != nil && busy(outboxKeySeq(k)) {
 				continue
 			}
-			n, err := decodeNotification(v)
+			e, err := decodeEntry(v)
+			if err == nil {
+				e.n.Request, err = pl.request(&e)
+			}
 			if err != nil {
 				stale = append(stale, bytes.Clone(k))
 				continue
 			}
+			n := e.n
 			ch, seen := chans[n.ChannelID]
 			if !seen {
 				c, ok, err := b.getChannel(n.ChannelID)
@@ -283,27 +366,35 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 	return out, nil
 }
 
-// dropStale deletes outbox entries that Due found orphaned or unreadable,
-// checking again in the write transaction.
+// dropStale deletes outbox entries that Due found orphaned or unreadable
+// (including a payload that is missing or damaged), checking again in the
+// write transaction.
 func (db *DB) dropStale(keys [][]byte) error {
 	return db.update(func(b *buckets) error {
+		b.collectRefs()
+		pl := newPayloads(b)
 		for _, k := range keys {
 			v := b.outbox.Get(k)
 			if v == nil {
 				continue
 			}
-			n, err := decodeNotification(v)
-			if err == nil && len(k) == outboxKeyLen && b.channels.Get([]byte(n.ChannelID)) != nil {
-				continue
+			e, err := decodeEntry(v)
+			if err == nil {
+				_, err = pl.request(&e)
+				if err == nil && len(k) == outboxKeyLen && b.channels.Get([]byte(e.n.ChannelID)) != nil {
+					continue
+				}
+			} else {
+				e = entry{}
 			}
-			if err != nil {
-				n = tilecast.Notification{}
-			}
-			if err := b.removeEntry(k, &n); err != nil {
+			if err := b.removeEntry(k, &e); err != nil {
 				return err
 			}
 		}
-		return nil
+		if err := b.applyRefs(); err != nil {
+			return err
+		}
+		return b.clearIdlePayloads()
 	})
 }
 
@@ -340,6 +431,7 @@ type recorder struct {
 	b       *buckets
 	now     time.Time
 	a       arena
+	pl      *payloads // the bodies of dead letters and delivered tiles
 	chans   map[string]*chanState
 	touched []string // channels whose ledger grew, for pruning
 }
@@ -373,7 +465,9 @@ func (db *DB) Record(recs []tilecast.Record) error {
 	}
 	now := db.now()
 	err := db.update(func(b *buckets) error {
-		r := &recorder{b: b, now: now, chans: map[string]*chanState{}}
+		r := &recorder{b: b, now: now, chans: map[string]*chanState{}, pl: newPayloads(b)}
+		// Released payloads are counted down once per batch (finish).
+		b.collectRefs()
 		for i := range recs {
 			if err := r.record(&recs[i]); err != nil {
 				return fmt.Errorf("record %d: %w", recs[i].ID, err)
@@ -393,13 +487,14 @@ func (db *DB) Record(recs []tilecast.Record) error {
 
 func (r *recorder) record(rec *tilecast.Record) error {
 	b := r.b
-	var n tilecast.Notification
+	var e entry
+	n := &e.n
 	var key []byte
 	if k := b.outboxID.Get(seqKey(rec.ID)); k != nil {
 		if v := b.outbox.Get(k); v != nil {
 			key = bytes.Clone(k)
 			var err error
-			if n, err = decodeNotification(v); err != nil {
+			if e, err = decodeEntry(v); err != nil {
 				// An unreadable entry can never be sent: drop it.
 				if err := b.dropEntry(key); err != nil {
 					return err
@@ -417,34 +512,40 @@ func (r *recorder) record(rec *tilecast.Record) error {
 		}
 		switch rec.Op {
 		case tilecast.OpDone:
-			if err := b.removeEntry(key, &n); err != nil {
+			if err := b.removeEntry(key, &e); err != nil {
 				return err
 			}
 			if rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered && n.Kind == tilecast.KindTile {
-				sum := sha256.Sum256(n.Request.Body)
-				if err := b.tileLast.Put(joinStr(n.ChannelID, n.Feed), sum[:]); err != nil {
-					return err
+				// The payload is still there: releases apply in finish.
+				// Without it the tile is simply not known as shown.
+				if sum, err := r.pl.bodySum(&e); err == nil {
+					if err := b.tileLast.Put(joinStr(n.ChannelID, n.Feed), sum[:]); err != nil {
+						return err
+					}
 				}
 			}
 		case tilecast.OpRetry:
 			n.Attempts++
 			n.NextAttempt = at
-			if err := b.moveEntry(&r.a, key, &n); err != nil {
+			if err := b.moveEntry(&r.a, key, &e); err != nil {
 				return err
 			}
 		case tilecast.OpPostpone:
 			n.NextAttempt = at
-			if err := b.moveEntry(&r.a, key, &n); err != nil {
+			if err := b.moveEntry(&r.a, key, &e); err != nil {
 				return err
 			}
 		case tilecast.OpDead:
-			if err := b.removeEntry(key, &n); err != nil {
+			if err := b.removeEntry(key, &e); err != nil {
 				return err
 			}
 			if rec.Sent {
 				n.Attempts++
 			}
-			v, err := json.Marshal(DeadLetter{Notification: n, Outcome: rec.Outcome})
+			// A dead letter keeps the whole request; one whose payload
+			// is unreadable keeps the rest.
+			n.Request, _ = r.pl.request(&e)
+			v, err := json.Marshal(DeadLetter{Notification: *n, Outcome: rec.Outcome})
 			if err != nil {
 				return fmt.Errorf("encode dead letter: %w", err)
 			}
@@ -454,7 +555,7 @@ func (r *recorder) record(rec *tilecast.Record) error {
 		case tilecast.OpRemoveChannel:
 			// The channel goes below; this entry goes now even if the
 			// channel record is already missing.
-			if err := b.removeEntry(key, &n); err != nil {
+			if err := b.removeEntry(key, &e); err != nil {
 				return err
 			}
 		default:
@@ -474,6 +575,9 @@ func (r *recorder) record(rec *tilecast.Record) error {
 		return err
 	}
 	if rec.Op == tilecast.OpRemoveChannel {
+		if err := b.dropChannelEntries(chID); err != nil {
+			return err
+		}
 		if _, err := b.removeChannel(chID); err != nil {
 			return err
 		}
@@ -538,8 +642,15 @@ func (r *recorder) ledger(chID string, o tilecast.Outcome) error {
 	return nil
 }
 
-// finish writes the channels the batch changed and prunes the ledgers it grew.
+// finish writes the channels the batch changed, releases the payloads of
+// the entries it deleted and prunes the ledgers it grew.
 func (r *recorder) finish() error {
+	if err := r.b.applyRefs(); err != nil {
+		return err
+	}
+	if err := r.b.clearIdlePayloads(); err != nil {
+		return err
+	}
 	for _, cs := range r.chans {
 		if cs.dirty && cs.exists {
 			if err := r.b.putChannel(&cs.ch); err != nil {
@@ -582,6 +693,10 @@ func (b *buckets) pruneLedger(chID string, cutoff uint64) error {
 // PruneLedger drops ledger entries older than LedgerRetention across all
 // channels, including removed ones (whose ledgers no write touches any
 // more). The daemon runs it about daily. It returns how many it dropped.
+//
+// The same transaction recounts the references of the shared payloads
+// (sweepPayloads), so a count left too high by a removal that did not read
+// its entries costs space for a day at most.
 func (db *DB) PruneLedger() (int, error) {
 	cutoff := timeNanos(db.now().Add(-LedgerRetention))
 	var n int
@@ -595,7 +710,11 @@ func (db *DB) PruneLedger() (int, error) {
 			}
 		}
 		n = len(keys)
-		return deleteKeys(b.ledger, keys)
+		if err := deleteKeys(b.ledger, keys); err != nil {
+			return err
+		}
+		_, err := b.sweepPayloads()
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune ledger: %w", err)

@@ -421,6 +421,8 @@ func TestDueDropsOrphans(t *testing.T) {
 	if s, _ := db.Stats(); s.OutboxDepth != 1 {
 		t.Errorf("outbox depth %d, want 1: orphans and garbage dropped", s.OutboxDepth)
 	}
+	// The dropped entries released their payloads.
+	checkPayloads(t, db, "orphans dropped")
 }
 
 func TestDeadLettersNewestFirst(t *testing.T) {
