@@ -33,6 +33,26 @@ func ProcStatus(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
+// RSSAnon returns the anonymous part of pid's resident memory (RssAnon:
+// heap, stacks, runtime; without the file pages bbolt's read-only mmap of
+// the state file keeps resident), in bytes.
+func RSSAnon(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("proc status: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10, err
+			}
+		}
+	}
+	return 0, fmt.Errorf("proc status: no RssAnon")
+}
+
 // ResetPeakRSS makes VmHWM start again from the current RSS (Linux ≥ 4.0).
 func ResetPeakRSS(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0o200)

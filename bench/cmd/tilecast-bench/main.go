@@ -134,13 +134,21 @@ func startSinkProcess(kind string, n int, dir string) ([]string, func(), error) 
 	return strings.Split(string(b), "\n"), stopFn, nil
 }
 
-// peak samples the Go heap while fn runs and returns fn's error, the peak
-// RSS (VmHWM, reset before fn) and the peak heap in use.
-func peak(fn func() error) (error, int64, uint64) {
+// peakMem is what peak measured.
+type peakMem struct {
+	rss  int64  // VmHWM, reset before fn: includes mmapped state-file pages
+	anon int64  // highest RssAnon sampled (heap, stacks, runtime)
+	heap uint64 // highest HeapInuse sampled
+}
+
+// peak samples memory every 5 ms while fn runs and returns fn's error and
+// the peaks.
+func peak(fn func() error) (error, peakMem) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	_ = bench.ResetPeakRSS(os.Getpid())
 	var maxHeap atomic.Uint64
+	var maxAnon atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(5 * time.Millisecond)
@@ -155,13 +163,16 @@ func peak(fn func() error) (error, int64, uint64) {
 				if ms.HeapInuse > maxHeap.Load() {
 					maxHeap.Store(ms.HeapInuse)
 				}
+				if a, err := bench.RSSAnon(os.Getpid()); err == nil && a > maxAnon.Load() {
+					maxAnon.Store(a)
+				}
 			}
 		}
 	}()
 	err := fn()
 	close(done)
 	_, hwm, _ := bench.ProcStatus(os.Getpid())
-	return err, hwm, maxHeap.Load()
+	return err, peakMem{rss: hwm, anon: maxAnon.Load(), heap: maxHeap.Load()}
 }
 
 func cmdFanOut(ctx context.Context, args []string) error {
@@ -197,7 +208,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("| N | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | per-notification cost | commit phase | deliver phase | peak RSS | peak heap |\n")
+	fmt.Printf("| N | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | per-notification cost | commit phase | deliver phase | peak RSS | peak anon RSS | peak heap |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, n := range counts {
 		r := rr[min(i, len(rr)-1)]
@@ -213,8 +224,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "N=%d: template built in %s\n", n, time.Since(t0).Round(time.Millisecond))
 		var tc, raw, ratio, commit, deliver []float64
-		var hwm int64
-		var heap uint64
+		var pk peakMem
 		for run := range r {
 			path := filepath.Join(*dir, "state.db")
 			_ = os.Remove(path)
@@ -231,7 +241,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 					stopProf = func() { pprof.StopCPUProfile(); f.Close() }
 				}
 			}
-			ferr, h, hp := peak(func() error {
+			ferr, p := peak(func() error {
 				var err error
 				res, err = bench.RunFanOut(ctx, path, *conc)
 				return err
@@ -243,7 +253,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 				stopSink()
 				return ferr
 			}
-			hwm, heap = max(hwm, h), max(heap, hp)
+			pk = peakMem{max(pk.rss, p.rss), max(pk.anon, p.anon), max(pk.heap, p.heap)}
 			for name, st := range res.Store {
 				fmt.Fprintf(os.Stderr, "  store %s: %d calls, %d items, %s\n", name, st.Calls, st.Items, st.Time.Round(time.Millisecond))
 			}
@@ -257,14 +267,14 @@ func cmdFanOut(ctx context.Context, args []string) error {
 			ratio = append(ratio, res.PerSecond()/rres.PerSecond())
 			commit = append(commit, res.Commit.Seconds())
 			deliver = append(deliver, res.Deliver.Seconds())
-			fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s; ratio %.2f; peak RSS %.0f MiB heap %.0f MiB\n",
+			fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s; ratio %.2f; peak RSS %.0f MiB anon %.0f MiB heap %.0f MiB\n",
 				n, run+1, res.Notifications, res.Elapsed.Round(time.Millisecond), res.Commit.Round(time.Millisecond),
-				res.Deliver.Round(time.Millisecond), res.PerSecond(), rres.PerSecond(), res.PerSecond()/rres.PerSecond(), mib(h), mib(int64(hp)))
+				res.Deliver.Round(time.Millisecond), res.PerSecond(), rres.PerSecond(), res.PerSecond()/rres.PerSecond(), mib(p.rss), mib(p.anon), mib(int64(p.heap)))
 		}
 		stopSink()
 		mt := median(tc)
-		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %.1f µs | %.2f s | %.2f s | %.0f MiB | %.0f MiB |\n",
-			n, r, mt, median(raw), median(ratio), 1e6/mt, median(commit), median(deliver), mib(hwm), mib(int64(heap)))
+		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %.1f µs | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %.0f MiB |\n",
+			n, r, mt, median(raw), median(ratio), 1e6/mt, median(commit), median(deliver), mib(pk.rss), mib(pk.anon), mib(int64(pk.heap)))
 	}
 	return nil
 }
