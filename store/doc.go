@@ -43,7 +43,9 @@
 //	                tile body (an identical tile is not sent again)
 //	dead            8-byte BE sequence → JSON DeadLetter
 //	ledger          channel ID + 0x00 + outcome time + 8-byte BE sequence →
-//	                JSON tilecast.Outcome; last 7 days, ≤ 100 per channel,
+//	                binary tilecast.Outcome (ledgercodec.go, version byte
+//	                first); values written before it are JSON (first byte
+//	                '{') and still read. Last 7 days, ≤ 100 per channel,
 //	                pruned when Record writes; PruneLedger sweeps the rest
 //
 // # Caveats

@@ -626,10 +626,7 @@ func (r *recorder) ledger(chID string, o tilecast.Outcome) error {
 	if err != nil {
 		return err
 	}
-	v, err := json.Marshal(&o)
-	if err != nil {
-		return fmt.Errorf("encode outcome: %w", err)
-	}
+	v := encodeOutcomeInto(&r.a, &o)
 	k := prefix(chID)
 	k = binary.BigEndian.AppendUint64(k, timeNanos(o.Time))
 	k = binary.BigEndian.AppendUint64(k, seq)
@@ -742,8 +739,8 @@ func (db *DB) Outcomes(channelID, feed string, since time.Time) ([]tilecast.Outc
 			if i < 0 || len(k) != i+17 || binary.BigEndian.Uint64(k[i+1:]) < from {
 				continue
 			}
-			var o tilecast.Outcome
-			if err := json.Unmarshal(v, &o); err != nil {
+			o, err := decodeOutcome(v)
+			if err != nil {
 				return fmt.Errorf("ledger entry: %w", err)
 			}
 			if feed == "" || o.Feed == feed {
