@@ -27,6 +27,17 @@ const (
 	ClassNew                // a new item every tick (5 %)
 )
 
+// NewFeeds is how many of f feeds gain an item every tick (ClassNew).
+func NewFeeds(f int) int {
+	n := 0
+	for i := range f {
+		if classOf(i) == ClassNew {
+			n++
+		}
+	}
+	return n
+}
+
 // classOf spreads the classes evenly: per 20 feeds, 16 × 304, 3 × 200, 1 × new.
 func classOf(i int) int {
 	switch r := i % 20; {
