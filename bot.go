@@ -100,6 +100,9 @@ type Bot struct {
 	mu       sync.Mutex
 	feeds    map[string]*Feed
 	running  map[FeedKey]time.Time // fetches in progress and when they started
+	// unwritten holds the last fetch of keys whose answer was not worth a
+	// write (304, unchanged 200), so status pages can still show it.
+	unwritten map[FeedKey]fetchMark
 	wake     chan struct{}
 	lastPass time.Time // the deliverer's last pass (progress, for health and the watchdog)
 }
@@ -284,6 +287,7 @@ func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error 
 		b.observeFetch(f.Name, "not_modified", 0)
 		lg.Info("fetch", "feed", f.Name, "user", user, "status", res.Status, "new", 0, "duration", took)
 		if st.Failures == 0 && !res.NotBefore.After(st.NextFetch) {
+			b.fetchedUnwritten(k, start, "not_modified")
 			return nil // a 304 costs no write transaction
 		}
 		b.fetchRecovered(f, k, &st)
@@ -371,6 +375,7 @@ func (b *Bot) commit(ctx context.Context, f *Feed, k FeedKey, st FeedState, exis
 	}
 	newestFirst(fresh)
 	if len(fresh) == 0 && unchanged(&st, exists, res, now) {
+		b.fetchedUnwritten(k, now, "ok")
 		return 0, nil // like a 304: no write transaction
 	}
 
@@ -549,6 +554,38 @@ func (r *fanRenderer) notifications(ctx context.Context, subs []Channel, now tim
 		}
 	}
 	return ns, nil
+}
+
+// fetchMark is a successful fetch that wrote nothing.
+type fetchMark struct {
+	at     time.Time
+	result string // "ok" or "not_modified", as FeedState.LastResult
+}
+
+func (b *Bot) fetchedUnwritten(k FeedKey, at time.Time, result string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.unwritten == nil {
+		b.unwritten = make(map[FeedKey]fetchMark)
+	}
+	b.unwritten[k] = fetchMark{at, result}
+}
+
+// OverlayFetches brings stored feed states up to date with the fetches that
+// wrote nothing since (a 304 or an unchanged 200 saves no state): their
+// time becomes LastFetch and LastSuccess. Status pages call it on what they
+// read from the store; nothing is written.
+func (b *Bot) OverlayFetches(states map[FeedKey]FeedState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, m := range b.unwritten {
+		st, ok := states[k]
+		if !ok || !m.at.After(st.LastFetch) {
+			continue
+		}
+		st.LastFetch, st.LastSuccess, st.LastResult = m.at, m.at, m.result
+		states[k] = st
+	}
 }
 
 // SeenRefreshInterval bounds how long an unchanged feed goes without its

@@ -85,6 +85,19 @@ func TestUnchanged200WritesNothing(t *testing.T) {
 	step("first run (baseline)", nil, 0, 1, 0)
 	step("unchanged", nil, time.Minute, 0, 0)
 	step("unchanged again", nil, time.Hour, 0, 0)
+	// Nothing written, yet status pages show the fetch just made.
+	states, err := h.db.FeedStates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := tilecast.FeedKey{Feed: "news"}
+	if states[k].LastFetch.Equal(h.clock.Now()) {
+		t.Fatal("the unchanged fetch was written after all")
+	}
+	h.bot.OverlayFetches(states)
+	if st := states[k]; !st.LastFetch.Equal(h.clock.Now()) || st.LastResult != "ok" || !st.LastSuccess.Equal(h.clock.Now()) {
+		t.Errorf("overlaid state: last fetch %v (%s), success %v; want %v ok", st.LastFetch, st.LastResult, st.LastSuccess, h.clock.Now())
+	}
 	step("unchanged, seen set due for refresh", nil, tilecast.SeenRefreshInterval, 1, 0)
 	step("unchanged after the refresh", nil, time.Minute, 0, 0)
 	step("new validators", func() { ff.res.Validators.ETag = `"v2"` }, time.Minute, 1, 0)

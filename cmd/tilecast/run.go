@@ -84,7 +84,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	if cfg.HTTP.Listen != "" {
 		var err error
 		api, err = web.New(web.Options{
-			Store:        db,
+			Store:        liveStates{db, bot},
 			Stats:        func() (web.Stats, error) { s, err := db.Stats(); return web.Stats(s), err },
 			Feeds:        func() []tilecast.Feed { return current().Feeds },
 			AllowedHosts: func() []string { return current().Push.AllowedHosts },
@@ -265,4 +265,20 @@ func catchUp(ctx context.Context, wg *sync.WaitGroup, feeds []tilecast.Feed, bot
 			}
 		}()
 	}
+}
+
+// liveStates is the state file as the API and dashboard read it, with the
+// fetches that wrote nothing (304s, unchanged 200s) laid over the stored
+// feed states, so "last fetch" is the last fetch, not the last write.
+type liveStates struct {
+	*store.DB
+	bot *tilecast.Bot
+}
+
+func (l liveStates) FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error) {
+	states, err := l.DB.FeedStates()
+	if err == nil {
+		l.bot.OverlayFetches(states)
+	}
+	return states, err
 }
