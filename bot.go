@@ -97,14 +97,14 @@ type Bot struct {
 	// Jitter returns a factor in [0.8, 1.2) applied to retry delays; nil uses math/rand.
 	Jitter func() float64
 
-	mu       sync.Mutex
-	feeds    map[string]*Feed
-	running  map[FeedKey]time.Time // fetches in progress and when they started
+	mu      sync.Mutex
+	feeds   map[string]*Feed
+	running map[FeedKey]time.Time // fetches in progress and when they started
 	// unwritten holds the last fetch of keys whose answer was not worth a
 	// write (304, unchanged 200), so status pages can still show it.
 	unwritten map[FeedKey]fetchMark
-	wake     chan struct{}
-	lastPass time.Time // the deliverer's last pass (progress, for health and the watchdog)
+	wake      chan struct{}
+	lastPass  time.Time // the deliverer's last pass (progress, for health and the watchdog)
 }
 
 func (b *Bot) now() time.Time {
