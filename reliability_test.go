@@ -584,9 +584,12 @@ func drainPeak(t *testing.T, n int) int64 {
 		}
 		chs[i] = ch
 	}
-	body := []byte(strings.Repeat("x", 1000))
+	// Distinct 1 KB bodies: the store keeps each distinct payload once, so
+	// shared bodies would hide an outbox held in memory.
+	filler := strings.Repeat("x", 1000)
 	ns := make([]tilecast.Notification, 0, 1000)
 	for i := range n {
+		body := []byte(fmt.Sprintf("%08d%s", i, filler[8:]))
 		ns = append(ns, tilecast.Notification{ChannelID: chs[i%len(chs)].ID, Feed: "news", ItemID: fmt.Sprint(i),
 			Kind: tilecast.KindToast, Request: tilecast.Request{Body: body}})
 		if len(ns) == cap(ns) || i == n-1 {
