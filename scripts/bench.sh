@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs tilecast's performance benchmarks (see BENCHMARKS.md). Heavy: minutes.
-# Usage: scripts/bench.sh [outdir]   (RUNS_100K=5 for five runs at 100k channels)
+# Usage: scripts/bench.sh [outdir]   (RUNS_100K=1 for a single run at 100k channels)
 set -eu
 cd "$(dirname "$0")/.."
 out=${1:-bench-out}
@@ -12,10 +12,10 @@ go build -o "$out/tilecast" ./cmd/tilecast
   grep -m1 'model name' /proc/cpuinfo
   go version
 } > "$out/machine.txt"
-"$out/tilecast-bench" fanout -n 1000,10000,100000 -runs "5,5,${RUNS_100K:-1}" > "$out/fanout.md" 2> "$out/fanout.log"
+"$out/tilecast-bench" fanout -n 1000,10000,100000 -runs "5,5,${RUNS_100K:-5}" > "$out/fanout.md" 2> "$out/fanout.log"
 "$out/tilecast-bench" tick -f 1000,5000 -runs 5 > "$out/tick.md" 2> "$out/tick.log"
 "$out/tilecast-bench" retention -feeds 500 -days 90 > "$out/retention.md" 2> "$out/retention.log"
-"$out/tilecast-bench" idle -tilecast "$out/tilecast" -f 1000 -window "${IDLE_WINDOW:-2m}" > "$out/idle.md" 2> "$out/idle.log"
+"$out/tilecast-bench" idle -tilecast "$out/tilecast" -f 1000 -window "${IDLE_WINDOW:-5m}" > "$out/idle.md" 2> "$out/idle.log"
 go test -run '^$' -bench 'Build|Diff|FeedState304|CommitUnchanged|Subscribers10k' -benchmem ./bench/ > "$out/micro.txt"
 go test -run '^$' -bench . -benchmem ./store/ ./notify/ > "$out/micro-store-notify.txt"
 cat "$out/machine.txt" "$out/fanout.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt"
