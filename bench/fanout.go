@@ -131,6 +131,10 @@ func RunFanOut(ctx context.Context, path string, concurrency int) (FanOutResult,
 			Items: []tilecast.Item{benchItem("new", t1), benchItem("old", fanOutT0)}}},
 		Renderer: newRenderer(), Pusher: pusher, Store: cs, PushConcurrency: concurrency,
 	}
+	// The daemon's send log (one write(2) per push) is part of the cost.
+	if bot.SendLog, err = db.SendLog(); err != nil {
+		return FanOutResult{}, err
+	}
 	var outcomes atomic.Int64
 	bot.Observer = outcomeCounter{&outcomes}
 	// The deliverer drains while the run still enqueues its pages, as the
