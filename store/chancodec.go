@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/bits"
 	"time"
 
@@ -136,10 +135,10 @@ func decodeChannel(v []byte) (tilecast.Channel, error) {
 func decodeChannelV1(v []byte) (tilecast.Channel, error) {
 	var ch tilecast.Channel
 	r := &recordReader{s: string(v), off: 1}
-	ch.ID = chanStr(r)
-	ch.URI = chanStr(r)
-	ch.User = chanStr(r)
-	nf := chanUvarint(r)
+	ch.ID = r.str()
+	ch.URI = r.str()
+	ch.User = r.str()
+	nf := r.uvarint()
 	// Each feed takes at least one byte: checking the count first keeps a
 	// hostile count from allocating.
 	if r.err == nil && nf > uint64(len(r.s)-r.off) {
@@ -148,17 +147,17 @@ func decodeChannelV1(v []byte) (tilecast.Channel, error) {
 	if r.err == nil && nf > 0 {
 		ch.Feeds = make([]string, nf)
 		for i := range ch.Feeds {
-			ch.Feeds[i] = chanStr(r)
+			ch.Feeds[i] = r.str()
 		}
 	}
-	ch.Device = chanStr(r)
-	ch.Created = chanTime(r)
-	ch.LastOutcome = chanStr(r)
-	ch.LastOutcomeAt = chanTime(r)
-	ch.FailureStreak = chanInt(r)
-	ch.NextAllowedAt = chanTime(r)
-	ch.SendsDay = chanStr(r)
-	ch.SendsToday = chanInt(r)
+	ch.Device = r.str()
+	ch.Created = r.time()
+	ch.LastOutcome = r.str()
+	ch.LastOutcomeAt = r.time()
+	ch.FailureStreak = r.int()
+	ch.NextAllowedAt = r.time()
+	ch.SendsDay = r.str()
+	ch.SendsToday = r.int()
 	if r.err == nil && r.off != len(r.s) {
 		r.fail("trailing bytes")
 	}
@@ -166,75 +165,4 @@ func decodeChannelV1(v []byte) (tilecast.Channel, error) {
 		return tilecast.Channel{}, fmt.Errorf("decode channel: %w", r.err)
 	}
 	return ch, nil
-}
-
-// chanUvarint is recordReader.uvarint that also rejects overlong forms
-// (a last byte of 0 after the first), so each value has one encoding.
-func chanUvarint(r *recordReader) uint64 {
-	start := r.off
-	x := r.uvarint()
-	if r.err == nil && r.off-start > 1 && r.s[r.off-1] == 0 {
-		r.fail("overlong varint")
-	}
-	return x
-}
-
-func chanVarint(r *recordReader) int64 {
-	ux := chanUvarint(r)
-	x := int64(ux >> 1)
-	if ux&1 != 0 {
-		x = ^x
-	}
-	return x
-}
-
-func chanInt(r *recordReader) int {
-	x := chanVarint(r)
-	if x < math.MinInt || x > math.MaxInt {
-		r.fail("int out of range")
-		return 0
-	}
-	return int(x)
-}
-
-func chanStr(r *recordReader) string {
-	n := chanUvarint(r)
-	if r.err != nil {
-		return ""
-	}
-	if n > uint64(len(r.s)-r.off) {
-		r.fail("length past end")
-		return ""
-	}
-	s := r.s[r.off : r.off+int(n)]
-	r.off += int(n)
-	return s
-}
-
-func chanTime(r *recordReader) time.Time {
-	switch r.byte() {
-	case 0:
-		return time.Time{}
-	case 1:
-		sec := chanVarint(r)
-		nsec := chanUvarint(r)
-		if r.err != nil {
-			return time.Time{}
-		}
-		if nsec >= uint64(time.Second) {
-			r.fail("nanoseconds out of range")
-			return time.Time{}
-		}
-		t := time.Unix(sec, int64(nsec)).UTC()
-		if t.IsZero() {
-			r.fail("zero time with tag 1")
-			return time.Time{}
-		}
-		return t
-	default:
-		if r.err == nil {
-			r.fail("bad time tag")
-		}
-		return time.Time{}
-	}
 }
