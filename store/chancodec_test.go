@@ -429,20 +429,27 @@ func codecBenchChannel() tilecast.Channel {
 }
 
 func BenchmarkDecodeChannel(b *testing.B) {
-	ch := codecBenchChannel()
-	js, err := json.Marshal(&ch)
+	benchDecode(b, codecBenchChannel(), encodeChannel, decodeChannel)
+}
+
+func BenchmarkEncodeChannel(b *testing.B) { benchEncode(b, codecBenchChannel(), encodeChannel) }
+
+// benchDecode compares decoding v's JSON form (the old records) with its
+// binary form, through dec, which reads both.
+func benchDecode[T any](b *testing.B, v T, enc func(*T) []byte, dec func([]byte) (T, error)) {
+	js, err := json.Marshal(&v)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct {
 		name string
 		rec  []byte
-	}{{"json", js}, {"binary", encodeChannel(&ch)}} {
+	}{{"json", js}, {"binary", enc(&v)}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bc.rec)))
 			for b.Loop() {
-				if _, err := decodeChannel(bc.rec); err != nil {
+				if _, err := dec(bc.rec); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -450,12 +457,12 @@ func BenchmarkDecodeChannel(b *testing.B) {
 	}
 }
 
-func BenchmarkEncodeChannel(b *testing.B) {
-	ch := codecBenchChannel()
+// benchEncode compares encoding v as JSON and with enc.
+func benchEncode[T any](b *testing.B, v T, enc func(*T) []byte) {
 	b.Run("json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := json.Marshal(&ch); err != nil {
+			if _, err := json.Marshal(&v); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -463,7 +470,7 @@ func BenchmarkEncodeChannel(b *testing.B) {
 	b.Run("binary", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			encodeChannel(&ch)
+			enc(&v)
 		}
 	})
 }

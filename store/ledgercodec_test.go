@@ -409,41 +409,7 @@ func codecBenchOutcome() tilecast.Outcome {
 }
 
 func BenchmarkDecodeOutcome(b *testing.B) {
-	o := codecBenchOutcome()
-	js, err := json.Marshal(&o)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, bc := range []struct {
-		name string
-		rec  []byte
-	}{{"json", js}, {"binary", encodeOutcome(&o)}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(bc.rec)))
-			for b.Loop() {
-				if _, err := decodeOutcome(bc.rec); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchDecode(b, codecBenchOutcome(), encodeOutcome, decodeOutcome)
 }
 
-func BenchmarkEncodeOutcome(b *testing.B) {
-	o := codecBenchOutcome()
-	b.Run("json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := json.Marshal(&o); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("binary", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			encodeOutcome(&o)
-		}
-	})
-}
+func BenchmarkEncodeOutcome(b *testing.B) { benchEncode(b, codecBenchOutcome(), encodeOutcome) }
