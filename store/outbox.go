@@ -789,9 +789,9 @@ type Stats struct {
 func (db *DB) Stats() (Stats, error) {
 	var s Stats
 	err := db.view(func(b *buckets) error {
-		s.Channels = b.channels.Stats().KeyN
-		s.OutboxDepth = b.outbox.Stats().KeyN
-		s.DeadLetters = b.dead.Stats().KeyN
+		s.Channels = db.countKeys(b.tx, b.channels)
+		s.OutboxDepth = db.countKeys(b.tx, b.outbox)
+		s.DeadLetters = db.countKeys(b.tx, b.dead)
 		return nil
 	})
 	if err != nil {

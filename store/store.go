@@ -50,6 +50,9 @@ type Options struct {
 	// trace. A panic is no crash here: bbolt's Batch recovers it and runs
 	// the call again alone.
 	Failpoint func(point string)
+	// UnmapInterval is how often, at most, a write is followed by
+	// ReleaseMapped; zero means DefaultUnmapInterval, negative never.
+	UnmapInterval time.Duration
 }
 
 // DB is the tilecast state file. It implements tilecast.Store; every method
@@ -66,6 +69,8 @@ type DB struct {
 
 	sendLogMu sync.Mutex
 	sendLog   *SendLog // opened by SendLog, closed by Close
+
+	unmap mapRelease // see ReleaseMapped
 }
 
 // Open opens (creating if needed) the state file at path and brings its
@@ -99,6 +104,10 @@ func Open(path string, opts Options) (*DB, error) {
 	// the commits of a tick without making a lone commit wait long.
 	bdb.MaxBatchDelay = 2 * time.Millisecond
 	db := &DB{bolt: bdb, path: path, now: now, failpoint: opts.Failpoint}
+	db.unmap.every, db.unmap.start = opts.UnmapInterval, time.Now()
+	if db.unmap.every == 0 {
+		db.unmap.every = DefaultUnmapInterval
+	}
 	if err := db.migrate(opts.ReadOnly); err != nil {
 		_ = bdb.Close()
 		if errors.Is(err, ErrCorrupt) {
@@ -286,6 +295,7 @@ func (db *DB) view(fn func(b *buckets) error) error {
 // run more than once (bbolt retries the others alone when one fails), so it
 // must not have effects outside the transaction.
 func (db *DB) batch(fn func(b *buckets) error) error {
+	defer db.afterWrite()
 	return db.bolt.Batch(func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {
@@ -296,6 +306,7 @@ func (db *DB) batch(fn func(b *buckets) error) error {
 }
 
 func (db *DB) update(fn func(b *buckets) error) error {
+	defer db.afterWrite()
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {

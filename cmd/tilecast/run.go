@@ -145,7 +145,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	// systemd: ready only now that config, store, listener and scheduler are up.
 	sdNotify(log, daemon.SdNotifyReady)
 	go watchdog(ctx, log, health)
-	go releaseMemory(ctx, bot)
+	go releaseMemory(ctx, bot, db)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -289,8 +289,10 @@ func (l liveStates) FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error
 // once a minute while no fetch runs. Work comes in bursts (a tick of every
 // feed, a fan-out) and the Go runtime returns freed memory only slowly, so
 // an idle daemon would otherwise sit on its last burst's peak. Cost: one
-// collection of a small heap per idle minute.
-func releaseMemory(ctx context.Context, bot *tilecast.Bot) {
+// collection of a small heap per idle minute. The state file's pages the
+// burst mapped are unmapped too (they stay in the page cache): the store
+// does that after writes, and an idle daemon writes nothing.
+func releaseMemory(ctx context.Context, bot *tilecast.Bot, db *store.DB) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -300,6 +302,7 @@ func releaseMemory(ctx context.Context, bot *tilecast.Bot) {
 		case <-t.C:
 			if running, _ := bot.Progress(); running == 0 {
 				debug.FreeOSMemory()
+				_ = db.ReleaseMapped() // a failure only leaves pages mapped
 			}
 		}
 	}

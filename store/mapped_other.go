@@ -1,0 +1,7 @@
+//go:build !linux
+
+package store
+
+// unmapPages is a no-op where madvise is not wired up: the pages stay
+// mapped until bbolt remaps the file.
+func unmapPages(uintptr, int64) error { return nil }

@@ -1,0 +1,242 @@
+//go:build linux
+
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// rssFile returns this process's resident file-backed memory (RssFile).
+func rssFile(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("RssFile %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no RssFile in /proc/self/status")
+	return 0
+}
+
+const blobBucket = "test_blob"
+
+// blobValue is value i of the test bucket: 4 KiB that say which one it is.
+func blobValue(i int) []byte {
+	return bytes.Repeat(binary.BigEndian.AppendUint32(nil, uint32(i)), 1024)
+}
+
+// fillBlobs writes n values of 4 KiB in one transaction.
+func fillBlobs(t *testing.T, db *DB, n int) {
+	t.Helper()
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(blobBucket))
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if err := b.Put(binary.BigEndian.AppendUint32(nil, uint32(i)), blobValue(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readBlobs reads every value (mapping every page) and checks it.
+func readBlobs(db *DB, n int) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(blobBucket))
+		got := 0
+		err := b.ForEach(func(k, v []byte) error {
+			i := int(binary.BigEndian.Uint32(k))
+			if !bytes.Equal(v, blobValue(i)) {
+				return fmt.Errorf("value %d changed", i)
+			}
+			got++
+			return nil
+		})
+		if err == nil && got != n {
+			err = fmt.Errorf("read %d values, want %d", got, n)
+		}
+		return err
+	})
+}
+
+func TestReleaseMappedDropsFilePages(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"), Options{UnmapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n = 4096 // 16 MiB of values
+	fillBlobs(t, db, n)
+	if err := readBlobs(db, n); err != nil {
+		t.Fatal(err)
+	}
+	mapped := rssFile(t)
+	if err := db.ReleaseMapped(); err != nil {
+		t.Fatal(err)
+	}
+	released := rssFile(t)
+	if mapped-released < 12<<20 {
+		t.Errorf("RssFile %d → %d KiB: want at least 12 MiB of the 16 MiB file unmapped", mapped>>10, released>>10)
+	}
+	// The data is still there, read back through the page cache.
+	if err := readBlobs(db, n); err != nil {
+		t.Fatal(err)
+	}
+	if again := rssFile(t); again-released < 12<<20 {
+		t.Errorf("reading again mapped %d KiB, want the file back", (again-released)>>10)
+	}
+}
+
+// Writes unmap the file by themselves (UnmapInterval), while readers and
+// writers run; nothing read may change (run with -race).
+func TestUnmapAfterWritesUnderLoad(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"), Options{UnmapInterval: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n = 1024
+	fillBlobs(t, db, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if err := readBlobs(db, n); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	// Writes that grow the file make bbolt remap it, which must wait for
+	// the unmapping (and the readers) to finish.
+	for i := range 40 {
+		err := db.update(func(b *buckets) error {
+			g, err := b.tx.CreateBucketIfNotExists([]byte("test_grow"))
+			if err != nil {
+				return err
+			}
+			return g.Put([]byte(strconv.Itoa(i)), bytes.Repeat([]byte{byte(i)}, 64<<10))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if got := db.unmap.done.Load(); got < 40 {
+		t.Errorf("%d releases after 41 writes, want one after each", got)
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := readBlobs(db, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// procStatus returns a /proc/self/status field in bytes.
+func procStatus(t *testing.T, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s %q: %v", field, v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
+
+// Counting a bucket for Stats walks its leaf pages; it must not leave
+// them all mapped at once (a metrics scrape during a big fan-out).
+func TestCountKeysBoundsMappedPages(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"), Options{UnmapInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n = 200_000 // ~20 MiB of leaf pages
+	val := bytes.Repeat([]byte{'v'}, 80)
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte(blobBucket))
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if err := b.Put(binary.BigEndian.AppendUint32(nil, uint32(i)), val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ReleaseMapped(); err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var file int64
+	before := procStatus(t, "RssFile")
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0o200); err != nil {
+		t.Fatalf("reset VmHWM: %v", err)
+	}
+	rss0 := procStatus(t, "VmRSS")
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		got = db.countKeys(tx, tx.Bucket([]byte(blobBucket)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := procStatus(t, "VmHWM") - rss0
+	file = procStatus(t, "RssFile") - before
+	if got != n {
+		t.Fatalf("counted %d keys, want %d", got, n)
+	}
+	if peak > 12<<20 {
+		t.Errorf("counting raised the peak RSS by %d KiB, want < 12 MiB of a ~20 MiB bucket", peak>>10)
+	}
+	if file > 2<<20 {
+		t.Errorf("%d KiB of the file still mapped after counting", file>>10)
+	}
+}
