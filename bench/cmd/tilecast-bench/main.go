@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tilecast/tilecast/bench"
@@ -105,33 +106,50 @@ func cmdSink(ctx context.Context, args []string) error {
 
 // startSinkProcess runs the sink in a child process, so its memory and the
 // emulator's per-channel state stay out of the fan-out's RSS.
-func startSinkProcess(kind string, n int, dir string) ([]string, func(), error) {
+func startSinkProcess(kind string, n int, dir string) ([]string, int, func(), error) {
 	out := filepath.Join(dir, fmt.Sprintf("uris-%d.txt", n))
 	cmd := exec.Command(os.Args[0], "sink", "-kind", kind, "-n", strconv.Itoa(n), "-out", out)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	stopFn := func() { _ = stdin.Close(); _ = cmd.Wait() }
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		stopFn()
-		return nil, nil, fmt.Errorf("sink did not start: %q %v", line, err)
+		return nil, 0, nil, fmt.Errorf("sink did not start: %q %v", line, err)
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
 		stopFn()
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	return strings.Split(string(b), "\n"), stopFn, nil
+	return strings.Split(string(b), "\n"), cmd.Process.Pid, stopFn, nil
+}
+
+// cpuTimes are CPU times (user+system) of this process and the sink.
+type cpuTimes struct{ self, sink time.Duration }
+
+// cpuNow reads them: this process with getrusage (µs), the sink from
+// /proc (10 ms ticks, fine for runs of seconds).
+func cpuNow(sinkPid int) cpuTimes {
+	var c cpuTimes
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if t, err := bench.CPUTicks(sinkPid); err == nil {
+		c.sink = time.Duration(t) * 10 * time.Millisecond
+	}
+	return c
 }
 
 // peakMem is what peak measured.
@@ -216,7 +234,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, n := range counts {
 		r := rr[min(i, len(rr)-1)]
-		uris, stopSink, err := startSinkProcess(*kind, n, bdir)
+		uris, sinkPid, stopSink, err := startSinkProcess(*kind, n, bdir)
 		if err != nil {
 			return err
 		}
@@ -228,6 +246,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "N=%d: template built in %s\n", n, time.Since(t0).Round(time.Millisecond))
 		var tc, raw, ratio, commit, deliver []float64
+		var cpuTC, cpuSinkTC, cpuRaw, cpuSinkRaw []float64 // µs per notification
 		var pk peakMem
 		for run := range r {
 			path := filepath.Join(*dir, "state.db")
@@ -245,11 +264,13 @@ func cmdFanOut(ctx context.Context, args []string) error {
 					stopProf = func() { pprof.StopCPUProfile(); f.Close() }
 				}
 			}
+			c0 := cpuNow(sinkPid)
 			ferr, p := peak(func() error {
 				var err error
 				res, err = bench.RunFanOut(ctx, path, *conc)
 				return err
 			})
+			c1 := cpuNow(sinkPid)
 			if stopProf != nil {
 				stopProf()
 			}
@@ -266,6 +287,12 @@ func cmdFanOut(ctx context.Context, args []string) error {
 				stopSink()
 				return err
 			}
+			c2 := cpuNow(sinkPid)
+			perN := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(max(n, 1)) }
+			cpuTC = append(cpuTC, perN(c1.self-c0.self, res.Notifications))
+			cpuSinkTC = append(cpuSinkTC, perN(c1.sink-c0.sink, res.Notifications))
+			cpuRaw = append(cpuRaw, perN(c2.self-c1.self, rres.Notifications))
+			cpuSinkRaw = append(cpuSinkRaw, perN(c2.sink-c1.sink, rres.Notifications))
 			tc = append(tc, res.PerSecond())
 			raw = append(raw, rres.PerSecond())
 			ratio = append(ratio, res.PerSecond()/rres.PerSecond())
@@ -276,6 +303,8 @@ func cmdFanOut(ctx context.Context, args []string) error {
 				res.Deliver.Round(time.Millisecond), res.PerSecond(), rres.PerSecond(), res.PerSecond()/rres.PerSecond(), mib(p.rss), mib(p.anon), mib(int64(p.heap)))
 		}
 		stopSink()
+		fmt.Fprintf(os.Stderr, "N=%d CPU per notification (medians): tilecast %.0f µs + sink %.0f µs; raw %.0f µs + sink %.0f µs\n",
+			n, median(cpuTC), median(cpuSinkTC), median(cpuRaw), median(cpuSinkRaw))
 		mt := median(tc)
 		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %.1f µs | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %.0f MiB |\n",
 			n, r, mt, median(raw), median(ratio), 1e6/mt, median(commit), median(deliver), mib(pk.rss), mib(pk.anon), mib(int64(pk.heap)))
