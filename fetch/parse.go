@@ -231,7 +231,9 @@ func imageExt(raw string) bool {
 
 // firstImg returns the src of the first <img> in an HTML fragment.
 func firstImg(s string) string {
-	if !strings.Contains(s, "<") {
+	// Most content has markup but no image: tokenizing it all would cost
+	// as much as stripping it for the summary.
+	if !hasImgTag(s) {
 		return ""
 	}
 	z := html.NewTokenizer(strings.NewReader(s))
@@ -252,6 +254,21 @@ func firstImg(s string) string {
 				}
 			}
 		}
+	}
+}
+
+// hasImgTag reports whether s contains "<img", in any case: an img start
+// tag cannot be written without it (the tokenizer reads "< img" as text).
+func hasImgTag(s string) bool {
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 || len(s)-i < 4 {
+			return false
+		}
+		if strings.EqualFold(s[i+1:i+4], "img") {
+			return true
+		}
+		s = s[i+1:]
 	}
 }
 

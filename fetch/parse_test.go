@@ -415,3 +415,24 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func TestFirstImg(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"plain text", ""},
+		{"<p>markup, <b>no</b> image</p>", ""},
+		{`<p>x</p><img src="a.png">`, "a.png"},
+		{`<IMG SRC='b.png'>`, "b.png"},
+		{"<p><img\nalt=x src=c.png /></p>", "c.png"},
+		{`<img src="  "><img src=d.png>`, "d.png"},
+		{"< img src=e.png>", ""}, // text, not a tag
+		{"<imgur src=f.png>", ""},
+		{"<im", ""},
+		{"a <", ""},
+	}
+	for _, tt := range tests {
+		if got := firstImg(tt.in); got != tt.want {
+			t.Errorf("firstImg(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
