@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -29,7 +28,9 @@ func (db *DB) FeedState(k tilecast.FeedKey) (tilecast.FeedState, bool, error) {
 			return nil
 		}
 		ok = true
-		return json.Unmarshal(v, &st)
+		var err error
+		st, err = decodeFeedState(v)
+		return err
 	})
 	if err != nil {
 		return tilecast.FeedState{}, false, fmt.Errorf("feed state %s: %w", k, err)
@@ -43,10 +44,7 @@ func (db *DB) SaveFeedState(k tilecast.FeedKey, st tilecast.FeedState) error {
 	if err != nil {
 		return err
 	}
-	v, err := json.Marshal(&st)
-	if err != nil {
-		return fmt.Errorf("encode feed state %s: %w", k, err)
-	}
+	v := encodeFeedState(&st)
 	if err := db.batch(func(b *buckets) error { return b.feedState.Put(fk, v) }); err != nil {
 		return fmt.Errorf("save feed state %s: %w", k, err)
 	}
@@ -58,8 +56,8 @@ func (db *DB) FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error) {
 	out := map[tilecast.FeedKey]tilecast.FeedState{}
 	err := db.view(func(b *buckets) error {
 		return b.feedState.ForEach(func(k, v []byte) error {
-			var st tilecast.FeedState
-			if err := json.Unmarshal(v, &st); err != nil {
+			st, err := decodeFeedState(v)
+			if err != nil {
 				return fmt.Errorf("feed state %q: %w", k, err)
 			}
 			out[parseFeedKey(k)] = st
@@ -120,10 +118,7 @@ func (db *DB) Commit(c tilecast.Commit) error {
 	if now.IsZero() {
 		now = db.now()
 	}
-	state, err := json.Marshal(&c.State)
-	if err != nil {
-		return fmt.Errorf("encode feed state %s: %w", c.Key, err)
-	}
+	state := encodeFeedState(&c.State)
 	err = db.batch(func(b *buckets) error {
 		set, err := b.seen.CreateBucketIfNotExists(fk)
 		if err != nil {
