@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	bolt "go.etcd.io/bbolt"
 )
 
 // SeenRetention is how long an item ID stays in a seen set after the feed
@@ -22,8 +23,8 @@ func (db *DB) FeedState(k tilecast.FeedKey) (tilecast.FeedState, bool, error) {
 	if err != nil {
 		return st, false, err
 	}
-	err = db.view(func(b *buckets) error {
-		v := b.feedState.Get(fk)
+	err = db.viewBucket(bucketFeedState, func(b *bolt.Bucket) error {
+		v := b.Get(fk)
 		if v == nil {
 			return nil
 		}
@@ -78,8 +79,8 @@ func (db *DB) Unseen(k tilecast.FeedKey, ids []string) ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	err = db.view(func(b *buckets) error {
-		set := b.seen.Bucket(fk)
+	err = db.viewBucket(bucketSeen, func(b *bolt.Bucket) error {
+		set := b.Bucket(fk)
 		dup := make(map[string]struct{}, len(ids))
 		for _, id := range ids {
 			if id == "" {

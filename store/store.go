@@ -289,6 +289,18 @@ func (db *DB) view(fn func(b *buckets) error) error {
 	})
 }
 
+// viewBucket is view for reads of one bucket: the per-poll reads (feed
+// state, seen set) skip looking up the other fourteen.
+func (db *DB) viewBucket(name string, fn func(b *bolt.Bucket) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(name))
+		if b == nil {
+			return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, name)
+		}
+		return fn(b)
+	})
+}
+
 // batch is update for writers that run concurrently (feed commits): bbolt
 // coalesces calls from several goroutines into one transaction, so a tick of
 // many feeds pays one fsync pair per group instead of one per feed. fn may
