@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math/bits"
 	"time"
@@ -113,21 +112,7 @@ func encodeChannel(ch *tilecast.Channel) []byte {
 // The result shares nothing with v, which bbolt only keeps valid inside
 // the transaction.
 func decodeChannel(v []byte) (tilecast.Channel, error) {
-	if len(v) == 0 {
-		return tilecast.Channel{}, fmt.Errorf("decode channel: %w: empty", errRecord)
-	}
-	switch v[0] {
-	case channelV1:
-		return decodeChannelV1(v)
-	case '{':
-		var ch tilecast.Channel
-		if err := json.Unmarshal(v, &ch); err != nil {
-			return tilecast.Channel{}, fmt.Errorf("decode channel: %w", err)
-		}
-		return ch, nil
-	default:
-		return tilecast.Channel{}, fmt.Errorf("decode channel: %w: unknown version %d", errRecord, v[0])
-	}
+	return decodeVersioned("channel", v, channelV1, decodeChannelV1)
 }
 
 // decodeChannelV1 cuts every string from one string copy of v, so a

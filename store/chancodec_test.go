@@ -230,11 +230,7 @@ func TestDecodeChannelErrors(t *testing.T) {
 	valid := encodeChannel(&tilecast.Channel{ID: "a", URI: "u", Created: time.Unix(5, 0)})
 	// valid ends: Device "" (00), Created 01 0a 00, LastOutcome 00,
 	// LastOutcomeAt 00, streak 00, NextAllowedAt 00, SendsDay 00, today 00.
-	tests := []struct {
-		name string
-		rec  []byte
-		msg  string // in the error
-	}{
+	tests := []decodeErrCase{
 		{"empty", nil, ": empty"},
 		{"unknown version", append([]byte{2}, valid[1:]...), "unknown version 2"},
 		{"json array", []byte(`[1]`), "unknown version 91"},
@@ -253,14 +249,29 @@ func TestDecodeChannelErrors(t *testing.T) {
 		{"zero time with tag 1", slices.Concat([]byte{1, 0, 0, 0, 0, 0, 1},
 			binary.AppendVarint(nil, time.Time{}.Unix()), make([]byte, 7)), "zero time with tag 1"},
 	}
+	testDecodeErrors(t, "channel", decodeChannel, tests)
+}
+
+// decodeErrCase is a malformed record and what its decode error must say.
+type decodeErrCase struct {
+	name string
+	rec  []byte
+	msg  string // in the error
+}
+
+// testDecodeErrors checks that dec (decodeChannel, decodeOutcome, ...)
+// refuses every record with an error that names the record (what) and the
+// problem, and that binary records fail with errRecord.
+func testDecodeErrors[T any](t *testing.T, what string, dec func([]byte) (T, error), tests []decodeErrCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ch, err := decodeChannel(tt.rec)
+			v, err := dec(tt.rec)
 			if err == nil {
-				t.Fatalf("decodeChannel(% x) = %+v, want an error", tt.rec, ch)
+				t.Fatalf("decode %s(% x) = %+v, want an error", what, tt.rec, v)
 			}
-			if !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "decode channel: ") {
-				t.Errorf("error %q, want \"decode channel: ...%s...\"", err, tt.msg)
+			if !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "decode "+what+": ") {
+				t.Errorf("error %q, want \"decode %s: ...%s...\"", err, what, tt.msg)
 			}
 			if binary := len(tt.rec) == 0 || tt.rec[0] != '{'; binary != errors.Is(err, errRecord) {
 				t.Errorf("errors.Is(%v, errRecord) = %v, want %v", err, !binary, binary)

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -169,6 +170,28 @@ func encodeNotification(dst []byte, n *tilecast.Notification) []byte {
 		e.n.Request = tilecast.Request{}
 	}
 	return encodeEntry(dst, &e)
+}
+
+// decodeVersioned decodes a record of any version: binary (the first byte
+// is version, and bin reads the rest) or the JSON written before binary
+// records existed (first byte '{'). what names the record in errors.
+func decodeVersioned[T any](what string, v []byte, version byte, bin func([]byte) (T, error)) (T, error) {
+	var x T
+	if len(v) == 0 {
+		return x, fmt.Errorf("decode %s: %w: empty", what, errRecord)
+	}
+	switch v[0] {
+	case version:
+		return bin(v)
+	case '{':
+		if err := json.Unmarshal(v, &x); err != nil {
+			var zero T
+			return zero, fmt.Errorf("decode %s: %w", what, err)
+		}
+		return x, nil
+	default:
+		return x, fmt.Errorf("decode %s: %w: unknown version %d", what, errRecord, v[0])
+	}
 }
 
 // recordReader reads a record. All strings are cut from one string copy of

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 
 	"github.com/tilecast/tilecast"
@@ -104,21 +103,7 @@ func encodeFeedState(st *tilecast.FeedState) []byte {
 // decodeFeedState parses a feed state record of any version: binary or
 // the JSON written before it. The result shares nothing with v.
 func decodeFeedState(v []byte) (tilecast.FeedState, error) {
-	if len(v) == 0 {
-		return tilecast.FeedState{}, fmt.Errorf("decode feed state: %w: empty", errRecord)
-	}
-	switch v[0] {
-	case feedStateV1:
-		return decodeFeedStateV1(v)
-	case '{':
-		var st tilecast.FeedState
-		if err := json.Unmarshal(v, &st); err != nil {
-			return tilecast.FeedState{}, fmt.Errorf("decode feed state: %w", err)
-		}
-		return st, nil
-	default:
-		return tilecast.FeedState{}, fmt.Errorf("decode feed state: %w: unknown version %d", errRecord, v[0])
-	}
+	return decodeVersioned("feed state", v, feedStateV1, decodeFeedStateV1)
 }
 
 func (r *recordReader) item() tilecast.Item {

@@ -3,11 +3,9 @@ package store
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -190,11 +188,7 @@ func TestDecodeFeedStateErrors(t *testing.T) {
 	valid := encodeFeedState(&tilecast.FeedState{Baselined: true, Latest: &tilecast.TemplateData{NewCount: 1}})
 	// Up to the flags byte: version, ETag "", LastModified "".
 	head := []byte{1, 0, 0}
-	tests := []struct {
-		name string
-		rec  []byte
-		msg  string
-	}{
+	tests := []decodeErrCase{
 		{"empty", nil, ": empty"},
 		{"unknown version", append([]byte{2}, valid[1:]...), "unknown version 2"},
 		{"bad json", []byte(`{"baselined":`), "unexpected end of JSON input"},
@@ -207,20 +201,7 @@ func TestDecodeFeedStateErrors(t *testing.T) {
 		{"huge item count", slices.Concat(head, []byte{feedHasLatest, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 			[]byte{0, 0, 0}, []byte{0, 0, 0, 0, 0, 0}, []byte{0xff, 0xff, 0xff, 0xff, 0x0f}), "item count past end"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st, err := decodeFeedState(tt.rec)
-			if err == nil {
-				t.Fatalf("decodeFeedState(% x) = %+v, want an error", tt.rec, st)
-			}
-			if !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "decode feed state: ") {
-				t.Errorf("error %q, want \"decode feed state: ...%s...\"", err, tt.msg)
-			}
-			if binary := len(tt.rec) == 0 || tt.rec[0] != '{'; binary != errors.Is(err, errRecord) {
-				t.Errorf("errors.Is(%v, errRecord) = %v, want %v", err, !binary, binary)
-			}
-		})
-	}
+	testDecodeErrors(t, "feed state", decodeFeedState, tests)
 }
 
 // A state file whose feed states are JSON works without a migration: the

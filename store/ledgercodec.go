@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -86,21 +85,7 @@ func encodeOutcomeInto(a *arena, o *tilecast.Outcome) []byte {
 // The result shares nothing with v, which bbolt only keeps valid inside
 // the transaction.
 func decodeOutcome(v []byte) (tilecast.Outcome, error) {
-	if len(v) == 0 {
-		return tilecast.Outcome{}, fmt.Errorf("decode outcome: %w: empty", errRecord)
-	}
-	switch v[0] {
-	case outcomeV1:
-		return decodeOutcomeV1(v)
-	case '{':
-		var o tilecast.Outcome
-		if err := json.Unmarshal(v, &o); err != nil {
-			return tilecast.Outcome{}, fmt.Errorf("decode outcome: %w", err)
-		}
-		return o, nil
-	default:
-		return tilecast.Outcome{}, fmt.Errorf("decode outcome: %w: unknown version %d", errRecord, v[0])
-	}
+	return decodeVersioned("outcome", v, outcomeV1, decodeOutcomeV1)
 }
 
 // decodeOutcomeV1 cuts every string from one string copy of v, so an

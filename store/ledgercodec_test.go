@@ -230,11 +230,7 @@ func TestDecodeOutcomeErrors(t *testing.T) {
 	// valid: 01, Time 00, ChannelID 01 'a', then 13 zero bytes (User, Feed,
 	// ItemID, Kind, Status, Notification, Subscription, Device, Action,
 	// Attempt, RetryIn, Duration, Error).
-	tests := []struct {
-		name string
-		rec  []byte
-		msg  string // in the error
-	}{
+	tests := []decodeErrCase{
 		{"empty", nil, ": empty"},
 		{"unknown version", append([]byte{2}, valid[1:]...), "unknown version 2"},
 		{"json array", []byte(`[1]`), "unknown version 91"},
@@ -252,20 +248,7 @@ func TestDecodeOutcomeErrors(t *testing.T) {
 		{"zero time with tag 1", slices.Concat([]byte{1, 1}, binary.AppendVarint(nil, time.Time{}.Unix()), []byte{0}, valid[2:]),
 			"zero time with tag 1"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o, err := decodeOutcome(tt.rec)
-			if err == nil {
-				t.Fatalf("decodeOutcome(% x) = %+v, want an error", tt.rec, o)
-			}
-			if !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "decode outcome: ") {
-				t.Errorf("error %q, want \"decode outcome: ...%s...\"", err, tt.msg)
-			}
-			if binary := len(tt.rec) == 0 || tt.rec[0] != '{'; binary != errors.Is(err, errRecord) {
-				t.Errorf("errors.Is(%v, errRecord) = %v, want %v", err, !binary, binary)
-			}
-		})
-	}
+	testDecodeErrors(t, "outcome", decodeOutcome, tests)
 }
 
 // ledgerValues returns the stored ledger values of channel id, in key order.

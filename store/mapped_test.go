@@ -18,24 +18,7 @@ import (
 )
 
 // rssFile returns this process's resident file-backed memory (RssFile).
-func rssFile(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("RssFile %q: %v", v, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no RssFile in /proc/self/status")
-	return 0
-}
+func rssFile(t *testing.T) int64 { return procStatus(t, "RssFile") }
 
 const blobBucket = "test_blob"
 
