@@ -176,22 +176,29 @@ func encodeNotification(dst []byte, n *tilecast.Notification) []byte {
 // is version, and bin reads the rest) or the JSON written before binary
 // records existed (first byte '{'). what names the record in errors.
 func decodeVersioned[T any](what string, v []byte, version byte, bin func([]byte) (T, error)) (T, error) {
-	var x T
+	var zero T
 	if len(v) == 0 {
-		return x, fmt.Errorf("decode %s: %w: empty", what, errRecord)
+		return zero, fmt.Errorf("decode %s: %w: empty", what, errRecord)
 	}
 	switch v[0] {
 	case version:
 		return bin(v)
 	case '{':
-		if err := json.Unmarshal(v, &x); err != nil {
-			var zero T
-			return zero, fmt.Errorf("decode %s: %w", what, err)
-		}
-		return x, nil
+		return decodeJSON[T](what, v)
 	default:
-		return x, fmt.Errorf("decode %s: %w: unknown version %d", what, errRecord, v[0])
+		return zero, fmt.Errorf("decode %s: %w: unknown version %d", what, errRecord, v[0])
 	}
+}
+
+// decodeJSON is decodeVersioned's JSON branch, apart so that the value it
+// decodes into (which escapes) is only allocated for JSON records.
+func decodeJSON[T any](what string, v []byte) (T, error) {
+	x := new(T)
+	if err := json.Unmarshal(v, x); err != nil {
+		var zero T
+		return zero, fmt.Errorf("decode %s: %w", what, err)
+	}
+	return *x, nil
 }
 
 // recordReader reads a record. All strings are cut from one string copy of
