@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"time"
@@ -285,25 +286,40 @@ func (l liveStates) FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error
 	return states, err
 }
 
-// releaseMemory hands the heap a burst of work left behind back to the OS
-// once a minute while no fetch runs. Work comes in bursts (a tick of every
-// feed, a fan-out) and the Go runtime returns freed memory only slowly, so
-// an idle daemon would otherwise sit on its last burst's peak. Cost: one
-// collection of a small heap per idle minute. The state file's pages the
-// burst mapped are unmapped too (they stay in the page cache): the store
-// does that after writes, and an idle daemon writes nothing.
+// releaseMemory hands the memory a burst of work left behind back to the
+// OS once the burst is over. Work comes in bursts (a tick of every feed, a
+// fan-out) and the Go runtime returns freed memory only slowly, so an idle
+// daemon would otherwise sit on its last burst's peak for minutes. Every
+// few seconds while no fetch runs, it checks how much memory the runtime
+// holds (runtime/metrics, no stop-the-world); grown by releaseGrowth since
+// the last release, it collects and returns it (one collection of a small
+// heap). The state file's pages the burst mapped are unmapped too: the
+// store does that after writes, and an idle daemon writes nothing.
 func releaseMemory(ctx context.Context, bot *tilecast.Bot, db *store.DB) {
-	t := time.NewTicker(time.Minute)
+	const every, releaseGrowth = 5 * time.Second, 4 << 20
+	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	held := func() uint64 {
+		metrics.Read(samples)
+		return samples[0].Value.Uint64() - samples[1].Value.Uint64()
+	}
+	base := held()
+	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if running, _ := bot.Progress(); running == 0 {
-				debug.FreeOSMemory()
-				_ = db.ReleaseMapped() // a failure only leaves pages mapped
-			}
 		}
+		if running, _ := bot.Progress(); running != 0 {
+			continue
+		}
+		if held() >= base+releaseGrowth {
+			debug.FreeOSMemory()
+			base = held()
+		} else if n%12 != 0 {
+			continue // pages mapped by reads alone: once a minute is enough
+		}
+		_ = db.ReleaseMapped() // a failure only leaves pages mapped
 	}
 }
