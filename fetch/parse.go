@@ -302,48 +302,295 @@ func urlString(u *url.URL) string {
 // stripHTML returns the text of an HTML fragment: tags removed (script and
 // style with their content), entities decoded, whitespace collapsed, control
 // characters dropped, and at most limit runes ("…" marks a cut).
+//
+// Most feed markup is plain inline and block tags, which a byte scan handles
+// without the cost of a tokenizer; anything the scan is not sure about goes
+// to the tokenizer, so the output is the same either way.
 func stripHTML(s string, limit int) string {
-	var (
-		sb        strings.Builder
-		n         int
-		pending   bool // a space is owed before the next visible rune
-		skipDepth int  // inside <script> or <style>
-	)
-	emit := func(text string) bool {
-		for _, r := range text {
-			switch {
-			case unicode.IsSpace(r):
-				pending = sb.Len() > 0
-				continue
-			case unicode.IsControl(r), r == '\uFFFE', r == '\uFFFF':
+	if out, ok := stripSimpleHTML(s, limit); ok {
+		return out
+	}
+	return stripHTMLTokenizer(s, limit)
+}
+
+// stripSimpleHTML is stripHTML for input made of text, entities and tags
+// with an ASCII alphanumeric name and well-formed attributes. It reports
+// false, having wasted at most one scan, on anything else: comments,
+// doctypes and processing instructions, "</" not followed by a letter, a
+// trailing "<", unterminated or unusual tags, NUL bytes, and the elements
+// that switch the tokenizer into raw text (script, style, textarea, ...).
+// Text runs end exactly where the tokenizer ends its text tokens, so
+// decoding each with html.UnescapeString matches Tokenizer.Text (whose
+// newline conversion only turns whitespace into whitespace).
+func stripSimpleHTML(s string, limit int) (string, bool) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", false
+	}
+	w := textSink{limit: limit}
+	// Markup and entities mostly shrink the text; a small limit caps it.
+	if limit >= 0 && limit < len(s)/utf8.UTFMax {
+		w.sb.Grow(limit*utf8.UTFMax + len("…"))
+	} else {
+		w.sb.Grow(len(s))
+	}
+	for p := 0; p < len(s); {
+		q, ok := nextTagStart(s, p)
+		if !ok {
+			return "", false
+		}
+		if q == len(s) {
+			w.emitHTML(s[p:])
+			break
+		}
+		end, name, ok := scanSimpleTag(s, q)
+		if !ok {
+			return "", false
+		}
+		breaks, raw := simpleTagKind(name)
+		if raw {
+			return "", false
+		}
+		if !w.emitHTML(s[p:q]) {
+			break
+		}
+		if breaks {
+			w.pending = w.sb.Len() > 0
+		}
+		p = end
+	}
+	return w.sb.String(), true
+}
+
+// nextTagStart returns the index of the first '<' at or after p that the
+// tokenizer would read as the start of a tag, comment or doctype (a '<'
+// followed by a letter, '/', '!' or '?'), or len(s) if there is none. Any
+// other '<' is text to the tokenizer. It reports false for a '<' at the
+// very end, which the fast scan leaves to the tokenizer.
+func nextTagStart(s string, p int) (int, bool) {
+	for {
+		i := strings.IndexByte(s[p:], '<')
+		if i < 0 {
+			return len(s), true
+		}
+		p += i + 1
+		if p == len(s) {
+			return 0, false
+		}
+		if c := s[p]; isASCIILetter(c) || c == '/' || c == '!' || c == '?' {
+			return p - 1, true
+		}
+	}
+}
+
+// scanSimpleTag reads the tag at s[q] == '<' and returns the index after
+// its '>' and its name as written. It accepts only
+//
+//	'<' '/'? name (ws* key (ws* '=' ws* value)?)* ws* '/'? '>'
+//
+// with name [A-Za-z][A-Za-z0-9]*, key [A-Za-z0-9_:.-]+, value quoted or
+// made of bytes other than whitespace, quotes and <=>`. In that subset the
+// tokenizer ends the tag at the same '>': the first one outside a quoted
+// value. Anything else reports false.
+func scanSimpleTag(s string, q int) (end int, name string, ok bool) {
+	i := q + 1
+	if s[i] == '/' {
+		i++
+	}
+	start := i
+	if i >= len(s) || !isASCIILetter(s[i]) {
+		return 0, "", false
+	}
+	for i < len(s) && (isASCIILetter(s[i]) || isASCIIDigit(s[i])) {
+		i++
+	}
+	name = s[start:i]
+	if i < len(s) && !isHTMLSpace(s[i]) && s[i] != '/' && s[i] != '>' {
+		return 0, "", false // e.g. "<a.b>": the tokenizer's name would differ
+	}
+	for {
+		i = skipHTMLSpace(s, i)
+		if i >= len(s) {
+			return 0, "", false
+		}
+		switch c := s[i]; {
+		case c == '>':
+			return i + 1, name, true
+		case c == '/':
+			if i+1 < len(s) && s[i+1] == '>' {
+				return i + 2, name, true
+			}
+			return 0, "", false
+		case isAttrKeyByte(c):
+			for i < len(s) && isAttrKeyByte(s[i]) {
+				i++
+			}
+			j := skipHTMLSpace(s, i)
+			if j >= len(s) || s[j] != '=' {
+				i = j
 				continue
 			}
-			if n >= limit {
-				sb.WriteString("…")
+			i = skipHTMLSpace(s, j+1)
+			if i >= len(s) {
+				return 0, "", false
+			}
+			if c := s[i]; c == '"' || c == '\'' {
+				k := strings.IndexByte(s[i+1:], c)
+				if k < 0 {
+					return 0, "", false
+				}
+				i += k + 2
+				continue
+			}
+			v := i
+			for i < len(s) && isUnquotedValueByte(s[i]) {
+				i++
+			}
+			if i == v {
+				return 0, "", false
+			}
+		default:
+			return 0, "", false
+		}
+	}
+}
+
+// simpleTagKind reports whether a tag name (any case) breaks words, and
+// whether it is one the tokenizer reads raw text after, which the fast scan
+// leaves to the tokenizer. Longer names than fit the buffer are neither.
+func simpleTagKind(name string) (breaks, raw bool) {
+	var buf [10]byte
+	if len(name) > len(buf) {
+		return false, false
+	}
+	for i := range len(name) {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	switch lower := string(buf[:len(name)]); lower {
+	case "script", "style", "textarea", "title", "plaintext", "xmp", "iframe", "noscript", "noembed", "noframes":
+		return false, true
+	default:
+		return breaksWords(lower), false
+	}
+}
+
+func isASCIILetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+func isASCIIDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// isHTMLSpace reports the bytes the tokenizer skips as whitespace in tags.
+func isHTMLSpace(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f'
+}
+
+func skipHTMLSpace(s string, i int) int {
+	for i < len(s) && isHTMLSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+func isAttrKeyByte(c byte) bool {
+	return isASCIILetter(c) || isASCIIDigit(c) || c == '-' || c == '_' || c == ':' || c == '.'
+}
+
+func isUnquotedValueByte(c byte) bool {
+	switch c {
+	case '"', '\'', '<', '=', '>', '`':
+		return false
+	}
+	return !isHTMLSpace(c)
+}
+
+// textSink accumulates stripSimpleHTML's output by the same rules as the
+// emit closure in stripHTMLTokenizer, with a shortcut for ASCII.
+type textSink struct {
+	sb      strings.Builder
+	n       int  // runes written
+	limit   int  // runes allowed before the cut
+	pending bool // a space is owed before the next visible rune
+}
+
+// emitHTML emits a run of text after decoding its character references.
+func (w *textSink) emitHTML(text string) bool {
+	if strings.IndexByte(text, '&') >= 0 {
+		text = html.UnescapeString(text)
+	}
+	return w.emit(text)
+}
+
+// emit appends text and reports false once the limit cut it.
+func (w *textSink) emit(text string) bool {
+	for i := 0; i < len(text); {
+		if c := text[i]; c < utf8.RuneSelf {
+			i++
+			switch {
+			case c == ' ' || '\t' <= c && c <= '\r': // unicode.IsSpace in ASCII
+				w.pending = w.sb.Len() > 0
+				continue
+			case c < ' ' || c == 0x7f: // unicode.IsControl in ASCII
+				continue
+			}
+			if !w.room() {
 				return false
 			}
-			if pending {
-				sb.WriteByte(' ')
-				n++
-				pending = false
-			}
-			sb.WriteRune(r)
-			n++
+			w.sb.WriteByte(c)
+			w.n++
+			continue
 		}
-		return true
+		r, size := utf8.DecodeRuneInString(text[i:])
+		i += size
+		switch {
+		case unicode.IsSpace(r):
+			w.pending = w.sb.Len() > 0
+			continue
+		case unicode.IsControl(r), r == '\uFFFE', r == '\uFFFF':
+			continue
+		}
+		if !w.room() {
+			return false
+		}
+		w.sb.WriteRune(r)
+		w.n++
 	}
+	return true
+}
+
+// room writes the cut mark and reports false when the limit is reached;
+// otherwise it writes any owed space, ready for the next rune.
+func (w *textSink) room() bool {
+	if w.n >= w.limit {
+		w.sb.WriteString("…")
+		return false
+	}
+	if w.pending {
+		w.sb.WriteByte(' ')
+		w.n++
+		w.pending = false
+	}
+	return true
+}
+
+// stripHTMLTokenizer is stripHTML for any input, by way of the HTML
+// tokenizer; stripSimpleHTML must agree with it.
+func stripHTMLTokenizer(s string, limit int) string {
+	w := textSink{limit: limit}
+	skipDepth := 0 // inside <script> or <style>
 	if !strings.ContainsAny(s, "<&") {
-		emit(s)
-		return sb.String()
+		w.emit(s)
+		return w.sb.String()
 	}
 	z := html.NewTokenizer(strings.NewReader(s))
 	for {
 		switch tt := z.Next(); tt {
 		case html.ErrorToken:
-			return sb.String()
+			return w.sb.String()
 		case html.TextToken:
-			if skipDepth == 0 && !emit(string(z.Text())) {
-				return sb.String()
+			if skipDepth == 0 && !w.emit(string(z.Text())) {
+				return w.sb.String()
 			}
 		case html.StartTagToken, html.EndTagToken, html.SelfClosingTagToken:
 			name, _ := z.TagName()
@@ -358,7 +605,7 @@ func stripHTML(s string, limit int) string {
 				continue
 			}
 			if breaksWords(tag) {
-				pending = sb.Len() > 0
+				w.pending = w.sb.Len() > 0
 			}
 		}
 	}
