@@ -63,7 +63,7 @@ func TestTickSmoke(t *testing.T) {
 	if res.Got304 != 32 || res.Got200 != 8 || res.Writes != 2 {
 		t.Fatalf("tick = %+v; want 32×304, 8×200, 2 writes", res)
 	}
-	rt := NewRawTicker(srv)
+	rt := NewRawTicker(srv, false)
 	for range 2 {
 		if _, err := rt.Tick(t.Context(), 4); err != nil {
 			t.Fatal(err)

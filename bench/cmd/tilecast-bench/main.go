@@ -138,13 +138,16 @@ func startSinkProcess(kind string, n int, dir string) ([]string, int, func(), er
 // cpuTimes are CPU times (user+system) of this process and the sink.
 type cpuTimes struct{ self, sink time.Duration }
 
-// cpuNow reads them: this process with getrusage (µs), the sink from
-// /proc (10 ms ticks, fine for runs of seconds).
+// cpuNow reads them: this process with getrusage (µs), the sink (pid > 0)
+// from /proc (10 ms ticks, fine for runs of seconds).
 func cpuNow(sinkPid int) cpuTimes {
 	var c cpuTimes
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if sinkPid <= 0 {
+		return c
 	}
 	if t, err := bench.CPUTicks(sinkPid); err == nil {
 		c.sink = time.Duration(t) * 10 * time.Millisecond
@@ -331,7 +334,7 @@ func cmdTick(ctx context.Context, args []string) error {
 		}
 		defer os.RemoveAll(*dir)
 	}
-	fmt.Printf("| F | ticks | tilecast feeds/s (median) | raw feeds/s (median) | ratio (median) | 304 answers / tick | write tx beyond the feeds with a new item (304s and unchanged 200s write nothing) |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| F | ticks | tilecast feeds/s (median) | raw feeds/s (median) | ratio (median) | strict raw feeds/s (median) | ratio to strict raw (median) | CPU µs per feed: tilecast / raw / strict raw | 304 answers / tick | write tx beyond the feeds with a new item (304s and unchanged 200s write nothing) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for ci, f := range counts {
 		srv, err := bench.StartFeedServer(f, *hosts)
 		if err != nil {
@@ -342,7 +345,10 @@ func cmdTick(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		rt := bench.NewRawTicker(srv)
+		// Two baselines: gofeed's default parse (the issue's) and a
+		// strict one that skips gofeed's per-item HTML image scan, as
+		// tilecast's parse does.
+		rt, rs := bench.NewRawTicker(srv, true), bench.NewRawTicker(srv, false)
 		// Tick 0: first fetch of every feed (baselines), not measured.
 		if _, err := tb.Tick(ctx, *conc); err != nil {
 			return err
@@ -350,7 +356,10 @@ func cmdTick(ctx context.Context, args []string) error {
 		if _, err := rt.Tick(ctx, *conc); err != nil {
 			return err
 		}
-		var tc, raw, ratio []float64
+		if _, err := rs.Tick(ctx, *conc); err != nil {
+			return err
+		}
+		var tc, raw, ratio, strict, sratio, cpuTC, cpuRaw, cpuStrict []float64
 		var n304, extra int
 		for run := range *runs {
 			srv.Advance()
@@ -362,7 +371,9 @@ func cmdTick(ctx context.Context, args []string) error {
 					stopProf = func() { pprof.StopCPUProfile(); pf.Close() }
 				}
 			}
+			c0 := cpuNow(0)
 			res, err := tb.Tick(ctx, *conc)
+			c1 := cpuNow(0)
 			if stopProf != nil {
 				stopProf()
 			}
@@ -373,6 +384,18 @@ func cmdTick(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
+			c2 := cpuNow(0)
+			sres, err := rs.Tick(ctx, *conc)
+			if err != nil {
+				return err
+			}
+			c3 := cpuNow(0)
+			perFeed := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(f) }
+			cpuTC = append(cpuTC, perFeed(c1.self-c0.self))
+			cpuRaw = append(cpuRaw, perFeed(c2.self-c1.self))
+			cpuStrict = append(cpuStrict, perFeed(c3.self-c2.self))
+			strict = append(strict, sres.PerSecond())
+			sratio = append(sratio, res.PerSecond()/sres.PerSecond())
 			// Only a feed with a new item commits; any other write was
 			// caused by a 304 or an unchanged 200.
 			extra += res.Writes - bench.NewFeeds(f)
@@ -380,12 +403,14 @@ func cmdTick(ctx context.Context, args []string) error {
 			tc = append(tc, res.PerSecond())
 			raw = append(raw, rres.PerSecond())
 			ratio = append(ratio, res.PerSecond()/rres.PerSecond())
-			fmt.Fprintf(os.Stderr, "F=%d tick %d: tilecast %.0f feeds/s (%d×200, %d×304, %d writes); raw %.0f feeds/s (%d×200, %d×304); ratio %.2f\n",
-				f, run+1, res.PerSecond(), res.Got200, res.Got304, res.Writes, rres.PerSecond(), rres.Got200, rres.Got304, res.PerSecond()/rres.PerSecond())
+			fmt.Fprintf(os.Stderr, "F=%d tick %d: tilecast %.0f feeds/s (%d×200, %d×304, %d writes); raw %.0f feeds/s (%d×200, %d×304); ratio %.2f; strict raw %.0f feeds/s, ratio %.2f\n",
+				f, run+1, res.PerSecond(), res.Got200, res.Got304, res.Writes, rres.PerSecond(), rres.Got200, rres.Got304, res.PerSecond()/rres.PerSecond(),
+				sres.PerSecond(), res.PerSecond()/sres.PerSecond())
 		}
 		_ = tb.Close()
 		_ = srv.Close()
-		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %d | %d |\n", f, *runs, median(tc), median(raw), median(ratio), n304, extra)
+		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %.0f / %.0f / %.0f | %d | %d |\n", f, *runs, median(tc), median(raw), median(ratio),
+			median(strict), median(sratio), median(cpuTC), median(cpuRaw), median(cpuStrict), n304, extra)
 	}
 	return nil
 }
