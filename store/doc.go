@@ -22,7 +22,9 @@
 //	                subscribers are decoded; FeedUsers reads the values alone.
 //	channel_user    user + 0x00 + channel ID → empty (per-user feed runs and
 //	                Channels(user))
-//	feedstate       feed [+ 0x00 + user] → JSON tilecast.FeedState
+//	feedstate       feed [+ 0x00 + user] → binary tilecast.FeedState
+//	                (feedcodec.go, version byte first); JSON records ('{')
+//	                are still read and rewritten in binary on the next save
 //	seen            one sub-bucket per feed [+ 0x00 + user]: item ID → 8-byte
 //	                BE Unix seconds when the feed last listed it. IDs over
 //	                1 KiB are stored as "sha256:" + their hash.
@@ -55,4 +57,11 @@
 // ErrCorrupt with the recovery steps. One damaged meta page alone is not
 // damage: bbolt falls back to the other, which is how it survives a torn
 // write.
+//
+// # Memory
+//
+// bbolt reads through a shared mmap of the file, so the pages a transaction
+// touches count in the process's RSS until unmapped. After a write (at most
+// once per Options.UnmapInterval) and from ReleaseMapped the store drops
+// them from its page tables (mapped.go); the data stays in the page cache.
 package store

@@ -496,6 +496,7 @@ func cmdIdle(ctx context.Context, args []string) error {
 	}
 	before := served()
 	var maxRSS, sumRSS int64
+	var maxAt time.Duration
 	samples := 0
 	ws := time.Now()
 	for time.Since(ws) < *window {
@@ -504,14 +505,17 @@ func cmdIdle(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		maxRSS = max(maxRSS, rss)
+		if rss > maxRSS {
+			maxRSS, maxAt = rss, time.Since(ws)
+		}
 		sumRSS += rss
 		samples++
 	}
 	c1, _ := bench.CPUTicks(pid)
 	_, hwm, _ := bench.ProcStatus(pid)
 	el := time.Since(ws)
-	fmt.Fprintf(os.Stderr, "idle: catch-up of %d feeds took %s (peak RSS by then %.0f MiB)\n", *feeds, catchUp.Round(time.Millisecond), mib(hwmStart))
+	fmt.Fprintf(os.Stderr, "idle: catch-up of %d feeds took %s (peak RSS by then %.0f MiB); window max %.1f MiB at +%s\n",
+		*feeds, catchUp.Round(time.Millisecond), mib(hwmStart), mib(maxRSS), maxAt.Round(time.Second))
 	fmt.Printf("| feeds | window | idle RSS (mean / max) | idle CPU | feed requests in window | peak RSS incl. catch-up |\n|---|---|---|---|---|---|\n")
 	fmt.Printf("| %d | %s | %.1f / %.1f MiB | %.2f %% | %d | %.1f MiB |\n", *feeds, el.Round(time.Second),
 		mib(sumRSS/int64(max(samples, 1))), mib(maxRSS), float64(c1-c0)/100/el.Seconds()*100, served()-before, mib(hwm))
