@@ -8,7 +8,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -77,52 +76,8 @@ func TestEncodeOutcomeGolden(t *testing.T) {
 // and random values: zero values, unicode and invalid UTF-8, zero, UTC,
 // zoned and monotonic times, zero, negative and extreme durations and ints.
 func randCodecOutcome(r *rand.Rand) tilecast.Outcome {
-	str := func() string {
-		switch r.IntN(6) {
-		case 0:
-			return ""
-		case 1:
-			return "ünïcødé ✓ 日本語 🚀"
-		case 2:
-			return "\xff\xfe\x00bad utf-8"
-		case 3:
-			return strings.Repeat("e", 128+r.IntN(3000)) // length needs a 2-byte varint
-		default:
-			b := make([]byte, r.IntN(40))
-			for i := range b {
-				b[i] = byte(r.IntN(256))
-			}
-			return string(b)
-		}
-	}
-	tm := func() time.Time {
-		switch r.IntN(7) {
-		case 0, 1:
-			return time.Time{}
-		case 2:
-			return time.Now() // Local, with a monotonic reading
-		case 3:
-			return time.Unix(r.Int64N(4e9)-2e9, r.Int64N(1e9)).In(time.FixedZone("X", -(9*3600 + 1800)))
-		case 4:
-			return time.Time{}.Add(time.Duration(r.IntN(10)) + 1) // just after the zero time
-		case 5:
-			return time.Unix(r.Int64()-math.MaxInt64/2, r.Int64N(1e9)).UTC() // far past or future
-		default:
-			return time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC()
-		}
-	}
-	num := func() int {
-		switch r.IntN(5) {
-		case 0:
-			return 0
-		case 1:
-			return math.MaxInt
-		case 2:
-			return math.MinInt
-		default:
-			return r.IntN(2000) - 1000
-		}
-	}
+	g := codecGen{r}
+	str, tm, num := g.str, g.time, g.int
 	dur := func() time.Duration {
 		switch r.IntN(7) {
 		case 0, 1:
