@@ -135,6 +135,25 @@ func startSinkProcess(kind string, n int, dir string) ([]string, int, func(), er
 	return strings.Split(string(b), "\n"), cmd.Process.Pid, stopFn, nil
 }
 
+// startCPUProfile writes a CPU profile to path until the returned func is
+// called. With path "", or a file it cannot create, it profiles nothing.
+func startCPUProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cpuprofile: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "cpuprofile: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 // cpuTimes are CPU times (user+system) of this process and the sink.
 type cpuTimes struct{ self, sink time.Duration }
 
@@ -208,7 +227,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	conc := fs.Int("c", bench.DefaultConcurrency, "push concurrency (Bot and raw loop)")
 	dir := fs.String("dir", "", "directory for the state files (default: a temp dir on disk)")
 	build := fs.String("build-dir", "/dev/shm", "where the template state is built (tmpfs: no fsync per channel)")
-	cpuprof := fs.String("cpuprofile", "", "write a CPU profile of the tilecast runs of the largest N")
+	cpuprof := fs.String("cpuprofile", "", "CPU profiles of the runs of the largest N: FILE.<run> (tilecast), FILE.raw.<run> (raw loop)")
 	_ = fs.Parse(args)
 	counts, err := ints(*ns)
 	if err != nil {
@@ -259,14 +278,14 @@ func cmdFanOut(ctx context.Context, args []string) error {
 				return err
 			}
 			var res bench.FanOutResult
-			var stopProf func()
-			if *cpuprof != "" && i == len(counts)-1 {
-				f, err := os.Create(fmt.Sprintf("%s.%d", *cpuprof, run))
-				if err == nil {
-					_ = pprof.StartCPUProfile(f)
-					stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+			// Profiles of the largest N only: FILE.<run> and FILE.raw.<run>.
+			profile := func(kind string) string {
+				if *cpuprof == "" || i != len(counts)-1 {
+					return ""
 				}
+				return fmt.Sprintf("%s%s.%d", *cpuprof, kind, run)
 			}
+			stopProf := startCPUProfile(profile(""))
 			c0 := cpuNow(sinkPid)
 			ferr, p := peak(func() error {
 				var err error
@@ -274,9 +293,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 				return err
 			})
 			c1 := cpuNow(sinkPid)
-			if stopProf != nil {
-				stopProf()
-			}
+			stopProf()
 			if ferr != nil {
 				stopSink()
 				return ferr
@@ -285,7 +302,9 @@ func cmdFanOut(ctx context.Context, args []string) error {
 			for name, st := range res.Store {
 				fmt.Fprintf(os.Stderr, "  store %s: %d calls, %d items, %s\n", name, st.Calls, st.Items, st.Time.Round(time.Millisecond))
 			}
+			stopRaw := startCPUProfile(profile(".raw"))
 			rres, err := bench.RunRawFanOut(ctx, uris, reqs, *conc)
+			stopRaw()
 			if err != nil {
 				stopSink()
 				return err
@@ -363,20 +382,15 @@ func cmdTick(ctx context.Context, args []string) error {
 		var n304, extra int
 		for run := range *runs {
 			srv.Advance()
-			var stopProf func()
+			prof := ""
 			if *cpuprof != "" && ci == len(counts)-1 {
-				pf, err := os.Create(fmt.Sprintf("%s.%d", *cpuprof, run))
-				if err == nil {
-					_ = pprof.StartCPUProfile(pf)
-					stopProf = func() { pprof.StopCPUProfile(); pf.Close() }
-				}
+				prof = fmt.Sprintf("%s.%d", *cpuprof, run)
 			}
+			stopProf := startCPUProfile(prof)
 			c0 := cpuNow(0)
 			res, err := tb.Tick(ctx, *conc)
 			c1 := cpuNow(0)
-			if stopProf != nil {
-				stopProf()
-			}
+			stopProf()
 			if err != nil {
 				return err
 			}
