@@ -217,12 +217,38 @@ func RawRequests() ([]tilecast.Request, error) {
 	return []tilecast.Request{toast, tile}, nil
 }
 
-// RunRawFanOut is the baseline: a plain net/http loop POSTing reqs to every
-// uri with concurrency workers, reading each answer, persisting nothing.
+// RunRawFanOut is the baseline: a plain net/http loop POSTing reqs
+// to every uri with concurrency workers, reading each answer, persisting
+// nothing.
 func RunRawFanOut(ctx context.Context, uris []string, reqs []tilecast.Request, concurrency int) (FanOutResult, error) {
 	tr := &http.Transport{MaxIdleConns: 2 * concurrency, MaxIdleConnsPerHost: concurrency, IdleConnTimeout: 90 * time.Second}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
+	return rawLoop(ctx, uris, reqs, concurrency, func(uri string, r *tilecast.Request) error {
+		return rawPost(ctx, hc, uri, r)
+	})
+}
+
+// RunStrictRawFanOut is the strict baseline: the same loop sending with
+// tilecast's own push client (its connection pool, not net/http's client),
+// persisting nothing. The ratio to it is what persistence, queueing and
+// logging cost.
+func RunStrictRawFanOut(ctx context.Context, uris []string, reqs []tilecast.Request, concurrency int) (FanOutResult, error) {
+	c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, Concurrency: concurrency})
+	if err != nil {
+		return FanOutResult{}, err
+	}
+	defer c.Close()
+	return rawLoop(ctx, uris, reqs, concurrency, func(uri string, r *tilecast.Request) error {
+		if res := c.Push(ctx, uri, *r); res.Verdict != tilecast.VerdictDelivered {
+			return fmt.Errorf("strict raw push %s: %d %s %v", uri, res.Status, res.Notification, res.Err)
+		}
+		return nil
+	})
+}
+
+// rawLoop posts every request to every uri with concurrency workers.
+func rawLoop(ctx context.Context, uris []string, reqs []tilecast.Request, concurrency int, post func(string, *tilecast.Request) error) (FanOutResult, error) {
 	total := len(uris) * len(reqs)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -238,7 +264,7 @@ func RunRawFanOut(ctx context.Context, uris []string, reqs []tilecast.Request, c
 				if i >= total || ctx.Err() != nil {
 					return
 				}
-				if err := rawPost(ctx, hc, uris[i/len(reqs)], &reqs[i%len(reqs)]); err != nil {
+				if err := post(uris[i/len(reqs)], &reqs[i%len(reqs)]); err != nil {
 					errMu.Lock()
 					errs = append(errs, err)
 					errMu.Unlock()

@@ -34,7 +34,8 @@ type ClientOptions struct {
 	// Timeout bounds each request (push.timeout); 0 means DefaultTimeout.
 	Timeout time.Duration
 	// HTTPClient, when set, is used as is (its Transport, its redirect
-	// policy). It cannot be combined with the TLS options below.
+	// policy) instead of the client's own connection pool. It cannot be
+	// combined with the TLS or dial options below.
 	HTTPClient *http.Client
 	// Concurrency is the expected number of parallel sends (push.concurrency);
 	// it sizes the pool of kept-alive connections. 0 means DefaultConcurrency.
@@ -66,9 +67,12 @@ type ClientOptions struct {
 }
 
 // Client sends MPNS requests. It implements tilecast.Pusher and is safe for
-// concurrent use.
+// concurrent use. It keeps its own pool of HTTP/1.1 connections per push
+// host (transport.go says why not net/http's client); up to
+// ClientOptions.Concurrency + 1/4 stay open per host between requests.
 type Client struct {
-	hc        *http.Client
+	tr        *transport   // the pushes' connections
+	hc        *http.Client // instead of tr when ClientOptions.HTTPClient is set
 	timeout   time.Duration
 	userAgent string
 	now       func() time.Time
@@ -115,34 +119,78 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		}
 		dial = d.DialContext
 	}
-	tr := &http.Transport{
-		Proxy:                 nil, // channel URIs are contacted directly, never via $HTTP_PROXY
-		DialContext:           dial,
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          4 * n,
-		MaxIdleConnsPerHost:   n + n/4, // every worker may hit the same MPNS host
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: c.timeout,
-		ExpectContinueTimeout: time.Second,
-	}
-	c.hc = &http.Client{
-		Transport: tr,
-		// A push must reach the channel URI it was registered with; a
-		// redirect elsewhere is reported, not followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	// Channel URIs are contacted directly, never via $HTTP_PROXY, and a
+	// redirect is reported, not followed: a push must reach the channel
+	// URI it was registered with.
+	c.tr = &transport{
+		dial:        dial,
+		tlsConf:     tlsConf,
+		maxIdleHost: n + n/4, // every worker may hit the same MPNS host
+		maxIdle:     4 * n,
+		idleTimeout: defaultIdleTimeout,
 	}
 	return c, nil
 }
 
 // Close releases idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() {
+	if c.hc != nil {
+		c.hc.CloseIdleConnections()
+		return
+	}
+	c.tr.closeIdle()
+}
 
 // Push POSTs req to the channel uri and classifies the reply. It never
 // returns an error: a network failure or timeout is a Result with
 // VerdictRetry, a URI that cannot be requested is VerdictFailed.
 func (c *Client) Push(ctx context.Context, uri string, req tilecast.Request) tilecast.Result {
+	if c.hc != nil {
+		return c.pushHTTP(ctx, uri, req)
+	}
+	start := c.now()
+	t, err := parseTarget(uri)
+	if err == nil {
+		err = checkRequest(&req, c.userAgent)
+	}
+	if err != nil {
+		return tilecast.Result{Verdict: tilecast.VerdictFailed, Err: err}
+	}
+	// Deadlines are on the wall clock whatever c.now says: they are the
+	// sockets'.
+	deadline := time.Now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	var a answer
+	if err = ctx.Err(); err == nil {
+		a, err = c.tr.roundTrip(ctx, &t, &req, c.userAgent, deadline)
+	}
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			err = fmt.Errorf("mpns: post: %w: %w", ctx.Err(), err)
+		case isTimeout(err) || !time.Now().Before(deadline):
+			// Past the deadline the parser may report the cut-off
+			// answer instead of the timeout that cut it.
+			err = fmt.Errorf("mpns: post: no answer within %s: %w: %w", c.timeout, context.DeadlineExceeded, err)
+		default:
+			err = fmt.Errorf("mpns: post: %w", err)
+		}
+		r := Classify(0, nil, err, c.now())
+		if pe := (*netguard.ProhibitedError)(nil); errors.As(err, &pe) {
+			r.Verdict = tilecast.VerdictFailed // retrying would be refused again
+		}
+		r.Duration = c.now().Sub(start)
+		return r
+	}
+	r := Classify(a.status, a.header, nil, c.now())
+	r.Duration = c.now().Sub(start)
+	return r
+}
+
+// pushHTTP is Push through the caller's http.Client.
+func (c *Client) pushHTTP(ctx context.Context, uri string, req tilecast.Request) tilecast.Result {
 	start := c.now()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
