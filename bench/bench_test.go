@@ -36,6 +36,10 @@ func TestFanOutSmoke(t *testing.T) {
 	if err != nil || raw.Notifications != 40 || s.Received() != 80 {
 		t.Fatalf("raw = %+v, %v; sink received %d, want 80", raw, err, s.Received())
 	}
+	strict, err := RunStrictRawFanOut(t.Context(), s.URIs, reqs, 4)
+	if err != nil || strict.Notifications != 40 || s.Received() != 120 {
+		t.Fatalf("strict raw = %+v, %v; sink received %d, want 120", strict, err, s.Received())
+	}
 }
 
 // TestTickSmoke runs two ticks of 40 feeds and checks the write rule: 304s
