@@ -31,6 +31,9 @@ const (
 	feedRetryCap  = 6 * time.Hour
 	dueBatch      = 256  // outbox entries read per dispatcher pass
 	recordBatch   = 1024 // results written per transaction (one fsync pair each)
+	// recordFillWait is how long the recorder waits, during a burst of
+	// sends, for a batch of 8 results per worker (see recorder).
+	recordFillWait = 5 * time.Millisecond
 )
 
 // Observer receives what the Bot did, for metrics.

@@ -40,12 +40,12 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 
 	work := make(chan Pending)
 	// The buffer lets workers keep sending while the recorder commits the
-	// previous batch; each commit costs an fsync pair, so the fuller the
-	// batch the cheaper each outcome (profiled: 54-result batches were the
-	// fan-out's bottleneck). It is also what a crash can send twice
-	// (answered, not yet recorded), so it stays a small multiple of the
-	// worker count.
-	results := make(chan sendResult, 4*workers)
+	// previous batch; each commit costs its page writes and an fsync pair,
+	// so the fuller the batch the cheaper each outcome (profiled: 80-result
+	// batches were a third of a 100k fan-out's CPU). It is also what a
+	// crash can send twice (answered, not yet recorded), so it stays a
+	// small multiple of the worker count, the size of a full batch.
+	results := make(chan sendResult, 8*workers)
 	var wg sync.WaitGroup
 	var logOnce sync.Once
 	// Sends use their own context so that a shutdown lets in-flight requests
@@ -76,7 +76,7 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 
 	recErr := make(chan error, 1)
 	go func() {
-		recErr <- b.recorder(ctx, results, func(ids []uint64) {
+		recErr <- b.recorder(ctx, results, workers, recordFillWait, func(ids []uint64) {
 			fl.finish(ids)
 			b.nudge() // the dispatcher may release them and look again
 		})
@@ -240,9 +240,19 @@ func (b *Bot) countUnfinished() {
 // entries stay busy meanwhile: releasing them would re-send every one at
 // once. Only a shutdown gives up; the entries then stay in the outbox and are
 // sent again after the restart, which loses nothing.
-func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, done func(ids []uint64)) error {
+//
+// Under a burst (the previous batch held at least one result per worker)
+// it waits up to fillWait for the batch to reach 8 results per worker:
+// a commit writes its pages and an fsync pair however few outcomes it
+// holds, so fuller batches cost less per outcome (profiled at 100k
+// channels: ~200 instead of ~80 per commit, 13-15 % less CPU per
+// notification). Sends answered but not yet committed (this batch and
+// the results buffer) are what a crash can send twice; the send log
+// counts them.
+func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers int, fillWait time.Duration, done func(ids []uint64)) error {
 	var errs []error
 	batch := make([]sendResult, 0, recordBatch)
+	fill, burst := 8*workers, false
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -305,6 +315,23 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, done func
 				break more
 			}
 		}
+		if burst && len(batch) < fill {
+			t := time.NewTimer(fillWait)
+		fuller:
+			for len(batch) < fill {
+				select {
+				case r2, ok := <-results:
+					if !ok {
+						break fuller
+					}
+					batch = append(batch, r2)
+				case <-t.C:
+					break fuller
+				}
+			}
+			t.Stop()
+		}
+		burst = len(batch) >= workers
 		flush()
 	}
 	flush()

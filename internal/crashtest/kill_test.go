@@ -25,9 +25,10 @@ var (
 //     delivery is "in flight at kill k" when the phone took it during the
 //     life ended by k but the outbox still holds it after k (the answer
 //     was not recorded). Every key is delivered at most 1 + (the number of
-//     kills it was in flight at) times, and no kill has more than
-//     3 × push.concurrency + 1 in flight (sends at the host, the workers' result
-//     buffer, the recorder's batch: deliver.go as of bf87e54);
+//     kills it was in flight at) times (the log also shows the most at
+//     one kill against the window of deliver.go: the sends at the host,
+//     the results buffer of 8 × push.concurrency and a batch of up to as
+//     many more that the recorder fills during a burst);
 //   - P12: the "possible duplicates" the daemon counts at each start (its
 //     send log) are at least the unrecorded deliveries above.
 func TestKill(t *testing.T) {
@@ -154,5 +155,5 @@ func TestKill(t *testing.T) {
 		"unrecorded-at-kill total %d (max %d per kill, bound %d); possible duplicates counted by the daemon %d; "+
 		"bbolt check OK after every kill",
 		*kills, killPhase.Round(time.Second), items, len(r.phones), len(r.count.got), dups, maxPerKey,
-		totalInflight, maxInflight, 3*concurrency+1, possible)
+		totalInflight, maxInflight, 17*concurrency, possible)
 }
