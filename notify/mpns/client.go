@@ -169,7 +169,10 @@ func (c *Client) Push(ctx context.Context, uri string, req tilecast.Request) til
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
-			err = fmt.Errorf("mpns: post: %w: %w", ctx.Err(), err)
+			if !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("%w: %w", ctx.Err(), err)
+			}
+			err = fmt.Errorf("mpns: post: %w", err)
 		case isTimeout(err) || !time.Now().Before(deadline):
 			// Past the deadline the parser may report the cut-off
 			// answer instead of the timeout that cut it.
