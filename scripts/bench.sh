@@ -17,5 +17,5 @@ go build -o "$out/tilecast" ./cmd/tilecast
 "$out/tilecast-bench" retention -feeds 500 -days 90 > "$out/retention.md" 2> "$out/retention.log"
 "$out/tilecast-bench" idle -tilecast "$out/tilecast" -f 1000 -window "${IDLE_WINDOW:-5m}" > "$out/idle.md" 2> "$out/idle.log"
 go test -run '^$' -bench 'Build|Diff|FeedState304|CommitUnchanged|Subscribers10k' -benchmem ./bench/ > "$out/micro.txt"
-go test -run '^$' -bench . -benchmem ./store/ ./notify/ > "$out/micro-store-notify.txt"
+go test -run '^$' -bench . -benchmem ./store/ ./notify/... > "$out/micro-store-notify.txt"
 cat "$out/machine.txt" "$out/fanout.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt"
