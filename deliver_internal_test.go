@@ -88,3 +88,23 @@ func TestRecorderFillsBatchesInABurst(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestChannelAuthenticated(t *testing.T) {
+	tests := []struct {
+		uri  string
+		want bool
+	}{
+		{"https://db3.notify.live.net/throttledthirdparty/01.00/x", true},
+		{"HTTPS://db3.notify.live.net/x", true},
+		{"http://db3.notify.live.net/throttledthirdparty/01.00/x", false},
+		{"https:", true},
+		{"https", false},
+		{"", false},
+		{"httpx://h/x", false},
+	}
+	for _, tt := range tests {
+		if got := (&Channel{URI: tt.uri}).Authenticated(); got != tt.want {
+			t.Errorf("Authenticated(%q) = %v, want %v", tt.uri, got, tt.want)
+		}
+	}
+}

@@ -222,7 +222,9 @@ func (c *Channel) Subscribed(f *Feed) bool {
 
 // Authenticated reports whether the channel is an https (authenticated) MPNS
 // channel; only http channels are held to the 500 sends per UTC day cap.
-func (c *Channel) Authenticated() bool { return strings.HasPrefix(strings.ToLower(c.URI), "https:") }
+func (c *Channel) Authenticated() bool {
+	return len(c.URI) >= 6 && strings.EqualFold(c.URI[:6], "https:") // no lower-cased copy: the dispatcher asks per send
+}
 
 // DailyCap is the MPNS limit of sends per unauthenticated channel per UTC day.
 const DailyCap = 500

@@ -433,7 +433,8 @@ type recorder struct {
 	a       arena
 	pl      *payloads // the bodies of dead letters and delivered tiles
 	chans   map[string]*chanState
-	touched []string // channels whose ledger grew, for pruning
+	touched []string            // channels whose ledger grew, for pruning, in order
+	seen    map[string]struct{} // the same as a set: a batch holds up to 1,024 outcomes
 }
 
 func (r *recorder) channel(id string) (*chanState, error) {
@@ -633,7 +634,11 @@ func (r *recorder) ledger(chID string, o tilecast.Outcome) error {
 	if err := r.b.ledger.Put(k, v); err != nil {
 		return err
 	}
-	if !slices.Contains(r.touched, chID) {
+	if _, ok := r.seen[chID]; !ok {
+		if r.seen == nil {
+			r.seen = make(map[string]struct{})
+		}
+		r.seen[chID] = struct{}{}
 		r.touched = append(r.touched, chID)
 	}
 	return nil
