@@ -421,20 +421,19 @@ type DeadLetter struct {
 
 // chanState is a channel read once per Record batch.
 type chanState struct {
-	ch     tilecast.Channel
-	exists bool
-	dirty  bool
+	ch         tilecast.Channel
+	exists     bool
+	dirty      bool
+	ledgerGrew bool // an outcome was appended: prune the ledger in finish
 }
 
 // recorder applies one Record batch inside a write transaction.
 type recorder struct {
-	b       *buckets
-	now     time.Time
-	a       arena
-	pl      *payloads // the bodies of dead letters and delivered tiles
-	chans   map[string]*chanState
-	touched []string            // channels whose ledger grew, for pruning, in order
-	seen    map[string]struct{} // the same as a set: a batch holds up to 1,024 outcomes
+	b     *buckets
+	now   time.Time
+	a     arena
+	pl    *payloads // the bodies of dead letters and delivered tiles
+	chans map[string]*chanState
 }
 
 func (r *recorder) channel(id string) (*chanState, error) {
@@ -575,6 +574,7 @@ func (r *recorder) record(rec *tilecast.Record) error {
 	if err != nil {
 		return err
 	}
+	cs.ledgerGrew = cs.ledgerGrew || rec.Sent
 	if rec.Op == tilecast.OpRemoveChannel {
 		if err := b.dropChannelEntries(chID); err != nil {
 			return err
@@ -631,17 +631,7 @@ func (r *recorder) ledger(chID string, o tilecast.Outcome) error {
 	k := prefix(chID)
 	k = binary.BigEndian.AppendUint64(k, timeNanos(o.Time))
 	k = binary.BigEndian.AppendUint64(k, seq)
-	if err := r.b.ledger.Put(k, v); err != nil {
-		return err
-	}
-	if _, ok := r.seen[chID]; !ok {
-		if r.seen == nil {
-			r.seen = make(map[string]struct{})
-		}
-		r.seen[chID] = struct{}{}
-		r.touched = append(r.touched, chID)
-	}
-	return nil
+	return r.b.ledger.Put(k, v)
 }
 
 // finish writes the channels the batch changed, releases the payloads of
@@ -661,7 +651,10 @@ func (r *recorder) finish() error {
 		}
 	}
 	cutoff := timeNanos(r.now.Add(-LedgerRetention))
-	for _, id := range r.touched {
+	for id, cs := range r.chans {
+		if !cs.ledgerGrew {
+			continue
+		}
 		if err := r.b.pruneLedger(id, cutoff); err != nil {
 			return fmt.Errorf("prune ledger: %w", err)
 		}
