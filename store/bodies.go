@@ -110,7 +110,7 @@ func (b *buckets) changeRef(k payloadKey, delta int, p []byte) error {
 		if cur == nil {
 			return nil // already gone (a recount dropped it)
 		}
-		return b.bodies.Delete(k[:])
+		return b.del(b.bodies, k[:])
 	}
 	if p == nil {
 		return fmt.Errorf("payload %x: %d references but no request", k[:8], refs)
@@ -138,7 +138,7 @@ func (b *buckets) payloadValue(k payloadKey) ([]byte, uint64, error) {
 	if b.bodies == nil {
 		return nil, 0, nil
 	}
-	v := b.bodies.Get(k[:])
+	v := b.get(b.bodies, k[:])
 	if v == nil {
 		return nil, 0, nil
 	}
@@ -304,7 +304,7 @@ func (b *buckets) sweepPayloads() (int, error) {
 	for _, f := range fixes {
 		var err error
 		if f.refs == 0 {
-			err = b.bodies.Delete(f.key)
+			err = b.del(b.bodies, f.key)
 		} else {
 			v := append([]byte{payloadV1}, binary.AppendUvarint(nil, f.refs)...)
 			err = b.bodies.Put(f.key, append(v, f.p...))

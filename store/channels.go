@@ -69,7 +69,7 @@ func errNoChannel(id string) error { return fmt.Errorf("channel %s: %w", id, til
 
 // getChannel returns the channel and whether it exists.
 func (b *buckets) getChannel(id string) (tilecast.Channel, bool, error) {
-	v := b.channels.Get([]byte(id))
+	v := b.get(b.channels, []byte(id))
 	if v == nil {
 		return tilecast.Channel{}, false, nil
 	}
@@ -118,26 +118,26 @@ func (b *buckets) index(ch *tilecast.Channel) error {
 }
 
 func (b *buckets) unindex(ch *tilecast.Channel) error {
-	if bytes.Equal(b.chanURI.Get([]byte(ch.URI)), []byte(ch.ID)) {
-		if err := b.chanURI.Delete([]byte(ch.URI)); err != nil {
+	if bytes.Equal(b.get(b.chanURI, []byte(ch.URI)), []byte(ch.ID)) {
+		if err := b.del(b.chanURI, []byte(ch.URI)); err != nil {
 			return err
 		}
 	}
-	if ch.Device != "" && bytes.Equal(b.chanDevice.Get([]byte(ch.Device)), []byte(ch.ID)) {
-		if err := b.chanDevice.Delete([]byte(ch.Device)); err != nil {
+	if ch.Device != "" && bytes.Equal(b.get(b.chanDevice, []byte(ch.Device)), []byte(ch.ID)) {
+		if err := b.del(b.chanDevice, []byte(ch.Device)); err != nil {
 			return err
 		}
 	}
-	if err := b.chanFeed.Delete(joinStr("", ch.ID)); err != nil {
+	if err := b.del(b.chanFeed, joinStr("", ch.ID)); err != nil {
 		return err
 	}
 	for _, f := range ch.Feeds {
-		if err := b.chanFeed.Delete(joinStr(f, ch.ID)); err != nil {
+		if err := b.del(b.chanFeed, joinStr(f, ch.ID)); err != nil {
 			return err
 		}
 	}
 	if ch.User != "" {
-		if err := b.chanUser.Delete(joinStr(ch.User, ch.ID)); err != nil {
+		if err := b.del(b.chanUser, joinStr(ch.User, ch.ID)); err != nil {
 			return err
 		}
 	}
@@ -155,7 +155,7 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 	if err := b.unindex(&ch); err != nil {
 		return false, err
 	}
-	if err := b.channels.Delete([]byte(id)); err != nil {
+	if err := b.del(b.channels, []byte(id)); err != nil {
 		return false, err
 	}
 	// Read and drop the entries (releasing their payloads); the loop
@@ -167,14 +167,14 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 	for _, k := range scanPrefix(b.outboxChan, p) {
 		key := k[len(p):]
 		if len(key) == outboxKeyLen {
-			if err := b.outbox.Delete(key); err != nil {
+			if err := b.del(b.outbox, key); err != nil {
 				return false, err
 			}
-			if err := b.outboxID.Delete(seqKey(outboxKeySeq(key))); err != nil {
+			if err := b.del(b.outboxID, seqKey(outboxKeySeq(key))); err != nil {
 				return false, err
 			}
 		}
-		if err := b.outboxChan.Delete(k); err != nil {
+		if err := b.del(b.outboxChan, k); err != nil {
 			return false, err
 		}
 	}
@@ -221,7 +221,7 @@ func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
 // the Created time of a new channel.
 func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Channel, bool, error) {
 	cur, found := tilecast.Channel{}, false
-	if id := b.chanURI.Get([]byte(ch.URI)); id != nil {
+	if id := b.get(b.chanURI, []byte(ch.URI)); id != nil {
 		var err error
 		if cur, found, err = b.getChannel(string(id)); err != nil {
 			return tilecast.Channel{}, false, err
@@ -229,7 +229,7 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 	}
 	created := false
 	if found && cur.User == ch.User && cur.Device == ch.Device && slices.Equal(cur.Feeds, ch.Feeds) &&
-		(cur.Device == "" || string(b.chanDevice.Get([]byte(cur.Device))) == cur.ID) {
+		(cur.Device == "" || string(b.get(b.chanDevice, []byte(cur.Device))) == cur.ID) {
 		// Apps re-register on every start and imports are re-run: an
 		// unchanged channel needs no write.
 		return cur, false, nil
@@ -243,14 +243,14 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 		cur = tilecast.Channel{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Created: now}
 		for {
 			cur.ID = newChannelID()
-			if b.channels.Get([]byte(cur.ID)) == nil {
+			if b.get(b.channels, []byte(cur.ID)) == nil {
 				break
 			}
 		}
 		created = true
 	}
 	if cur.Device != "" {
-		if old := b.chanDevice.Get([]byte(cur.Device)); old != nil && string(old) != cur.ID {
+		if old := b.get(b.chanDevice, []byte(cur.Device)); old != nil && string(old) != cur.ID {
 			if err := b.replaceDevice(string(old), &cur); err != nil {
 				return tilecast.Channel{}, false, err
 			}
@@ -271,11 +271,11 @@ func (b *buckets) replaceDevice(oldID string, ch *tilecast.Channel) error {
 	p := prefix(oldID)
 	var a arena
 	for _, k := range scanPrefix(b.outboxChan, p) {
-		if err := b.outboxChan.Delete(k); err != nil {
+		if err := b.del(b.outboxChan, k); err != nil {
 			return err
 		}
 		key := k[len(p):]
-		v := b.outbox.Get(key)
+		v := b.get(b.outbox, key)
 		if v == nil {
 			continue
 		}
@@ -288,13 +288,13 @@ func (b *buckets) replaceDevice(oldID string, ch *tilecast.Channel) error {
 			continue
 		}
 		if n.Kind == tilecast.KindTile {
-			if err := b.tileWaiting.Delete(joinStr(oldID, n.Feed)); err != nil {
+			if err := b.del(b.tileWaiting, joinStr(oldID, n.Feed)); err != nil {
 				return err
 			}
 			// Tiles are state: of two waiting tiles for the same feed the
 			// newer (higher sequence) wins.
 			tk := joinStr(ch.ID, n.Feed)
-			if w := b.tileWaiting.Get(tk); w != nil {
+			if w := b.get(b.tileWaiting, tk); w != nil {
 				if len(w) == outboxKeyLen && outboxKeySeq(w) > n.ID {
 					if err := b.dropEntry(key); err != nil {
 						return err
@@ -352,7 +352,7 @@ func (db *DB) Channel(id string) (tilecast.Channel, error) {
 func (db *DB) ChannelByURI(uri string) (tilecast.Channel, error) {
 	var ch tilecast.Channel
 	err := db.view(func(b *buckets) error {
-		id := b.chanURI.Get([]byte(uri))
+		id := b.get(b.chanURI, []byte(uri))
 		if id == nil {
 			return fmt.Errorf("channel uri: %w", tilecast.ErrNotFound)
 		}

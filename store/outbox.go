@@ -98,7 +98,7 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 	b.collectRefs()
 	ok, seen := e.exists[n.ChannelID]
 	if !seen {
-		ok = b.channels.Get([]byte(n.ChannelID)) != nil
+		ok = b.get(b.channels, []byte(n.ChannelID)) != nil
 		e.exists[n.ChannelID] = ok
 	}
 	if !ok {
@@ -113,10 +113,10 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 		tk = string(joinStr(n.ChannelID, n.Feed))
 		if w, ok := e.tiles[tk]; ok {
 			// Replaces a tile enqueued earlier in this transaction.
-			if err := b.outbox.Delete(w.key); err != nil {
+			if err := b.del(b.outbox, w.key); err != nil {
 				return err
 			}
-			if err := b.outboxID.Delete(seqKey(outboxKeySeq(w.key))); err != nil {
+			if err := b.del(b.outboxID, seqKey(outboxKeySeq(w.key))); err != nil {
 				return err
 			}
 			if err := b.unref(w.ref); err != nil {
@@ -124,13 +124,13 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 			}
 			e.dropped[string(join(n.ChannelID, w.key))] = true
 			delete(e.tiles, tk)
-		} else if w := b.tileWaiting.Get([]byte(tk)); w != nil {
+		} else if w := b.get(b.tileWaiting, []byte(tk)); w != nil {
 			if err := b.dropEntry(bytes.Clone(w)); err != nil {
 				return err
 			}
 		}
 		sum := sha256.Sum256(n.Request.Body)
-		if bytes.Equal(b.tileLast.Get([]byte(tk)), sum[:]) {
+		if bytes.Equal(b.get(b.tileLast, []byte(tk)), sum[:]) {
 			return nil
 		}
 	}
@@ -187,7 +187,7 @@ func (e *enqueuer) flush() error {
 // dropEntry deletes the outbox entry at key, its index entries and its
 // reference to its payload.
 func (b *buckets) dropEntry(key []byte) error {
-	v := b.outbox.Get(key)
+	v := b.get(b.outbox, key)
 	if v == nil {
 		return nil
 	}
@@ -217,7 +217,7 @@ func (b *buckets) dropChannelEntries(id string) error {
 // removeEntry deletes the entry at key, whose decoded record is e.
 func (b *buckets) removeEntry(key []byte, e *entry) error {
 	n := &e.n
-	if err := b.outbox.Delete(key); err != nil {
+	if err := b.del(b.outbox, key); err != nil {
 		return err
 	}
 	if e.hasRef {
@@ -227,8 +227,8 @@ func (b *buckets) removeEntry(key []byte, e *entry) error {
 	}
 	if len(key) == outboxKeyLen {
 		seq := seqKey(outboxKeySeq(key))
-		if bytes.Equal(b.outboxID.Get(seq), key) {
-			if err := b.outboxID.Delete(seq); err != nil {
+		if bytes.Equal(b.get(b.outboxID, seq), key) {
+			if err := b.del(b.outboxID, seq); err != nil {
 				return err
 			}
 		}
@@ -236,13 +236,13 @@ func (b *buckets) removeEntry(key []byte, e *entry) error {
 	if n.ChannelID == "" {
 		return nil
 	}
-	if err := b.outboxChan.Delete(join(n.ChannelID, key)); err != nil {
+	if err := b.del(b.outboxChan, join(n.ChannelID, key)); err != nil {
 		return err
 	}
 	if n.Kind == tilecast.KindTile {
 		tk := joinStr(n.ChannelID, n.Feed)
-		if bytes.Equal(b.tileWaiting.Get(tk), key) {
-			return b.tileWaiting.Delete(tk)
+		if bytes.Equal(b.get(b.tileWaiting, tk), key) {
+			return b.del(b.tileWaiting, tk)
 		}
 	}
 	return nil
@@ -254,10 +254,10 @@ func (b *buckets) moveEntry(a *arena, key []byte, e *entry) error {
 	n := &e.n
 	nk := outboxKey(a.take(outboxKeyLen)[:0], n.NextAttempt, n.ID)
 	if !bytes.Equal(nk, key) {
-		if err := b.outbox.Delete(key); err != nil {
+		if err := b.del(b.outbox, key); err != nil {
 			return err
 		}
-		if err := b.outboxChan.Delete(join(n.ChannelID, key)); err != nil {
+		if err := b.del(b.outboxChan, join(n.ChannelID, key)); err != nil {
 			return err
 		}
 		if err := b.outboxChan.Put(join(n.ChannelID, nk), nil); err != nil {
@@ -268,7 +268,7 @@ func (b *buckets) moveEntry(a *arena, key []byte, e *entry) error {
 		}
 		if n.Kind == tilecast.KindTile {
 			tk := joinStr(n.ChannelID, n.Feed)
-			if bytes.Equal(b.tileWaiting.Get(tk), key) {
+			if bytes.Equal(b.get(b.tileWaiting, tk), key) {
 				if err := b.tileWaiting.Put(tk, nk); err != nil {
 					return err
 				}
@@ -374,14 +374,14 @@ func (db *DB) dropStale(keys [][]byte) error {
 		b.collectRefs()
 		pl := newPayloads(b)
 		for _, k := range keys {
-			v := b.outbox.Get(k)
+			v := b.get(b.outbox, k)
 			if v == nil {
 				continue
 			}
 			e, err := decodeEntry(v)
 			if err == nil {
 				_, err = pl.request(&e)
-				if err == nil && len(k) == outboxKeyLen && b.channels.Get([]byte(e.n.ChannelID)) != nil {
+				if err == nil && len(k) == outboxKeyLen && b.get(b.channels, []byte(e.n.ChannelID)) != nil {
 					continue
 				}
 			} else {
@@ -490,8 +490,8 @@ func (r *recorder) record(rec *tilecast.Record) error {
 	var e entry
 	n := &e.n
 	var key []byte
-	if k := b.outboxID.Get(seqKey(rec.ID)); k != nil {
-		if v := b.outbox.Get(k); v != nil {
+	if k := b.get(b.outboxID, seqKey(rec.ID)); k != nil {
+		if v := b.get(b.outbox, k); v != nil {
 			key = bytes.Clone(k)
 			var err error
 			if e, err = decodeEntry(v); err != nil {
