@@ -136,14 +136,14 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 		for _, p := range due {
 			ch := &p.Channel
 			if wait := ch.NextAllowedAt; wait.After(now) {
-				postpone = append(postpone, Record{ID: p.ID, Op: OpPostpone, NextAttempt: wait})
+				postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: wait})
 				continue
 			}
 			// A channel back from a 406/412 rest that has not succeeded since
 			// gets one probe at a time: MPNS wants at most one retry an
 			// hour, not the channel's whole backlog at the end of the rest.
 			if !ch.NextAllowedAt.IsZero() && ch.FailureStreak > 0 && fl.channelBusy(ch.ID) {
-				postpone = append(postpone, Record{ID: p.ID, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
+				postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
 				continue
 			}
 			if !ch.Authenticated() {
@@ -157,7 +157,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 				}
 				if *count >= DailyCap {
 					midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-					postpone = append(postpone, Record{ID: p.ID, Op: OpPostpone, NextAttempt: midnight})
+					postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
 					continue
 				}
 				*count++
@@ -353,9 +353,9 @@ func (b *Bot) classify(r sendResult) Record {
 	if errors.Is(res.Err, ErrCircuitOpen) {
 		// Never sent: the host's circuit is open. Not an attempt, not in
 		// the ledger or the daily count; look again at the next probe.
-		return Record{ID: p.ID, Op: OpPostpone, NextAttempt: r.at.Add(max(res.Wait, time.Second)), Outcome: o}
+		return Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: r.at.Add(max(res.Wait, time.Second)), Outcome: o}
 	}
-	rec := Record{ID: p.ID, Sent: true}
+	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true}
 	maxAttempts := b.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = DefaultMaxAttempts

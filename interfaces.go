@@ -103,7 +103,12 @@ const (
 
 // Record is one entry's result.
 type Record struct {
-	ID          uint64
+	ID uint64
+	// Due is the entry's NextAttempt as Store.Due returned it (copy
+	// Pending.NextAttempt): with ID it says where the entry is, so the
+	// store needs no index from ID to entry. Zero makes the store search
+	// the whole outbox for ID, which is for tools and tests only.
+	Due         time.Time
 	Op          Op
 	NextAttempt time.Time // OpRetry, OpPostpone
 	Sent        bool      // an HTTP request was made: counts toward the daily cap and the ledger

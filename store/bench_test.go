@@ -87,7 +87,7 @@ func BenchmarkRecord256(b *testing.B) {
 		i++
 		at := clk.Now().Add(time.Duration(i) * time.Second)
 		for j, p := range ps {
-			recs[j] = tilecast.Record{ID: p.ID, Op: tilecast.OpRetry, NextAttempt: at, Sent: true,
+			recs[j] = tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpRetry, NextAttempt: at, Sent: true,
 				Outcome: tilecast.Outcome{ChannelID: p.ChannelID, Feed: p.Feed, Kind: p.Kind, Status: 503, Action: tilecast.ActionRetry, Time: at}}
 		}
 		if err := db.Record(recs); err != nil {
@@ -140,7 +140,7 @@ func BenchmarkFanOut100k(b *testing.B) {
 			}
 			recs = recs[:0]
 			for _, p := range ps {
-				recs = append(recs, tilecast.Record{ID: p.ID, Op: tilecast.OpDone, Sent: true,
+				recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true,
 					Outcome: tilecast.Outcome{ChannelID: p.ChannelID, Feed: p.Feed, Kind: p.Kind, Status: 200, Action: tilecast.ActionDelivered}})
 			}
 			if err := db.Record(recs); err != nil {

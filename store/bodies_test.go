@@ -242,7 +242,7 @@ func drain(tb testing.TB, db *DB, at time.Time) {
 		}
 		recs := make([]tilecast.Record, len(ps))
 		for i, p := range ps {
-			recs[i] = tilecast.Record{ID: p.ID, Op: tilecast.OpDone, Sent: true,
+			recs[i] = tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true,
 				Outcome: tilecast.Outcome{ChannelID: p.ChannelID, Feed: p.Feed, Kind: p.Kind, Status: 200, Action: tilecast.ActionDelivered}}
 		}
 		if err := db.Record(recs); err != nil {
@@ -375,9 +375,6 @@ func TestVersion1Entries(t *testing.T) {
 			n.ID, n.NextAttempt, n.Created = seq, clk.Now(), clk.Now()
 			key := outboxKey(nil, n.NextAttempt, seq)
 			if err := b.outbox.Put(key, encodeEntry(nil, &entry{n: *n})); err != nil {
-				return err
-			}
-			if err := b.outboxID.Put(seqKey(seq), key); err != nil {
 				return err
 			}
 			if err := b.outboxChan.Put(join(ch.ID, key), nil); err != nil {

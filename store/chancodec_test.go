@@ -309,7 +309,7 @@ func TestOldJSONChannelsInStore(t *testing.T) {
 		t.Fatalf("Due = %+v, %v; want one entry for %+v", ps, err, ana)
 	}
 	at := clk.Now()
-	if err := db.Record([]tilecast.Record{{ID: ps[0].ID, Op: tilecast.OpDone, Sent: true,
+	if err := db.Record([]tilecast.Record{{ID: ps[0].ID, Due: ps[0].NextAttempt, Op: tilecast.OpDone, Sent: true,
 		Outcome: tilecast.Outcome{ChannelID: ana.ID, Action: tilecast.ActionDelivered, Status: 200, Time: at}}}); err != nil {
 		t.Fatal(err)
 	}

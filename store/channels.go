@@ -170,9 +170,6 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 			if err := b.del(b.outbox, key); err != nil {
 				return false, err
 			}
-			if err := b.del(b.outboxID, seqKey(outboxKeySeq(key))); err != nil {
-				return false, err
-			}
 		}
 		if err := b.del(b.outboxChan, k); err != nil {
 			return false, err

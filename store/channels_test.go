@@ -271,7 +271,7 @@ func TestChannelsAndRemove(t *testing.T) {
 	var recs []tilecast.Record
 	for _, p := range ps {
 		if p.ChannelID == victim.ID && p.Kind == tilecast.KindTile {
-			recs = append(recs, tilecast.Record{ID: p.ID, Op: tilecast.OpDone, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered, Feed: "news"}})
+			recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered, Feed: "news"}})
 		}
 	}
 	if err := db.Record(recs); err != nil {

@@ -32,12 +32,14 @@
 //	                (codec.go, version byte first); the sequence is the
 //	                Notification.ID. Version 2 records hold the 32-byte key
 //	                of their request in bodies; version 1 (older files)
-//	                hold it inline
+//	                hold it inline. Record finds an entry from its ID and
+//	                due time (tilecast.Record.Due); schema 1 also kept an
+//	                index outbox_id (sequence → outbox key), which schema 2
+//	                drops
 //	bodies          sha256 of the encoded request (headers + body) → byte 1 +
 //	                uvarint count of entries referencing it + the encoded
 //	                request (bodies.go): a fan-out stores its request once.
 //	                Created by the first write that needs it
-//	outbox_id       8-byte BE sequence → outbox key (Record finds entries by ID)
 //	outbox_channel  channel ID + 0x00 + outbox key → empty (a channel's entries)
 //	tile_waiting    channel ID + 0x00 + feed → outbox key of the waiting tile
 //	                (a newer tile replaces it)

@@ -52,7 +52,7 @@ func TestFailpointInsideTransactions(t *testing.T) {
 	if err != nil || len(due) != 1 {
 		t.Fatalf("after Commit: %d due, %v; want 1", len(due), err)
 	}
-	if err := db.Record([]tilecast.Record{{ID: due[0].ID, Op: tilecast.OpDone, Sent: true,
+	if err := db.Record([]tilecast.Record{{ID: due[0].ID, Due: due[0].NextAttempt, Op: tilecast.OpDone, Sent: true,
 		Outcome: tilecast.Outcome{ChannelID: ch.ID, Action: tilecast.ActionDelivered, Time: c.Now()}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -242,7 +242,7 @@ func TestTileCoalescingAndLastTile(t *testing.T) {
 	ps, _ := db.Due(clk.Now(), 100, nil)
 	var recs []tilecast.Record
 	for _, p := range ps {
-		recs = append(recs, tilecast.Record{ID: p.ID, Op: tilecast.OpDone, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered}})
+		recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered}})
 	}
 	if err := db.Record(recs); err != nil {
 		t.Fatal(err)
@@ -272,7 +272,7 @@ func TestTileCoalescingAndLastTile(t *testing.T) {
 	ps, _ = db.Due(clk.Now(), 100, nil)
 	recs = recs[:0]
 	for _, p := range ps {
-		recs = append(recs, tilecast.Record{ID: p.ID, Op: tilecast.OpDone, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionDropped}})
+		recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionDropped}})
 	}
 	if err := db.Record(recs); err != nil {
 		t.Fatal(err)

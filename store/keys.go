@@ -23,6 +23,8 @@ const (
 	bucketFeedState     = "feedstate"
 	bucketSeen          = "seen"
 	bucketOutbox        = "outbox"
+	// bucketOutboxID indexed sequence → outbox key until schema 2, which
+	// drops it (Record.Due locates entries instead).
 	bucketOutboxID      = "outbox_id"
 	bucketOutboxChannel = "outbox_channel"
 	bucketTileWaiting   = "tile_waiting"
@@ -48,7 +50,7 @@ type buckets struct {
 	tx                                                *bolt.Tx
 	channels, chanURI, chanDevice, chanFeed, chanUser *bolt.Bucket
 	feedState, seen                                   *bolt.Bucket
-	outbox, outboxID, outboxChan                      *bolt.Bucket
+	outbox, outboxChan                                *bolt.Bucket
 	tileWaiting, tileLast, dead, ledger               *bolt.Bucket
 	bodies                                            *bolt.Bucket // nil until the first payload is stored
 
@@ -109,7 +111,7 @@ func bucketsOf(tx *bolt.Tx) (*buckets, error) {
 		{bucketChannels, &b.channels}, {bucketChannelURI, &b.chanURI},
 		{bucketChannelDevice, &b.chanDevice}, {bucketChannelFeed, &b.chanFeed},
 		{bucketChannelUser, &b.chanUser}, {bucketFeedState, &b.feedState},
-		{bucketSeen, &b.seen}, {bucketOutbox, &b.outbox}, {bucketOutboxID, &b.outboxID},
+		{bucketSeen, &b.seen}, {bucketOutbox, &b.outbox},
 		{bucketOutboxChannel, &b.outboxChan}, {bucketTileWaiting, &b.tileWaiting},
 		{bucketTileLast, &b.tileLast}, {bucketDead, &b.dead}, {bucketLedger, &b.ledger},
 	} {
@@ -123,7 +125,6 @@ func bucketsOf(tx *bolt.Tx) (*buckets, error) {
 		// Outbox and ledger keys grow mostly in order (time, then sequence):
 		// fuller pages on split mean fewer pages to write.
 		b.outbox.FillPercent = 0.9
-		b.outboxID.FillPercent = 0.9
 		b.dead.FillPercent = 0.9
 	}
 	return b, nil

@@ -116,9 +116,6 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 			if err := b.del(b.outbox, w.key); err != nil {
 				return err
 			}
-			if err := b.del(b.outboxID, seqKey(outboxKeySeq(w.key))); err != nil {
-				return err
-			}
 			if err := b.unref(w.ref); err != nil {
 				return err
 			}
@@ -144,9 +141,6 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 	key := outboxKey(e.a.take(outboxKeyLen)[:0], n.NextAttempt, seq)
 	if err := b.outbox.Put(key, encodeEntryInto(&e.a, &ent)); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
-	}
-	if err := b.outboxID.Put(seqKey(seq), key); err != nil {
-		return err
 	}
 	e.chanKeys = append(e.chanKeys, join(n.ChannelID, key))
 	if tk != "" {
@@ -225,14 +219,6 @@ func (b *buckets) removeEntry(key []byte, e *entry) error {
 			return err
 		}
 	}
-	if len(key) == outboxKeyLen {
-		seq := seqKey(outboxKeySeq(key))
-		if bytes.Equal(b.get(b.outboxID, seq), key) {
-			if err := b.del(b.outboxID, seq); err != nil {
-				return err
-			}
-		}
-	}
 	if n.ChannelID == "" {
 		return nil
 	}
@@ -261,9 +247,6 @@ func (b *buckets) moveEntry(a *arena, key []byte, e *entry) error {
 			return err
 		}
 		if err := b.outboxChan.Put(join(n.ChannelID, nk), nil); err != nil {
-			return err
-		}
-		if err := b.outboxID.Put(seqKey(n.ID), nk); err != nil {
 			return err
 		}
 		if n.Kind == tilecast.KindTile {
@@ -336,6 +319,10 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 				continue
 			}
 			n := e.n
+			if t := outboxKeyTime(k); timeNanos(n.NextAttempt) != t {
+				// Where the entry is wins: Record finds it by this time.
+				n.NextAttempt = nanosTime(t)
+			}
 			ch, seen := chans[n.ChannelID]
 			if !seen {
 				c, ok, err := b.getChannel(n.ChannelID)
@@ -490,17 +477,15 @@ func (r *recorder) record(rec *tilecast.Record) error {
 	var e entry
 	n := &e.n
 	var key []byte
-	if k := b.get(b.outboxID, seqKey(rec.ID)); k != nil {
-		if v := b.get(b.outbox, k); v != nil {
-			key = bytes.Clone(k)
-			var err error
-			if e, err = decodeEntry(v); err != nil {
-				// An unreadable entry can never be sent: drop it.
-				if err := b.dropEntry(key); err != nil {
-					return err
-				}
-				key = nil
+	if k, v := r.find(rec); v != nil {
+		key = k
+		var err error
+		if e, err = decodeEntry(v); err != nil {
+			// An unreadable entry can never be sent: drop it.
+			if err := b.dropEntry(key); err != nil {
+				return err
 			}
+			key = nil
 		}
 	}
 	chID := rec.Outcome.ChannelID
@@ -613,6 +598,23 @@ func (r *recorder) record(rec *tilecast.Record) error {
 		cs.dirty = true
 	}
 	return nil
+}
+
+// find returns the outbox key and value of rec's entry (nil: gone). With
+// rec.Due the key is known: due time and sequence. Without it the outbox
+// is searched, which reads every entry.
+func (r *recorder) find(rec *tilecast.Record) ([]byte, []byte) {
+	if !rec.Due.IsZero() {
+		k := outboxKey(r.a.take(outboxKeyLen)[:0], rec.Due, rec.ID)
+		return k, r.b.get(r.b.outbox, k)
+	}
+	c := r.b.outbox.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) == outboxKeyLen && outboxKeySeq(k) == rec.ID {
+			return bytes.Clone(k), v
+		}
+	}
+	return nil, nil
 }
 
 // ledger appends o to channel chID's ledger.

@@ -71,24 +71,26 @@ func TestNextDueEmpty(t *testing.T) {
 	}
 }
 
+type recordOpCase struct {
+	name        string
+	rec         tilecast.Record
+	wantEntry   bool // still in the outbox
+	wantAt      time.Time
+	wantAtt     int
+	wantDead    bool
+	wantChannel bool
+	wantLedger  int
+	wantOutcome string
+	wantStreak  int
+	wantSends   int
+}
+
 func TestRecordOps(t *testing.T) {
 	later := time.Date(2026, 3, 1, 13, 0, 0, 0, time.UTC)
 	sent := func(a tilecast.Action) tilecast.Outcome {
 		return tilecast.Outcome{Action: a, Feed: "news", Kind: tilecast.KindToast, Status: 200}
 	}
-	tests := []struct {
-		name        string
-		rec         tilecast.Record
-		wantEntry   bool // still in the outbox
-		wantAt      time.Time
-		wantAtt     int
-		wantDead    bool
-		wantChannel bool
-		wantLedger  int
-		wantOutcome string
-		wantStreak  int
-		wantSends   int
-	}{
+	tests := []recordOpCase{
 		{name: "done delivered", rec: tilecast.Record{Op: tilecast.OpDone, Sent: true, Outcome: sent(tilecast.ActionDelivered)},
 			wantChannel: true, wantLedger: 1, wantOutcome: "delivered", wantStreak: 0, wantSends: 1},
 		{name: "done not sent", rec: tilecast.Record{Op: tilecast.OpDone},
@@ -102,84 +104,130 @@ func TestRecordOps(t *testing.T) {
 		{name: "remove channel", rec: tilecast.Record{Op: tilecast.OpRemoveChannel, Sent: true, Outcome: sent(tilecast.ActionChannelRemoved)},
 			wantLedger: 1},
 	}
+	// Each case locates the entry both ways: by its due time (what the
+	// deliverer passes) and by searching the outbox (Due zero).
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			db, clk := mustOpen(t)
-			ch := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a"})
-			other := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/b"})
-			// Give the channel some history to see what changes.
-			if err := db.update(func(b *buckets) error {
-				c, _, _ := b.getChannel(ch.ID)
-				c.FailureStreak, c.LastOutcome = 2, "retry"
-				return b.putChannel(&c)
-			}); err != nil {
-				t.Fatal(err)
-			}
-			n := toast(ch, "news", "1")
-			n.Attempts = 1
-			if err := db.Enqueue([]tilecast.Notification{n, toast(ch, "news", "2"), toast(other, "news", "3")}); err != nil {
-				t.Fatal(err)
-			}
-			rec := tt.rec
-			rec.ID = 1
-			if err := db.Record([]tilecast.Record{rec}); err != nil {
-				t.Fatal(err)
-			}
-			ps := outboxOf(t, db, ch.ID, clk.Now())
-			i := slices.IndexFunc(ps, func(p tilecast.Pending) bool { return p.ID == 1 })
-			if (i >= 0) != tt.wantEntry {
-				t.Fatalf("entry present = %v, want %v", i >= 0, tt.wantEntry)
-			}
-			if i >= 0 {
-				if !ps[i].NextAttempt.Equal(tt.wantAt) || ps[i].Attempts != tt.wantAtt {
-					t.Errorf("entry at %v attempts %d, want %v, %d", ps[i].NextAttempt, ps[i].Attempts, tt.wantAt, tt.wantAtt)
-				}
-				if due, _ := db.Due(clk.Now(), 10, nil); slices.ContainsFunc(due, func(p tilecast.Pending) bool { return p.ID == 1 }) {
-					t.Error("moved entry is still due now")
-				}
-			}
-			dl, _ := db.DeadLetters(0)
-			if (len(dl) == 1) != tt.wantDead {
-				t.Errorf("dead letters = %v", dl)
-			}
-			if tt.wantDead && (dl[0].Notification.ID != 1 || dl[0].Notification.Attempts != 2 || dl[0].Outcome.Action != tilecast.ActionFailed ||
-				string(dl[0].Notification.Request.Body) != "toast 1") {
-				t.Errorf("dead letter = %+v", dl[0])
-			}
-			got, err := db.Channel(ch.ID)
-			if (err == nil) != tt.wantChannel {
-				t.Fatalf("Channel = %v, want present %v", err, tt.wantChannel)
-			}
-			if tt.wantChannel {
-				if got.LastOutcome != tt.wantOutcome && tt.wantOutcome != "" {
-					t.Errorf("LastOutcome = %q, want %q", got.LastOutcome, tt.wantOutcome)
-				}
-				if got.FailureStreak != tt.wantStreak || got.SendsToday != tt.wantSends {
-					t.Errorf("streak %d sends %d, want %d %d", got.FailureStreak, got.SendsToday, tt.wantStreak, tt.wantSends)
-				}
-				if tt.wantSends > 0 && (got.SendsDay != "2026-03-01" || !got.LastOutcomeAt.Equal(clk.Now())) {
-					t.Errorf("SendsDay %q LastOutcomeAt %v", got.SendsDay, got.LastOutcomeAt)
-				}
-				if !rec.ChannelWaitUntil.IsZero() && !got.NextAllowedAt.Equal(rec.ChannelWaitUntil) {
-					t.Errorf("NextAllowedAt = %v", got.NextAllowedAt)
-				}
-			} else {
-				if o := outboxOf(t, db, ch.ID, clk.Now()); len(o) != 0 {
-					t.Errorf("removed channel keeps %d entries", len(o))
-				}
-			}
-			led, _ := db.Outcomes(ch.ID, "", time.Time{})
-			if len(led) != tt.wantLedger {
-				t.Errorf("ledger = %v, want %d entries", led, tt.wantLedger)
-			}
-			if len(led) == 1 && (led[0].ChannelID != ch.ID || !led[0].Time.Equal(clk.Now())) {
-				t.Errorf("ledger entry = %+v", led[0])
-			}
-			// The other channel is untouched.
-			if o := outboxOf(t, db, other.ID, clk.Now()); len(o) != 1 {
-				t.Errorf("other channel has %d entries", len(o))
-			}
-		})
+		for _, byDue := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/by_due=%v", tt.name, byDue), func(t *testing.T) {
+				testRecordOp(t, tt, byDue)
+			})
+		}
+	}
+}
+
+// testRecordOp records tt.rec for the first of three entries, locating
+// it by its due time or by search.
+func testRecordOp(t *testing.T, tt recordOpCase, byDue bool) {
+	db, clk := mustOpen(t)
+	ch := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a"})
+	other := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/b"})
+	// Give the channel some history to see what changes.
+	if err := db.update(func(b *buckets) error {
+		c, _, _ := b.getChannel(ch.ID)
+		c.FailureStreak, c.LastOutcome = 2, "retry"
+		return b.putChannel(&c)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n := toast(ch, "news", "1")
+	n.Attempts = 1
+	if err := db.Enqueue([]tilecast.Notification{n, toast(ch, "news", "2"), toast(other, "news", "3")}); err != nil {
+		t.Fatal(err)
+	}
+	rec := tt.rec
+	rec.ID = 1
+	if byDue {
+		rec.Due = clk.Now() // Enqueue's NextAttempt
+	}
+	if err := db.Record([]tilecast.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	ps := outboxOf(t, db, ch.ID, clk.Now())
+	i := slices.IndexFunc(ps, func(p tilecast.Pending) bool { return p.ID == 1 })
+	if (i >= 0) != tt.wantEntry {
+		t.Fatalf("entry present = %v, want %v", i >= 0, tt.wantEntry)
+	}
+	if i >= 0 {
+		if !ps[i].NextAttempt.Equal(tt.wantAt) || ps[i].Attempts != tt.wantAtt {
+			t.Errorf("entry at %v attempts %d, want %v, %d", ps[i].NextAttempt, ps[i].Attempts, tt.wantAt, tt.wantAtt)
+		}
+		if due, _ := db.Due(clk.Now(), 10, nil); slices.ContainsFunc(due, func(p tilecast.Pending) bool { return p.ID == 1 }) {
+			t.Error("moved entry is still due now")
+		}
+	}
+	dl, _ := db.DeadLetters(0)
+	if (len(dl) == 1) != tt.wantDead {
+		t.Errorf("dead letters = %v", dl)
+	}
+	if tt.wantDead && (dl[0].Notification.ID != 1 || dl[0].Notification.Attempts != 2 || dl[0].Outcome.Action != tilecast.ActionFailed ||
+		string(dl[0].Notification.Request.Body) != "toast 1") {
+		t.Errorf("dead letter = %+v", dl[0])
+	}
+	got, err := db.Channel(ch.ID)
+	if (err == nil) != tt.wantChannel {
+		t.Fatalf("Channel = %v, want present %v", err, tt.wantChannel)
+	}
+	if tt.wantChannel {
+		if got.LastOutcome != tt.wantOutcome && tt.wantOutcome != "" {
+			t.Errorf("LastOutcome = %q, want %q", got.LastOutcome, tt.wantOutcome)
+		}
+		if got.FailureStreak != tt.wantStreak || got.SendsToday != tt.wantSends {
+			t.Errorf("streak %d sends %d, want %d %d", got.FailureStreak, got.SendsToday, tt.wantStreak, tt.wantSends)
+		}
+		if tt.wantSends > 0 && (got.SendsDay != "2026-03-01" || !got.LastOutcomeAt.Equal(clk.Now())) {
+			t.Errorf("SendsDay %q LastOutcomeAt %v", got.SendsDay, got.LastOutcomeAt)
+		}
+		if !rec.ChannelWaitUntil.IsZero() && !got.NextAllowedAt.Equal(rec.ChannelWaitUntil) {
+			t.Errorf("NextAllowedAt = %v", got.NextAllowedAt)
+		}
+	} else {
+		if o := outboxOf(t, db, ch.ID, clk.Now()); len(o) != 0 {
+			t.Errorf("removed channel keeps %d entries", len(o))
+		}
+	}
+	led, _ := db.Outcomes(ch.ID, "", time.Time{})
+	if len(led) != tt.wantLedger {
+		t.Errorf("ledger = %v, want %d entries", led, tt.wantLedger)
+	}
+	if len(led) == 1 && (led[0].ChannelID != ch.ID || !led[0].Time.Equal(clk.Now())) {
+		t.Errorf("ledger entry = %+v", led[0])
+	}
+	// The other channel is untouched.
+	if o := outboxOf(t, db, other.ID, clk.Now()); len(o) != 1 {
+		t.Errorf("other channel has %d entries", len(o))
+	}
+}
+
+// TestRecordDueElsewhere: a Record whose Due is not where its entry is
+// (the entry moved) leaves the entry alone; its channel effects apply, as
+// for an entry already gone.
+func TestRecordDueElsewhere(t *testing.T) {
+	db, clk := mustOpen(t)
+	ch := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a"})
+	if err := db.Enqueue([]tilecast.Notification{toast(ch, "news", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := db.Due(clk.Now(), 10, nil)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("Due = %d, %v", len(ps), err)
+	}
+	rec := tilecast.Record{ID: ps[0].ID, Due: ps[0].NextAttempt.Add(time.Nanosecond), Op: tilecast.OpDone, Sent: true,
+		Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered, ChannelID: ch.ID}}
+	if err := db.Record([]tilecast.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if o := outboxOf(t, db, ch.ID, clk.Now()); len(o) != 1 {
+		t.Errorf("outbox holds %d entries, want the 1 the record did not locate", len(o))
+	}
+	if got, err := db.Channel(ch.ID); err != nil || got.SendsToday != 1 || got.LastOutcome != "delivered" {
+		t.Errorf("channel = %+v, %v; want the send counted", got, err)
+	}
+	rec.Due = ps[0].NextAttempt
+	if err := db.Record([]tilecast.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if o := outboxOf(t, db, ch.ID, clk.Now()); len(o) != 0 {
+		t.Errorf("outbox holds %d entries after the record with the right Due", len(o))
 	}
 }
 
@@ -351,7 +399,7 @@ func TestDrainExactlyOnce(t *testing.T) {
 		var recs []tilecast.Record
 		for _, p := range ps {
 			seen[p.ItemID]++
-			recs = append(recs, tilecast.Record{ID: p.ID, Op: tilecast.OpDone})
+			recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone})
 		}
 		if err := db.Record(recs); err != nil {
 			t.Fatal(err)
@@ -369,7 +417,7 @@ func TestDrainExactlyOnce(t *testing.T) {
 		t.Errorf("outbox depth %d after drain", s.OutboxDepth)
 	}
 	err := db.view(func(b *buckets) error {
-		if n := b.outboxID.Stats().KeyN + b.outboxChan.Stats().KeyN; n != 0 {
+		if n := b.outboxChan.Stats().KeyN; n != 0 {
 			t.Errorf("%d index entries left", n)
 		}
 		return nil

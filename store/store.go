@@ -212,6 +212,15 @@ func migrations() []migration {
 			}
 			return nil
 		}},
+		// Record finds an entry from its ID and due time (Record.Due):
+		// the index cost a put per enqueue and a get and delete per
+		// outcome, ~5 % of a 100k fan-out's CPU with its pages.
+		{name: "drop outbox_id", apply: func(tx *bolt.Tx) error {
+			if err := tx.DeleteBucket([]byte(bucketOutboxID)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return fmt.Errorf("delete bucket %s: %w", bucketOutboxID, err)
+			}
+			return nil
+		}},
 	}
 }
 

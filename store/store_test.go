@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -88,8 +89,8 @@ func TestOpenCreatesSchemaAndReopens(t *testing.T) {
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		got := string(tx.Bucket([]byte(bucketMeta)).Get([]byte(schemaKey)))
-		if got != "1" {
-			t.Errorf("schema = %q, want 1", got)
+		if want := strconv.Itoa(SchemaVersion()); got != want {
+			t.Errorf("schema = %q, want %s", got, want)
 		}
 		return nil
 	})
@@ -98,6 +99,73 @@ func TestOpenCreatesSchemaAndReopens(t *testing.T) {
 	}
 	if _, _, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/b"}); !errors.Is(err, bolt.ErrDatabaseReadOnly) {
 		t.Errorf("write on read-only = %v, want ErrDatabaseReadOnly", err)
+	}
+}
+
+// TestMigrateDropsOutboxID: a schema-1 file (with the outbox_id index and
+// queued entries) is migrated on a read-write open: the index is gone and
+// the entries are still sent and recorded, found by their due time.
+func TestMigrateDropsOutboxID(t *testing.T) {
+	clk := newClock()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(path, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a"})
+	if err := db.Enqueue([]tilecast.Notification{toast(ch, "news", "1"), toast(ch, "news", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	// Back to schema 1: the index as that schema kept it.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		idx, err := tx.CreateBucket([]byte(bucketOutboxID))
+		if err != nil {
+			return err
+		}
+		c := tx.Bucket([]byte(bucketOutbox)).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if err := idx.Put(seqKey(outboxKeySeq(k)), bytes.Clone(k)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(schemaKey), []byte("1"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "needs migrating") {
+		t.Errorf("read-only open of schema 1: %v, want a 'needs migrating' error", err)
+	}
+	db = openAt(t, path, clk)
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte(bucketOutboxID)) != nil {
+			t.Error("outbox_id is still there after the migration")
+		}
+		if got := string(tx.Bucket([]byte(bucketMeta)).Get([]byte(schemaKey))); got != strconv.Itoa(SchemaVersion()) {
+			t.Errorf("schema = %q after the migration", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := db.Due(clk.Now(), 10, nil)
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("Due = %d entries, %v; want 2", len(ps), err)
+	}
+	recs := make([]tilecast.Record, len(ps))
+	for i, p := range ps {
+		recs[i] = tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true,
+			Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered}}
+	}
+	if err := db.Record(recs); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := db.Stats(); err != nil || st.OutboxDepth != 0 {
+		t.Errorf("after recording both: %+v, %v; want an empty outbox", st, err)
 	}
 }
 

@@ -172,7 +172,7 @@ func seed(t *testing.T, path string) (ana, bob tilecast.Channel) {
 	for i, p := range due {
 		oc := tilecast.Outcome{Time: now.Add(time.Duration(i-3) * time.Hour), ChannelID: p.ChannelID, User: p.User, Feed: p.Feed,
 			ItemID: p.ItemID, Kind: p.Kind, Status: 200, Notification: "Received", Action: tilecast.ActionDelivered, Attempt: 1}
-		rec := tilecast.Record{ID: p.ID, Op: tilecast.OpDone, Sent: true, Outcome: oc}
+		rec := tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true, Outcome: oc}
 		if p.Feed == "inbox" {
 			rec.Op = tilecast.OpDead
 			rec.Outcome.Status, rec.Outcome.Notification, rec.Outcome.Action = 400, "", tilecast.ActionFailed
