@@ -1,8 +1,12 @@
 package store
 
 import (
+	"encoding/binary"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 )
 
@@ -158,15 +162,411 @@ func TestDBSendLog(t *testing.T) {
 	}
 }
 
+// FuzzSendLogParse: the reader never panics, counts at most one entry per
+// record, and reads zero padding (a mapped file's unused rest) and a torn
+// record with type byte 0 (a process killed inside a copy) as nothing.
 func FuzzSendLogParse(f *testing.F) {
 	f.Add([]byte{'s', 0, 0, 0, 0, 0, 0, 0, 1, 'r', 0, 0, 0, 0, 0, 0, 0, 1})
 	f.Add([]byte("garbage"))
+	f.Add(append(rec('s', 1), 0, 0, 0, 0, 0, 0, 0, 0, 2))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		open := unfinished(data)
 		if len(open) > len(data)/sendLogRecord {
 			t.Fatalf("%d unfinished from %d bytes", len(open), len(data))
 		}
+		whole := data[:len(data)/sendLogRecord*sendLogRecord]
+		torn := append(slices.Clone(whole), 0, 1, 2, 3, 4, 5, 6, 7, 8)
+		padded := append(slices.Clone(torn), make([]byte, 4*sendLogRecord)...)
+		if got := unfinished(padded); !maps.Equal(got, open) {
+			t.Fatalf("torn record and padding changed the entries: %v, want %v", got, open)
+		}
 	})
+}
+
+// FuzzSendLogOpen: whatever the previous run left, opening counts it, a
+// send of this run adds to it, and a crash before Unfinished keeps both.
+func FuzzSendLogOpen(f *testing.F) {
+	f.Add([]byte{}, uint64(1))
+	f.Add(append(rec('s', 1), 's', 0, 0, 0), uint64(2))        // old format, torn tail
+	f.Add(append(rec('s', 1), make([]byte, 90)...), uint64(1)) // new format, padded
+	f.Add(append(rec('s', 1), 0, 0, 0, 0, 0, 0, 0, 0, 3), uint64(4))
+	f.Add([]byte("this is not a send log at all"), uint64(5))
+	f.Fuzz(func(t *testing.T, data []byte, id uint64) {
+		path := filepath.Join(t.TempDir(), "state.db.sending")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l := openLog(t, path, 90)
+		if l.prev != len(unfinished(data)) {
+			t.Fatalf("prev = %d, want %d", l.prev, len(unfinished(data)))
+		}
+		must(t, l.Sending(id))
+		want := unfinished(data)
+		want[id] = struct{}{}
+		// Without a mapping, records after a torn tail land misaligned,
+		// as they always did.
+		if sendLogMapped || len(data)%sendLogRecord == 0 {
+			if got := fileEntries(t, path); !maps.Equal(got, want) {
+				t.Fatalf("file holds %v, want %v", got, want)
+			}
+		}
+	})
+}
+
+// rec is one record of the log.
+func rec(typ byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{typ}, id)
+}
+
+// openLog opens a log at path and closes it when the test ends; a test
+// that does not close it before reopening plays a killed process.
+func openLog(t testing.TB, path string, rotateAt int64) *SendLog {
+	t.Helper()
+	l, err := openSendLog(path, rotateAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// fileEntries reads the log file the way the next run does.
+func fileEntries(t testing.TB, path string) map[uint64]struct{} {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return unfinished(data)
+}
+
+func idSet(ids ...uint64) map[uint64]struct{} {
+	s := map[uint64]struct{}{}
+	for _, id := range ids {
+		s[id] = struct{}{}
+	}
+	return s
+}
+
+// TestSendLogPreviousFormats: a file left by a killed run, written by the
+// write(2) code (no padding) or through the mapping (zero-padded, maybe a
+// torn record), is counted; this run's records go after the old ones, and
+// a crash before Unfinished keeps them all.
+func TestSendLogPreviousFormats(t *testing.T) {
+	cat := func(bs ...[]byte) []byte { return slices.Concat(bs...) }
+	tests := []struct {
+		name string
+		data []byte
+		prev int
+		// after is what the file holds once this run sent 100 and died.
+		after map[uint64]struct{}
+		// at is where, with a mapping, that record lands: right after the
+		// previous run's last one.
+		at int
+	}{
+		{"old format", cat(rec('s', 1), rec('s', 2), rec('r', 1)), 1, idSet(2, 100), 27},
+		{"old format, torn tail", cat(rec('s', 1), []byte{'s', 0, 0}), 1, idSet(1, 100), 9},
+		{"old format, torn tail after zeros", cat(rec('s', 1), rec(0, 0), []byte{'s', 0, 0}), 1, idSet(1, 100), 9},
+		{"old format, torn 'r'", cat(rec('s', 1), rec('s', 2), []byte{'r', 0, 0, 0, 0, 0, 0, 0}), 2, idSet(1, 2, 100), 18},
+		{"padded", cat(rec('s', 1), rec('s', 2), make([]byte, 9*50)), 2, idSet(1, 2, 100), 18},
+		{"padded, torn record", cat(rec('s', 1), rec(0, 2), make([]byte, 9*50)), 1, idSet(1, 100), 18},
+		{"padded, torn record mid-file", cat(rec('s', 1), rec(0, 2), rec('s', 3), make([]byte, 9*3)), 2, idSet(1, 3, 100), 27},
+		{"padded, nothing open", cat(rec('s', 1), rec('r', 1), make([]byte, 9*50)), 0, idSet(100), 0},
+		{"only zeros", make([]byte, 9*50), 0, idSet(100), 0},
+		{"bigger than the capacity", cat(rec('s', 7), make([]byte, 9*500), rec('s', 8)), 2, idSet(7, 8, 100), 9 * 502},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state.db.sending")
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// Asked at once: counted, and the file emptied for good.
+			first := openLog(t, path, 90)
+			if n, err := first.Unfinished(); err != nil || n != tt.prev {
+				t.Errorf("Unfinished = %d, %v; want %d", n, err, tt.prev)
+			}
+			checkEmptied(t, path)
+
+			// Killed before asking: this run's records join the old ones.
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l := openLog(t, path, 90)
+			if l.prev != tt.prev {
+				t.Errorf("previous run: %d unfinished, want %d", l.prev, tt.prev)
+			}
+			must(t, l.Sending(100))
+			if got := fileEntries(t, path); !maps.Equal(got, tt.after) {
+				t.Errorf("after a send the file holds %v, want %v", got, tt.after)
+			}
+			if data, _ := os.ReadFile(path); sendLogMapped && (len(data) < tt.at+sendLogRecord ||
+				!slices.Equal(data[tt.at:tt.at+sendLogRecord], rec('s', 100))) {
+				t.Errorf("the send did not land at %d: %x", tt.at, data)
+			}
+			next := openLog(t, path, 90) // l was killed
+			if n, err := next.Unfinished(); err != nil || n != len(tt.after) {
+				t.Errorf("next run: Unfinished = %d, %v; want %d", n, err, len(tt.after))
+			}
+			checkEmptied(t, path)
+		})
+	}
+}
+
+// checkEmptied checks that no old record is left in the file, not even a
+// torn one: a mapped file is all zeros.
+func checkEmptied(t *testing.T, path string) {
+	t.Helper()
+	if got := fileEntries(t, path); len(got) != 0 {
+		t.Errorf("after Unfinished the file holds %v", got)
+	}
+	if data, _ := os.ReadFile(path); sendLogMapped && !allZero(data) {
+		t.Errorf("after Unfinished the mapped file is not all zeros: %x", data)
+	}
+}
+
+// TestSendLogTornCopy: a process killed between the ID bytes and the type
+// byte of a record leaves one that the next run does not count.
+func TestSendLogTornCopy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db.sending")
+	l := openLog(t, path, 90)
+	must(t, l.Sending(1), l.Sending(2), l.Recorded([]uint64{1}))
+	if sendLogMapped {
+		// What write leaves when killed before its last store.
+		binary.BigEndian.PutUint64(l.m[l.size+1:], 3)
+	} else {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.Write(rec(0, 3))
+		must(t, err, f.Close())
+	}
+	next := openLog(t, path, 90)
+	if n, err := next.Unfinished(); err != nil || n != 1 {
+		t.Fatalf("Unfinished = %d, %v; want 1 (entry 2)", n, err)
+	}
+}
+
+// TestSendLogRotation pushes 10k IDs in rounds through a log whose
+// capacity holds 100 records: every open entry must survive the rotations,
+// closed ones must not, and the file must not keep growing.
+func TestSendLogRotation(t *testing.T) {
+	const capacity = 100 * sendLogRecord
+	tests := []struct {
+		name     string
+		batch    int
+		keepOpen func(id uint64) bool // never Recorded
+		grows    bool                 // more open than half the capacity
+	}{
+		{"all recorded", 16, func(uint64) bool { return false }, false},
+		{"every 500th open", 7, func(id uint64) bool { return id%500 == 0 }, false},
+		{"every 50th open: more than the capacity", 33, func(id uint64) bool { return id%50 == 0 }, true},
+		{"one at a time", 1, func(id uint64) bool { return id%1000 == 1 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state.db.sending")
+			l := openLog(t, path, capacity)
+			want := map[uint64]struct{}{}
+			var batch []uint64
+			for id := uint64(1); id <= 10_000; id++ {
+				must(t, l.Sending(id))
+				if tt.keepOpen(id) {
+					want[id] = struct{}{}
+				} else {
+					batch = append(batch, id)
+				}
+				if len(batch) >= tt.batch || id == 10_000 {
+					must(t, l.Recorded(batch))
+					batch = batch[:0]
+				}
+				if id%997 == 0 { // at any point, a kill loses nothing open
+					open := maps.Clone(want)
+					maps.Copy(open, idSet(batch...))
+					if got := fileEntries(t, path); !maps.Equal(got, open) {
+						t.Fatalf("after id %d the file holds %d entries, want %d", id, len(got), len(open))
+					}
+				}
+			}
+			if got := fileEntries(t, path); !maps.Equal(got, want) {
+				t.Fatalf("file holds %d entries, want %d", len(got), len(want))
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if grew := fi.Size() > capacity; grew != tt.grows {
+				t.Errorf("file is %d bytes for %d open entries and capacity %d", fi.Size(), len(want), capacity)
+			}
+			next := openLog(t, path, capacity) // l was killed
+			if n, err := next.Unfinished(); err != nil || n != len(want) {
+				t.Fatalf("Unfinished = %d, %v; want %d", n, err, len(want))
+			}
+		})
+	}
+}
+
+// TestSendLogGrowth: open entries beyond the capacity are all kept, in
+// this run (rotation grows the file) and while the previous run's content
+// must stay (the file grows in place); once they are recorded, a rotation
+// brings the file back to its capacity.
+func TestSendLogGrowth(t *testing.T) {
+	const capacity = 100 * sendLogRecord
+	path := filepath.Join(t.TempDir(), "state.db.sending")
+	l := openLog(t, path, capacity)
+	var ids []uint64
+	for id := uint64(1); id <= 250; id++ {
+		must(t, l.Sending(id))
+		ids = append(ids, id)
+	}
+	if got := fileEntries(t, path); len(got) != 250 {
+		t.Fatalf("file holds %d entries, want 250", len(got))
+	}
+
+	// A killed run's 250 plus this run's 300, before Unfinished: the file
+	// may not rotate, so it grows.
+	mid := openLog(t, path, capacity)
+	for id := uint64(1001); id <= 1300; id++ {
+		must(t, mid.Sending(id))
+	}
+	must(t, mid.Recorded([]uint64{1001}))
+	if got := fileEntries(t, path); len(got) != 549 {
+		t.Fatalf("file holds %d entries, want 549", len(got))
+	}
+	last := openLog(t, path, capacity)
+	if n, err := last.Unfinished(); err != nil || n != 549 {
+		t.Fatalf("Unfinished = %d, %v; want 549", n, err)
+	}
+
+	// This run: grows past the capacity, then shrinks back.
+	for _, id := range ids {
+		must(t, last.Sending(id))
+	}
+	if got := fileEntries(t, path); len(got) != 250 {
+		t.Fatalf("file holds %d entries, want 250", len(got))
+	}
+	must(t, last.Recorded(ids))
+	for id := uint64(2000); id < 2300; id++ {
+		must(t, last.Sending(id), last.Recorded([]uint64{id}))
+	}
+	if fi, err := os.Stat(path); err != nil || (sendLogMapped && fi.Size() != capacity) {
+		t.Errorf("after the entries were recorded: %v, %v; want %d bytes", fi.Size(), err, capacity)
+	}
+	if got := fileEntries(t, path); len(got) != 0 {
+		t.Errorf("file holds %d entries, want none", len(got))
+	}
+}
+
+// TestSendLogConcurrent: 16 goroutines send and record while the small
+// capacity makes the log rotate and grow under them (run with -race).
+func TestSendLogConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db.sending")
+	l := openLog(t, path, 20*sendLogRecord)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range uint64(16) {
+		wg.Go(func() {
+			var batch []uint64
+			for i := range uint64(1000) {
+				id := g<<32 | i
+				if err := l.Sending(id); err != nil {
+					errs <- err
+					return
+				}
+				if i%100 == 7 {
+					continue // stays open
+				}
+				if batch = append(batch, id); len(batch) == int(g%5+1) {
+					if err := l.Recorded(batch); err != nil {
+						errs <- err
+						return
+					}
+					batch = batch[:0]
+				}
+			}
+			if err := l.Recorded(batch); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	next := openLog(t, path, 20*sendLogRecord)
+	if n, err := next.Unfinished(); err != nil || n != 16*10 {
+		t.Fatalf("Unfinished = %d, %v; want %d", n, err, 16*10)
+	}
+}
+
+// TestSendLogClose: Close twice is fine, and a closed log refuses writes
+// rather than touching an unmapped range.
+func TestSendLogClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db.sending")
+	l, err := openSendLog(path, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, l.Sending(1), l.Close(), l.Close())
+	if l.Sending(2) == nil {
+		t.Error("Sending after Close: no error")
+	}
+	if l.Recorded([]uint64{1}) == nil {
+		t.Error("Recorded after Close: no error")
+	}
+	next := openLog(t, path, 90)
+	if n, err := next.Unfinished(); err != nil || n != 1 {
+		t.Fatalf("Unfinished = %d, %v; want 1", n, err)
+	}
+}
+
+// TestDBSendLogSize: the DB's log is mapped at its fixed capacity, a whole
+// number of records.
+func TestDBSendLogSize(t *testing.T) {
+	if sendLogCapacity%sendLogRecord != 0 || sendLogCapacity > sendLogRotateAt || sendLogCapacity <= sendLogRotateAt-sendLogRecord {
+		t.Fatalf("capacity %d is not %d bytes in whole records", sendLogCapacity, sendLogRotateAt)
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, err := db.SendLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, l.Sending(1))
+	fi, err := os.Stat(path + sendLogSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int64(sendLogRecord)
+	if sendLogMapped {
+		want = sendLogCapacity
+	}
+	if fi.Size() != want {
+		t.Errorf("send log is %d bytes, want %d", fi.Size(), want)
+	}
+}
+
+// BenchmarkSendLogSending: the cost of one Sending, rotations included
+// (1024 entries stay open, as in a fan-out).
+func BenchmarkSendLogSending(b *testing.B) {
+	l, err := openSendLog(filepath.Join(b.TempDir(), "state.db.sending"), sendLogRotateAt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	var id uint64
+	for b.Loop() {
+		id++
+		if err := l.Sending(id % 1024); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func must(t *testing.T, errs ...error) {
