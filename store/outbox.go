@@ -587,8 +587,9 @@ func (r *recorder) record(rec *tilecast.Record) error {
 		case tilecast.ActionFailed, tilecast.ActionRetry:
 			ch.FailureStreak++
 		}
-		if day := t.UTC().Format(time.DateOnly); ch.SendsDay != day {
-			ch.SendsDay, ch.SendsToday = day, 0
+		var buf [len(time.DateOnly)]byte // no string per outcome: the day rarely changes
+		if day := t.UTC().AppendFormat(buf[:0], time.DateOnly); ch.SendsDay != string(day) {
+			ch.SendsDay, ch.SendsToday = string(day), 0
 		}
 		ch.SendsToday++
 		cs.dirty = true
@@ -630,7 +631,9 @@ func (r *recorder) ledger(chID string, o tilecast.Outcome) error {
 		return err
 	}
 	v := encodeOutcomeInto(&r.a, &o)
-	k := prefix(chID)
+	k := r.a.take(len(chID) + 17)[:0] // bbolt keeps it until the commit
+	k = append(k, chID...)
+	k = append(k, 0)
 	k = binary.BigEndian.AppendUint64(k, timeNanos(o.Time))
 	k = binary.BigEndian.AppendUint64(k, seq)
 	return r.b.ledger.Put(k, v)
