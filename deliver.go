@@ -301,34 +301,11 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 		batch = batch[:0]
 	}
 	for r := range results {
-		batch = append(batch, r)
 		// Group commit: take whatever else has already arrived, then write.
-	more:
-		for len(batch) < recordBatch {
-			select {
-			case r2, ok := <-results:
-				if !ok {
-					break more
-				}
-				batch = append(batch, r2)
-			default:
-				break more
-			}
-		}
+		batch = gather(append(batch, r), results, recordBatch, nil)
 		if burst && len(batch) < fill {
 			t := time.NewTimer(fillWait)
-		fuller:
-			for len(batch) < fill {
-				select {
-				case r2, ok := <-results:
-					if !ok {
-						break fuller
-					}
-					batch = append(batch, r2)
-				case <-t.C:
-					break fuller
-				}
-			}
+			batch = gather(batch, results, fill, t.C)
 			t.Stop()
 		}
 		burst = len(batch) >= workers
@@ -336,6 +313,34 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 	}
 	flush()
 	return errors.Join(errs...)
+}
+
+// gather appends results to batch until it holds limit or results is
+// closed; with wait nil it stops when nothing more has arrived, else when
+// wait fires.
+func gather(batch []sendResult, results <-chan sendResult, limit int, wait <-chan time.Time) []sendResult {
+	for len(batch) < limit {
+		var r sendResult
+		var ok bool
+		if wait == nil {
+			select {
+			case r, ok = <-results:
+			default:
+				return batch
+			}
+		} else {
+			select {
+			case r, ok = <-results:
+			case <-wait:
+				return batch
+			}
+		}
+		if !ok {
+			return batch
+		}
+		batch = append(batch, r)
+	}
+	return batch
 }
 
 // classify maps a transport verdict to what happens to the entry and the channel.

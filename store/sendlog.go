@@ -147,20 +147,11 @@ func (l *SendLog) openMapped(data []byte) error {
 	whole := len(data) / sendLogRecord * sendLogRecord
 	clear(l.m[whole:len(data)])
 	end := whole
-	for end > 0 && allZero(data[end-sendLogRecord:end]) {
+	for end > 0 && [sendLogRecord]byte(data[end-sendLogRecord:end]) == [sendLogRecord]byte{} {
 		end -= sendLogRecord
 	}
 	l.size = int64(end)
 	return nil
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // unfinished returns the IDs with an 's' record and no later 'r' record.
