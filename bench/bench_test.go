@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -84,5 +86,41 @@ func TestRetentionSmoke(t *testing.T) {
 	}
 	if len(pts) != 3 || pts[2].Bytes == 0 {
 		t.Fatalf("points = %+v", pts)
+	}
+}
+
+// TestCopyFile copies files of several sizes with several write sizes,
+// including a last write shorter than the others and an empty file.
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, 4095, 4096, 10000} {
+		src := filepath.Join(dir, "src")
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(i*7 + size)
+		}
+		if err := os.WriteFile(src, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, chunk := range []int{0, -1, 1000, 4096, 1 << 20} {
+			dst := filepath.Join(dir, "dst")
+			// A longer old file must be replaced, not overwritten in part.
+			if err := os.WriteFile(dst, make([]byte, 20000), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := CopyFile(dst, src, chunk); err != nil {
+				t.Fatalf("size %d chunk %d: %v", size, chunk, err)
+			}
+			got, err := os.ReadFile(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("size %d chunk %d: copy has %d bytes, differs from the source", size, chunk, len(got))
+			}
+		}
+	}
+	if err := CopyFile(filepath.Join(dir, "x"), filepath.Join(dir, "missing"), 4096); err == nil {
+		t.Error("copying a missing file: no error")
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -161,7 +162,7 @@ func BenchmarkFanOut1k(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			path := filepath.Join(dir, "state.db")
-			if err := CopyFile(path, tmpl); err != nil {
+			if err := CopyFile(path, tmpl, os.Getpagesize()); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()

@@ -227,6 +227,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	conc := fs.Int("c", bench.DefaultConcurrency, "push concurrency (Bot and raw loop)")
 	dir := fs.String("dir", "", "directory for the state files (default: a temp dir on disk)")
 	build := fs.String("build-dir", "/dev/shm", "where the template state is built (tmpfs: no fsync per channel)")
+	copyChunk := fs.Int("copy-write", os.Getpagesize(), "bytes per write when the template is copied for a run; 0: one write (see bench.CopyFile)")
 	cpuprof := fs.String("cpuprofile", "", "CPU profiles of the runs of the largest N: FILE.<run> (tilecast), FILE.raw.<run> (raw loop), FILE.strict.<run> (strict raw loop)")
 	_ = fs.Parse(args)
 	counts, err := ints(*ns)
@@ -274,7 +275,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 		for run := range r {
 			path := filepath.Join(*dir, "state.db")
 			_ = os.Remove(path)
-			if err := bench.CopyFile(path, tmpl); err != nil {
+			if err := bench.CopyFile(path, tmpl, *copyChunk); err != nil {
 				stopSink()
 				return err
 			}
