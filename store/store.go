@@ -166,8 +166,13 @@ func (db *DB) Path() string { return db.path }
 
 // Backup writes a consistent copy of the whole file to w from a read
 // transaction (Tx.WriteTo), so the daemon keeps committing meanwhile.
+//
+// Afterwards the pages the copy read into the page cache are dropped
+// again (dropCached): left there, they would slow every later commit.
+// The advice is best effort; a kernel that ignores it costs speed only.
 func (db *DB) Backup(w io.Writer) (int64, error) {
 	var n int64
+	defer func() { _ = dropCached(db.path) }()
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
