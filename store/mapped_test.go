@@ -6,11 +6,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -303,5 +306,71 @@ func TestBackupDropsReadCache(t *testing.T) {
 	defer cdb.Close()
 	if err := readBlobs(cdb, n); err != nil {
 		t.Errorf("the copy: %v", err)
+	}
+}
+
+// BenchmarkWriteAfterRead measures what finding 19 (BENCHMARKS.md) is
+// about: the CPU a 4 KiB page write costs, by how the file's pages came
+// into the page cache. A 64 MiB file is cached by page-sized writes, by a
+// read(2) pass (readahead: large folios on ext4 with Linux 6.x), or by a
+// read pass followed by dropCached, as Backup does; then pages at random
+// offsets are rewritten with an fdatasync every 70 writes, about one
+// commit's worth. cpu-µs/write is user + system time per write.
+func BenchmarkWriteAfterRead(b *testing.B) {
+	const size = 64 << 20
+	const pg = 4096
+	for _, mode := range []string{"page-writes", "read", "read+drop"} {
+		b.Run(mode, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "file")
+			f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			page := make([]byte, pg)
+			for off := int64(0); off < size; off += pg {
+				if _, err := f.WriteAt(page, off); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			if mode != "page-writes" {
+				// Cold cache, then one read(2) pass over the whole file.
+				if err := dropCached(path); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, size)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if mode == "read+drop" {
+				if err := dropCached(path); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var r0, r1 syscall.Rusage
+			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r0); err != nil {
+				b.Fatal(err)
+			}
+			writes := 0
+			for b.Loop() {
+				off := rand.Int64N(size/pg) * pg
+				if _, err := f.WriteAt(page, off); err != nil {
+					b.Fatal(err)
+				}
+				if writes++; writes%70 == 0 {
+					if err := f.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r1); err != nil {
+				b.Fatal(err)
+			}
+			cpu := time.Duration(r1.Utime.Nano() - r0.Utime.Nano() + r1.Stime.Nano() - r0.Stime.Nano())
+			b.ReportMetric(float64(cpu.Microseconds())/float64(max(writes, 1)), "cpu-µs/write")
+		})
 	}
 }
