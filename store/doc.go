@@ -59,11 +59,4 @@
 // ErrCorrupt with the recovery steps. One damaged meta page alone is not
 // damage: bbolt falls back to the other, which is how it survives a torn
 // write.
-//
-// # Memory
-//
-// bbolt reads through a shared mmap of the file, so the pages a transaction
-// touches count in the process's RSS until unmapped. After a write (at most
-// once per Options.UnmapInterval) and from ReleaseMapped the store drops
-// them from its page tables (mapped.go); the data stays in the page cache.
 package store

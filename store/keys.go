@@ -161,6 +161,16 @@ func scanPrefix(b *bolt.Bucket, p []byte) [][]byte {
 	return keys
 }
 
+// countKeys counts bk's keys by reading all of them.
+func countKeys(bk *bolt.Bucket) int {
+	n := 0
+	c := bk.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
 func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {

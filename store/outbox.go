@@ -792,9 +792,9 @@ type Stats struct {
 func (db *DB) Stats() (Stats, error) {
 	var s Stats
 	err := db.view(func(b *buckets) error {
-		s.Channels = db.countKeys(b.tx, b.channels)
-		s.OutboxDepth = db.countKeys(b.tx, b.outbox)
-		s.DeadLetters = db.countKeys(b.tx, b.dead)
+		s.Channels = countKeys(b.channels)
+		s.OutboxDepth = countKeys(b.outbox)
+		s.DeadLetters = countKeys(b.dead)
 		return nil
 	})
 	if err != nil {

@@ -50,9 +50,6 @@ type Options struct {
 	// trace. A panic is no crash here: bbolt's Batch recovers it and runs
 	// the call again alone.
 	Failpoint func(point string)
-	// UnmapInterval is how often, at most, a write is followed by
-	// ReleaseMapped; zero means DefaultUnmapInterval, negative never.
-	UnmapInterval time.Duration
 }
 
 // DB is the tilecast state file. It implements tilecast.Store; every method
@@ -69,8 +66,6 @@ type DB struct {
 
 	sendLogMu sync.Mutex
 	sendLog   *SendLog // opened by SendLog, closed by Close
-
-	unmap mapRelease // see ReleaseMapped
 }
 
 // Open opens (creating if needed) the state file at path and brings its
@@ -104,10 +99,6 @@ func Open(path string, opts Options) (*DB, error) {
 	// the commits of a tick without making a lone commit wait long.
 	bdb.MaxBatchDelay = 2 * time.Millisecond
 	db := &DB{bolt: bdb, path: path, now: now, failpoint: opts.Failpoint}
-	db.unmap.every, db.unmap.start = opts.UnmapInterval, time.Now()
-	if db.unmap.every == 0 {
-		db.unmap.every = DefaultUnmapInterval
-	}
 	if err := db.migrate(opts.ReadOnly); err != nil {
 		_ = bdb.Close()
 		if errors.Is(err, ErrCorrupt) {
@@ -166,13 +157,8 @@ func (db *DB) Path() string { return db.path }
 
 // Backup writes a consistent copy of the whole file to w from a read
 // transaction (Tx.WriteTo), so the daemon keeps committing meanwhile.
-//
-// Afterwards the pages the copy read into the page cache are dropped
-// again (dropCached): left there, they would slow every later commit.
-// The advice is best effort; a kernel that ignores it costs speed only.
 func (db *DB) Backup(w io.Writer) (int64, error) {
 	var n int64
-	defer func() { _ = dropCached(db.path) }()
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
@@ -321,7 +307,6 @@ func (db *DB) viewBucket(name string, fn func(b *bolt.Bucket) error) error {
 // run more than once (bbolt retries the others alone when one fails), so it
 // must not have effects outside the transaction.
 func (db *DB) batch(fn func(b *buckets) error) error {
-	defer db.afterWrite()
 	return db.bolt.Batch(func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {
@@ -332,7 +317,6 @@ func (db *DB) batch(fn func(b *buckets) error) error {
 }
 
 func (db *DB) update(fn func(b *buckets) error) error {
-	defer db.afterWrite()
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {

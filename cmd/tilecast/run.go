@@ -146,7 +146,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	// systemd: ready only now that config, store, listener and scheduler are up.
 	sdNotify(log, daemon.SdNotifyReady)
 	go watchdog(ctx, log, health)
-	go releaseMemory(ctx, bot, db)
+	go releaseMemory(ctx, bot)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -293,9 +293,8 @@ func (l liveStates) FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error
 // few seconds while no fetch runs, it checks how much memory the runtime
 // holds (runtime/metrics, no stop-the-world); grown by releaseGrowth since
 // the last release, it collects and returns it (one collection of a small
-// heap). The state file's pages the burst mapped are unmapped too: the
-// store does that after writes, and an idle daemon writes nothing.
-func releaseMemory(ctx context.Context, bot *tilecast.Bot, db *store.DB) {
+// heap).
+func releaseMemory(ctx context.Context, bot *tilecast.Bot) {
 	const every, releaseGrowth = 5 * time.Second, 4 << 20
 	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	held := func() uint64 {
@@ -305,7 +304,7 @@ func releaseMemory(ctx context.Context, bot *tilecast.Bot, db *store.DB) {
 	base := held()
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for n := 1; ; n++ {
+	for {
 		select {
 		case <-ctx.Done():
 			return
@@ -317,9 +316,6 @@ func releaseMemory(ctx context.Context, bot *tilecast.Bot, db *store.DB) {
 		if held() >= base+releaseGrowth {
 			debug.FreeOSMemory()
 			base = held()
-		} else if n%12 != 0 {
-			continue // pages mapped by reads alone: once a minute is enough
 		}
-		_ = db.ReleaseMapped() // a failure only leaves pages mapped
 	}
 }
