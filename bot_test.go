@@ -511,7 +511,7 @@ func TestDeadLetterAfterMaxAttempts(t *testing.T) {
 	if sends != 4 {
 		t.Errorf("%d sends, want max_attempts = 4", sends)
 	}
-	stats, err := h.db.Stats()
+	stats, err := h.db.Counts()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,7 +667,7 @@ func TestPushTimeoutIsRetried(t *testing.T) {
 	if err != nil || len(outs) != 1 || outs[0].Action != tilecast.ActionRetry || outs[0].Status != 0 {
 		t.Fatalf("ledger after timeout: %+v (%v)", outs, err)
 	}
-	if stats, _ := h.db.Stats(); stats.OutboxDepth != 1 {
+	if stats, _ := h.db.Counts(); stats.OutboxDepth != 1 {
 		t.Errorf("outbox depth %d, want the entry kept for its retry", stats.OutboxDepth)
 	}
 }

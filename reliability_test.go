@@ -157,7 +157,7 @@ func TestS2FailpointOutcomes(t *testing.T) {
 			if got := h.observed.possible(); got != dups {
 				t.Errorf("P12: %d possible duplicates counted at the restart, MPNS saw %d duplicates", got, dups)
 			}
-			st, err := h.db.Stats()
+			st, err := h.db.Counts()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,7 +184,7 @@ func (h *harness) newItems(f *tilecast.Feed, n int, tokens ...string) {
 
 func (h *harness) stats() (outbox, dead int) {
 	h.t.Helper()
-	st, err := h.db.Stats()
+	st, err := h.db.Counts()
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -192,7 +192,7 @@ func RunFanOut(ctx context.Context, path string, concurrency int) (FanOutResult,
 	res := FanOutResult{Notifications: int(outcomes.Load()),
 		Commit: committed.Sub(start), Deliver: end.Sub(committed), Elapsed: end.Sub(start)}
 	res.Store = cs.Stats()
-	after, err := db.Stats()
+	after, err := db.Counts()
 	if err != nil {
 		return res, err
 	}

@@ -224,7 +224,7 @@ func TestPayloadCountsFollowEveryRemoval(t *testing.T) {
 	if err := db.Enqueue([]tilecast.Notification{tile(nw, "news", "T2")}); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := db.Stats(); s.OutboxDepth != 0 {
+	if s, _ := db.Counts(); s.OutboxDepth != 0 {
 		t.Errorf("identical tile queued again: depth %d", s.OutboxDepth)
 	}
 }
@@ -353,7 +353,7 @@ func TestMissingPayloadDropsEntry(t *testing.T) {
 	if err != nil || len(ps) != 1 || ps[0].ItemID != "kept" {
 		t.Fatalf("Due = %+v, %v; want only the kept entry", ps, err)
 	}
-	if s, _ := db.Stats(); s.OutboxDepth != 1 {
+	if s, _ := db.Counts(); s.OutboxDepth != 1 {
 		t.Errorf("outbox depth %d, want 1", s.OutboxDepth)
 	}
 	checkPayloads(t, db, "after drop")
@@ -391,6 +391,7 @@ func TestVersion1Entries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	recountAfterRawWrite(t, db)
 	ps, err := db.Due(clk.Now(), 10, nil)
 	if err != nil || len(ps) != 3 {
 		t.Fatalf("Due = %d, %v", len(ps), err)
@@ -433,7 +434,7 @@ func TestVersion1Entries(t *testing.T) {
 	if err := db.Enqueue([]tilecast.Notification{tile(ch, "news", "T1"), tile(ch, "other", "T1")}); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := db.Stats(); s.OutboxDepth != 2 {
+	if s, _ := db.Counts(); s.OutboxDepth != 2 {
 		t.Errorf("outbox depth %d, want 2 (the retried toast and the other feed's tile)", s.OutboxDepth)
 	}
 	checkPayloads(t, db, "mixed versions")

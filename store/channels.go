@@ -158,6 +158,7 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 	if err := b.del(b.channels, []byte(id)); err != nil {
 		return false, err
 	}
+	b.delta.channels--
 	// Read and drop the entries (releasing their payloads); the loop
 	// below only clears index keys that point nowhere.
 	if err := b.dropChannelEntries(id); err != nil {
@@ -166,10 +167,11 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 	p := prefix(id)
 	for _, k := range scanPrefix(b.outboxChan, p) {
 		key := k[len(p):]
-		if len(key) == outboxKeyLen {
+		if len(key) == outboxKeyLen && b.get(b.outbox, key) != nil {
 			if err := b.del(b.outbox, key); err != nil {
 				return false, err
 			}
+			b.delta.outbox--
 		}
 		if err := b.del(b.outboxChan, k); err != nil {
 			return false, err
@@ -255,6 +257,9 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 	}
 	if err := b.putChannel(&cur); err != nil {
 		return tilecast.Channel{}, false, err
+	}
+	if created {
+		b.delta.channels++
 	}
 	if err := b.index(&cur); err != nil {
 		return tilecast.Channel{}, false, err

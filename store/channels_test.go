@@ -88,7 +88,7 @@ func TestAddChannelInvalid(t *testing.T) {
 			}
 		})
 	}
-	if s, _ := db.Stats(); s.Channels != 0 {
+	if s, _ := db.Counts(); s.Channels != 0 {
 		t.Errorf("%d channels stored", s.Channels)
 	}
 }
@@ -194,7 +194,7 @@ func TestDeviceReRegistrationMovesWaiting(t *testing.T) {
 	if o := outboxOf(t, db, old.ID, clk.Now()); len(o) != 0 {
 		t.Errorf("old channel still has %d entries", len(o))
 	}
-	if s, _ := db.Stats(); s.OutboxDepth != 4 || s.Channels != 2 {
+	if s, _ := db.Counts(); s.OutboxDepth != 4 || s.Channels != 2 {
 		t.Errorf("Stats = %+v, want 4 entries (3 moved + other's), 2 channels", s)
 	}
 	// The moved tile is the waiting tile of the new channel: a newer one replaces it.
@@ -289,7 +289,7 @@ func TestChannelsAndRemove(t *testing.T) {
 	if _, err := db.ChannelByURI(victim.URI); !errors.Is(err, tilecast.ErrNotFound) {
 		t.Errorf("uri index kept: %v", err)
 	}
-	if s, _ := db.Stats(); s.Channels != 4 || s.OutboxDepth != 1 {
+	if s, _ := db.Counts(); s.Channels != 4 || s.OutboxDepth != 1 {
 		t.Errorf("Stats = %+v, want 4 channels and the other channel's entry", s)
 	}
 	if led, _ := db.Outcomes(victim.ID, "", time.Time{}); len(led) != 1 {

@@ -9,7 +9,9 @@
 // never containing NUL; AddChannel rejects such names. Times in keys are
 // 8-byte big-endian Unix nanoseconds, so keys sort by time.
 //
-//	meta            "schema" → decimal schema version (migrations())
+//	meta            "schema" → decimal schema version (migrations());
+//	                "counts" and "broken" + 0x00 + feed → the running counts
+//	                (counts.go), updated by every write that changes them
 //	channels        channel ID → binary tilecast.Channel (chancodec.go, version
 //	                byte first); records written before it are JSON (first byte
 //	                '{') and still read. No migration: a channel is rewritten in

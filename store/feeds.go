@@ -46,7 +46,11 @@ func (db *DB) SaveFeedState(k tilecast.FeedKey, st tilecast.FeedState) error {
 		return err
 	}
 	v := encodeFeedState(&st)
-	if err := db.batch(func(b *buckets) error { return b.feedState.Put(fk, v) }); err != nil {
+	err = db.batch(func(b *buckets) error {
+		b.feedStateWritten(fk, b.feedState.Get(fk), st.Broken)
+		return b.feedState.Put(fk, v)
+	})
+	if err != nil {
 		return fmt.Errorf("save feed state %s: %w", k, err)
 	}
 	return nil
@@ -158,6 +162,7 @@ func (db *DB) Commit(c tilecast.Commit) error {
 				return fmt.Errorf("prune seen: %w", err)
 			}
 		}
+		b.feedStateWritten(fk, b.feedState.Get(fk), c.State.Broken)
 		if err := b.feedState.Put(fk, state); err != nil {
 			return fmt.Errorf("save state: %w", err)
 		}

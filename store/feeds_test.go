@@ -164,7 +164,7 @@ func assertNothingCommitted(t *testing.T, db *DB, k tilecast.FeedKey) {
 			t.Errorf("seen IDs were saved: Unseen = %v", u)
 		}
 	}
-	if s, _ := db.Stats(); s.OutboxDepth != 0 {
+	if s, _ := db.Counts(); s.OutboxDepth != 0 {
 		t.Errorf("outbox has %d entries", s.OutboxDepth)
 	}
 	err := db.view(func(b *buckets) error {

@@ -41,7 +41,7 @@ func TestImportChannelsBatches(t *testing.T) {
 		t.Fatalf("ImportChannels = %d added, %d updated, %v; want %d, 0", added, updated, err, n)
 	}
 	t.Logf("imported %d channels in %s", n, time.Since(start))
-	if s, err := db.Stats(); err != nil || s.Channels != n {
+	if s, err := db.Counts(); err != nil || s.Channels != n {
 		t.Fatalf("Stats = %+v, %v; want %d channels", s, err, n)
 	}
 	news := &tilecast.Feed{Name: "news", URL: "http://127.0.0.1/news"}
@@ -81,7 +81,7 @@ func TestImportChannelsBatches(t *testing.T) {
 	if got, _ := db.Channels("changed"); len(got) != 1 {
 		t.Errorf("user index after re-import: %d channels of the new user, want 1", len(got))
 	}
-	if s, _ := db.Stats(); s.Channels != n {
+	if s, _ := db.Counts(); s.Channels != n {
 		t.Errorf("after re-import %d channels, want %d", s.Channels, n)
 	}
 }
@@ -160,7 +160,7 @@ func TestImportChannelsRules(t *testing.T) {
 			if added != tc.added || updated != tc.updated {
 				t.Errorf("added %d updated %d, want %d %d", added, updated, tc.added, tc.updated)
 			}
-			if s, _ := db.Stats(); s.Channels != tc.wantChannels {
+			if s, _ := db.Counts(); s.Channels != tc.wantChannels {
 				t.Errorf("%d channels, want %d", s.Channels, tc.wantChannels)
 			}
 			for uri, user := range tc.wantUser {
@@ -239,7 +239,7 @@ func BenchmarkImportChannels100k(b *testing.B) {
 			b.Fatalf("added %d, %v", added, err)
 		}
 		b.StopTimer()
-		if s, err := db.Stats(); err != nil || s.Channels != len(chs) {
+		if s, err := db.Counts(); err != nil || s.Channels != len(chs) {
 			b.Fatalf("Stats = %+v, %v; want %d channels", s, err, len(chs))
 		}
 		_ = db.Close()

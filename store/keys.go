@@ -48,6 +48,7 @@ func bucketNames() []string {
 // buckets are the top-level buckets of one transaction.
 type buckets struct {
 	tx                                                *bolt.Tx
+	meta                                              *bolt.Bucket
 	channels, chanURI, chanDevice, chanFeed, chanUser *bolt.Bucket
 	feedState, seen                                   *bolt.Bucket
 	outbox, outboxChan                                *bolt.Bucket
@@ -55,6 +56,8 @@ type buckets struct {
 	bodies                                            *bolt.Bucket // nil until the first payload is stored
 
 	refs *payloadRefs // payload reference changes waiting for applyRefs; nil: apply at once
+
+	delta countDelta // changes to the running counts, saved by update and batch (counts.go)
 }
 
 // get is bk.Get(key).
@@ -69,7 +72,7 @@ func bucketsOf(tx *bolt.Tx) (*buckets, error) {
 		name string
 		dst  **bolt.Bucket
 	}{
-		{bucketChannels, &b.channels}, {bucketChannelURI, &b.chanURI},
+		{bucketMeta, &b.meta}, {bucketChannels, &b.channels}, {bucketChannelURI, &b.chanURI},
 		{bucketChannelDevice, &b.chanDevice}, {bucketChannelFeed, &b.chanFeed},
 		{bucketChannelUser, &b.chanUser}, {bucketFeedState, &b.feedState},
 		{bucketSeen, &b.seen}, {bucketOutbox, &b.outbox},

@@ -116,6 +116,7 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 			if err := b.del(b.outbox, w.key); err != nil {
 				return err
 			}
+			b.delta.outbox--
 			if err := b.unref(w.ref); err != nil {
 				return err
 			}
@@ -142,6 +143,7 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 	if err := b.outbox.Put(key, encodeEntryInto(&e.a, &ent)); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
+	b.delta.outbox++
 	e.chanKeys = append(e.chanKeys, join(n.ChannelID, key))
 	if tk != "" {
 		e.tiles[tk] = tileAdded{key: key, ref: ent.ref}
@@ -208,12 +210,14 @@ func (b *buckets) dropChannelEntries(id string) error {
 	return nil
 }
 
-// removeEntry deletes the entry at key, whose decoded record is e.
+// removeEntry deletes the entry at key, which exists, whose decoded
+// record is e.
 func (b *buckets) removeEntry(key []byte, e *entry) error {
 	n := &e.n
 	if err := b.del(b.outbox, key); err != nil {
 		return err
 	}
+	b.delta.outbox--
 	if e.hasRef {
 		if err := b.unref(e.ref); err != nil {
 			return err
@@ -534,7 +538,7 @@ func (r *recorder) record(rec *tilecast.Record) error {
 			if err != nil {
 				return fmt.Errorf("encode dead letter: %w", err)
 			}
-			if err := b.dead.Put(seqKey(n.ID), v); err != nil {
+			if err := b.putDead(seqKey(n.ID), v); err != nil {
 				return err
 			}
 		case tilecast.OpRemoveChannel:
@@ -779,26 +783,4 @@ func (db *DB) DeadLetters(limit int) ([]DeadLetter, error) {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
 	return out, nil
-}
-
-// Stats are counts for status output and metrics.
-type Stats struct {
-	Channels    int
-	OutboxDepth int
-	DeadLetters int
-}
-
-// Stats counts channels, outbox entries and dead letters.
-func (db *DB) Stats() (Stats, error) {
-	var s Stats
-	err := db.view(func(b *buckets) error {
-		s.Channels = countKeys(b.channels)
-		s.OutboxDepth = countKeys(b.outbox)
-		s.DeadLetters = countKeys(b.dead)
-		return nil
-	})
-	if err != nil {
-		return Stats{}, fmt.Errorf("stats: %w", err)
-	}
-	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -50,6 +51,9 @@ type Options struct {
 	// trace. A panic is no crash here: bbolt's Batch recovers it and runs
 	// the call again alone.
 	Failpoint func(point string)
+	// Logger receives what Open does to the file (schema migrations, a
+	// recount); nil discards it.
+	Logger *slog.Logger
 }
 
 // DB is the tilecast state file. It implements tilecast.Store; every method
@@ -58,6 +62,7 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	now  func() time.Time
+	log  *slog.Logger
 
 	// beforeCommit, when set (tests only), runs at the end of Commit's
 	// transaction; an error aborts the whole transaction.
@@ -98,7 +103,11 @@ func Open(path string, opts Options) (*DB, error) {
 	// Feed commits go through Batch (see batch): a short window groups
 	// the commits of a tick without making a lone commit wait long.
 	bdb.MaxBatchDelay = 2 * time.Millisecond
-	db := &DB{bolt: bdb, path: path, now: now, failpoint: opts.Failpoint}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{bolt: bdb, path: path, now: now, log: log, failpoint: opts.Failpoint}
 	if err := db.migrate(opts.ReadOnly); err != nil {
 		_ = bdb.Close()
 		if errors.Is(err, ErrCorrupt) {
@@ -212,6 +221,14 @@ func migrations() []migration {
 			}
 			return nil
 		}},
+		// Health checks and metrics read counts the store keeps as it
+		// writes (counts.go); a file written before them is counted once.
+		// The schema version also keeps an older tilecast, which would
+		// write without updating them, from opening the file.
+		{name: "count records", apply: func(tx *bolt.Tx) error {
+			_, err := recount(tx)
+			return err
+		}},
 	}
 }
 
@@ -238,14 +255,29 @@ func (db *DB) migrate(readOnly bool) (err error) {
 			return fmt.Errorf("schema version %d is newer than this tilecast supports (%d): run a newer tilecast or restore a backup", cur, len(ms))
 		}
 		if cur == len(ms) {
+			if !tx.Writable() || tx.Bucket([]byte(bucketMeta)).Get([]byte(countsKey)) != nil {
+				return nil
+			}
+			// Removed by hand: count again rather than serve no counts.
+			start := time.Now()
+			c, err := recount(tx)
+			if err != nil {
+				return fmt.Errorf("recount: %w", err)
+			}
+			db.log.Warn("state file had no counts: counted its records", "channels", c.Channels,
+				"outbox", c.OutboxDepth, "dead_letters", c.DeadLetters, "duration", time.Since(start))
 			return nil
 		}
 		if !tx.Writable() {
 			return fmt.Errorf("schema version %d needs migrating to %d: open it read-write once", cur, len(ms))
 		}
 		for i := cur; i < len(ms); i++ {
+			start := time.Now()
 			if err := ms[i].apply(tx); err != nil {
 				return fmt.Errorf("migration %d (%s): %w", i+1, ms[i].name, err)
+			}
+			if cur > 0 { // a new file's steps are no news
+				db.log.Info("state file migrated", "schema", i+1, "step", ms[i].name, "duration", time.Since(start))
 			}
 		}
 		return tx.Bucket([]byte(bucketMeta)).Put([]byte(schemaKey), []byte(strconv.Itoa(len(ms))))
@@ -312,7 +344,10 @@ func (db *DB) batch(fn func(b *buckets) error) error {
 		if err != nil {
 			return err
 		}
-		return fn(b)
+		if err := fn(b); err != nil {
+			return err
+		}
+		return b.saveCounts()
 	})
 }
 
@@ -322,7 +357,10 @@ func (db *DB) update(fn func(b *buckets) error) error {
 		if err != nil {
 			return err
 		}
-		return fn(b)
+		if err := fn(b); err != nil {
+			return err
+		}
+		return b.saveCounts()
 	})
 }
 

@@ -48,6 +48,7 @@ func openAt(tb testing.TB, path string, c *clock) *DB {
 		if err := db.Check(); err != nil {
 			tb.Errorf("check: %v", err)
 		}
+		checkCounts(tb, db, "at the end")
 		if err := db.Close(); err != nil {
 			tb.Error(err)
 		}
@@ -164,7 +165,7 @@ func TestMigrateDropsOutboxID(t *testing.T) {
 	if err := db.Record(recs); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := db.Stats(); err != nil || st.OutboxDepth != 0 {
+	if st, err := db.Counts(); err != nil || st.OutboxDepth != 0 {
 		t.Errorf("after recording both: %+v, %v; want an empty outbox", st, err)
 	}
 }

@@ -365,7 +365,7 @@ type dashPage struct {
 	NowText      string
 	Refresh      int
 	CSS          template.CSS
-	Stats        Stats
+	Counts       tilecast.Counts
 	FeedsBroken  int
 	Feeds        []dashFeed
 	Channels     []dashChannel
@@ -488,9 +488,9 @@ func (d *dashboard) build(r *http.Request) (*dashPage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("feed states: %w", err)
 	}
-	stats, err := s.opts.Stats()
+	counts, err := s.opts.Counts()
 	if err != nil {
-		return nil, fmt.Errorf("stats: %w", err)
+		return nil, fmt.Errorf("counts: %w", err)
 	}
 	chans, err := s.opts.Store.Channels("")
 	if err != nil {
@@ -498,7 +498,7 @@ func (d *dashboard) build(r *http.Request) (*dashPage, error) {
 	}
 	p := &dashPage{
 		now: now, NowISO: now.UTC().Format(time.RFC3339), NowText: now.UTC().Format("2006-01-02 15:04:05 UTC"),
-		Refresh: int(DashboardRefresh / time.Second), CSS: d.css, Stats: stats, DailyCap: tilecast.DailyCap,
+		Refresh: int(DashboardRefresh / time.Second), CSS: d.css, Counts: counts, DailyCap: tilecast.DailyCap,
 	}
 	feeds := s.feeds()
 	statuses, broken := feedStatuses(feeds, states)

@@ -52,7 +52,7 @@ func newDashEnv(t testing.TB, edit func(*Options)) *env {
 			edit(o)
 		}
 	})
-	e.store.stats = Stats{OutboxDepth: 7, DeadLetters: 3}
+	e.store.counts = tilecast.Counts{OutboxDepth: 7, DeadLetters: 3}
 	e.store.states = map[tilecast.FeedKey]tilecast.FeedState{
 		{Feed: "news"}: {Baselined: true, LastFetch: t0.Add(-2 * time.Minute), LastResult: "ok", LastSuccess: t0.Add(-2 * time.Minute),
 			Title: "Daily News", Latest: latest("Daily News", "Go 1.26 released", 4)},

@@ -31,8 +31,8 @@ type fakeStore struct {
 	byDevice map[string]string
 	states   map[tilecast.FeedKey]tilecast.FeedState
 	ledger   []tilecast.Outcome
-	stats    Stats // OutboxDepth and DeadLetters; Channels is counted
-	err      error // returned by every method when set
+	counts   tilecast.Counts // OutboxDepth and DeadLetters; Channels and Broken come from chans and states
+	err      error           // returned by every method when set
 	now      func() time.Time
 }
 
@@ -156,15 +156,28 @@ func (f *fakeStore) Outcomes(channelID, feed string, since time.Time) ([]tilecas
 	return out, nil
 }
 
-func (f *fakeStore) Stats() (Stats, error) {
+func (f *fakeStore) Counts() (tilecast.Counts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return Stats{}, f.err
+		return tilecast.Counts{}, f.err
 	}
-	s := f.stats
-	s.Channels = len(f.chans)
-	return s, nil
+	c := f.counts
+	c.Channels = len(f.chans)
+	c.Broken = map[string]tilecast.BrokenStates{}
+	for k, st := range f.states {
+		if !st.Broken {
+			continue
+		}
+		b := c.Broken[k.Feed]
+		if k.User == "" {
+			b.Global++
+		} else {
+			b.Users++
+		}
+		c.Broken[k.Feed] = b
+	}
+	return c, nil
 }
 
 func (f *fakeStore) count() int {
@@ -230,7 +243,7 @@ func newEnv(t testing.TB, edit func(*Options)) *env {
 	writeKeys(t, e.keysFile, "# operator keys\n\n"+keyOne+"\n  "+keyTwo+"  \n")
 	opts := Options{
 		Store:        e.store,
-		Stats:        e.store.Stats,
+		Counts:       e.store.Counts,
 		Feeds:        testFeeds,
 		AllowedHosts: func() []string { return testAllowed },
 		APIKeysFile:  e.keysFile,

@@ -127,21 +127,17 @@ func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (g *gauges) Collect(ch chan<- prometheus.Metric) {
-	if st, err := g.s.opts.Stats(); err != nil {
-		err = fmt.Errorf("store stats: %w", err)
+	st, err := g.s.opts.Counts()
+	if err != nil {
+		err = fmt.Errorf("store counts: %w", err)
 		ch <- prometheus.NewInvalidMetric(g.channels, err)
 		ch <- prometheus.NewInvalidMetric(g.outbox, err)
 		ch <- prometheus.NewInvalidMetric(g.dead, err)
-	} else {
-		ch <- prometheus.MustNewConstMetric(g.channels, prometheus.GaugeValue, float64(st.Channels))
-		ch <- prometheus.MustNewConstMetric(g.outbox, prometheus.GaugeValue, float64(st.OutboxDepth))
-		ch <- prometheus.MustNewConstMetric(g.dead, prometheus.GaugeValue, float64(st.DeadLetters))
-	}
-	states, err := g.s.opts.Store.FeedStates()
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(g.broken, fmt.Errorf("feed states: %w", err))
+		ch <- prometheus.NewInvalidMetric(g.broken, err)
 		return
 	}
-	_, broken := feedStatuses(g.s.feeds(), states)
-	ch <- prometheus.MustNewConstMetric(g.broken, prometheus.GaugeValue, float64(broken))
+	ch <- prometheus.MustNewConstMetric(g.channels, prometheus.GaugeValue, float64(st.Channels))
+	ch <- prometheus.MustNewConstMetric(g.outbox, prometheus.GaugeValue, float64(st.OutboxDepth))
+	ch <- prometheus.MustNewConstMetric(g.dead, prometheus.GaugeValue, float64(st.DeadLetters))
+	ch <- prometheus.MustNewConstMetric(g.broken, prometheus.GaugeValue, float64(st.FeedsBroken(g.s.feeds())))
 }

@@ -13,10 +13,14 @@ func TestMetrics(t *testing.T) {
 	e := newEnv(t, nil)
 	e.mustRegister(t, regJSON(goodURI), http.StatusCreated)
 	e.mustRegister(t, regJSON(goodURI+"2"), http.StatusCreated)
-	e.store.stats = Stats{OutboxDepth: 5, DeadLetters: 1}
+	e.store.counts = tilecast.Counts{OutboxDepth: 5, DeadLetters: 1}
 	e.store.states = map[tilecast.FeedKey]tilecast.FeedState{
 		{Feed: "news"}:    {Broken: true},
 		{Feed: "weather"}: {},
+		// Not counted: a feed no longer configured, and a per-user copy
+		// of a feed that is global now.
+		{Feed: "removed"}:              {Broken: true},
+		{Feed: "news", User: "before"}: {Broken: true},
 	}
 	m := e.srv.Metrics()
 	m.ObserveFetch("news", "ok", 3)
@@ -56,7 +60,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// Gauges follow the store at each scrape.
-	e.store.stats.OutboxDepth = 0
+	e.store.counts.OutboxDepth = 0
 	e.store.states[tilecast.FeedKey{Feed: "news"}] = tilecast.FeedState{}
 	body = e.do(t, http.MethodGet, "/metrics", "", nil).Body.String()
 	for _, want := range []string{"tilecast_outbox_depth 0\n", "tilecast_feeds_broken 0\n"} {

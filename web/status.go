@@ -105,7 +105,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	st, err := s.opts.Stats()
+	st, err := s.opts.Counts()
 	if err != nil {
 		s.internalError(w, r, err)
 		return

@@ -34,8 +34,8 @@ func newRealServer(t *testing.T) (*store.DB, http.Handler) {
 		t.Fatal(err)
 	}
 	srv, err := web.New(web.Options{
-		Store: db,
-		Stats: func() (web.Stats, error) { s, err := db.Stats(); return web.Stats(s), err },
+		Store:  db,
+		Counts: db.Counts,
 		Feeds: func() []tilecast.Feed {
 			return []tilecast.Feed{{Name: "news", URL: "https://example.org/news.xml"}}
 		},
@@ -123,7 +123,7 @@ func TestRealStoreLifecycle(t *testing.T) {
 	if code, _ := call(t, h, http.MethodGet, "/v1/channels/"+first.ID, ""); code != http.StatusNotFound {
 		t.Errorf("old channel: %d, want 404", code)
 	}
-	if st, err := db.Stats(); err != nil || st.Channels != 1 {
+	if st, err := db.Counts(); err != nil || st.Channels != 1 {
 		t.Errorf("stats %+v, %v; want 1 channel", st, err)
 	}
 	if code, _ := call(t, h, http.MethodDelete, "/v1/channels/"+moved.ID, ""); code != http.StatusNoContent {

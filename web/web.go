@@ -60,19 +60,14 @@ type Store interface {
 	Outcomes(channelID, feed string, since time.Time) ([]tilecast.Outcome, error)
 }
 
-// Stats are the store's counts. Its fields match store.Stats, so the daemon
-// passes `func() (web.Stats, error) { s, err := db.Stats(); return web.Stats(s), err }`.
-type Stats struct {
-	Channels    int
-	OutboxDepth int
-	DeadLetters int
-}
-
 // Options configure New.
 type Options struct {
 	Store Store // required
-	// Stats returns the store's counts (required; see Stats).
-	Stats func() (Stats, error)
+	// Counts returns the store's running counts (required; the daemon
+	// passes store.DB.Counts). /healthz's Health, /metrics, /v1/status and
+	// the dashboard read them instead of counting: they cost the same for
+	// any number of channels.
+	Counts func() (tilecast.Counts, error)
 	// Feeds returns the current feed config; it changes on reload.
 	Feeds func() []tilecast.Feed
 	// NextRun, when set, returns when the scheduler next runs the named
@@ -153,8 +148,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Store == nil {
 		return nil, errors.New("web: no store")
 	}
-	if opts.Stats == nil {
-		return nil, errors.New("web: no stats function")
+	if opts.Counts == nil {
+		return nil, errors.New("web: no counts function")
 	}
 	s := &Server{
 		opts:     opts,

@@ -127,13 +127,13 @@ func TestReloadKeys(t *testing.T) {
 
 func TestKeysFileAtStart(t *testing.T) {
 	dir := t.TempDir()
-	_, err := New(Options{Store: newFakeStore(time.Now), Stats: func() (Stats, error) { return Stats{}, nil },
+	_, err := New(Options{Store: newFakeStore(time.Now), Counts: func() (tilecast.Counts, error) { return tilecast.Counts{}, nil },
 		APIKeysFile: filepath.Join(dir, "missing")})
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "api_keys_file") {
 		t.Errorf("New with a missing keys file: %v", err)
 	}
 	for _, opts := range []Options{
-		{Stats: func() (Stats, error) { return Stats{}, nil }},
+		{Counts: func() (tilecast.Counts, error) { return tilecast.Counts{}, nil }},
 		{Store: newFakeStore(time.Now)},
 	} {
 		if _, err := New(opts); err == nil {
@@ -258,7 +258,7 @@ func TestStatus(t *testing.T) {
 	e := newEnv(t, nil)
 	e.mustRegister(t, regJSON(goodURI), http.StatusCreated)
 	e.mustRegister(t, regJSON(goodURI+"b", `,"user":"ann","feeds":["inbox"]`), http.StatusCreated)
-	e.store.stats = Stats{OutboxDepth: 7, DeadLetters: 2}
+	e.store.counts = tilecast.Counts{OutboxDepth: 7, DeadLetters: 2}
 	e.store.states = map[tilecast.FeedKey]tilecast.FeedState{
 		{Feed: "news"}: {Baselined: true, LastFetch: t0, LastResult: "ok", LastSuccess: t0, Title: "News",
 			Latest: &tilecast.TemplateData{NewCount: 3}, Validators: tilecast.Validators{ETag: `"e1"`}},
@@ -364,7 +364,7 @@ func TestNewRegistersOnGivenRegistry(t *testing.T) {
 		t.Error("Metrics() is not the given value")
 	}
 	// A second server on the same registry is a wiring bug: an error, not a panic.
-	if _, err := New(Options{Store: e.store, Stats: e.store.Stats, Registry: reg, Metrics: m}); err == nil {
+	if _, err := New(Options{Store: e.store, Counts: e.store.Counts, Registry: reg, Metrics: m}); err == nil {
 		t.Error("two servers on one registry: no error")
 	}
 }

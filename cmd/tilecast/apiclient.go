@@ -66,7 +66,7 @@ func connect(cfg *config.Config, e env, readOnly bool) (ops, error) {
 			readOnly = false
 		}
 	}
-	db, err := store.Open(cfg.State, store.Options{Timeout: lockWait, ReadOnly: readOnly})
+	db, err := store.Open(cfg.State, store.Options{Timeout: lockWait, ReadOnly: readOnly, Logger: newLogger(cfg, e.stderr)})
 	if err == nil {
 		return &localOps{db: db, cfg: cfg, stderr: e.stderr}, nil
 	}
@@ -273,7 +273,7 @@ func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
 		return statusReport{}, err
 	}
 	rep := statusReport{
-		Stats: store.Stats{Channels: st.Channels, OutboxDepth: st.OutboxDepth, DeadLetters: st.DeadLetters},
+		Stats: statusCounts{Channels: st.Channels, OutboxDepth: st.OutboxDepth, DeadLetters: st.DeadLetters},
 		Feeds: map[string]feedView{},
 	}
 	for _, f := range st.Feeds {

@@ -41,10 +41,11 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// openStore opens the state file. A file held by a running daemon is a
-// clear error within the lock timeout, not a hang.
-func openStore(cfg *config.Config, timeout time.Duration) (*store.DB, error) {
-	db, err := store.Open(cfg.State, store.Options{Timeout: timeout, Failpoint: failpointFromEnv()})
+// openStore opens the state file, logging what the open does to it (an
+// upgrade's migration). A file held by a running daemon is a clear error
+// within the lock timeout, not a hang.
+func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration) (*store.DB, error) {
+	db, err := store.Open(cfg.State, store.Options{Timeout: timeout, Failpoint: failpointFromEnv(), Logger: log})
 	if err != nil {
 		if errors.Is(err, tilecast.ErrStateLocked) {
 			return nil, usageError{fmt.Errorf("%s: %w", cfg.State, err)}

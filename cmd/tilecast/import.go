@@ -96,7 +96,7 @@ func cmdChannelsImport(ctx context.Context, e env) error {
 	}
 	// Open the store before reading: a running daemon is reported at once,
 	// not after parsing a large file.
-	db, err := store.Open(cfg.State, store.Options{Timeout: lockWait})
+	db, err := store.Open(cfg.State, store.Options{Timeout: lockWait, Logger: newLogger(cfg, e.stderr)})
 	if err != nil {
 		if errors.Is(err, tilecast.ErrStateLocked) {
 			return usagef("channels import: state file %s is in use by the running tilecast: stop the daemon to import "+

@@ -98,7 +98,7 @@ func (o *opsEnv) startDaemon(t *testing.T) (db *store.DB, stop func()) {
 	}
 	srv, err := web.New(web.Options{
 		Store:        db,
-		Stats:        func() (web.Stats, error) { s, err := db.Stats(); return web.Stats(s), err },
+		Counts:       db.Counts,
 		Feeds:        func() []tilecast.Feed { return feeds },
 		AllowedHosts: func() []string { return []string{"*.notify.live.net"} },
 		APIKeysFile:  o.keys,
@@ -311,7 +311,7 @@ func TestChannelsWriteWithAndWithoutDaemon(t *testing.T) {
 				}
 				defer db.Close()
 			}
-			if s, _ := db.Stats(); s.Channels != 0 {
+			if s, _ := db.Counts(); s.Channels != 0 {
 				t.Errorf("%d channels left, want 0", s.Channels)
 			}
 		})
@@ -647,7 +647,7 @@ func TestChannelsImportManyLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if s, _ := db.Stats(); s.Channels != n {
+	if s, _ := db.Counts(); s.Channels != n {
 		t.Errorf("%d channels stored, want %d", s.Channels, n)
 	}
 }
@@ -688,7 +688,7 @@ text1 = "x"
 		if err != nil {
 			b.Fatal(err)
 		}
-		if s, _ := db.Stats(); s.Channels != n {
+		if s, _ := db.Counts(); s.Channels != n {
 			b.Fatalf("%d channels stored, want %d", s.Channels, n)
 		}
 		db.Close()

@@ -50,7 +50,7 @@ func cmdRun(ctx context.Context, e env) error {
 // its lock) and wires a Bot; the caller closes the store.
 func openBot(cfg *config.Config, stderr io.Writer) (*tilecast.Bot, *store.DB, *slog.Logger, error) {
 	log := newLogger(cfg, stderr)
-	db, err := openStore(cfg, 5*time.Second)
+	db, err := openStore(cfg, log, 5*time.Second)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -87,7 +87,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 		var err error
 		api, err = web.New(web.Options{
 			Store:        liveStates{db, bot},
-			Stats:        func() (web.Stats, error) { s, err := db.Stats(); return web.Stats(s), err },
+			Counts:       db.Counts,
 			Feeds:        func() []tilecast.Feed { return current().Feeds },
 			AllowedHosts: func() []string { return current().Push.AllowedHosts },
 			APIKeysFile:  cfg.HTTP.APIKeysFile,
@@ -209,7 +209,7 @@ func daemonHealth(ctx context.Context, cfg *config.Config, sched *scheduler, bot
 	if age := time.Since(lastPass); age > 2*time.Minute {
 		return fmt.Errorf("the deliverer has not run for %s", age.Round(time.Second))
 	}
-	if _, err := db.Stats(); err != nil {
+	if _, err := db.Counts(); err != nil { // one record: no scan of the file
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil

@@ -79,7 +79,7 @@ func TestSIGTERMDuringFanOutAccountsForEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	stats, err := db.Stats()
+	stats, err := db.Counts()
 	if err != nil {
 		t.Fatal(err)
 	}

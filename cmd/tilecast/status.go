@@ -17,13 +17,21 @@ const statusDeadLetters = 20
 // statusReport is what status prints, read from the state file or from
 // the daemon's API (GET /v1/status and /v1/deadletters) alike.
 type statusReport struct {
-	Stats store.Stats `json:"stats"`
+	Stats statusCounts `json:"stats"`
 	// Feeds are the states of the configured feeds by FeedKey.String()
 	// ("feed" or "feed/user"); a feed that never ran has none.
 	Feeds       map[string]feedView `json:"feeds"`
 	DeadLetters []store.DeadLetter  `json:"dead_letters"` // newest first
 
 	noDeadLetterList bool // the daemon's API does not serve them
+}
+
+// statusCounts are the counts status shows (tilecast.Counts without the
+// broken states by feed, which the feeds list shows).
+type statusCounts struct {
+	Channels    int
+	OutboxDepth int
+	DeadLetters int
 }
 
 // feedView is a FeedState without its validators and rendered tile data,
@@ -45,10 +53,11 @@ type feedView struct {
 // gained or lost {user} since).
 func localStatus(db *store.DB, feeds []tilecast.Feed) (statusReport, error) {
 	var rep statusReport
-	var err error
-	if rep.Stats, err = db.Stats(); err != nil {
+	c, err := db.Counts()
+	if err != nil {
 		return rep, err
 	}
+	rep.Stats = statusCounts{Channels: c.Channels, OutboxDepth: c.OutboxDepth, DeadLetters: c.DeadLetters}
 	states, err := db.FeedStates()
 	if err != nil {
 		return rep, err
