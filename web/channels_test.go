@@ -417,4 +417,3 @@ func TestSubscribeErrorKeepsChannel(t *testing.T) {
 		t.Errorf("channel gone after a failed tile on subscribe: %v", err)
 	}
 }
-
