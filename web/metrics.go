@@ -142,6 +142,6 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(g.broken, fmt.Errorf("feed states: %w", err))
 		return
 	}
-	_, broken := feedStatuses(g.s.feeds(), states)
+	_, broken := tilecast.FeedStatuses(g.s.feeds(), states)
 	ch <- prometheus.MustNewConstMetric(g.broken, prometheus.GaugeValue, float64(broken))
 }
