@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/channeluri"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -21,17 +22,24 @@ const (
 	maxNameLen = 1024
 )
 
+// validateChannel checks ch and puts its URI in canonical form
+// (channeluri.Canonical), so that whoever adds a channel — the API, the
+// CLI, an import, a test — cannot store a second spelling of one URI.
 func validateChannel(ch *tilecast.Channel) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidChannel, fmt.Sprintf(format, args...))
 	}
-	switch {
-	case ch.URI == "":
+	if ch.URI == "" {
 		return bad("uri is empty")
+	}
+	uri, err := channeluri.Canonical(ch.URI)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidChannel, err)
+	}
+	ch.URI = uri
+	switch {
 	case len(ch.URI) > maxURILen:
 		return bad("uri is longer than %d bytes", maxURILen)
-	case strings.IndexByte(ch.URI, 0) >= 0:
-		return bad("uri contains NUL")
 	case len(ch.User) > maxNameLen || strings.IndexByte(ch.User, 0) >= 0:
 		return bad("user is too long or contains NUL")
 	case len(ch.Device) > maxNameLen || strings.IndexByte(ch.Device, 0) >= 0:
@@ -186,8 +194,10 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 	return true, nil
 }
 
-// AddChannel registers a channel, deduplicated by URI: a known URI returns
-// the existing record with User, Feeds and Device replaced by ch's (created
+// AddChannel registers a channel, deduplicated by URI: ch.URI is put in
+// canonical form first (channeluri.Canonical; an invalid URI is
+// ErrInvalidChannel with the reason), so every spelling of a URI is one
+// channel. A known URI returns the existing record with User, Feeds and Device replaced by ch's (created
 // is false). A new channel gets a random ID and Created = now; the ID and
 // Created in ch are ignored.
 //
@@ -350,11 +360,23 @@ func (db *DB) Channel(id string) (tilecast.Channel, error) {
 	return ch, err
 }
 
-// ChannelByURI returns the channel registered for uri (tilecast.ErrNotFound if none).
+// ChannelByURI returns the channel registered for uri, in whichever
+// spelling it is given (tilecast.ErrNotFound if none). A URI that does not
+// canonicalise is looked up as given: a record older than canonicalisation
+// may hold it.
 func (db *DB) ChannelByURI(uri string) (tilecast.Channel, error) {
 	var ch tilecast.Channel
+	keys := []string{uri}
+	if c, err := channeluri.Canonical(uri); err == nil && c != uri {
+		keys = []string{c, uri} // the canonical form first: it is what is stored
+	}
 	err := db.view(func(b *buckets) error {
-		id := b.get(b.chanURI, []byte(uri))
+		var id []byte
+		for _, k := range keys {
+			if id = b.get(b.chanURI, []byte(k)); id != nil {
+				break
+			}
+		}
 		if id == nil {
 			return fmt.Errorf("channel uri: %w", tilecast.ErrNotFound)
 		}

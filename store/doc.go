@@ -16,7 +16,9 @@
 //	                byte first); records written before it are JSON (first byte
 //	                '{') and still read. No migration: a channel is rewritten in
 //	                binary the next time it changes
-//	channel_uri     URI → channel ID (registrations are deduplicated by URI)
+//	channel_uri     URI → channel ID (registrations are deduplicated by URI,
+//	                in its channeluri.Canonical form; records written before
+//	                the store canonicalised may hold other spellings)
 //	channel_device  device → channel ID (re-registration of a device)
 //	channel_feed    feed + 0x00 + channel ID → the channel's user. Feed "" is
 //	                the default list: channels that list no feeds. Subscribers

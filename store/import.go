@@ -12,7 +12,7 @@ import (
 const ImportBatch = 5000
 
 // ImportChannels adds or updates many channels with AddChannel's rules
-// (deduplicated by URI, device re-registration), ImportBatch channels per
+// (URIs canonicalised and deduplicated, device re-registration), ImportBatch channels per
 // transaction. added counts new channels, updated the URIs that were
 // already registered (including a URI repeated in chs).
 //

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/channeluri"
 )
 
 // Limits of a registration's other fields. The store accepts more; these
@@ -155,27 +155,25 @@ func (s *Server) check(reg *registration) *apiError {
 }
 
 // CheckRegistration applies the registration rules to ch — the URI checks
-// of CheckChannelURI, no fragment, sane user and device ids, known feed
-// names, a user for per-user feeds — and canonicalises ch.URI. The API, the
-// CLI's channels add and channels import all use it, so a channel is
-// stored the same way whichever door it came in by. A refusal's message is
+// of channeluri.Check (a usable http(s) URL whose host is in
+// push.allowed_hosts), sane user and device ids, known feed names, a user
+// for per-user feeds — and canonicalises ch.URI. The API, the CLI's
+// channels add and channels import all use it, so a refusal reads the same
+// whichever door a channel came in by; the store canonicalises again on
+// its own, so no door can store a second spelling. A refusal's message is
 // the one the API answers with (400, or 422 for a host or feed problem).
 func CheckRegistration(ch *tilecast.Channel, allowed []string, feeds []tilecast.Feed) error {
 	if ch.URI == "" {
 		return refuse(http.StatusBadRequest, "uri is required")
 	}
-	if err := CheckChannelURI(ch.URI, allowed); err != nil {
+	uri, err := channeluri.Check(ch.URI, allowed)
+	if err != nil {
 		if errors.Is(err, tilecast.ErrHostNotAllowed) {
 			return refuse(http.StatusUnprocessableEntity, "%s", err)
 		}
 		return refuse(http.StatusBadRequest, "%s", err)
 	}
-	if strings.Contains(ch.URI, "#") {
-		// A fragment is never sent, so two URIs that differ only there
-		// are the same channel; refuse rather than store a duplicate.
-		return refuse(http.StatusBadRequest, "channel uri must not contain a fragment")
-	}
-	ch.URI = CanonicalURI(ch.URI)
+	ch.URI = uri
 	if err := checkName("user", ch.User); err != nil {
 		return err
 	}
@@ -219,45 +217,6 @@ func checkName(field, v string) *apiError {
 		return refuse(http.StatusBadRequest, "%s contains a control character", field)
 	}
 	return nil
-}
-
-// CanonicalURI returns a channel URI that passed tilecast.CheckChannelURI
-// with its scheme and host lowercased, a trailing dot of the host and a
-// default port (:443 for https, :80 for http) removed, so that spellings of
-// one URI deduplicate to one channel. Path and query are kept byte for byte:
-// push services treat them as case-sensitive tokens.
-func CanonicalURI(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil {
-		return raw
-	}
-	i := strings.Index(raw, "://")
-	if i < 0 {
-		return raw
-	}
-	rest := raw[i+3:]
-	j := strings.IndexAny(rest, "/?#")
-	if j < 0 {
-		j = len(rest)
-	}
-	if rest[:j] != u.Host {
-		return raw
-	}
-	scheme := strings.ToLower(u.Scheme)
-	host, err := asciiHost(u.Hostname()) // stored in the form it is compared in
-	if err != nil {
-		return raw
-	}
-	port := u.Port()
-	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
-		port = ""
-	}
-	if port != "" {
-		host = net.JoinHostPort(host, port)
-	} else if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return scheme + "://" + host + rest[j:]
 }
 
 func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {

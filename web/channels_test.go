@@ -35,7 +35,7 @@ func TestRegisterRefusals(t *testing.T) {
 		{"uri not a string", `{"uri":42}`, 400, `field "uri" must be a string`},
 		{"null", `null`, 400, "uri is required"},
 		{"no uri", `{"user":"ann"}`, 400, "uri is required"},
-		// URI shape: 400 with the reason from tilecast.CheckChannelURI.
+		// URI shape: 400 with the reason from channeluri.Check.
 		{"ftp", regJSON("ftp://db3.notify.live.net/x"), 400, `scheme "ftp"`},
 		{"javascript", regJSON("javascript:alert(1)"), 400, `scheme "javascript"`},
 		{"relative", regJSON("/throttledthirdparty/01.00/x"), 400, `scheme ""`},
@@ -415,26 +415,5 @@ func TestSubscribeErrorKeepsChannel(t *testing.T) {
 	ch := e.mustRegister(t, regJSON(goodURI), http.StatusCreated)
 	if _, err := e.store.Channel(ch.ID); err != nil {
 		t.Errorf("channel gone after a failed tile on subscribe: %v", err)
-	}
-}
-
-func TestCanonicalURI(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"https://db3.notify.live.net/A/b?C=d", "https://db3.notify.live.net/A/b?C=d"},
-		{"HTTPS://DB3.NOTIFY.LIVE.NET/A", "https://db3.notify.live.net/A"},
-		{"https://db3.notify.live.net.:443/A", "https://db3.notify.live.net/A"},
-		{"http://db3.notify.live.net:80/A", "http://db3.notify.live.net/A"},
-		{"http://db3.notify.live.net:443/A", "http://db3.notify.live.net:443/A"},
-		{"https://db3.notify.live.net:/A", "https://db3.notify.live.net/A"},
-		{"https://db3.notify.live.net?x=1", "https://db3.notify.live.net?x=1"},
-		{"https://db3.notify.live.net", "https://db3.notify.live.net"},
-		{"http://[::1]:80/x", "http://[::1]/x"},
-		{"http://[::1]:8080/x", "http://[::1]:8080/x"},
-		{"not a url %zz", "not a url %zz"},
-	}
-	for _, tc := range tests {
-		if got := CanonicalURI(tc.in); got != tc.want {
-			t.Errorf("CanonicalURI(%q) = %q, want %q", tc.in, got, tc.want)
-		}
 	}
 }

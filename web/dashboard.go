@@ -501,7 +501,7 @@ func (d *dashboard) build(r *http.Request) (*dashPage, error) {
 		Refresh: int(DashboardRefresh / time.Second), CSS: d.css, Counts: counts, DailyCap: tilecast.DailyCap,
 	}
 	feeds := s.feeds()
-	statuses, broken := feedStatuses(feeds, states)
+	statuses, broken := tilecast.FeedStatuses(feeds, states)
 	p.FeedsBroken = broken
 	byName := make(map[string]*tilecast.Feed, len(feeds))
 	for i := range feeds {
@@ -516,13 +516,13 @@ func (d *dashboard) build(r *http.Request) (*dashPage, error) {
 	return p, nil
 }
 
-func (d *dashboard) feedRow(fs *feedStatus, f *tilecast.Feed, states map[tilecast.FeedKey]tilecast.FeedState, now time.Time) dashFeed {
+func (d *dashboard) feedRow(fs *tilecast.FeedStatus, f *tilecast.Feed, states map[tilecast.FeedKey]tilecast.FeedState, now time.Time) dashFeed {
 	row := dashFeed{Name: fs.Name, Schedule: fs.Schedule, PerUser: fs.PerUser, Broken: fs.Broken}
 	if d.s.opts.NextRun != nil {
 		row.NextRun = d.s.opts.NextRun(fs.Name)
 	}
 	// The state shown: the feed's own, or the most recently fetched user's.
-	var shown *stateView
+	var shown *tilecast.FeedStateView
 	if fs.State != nil {
 		shown = fs.State
 	}
@@ -553,7 +553,7 @@ func (d *dashboard) feedRow(fs *feedStatus, f *tilecast.Feed, states map[tilecas
 // preview renders the feed's current toast and tile from the data its
 // last tile was made from; for a per-user feed, the most recently fetched
 // user's that has any.
-func (d *dashboard) preview(f *tilecast.Feed, fs *feedStatus, states map[tilecast.FeedKey]tilecast.FeedState) preview {
+func (d *dashboard) preview(f *tilecast.Feed, fs *tilecast.FeedStatus, states map[tilecast.FeedKey]tilecast.FeedState) preview {
 	var pv preview
 	if f.Toast == nil && f.Tile == nil {
 		pv.None = "This feed sends no toast and no tile."

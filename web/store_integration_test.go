@@ -101,6 +101,54 @@ func TestRealStoreConcurrentDedupe(t *testing.T) {
 	}
 }
 
+// Every spelling of one URI — the hostile run's trailing U+3002 among
+// them — registers one channel on the real store; ports out of range are
+// refused with 400 naming the port, a foreign host with 422.
+func TestRealStoreOneChannelPerURI(t *testing.T) {
+	db, h := newRealServer(t)
+	const uri = "https://db3.notify.live.net/throttledthirdparty/01.00/AA~F"
+	spellings := []string{
+		uri,
+		"https://db3.notify.live.net\u3002/throttledthirdparty/01.00/AA~F",
+		"https://db3.notify.live.net\uff0e:443/throttledthirdparty/01.00/AA~F",
+		"https://db3.notify.live.net\uff61/throttledthirdparty/01.00/AA%7eF",
+		"HTTPS://DB3.Notify.Live.NET.:0443/throttledthirdparty/01.00/AA%7EF",
+		"https://\uff44b3.notify.live.net/throttledthirdparty/01.00/AA~F",
+	}
+	var id string
+	for i, u := range spellings {
+		code, ch := call(t, h, http.MethodPost, "/v1/channels", `{"uri":"`+u+`"}`)
+		want := http.StatusOK
+		if i == 0 {
+			want, id = http.StatusCreated, ch.ID
+		}
+		if code != want || ch.ID != id || ch.URI != uri {
+			t.Errorf("POST %q: %d %+v; want %d, channel %s with %s", u, code, ch, want, id, uri)
+		}
+	}
+	if chs, err := db.Channels(""); err != nil || len(chs) != 1 {
+		t.Fatalf("stored %+v, %v; want one channel", chs, err)
+	}
+	for _, tc := range []struct {
+		uri  string
+		code int
+		msg  string
+	}{
+		{"https://db3.notify.live.net:0/x", http.StatusBadRequest, "port 0 is out of range"},
+		{"https://db3.notify.live.net:65536/x", http.StatusBadRequest, "port 65536 is out of range"},
+		{"https://db3.notify.live.net\u3002\u3002/x", http.StatusBadRequest, "empty label"},
+		{"https://db3.notify.live.net\u3002evil.com/x", http.StatusUnprocessableEntity, `db3.notify.live.net.evil.com\" is not in push.allowed_hosts`},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/channels", strings.NewReader(`{"uri":"`+tc.uri+`"}`))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.msg) {
+			t.Errorf("POST %q: %d %s; want %d with %q", tc.uri, rec.Code, rec.Body, tc.code, tc.msg)
+		}
+	}
+}
+
 func TestRealStoreLifecycle(t *testing.T) {
 	db, h := newRealServer(t)
 	const (

@@ -253,18 +253,10 @@ func (c *apiClient) RemoveChannel(ctx context.Context, id string) error {
 
 // apiStatus is the part of GET /v1/status that status prints.
 type apiStatus struct {
-	Feeds []struct {
-		Name    string    `json:"name"`
-		PerUser bool      `json:"per_user"`
-		State   *feedView `json:"state"`
-		Users   []struct {
-			User string `json:"user"`
-			feedView
-		} `json:"users"`
-	} `json:"feeds"`
-	Channels    int `json:"channels"`
-	OutboxDepth int `json:"outbox_depth"`
-	DeadLetters int `json:"dead_letters"`
+	Feeds       []tilecast.FeedStatus `json:"feeds"`
+	Channels    int                   `json:"channels"`
+	OutboxDepth int                   `json:"outbox_depth"`
+	DeadLetters int                   `json:"dead_letters"`
 }
 
 func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
@@ -274,15 +266,7 @@ func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
 	}
 	rep := statusReport{
 		Stats: statusCounts{Channels: st.Channels, OutboxDepth: st.OutboxDepth, DeadLetters: st.DeadLetters},
-		Feeds: map[string]feedView{},
-	}
-	for _, f := range st.Feeds {
-		if f.State != nil {
-			rep.Feeds[f.Name] = *f.State
-		}
-		for _, u := range f.Users {
-			rep.Feeds[tilecast.FeedKey{Feed: f.Name, User: u.User}.String()] = u.feedView
-		}
+		Feeds: feedsByKey(st.Feeds),
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()

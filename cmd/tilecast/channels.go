@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/channeluri"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/web"
 )
@@ -138,11 +139,16 @@ func cmdChannelsRemove(ctx context.Context, e env) error {
 	}
 	defer o.Close()
 	if *uri != "" {
-		ch, err := o.ChannelByURI(ctx, *uri)
-		if errors.Is(err, tilecast.ErrNotFound) {
-			// Stored URIs are canonical (CanonicalURI); the operator may
-			// have typed another spelling.
-			ch, err = o.ChannelByURI(ctx, web.CanonicalURI(*uri))
+		// Stored URIs are canonical; the operator may have typed another
+		// spelling. A record from before the store canonicalised may
+		// still hold the spelling typed.
+		key := *uri
+		if c, err := channeluri.Canonical(key); err == nil {
+			key = c
+		}
+		ch, err := o.ChannelByURI(ctx, key)
+		if errors.Is(err, tilecast.ErrNotFound) && key != *uri {
+			ch, err = o.ChannelByURI(ctx, *uri)
 		}
 		if err != nil {
 			return fmt.Errorf("channel %s: %w", *uri, err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/tilecast/tilecast/schedule"
 )
 
 func cmdCheck(ctx context.Context, e env) error {
@@ -31,7 +33,7 @@ func cmdCheck(ctx context.Context, e env) error {
 			parts = append(parts, f.Tile.Template+" tile")
 		}
 		fmt.Fprintf(e.stdout, "\nfeed %s (%s) %s\n  schedule %q  sends %v\n", f.Name, kind, f.URL, f.Schedule, parts)
-		runs, err := nextRuns(f.Schedule, now, 5)
+		runs, err := schedule.NextRuns(f.Schedule, now, 5)
 		if err != nil {
 			return usagef("feed %s: schedule %q: %v", f.Name, f.Schedule, err)
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/channeluri"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/web"
@@ -582,6 +583,44 @@ not json
 	}
 }
 
+// channels add, channels import and channels remove --uri meet on one
+// record whichever spelling of a URI each was given (the hostile run's
+// trailing U+3002 among them), and refuse a port out of range by name.
+func TestChannelsOneRecordPerURIAcrossDoors(t *testing.T) {
+	o := newOpsEnv(t)
+	const uri = "https://db3.notify.live.net/t/x"
+	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--uri", "https://db3.notify.live.net\u3002/t/x")
+	var added tilecast.Channel
+	if code != exitOK || json.Unmarshal([]byte(out), &added) != nil || added.URI != uri {
+		t.Fatalf("add: exit %d %s %s", code, out, errs)
+	}
+	path := filepath.Join(o.dir, "chs.csv")
+	os.WriteFile(path, []byte("HTTPS://DB3.notify.live.net.:443/t/x,ana\nhttps://db3.notify.live.net\uff61/t/%78,bob\n"), 0o600)
+	code, out, errs = runCLI(t, t.Context(), "channels", "import", "--config", o.cfg, path)
+	if code != exitOK || !strings.HasPrefix(out, "added 0, updated 1, rejected 0 (1 lines repeated a URI") {
+		t.Fatalf("import: exit %d %s %s", code, out, errs)
+	}
+	db, err := store.Open(o.state, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chs, err := db.Channels("")
+	db.Close()
+	if err != nil || len(chs) != 1 || chs[0].ID != added.ID || chs[0].URI != uri || chs[0].User != "bob" {
+		t.Fatalf("stored %+v, %v; want only %s (%s) for bob", chs, err, added.ID, uri)
+	}
+	for _, port := range []string{"0", "65536"} {
+		code, _, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--uri", "https://db3.notify.live.net:"+port+"/t/y")
+		if code != exitUsage || !strings.Contains(errs, "port "+port+" is out of range") {
+			t.Errorf("add with port %s: exit %d %q, want 2 naming the port", port, code, errs)
+		}
+	}
+	code, out, errs = runCLI(t, t.Context(), "channels", "remove", "--config", o.cfg, "--uri", "https://DB3.notify.live.net\uff0e/t/x")
+	if code != exitOK || !strings.Contains(out, "removed "+added.ID) {
+		t.Fatalf("remove --uri: exit %d %s %s", code, out, errs)
+	}
+}
+
 // Importing again updates; a repeated URI counts once; a running daemon is refused.
 func TestChannelsImportAgainAndWhileRunning(t *testing.T) {
 	o := newOpsEnv(t)
@@ -752,7 +791,7 @@ func FuzzParseImport(f *testing.F) {
 			if err := checkRegistration(cfg, &ch); err != nil || ch.URI != r.ch.URI {
 				t.Errorf("accepted row %+v does not re-check as is: %v (%q)", r.ch, err, ch.URI)
 			}
-			if web.CanonicalURI(r.ch.URI) != r.ch.URI {
+			if c, err := channeluri.Canonical(r.ch.URI); err != nil || c != r.ch.URI {
 				t.Errorf("accepted URI %q is not canonical", r.ch.URI)
 			}
 		}

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"runtime/metrics"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/tilecast/tilecast"
 
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/schedule"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/web"
 )
@@ -68,8 +67,8 @@ func openBot(cfg *config.Config, stderr io.Writer) (*tilecast.Bot, *store.DB, *s
 // fetches and in-flight sends finish and be recorded, and returns; the
 // caller closes the store.
 func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *tilecast.Bot, db *store.DB, log *slog.Logger) error {
-	sched := newScheduler(ctx, bot, log)
-	if err := sched.apply(cfg.Feeds); err != nil {
+	sched := schedule.New(bot, log)
+	if err := sched.Apply(cfg.Feeds); err != nil {
 		return usageError{err}
 	}
 
@@ -93,7 +92,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 			APIKeysFile:  cfg.HTTP.APIKeysFile,
 			Subscribe:    bot.Subscribe,
 			Health:       health,
-			NextRun:      sched.next,
+			NextRun:      sched.Next,
 			Backup:       db.Backup,
 			DeadLetters: func(n int) ([]web.DeadLetter, error) {
 				ds, err := db.DeadLetters(n)
@@ -120,7 +119,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 			}
 		}()
 	}
-	sched.start()
+	sched.Start(ctx)
 
 	dctx, stopDeliver := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -141,12 +140,11 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	}()
 	// Cron does not catch up on runs missed while the daemon was down:
 	// fetch at once every feed whose last fetch is older than its schedule.
-	catchUp(ctx, &wg, cfg.Feeds, bot, db, log)
+	sched.CatchUp(ctx, cfg.Feeds, db)
 
 	// systemd: ready only now that config, store, listener and scheduler are up.
 	sdNotify(log, daemon.SdNotifyReady)
 	go watchdog(ctx, log, health)
-	go releaseMemory(ctx, bot)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -160,7 +158,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 				log.Error("config reload rejected; the running config stays", "error", err.Error())
 				continue
 			}
-			if err := sched.apply(next.Feeds); err != nil {
+			if err := sched.Apply(next.Feeds); err != nil {
 				log.Error("config reload failed; the running config stays", "error", err.Error())
 				continue
 			}
@@ -182,7 +180,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 				httpSrv.Shutdown(sctx)
 				cancel()
 			}
-			if !sched.stop(shutdownGrace) {
+			if !sched.Stop(shutdownGrace) {
 				log.Warn("shutdown grace expired with fetches still running")
 			}
 			stopDeliver()
@@ -193,13 +191,16 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	}
 }
 
+// heartbeat is the part of the scheduler health reads.
+type heartbeat interface{ LastBeat() time.Time }
+
 // daemonHealth is /healthz and the watchdog's condition: the scheduler
 // ticks, no fetch is stuck, the deliverer makes passes, the store answers.
-func daemonHealth(ctx context.Context, cfg *config.Config, sched *scheduler, bot *tilecast.Bot, db *store.DB) error {
+func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, db *store.DB) error {
 	if ctx.Err() != nil {
 		return errors.New("stopping")
 	}
-	if age := time.Since(sched.lastBeat()); age > time.Minute {
+	if age := time.Since(sched.LastBeat()); age > time.Minute {
 		return fmt.Errorf("scheduler has not ticked for %s", age.Round(time.Second))
 	}
 	oldest, lastPass := bot.Progress()
@@ -245,31 +246,6 @@ func watchdog(ctx context.Context, log *slog.Logger, health func() error) {
 	}
 }
 
-func catchUp(ctx context.Context, wg *sync.WaitGroup, feeds []tilecast.Feed, bot *tilecast.Bot, db *store.DB, log *slog.Logger) {
-	now := time.Now()
-	for i := range feeds {
-		f := &feeds[i]
-		st, ok, err := db.FeedState(tilecast.FeedKey{Feed: f.Name})
-		if err != nil {
-			log.Error("read feed state", "feed", f.Name, "error", err.Error())
-			continue
-		}
-		if ok && !f.PerUser() {
-			runs, err := nextRuns(f.Schedule, st.LastFetch, 1)
-			if err != nil || len(runs) == 0 || runs[0].After(now) {
-				continue
-			}
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := bot.RunFeed(ctx, f); err != nil {
-				log.Error("feed run failed", "feed", f.Name, "error", err.Error())
-			}
-		}()
-	}
-}
-
 // liveStates is the state file as the API and dashboard read it, with the
 // fetches that wrote nothing (304s, unchanged 200s) laid over the stored
 // feed states, so "last fetch" is the last fetch, not the last write.
@@ -284,38 +260,4 @@ func (l liveStates) FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error
 		l.bot.OverlayFetches(states)
 	}
 	return states, err
-}
-
-// releaseMemory hands the memory a burst of work left behind back to the
-// OS once the burst is over. Work comes in bursts (a tick of every feed, a
-// fan-out) and the Go runtime returns freed memory only slowly, so an idle
-// daemon would otherwise sit on its last burst's peak for minutes. Every
-// few seconds while no fetch runs, it checks how much memory the runtime
-// holds (runtime/metrics, no stop-the-world); grown by releaseGrowth since
-// the last release, it collects and returns it (one collection of a small
-// heap).
-func releaseMemory(ctx context.Context, bot *tilecast.Bot) {
-	const every, releaseGrowth = 5 * time.Second, 4 << 20
-	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	held := func() uint64 {
-		metrics.Read(samples)
-		return samples[0].Value.Uint64() - samples[1].Value.Uint64()
-	}
-	base := held()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if running, _ := bot.Progress(); running != 0 {
-			continue
-		}
-		if held() >= base+releaseGrowth {
-			debug.FreeOSMemory()
-			base = held()
-		}
-	}
 }

@@ -20,8 +20,8 @@ type statusReport struct {
 	Stats statusCounts `json:"stats"`
 	// Feeds are the states of the configured feeds by FeedKey.String()
 	// ("feed" or "feed/user"); a feed that never ran has none.
-	Feeds       map[string]feedView `json:"feeds"`
-	DeadLetters []store.DeadLetter  `json:"dead_letters"` // newest first
+	Feeds       map[string]tilecast.FeedStateView `json:"feeds"`
+	DeadLetters []store.DeadLetter                `json:"dead_letters"` // newest first
 
 	noDeadLetterList bool // the daemon's API does not serve them
 }
@@ -34,23 +34,8 @@ type statusCounts struct {
 	DeadLetters int
 }
 
-// feedView is a FeedState without its validators and rendered tile data,
-// the fields GET /v1/status shows.
-type feedView struct {
-	Baselined    bool      `json:"baselined"`
-	LastFetch    time.Time `json:"last_fetch,omitzero"`
-	LastResult   string    `json:"last_result,omitempty"`
-	LastSuccess  time.Time `json:"last_success,omitzero"`
-	Failures     int       `json:"failures,omitempty"`
-	FailingSince time.Time `json:"failing_since,omitzero"`
-	Broken       bool      `json:"broken"`
-	NextFetch    time.Time `json:"next_fetch,omitzero"`
-	Title        string    `json:"title,omitempty"`
-}
-
-// localStatus reads the report from the state file. Like the API it
-// leaves out states of feeds that are no longer configured (or whose url
-// gained or lost {user} since).
+// localStatus reads the report from the state file, with the feed-state
+// view the API serves (tilecast.FeedStatuses).
 func localStatus(db *store.DB, feeds []tilecast.Feed) (statusReport, error) {
 	var rep statusReport
 	c, err := db.Counts()
@@ -62,23 +47,25 @@ func localStatus(db *store.DB, feeds []tilecast.Feed) (statusReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	perUser := make(map[string]bool, len(feeds))
-	for i := range feeds {
-		perUser[feeds[i].Name] = feeds[i].PerUser()
-	}
-	rep.Feeds = make(map[string]feedView, len(states))
-	for k, st := range states {
-		if pu, ok := perUser[k.Feed]; !ok || pu != (k.User != "") {
-			continue
-		}
-		rep.Feeds[k.String()] = feedView{
-			Baselined: st.Baselined, LastFetch: st.LastFetch, LastResult: st.LastResult,
-			LastSuccess: st.LastSuccess, Failures: st.Failures, FailingSince: st.FailingSince,
-			Broken: st.Broken, NextFetch: st.NextFetch, Title: st.Title,
-		}
-	}
+	statuses, _ := tilecast.FeedStatuses(feeds, states)
+	rep.Feeds = feedsByKey(statuses)
 	rep.DeadLetters, err = db.DeadLetters(statusDeadLetters)
 	return rep, err
+}
+
+// feedsByKey lists the states of statuses by FeedKey.String(), as status
+// prints them, whether they came from the state file or the API.
+func feedsByKey(statuses []tilecast.FeedStatus) map[string]tilecast.FeedStateView {
+	out := make(map[string]tilecast.FeedStateView)
+	for _, f := range statuses {
+		if f.State != nil {
+			out[f.Name] = *f.State
+		}
+		for _, u := range f.Users {
+			out[tilecast.FeedKey{Feed: f.Name, User: u.User}.String()] = u
+		}
+	}
+	return out
 }
 
 func cmdStatus(ctx context.Context, e env) error {

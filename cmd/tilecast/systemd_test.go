@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http/httptest"
 	"path/filepath"
@@ -71,6 +70,11 @@ func TestSystemdNotify(t *testing.T) {
 	}
 }
 
+// fakeBeat is a scheduler whose last heartbeat the test sets.
+type fakeBeat struct{ at time.Time }
+
+func (f *fakeBeat) LastBeat() time.Time { return f.at }
+
 // TestDaemonHealthGatesOnProgress checks the condition behind /healthz and
 // the watchdog: a scheduler that stopped ticking or a deliverer that never
 // ran is unhealthy.
@@ -82,14 +86,13 @@ func TestDaemonHealthGatesOnProgress(t *testing.T) {
 	defer db.Close()
 	cfg := config.Default()
 	bot := &tilecast.Bot{Store: db}
-	log := slog.New(slog.DiscardHandler)
-	sched := newScheduler(t.Context(), bot, log)
+	sched := &fakeBeat{}
 
 	// Never ticked, deliverer never ran.
 	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "scheduler") {
 		t.Errorf("fresh scheduler: %v, want a scheduler error", err)
 	}
-	sched.heartbeat()
+	sched.at = time.Now()
 	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "deliverer") {
 		t.Errorf("no deliverer pass: %v, want a deliverer error", err)
 	}
@@ -107,9 +110,7 @@ func TestDaemonHealthGatesOnProgress(t *testing.T) {
 		t.Error("a stopping daemon reported healthy")
 	}
 	// An old heartbeat is unhealthy.
-	sched.mu.Lock()
-	sched.beat = time.Now().Add(-2 * time.Minute)
-	sched.mu.Unlock()
+	sched.at = time.Now().Add(-2 * time.Minute)
 	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "scheduler") {
 		t.Errorf("stale scheduler: %v", err)
 	}
