@@ -23,7 +23,8 @@ type BrokenStates struct {
 // FeedsBroken is how many states of the configured feeds are broken: a
 // global feed's own state, each user's copy of a per-user feed. States of
 // feeds no longer configured, and those from before a feed's URL gained or
-// lost {user}, do not count, as on the status page.
+// lost {user}, do not count: the count FeedStatuses makes from the states
+// themselves, without reading them.
 func (c *Counts) FeedsBroken(feeds []Feed) int {
 	n := 0
 	seen := make(map[string]bool, len(feeds))

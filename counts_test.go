@@ -1,6 +1,7 @@
 package tilecast_test
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/tilecast/tilecast"
@@ -43,5 +44,46 @@ func TestCountsFeedsBroken(t *testing.T) {
 	var empty tilecast.Counts
 	if got := empty.FeedsBroken([]tilecast.Feed{global("news")}); got != 0 {
 		t.Errorf("no broken states: %d", got)
+	}
+}
+
+// TestFeedsBrokenAgreesWithFeedStatuses: for random configs and states,
+// the count made from per-feed broken counts (what the store keeps) equals
+// the one FeedStatuses makes from the states themselves.
+func TestFeedsBrokenAgreesWithFeedStatuses(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 1))
+	names := []string{"a", "b", "c", "d"}
+	for round := range 500 {
+		var feeds []tilecast.Feed
+		for range rng.IntN(6) {
+			f := tilecast.Feed{Name: names[rng.IntN(len(names))], URL: "https://example.org/f"}
+			if rng.IntN(2) == 0 {
+				f.URL += "?u={user}"
+			}
+			feeds = append(feeds, f)
+		}
+		states := map[tilecast.FeedKey]tilecast.FeedState{}
+		c := tilecast.Counts{Broken: map[string]tilecast.BrokenStates{}}
+		for range rng.IntN(12) {
+			k := tilecast.FeedKey{Feed: names[rng.IntN(len(names))], User: []string{"", "ann", "bob"}[rng.IntN(3)]}
+			if _, dup := states[k]; dup {
+				continue
+			}
+			st := tilecast.FeedState{Broken: rng.IntN(2) == 0}
+			states[k] = st
+			if st.Broken {
+				b := c.Broken[k.Feed]
+				if k.User == "" {
+					b.Global++
+				} else {
+					b.Users++
+				}
+				c.Broken[k.Feed] = b
+			}
+		}
+		_, want := tilecast.FeedStatuses(feeds, states)
+		if got := c.FeedsBroken(feeds); got != want {
+			t.Fatalf("round %d: FeedsBroken = %d, FeedStatuses counts %d\nfeeds %+v\nstates %+v", round, got, want, feeds, states)
+		}
 	}
 }
