@@ -225,7 +225,10 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (Response, error) {
 		return Response{}, fmt.Errorf("post: malformed answer: status %03d", resp.StatusCode)
 	}
 	r := Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header}
-	if untilClose(resp) {
+	switch {
+	case resp.ContentLength == 0:
+		return r, nil // the common push answer: nothing to read, no buffer
+	case untilClose(resp):
 		return r, nil // Close drops the connection without reading
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
