@@ -485,9 +485,9 @@ type fanRenderer struct {
 
 // payload is one rendered notification, shared by the channels of a user.
 type payload struct {
-	kind   Kind
-	itemID string
-	req    Request
+	kind    Kind
+	itemID  string
+	payload []byte
 }
 
 // newFanRenderer prepares the rendering of fresh; warn logs the flood guard
@@ -556,7 +556,7 @@ func (r *fanRenderer) notifications(ctx context.Context, subs []Channel, now tim
 		for _, p := range ps {
 			ns = append(ns, Notification{
 				ChannelID: ch.ID, Feed: r.f.Name, User: ch.User, ItemID: p.itemID,
-				Kind: p.kind, Request: p.req, NextAttempt: now, Created: now,
+				Kind: p.kind, Payload: p.payload, NextAttempt: now, Created: now,
 			})
 		}
 	}
@@ -757,13 +757,13 @@ func (b *Bot) Subscribe(ch Channel) error {
 		}
 		d := *st.Latest
 		d.User = ch.User
-		req, err := b.Renderer.Tile(f, &d)
+		payload, err := b.Renderer.Tile(f, &d)
 		if err != nil {
 			b.log().Error("render tile", "feed", f.Name, "user", ch.User, "error", err.Error())
 			continue
 		}
 		ns = append(ns, Notification{ChannelID: ch.ID, Feed: f.Name, User: ch.User, ItemID: d.Item.ID,
-			Kind: KindTile, Request: req, NextAttempt: now, Created: now})
+			Kind: KindTile, Payload: payload, NextAttempt: now, Created: now})
 	}
 	if len(ns) == 0 {
 		return nil

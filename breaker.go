@@ -95,11 +95,12 @@ func hostFailed(r Result) bool {
 	return r.Status == 0 && r.Err != nil || r.Status >= 500
 }
 
-// Push sends req unless uri's host has an open circuit and no probe is due.
-func (b *Breaker) Push(ctx context.Context, uri string, req Request) Result {
-	host := hostOf(uri)
+// Push sends n to ch unless the host of ch.URI has an open circuit and no
+// probe is due.
+func (b *Breaker) Push(ctx context.Context, ch *Channel, n *Notification, ttl time.Duration) Result {
+	host := hostOf(ch.URI)
 	if host == "" {
-		return b.next.Push(ctx, uri, req)
+		return b.next.Push(ctx, ch, n, ttl)
 	}
 	b.mu.Lock()
 	c := b.hosts[host]
@@ -119,7 +120,7 @@ func (b *Breaker) Push(ctx context.Context, uri string, req Request) Result {
 	}
 	b.mu.Unlock()
 
-	res := b.next.Push(ctx, uri, req)
+	res := b.next.Push(ctx, ch, n, ttl)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -36,8 +36,8 @@ func (p *scriptedPusher) count(host string) int {
 	return p.calls[host]
 }
 
-func (p *scriptedPusher) Push(_ context.Context, uri string, _ tilecast.Request) tilecast.Result {
-	host := uri[len("http://"):]
+func (p *scriptedPusher) Push(_ context.Context, ch *tilecast.Channel, _ *tilecast.Notification, _ time.Duration) tilecast.Result {
+	host := ch.URI[len("http://"):]
 	host = host[:len(host)-len("/ch")]
 	p.mu.Lock()
 	p.calls[host]++
@@ -72,7 +72,7 @@ func newTestBreaker(p tilecast.Pusher, c *clock) *tilecast.Breaker {
 }
 
 func bpush(b *tilecast.Breaker, host string) tilecast.Result {
-	return b.Push(context.Background(), "http://"+host+"/ch", tilecast.Request{})
+	return b.Push(context.Background(), &tilecast.Channel{URI: "http://" + host + "/ch"}, &tilecast.Notification{Kind: tilecast.KindToast}, 0)
 }
 
 func TestBreakerOpensOnlyOnHostFailures(t *testing.T) {

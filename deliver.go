@@ -64,7 +64,8 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 					}
 				}
 				start := b.now()
-				res := b.Pusher.Push(sendCtx, p.Channel.URI, p.Request)
+				// ttl 0: no time to live is computed yet.
+				res := b.Pusher.Push(sendCtx, &p.Channel, &p.Notification, 0)
 				if res.Duration == 0 {
 					res.Duration = b.now().Sub(start)
 				}

@@ -140,12 +140,12 @@ func TestDailyCapAgainstEmulator(t *testing.T) {
 	enc := mpns.NewEncoder(mpns.EncoderOptions{})
 	var ns []tilecast.Notification
 	for i := range tilecast.DailyCap + 3 {
-		req, err := notify.Fit(enc, notify.Toast{Text1: "Cap", Text2: fmt.Sprint("toast ", i)})
+		payload, err := notify.Fit(enc, notify.Toast{Text1: "Cap", Text2: fmt.Sprint("toast ", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ns = append(ns, tilecast.Notification{ChannelID: ch.ID, Feed: "news", Kind: tilecast.KindToast,
-			Request: req, NextAttempt: h.clock.Now()})
+			Payload: payload, NextAttempt: h.clock.Now()})
 	}
 	if err := h.db.Enqueue(ns); err != nil {
 		t.Fatal(err)
@@ -170,18 +170,19 @@ func TestDailyCapAgainstEmulator(t *testing.T) {
 	// A channel that reaches the emulator's own cap (pushes the store does
 	// not know about, e.g. from another sender) gets 406 and rests an hour.
 	other, otherCh := h.phone(emulator.Healthy)
-	req, _ := notify.Fit(enc, notify.Toast{Text1: "x"})
+	payload, _ := notify.Fit(enc, notify.Toast{Text1: "x"})
 	client, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	warm := &tilecast.Notification{Kind: tilecast.KindToast, Payload: payload}
 	for range tilecast.DailyCap {
-		if res := client.Push(t.Context(), other.URI, req); res.Verdict != tilecast.VerdictDelivered {
+		if res := client.Push(t.Context(), &tilecast.Channel{URI: other.URI}, warm, 0); res.Verdict != tilecast.VerdictDelivered {
 			t.Fatalf("warm-up push: %+v", res)
 		}
 	}
 	if err := h.db.Enqueue([]tilecast.Notification{{ChannelID: otherCh.ID, Feed: "news", Kind: tilecast.KindToast,
-		Request: req, NextAttempt: h.clock.Now()}}); err != nil {
+		Payload: payload, NextAttempt: h.clock.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	h.deliver()

@@ -16,21 +16,25 @@ type Fetcher interface {
 	Fetch(ctx context.Context, url string, v Validators) (*FeedResult, error)
 }
 
-// Renderer turns a feed's templates and one run's data into exact requests.
-// Template output is truncated to fit the transport's payload limit; a
-// payload that still cannot fit is ErrPayloadTooLarge.
+// Renderer turns a feed's templates and one run's data into payloads
+// (Notification.Payload). Template output is truncated to fit the
+// transport's payload limit; a payload that still cannot fit is
+// ErrPayloadTooLarge.
 type Renderer interface {
-	Toast(f *Feed, d *TemplateData) (Request, error)
+	Toast(f *Feed, d *TemplateData) ([]byte, error)
 	// SummaryToast is the "N more in <feed>" toast sent after MaxToasts
 	// toasts, or alone when the flood guard trips.
-	SummaryToast(f *Feed, d *TemplateData, more int) (Request, error)
-	Tile(f *Feed, d *TemplateData) (Request, error)
+	SummaryToast(f *Feed, d *TemplateData, more int) ([]byte, error)
+	Tile(f *Feed, d *TemplateData) ([]byte, error)
 }
 
-// Pusher sends one request to a channel URI and classifies the response.
-// It never returns an error: network failures are a Result with VerdictRetry.
+// Pusher sends notification n to channel ch and classifies the response.
+// The transport builds its request at send time from ch, n.Kind and
+// n.Payload. ttl is what is left of n's time to live (0: unknown or
+// none), for the protocols that carry it. It never returns an error:
+// network failures are a Result with VerdictRetry.
 type Pusher interface {
-	Push(ctx context.Context, uri string, req Request) Result
+	Push(ctx context.Context, ch *Channel, n *Notification, ttl time.Duration) Result
 }
 
 // Store is the persistent state. Every method is one transaction.
@@ -42,7 +46,7 @@ type Store interface {
 	// Commit marks ids seen (and prunes ids unseen for 30 days), saves the
 	// feed state and enqueues the notifications, all in one transaction.
 	// A tile replaces a waiting tile for the same channel+feed; a tile whose
-	// body equals the last one delivered to that channel+feed is skipped.
+	// payload equals the last one delivered to that channel+feed is skipped.
 	Commit(c Commit) error
 
 	// Subscribers returns the channels that get feed f (for user, when f is per-user).

@@ -591,7 +591,7 @@ func drainPeak(t *testing.T, n int) int64 {
 	for i := range n {
 		body := []byte(fmt.Sprintf("%08d%s", i, filler[8:]))
 		ns = append(ns, tilecast.Notification{ChannelID: chs[i%len(chs)].ID, Feed: "news", ItemID: fmt.Sprint(i),
-			Kind: tilecast.KindToast, Request: tilecast.Request{Body: body}})
+			Kind: tilecast.KindToast, Payload: body})
 		if len(ns) == cap(ns) || i == n-1 {
 			if err := h.db.Enqueue(ns); err != nil {
 				t.Fatal(err)
@@ -607,7 +607,7 @@ func drainPeak(t *testing.T, n int) int64 {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	baseline := ms.HeapAlloc
-	h.bot.Pusher = pusherFunc(func(context.Context, string, tilecast.Request) tilecast.Result {
+	h.bot.Pusher = pusherFunc(func(context.Context, *tilecast.Channel, *tilecast.Notification, time.Duration) tilecast.Result {
 		if delivered.Add(1)%1000 == 0 {
 			// The live heap (after a collection), not garbage awaiting one.
 			runtime.GC()
@@ -639,8 +639,8 @@ func drainPeak(t *testing.T, n int) int64 {
 	return int64(peak) - int64(baseline)
 }
 
-type pusherFunc func(ctx context.Context, uri string, req tilecast.Request) tilecast.Result
+type pusherFunc func(ctx context.Context, ch *tilecast.Channel, n *tilecast.Notification, ttl time.Duration) tilecast.Result
 
-func (f pusherFunc) Push(ctx context.Context, uri string, req tilecast.Request) tilecast.Result {
-	return f(ctx, uri, req)
+func (f pusherFunc) Push(ctx context.Context, ch *tilecast.Channel, n *tilecast.Notification, ttl time.Duration) tilecast.Result {
+	return f(ctx, ch, n, ttl)
 }

@@ -229,7 +229,8 @@ func (c *Channel) Authenticated() bool {
 // DailyCap is the MPNS limit of sends per unauthenticated channel per UTC day.
 const DailyCap = 500
 
-// Kind is the kind of a notification.
+// Kind is the kind of a notification. Transports switch on it to build
+// their requests; a kind a transport has no form for is a failed push.
 type Kind string
 
 // Notification kinds.
@@ -239,38 +240,21 @@ const (
 	KindRaw   Kind = "raw"
 )
 
-// Header is one request header; Request keeps them in wire order.
-type Header struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
-// Request is the exact push request (headers in order, body bytes). The
-// channel URI is the target; Content-Length is included in Headers.
-type Request struct {
-	Headers []Header `json:"headers"`
-	Body    []byte   `json:"body"`
-}
-
-// Header returns the value of the named header (case-insensitive), or "".
-func (r *Request) Header(name string) string {
-	for _, h := range r.Headers {
-		if strings.EqualFold(h.Name, name) {
-			return h.Value
-		}
-	}
-	return ""
-}
-
-// Notification is one outbox entry.
+// Notification is one outbox entry: what is to be shown (kind, payload,
+// creation time), not how it is sent. Each transport builds its request
+// from it at send time, so what depends on the moment of sending (access
+// tokens, encryption, the remaining time to live) is never stored.
 type Notification struct {
-	ID          uint64    `json:"id"` // assigned by the store
-	ChannelID   string    `json:"channel"`
-	Feed        string    `json:"feed"`
-	User        string    `json:"user,omitempty"`
-	ItemID      string    `json:"item,omitempty"`
-	Kind        Kind      `json:"kind"`
-	Request     Request   `json:"request"`
+	ID        uint64 `json:"id"` // assigned by the store
+	ChannelID string `json:"channel"`
+	Feed      string `json:"feed"`
+	User      string `json:"user,omitempty"`
+	ItemID    string `json:"item,omitempty"`
+	Kind      Kind   `json:"kind"`
+	// Payload is the body as the channel's transport sends it, before
+	// any per-send encoding: MPNS XML today (WNS XML and Web Push
+	// plaintext JSON to come). The headers follow from Kind.
+	Payload     []byte    `json:"payload"`
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt"`
 	Created     time.Time `json:"created"`

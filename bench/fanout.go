@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/notify/pushhttp"
 	"github.com/tilecast/tilecast/store"
 )
 
@@ -79,7 +78,7 @@ func BuildFanOutState(path string, uris []string) error {
 
 type nopPusher struct{}
 
-func (nopPusher) Push(context.Context, string, tilecast.Request) tilecast.Result {
+func (nopPusher) Push(context.Context, *tilecast.Channel, *tilecast.Notification, time.Duration) tilecast.Result {
 	return tilecast.Result{Status: 200, Notification: "Received", Verdict: tilecast.VerdictDelivered}
 }
 
@@ -222,9 +221,9 @@ func CountOutcomes(path string) (int, error) {
 	return n, nil
 }
 
-// RawRequests renders the bench feed's toast and tile for one new item:
-// the same bodies the Bot sends to every channel.
-func RawRequests() ([]tilecast.Request, error) {
+// RawNotifications renders the bench feed's toast and tile for one new
+// item: the same kinds and payloads the Bot sends to every channel.
+func RawNotifications() ([]tilecast.Notification, error) {
 	f := BenchFeed("news", "http://127.0.0.1/news.xml")
 	r := newRenderer()
 	it := benchItem("new", fanOutT0.Add(time.Hour))
@@ -238,42 +237,19 @@ func RawRequests() ([]tilecast.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []tilecast.Request{toast, tile}, nil
+	return []tilecast.Notification{{Kind: tilecast.KindToast, Payload: toast}, {Kind: tilecast.KindTile, Payload: tile}}, nil
 }
 
-// RunRawFanOut is the baseline: a plain net/http loop POSTing reqs
-// to every uri with concurrency workers, reading each answer, persisting
-// nothing.
-func RunRawFanOut(ctx context.Context, uris []string, reqs []tilecast.Request, concurrency int) (FanOutResult, error) {
-	tr := &http.Transport{MaxIdleConns: 2 * concurrency, MaxIdleConnsPerHost: concurrency, IdleConnTimeout: 90 * time.Second}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr}
-	return rawLoop(ctx, uris, reqs, concurrency, func(uri string, r *tilecast.Request) error {
-		return rawPost(ctx, hc, uri, r)
-	})
-}
-
-// RunStrictRawFanOut is the strict baseline: the same loop sending with
-// tilecast's own push client (its connection pool, not net/http's client),
-// persisting nothing. The ratio to it is what persistence, queueing and
-// logging cost.
-func RunStrictRawFanOut(ctx context.Context, uris []string, reqs []tilecast.Request, concurrency int) (FanOutResult, error) {
-	c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, Concurrency: concurrency})
-	if err != nil {
-		return FanOutResult{}, err
-	}
+// RunRawFanOut is the baseline: a bare loop POSTing the requests of ns to
+// every uri with concurrency workers, through the same push client
+// configuration as RunFanOut's Bot (pushhttp with the same options; the
+// requests built by mpns.NewRequest, as the Bot's client builds them),
+// checking each answer and persisting nothing. The ratio to it is what
+// tilecast's persistence, queueing and logging cost.
+func RunRawFanOut(ctx context.Context, uris []string, ns []tilecast.Notification, concurrency int) (FanOutResult, error) {
+	c := pushhttp.New(pushhttp.Options{AllowPrivate: true, Concurrency: concurrency})
 	defer c.Close()
-	return rawLoop(ctx, uris, reqs, concurrency, func(uri string, r *tilecast.Request) error {
-		if res := c.Push(ctx, uri, *r); res.Verdict != tilecast.VerdictDelivered {
-			return fmt.Errorf("strict raw push %s: %d %s %v", uri, res.Status, res.Notification, res.Err)
-		}
-		return nil
-	})
-}
-
-// rawLoop posts every request to every uri with concurrency workers.
-func rawLoop(ctx context.Context, uris []string, reqs []tilecast.Request, concurrency int, post func(string, *tilecast.Request) error) (FanOutResult, error) {
-	total := len(uris) * len(reqs)
+	total := len(uris) * len(ns)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
@@ -288,7 +264,7 @@ func rawLoop(ctx context.Context, uris []string, reqs []tilecast.Request, concur
 				if i >= total || ctx.Err() != nil {
 					return
 				}
-				if err := post(uris[i/len(reqs)], &reqs[i%len(reqs)]); err != nil {
+				if err := rawPost(ctx, c, uris[i/len(ns)], &ns[i%len(ns)]); err != nil {
 					errMu.Lock()
 					errs = append(errs, err)
 					errMu.Unlock()
@@ -302,24 +278,17 @@ func rawLoop(ctx context.Context, uris []string, reqs []tilecast.Request, concur
 	return FanOutResult{Notifications: total, Elapsed: el, Deliver: el}, errors.Join(errs...)
 }
 
-func rawPost(ctx context.Context, hc *http.Client, uri string, r *tilecast.Request) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(r.Body))
+func rawPost(ctx context.Context, c *pushhttp.Client, uri string, n *tilecast.Notification) error {
+	req, err := mpns.NewRequest(uri, n.Kind, n.Payload, mpns.RequestOptions{})
 	if err != nil {
 		return err
 	}
-	for _, h := range r.Headers {
-		if h.Name != "Content-Length" {
-			req.Header[h.Name] = append(req.Header[h.Name], h.Value)
-		}
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.Do(ctx, req)
 	if err != nil {
-		return err
+		return fmt.Errorf("raw push %s: %w", uri, err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-NotificationStatus") != "Received" {
-		return fmt.Errorf("raw push %s: %d %s", uri, resp.StatusCode, resp.Header.Get("X-NotificationStatus"))
+	if resp.Status != http.StatusOK || resp.Header.Get("X-NotificationStatus") != "Received" {
+		return fmt.Errorf("raw push %s: %d %s", uri, resp.Status, resp.Header.Get("X-NotificationStatus"))
 	}
 	return nil
 }

@@ -152,7 +152,7 @@ func BenchmarkFanOut1k(b *testing.B) {
 	if err := BuildFanOutState(tmpl, s.URIs); err != nil {
 		b.Fatal(err)
 	}
-	reqs, err := RawRequests()
+	ns, err := RawNotifications()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func BenchmarkFanOut1k(b *testing.B) {
 		var total float64
 		n := 0
 		for b.Loop() {
-			res, err := RunRawFanOut(b.Context(), s.URIs, reqs, DefaultConcurrency)
+			res, err := RunRawFanOut(b.Context(), s.URIs, ns, DefaultConcurrency)
 			if err != nil {
 				b.Fatal(err)
 			}

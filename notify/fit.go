@@ -10,13 +10,14 @@ import (
 // when the encoder escapes as xmlLen assumes; the rest are a safety margin.
 const maxFitRounds = 8
 
-// Fit applies the text limits to p and encodes it with enc: characters XML
+// Fit applies the text limits to p and encodes it with enc into the
+// payload bytes (tilecast.Notification.Payload): characters XML
 // forbids are removed from every field, and while the body is over the
 // encoder's limit the longest text fields are cut (on a rune boundary, with
 // "…"). URLs, the tile id, the count and colours are never altered; a
 // payload that cannot fit is an error wrapping tilecast.ErrPayloadTooLarge.
 // Raw payloads are opaque: they are sent unchanged or refused.
-func Fit(enc Encoder, p Payload) (tilecast.Request, error) {
+func Fit(enc Encoder, p Payload) ([]byte, error) {
 	switch p := p.(type) {
 	case Toast:
 		return fitToast(enc, p)
@@ -32,12 +33,12 @@ func Fit(enc Encoder, p Payload) (tilecast.Request, error) {
 	case *Raw:
 		return fitRaw(enc, *p)
 	}
-	return tilecast.Request{}, fmt.Errorf("fit: unknown payload type %T", p)
+	return nil, fmt.Errorf("fit: unknown payload type %T", p)
 }
 
-func fitRaw(enc Encoder, r Raw) (tilecast.Request, error) {
+func fitRaw(enc Encoder, r Raw) ([]byte, error) {
 	if len(r.Payload) > enc.MaxRaw() {
-		return tilecast.Request{}, fmt.Errorf("raw payload of %d bytes, limit %d: %w",
+		return nil, fmt.Errorf("raw payload of %d bytes, limit %d: %w",
 			len(r.Payload), enc.MaxRaw(), tilecast.ErrPayloadTooLarge)
 	}
 	return enc.EncodeRaw(r)
@@ -52,23 +53,23 @@ func (t *Toast) sanitize() (empty bool) {
 	return t.Text1 == "" && t.Text2 == ""
 }
 
-func fitToast(enc Encoder, t Toast) (tilecast.Request, error) {
+func fitToast(enc Encoder, t Toast) ([]byte, error) {
 	if t.sanitize() {
-		return tilecast.Request{}, fmt.Errorf("toast: no text: %w", ErrEmpty)
+		return nil, fmt.Errorf("toast: no text: %w", ErrEmpty)
 	}
 	limit := enc.MaxTyped()
 	for round := 0; ; round++ {
-		req, err := enc.EncodeToast(t)
+		body, err := enc.EncodeToast(t)
 		if err != nil {
-			return req, err
+			return nil, err
 		}
-		if len(req.Body) <= limit {
-			return req, nil
+		if len(body) <= limit {
+			return body, nil
 		}
 		texts := [...]*string{&t.Text1, &t.Text2}
-		if round == maxFitRounds || !shrink(texts[:], len(req.Body)-limit) {
-			return tilecast.Request{}, fmt.Errorf("toast of %d bytes, limit %d: %w",
-				len(req.Body), limit, tilecast.ErrPayloadTooLarge)
+		if round == maxFitRounds || !shrink(texts[:], len(body)-limit) {
+			return nil, fmt.Errorf("toast of %d bytes, limit %d: %w",
+				len(body), limit, tilecast.ErrPayloadTooLarge)
 		}
 	}
 }
@@ -91,18 +92,18 @@ func (t *Tile) sanitize() (empty bool) {
 	return empty
 }
 
-func fitTile(enc Encoder, t *Tile) (tilecast.Request, error) {
+func fitTile(enc Encoder, t *Tile) ([]byte, error) {
 	if t.sanitize() {
-		return tilecast.Request{}, fmt.Errorf("tile: no fields: %w", ErrEmpty)
+		return nil, fmt.Errorf("tile: no fields: %w", ErrEmpty)
 	}
 	limit := enc.MaxTyped()
 	for round := 0; ; round++ {
-		req, err := enc.EncodeTile(*t)
+		body, err := enc.EncodeTile(*t)
 		if err != nil {
-			return req, err
+			return nil, err
 		}
-		if len(req.Body) <= limit {
-			return req, nil
+		if len(body) <= limit {
+			return body, nil
 		}
 		var texts []*string
 		for i := range tileFields {
@@ -110,9 +111,9 @@ func fitTile(enc Encoder, t *Tile) (tilecast.Request, error) {
 				texts = append(texts, &f.Value)
 			}
 		}
-		if round == maxFitRounds || !shrink(texts, len(req.Body)-limit) {
-			return tilecast.Request{}, fmt.Errorf("tile of %d bytes, limit %d: %w",
-				len(req.Body), limit, tilecast.ErrPayloadTooLarge)
+		if round == maxFitRounds || !shrink(texts, len(body)-limit) {
+			return nil, fmt.Errorf("tile of %d bytes, limit %d: %w",
+				len(body), limit, tilecast.ErrPayloadTooLarge)
 		}
 	}
 }

@@ -76,10 +76,10 @@ func FuzzRenderTemplates(f *testing.F) {
 			Items:    []tilecast.Item{it, {Title: summary}},
 			NewCount: n,
 		}
-		for _, render := range []func() (tilecast.Request, error){
-			func() (tilecast.Request, error) { return r.Toast(feed, d) },
-			func() (tilecast.Request, error) { return r.Tile(feed, d) },
-			func() (tilecast.Request, error) { return r.SummaryToast(feed, d, n) },
+		for _, render := range []func() ([]byte, error){
+			func() ([]byte, error) { return r.Toast(feed, d) },
+			func() ([]byte, error) { return r.Tile(feed, d) },
+			func() ([]byte, error) { return r.SummaryToast(feed, d, n) },
 		} {
 			req, err := render()
 			if err != nil {
@@ -88,10 +88,10 @@ func FuzzRenderTemplates(f *testing.F) {
 				}
 				t.Fatalf("unexpected error: %v", err)
 			}
-			if len(req.Body) > mpns.MaxTyped {
-				t.Fatalf("body of %d bytes over %d", len(req.Body), mpns.MaxTyped)
+			if len(req) > mpns.MaxTyped {
+				t.Fatalf("body of %d bytes over %d", len(req), mpns.MaxTyped)
 			}
-			wellFormed(t, req.Body)
+			wellFormed(t, req)
 		}
 	})
 }

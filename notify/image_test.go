@@ -119,7 +119,7 @@ func TestRendererImageCheck(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Tile(%s): %v", tt.path, err)
 			}
-			got, present := element(req.Body, "BackgroundImage")
+			got, present := element(req, "BackgroundImage")
 			want := tt.want
 			if want == "=" {
 				want = url
@@ -128,7 +128,7 @@ func TestRendererImageCheck(t *testing.T) {
 				t.Fatalf("round %d, %s (fallback %q): BackgroundImage = %q (present %v), want %q",
 					round, tt.path, tt.fallback, got, present, want)
 			}
-			if small, _ := element(req.Body, "SmallBackgroundImage"); small != "appdata:/Assets/Small.png" {
+			if small, _ := element(req, "SmallBackgroundImage"); small != "appdata:/Assets/Small.png" {
 				t.Errorf("local image changed to %q", small)
 			}
 		}
@@ -152,7 +152,7 @@ func TestRendererImageCheckOff(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := element(req.Body, "BackgroundImage"); got != url {
+		if got, _ := element(req, "BackgroundImage"); got != url {
 			t.Errorf("BackgroundImage = %q, want %q unchecked", got, url)
 		}
 	}
@@ -182,11 +182,11 @@ func TestRendererImageCheckCycle(t *testing.T) {
 	}
 	want := []string{srv.URL + "/a.png", "isostore:/Shared/ShellContent/1.jpg", srv.URL + "/b.jpg"}
 	for i, w := range want {
-		if got, _ := element(req.Body, "CycleImage"+strconv.Itoa(i+1)); got != w {
+		if got, _ := element(req, "CycleImage"+strconv.Itoa(i+1)); got != w {
 			t.Errorf("CycleImage%d = %q, want %q", i+1, got, w)
 		}
 	}
-	if got, ok := element(req.Body, "CycleImage4"); ok {
+	if got, ok := element(req, "CycleImage4"); ok {
 		t.Errorf("CycleImage4 = %q, want it left out (refused images close ranks)", got)
 	}
 	if n := hits("/c.gif"); n != 1 {

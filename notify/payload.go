@@ -10,13 +10,14 @@ import (
 // update: the mpns module refused both, and a phone would show nothing.
 var ErrEmpty = errors.New("empty payload")
 
-// Encoder turns the payload model into an exact push request for one
-// transport (notify/mpns). Encoders only serialise; the text limits are
-// applied by Fit and the Renderer before and after calling them.
+// Encoder turns the payload model into the payload bytes of one transport
+// (notify/mpns: the XML body); the transport adds its headers when it
+// sends. Encoders only serialise; the text limits are applied by Fit and
+// the Renderer before and after calling them.
 type Encoder interface {
-	EncodeToast(Toast) (tilecast.Request, error)
-	EncodeTile(Tile) (tilecast.Request, error)
-	EncodeRaw(Raw) (tilecast.Request, error)
+	EncodeToast(Toast) ([]byte, error)
+	EncodeTile(Tile) ([]byte, error)
+	EncodeRaw(Raw) ([]byte, error)
 	// MaxTyped is the body limit in bytes for toasts and tiles.
 	MaxTyped() int
 	// MaxRaw is the body limit in bytes for raw notifications.

@@ -45,8 +45,8 @@ func TestPreviewMatchesRenderer(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if string(got.Body) != string(want.Body) {
-					t.Errorf("toast\npreview  %s\nrenderer %s", got.Body, want.Body)
+				if string(got) != string(want) {
+					t.Errorf("toast\npreview  %s\nrenderer %s", got, want)
 				}
 			}
 			if tile != nil {
@@ -58,8 +58,8 @@ func TestPreviewMatchesRenderer(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if string(got.Body) != string(want.Body) {
-					t.Errorf("tile\npreview  %s\nrenderer %s", got.Body, want.Body)
+				if string(got) != string(want) {
+					t.Errorf("tile\npreview  %s\nrenderer %s", got, want)
 				}
 			}
 		})

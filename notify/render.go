@@ -72,71 +72,71 @@ func (r *Renderer) compiled(f *tilecast.Feed) (*compiledFeed, error) {
 }
 
 // Toast renders f's toast for d.
-func (r *Renderer) Toast(f *tilecast.Feed, d *tilecast.TemplateData) (tilecast.Request, error) {
+func (r *Renderer) Toast(f *tilecast.Feed, d *tilecast.TemplateData) ([]byte, error) {
 	if f.Toast == nil {
-		return tilecast.Request{}, fmt.Errorf("feed %s: toast: %w", f.Name, errNoSpec)
+		return nil, fmt.Errorf("feed %s: toast: %w", f.Name, errNoSpec)
 	}
 	if d == nil {
-		return tilecast.Request{}, fmt.Errorf("feed %s: toast: %w", f.Name, errNoData)
+		return nil, fmt.Errorf("feed %s: toast: %w", f.Name, errNoData)
 	}
 	c, err := r.compiled(f)
 	if err != nil {
-		return tilecast.Request{}, err
+		return nil, err
 	}
 	t, err := c.buildToast(d, &r.bufs)
 	if err != nil {
-		return tilecast.Request{}, fmt.Errorf("feed %s: %w", f.Name, err)
+		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
-	req, err := fitToast(r.enc, t)
+	payload, err := fitToast(r.enc, t)
 	if err != nil {
-		return req, fmt.Errorf("feed %s: %w", f.Name, err)
+		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
-	return req, nil
+	return payload, nil
 }
 
 // SummaryToast renders the "N more in <feed>" toast: Text1 is the feed's
 // title (its name when it has none), Text2 the count, and there is no Param,
 // so a tap opens the app's start page.
-func (r *Renderer) SummaryToast(f *tilecast.Feed, d *tilecast.TemplateData, more int) (tilecast.Request, error) {
+func (r *Renderer) SummaryToast(f *tilecast.Feed, d *tilecast.TemplateData, more int) ([]byte, error) {
 	title := f.Name
 	if d != nil && d.Feed.Title != "" {
 		title = d.Feed.Title
 	}
 	t := Toast{Text1: title, Text2: strconv.Itoa(more) + " more in " + title}
-	req, err := fitToast(r.enc, t)
+	payload, err := fitToast(r.enc, t)
 	if err != nil {
-		return req, fmt.Errorf("feed %s: summary toast: %w", f.Name, err)
+		return nil, fmt.Errorf("feed %s: summary toast: %w", f.Name, err)
 	}
-	return req, nil
+	return payload, nil
 }
 
 // Tile renders f's tile for d. Empty template output leaves an element out;
 // the count is trimmed, clamped to 0–99 and left out when not an integer;
 // remote images are checked when f.ImageCheck is set and the Renderer has
 // an ImageChecker.
-func (r *Renderer) Tile(f *tilecast.Feed, d *tilecast.TemplateData) (tilecast.Request, error) {
+func (r *Renderer) Tile(f *tilecast.Feed, d *tilecast.TemplateData) ([]byte, error) {
 	if f.Tile == nil {
-		return tilecast.Request{}, fmt.Errorf("feed %s: tile: %w", f.Name, errNoSpec)
+		return nil, fmt.Errorf("feed %s: tile: %w", f.Name, errNoSpec)
 	}
 	if d == nil {
-		return tilecast.Request{}, fmt.Errorf("feed %s: tile: %w", f.Name, errNoData)
+		return nil, fmt.Errorf("feed %s: tile: %w", f.Name, errNoData)
 	}
 	c, err := r.compiled(f)
 	if err != nil {
-		return tilecast.Request{}, err
+		return nil, err
 	}
 	var t Tile
 	if err := c.buildTile(&t, d, &r.bufs); err != nil {
-		return tilecast.Request{}, fmt.Errorf("feed %s: %w", f.Name, err)
+		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
 	if r.images != nil && f.ImageCheck {
 		r.checkImages(f, &t)
 	}
-	req, err := fitTile(r.enc, &t)
+	payload, err := fitTile(r.enc, &t)
 	if err != nil {
-		return req, fmt.Errorf("feed %s: %w", f.Name, err)
+		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
-	return req, nil
+	return payload, nil
 }
 
 // buildToast executes the toast templates for d (the Renderer and Preview

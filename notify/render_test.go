@@ -58,14 +58,8 @@ func TestRendererToast(t *testing.T) {
 	}
 	want := prefix + `<wp:Toast><wp:Text1>News</wp:Text1><wp:Text2>Go 1.26 &lt;released&gt;</wp:Text2>` +
 		`<wp:Param>/Item.xaml?id=item+1%262</wp:Param></wp:Toast></wp:Notification>`
-	if got := string(req.Body); got != want {
+	if got := string(req); got != want {
 		t.Errorf("body\n got %s\nwant %s", got, want)
-	}
-	if got := req.Header("X-WindowsPhone-Target"); got != "toast" {
-		t.Errorf("target = %q", got)
-	}
-	if got, want := req.Header("Content-Length"), fmt.Sprint(len(want)); got != want {
-		t.Errorf("Content-Length = %s, want %s", got, want)
 	}
 }
 
@@ -109,11 +103,8 @@ func TestRendererTile(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := prefix + `<wp:Tile Template="FlipTile">` + tt.want + `</wp:Tile></wp:Notification>`
-			if got := string(req.Body); got != want {
+			if got := string(req); got != want {
 				t.Errorf("body\n got %s\nwant %s", got, want)
-			}
-			if got := req.Header("X-WindowsPhone-Target"); got != "token" {
-				t.Errorf("target = %q", got)
 			}
 		})
 	}
@@ -144,7 +135,7 @@ func TestRendererTileKinds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := string(req.Body), prefix+tt.want+`</wp:Notification>`; got != want {
+			if got, want := string(req), prefix+tt.want+`</wp:Notification>`; got != want {
 				t.Errorf("body\n got %s\nwant %s", got, want)
 			}
 		})
@@ -172,8 +163,8 @@ func TestRendererGeneralPathMatchesFastPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(a.Body) != string(b.Body) {
-		t.Errorf("fast %s\nslow %s", a.Body, b.Body)
+	if string(a) != string(b) {
+		t.Errorf("fast %s\nslow %s", a, b)
 	}
 }
 
@@ -184,8 +175,8 @@ func TestRendererSummaryToast(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := prefix + `<wp:Toast><wp:Text1>News</wp:Text1><wp:Text2>17 more in News</wp:Text2></wp:Toast></wp:Notification>`
-	if string(req.Body) != want {
-		t.Errorf("got %s\nwant %s", req.Body, want)
+	if string(req) != want {
+		t.Errorf("got %s\nwant %s", req, want)
 	}
 	d := data()
 	d.Feed.Title = ""
@@ -193,8 +184,8 @@ func TestRendererSummaryToast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(req.Body), "<wp:Text2>2 more in news</wp:Text2>") {
-		t.Errorf("no fallback to the feed name: %s", req.Body)
+	if !strings.Contains(string(req), "<wp:Text2>2 more in news</wp:Text2>") {
+		t.Errorf("no fallback to the feed name: %s", req)
 	}
 }
 
@@ -208,24 +199,24 @@ func TestRendererLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(req.Body) > mpns.MaxTyped {
-		t.Errorf("toast body %d bytes > %d", len(req.Body), mpns.MaxTyped)
+	if len(req) > mpns.MaxTyped {
+		t.Errorf("toast body %d bytes > %d", len(req), mpns.MaxTyped)
 	}
-	if !strings.Contains(string(req.Body), "…</wp:Text2>") {
+	if !strings.Contains(string(req), "…</wp:Text2>") {
 		t.Errorf("Text2 not cut with an ellipsis")
 	}
-	if !strings.Contains(string(req.Body), "<wp:Param>/Item.xaml?id=item+1%262</wp:Param>") {
+	if !strings.Contains(string(req), "<wp:Param>/Item.xaml?id=item+1%262</wp:Param>") {
 		t.Errorf("Param altered")
 	}
 	tile, err := r.Tile(f, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tile.Body) > mpns.MaxTyped {
-		t.Errorf("tile body %d bytes > %d", len(tile.Body), mpns.MaxTyped)
+	if len(tile) > mpns.MaxTyped {
+		t.Errorf("tile body %d bytes > %d", len(tile), mpns.MaxTyped)
 	}
-	if !strings.Contains(string(tile.Body), "<wp:WideBackContent>ctlchars removed</wp:WideBackContent>") {
-		t.Errorf("control characters not removed: %s", tile.Body)
+	if !strings.Contains(string(tile), "<wp:WideBackContent>ctlchars removed</wp:WideBackContent>") {
+		t.Errorf("control characters not removed: %s", tile)
 	}
 
 	// A URL alone over the limit cannot be fixed by cutting text.
@@ -270,8 +261,8 @@ func TestRendererReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b.Body), "<wp:Text1>Changed News</wp:Text1>") || string(a.Body) == string(b.Body) {
-		t.Errorf("stale template after reload: %s", b.Body)
+	if !strings.Contains(string(b), "<wp:Text1>Changed News</wp:Text1>") || string(a) == string(b) {
+		t.Errorf("stale template after reload: %s", b)
 	}
 	h := flipFeed()
 	h.Tile.Template = tilecast.TileIconic // background_image is not iconic
@@ -359,8 +350,8 @@ func TestFuncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `<wp:Text1>Go 1.…|fallback.png|https://example.org/go</wp:Text1><wp:Text2>a+b%26c|5</wp:Text2>`
-	if !strings.Contains(string(req.Body), want) {
-		t.Errorf("got %s\nwant it to contain %s", req.Body, want)
+	if !strings.Contains(string(req), want) {
+		t.Errorf("got %s\nwant it to contain %s", req, want)
 	}
 }
 

@@ -44,10 +44,10 @@ func fanOut(chs []tilecast.Channel, item string, tiles bool) []tilecast.Notifica
 	body := make([]byte, 600)
 	for _, ch := range chs {
 		ns = append(ns, tilecast.Notification{ChannelID: ch.ID, Feed: "news", ItemID: item, Kind: tilecast.KindToast,
-			Request: tilecast.Request{Headers: []tilecast.Header{{Name: "Content-Type", Value: "text/xml"}, {Name: "X-NotificationClass", Value: "2"}}, Body: body}})
+			Payload: body})
 		if tiles {
 			ns = append(ns, tilecast.Notification{ChannelID: ch.ID, Feed: "news", Kind: tilecast.KindTile,
-				Request: tilecast.Request{Body: []byte(item)}})
+				Payload: []byte(item)})
 		}
 	}
 	return ns

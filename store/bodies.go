@@ -6,19 +6,28 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-
-	"github.com/tilecast/tilecast"
 )
 
 // Shared payloads.
 //
-// A global feed's fan-out gives every channel the same request (headers and
-// body). Outbox entries (version 2, codec.go) therefore hold only the sha256
-// of the request's encoding; the request itself is stored once in the bodies
-// bucket with a reference count:
+// A global feed's fan-out gives every channel the same payload. Outbox
+// entries (version 3 shared, codec.go) therefore hold only its key; the
+// payload itself is stored once in the bodies bucket with a reference
+// count:
 //
-//	bodies   payload key → byte 1 (layout version) + uvarint references +
-//	         appendPayload(request); key = sha256(appendPayload(request))
+//	bodies   payload key → layout byte + uvarint references + content
+//	         layout 2: content = the payload bytes;
+//	                   key = sha256("tilecast payload" + 0x00 + payload)
+//	         layout 1 (written before payloads replaced requests, read and
+//	                   counted, never written new): content = a request,
+//	                   uvarint header count + str name/value pairs + str
+//	                   body, whose body is the payload;
+//	                   key = sha256(content)
+//
+// The keys of the two layouts are hashes of different strings, so a
+// payload can never be taken for an old request. Version 2 entries
+// reference layout 1 values; when such an entry is rewritten (version 3
+// shared) it keeps its key, and the value keeps its layout.
 //
 // The bucket is created by the first write that needs it, so older files
 // need no migration; a missing bucket reads as "no payloads".
@@ -33,16 +42,32 @@ import (
 //
 // A count that ends too high only wastes space until the outbox drains
 // (clearIdlePayloads) or PruneLedger recounts (sweepPayloads); a count too
-// low would lose a request, so every decrement comes from deleting an entry
+// low would lose a payload, so every decrement comes from deleting an entry
 // whose record was read in the same transaction.
 
-// payloadV1 is the layout byte of a bodies value.
-const payloadV1 = 1
+// Layouts of a bodies value.
+const (
+	payloadV1 = 1 // a stored request (headers + body)
+	payloadV2 = 2 // the payload
+)
+
+// payloadDomain prefixes what a layout 2 key hashes (see above).
+const payloadDomain = "tilecast payload\x00"
+
+// payloadKeyOf returns the key of payload p (layout 2).
+func payloadKeyOf(p []byte) payloadKey {
+	h := sha256.New()
+	h.Write([]byte(payloadDomain))
+	h.Write(p)
+	var k payloadKey
+	h.Sum(k[:0])
+	return k
+}
 
 // payloadRefs are the reference count changes of one transaction.
 type payloadRefs struct {
 	delta map[payloadKey]int
-	data  map[payloadKey][]byte // appendPayload bytes of keys added in this transaction
+	data  map[payloadKey][]byte // the payloads of keys added in this transaction
 }
 
 // collectRefs makes ref changes wait for applyRefs.
@@ -52,11 +77,14 @@ func (b *buckets) collectRefs() {
 	}
 }
 
-// addRef counts one more entry referencing key, whose encoding is p (kept
+// addRef counts one more entry referencing key, whose payload is p (kept
 // until applyRefs; it must not change meanwhile).
 func (b *buckets) addRef(k payloadKey, p []byte) {
 	b.collectRefs()
 	b.refs.delta[k]++
+	if p == nil {
+		p = []byte{} // an empty payload is still one
+	}
 	if _, ok := b.refs.data[k]; !ok {
 		b.refs.data[k] = p
 	}
@@ -94,10 +122,11 @@ func (b *buckets) applyRefs() error {
 	return nil
 }
 
-// changeRef adds delta to key's count, deleting the payload at zero. A new
-// payload needs its encoding p.
+// changeRef adds delta to key's count, deleting the value at zero. A
+// value that exists keeps its layout and content; a new one is payload p
+// (layout 2).
 func (b *buckets) changeRef(k payloadKey, delta int, p []byte) error {
-	cur, old, err := b.payloadValue(k)
+	layout, cur, old, err := b.payloadValue(k)
 	if err != nil {
 		return err
 	}
@@ -105,6 +134,8 @@ func (b *buckets) changeRef(k payloadKey, delta int, p []byte) error {
 	if cur != nil {
 		refs += int64(old)
 		p = cur
+	} else {
+		layout = payloadV2
 	}
 	if refs <= 0 {
 		if cur == nil {
@@ -112,8 +143,8 @@ func (b *buckets) changeRef(k payloadKey, delta int, p []byte) error {
 		}
 		return b.del(b.bodies, k[:])
 	}
-	if p == nil {
-		return fmt.Errorf("payload %x: %d references but no request", k[:8], refs)
+	if p == nil && cur == nil {
+		return fmt.Errorf("payload %x: %d references but no payload", k[:8], refs)
 	}
 	if b.bodies == nil {
 		bk, err := b.tx.CreateBucketIfNotExists([]byte(bucketBodies))
@@ -122,62 +153,86 @@ func (b *buckets) changeRef(k payloadKey, delta int, p []byte) error {
 		}
 		b.bodies = bk
 	}
-	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(p))
-	v = append(v, payloadV1)
-	v = binary.AppendUvarint(v, uint64(refs))
-	v = append(v, p...)
-	if err := b.bodies.Put(k[:], v); err != nil {
+	if err := b.bodies.Put(k[:], payloadValue(layout, uint64(refs), p)); err != nil {
 		return fmt.Errorf("store payload: %w", err)
 	}
 	return nil
 }
 
-// payloadValue splits key's stored value into its payload encoding (still
-// bbolt's memory) and count; nil when there is none.
-func (b *buckets) payloadValue(k payloadKey) ([]byte, uint64, error) {
+// payloadValue is a bodies value: layout, references, content.
+func payloadValue(layout byte, refs uint64, content []byte) []byte {
+	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(content))
+	v = append(v, layout)
+	v = binary.AppendUvarint(v, refs)
+	return append(v, content...)
+}
+
+// payloadValue splits key's stored value into its layout, content (still
+// bbolt's memory) and count; content is nil when there is no value.
+func (b *buckets) payloadValue(k payloadKey) (byte, []byte, uint64, error) {
 	if b.bodies == nil {
-		return nil, 0, nil
+		return 0, nil, 0, nil
 	}
 	v := b.get(b.bodies, k[:])
 	if v == nil {
-		return nil, 0, nil
+		return 0, nil, 0, nil
 	}
-	p, refs, err := splitPayloadValue(v)
+	layout, content, refs, err := splitPayloadValue(v)
 	if err != nil {
-		return nil, 0, fmt.Errorf("payload %x: %w", k[:8], err)
+		return 0, nil, 0, fmt.Errorf("payload %x: %w", k[:8], err)
 	}
-	return p, refs, nil
+	if content == nil {
+		content = []byte{} // an empty payload is a value too
+	}
+	return layout, content, refs, nil
 }
 
-func splitPayloadValue(v []byte) ([]byte, uint64, error) {
-	if len(v) == 0 || v[0] != payloadV1 {
-		return nil, 0, fmt.Errorf("%w: bad payload layout", errRecord)
+func splitPayloadValue(v []byte) (byte, []byte, uint64, error) {
+	if len(v) == 0 || (v[0] != payloadV1 && v[0] != payloadV2) {
+		return 0, nil, 0, fmt.Errorf("%w: bad payload layout", errRecord)
 	}
 	refs, n := binary.Uvarint(v[1:])
 	if n <= 0 {
-		return nil, 0, fmt.Errorf("%w: bad payload reference count", errRecord)
+		return 0, nil, 0, fmt.Errorf("%w: bad payload reference count", errRecord)
 	}
-	return v[1+n:], refs, nil
+	return v[0], v[1+n:], refs, nil
 }
 
-// decodePayload parses appendPayload bytes, checking them against their key.
-func decodePayload(k payloadKey, p []byte) (tilecast.Request, error) {
-	if sha256.Sum256(p) != k {
-		return tilecast.Request{}, fmt.Errorf("%w: payload does not match its key", errRecord)
+// decodePayload returns the payload of a bodies value's content (a copy),
+// checking it against its key.
+func decodePayload(k payloadKey, layout byte, content []byte) ([]byte, error) {
+	switch layout {
+	case payloadV2:
+		if payloadKeyOf(content) != k {
+			return nil, fmt.Errorf("%w: payload does not match its key", errRecord)
+		}
+		if len(content) == 0 {
+			return nil, nil
+		}
+		return bytes.Clone(content), nil
+	case payloadV1:
+		if sha256.Sum256(content) != k {
+			return nil, fmt.Errorf("%w: payload does not match its key", errRecord)
+		}
+		r := &recordReader{s: string(content)}
+		r.requestHeaders()
+		body := r.str()
+		if r.err == nil && r.off != len(r.s) {
+			r.fail("trailing bytes")
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		if body == "" {
+			return nil, nil
+		}
+		return []byte(body), nil
 	}
-	r := &recordReader{s: string(p)}
-	req := r.payload(false)
-	if r.err == nil && r.off != len(r.s) {
-		r.fail("trailing bytes")
-	}
-	if r.err != nil {
-		return tilecast.Request{}, r.err
-	}
-	return req, nil
+	return nil, fmt.Errorf("%w: bad payload layout %d", errRecord, layout)
 }
 
 // payloads resolves payload keys within one transaction, each once: a page
-// of a fan-out usually shares one. Resolved requests share their memory, so
+// of a fan-out usually shares one. Resolved payloads share their memory, so
 // callers must not modify them.
 type payloads struct {
 	b *buckets
@@ -185,9 +240,9 @@ type payloads struct {
 }
 
 type resolvedPayload struct {
-	req     tilecast.Request
+	payload []byte
 	err     error
-	bodySum *[sha256.Size]byte
+	sum     *[sha256.Size]byte
 }
 
 func newPayloads(b *buckets) *payloads {
@@ -199,42 +254,42 @@ func (ps *payloads) get(k payloadKey) *resolvedPayload {
 		return r
 	}
 	r := &resolvedPayload{}
-	p, _, err := ps.b.payloadValue(k)
+	layout, content, _, err := ps.b.payloadValue(k)
 	switch {
 	case err != nil:
 		r.err = err
-	case p == nil:
+	case content == nil:
 		r.err = fmt.Errorf("%w: payload %x is missing", errRecord, k[:8])
 	default:
-		r.req, r.err = decodePayload(k, p)
+		r.payload, r.err = decodePayload(k, layout, content)
 	}
 	ps.m[k] = r
 	return r
 }
 
-// request returns e's request: inline (version 1) or resolved.
-func (ps *payloads) request(e *entry) (tilecast.Request, error) {
+// payload returns e's payload: inline or resolved.
+func (ps *payloads) payload(e *entry) ([]byte, error) {
 	if !e.hasRef {
-		return e.n.Request, nil
+		return e.n.Payload, nil
 	}
 	r := ps.get(e.ref)
-	return r.req, r.err
+	return r.payload, r.err
 }
 
-// bodySum returns the sha256 of e's request body (what tile_last holds).
-func (ps *payloads) bodySum(e *entry) ([sha256.Size]byte, error) {
+// sum returns the sha256 of e's payload (what tile_last holds).
+func (ps *payloads) sum(e *entry) ([sha256.Size]byte, error) {
 	if !e.hasRef {
-		return sha256.Sum256(e.n.Request.Body), nil
+		return sha256.Sum256(e.n.Payload), nil
 	}
 	r := ps.get(e.ref)
 	if r.err != nil {
 		return [sha256.Size]byte{}, r.err
 	}
-	if r.bodySum == nil {
-		s := sha256.Sum256(r.req.Body)
-		r.bodySum = &s
+	if r.sum == nil {
+		s := sha256.Sum256(r.payload)
+		r.sum = &s
 	}
-	return *r.bodySum, nil
+	return *r.sum, nil
 }
 
 // clearIdlePayloads deletes every payload when the outbox is empty: then
@@ -271,17 +326,18 @@ func (b *buckets) sweepPayloads() (int, error) {
 	counts := map[payloadKey]uint64{}
 	c := b.outbox.Cursor()
 	for _, v := c.First(); v != nil; _, v = c.Next() {
-		if len(v) == 0 || v[0] != recordV2 {
-			continue
+		if len(v) == 0 || v[0] == recordV1 {
+			continue // inline
 		}
-		if e, err := decodeEntry(v); err == nil {
+		if e, err := decodeEntry(v); err == nil && e.hasRef {
 			counts[e.ref]++
 		}
 	}
 	type fix struct {
-		key  []byte
-		refs uint64
-		p    []byte
+		key    []byte
+		refs   uint64
+		layout byte
+		p      []byte
 	}
 	var fixes []fix
 	bc := b.bodies.Cursor()
@@ -292,22 +348,21 @@ func (b *buckets) sweepPayloads() (int, error) {
 			copy(pk[:], k)
 			want = counts[pk]
 		}
-		p, refs, err := splitPayloadValue(v)
+		layout, p, refs, err := splitPayloadValue(v)
 		if err != nil {
 			want = 0 // unreadable: the entries referencing it cannot be sent anyway
 		}
 		if err == nil && refs == want {
 			continue
 		}
-		fixes = append(fixes, fix{key: bytes.Clone(k), refs: want, p: bytes.Clone(p)})
+		fixes = append(fixes, fix{key: bytes.Clone(k), refs: want, layout: layout, p: bytes.Clone(p)})
 	}
 	for _, f := range fixes {
 		var err error
 		if f.refs == 0 {
 			err = b.del(b.bodies, f.key)
 		} else {
-			v := append([]byte{payloadV1}, binary.AppendUvarint(nil, f.refs)...)
-			err = b.bodies.Put(f.key, append(v, f.p...))
+			err = b.bodies.Put(f.key, payloadValue(f.layout, f.refs, f.p))
 		}
 		if err != nil {
 			return 0, fmt.Errorf("sweep payloads: %w", err)

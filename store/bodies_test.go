@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"reflect"
@@ -28,7 +27,7 @@ func storedPayloads(tb testing.TB, db *DB) map[payloadKey]uint64 {
 				return fmt.Errorf("payload key %x", k)
 			}
 			copy(pk[:], k)
-			_, refs, err := splitPayloadValue(v)
+			_, _, refs, err := splitPayloadValue(v)
 			out[pk] = refs
 			return err
 		})
@@ -83,7 +82,6 @@ func addChannels(tb testing.TB, db *DB, n int) []tilecast.Channel {
 func TestFanOutStoresEachPayloadOnce(t *testing.T) {
 	db, clk := mustOpen(t)
 	chs := addChannels(t, db, 40)
-	hdr := []tilecast.Header{{Name: "Content-Type", Value: "text/xml"}, {Name: "X-NotificationClass", Value: "2"}}
 	var ns []tilecast.Notification
 	for i, ch := range chs {
 		// Every channel gets its own copy of the same bytes, as after a
@@ -93,27 +91,34 @@ func TestFanOutStoresEachPayloadOnce(t *testing.T) {
 			body = []byte(fmt.Sprintf("<toast>user %d</toast>", i%8))
 		}
 		ns = append(ns,
-			tilecast.Notification{ChannelID: ch.ID, Feed: "news", ItemID: "i1", Kind: tilecast.KindToast,
-				Request: tilecast.Request{Headers: slices.Clone(hdr), Body: body}},
+			tilecast.Notification{ChannelID: ch.ID, Feed: "news", ItemID: "i1", Kind: tilecast.KindToast, Payload: body},
 			tile(ch, "news", "<tile/>"),
-			// Same body, other headers: another payload.
-			tilecast.Notification{ChannelID: ch.ID, Feed: "news", ItemID: "i1", Kind: tilecast.KindRaw,
-				Request: tilecast.Request{Headers: hdr[:1], Body: []byte("<toast>news</toast>")}})
+			// Same bytes, other kind: the same payload (the kind is the
+			// entry's, the headers the transport's).
+			tilecast.Notification{ChannelID: ch.ID, Feed: "news", ItemID: "i1", Kind: tilecast.KindRaw, Payload: []byte("<toast>news</toast>")})
 	}
 	if err := db.Commit(tilecast.Commit{Key: tilecast.FeedKey{Feed: "news"}, Now: clk.Now(), Notifications: ns}); err != nil {
 		t.Fatal(err)
 	}
 	stored := storedPayloads(t, db)
 	counts := slices.Sorted(maps.Values(stored))
-	// toast ×30, tile ×40, raw ×40, user 0 ×5, user 4 ×5.
-	if want := []uint64{5, 5, 30, 40, 40}; !slices.Equal(counts, want) {
+	// toast ×30 + raw ×40, tile ×40, user 0 ×5, user 4 ×5.
+	if want := []uint64{5, 5, 40, 70}; !slices.Equal(counts, want) {
 		t.Errorf("payload counts %v, want %v", counts, want)
 	}
 	checkPayloads(t, db, "after fan-out")
 	err := db.view(func(b *buckets) error {
-		return b.outbox.ForEach(func(k, v []byte) error {
-			if v[0] != recordV2 || len(v) > 120 {
+		if err := b.outbox.ForEach(func(k, v []byte) error {
+			if v[0] != recordV3 || len(v) > 100 {
 				t.Errorf("entry %x: version %d, %d bytes", k, v[0], len(v))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return b.bodies.ForEach(func(k, v []byte) error {
+			if v[0] != payloadV2 {
+				t.Errorf("payload %x: layout %d, want 2", k, v[0])
 			}
 			return nil
 		})
@@ -127,9 +132,9 @@ func TestFanOutStoresEachPayloadOnce(t *testing.T) {
 	}
 	for i, p := range ps {
 		want := ns[i]
-		if p.ChannelID != want.ChannelID || p.Kind != want.Kind || !reflect.DeepEqual(p.Request.Headers, want.Request.Headers) ||
-			!bytes.Equal(p.Request.Body, want.Request.Body) {
-			t.Errorf("pending %d = %s %s %+v, want %s %s %+v", i, p.ChannelID, p.Kind, p.Request, want.ChannelID, want.Kind, want.Request)
+		if p.ChannelID != want.ChannelID || p.Kind != want.Kind || !bytes.Equal(p.Payload, want.Payload) ||
+			!p.Created.Equal(clk.Now()) {
+			t.Errorf("pending %d = %s %s %q %v, want %s %s %q", i, p.ChannelID, p.Kind, p.Payload, p.Created, want.ChannelID, want.Kind, want.Payload)
 		}
 	}
 }
@@ -192,10 +197,10 @@ func TestPayloadCountsFollowEveryRemoval(t *testing.T) {
 		tilecast.Record{ID: ids[chs[1].ID][1], Op: tilecast.OpDone, Sent: true, Outcome: out(tilecast.ActionDelivered)},
 		tilecast.Record{ID: ids[chs[2].ID][0], Op: tilecast.OpDead, Sent: true, Outcome: out(tilecast.ActionFailed)},
 		tilecast.Record{ID: ids[chs[3].ID][0], Op: tilecast.OpRemoveChannel, Sent: true, Outcome: out(tilecast.ActionChannelRemoved)})
-	// The dead letter keeps the whole request.
+	// The dead letter keeps its payload and kind.
 	dl, err := db.DeadLetters(0)
-	if err != nil || len(dl) != 1 || string(dl[0].Notification.Request.Body) != "toast 1" ||
-		dl[0].Notification.Request.Header("X-NotificationClass") != "2" {
+	if err != nil || len(dl) != 1 || string(dl[0].Notification.Payload) != "toast 1" ||
+		dl[0].Notification.Kind != tilecast.KindToast {
 		t.Errorf("dead letters = %+v, %v", dl, err)
 	}
 	// A device that re-registers under a new URI takes its entries along.
@@ -210,7 +215,7 @@ func TestPayloadCountsFollowEveryRemoval(t *testing.T) {
 	var moved []string
 	for _, p := range allPending(t, db, clk.Now()) {
 		if p.ChannelID == nw.ID {
-			moved = append(moved, string(p.Request.Body))
+			moved = append(moved, string(p.Payload))
 		}
 	}
 	if !slices.Equal(moved, []string{"toast 1", "toast 2", "T2"}) {
@@ -298,22 +303,21 @@ func TestSweepPayloadsRepairs(t *testing.T) {
 	err := db.update(func(b *buckets) error {
 		// One count too high, one too low, an orphan and an unreadable value.
 		for _, k := range slices.Collect(maps.Keys(outboxRefs(t, db))) {
-			p, refs, err := b.payloadValue(k)
+			layout, p, refs, err := b.payloadValue(k)
 			if err != nil {
 				return err
 			}
-			v := append([]byte{payloadV1}, binary.AppendUvarint(nil, refs*7-6)...) // 1 → 1, 2 → 8
+			bad := refs*7 - 6 // 2 → 8
 			if refs == 1 {
-				v = append([]byte{payloadV1}, 0)
+				bad = 0
 			}
-			if err := b.bodies.Put(k[:], append(v, p...)); err != nil {
+			if err := b.bodies.Put(k[:], payloadValue(layout, bad, p)); err != nil {
 				return err
 			}
 		}
-		orphan := tilecast.Request{Body: []byte("orphan")}
-		p := appendPayload(nil, &orphan)
-		k := sha256.Sum256(p)
-		if err := b.bodies.Put(k[:], append([]byte{payloadV1, 3}, p...)); err != nil {
+		orphan := []byte("orphan")
+		k := payloadKeyOf(orphan)
+		if err := b.bodies.Put(k[:], payloadValue(payloadV2, 3, orphan)); err != nil {
 			return err
 		}
 		if err := b.bodies.Put(bytes.Repeat([]byte{0xee}, 32), []byte{9}); err != nil {
@@ -342,8 +346,7 @@ func TestMissingPayloadDropsEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := db.update(func(b *buckets) error {
-		req := toast(chs[0], "news", "lost").Request
-		k := sha256.Sum256(appendPayload(nil, &req))
+		k := payloadKeyOf(toast(chs[0], "news", "lost").Payload)
 		return b.bodies.Delete(k[:])
 	})
 	if err != nil {
@@ -359,22 +362,51 @@ func TestMissingPayloadDropsEntry(t *testing.T) {
 	checkPayloads(t, db, "after drop")
 }
 
-// TestVersion1Entries: entries written before payloads were shared are
-// sent, retried, delivered and given up on as before, and stay version 1.
-func TestVersion1Entries(t *testing.T) {
+// TestOldRecordForms: entries written before notifications kept their
+// payload instead of their request — version 1 (request inline) and
+// version 2 (request stored in bodies, layout 1) — are sent, retried,
+// delivered and given up on; a rewritten one becomes version 3 and keeps
+// its payload (inline) or its key (the stored request stays, counted).
+func TestOldRecordForms(t *testing.T) {
 	db, clk := mustOpen(t)
 	ch := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a"})
-	old := []tilecast.Notification{toast(ch, "news", "1"), tile(ch, "news", "T1"), toast(ch, "news", "2")}
+	type old struct {
+		n       tilecast.Notification
+		version byte
+	}
+	olds := []old{
+		{toast(ch, "news", "1"), recordV1},
+		{tile(ch, "news", "T1"), recordV2},
+		{toast(ch, "news", "2"), recordV1},
+		{toast(ch, "news", "3"), recordV2},
+		{toast(ch, "news", "3"), recordV2}, // shares the stored request
+	}
 	err := db.update(func(b *buckets) error {
-		for i := range old {
-			n := &old[i]
+		bk, err := b.tx.CreateBucketIfNotExists([]byte(bucketBodies))
+		if err != nil {
+			return err
+		}
+		b.bodies = bk
+		refs := map[payloadKey]uint64{}
+		reqs := map[payloadKey][]byte{}
+		for i := range olds {
+			o := &olds[i]
+			n := &o.n
 			seq, err := b.outbox.NextSequence()
 			if err != nil {
 				return err
 			}
 			n.ID, n.NextAttempt, n.Created = seq, clk.Now(), clk.Now()
 			key := outboxKey(nil, n.NextAttempt, seq)
-			if err := b.outbox.Put(key, encodeEntry(nil, &entry{n: *n})); err != nil {
+			v := legacyV1Record(*n, legacyHeaders)
+			if o.version == recordV2 {
+				req := legacyRequest(legacyHeaders, n.Payload)
+				k := payloadKey(sha256.Sum256(req))
+				refs[k]++
+				reqs[k] = req
+				v = legacyV2Record(*n, k)
+			}
+			if err := b.outbox.Put(key, v); err != nil {
 				return err
 			}
 			if err := b.outboxChan.Put(join(ch.ID, key), nil); err != nil {
@@ -386,56 +418,109 @@ func TestVersion1Entries(t *testing.T) {
 				}
 			}
 		}
+		for k, r := range refs {
+			if err := b.bodies.Put(k[:], payloadValue(payloadV1, r, reqs[k])); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	recountAfterRawWrite(t, db)
+	checkPayloads(t, db, "old forms")
 	ps, err := db.Due(clk.Now(), 10, nil)
-	if err != nil || len(ps) != 3 {
+	if err != nil || len(ps) != len(olds) {
 		t.Fatalf("Due = %d, %v", len(ps), err)
 	}
 	for i, p := range ps {
-		if !reflect.DeepEqual(p.Notification, old[i]) {
-			t.Errorf("pending %d = %+v, want %+v", i, p.Notification, old[i])
+		if !reflect.DeepEqual(p.Notification, olds[i].n) {
+			t.Errorf("pending %d = %+v, want %+v", i, p.Notification, olds[i].n)
 		}
 	}
 	later := clk.Now().Add(time.Minute)
+	out := func(a tilecast.Action) tilecast.Outcome { return tilecast.Outcome{Action: a} }
 	if err := db.Record([]tilecast.Record{
-		{ID: ps[0].ID, Op: tilecast.OpRetry, NextAttempt: later, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionRetry}},
-		{ID: ps[1].ID, Op: tilecast.OpDone, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered}},
-		{ID: ps[2].ID, Op: tilecast.OpDead, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionFailed}},
+		{ID: ps[0].ID, Op: tilecast.OpRetry, NextAttempt: later, Sent: true, Outcome: out(tilecast.ActionRetry)},
+		{ID: ps[1].ID, Op: tilecast.OpDone, Sent: true, Outcome: out(tilecast.ActionDelivered)},
+		{ID: ps[2].ID, Op: tilecast.OpDead, Sent: true, Outcome: out(tilecast.ActionFailed)},
+		{ID: ps[3].ID, Op: tilecast.OpPostpone, NextAttempt: later},
 	}); err != nil {
 		t.Fatal(err)
 	}
+	checkPayloads(t, db, "after record")
 	err = db.view(func(b *buckets) error {
-		k, v := b.outbox.Cursor().First()
-		if k == nil || v[0] != recordV1 {
-			t.Errorf("retried entry %x is not version 1: %v", k, v)
-		}
-		if b.bodies != nil && b.bodies.Stats().KeyN != 0 {
-			t.Errorf("version 1 entries stored payloads")
-		}
-		return nil
+		return b.outbox.ForEach(func(k, v []byte) error {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return err
+			}
+			switch e.n.ID {
+			case ps[0].ID: // retried version 1
+				if v[0] != recordV3 || e.hasRef || string(e.n.Payload) != "toast 1" || e.n.Attempts != 1 {
+					t.Errorf("retried version 1 entry: version %d, %+v", v[0], e)
+				}
+			case ps[3].ID: // postponed version 2
+				if v[0] != recordV3 || !e.hasRef {
+					t.Errorf("postponed version 2 entry: version %d, %+v", v[0], e)
+				}
+			case ps[4].ID: // untouched
+				if v[0] != recordV2 {
+					t.Errorf("untouched entry is version %d", v[0])
+				}
+			default:
+				t.Errorf("entry %d left in the outbox", e.n.ID)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	left := allPending(t, db, clk.Now())
-	if len(left) != 1 || left[0].Attempts != 1 || string(left[0].Request.Body) != "toast 1" {
-		t.Errorf("retried entry = %+v", left)
+	if len(left) != 3 || string(left[0].Payload) != "toast 3" || string(left[1].Payload) != "toast 1" || string(left[2].Payload) != "toast 3" {
+		t.Errorf("left = %+v", left)
 	}
 	dl, err := db.DeadLetters(0)
-	if err != nil || len(dl) != 1 || string(dl[0].Notification.Request.Body) != "toast 2" {
+	if err != nil || len(dl) != 1 || string(dl[0].Notification.Payload) != "toast 2" {
 		t.Errorf("dead letters = %+v, %v", dl, err)
 	}
-	// The delivered version 1 tile counts as shown for a version 2 one.
+	// The delivered old tile counts as shown: the same payload is not
+	// queued again; another feed's is.
 	if err := db.Enqueue([]tilecast.Notification{tile(ch, "news", "T1"), tile(ch, "other", "T1")}); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := db.Counts(); s.OutboxDepth != 2 {
-		t.Errorf("outbox depth %d, want 2 (the retried toast and the other feed's tile)", s.OutboxDepth)
+	if s, _ := db.Counts(); s.OutboxDepth != 4 {
+		t.Errorf("outbox depth %d, want 4 (three old toasts and the other feed's tile)", s.OutboxDepth)
 	}
-	checkPayloads(t, db, "mixed versions")
+	checkPayloads(t, db, "mixed forms")
+	drain(t, db, later)
+	if s := storedPayloads(t, db); len(s) != 0 {
+		t.Errorf("drained outbox leaves payloads %v", s)
+	}
+}
+
+// TestOldDeadLetters: a dead letter written when notifications kept their
+// request reads with its body as the payload.
+func TestOldDeadLetters(t *testing.T) {
+	db, _ := mustOpen(t)
+	old := `{"notification":{"id":7,"channel":"c1","feed":"news","kind":"toast",` +
+		`"request":{"headers":[{"name":"Content-Type","value":"text/xml"},{"name":"X-NotificationClass","value":"2"}],` +
+		`"body":"PGE+"},"attempts":3,"next_attempt":"2026-03-01T12:00:00Z","created":"2026-03-01T11:00:00Z"},` +
+		`"outcome":{"time":"2026-03-01T12:00:00Z","channel":"c1","feed":"news","kind":"toast","status":503,"outcome":"failed","attempt":3,"duration":0}}`
+	err := db.update(func(b *buckets) error { return b.dead.Put(seqKey(7), []byte(old)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	recountAfterRawWrite(t, db)
+	dl, err := db.DeadLetters(0)
+	if err != nil || len(dl) != 1 {
+		t.Fatalf("DeadLetters = %+v, %v", dl, err)
+	}
+	n := dl[0].Notification
+	if string(n.Payload) != "<a>" || n.ID != 7 || n.Kind != tilecast.KindToast || n.Attempts != 3 ||
+		!n.Created.Equal(time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)) || dl[0].Outcome.Status != 503 {
+		t.Errorf("old dead letter reads as %+v", dl[0])
+	}
 }

@@ -131,17 +131,14 @@ func TestAddChannelConcurrentDedupe(t *testing.T) {
 func toast(ch tilecast.Channel, feed, item string) tilecast.Notification {
 	return tilecast.Notification{
 		ChannelID: ch.ID, Feed: feed, User: "", ItemID: item, Kind: tilecast.KindToast,
-		Request: tilecast.Request{
-			Headers: []tilecast.Header{{Name: "X-NotificationClass", Value: "2"}},
-			Body:    []byte("toast " + item),
-		},
+		Payload: []byte("toast " + item),
 	}
 }
 
 func tile(ch tilecast.Channel, feed, body string) tilecast.Notification {
 	return tilecast.Notification{
 		ChannelID: ch.ID, Feed: feed, Kind: tilecast.KindTile,
-		Request: tilecast.Request{Body: []byte(body)},
+		Payload: []byte(body),
 	}
 }
 
@@ -182,7 +179,7 @@ func TestDeviceReRegistrationMovesWaiting(t *testing.T) {
 	got := outboxOf(t, db, nw.ID, clk.Now())
 	var items []string
 	for _, p := range got {
-		items = append(items, string(p.Kind)+":"+p.ItemID+string(p.Request.Body))
+		items = append(items, string(p.Kind)+":"+p.ItemID+string(p.Payload))
 		if p.Channel.ID != nw.ID || p.Channel.URI != nw.URI {
 			t.Errorf("moved entry carries channel %+v", p.Channel)
 		}
@@ -204,7 +201,7 @@ func TestDeviceReRegistrationMovesWaiting(t *testing.T) {
 	var tiles []string
 	for _, p := range outboxOf(t, db, nw.ID, clk.Now()) {
 		if p.Kind == tilecast.KindTile {
-			tiles = append(tiles, string(p.Request.Body))
+			tiles = append(tiles, string(p.Payload))
 		}
 	}
 	if !slices.Equal(tiles, []string{"T2"}) {
@@ -225,7 +222,7 @@ func TestDeviceReRegistrationMovesWaiting(t *testing.T) {
 	// other had toast n1; from nw it gets news entries without a user: toast n1 and tile T2.
 	var left []string
 	for _, p := range outboxOf(t, db, other.ID, clk.Now()) {
-		left = append(left, string(p.Request.Body))
+		left = append(left, string(p.Payload))
 	}
 	if !slices.Equal(left, []string{"toast n1", "toast n1", "T2"}) {
 		t.Errorf("entries of other = %v", left)

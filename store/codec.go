@@ -12,109 +12,78 @@ import (
 	"github.com/tilecast/tilecast"
 )
 
-// Record version bytes. A new layout gets a new byte; the decoder keeps
-// reading the old ones.
+// Outbox record version bytes. A new layout gets a new byte; the decoder
+// keeps reading the old ones.
 const (
-	recordV1 = 1 // request inline (files written before payloads were shared)
+	recordV1 = 1 // request inline: headers + body (files written before payloads were shared)
 	recordV2 = 2 // request stored once in the bodies bucket, referenced by key
+	recordV3 = 3 // the payload only, inline or referenced (the current form)
+)
+
+// Payload forms of a version 3 record.
+const (
+	payloadInline = 0
+	payloadShared = 1
 )
 
 // Outbox record (uvarint = encoding/binary Uvarint, str = uvarint length +
 // bytes, time = byte 0 (zero time) or 1 + varint Unix seconds + uvarint
 // nanoseconds):
 //
-//	byte    version (1 or 2)
+//	byte    version (3; 1 and 2 are read)
 //	uvarint ID
 //	str     ChannelID, Feed, User, ItemID, Kind
-//	v1:     payload (uvarint header count, per header str Name, str Value;
-//	        str Request.Body)
-//	v2:     32 bytes payload key (bodies.go)
+//	v3:     byte payload form: 0 = str payload inline, 1 = 32-byte key of
+//	        the payload in bodies (bodies.go)
+//	v2:     32-byte key of a stored request (headers + body) in bodies
+//	v1:     the request inline: uvarint header count, per header str Name,
+//	        str Value; str body
 //	varint  Attempts
 //	time    NextAttempt, Created
 //
-// Binary instead of JSON because a fan-out writes one record per channel and
-// the body would otherwise be base64-encoded. Version 2 exists because a
-// global feed's fan-out gives every channel the same request: stored inline
-// that is ~1 KB per entry, referenced it is 32 bytes.
+// An entry keeps what the notification is (kind, payload, creation time),
+// not how it is sent: the transport builds its request at send time.
+// Versions 1 and 2 stored the whole MPNS request; their body is the
+// payload, and their headers followed from the kind, so they are read
+// and dropped.
 //
-// The enqueuer writes only version 2. Version 1 entries are read and, when
-// re-keyed by a retry, written back as version 1, so a file in the field
-// drains without a migration.
+// Binary instead of JSON because a fan-out writes one record per channel and
+// the payload would otherwise be base64-encoded. The payload is shared
+// because a global feed's fan-out gives every channel the same one: stored
+// inline that is ~1 KB per entry, referenced it is 32 bytes.
+//
+// The encoder writes only version 3: the enqueuer with a shared payload; an
+// older entry that is rewritten (a retry re-keys it) keeps its reference
+// (version 2 → 3 shared) or its body inline (version 1 → 3 inline), so a
+// file in the field drains without a migration.
 
 var errRecord = errors.New("bad record")
 
-// payloadKey is the sha256 of a payload's encoding (encodePayload).
+// payloadKey names a stored payload (bodies.go).
 type payloadKey [sha256.Size]byte
 
-// entry is a decoded outbox record. A version 2 record has hasRef set and
-// n.Request empty; a version 1 record carries its request in n.Request.
+// entry is a decoded outbox record: its notification, and the key of its
+// payload when the payload is shared (n.Payload is then nil).
 type entry struct {
 	n      tilecast.Notification
 	ref    payloadKey
 	hasRef bool
 }
 
-// refHeader is the header name by which decodeNotification hands a version 2
-// record's payload key to code that only knows tilecast.Notification (the
-// codec tests and the record fuzz target round-trip through it; store code
-// uses decodeEntry/encodeEntry), and by which encodeNotification recognises it. A real header name never
-// contains NUL, and the version 1 decoder rejects this one.
-const refHeader = "\x00payload-ref"
-
-func refRequest(k payloadKey) tilecast.Request {
-	return tilecast.Request{Headers: []tilecast.Header{{Name: refHeader, Value: string(k[:])}}}
-}
-
-// refOf reports the payload key r stands for, if it is a refRequest.
-func refOf(r *tilecast.Request) (payloadKey, bool) {
-	var k payloadKey
-	if len(r.Headers) != 1 || r.Headers[0].Name != refHeader || len(r.Headers[0].Value) != len(k) || len(r.Body) != 0 {
-		return k, false
-	}
-	copy(k[:], r.Headers[0].Value)
-	return k, true
-}
-
 func strLen(v string) int { return binary.MaxVarintLen64 + len(v) }
-
-// payloadLen bounds the length of encodePayload(r).
-func payloadLen(r *tilecast.Request) int {
-	l := binary.MaxVarintLen64
-	for _, h := range r.Headers {
-		l += strLen(h.Name) + strLen(h.Value)
-	}
-	return l + binary.MaxVarintLen64 + len(r.Body)
-}
-
-// appendPayload appends r's headers and body (the version 1 inline layout).
-func appendPayload(dst []byte, r *tilecast.Request) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(r.Headers)))
-	for _, h := range r.Headers {
-		dst = appendStr(dst, h.Name)
-		dst = appendStr(dst, h.Value)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(r.Body)))
-	return append(dst, r.Body...)
-}
 
 // entryLen bounds the length of encodeEntry(e).
 func entryLen(e *entry) int {
 	n := &e.n
 	l := 1 + binary.MaxVarintLen64 + strLen(n.ChannelID) + strLen(n.Feed) + strLen(n.User) + strLen(n.ItemID) + strLen(string(n.Kind))
+	l++ // payload form
 	if e.hasRef {
 		l += len(e.ref)
 	} else {
-		l += payloadLen(&n.Request)
+		l += binary.MaxVarintLen64 + len(n.Payload)
 	}
 	l += binary.MaxVarintLen64
 	return l + 2*(1+2*binary.MaxVarintLen64)
-}
-
-// encodedLen bounds the length of encodeNotification(n).
-func encodedLen(n *tilecast.Notification) int {
-	e := entry{n: *n}
-	e.ref, e.hasRef = refOf(&n.Request)
-	return entryLen(&e)
 }
 
 func appendStr(dst []byte, s string) []byte {
@@ -131,15 +100,10 @@ func appendTime(dst []byte, t time.Time) []byte {
 	return binary.AppendUvarint(dst, uint64(t.Nanosecond()))
 }
 
-// encodeEntry appends e's record to dst: version 2 when it has a payload
-// key, else version 1 with the request inline.
+// encodeEntry appends e's record to dst, in version 3.
 func encodeEntry(dst []byte, e *entry) []byte {
 	n := &e.n
-	if e.hasRef {
-		dst = append(dst, recordV2)
-	} else {
-		dst = append(dst, recordV1)
-	}
+	dst = append(dst, recordV3)
 	dst = binary.AppendUvarint(dst, n.ID)
 	dst = appendStr(dst, n.ChannelID)
 	dst = appendStr(dst, n.Feed)
@@ -147,9 +111,12 @@ func encodeEntry(dst []byte, e *entry) []byte {
 	dst = appendStr(dst, n.ItemID)
 	dst = appendStr(dst, string(n.Kind))
 	if e.hasRef {
+		dst = append(dst, payloadShared)
 		dst = append(dst, e.ref[:]...)
 	} else {
-		dst = appendPayload(dst, &n.Request)
+		dst = append(dst, payloadInline)
+		dst = binary.AppendUvarint(dst, uint64(len(n.Payload)))
+		dst = append(dst, n.Payload...)
 	}
 	dst = binary.AppendVarint(dst, int64(n.Attempts))
 	dst = appendTime(dst, n.NextAttempt)
@@ -159,17 +126,6 @@ func encodeEntry(dst []byte, e *entry) []byte {
 // encodeEntryInto encodes e into memory taken from a (see arena).
 func encodeEntryInto(a *arena, e *entry) []byte {
 	return encodeEntry(a.take(entryLen(e))[:0], e)
-}
-
-// encodeNotification appends n's record to dst: version 2 when n.Request is
-// a refRequest (a version 2 record decoded by decodeNotification), else
-// version 1.
-func encodeNotification(dst []byte, n *tilecast.Notification) []byte {
-	e := entry{n: *n}
-	if e.ref, e.hasRef = refOf(&n.Request); e.hasRef {
-		e.n.Request = tilecast.Request{}
-	}
-	return encodeEntry(dst, &e)
 }
 
 // decodeVersioned decodes a record of any version: binary (the first byte
@@ -320,16 +276,17 @@ func (r *recordReader) time() time.Time {
 	}
 }
 
-// decodeEntry parses a record made by encodeEntry. It copies what it keeps
-// (bbolt's value is only valid inside the transaction) and rejects anything
-// malformed, including trailing bytes.
+// decodeEntry parses an outbox record of any version. It copies what it
+// keeps (bbolt's value is only valid inside the transaction) and rejects
+// anything malformed, including trailing bytes.
 func decodeEntry(b []byte) (entry, error) {
 	var e entry
 	if len(b) == 0 {
 		return e, fmt.Errorf("%w: empty", errRecord)
 	}
-	if b[0] != recordV1 && b[0] != recordV2 {
-		return e, fmt.Errorf("%w: unknown version %d", errRecord, b[0])
+	version := b[0]
+	if version != recordV1 && version != recordV2 && version != recordV3 {
+		return e, fmt.Errorf("%w: unknown version %d", errRecord, version)
 	}
 	r := &recordReader{s: string(b), off: 1}
 	n := &e.n
@@ -339,13 +296,26 @@ func decodeEntry(b []byte) (entry, error) {
 	n.User = r.str()
 	n.ItemID = r.str()
 	n.Kind = tilecast.Kind(r.str())
-	if b[0] == recordV2 {
+	form := byte(payloadShared) // version 2
+	switch version {
+	case recordV1:
+		form = payloadInline
+		r.requestHeaders()
+	case recordV3:
+		form = r.byte()
+	}
+	switch form {
+	case payloadInline:
+		if p := r.str(); len(p) > 0 && r.err == nil {
+			n.Payload = []byte(p)
+		}
+	case payloadShared:
 		if k := r.raw(len(e.ref)); r.err == nil {
 			copy(e.ref[:], k)
 			e.hasRef = true
 		}
-	} else {
-		n.Request = r.payload(false)
+	default:
+		r.fail("bad payload form")
 	}
 	att := r.varint()
 	if att < math.MinInt || att > math.MaxInt {
@@ -377,48 +347,19 @@ func (r *recordReader) raw(n int) string {
 	return v
 }
 
-// payload reads appendPayload's layout. The body is a length-prefixed
-// string, or with bodyToEnd everything that is left (the bodies bucket).
-func (r *recordReader) payload(bodyToEnd bool) tilecast.Request {
-	var req tilecast.Request
+// requestHeaders reads and drops the headers of a stored request (record
+// version 1, bodies layout 1): uvarint count, then str name and str value
+// each. They were the MPNS headers of the entry's kind, which the
+// transport now builds when it sends.
+func (r *recordReader) requestHeaders() {
 	hc := r.uvarint()
 	// Each header takes at least two bytes: a count beyond that is garbage,
-	// and checking it first keeps a hostile count from allocating.
+	// and checking it first keeps a hostile count from looping long.
 	if r.err == nil && hc > uint64(len(r.s)-r.off)/2 {
 		r.fail("header count past end")
 	}
-	if r.err == nil && hc > 0 {
-		req.Headers = make([]tilecast.Header, hc)
-		for i := range req.Headers {
-			req.Headers[i] = tilecast.Header{Name: r.str(), Value: r.str()}
-			if req.Headers[i].Name == refHeader {
-				r.fail("reserved header name")
-			}
-		}
+	for i := uint64(0); i < hc && r.err == nil; i++ {
+		r.str()
+		r.str()
 	}
-	body := ""
-	if bodyToEnd {
-		body = r.raw(len(r.s) - r.off)
-	} else {
-		body = r.str()
-	}
-	if len(body) > 0 && r.err == nil {
-		req.Body = []byte(body)
-	}
-	return req
-}
-
-// decodeNotification is decodeEntry for code that only handles
-// tilecast.Notification: a version 2 record's request is the refRequest of
-// its payload key, which encodeNotification writes back as the same key.
-// It is not a sendable request; Due resolves payloads.
-func decodeNotification(b []byte) (tilecast.Notification, error) {
-	e, err := decodeEntry(b)
-	if err != nil {
-		return tilecast.Notification{}, err
-	}
-	if e.hasRef {
-		e.n.Request = refRequest(e.ref)
-	}
-	return e.n, nil
 }

@@ -34,22 +34,28 @@
 //	                1 KiB are stored as "sha256:" + their hash.
 //	outbox          NextAttempt + 8-byte BE sequence → binary record
 //	                (codec.go, version byte first); the sequence is the
-//	                Notification.ID. Version 2 records hold the 32-byte key
-//	                of their request in bodies; version 1 (older files)
-//	                hold it inline. Record finds an entry from its ID and
-//	                due time (tilecast.Record.Due); schema 1 also kept an
-//	                index outbox_id (sequence → outbox key), which schema 2
-//	                drops
-//	bodies          sha256 of the encoded request (headers + body) → byte 1 +
-//	                uvarint count of entries referencing it + the encoded
-//	                request (bodies.go): a fan-out stores its request once.
-//	                Created by the first write that needs it
+//	                Notification.ID. A record holds what the notification
+//	                is (kind, payload, creation time), not its request:
+//	                version 3 has the payload inline or the 32-byte key of
+//	                a shared one in bodies. Versions 1 and 2 (older files)
+//	                held the whole MPNS request inline or by key; they are
+//	                still read, their body being the payload. Record finds
+//	                an entry from its ID and due time
+//	                (tilecast.Record.Due); schema 1 also kept an index
+//	                outbox_id (sequence → outbox key), which schema 2 drops
+//	bodies          payload key → layout byte + uvarint count of entries
+//	                referencing it + the payload (layout 2) or, written by
+//	                older versions, a whole request (layout 1) (bodies.go):
+//	                a fan-out stores its payload once. Created by the first
+//	                write that needs it
 //	outbox_channel  channel ID + 0x00 + outbox key → empty (a channel's entries)
 //	tile_waiting    channel ID + 0x00 + feed → outbox key of the waiting tile
 //	                (a newer tile replaces it)
 //	tile_last       channel ID + 0x00 + feed → sha256 of the last delivered
-//	                tile body (an identical tile is not sent again)
-//	dead            8-byte BE sequence → JSON DeadLetter
+//	                tile payload (an identical tile is not sent again)
+//	dead            8-byte BE sequence → JSON DeadLetter (one written with
+//	                a request instead of a payload reads its body as the
+//	                payload)
 //	ledger          channel ID + 0x00 + outcome time + 8-byte BE sequence →
 //	                binary tilecast.Outcome (ledgercodec.go, version byte
 //	                first); values written before it are JSON (first byte

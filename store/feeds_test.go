@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"slices"
@@ -97,7 +98,7 @@ func TestCommit(t *testing.T) {
 	if !ps[0].Created.Equal(clk.Now()) || !ps[1].Created.Equal(clk.Now()) {
 		t.Errorf("Created = %v, %v; want commit time", ps[0].Created, ps[1].Created)
 	}
-	if !reflect.DeepEqual(ps[0].Request, n.Request) || ps[0].Channel.URI != ch.URI {
+	if !bytes.Equal(ps[0].Payload, n.Payload) || ps[0].Channel.URI != ch.URI {
 		t.Errorf("entry = %+v", ps[0])
 	}
 	if due, _ := db.Due(clk.Now(), 10, nil); len(due) != 1 {
@@ -226,7 +227,7 @@ func TestTileCoalescingAndLastTile(t *testing.T) {
 	bodies := func(ch tilecast.Channel) []string {
 		var out []string
 		for _, p := range outboxOf(t, db, ch.ID, clk.Now()) {
-			out = append(out, string(p.Kind)+":"+string(p.Request.Body))
+			out = append(out, string(p.Kind)+":"+string(p.Payload))
 		}
 		return out
 	}

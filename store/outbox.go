@@ -26,8 +26,8 @@ const (
 // keys grow in order anyway; the by-channel and waiting-tile index entries
 // are collected and put sorted by flush.
 //
-// Entries reference their request by payload key (bodies.go); flush stores
-// each distinct request of the transaction once, with its reference count.
+// Entries reference their payload by key (bodies.go); flush stores each
+// distinct payload of the transaction once, with its reference count.
 type enqueuer struct {
 	b      *buckets
 	now    time.Time
@@ -38,12 +38,11 @@ type enqueuer struct {
 	dropped  map[string]bool      // chanKeys whose entry a newer tile replaced in this tx
 	tiles    map[string]tileAdded // tile_waiting key → tile entry added in this tx
 
-	// recent are the last distinct requests added: a fan-out repeats the
+	// recent are the last distinct payloads added: a fan-out repeats the
 	// same few (toast, tile) for every channel, so comparing bytes saves
 	// hashing ~1 KB per entry.
-	recent  [4]recentPayload
-	next    int    // slot of recent to overwrite
-	scratch []byte // encoding of a request not in recent
+	recent [4]recentPayload
+	next   int // slot of recent to overwrite
 }
 
 // tileAdded is a tile entry added in the current transaction.
@@ -53,32 +52,29 @@ type tileAdded struct {
 }
 
 type recentPayload struct {
-	ok      bool
-	headers []tilecast.Header
-	body    []byte // the tail of p
-	p       []byte // appendPayload bytes, kept until the transaction ends (arena)
-	key     payloadKey
+	ok  bool
+	p   []byte // the payload, kept until the transaction ends (arena)
+	key payloadKey
 }
 
 func (b *buckets) enqueuer(now time.Time) *enqueuer {
 	return &enqueuer{b: b, now: now, exists: map[string]bool{}, dropped: map[string]bool{}, tiles: map[string]tileAdded{}}
 }
 
-// payloadRef returns the payload key of r and counts one more reference.
-func (e *enqueuer) payloadRef(r *tilecast.Request) payloadKey {
+// payloadRef returns the key of payload and counts one more reference.
+func (e *enqueuer) payloadRef(payload []byte) payloadKey {
 	for i := range e.recent {
 		c := &e.recent[i]
-		if c.ok && bytes.Equal(c.body, r.Body) && slices.Equal(c.headers, r.Headers) {
+		if c.ok && bytes.Equal(c.p, payload) {
 			e.b.addRef(c.key, c.p)
 			return c.key
 		}
 	}
-	e.scratch = appendPayload(e.scratch[:0], r)
-	k := payloadKey(sha256.Sum256(e.scratch))
-	p := e.a.take(len(e.scratch))
-	copy(p, e.scratch)
+	k := payloadKeyOf(payload)
+	p := e.a.take(len(payload))
+	copy(p, payload)
 	e.b.addRef(k, p)
-	e.recent[e.next] = recentPayload{ok: true, headers: slices.Clone(r.Headers), body: p[len(p)-len(r.Body):], p: p, key: k}
+	e.recent[e.next] = recentPayload{ok: true, p: p, key: k}
 	e.next = (e.next + 1) % len(e.recent)
 	return k
 }
@@ -87,8 +83,8 @@ func (e *enqueuer) payloadRef(r *tilecast.Request) payloadKey {
 // NextAttempt = now when zero. A notification for a channel that no longer
 // exists is dropped (it was removed after the run read its subscribers).
 // A tile first removes a tile still waiting for the same channel+feed, then
-// is skipped when its body equals the last one delivered there: the device
-// already shows it.
+// is skipped when its payload equals the last one delivered there: the
+// device already shows it.
 func (e *enqueuer) add(n tilecast.Notification) error {
 	b := e.b
 	if n.ChannelID == "" {
@@ -127,7 +123,7 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 				return err
 			}
 		}
-		sum := sha256.Sum256(n.Request.Body)
+		sum := sha256.Sum256(n.Payload)
 		if bytes.Equal(b.get(b.tileLast, []byte(tk)), sum[:]) {
 			return nil
 		}
@@ -137,8 +133,8 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 		return err
 	}
 	n.ID = seq
-	ent := entry{n: n, ref: e.payloadRef(&n.Request), hasRef: true}
-	ent.n.Request = tilecast.Request{}
+	ent := entry{n: n, ref: e.payloadRef(n.Payload), hasRef: true}
+	ent.n.Payload = nil
 	key := outboxKey(e.a.take(outboxKeyLen)[:0], n.NextAttempt, seq)
 	if err := b.outbox.Put(key, encodeEntryInto(&e.a, &ent)); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
@@ -290,8 +286,8 @@ func (db *DB) Enqueue(ns []tilecast.Notification) error {
 // Due returns up to limit entries with NextAttempt ≤ now in due order,
 // skipping the IDs busy reports, each with its channel. Entries whose
 // channel is gone (or whose record cannot be read) are skipped and then
-// deleted in a separate write. Entries sharing a payload share its Request
-// memory: callers must not modify it.
+// deleted in a separate write. Entries sharing a payload share its memory:
+// callers must not modify it.
 func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tilecast.Pending, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -316,7 +312,7 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 			}
 			e, err := decodeEntry(v)
 			if err == nil {
-				e.n.Request, err = pl.request(&e)
+				e.n.Payload, err = pl.payload(&e)
 			}
 			if err != nil {
 				stale = append(stale, bytes.Clone(k))
@@ -371,7 +367,7 @@ func (db *DB) dropStale(keys [][]byte) error {
 			}
 			e, err := decodeEntry(v)
 			if err == nil {
-				_, err = pl.request(&e)
+				_, err = pl.payload(&e)
 				if err == nil && len(k) == outboxKeyLen && b.get(b.channels, []byte(e.n.ChannelID)) != nil {
 					continue
 				}
@@ -410,6 +406,33 @@ type DeadLetter struct {
 	Outcome      tilecast.Outcome      `json:"outcome"`
 }
 
+// storedDeadLetter reads a dead letter as stored. One written before
+// notifications kept their payload instead of their request has
+// "request": {"headers": [...], "body": ...} in its notification, and no
+// "payload": its body is the payload (the headers followed from the kind).
+type storedDeadLetter struct {
+	Notification struct {
+		tilecast.Notification
+		Request *struct {
+			Body []byte `json:"body"`
+		} `json:"request,omitempty"`
+	} `json:"notification"`
+	Outcome tilecast.Outcome `json:"outcome"`
+}
+
+// decodeDeadLetter parses a dead letter of either form.
+func decodeDeadLetter(v []byte) (DeadLetter, error) {
+	var s storedDeadLetter
+	if err := json.Unmarshal(v, &s); err != nil {
+		return DeadLetter{}, err
+	}
+	d := DeadLetter{Notification: s.Notification.Notification, Outcome: s.Outcome}
+	if req := s.Notification.Request; req != nil && d.Notification.Payload == nil {
+		d.Notification.Payload = req.Body
+	}
+	return d, nil
+}
+
 // chanState is a channel read once per Record batch.
 type chanState struct {
 	ch         tilecast.Channel
@@ -423,7 +446,7 @@ type recorder struct {
 	b     *buckets
 	now   time.Time
 	a     arena
-	pl    *payloads // the bodies of dead letters and delivered tiles
+	pl    *payloads // the payloads of dead letters and delivered tiles
 	chans map[string]*chanState
 }
 
@@ -449,7 +472,7 @@ func (r *recorder) channel(id string) (*chanState, error) {
 // For Sent records the outcome is appended to the channel's ledger and
 // becomes its LastOutcome; FailureStreak resets on delivered and grows on
 // failed or retry; SendsToday counts sends per UTC day of the outcome time.
-// A delivered tile's body hash becomes the channel+feed's last tile.
+// A delivered tile's payload hash becomes the channel+feed's last tile.
 func (db *DB) Record(recs []tilecast.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -507,7 +530,7 @@ func (r *recorder) record(rec *tilecast.Record) error {
 			if rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered && n.Kind == tilecast.KindTile {
 				// The payload is still there: releases apply in finish.
 				// Without it the tile is simply not known as shown.
-				if sum, err := r.pl.bodySum(&e); err == nil {
+				if sum, err := r.pl.sum(&e); err == nil {
 					if err := b.tileLast.Put(joinStr(n.ChannelID, n.Feed), sum[:]); err != nil {
 						return err
 					}
@@ -531,9 +554,9 @@ func (r *recorder) record(rec *tilecast.Record) error {
 			if rec.Sent {
 				n.Attempts++
 			}
-			// A dead letter keeps the whole request; one whose payload
-			// is unreadable keeps the rest.
-			n.Request, _ = r.pl.request(&e)
+			// A dead letter keeps its payload; one whose payload is
+			// unreadable keeps the rest.
+			n.Payload, _ = r.pl.payload(&e)
 			v, err := json.Marshal(DeadLetter{Notification: *n, Outcome: rec.Outcome})
 			if err != nil {
 				return fmt.Errorf("encode dead letter: %w", err)
@@ -771,8 +794,8 @@ func (db *DB) DeadLetters(limit int) ([]DeadLetter, error) {
 	err := db.view(func(b *buckets) error {
 		c := b.dead.Cursor()
 		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
-			var d DeadLetter
-			if err := json.Unmarshal(v, &d); err != nil {
+			d, err := decodeDeadLetter(v)
+			if err != nil {
 				return fmt.Errorf("dead letter %x: %w", k, err)
 			}
 			out = append(out, d)

@@ -160,7 +160,7 @@ func testRecordOp(t *testing.T, tt recordOpCase, byDue bool) {
 		t.Errorf("dead letters = %v", dl)
 	}
 	if tt.wantDead && (dl[0].Notification.ID != 1 || dl[0].Notification.Attempts != 2 || dl[0].Outcome.Action != tilecast.ActionFailed ||
-		string(dl[0].Notification.Request.Body) != "toast 1") {
+		string(dl[0].Notification.Payload) != "toast 1") {
 		t.Errorf("dead letter = %+v", dl[0])
 	}
 	got, err := db.Channel(ch.ID)

@@ -15,7 +15,7 @@ import (
 	"github.com/tilecast/tilecast/store"
 )
 
-// userAgent names tilecast and its version in every feed request.
+// userAgent names tilecast and its version in every feed request and push.
 func userAgent() string {
 	return "tilecast/" + version + " (+https://github.com/tilecast/tilecast)"
 }
@@ -55,20 +55,29 @@ func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration) (*st
 	return db, nil
 }
 
-// newEncoder returns the MPNS payload encoder for push.class.
-func newEncoder(cfg *config.Config) *mpns.Encoder {
-	return mpns.NewEncoder(mpns.EncoderOptions{Class: cfg.Push.Class})
+// newEncoder returns the MPNS payload encoder.
+func newEncoder(*config.Config) *mpns.Encoder {
+	return mpns.NewEncoder(mpns.EncoderOptions{})
+}
+
+// requestOptions are what the MPNS requests of the [push] section carry
+// besides the notification: the ones newPusher's client sends, and the
+// ones `send --dry-run` and `preview` print.
+func requestOptions(cfg *config.Config) mpns.RequestOptions {
+	return mpns.RequestOptions{Class: cfg.Push.Class, UserAgent: userAgent()}
 }
 
 // newPusher returns the MPNS client of the [push] section.
 func newPusher(cfg *config.Config) (*mpns.Client, error) {
+	ro := requestOptions(cfg)
 	return mpns.NewClient(mpns.ClientOptions{
 		Timeout:        cfg.Push.Timeout,
 		Concurrency:    cfg.Push.Concurrency,
+		Class:          ro.Class,
 		ClientCertFile: cfg.Push.ClientCert,
 		ClientKeyFile:  cfg.Push.ClientKey,
 		AllowPrivate:   cfg.Push.AllowPrivate,
-		UserAgent:      userAgent(),
+		UserAgent:      ro.UserAgent,
 	})
 }
 

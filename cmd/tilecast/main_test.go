@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -71,25 +72,110 @@ func TestBadConfigExitsTwoWithPosition(t *testing.T) {
 	}
 }
 
+// TestSendDryRunMatchesGolden: the dry run prints the captured mpns
+// request — body byte for byte, the reference's headers by name and value
+// (the order is net/http's) plus Host and tilecast's User-Agent.
 func TestSendDryRunMatchesGolden(t *testing.T) {
-	uri := "http://db3.notify.live.net/throttledthirdparty/01.00/AQHgBxKxXv8cSYmBwXGWExAAAAADAQAAAAQUZm52OkJCMjg1QTg1QkZDMkUxREQFBkVVTk8wMQ"
-	code, out, errs := runCLI(t, t.Context(), "send", "--uri", uri, "--type", "toast",
+	var capture struct {
+		Request struct {
+			Href    string            `json:"href"`
+			Path    string            `json:"path"`
+			Host    string            `json:"host"`
+			Headers map[string]string `json:"headers"`
+			Body    string            `json:"body"`
+		} `json:"request"`
+	}
+	raw, err := os.ReadFile("../../notify/mpns/testdata/golden/a-toast.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &capture); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, t.Context(), "send", "--uri", capture.Request.Href, "--type", "toast",
 		"--set", "text1=Hello & <welcome>", "--set", `text2=Ünïcode "quotes"`, "--set", "param=/Item.xaml?id=42&x=1", "--dry-run")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	body, err := os.ReadFile("../../notify/mpns/testdata/golden/a-toast.body")
+	head, body, ok := strings.Cut(out, "\r\n\r\n")
+	if !ok {
+		t.Fatalf("no blank line after the headers:\n%q", out)
+	}
+	if body != capture.Request.Body {
+		t.Errorf("body\n got %q\nwant %q", body, capture.Request.Body)
+	}
+	lines := strings.Split(head, "\r\n")
+	if want := "POST " + capture.Request.Path + " HTTP/1.1"; lines[0] != want {
+		t.Errorf("request line %q, want %q", lines[0], want)
+	}
+	got := map[string]string{}
+	for _, l := range lines[1:] {
+		name, value, _ := strings.Cut(l, ": ")
+		got[name] = value
+	}
+	want := map[string]string{"Host": capture.Request.Host, "User-Agent": userAgent()}
+	for k, v := range capture.Request.Headers {
+		want[k] = v
+	}
+	if len(got) != len(want) || len(lines) != len(want)+1 {
+		t.Errorf("headers %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("header %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if code, _, _ := runCLI(t, t.Context(), "send", "--uri", capture.Request.Href, "--type", "toast", "--set", "bogus=1", "--dry-run"); code != exitUsage {
+		t.Errorf("unknown property: exit %d, want 2", code)
+	}
+	if code, _, _ := runCLI(t, t.Context(), "send", "--uri", "/relative", "--type", "toast", "--set", "text1=x", "--dry-run"); code != exitUsage {
+		t.Errorf("relative uri: exit %d, want 2", code)
+	}
+}
+
+// TestSendDryRunIsTheWire: what `send --dry-run` prints is byte for byte
+// what `send` then writes to the channel host.
+func TestSendDryRunIsTheWire(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "POST /throttledthirdparty/01.00/AQHgBxKxXv8cSYmBwXGWExAAAAADAQAAAAQUZm52OkJCMjg1QTg1QkZDMkUxREQFBkVVTk8wMQ HTTP/1.1\r\n" +
-		"Host: db3.notify.live.net\r\nContent-Type: text/xml\r\nContent-Length: 262\r\nAccept: application/*\r\n" +
-		"X-NotificationClass: 2\r\nX-WindowsPhone-Target: toast\r\n\r\n" + string(body)
-	if out != want {
-		t.Errorf("dry run differs:\n got %q\nwant %q", out, want)
+	defer ln.Close()
+	wire := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var rec bytes.Buffer
+		br := bufio.NewReader(io.TeeReader(c, &rec))
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			wire <- nil
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		wire <- bytes.Clone(rec.Bytes()[:rec.Len()-br.Buffered()])
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nX-NotificationStatus: Received\r\nContent-Length: 0\r\n\r\n")
+	}()
+	uri := "http://" + ln.Addr().String() + "/throttledthirdparty/01.00/WIRE?x=1"
+	args := []string{"send", "--uri", uri, "--type", "flip", "--set", "title=Ünï & co", "--set", "count=3"}
+	code, dry, errs := runCLI(t, t.Context(), append(args, "--dry-run")...)
+	if code != exitOK {
+		t.Fatalf("dry run: exit %d: %s", code, errs)
 	}
-	if code, _, _ := runCLI(t, t.Context(), "send", "--uri", uri, "--type", "toast", "--set", "bogus=1", "--dry-run"); code != exitUsage {
-		t.Errorf("unknown property: exit %d, want 2", code)
+	code, out, errs := runCLI(t, t.Context(), args...)
+	if code != exitOK || !strings.Contains(out, "verdict delivered") {
+		t.Fatalf("send: exit %d: %s %s", code, out, errs)
+	}
+	select {
+	case got := <-wire:
+		if string(got) != dry {
+			t.Errorf("sent differs from the dry run\nsent %q\ndry  %q", got, dry)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host got no request")
 	}
 }
 

@@ -155,9 +155,9 @@ func seed(t *testing.T, path string) (ana, bob tilecast.Channel) {
 		Broken: true, FailingSince: now.Add(-30 * time.Hour)})
 	_ = db.SaveFeedState(tilecast.FeedKey{Feed: "gone"}, tilecast.FeedState{LastResult: "ok"}) // no longer configured
 	ns := []tilecast.Notification{
-		{ChannelID: ana.ID, Feed: "news", ItemID: "i1", Kind: tilecast.KindToast, Request: tilecast.Request{Body: []byte("<a/>")}},
-		{ChannelID: bob.ID, Feed: "news", ItemID: "i1", Kind: tilecast.KindToast, Request: tilecast.Request{Body: []byte("<b/>")}},
-		{ChannelID: ana.ID, Feed: "inbox", User: "ana", ItemID: "m1", Kind: tilecast.KindToast, Request: tilecast.Request{Body: []byte("<c/>")}},
+		{ChannelID: ana.ID, Feed: "news", ItemID: "i1", Kind: tilecast.KindToast, Payload: []byte("<a/>")},
+		{ChannelID: bob.ID, Feed: "news", ItemID: "i1", Kind: tilecast.KindToast, Payload: []byte("<b/>")},
+		{ChannelID: ana.ID, Feed: "inbox", User: "ana", ItemID: "m1", Kind: tilecast.KindToast, Payload: []byte("<c/>")},
 	}
 	for i := range ns {
 		ns[i].NextAttempt, ns[i].Created = now.Add(-3*time.Hour), now.Add(-3*time.Hour)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
 )
@@ -54,25 +55,35 @@ func cmdPreview(ctx context.Context, e env) error {
 	r := notify.NewRenderer(newEncoder(cfg))
 	fmt.Fprintf(e.stdout, "# feed %s: %d items, previewing the first as new\n", f.Name, len(items))
 	if f.Toast != nil {
-		req, err := r.Toast(f, &d)
+		payload, err := r.Toast(f, &d)
 		if err != nil {
 			return fmt.Errorf("toast: %w", err)
 		}
 		fmt.Fprintln(e.stdout, "\n# toast")
-		if err := mpns.DumpRequest(e.stdout, previewURI, req); err != nil {
+		if err := dumpPreview(e, cfg, tilecast.KindToast, payload); err != nil {
 			return err
 		}
 	}
 	if f.Tile != nil {
-		req, err := r.Tile(f, &d)
+		payload, err := r.Tile(f, &d)
 		if err != nil {
 			return fmt.Errorf("tile: %w", err)
 		}
 		fmt.Fprintln(e.stdout, "\n\n# tile")
-		if err := mpns.DumpRequest(e.stdout, previewURI, req); err != nil {
+		if err := dumpPreview(e, cfg, tilecast.KindTile, payload); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintln(e.stdout)
 	return nil
+}
+
+// dumpPreview prints the request of payload to the preview channel URI,
+// built as the daemon builds it when it sends.
+func dumpPreview(e env, cfg *config.Config, kind tilecast.Kind, payload []byte) error {
+	req, err := mpns.NewRequest(previewURI, kind, payload, requestOptions(cfg))
+	if err != nil {
+		return err
+	}
+	return mpns.DumpRequest(e.stdout, req)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
@@ -75,18 +76,25 @@ func cmdSend(ctx context.Context, e env) error {
 	if err != nil {
 		return usageError{err}
 	}
-	req, err := notify.Fit(newEncoder(cfg), payload)
+	body, err := notify.Fit(newEncoder(cfg), payload)
 	if err != nil {
 		return err
 	}
+	n := &tilecast.Notification{Kind: payload.Kind(), Payload: body}
 	if *dryRun {
-		return mpns.DumpRequest(e.stdout, *uri, req)
+		// The request the client below would send, built the same way.
+		req, err := mpns.NewRequest(*uri, n.Kind, n.Payload, requestOptions(cfg))
+		if err != nil {
+			return usageError{err}
+		}
+		return mpns.DumpRequest(e.stdout, req)
 	}
 	client, err := newPusher(cfg)
 	if err != nil {
 		return err
 	}
-	res := client.Push(ctx, *uri, req)
+	defer client.Close()
+	res := client.Push(ctx, &tilecast.Channel{URI: *uri}, n, 0)
 	fmt.Fprintf(e.stdout, "status %d  notification %s  subscription %s  device %s  verdict %s  in %s\n",
 		res.Status, orDash(res.Notification), orDash(res.Subscription), orDash(res.Device), res.Verdict,
 		res.Duration.Round(time.Millisecond))

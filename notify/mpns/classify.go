@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tilecast/tilecast"
 )
@@ -147,13 +148,33 @@ func Classify(status int, h http.Header, err error, now time.Time) tilecast.Resu
 		r.Verdict = tilecast.VerdictDelivered
 		return r
 	case status >= 300 && status <= 399:
-		return fail(tilecast.VerdictFailed, "unexpected redirect")
+		// Not followed: a push goes to the URI the channel registered.
+		reason := "unexpected redirect, not followed"
+		if loc := header(h, "Location"); loc != "" {
+			reason += " (to " + truncate(loc, maxLocation) + ")"
+		}
+		return fail(tilecast.VerdictFailed, reason)
 	case status >= 400 && status <= 499:
 		return fail(tilecast.VerdictFailed, "client error")
 	}
 	r.Verdict = tilecast.VerdictRetry
 	r.Err = errors.New("mpns: no usable response")
 	return r
+}
+
+// maxLocation bounds how much of a redirect's Location goes into an error
+// (and so into the log): enough to recognise the target.
+const maxLocation = 200
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // RetryAfter parses a Retry-After value — delay seconds or an HTTP-date —

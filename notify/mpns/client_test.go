@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,13 +31,18 @@ import (
 	"github.com/tilecast/tilecast/notify/mpns"
 )
 
-func toastRequest(t *testing.T) tilecast.Request {
+func toast(t *testing.T) *tilecast.Notification {
 	t.Helper()
-	req, err := (&mpns.Encoder{}).EncodeToast(notify.Toast{Text1: "Hello", Text2: "World"})
+	payload, err := (&mpns.Encoder{}).EncodeToast(notify.Toast{Text1: "Hello", Text2: "World"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return req
+	return &tilecast.Notification{Kind: tilecast.KindToast, Payload: payload}
+}
+
+// push sends n to uri with c, as the deliverer does.
+func push(ctx context.Context, c *mpns.Client, uri string, n *tilecast.Notification) tilecast.Result {
+	return c.Push(ctx, &tilecast.Channel{URI: uri}, n, 0)
 }
 
 func TestClientPush(t *testing.T) {
@@ -59,7 +65,7 @@ func TestClientPush(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want := toastRequest(t)
+			n := toast(t)
 			var got *http.Request
 			var gotBody []byte
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -72,12 +78,12 @@ func TestClientPush(t *testing.T) {
 				io.WriteString(w, "ignored body")
 			}))
 			defer srv.Close()
-			c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, UserAgent: "tilecast-test", Now: func() time.Time { return now }})
+			c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, UserAgent: "tilecast-test", Class: mpns.Class900s, Now: func() time.Time { return now }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			r := c.Push(t.Context(), srv.URL+"/throttledthirdparty/01.00/abc", want)
+			r := push(t.Context(), c, srv.URL+"/throttledthirdparty/01.00/abc", n)
 			if r.Verdict != tt.verdict || r.Wait != tt.wait || r.Status != tt.status {
 				t.Errorf("result = %+v, want verdict %v wait %v", r, tt.verdict, tt.wait)
 			}
@@ -90,16 +96,14 @@ func TestClientPush(t *testing.T) {
 			if got.Method != http.MethodPost || got.URL.Path != "/throttledthirdparty/01.00/abc" {
 				t.Errorf("request %s %s", got.Method, got.URL)
 			}
-			if string(gotBody) != string(want.Body) || got.ContentLength != int64(len(want.Body)) {
+			if string(gotBody) != string(n.Payload) || got.ContentLength != int64(len(n.Payload)) {
 				t.Errorf("body %q (length %d)", gotBody, got.ContentLength)
 			}
-			for _, h := range want.Headers {
-				if v := got.Header.Get(h.Name); v != h.Value {
-					t.Errorf("header %s = %q, want %q", h.Name, v, h.Value)
+			for k, v := range map[string]string{"Content-Type": "text/xml", "Accept": "application/*",
+				"X-NotificationClass": "22", "X-WindowsPhone-Target": "toast", "User-Agent": "tilecast-test"} {
+				if g := got.Header.Get(k); g != v {
+					t.Errorf("header %s = %q, want %q", k, g, v)
 				}
-			}
-			if ua := got.Header.Get("User-Agent"); ua != "tilecast-test" {
-				t.Errorf("User-Agent = %q", ua)
 			}
 		})
 	}
@@ -119,7 +123,7 @@ func TestClientTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := c.Push(t.Context(), srv.URL, toastRequest(t))
+	r := push(t.Context(), c, srv.URL, toast(t))
 	if r.Verdict != tilecast.VerdictRetry || !errors.Is(r.Err, context.DeadlineExceeded) {
 		t.Errorf("result = %+v, want retry with a deadline error", r)
 	}
@@ -134,7 +138,7 @@ func TestClientContextCanceled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	r := c.Push(ctx, srv.URL, toastRequest(t))
+	r := push(ctx, c, srv.URL, toast(t))
 	if r.Verdict != tilecast.VerdictRetry || !errors.Is(r.Err, context.Canceled) {
 		t.Errorf("result = %+v, want retry with context.Canceled", r)
 	}
@@ -148,11 +152,15 @@ func TestClientNetworkError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Push(t.Context(), url, toastRequest(t)); r.Verdict != tilecast.VerdictRetry || r.Err == nil || r.Status != 0 {
+	if r := push(t.Context(), c, url, toast(t)); r.Verdict != tilecast.VerdictRetry || r.Err == nil || r.Status != 0 {
 		t.Errorf("result = %+v, want retry with an error", r)
 	}
-	if r := c.Push(t.Context(), "ftp://127.0.0.1/x", toastRequest(t)); r.Verdict != tilecast.VerdictFailed {
+	if r := push(t.Context(), c, "ftp://127.0.0.1/x", toast(t)); r.Verdict != tilecast.VerdictFailed {
 		t.Errorf("ftp uri: %+v, want failed", r)
+	}
+	// A kind MPNS has no form for is never sent.
+	if r := push(t.Context(), c, url, &tilecast.Notification{Kind: "badge", Payload: []byte("x")}); r.Verdict != tilecast.VerdictFailed || r.Err == nil {
+		t.Errorf("badge: %+v, want failed", r)
 	}
 }
 
@@ -168,8 +176,9 @@ func TestClientRedirectNotFollowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Push(t.Context(), srv.URL, toastRequest(t)); r.Verdict != tilecast.VerdictFailed || r.Status != 307 {
-		t.Errorf("result = %+v", r)
+	if r := push(t.Context(), c, srv.URL, toast(t)); r.Verdict != tilecast.VerdictFailed || r.Status != 307 ||
+		r.Err == nil || !strings.Contains(r.Err.Error(), "/elsewhere") {
+		t.Errorf("result = %+v, want failed with the 307 and its target", r)
 	}
 }
 
@@ -230,7 +239,7 @@ func TestClientTLSClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Push(t.Context(), srv.URL, toastRequest(t)); r.Verdict != tilecast.VerdictDelivered {
+	if r := push(t.Context(), c, srv.URL, toast(t)); r.Verdict != tilecast.VerdictDelivered {
 		t.Fatalf("result = %+v", r)
 	}
 	if seen != "tilecast-service" {
@@ -242,7 +251,7 @@ func TestClientTLSClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := c2.Push(t.Context(), srv.URL, toastRequest(t)); r.Verdict != tilecast.VerdictRetry || r.Err == nil {
+	if r := push(t.Context(), c2, srv.URL, toast(t)); r.Verdict != tilecast.VerdictRetry || r.Err == nil {
 		t.Errorf("without cert: %+v", r)
 	}
 }
@@ -254,10 +263,7 @@ func TestNewClientOptions(t *testing.T) {
 	if _, err := mpns.NewClient(mpns.ClientOptions{ClientCertFile: "missing.crt", ClientKeyFile: "missing.key"}); err == nil {
 		t.Error("missing certificate files accepted")
 	}
-	if _, err := mpns.NewClient(mpns.ClientOptions{HTTPClient: http.DefaultClient, RootCAs: x509.NewCertPool()}); err == nil {
-		t.Error("HTTPClient with TLS options accepted")
-	}
-	if _, err := mpns.NewClient(mpns.ClientOptions{HTTPClient: &http.Client{}}); err != nil {
+	if _, err := mpns.NewClient(mpns.ClientOptions{Class: mpns.Class450s, RootCAs: x509.NewCertPool()}); err != nil {
 		t.Error(err)
 	}
 }
@@ -278,7 +284,7 @@ func TestClientRefusesN1(t *testing.T) {
 	tests := netguardtest.N1()
 	for _, tt := range tests {
 		t.Run(tt.Host, func(t *testing.T) {
-			r := c.Push(t.Context(), "http://"+tt.Host+":"+port+"/throttledthirdparty/01.00/x", toastRequest(t))
+			r := push(t.Context(), c, "http://"+tt.Host+":"+port+"/throttledthirdparty/01.00/x", toast(t))
 			var pe *netguard.ProhibitedError
 			if r.Verdict != tilecast.VerdictFailed || !errors.As(r.Err, &pe) {
 				t.Fatalf("result = %+v, want failed with a *netguard.ProhibitedError", r)
@@ -298,7 +304,7 @@ func TestClientRefusesN1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer def.Close()
-	if r := def.Push(t.Context(), srv.URL, toastRequest(t)); r.Verdict != tilecast.VerdictFailed {
+	if r := push(t.Context(), def, srv.URL, toast(t)); r.Verdict != tilecast.VerdictFailed {
 		t.Errorf("default client: %+v, want failed", r)
 	}
 	if n := accepted.Load(); n != 0 {
@@ -314,7 +320,7 @@ func TestClientRefusesN1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer allow.Close()
-	if r := allow.Push(t.Context(), pub.URL, toastRequest(t)); r.Verdict != tilecast.VerdictDelivered {
+	if r := push(t.Context(), allow, pub.URL, toast(t)); r.Verdict != tilecast.VerdictDelivered {
 		t.Errorf("allowed address: %+v, want delivered", r)
 	}
 	if n := pubAccepted.Load(); n != 1 {
@@ -341,7 +347,7 @@ func TestClientIgnoresProxyEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if r := c.Push(t.Context(), target.URL, toastRequest(t)); r.Verdict != tilecast.VerdictDelivered {
+	if r := push(t.Context(), c, target.URL, toast(t)); r.Verdict != tilecast.VerdictDelivered {
 		t.Errorf("result = %+v, want delivered", r)
 	}
 	if n := proxied.Load(); n != 0 {

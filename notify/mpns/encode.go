@@ -1,15 +1,15 @@
 // Package mpns speaks the Microsoft Push Notification Service wire protocol
 // (Windows Phone 7.x/8.x): it encodes toasts, tiles and raw notifications
 // byte-for-byte as the npm module mpns 2.1.3 did (the module Azure Mobile
-// Services shipped), sends them, and classifies MPNS responses. Where that
-// module was wrong, tilecast deliberately differs; each difference is noted
-// where it is made.
+// Services shipped), builds their requests with that module's header names
+// and values (NewRequest), sends them through notify/pushhttp, and
+// classifies MPNS responses. Where that module was wrong, tilecast
+// deliberately differs; each difference is noted where it is made.
 package mpns
 
 import (
 	"bytes"
 	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/tilecast/tilecast"
@@ -23,19 +23,10 @@ const (
 	MaxRaw   = 1024
 )
 
-// Notification classes (X-NotificationClass batching intervals).
-const (
-	ClassImmediate = "immediate"
-	Class450s      = "450s"
-	Class900s      = "900s"
-)
-
-// Encoder builds MPNS requests. The zero value matches the mpns module:
-// immediate class and no Version attribute.
+// Encoder builds MPNS payloads (the XML bodies; NewRequest adds the
+// headers when the payload is sent). The zero value matches the mpns
+// module: no Version attribute.
 type Encoder struct {
-	// Class is the delivery batching interval: "immediate" (or ""), "450s"
-	// or "900s". The mpns module always sent immediate.
-	Class string
 	// Version2 adds Version="2.0" to wp:Notification for FlipTile,
 	// IconicTile and CycleTile, as Microsoft's own templates do; the mpns
 	// module (and therefore the goldens) leave it out.
@@ -48,57 +39,19 @@ var _ notify.Encoder = (*Encoder)(nil)
 
 // EncoderOptions configures NewEncoder.
 type EncoderOptions struct {
-	Class    string // see Encoder.Class
-	Version2 bool   // see Encoder.Version2
+	Version2 bool // see Encoder.Version2
 }
 
-// NewEncoder returns an Encoder with opts. An invalid class is reported by
-// every Encode call (check it up front with ValidClass).
+// NewEncoder returns an Encoder with opts.
 func NewEncoder(opts EncoderOptions) *Encoder {
-	return &Encoder{Class: opts.Class, Version2: opts.Version2}
-}
-
-// ValidClass reports whether class is an accepted Class value.
-func ValidClass(class string) bool {
-	_, err := classIndex(class)
-	return err == nil
-}
-
-func classIndex(class string) (int, error) {
-	switch class {
-	case "", ClassImmediate:
-		return 0, nil
-	case Class450s:
-		return 1, nil
-	case Class900s:
-		return 2, nil
-	}
-	return 0, fmt.Errorf("mpns: unknown notification class %q (want immediate, 450s or 900s)", class)
-}
-
-// X-NotificationClass values: priority×10 + kind (tile 1, toast 2, raw 3),
-// spelt out so that no request needs a conversion.
-var classValues = [3][3]string{
-	{"1", "2", "3"},
-	{"11", "12", "13"},
-	{"21", "22", "23"},
+	return &Encoder{Version2: opts.Version2}
 }
 
 const (
-	kindTile = iota
-	kindToast
-	kindRaw
-)
-
-const (
-	xmlDecl      = `<?xml version="1.0" encoding="utf-8"?>`
-	rootOpen     = `<wp:Notification xmlns:wp="WPNotification">`
-	rootOpenV2   = `<wp:Notification xmlns:wp="WPNotification" Version="2.0">`
-	rootClose    = `</wp:Notification>`
-	targetToast  = "toast"
-	targetTile   = "token" // not "tile": the value MPNS expects for every tile kind
-	contentType  = "text/xml"
-	acceptHeader = "application/*"
+	xmlDecl    = `<?xml version="1.0" encoding="utf-8"?>`
+	rootOpen   = `<wp:Notification xmlns:wp="WPNotification">`
+	rootOpenV2 = `<wp:Notification xmlns:wp="WPNotification" Version="2.0">`
+	rootClose  = `</wp:Notification>`
 )
 
 // MaxTyped implements notify.Encoder.
@@ -123,30 +76,8 @@ func (e *Encoder) release(b *bytes.Buffer) {
 	}
 }
 
-// request copies the body out of the pooled buffer and adds the headers in
-// the mpns module's order. target "" omits X-WindowsPhone-Target (raw).
-func (e *Encoder) request(body []byte, kind int, target string) (tilecast.Request, error) {
-	ci, err := classIndex(e.Class)
-	if err != nil {
-		return tilecast.Request{}, err
-	}
-	n := 5
-	if target == "" {
-		n = 4
-	}
-	hs := make([]tilecast.Header, n)
-	hs[0] = tilecast.Header{Name: "Content-Type", Value: contentType}
-	hs[1] = tilecast.Header{Name: "Content-Length", Value: strconv.Itoa(len(body))}
-	hs[2] = tilecast.Header{Name: "Accept", Value: acceptHeader}
-	hs[3] = tilecast.Header{Name: "X-NotificationClass", Value: classValues[ci][kind]}
-	if target != "" {
-		hs[4] = tilecast.Header{Name: "X-WindowsPhone-Target", Value: target}
-	}
-	return tilecast.Request{Headers: hs, Body: bytes.Clone(body)}, nil
-}
-
 // EncodeToast implements notify.Encoder. Empty fields are left out.
-func (e *Encoder) EncodeToast(t notify.Toast) (tilecast.Request, error) {
+func (e *Encoder) EncodeToast(t notify.Toast) ([]byte, error) {
 	b := e.buffer()
 	defer e.release(b)
 	b.WriteString(xmlDecl)
@@ -157,12 +88,12 @@ func (e *Encoder) EncodeToast(t notify.Toast) (tilecast.Request, error) {
 	element(b, "Param", t.Param)
 	b.WriteString("</wp:Toast>")
 	b.WriteString(rootClose)
-	return e.request(b.Bytes(), kindToast, targetToast)
+	return bytes.Clone(b.Bytes()), nil // out of the pooled buffer
 }
 
 // EncodeRaw implements notify.Encoder: the payload is sent verbatim.
-func (e *Encoder) EncodeRaw(r notify.Raw) (tilecast.Request, error) {
-	return e.request(r.Payload, kindRaw, "")
+func (e *Encoder) EncodeRaw(r notify.Raw) ([]byte, error) {
+	return bytes.Clone(r.Payload), nil
 }
 
 // tileElem is one tile element, named as on the wire and as in notify.Tile.
@@ -271,13 +202,13 @@ func layoutFor(template string) (*tileLayout, error) {
 // EncodeTile implements notify.Encoder. A field the template kind does not
 // carry is an error rather than silently dropped, so a mismatch between
 // config and kind shows up instead of a tile that never changes.
-func (e *Encoder) EncodeTile(t notify.Tile) (tilecast.Request, error) {
+func (e *Encoder) EncodeTile(t notify.Tile) ([]byte, error) {
 	l, err := layoutFor(t.Template)
 	if err != nil {
-		return tilecast.Request{}, err
+		return nil, err
 	}
 	if err := checkTileFields(l, &t); err != nil {
-		return tilecast.Request{}, err
+		return nil, err
 	}
 	b := e.buffer()
 	defer e.release(b)
@@ -309,7 +240,7 @@ func (e *Encoder) EncodeTile(t notify.Tile) (tilecast.Request, error) {
 	}
 	b.WriteString("</wp:Tile>")
 	b.WriteString(rootClose)
-	return e.request(b.Bytes(), kindTile, targetTile)
+	return bytes.Clone(b.Bytes()), nil // out of the pooled buffer
 }
 
 func checkTileFields(l *tileLayout, t *notify.Tile) error {

@@ -98,22 +98,22 @@ func cutField(s string) notify.Field {
 func untouchedTooLarge(t *testing.T, p notify.Payload) bool {
 	t.Helper()
 	var (
-		req tilecast.Request
-		err error
+		body []byte
+		err  error
 	)
 	enc := &mpns.Encoder{}
 	switch p := p.(type) {
 	case notify.Toast:
 		p.Param = notify.Sanitize(p.Param)
-		req, err = enc.EncodeToast(p)
+		body, err = enc.EncodeToast(p)
 	case notify.Tile:
 		p.ID = notify.Sanitize(p.ID)
-		req, err = enc.EncodeTile(p)
+		body, err = enc.EncodeTile(p)
 	}
 	if err != nil {
 		t.Fatalf("encode: %v", err)
 	}
-	return len(req.Body) > mpns.MaxTyped
+	return len(body) > mpns.MaxTyped
 }
 
 func FuzzToast(f *testing.F) {
@@ -125,7 +125,7 @@ func FuzzToast(f *testing.F) {
 	r := notify.NewRenderer(&mpns.Encoder{})
 	feed := &tilecast.Feed{Name: "f", Toast: &tilecast.ToastSpec{Text1: "{{.Item.Title}}", Text2: "{{.Item.Summary}}", Param: "{{.Item.ID}}"}}
 	f.Fuzz(func(t *testing.T, text1, text2, param string) {
-		req, err := r.Toast(feed, fuzzData(text1, text2, param))
+		body, err := r.Toast(feed, fuzzData(text1, text2, param))
 		if err != nil {
 			if errors.Is(err, tilecast.ErrPayloadTooLarge) && untouchedTooLarge(t, notify.Toast{
 				Text1: cutAll(text1), Text2: cutAll(text2), Param: param}) {
@@ -136,10 +136,10 @@ func FuzzToast(f *testing.F) {
 			}
 			t.Fatalf("unexpected error: %v", err)
 		}
-		if len(req.Body) > mpns.MaxTyped {
-			t.Fatalf("body of %d bytes", len(req.Body))
+		if len(body) > mpns.MaxTyped {
+			t.Fatalf("body of %d bytes", len(body))
 		}
-		got := parseFields(t, req.Body)
+		got := parseFields(t, body)
 		checkText(t, "Text1", text1, got["Text1"])
 		checkText(t, "Text2", text2, got["Text2"])
 		if want := norm(notify.Sanitize(param)); got["Param"] != want {
@@ -164,7 +164,7 @@ func FuzzFlipTile(f *testing.F) {
 		BackgroundImage: "https://cdn.example.org/tile.png?a=1&b=2",
 	}}
 	f.Fuzz(func(t *testing.T, title, content, id string) {
-		req, err := r.Tile(feed, fuzzData(title, content, id))
+		body, err := r.Tile(feed, fuzzData(title, content, id))
 		if err != nil {
 			if errors.Is(err, tilecast.ErrPayloadTooLarge) && untouchedTooLarge(t, notify.Tile{Template: tilecast.TileFlip, ID: id,
 				BackgroundImage: notify.Value("https://cdn.example.org/tile.png?a=1&b=2"), Count: notify.Value("99"),
@@ -174,10 +174,10 @@ func FuzzFlipTile(f *testing.F) {
 			}
 			t.Fatalf("unexpected error: %v", err)
 		}
-		if len(req.Body) > mpns.MaxTyped {
-			t.Fatalf("body of %d bytes", len(req.Body))
+		if len(body) > mpns.MaxTyped {
+			t.Fatalf("body of %d bytes", len(body))
 		}
-		got := parseFields(t, req.Body)
+		got := parseFields(t, body)
 		if s := notify.Sanitize(title); s != "" {
 			checkText(t, "Title", title, got["Title"])
 		}

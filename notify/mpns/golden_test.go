@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,9 +25,11 @@ type capture struct {
 	RawIn   json.RawMessage `json:"input"` // an object, or an array for positional calls
 	Input   map[string]any  `json:"-"`
 	Request struct {
-		Headers     map[string]string `json:"headers"`
-		HeaderOrder []string          `json:"header_order"`
-		Body        string            `json:"body"`
+		Href    string            `json:"href"`
+		Host    string            `json:"host"`
+		Path    string            `json:"path"`
+		Headers map[string]string `json:"headers"`
+		Body    string            `json:"body"`
 	} `json:"request"`
 }
 
@@ -62,6 +66,12 @@ func readGolden(t *testing.T, name string) []byte {
 	return b
 }
 
+// TestGoldenRequests compares each captured request with what tilecast
+// sends: the body byte for byte, and the headers as a set of names (as
+// spelt) and values. The order of the headers on the wire is net/http's,
+// which no push service reads. Beyond the module's headers tilecast sends
+// Host (node sent it too; the capture lists only the module's own) and
+// its User-Agent.
 func TestGoldenRequests(t *testing.T) {
 	tests := []struct {
 		name, kind string
@@ -87,38 +97,64 @@ func TestGoldenRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req, err := notify.Fit(&mpns.Encoder{}, p)
+			payload, err := notify.Fit(&mpns.Encoder{}, p)
 			if err != nil {
 				t.Fatal(err)
 			}
 			body := readGolden(t, tt.name+".body")
-			if !bytes.Equal(req.Body, body) {
-				t.Errorf("body\n got %s\nwant %s", req.Body, body)
+			if !bytes.Equal(payload, body) {
+				t.Errorf("body\n got %s\nwant %s", payload, body)
 			}
 			if string(body) != c.Request.Body {
 				t.Errorf("golden .body and .json disagree")
 			}
-			var want []tilecast.Header
-			for _, n := range c.Request.HeaderOrder {
-				want = append(want, tilecast.Header{Name: n, Value: c.Request.Headers[n]})
+			req, err := mpns.NewRequest(c.Request.Href, p.Kind(), payload, mpns.RequestOptions{UserAgent: "tilecast-test"})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !equalHeaders(req.Headers, want) {
-				t.Errorf("headers\n got %v\nwant %v", req.Headers, want)
+			line, headers, wireBody := wire(t, req)
+			if want := "POST " + c.Request.Path + " HTTP/1.1"; line != want {
+				t.Errorf("request line %q, want %q", line, want)
+			}
+			if !bytes.Equal(wireBody, body) {
+				t.Errorf("body on the wire\n got %s\nwant %s", wireBody, body)
+			}
+			want := maps.Clone(c.Request.Headers)
+			want["Host"] = c.Request.Host
+			want["User-Agent"] = "tilecast-test"
+			if !maps.Equal(headers, want) {
+				t.Errorf("headers\n got %v\nwant %v", headers, want)
 			}
 		})
 	}
 }
 
-func equalHeaders(a, b []tilecast.Header) bool {
-	if len(a) != len(b) {
-		return false
+// wire returns req as net/http writes it (DumpRequest): the request line,
+// the header set (name as sent → value; a name sent twice fails the test)
+// and the body.
+func wire(t *testing.T, req *http.Request) (line string, headers map[string]string, body []byte) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := mpns.DumpRequest(&b, req); err != nil {
+		t.Fatal(err)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+	head, body, ok := bytes.Cut(b.Bytes(), []byte("\r\n\r\n"))
+	if !ok {
+		t.Fatalf("no end of the header block: %q", b.Bytes())
+	}
+	lines := strings.Split(string(head), "\r\n")
+	headers = map[string]string{}
+	for _, l := range lines[1:] {
+		name, value, ok := strings.Cut(l, ": ")
+		if !ok {
+			t.Fatalf("header line %q", l)
 		}
+		if _, dup := headers[name]; dup {
+			t.Errorf("header %s sent twice", name)
+		}
+		headers[name] = value
 	}
-	return true
+	return lines[0], headers, body
 }
 
 // TestPayloadBuilder checks the captured createX().getXmlPayload() outputs,
@@ -139,12 +175,12 @@ func TestPayloadBuilder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, err := notify.Fit(&mpns.Encoder{}, p)
+		payload, err := notify.Fit(&mpns.Encoder{}, p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(req.Body) != want {
-			t.Errorf("%s:\n got %s\nwant %s", k, req.Body, want)
+		if string(payload) != want {
+			t.Errorf("%s:\n got %s\nwant %s", k, payload, want)
 		}
 	}
 }
@@ -172,17 +208,21 @@ func TestCountZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := notify.Fit(&mpns.Encoder{}, p)
+	payload, err := notify.Fit(&mpns.Encoder{}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkOwnGolden(t, "f-tile-count-zero.tilecast.body", req.Body)
+	checkOwnGolden(t, "f-tile-count-zero.tilecast.body", payload)
 	mpnsBody := string(readGolden(t, "f-tile-count-zero.body"))
-	if got := strings.Replace(string(req.Body), "<wp:Count>0</wp:Count>", "", 1); got != mpnsBody {
+	if got := strings.Replace(string(payload), "<wp:Count>0</wp:Count>", "", 1); got != mpnsBody {
 		t.Errorf("apart from the count, the body differs from mpns:\n got %s\nwant %s", got, mpnsBody)
 	}
-	if got, want := req.Header("Content-Length"), "165"; got != want {
-		t.Errorf("Content-Length = %s, want %s", got, want)
+	req, err := mpns.NewRequest(c.Request.Href, tilecast.KindTile, payload, mpns.RequestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, h, _ := wire(t, req); h["Content-Length"] != "165" {
+		t.Errorf("Content-Length = %s, want 165", h["Content-Length"])
 	}
 }
 
@@ -200,30 +240,28 @@ func TestOwnGoldens(t *testing.T) {
 
 	flip := notify.Tile{Template: tilecast.TileFlip, Title: notify.Value("V2"), Count: notify.Value("1")}
 	tests := []struct {
-		name  string
-		enc   *mpns.Encoder
-		tile  notify.Tile
-		class string
+		name string
+		enc  *mpns.Encoder
+		tile notify.Tile
 	}{
-		{"cycle-tile.tilecast.body", &mpns.Encoder{}, cycle, "1"},
-		{"flip-version2.tilecast.body", &mpns.Encoder{Version2: true, Class: mpns.Class900s}, flip, "21"},
-		{"classic-version2.tilecast.body", &mpns.Encoder{Version2: true, Class: mpns.Class450s},
-			notify.Tile{Template: tilecast.TileClassic, Title: notify.Value("no version on classic")}, "11"},
+		{"cycle-tile.tilecast.body", &mpns.Encoder{}, cycle},
+		{"flip-version2.tilecast.body", &mpns.Encoder{Version2: true}, flip},
+		{"classic-version2.tilecast.body", &mpns.Encoder{Version2: true},
+			notify.Tile{Template: tilecast.TileClassic, Title: notify.Value("no version on classic")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := tt.enc.EncodeTile(tt.tile)
+			payload, err := tt.enc.EncodeTile(tt.tile)
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkOwnGolden(t, tt.name, req.Body)
-			if got := req.Header("X-NotificationClass"); got != tt.class {
-				t.Errorf("X-NotificationClass = %q, want %q", got, tt.class)
-			}
+			checkOwnGolden(t, tt.name, payload)
 		})
 	}
 }
 
+// TestClasses: X-NotificationClass is priority×10 + kind (tile 1, toast 2,
+// raw 3); X-WindowsPhone-Target is toast or token, and absent for raw.
 func TestClasses(t *testing.T) {
 	tests := []struct {
 		class            string
@@ -234,26 +272,29 @@ func TestClasses(t *testing.T) {
 		{mpns.Class450s, "11", "12", "13"},
 		{mpns.Class900s, "21", "22", "23"},
 	}
+	const uri = "http://db3.notify.live.net/throttledthirdparty/01.00/AAA"
 	for _, tt := range tests {
-		e := &mpns.Encoder{Class: tt.class}
-		tile, err1 := e.EncodeTile(notify.Tile{Title: notify.Value("x")})
-		toast, err2 := e.EncodeToast(notify.Toast{Text1: "x"})
-		raw, err3 := e.EncodeRaw(notify.Raw{Payload: []byte("x")})
-		if err1 != nil || err2 != nil || err3 != nil {
-			t.Fatal(err1, err2, err3)
-		}
-		got := [3]string{tile.Header("X-NotificationClass"), toast.Header("X-NotificationClass"), raw.Header("X-NotificationClass")}
-		if got != [3]string{tt.tile, tt.toast, tt.raw} {
-			t.Errorf("class %q: got %v", tt.class, got)
-		}
-		if raw.Header("X-WindowsPhone-Target") != "" || len(raw.Headers) != 4 {
-			t.Errorf("raw has a target header: %v", raw.Headers)
+		for kind, want := range map[tilecast.Kind][2]string{
+			tilecast.KindTile: {tt.tile, "token"}, tilecast.KindToast: {tt.toast, "toast"}, tilecast.KindRaw: {tt.raw, ""},
+		} {
+			req, err := mpns.NewRequest(uri, kind, []byte("x"), mpns.RequestOptions{Class: tt.class})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, h, _ := wire(t, req)
+			target, hasTarget := h["X-WindowsPhone-Target"]
+			if h["X-NotificationClass"] != want[0] || target != want[1] || hasTarget != (want[1] != "") {
+				t.Errorf("class %q, %s: headers %v, want class %s target %q", tt.class, kind, h, want[0], want[1])
+			}
 		}
 	}
-	if _, err := (&mpns.Encoder{Class: "soon"}).EncodeToast(notify.Toast{Text1: "x"}); err == nil {
+	if _, err := mpns.NewRequest(uri, tilecast.KindToast, nil, mpns.RequestOptions{Class: "soon"}); err == nil {
 		t.Error("unknown class accepted")
 	}
-	if mpns.ValidClass("soon") || !mpns.ValidClass("900s") {
+	if _, err := mpns.NewClient(mpns.ClientOptions{Class: "soon"}); err == nil {
+		t.Error("client with an unknown class accepted")
+	}
+	if mpns.ValidClass("soon") || !mpns.ValidClass("900s") || !mpns.ValidClass("") {
 		t.Error("ValidClass wrong")
 	}
 }

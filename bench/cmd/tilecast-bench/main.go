@@ -228,7 +228,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	dir := fs.String("dir", "", "directory for the state files (default: a temp dir on disk)")
 	build := fs.String("build-dir", "/dev/shm", "where the template state is built (tmpfs: no fsync per channel)")
 	copyChunk := fs.Int("copy-write", os.Getpagesize(), "bytes per write when the template is copied for a run; 0: one write (see bench.CopyFile)")
-	cpuprof := fs.String("cpuprofile", "", "CPU profiles of the runs of the largest N: FILE.<run> (tilecast), FILE.raw.<run> (raw loop), FILE.strict.<run> (strict raw loop)")
+	cpuprof := fs.String("cpuprofile", "", "CPU profiles of the runs of the largest N: FILE.<run> (tilecast), FILE.raw.<run> (raw loop)")
 	_ = fs.Parse(args)
 	counts, err := ints(*ns)
 	if err != nil {
@@ -249,12 +249,12 @@ func cmdFanOut(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(bdir)
-	reqs, err := bench.RawRequests()
+	rawNs, err := bench.RawNotifications()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("| N | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | strict raw notif/s (median) | ratio to strict raw | per-notification cost | commit phase | deliver phase | peak RSS | peak anon RSS | peak heap |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| N | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | per-notification cost | commit phase | deliver phase | peak RSS | peak anon RSS | peak heap |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var cpuRows []string
 	for i, n := range counts {
 		r := rr[min(i, len(rr)-1)]
@@ -269,8 +269,8 @@ func cmdFanOut(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "N=%d: template built in %s\n", n, time.Since(t0).Round(time.Millisecond))
-		var tc, raw, ratio, strict, sratio, commit, deliver []float64
-		var cpuTC, cpuSinkTC, cpuRaw, cpuSinkRaw, cpuStrict, cpuSinkStrict []float64 // µs per notification
+		var tc, raw, ratio, commit, deliver []float64
+		var cpuTC, cpuSinkTC, cpuRaw, cpuSinkRaw []float64 // µs per notification
 		var pk peakMem
 		for run := range r {
 			path := filepath.Join(*dir, "state.db")
@@ -305,50 +305,38 @@ func cmdFanOut(ctx context.Context, args []string) error {
 				fmt.Fprintf(os.Stderr, "  store %s: %d calls, %d items, %s\n", name, st.Calls, st.Items, st.Time.Round(time.Millisecond))
 			}
 			stopRaw := startCPUProfile(profile(".raw"))
-			rres, err := bench.RunRawFanOut(ctx, uris, reqs, *conc)
+			rres, err := bench.RunRawFanOut(ctx, uris, rawNs, *conc)
 			stopRaw()
 			if err != nil {
 				stopSink()
 				return err
 			}
 			c2 := cpuNow(sinkPid)
-			stopStrict := startCPUProfile(profile(".strict"))
-			sres, err := bench.RunStrictRawFanOut(ctx, uris, reqs, *conc)
-			stopStrict()
-			if err != nil {
-				stopSink()
-				return err
-			}
-			c3 := cpuNow(sinkPid)
 			perN := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(max(n, 1)) }
 			cpuTC = append(cpuTC, perN(c1.self-c0.self, res.Notifications))
 			cpuSinkTC = append(cpuSinkTC, perN(c1.sink-c0.sink, res.Notifications))
 			cpuRaw = append(cpuRaw, perN(c2.self-c1.self, rres.Notifications))
 			cpuSinkRaw = append(cpuSinkRaw, perN(c2.sink-c1.sink, rres.Notifications))
-			cpuStrict = append(cpuStrict, perN(c3.self-c2.self, sres.Notifications))
-			cpuSinkStrict = append(cpuSinkStrict, perN(c3.sink-c2.sink, sres.Notifications))
-			strict = append(strict, sres.PerSecond())
-			sratio = append(sratio, res.PerSecond()/sres.PerSecond())
 			tc = append(tc, res.PerSecond())
 			raw = append(raw, rres.PerSecond())
 			ratio = append(ratio, res.PerSecond()/rres.PerSecond())
 			commit = append(commit, res.Commit.Seconds())
 			deliver = append(deliver, res.Deliver.Seconds())
-			fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s; ratio %.2f; strict raw %.0f/s, ratio %.2f; peak RSS %.0f MiB anon %.0f MiB heap %.0f MiB\n",
+			fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s; ratio %.2f; peak RSS %.0f MiB anon %.0f MiB heap %.0f MiB\n",
 				n, run+1, res.Notifications, res.Elapsed.Round(time.Millisecond), res.Commit.Round(time.Millisecond),
 				res.Deliver.Round(time.Millisecond), res.PerSecond(), rres.PerSecond(), res.PerSecond()/rres.PerSecond(),
-				sres.PerSecond(), res.PerSecond()/sres.PerSecond(), mib(p.rss), mib(p.anon), mib(int64(p.heap)))
+				mib(p.rss), mib(p.anon), mib(int64(p.heap)))
 		}
 		stopSink()
-		cpuRows = append(cpuRows, fmt.Sprintf("| %d | %.0f µs | %.0f µs | %.0f µs | %.0f µs | %.0f µs | %.0f µs |",
-			n, median(cpuTC), median(cpuSinkTC), median(cpuRaw), median(cpuSinkRaw), median(cpuStrict), median(cpuSinkStrict)))
+		cpuRows = append(cpuRows, fmt.Sprintf("| %d | %.0f µs | %.0f µs | %.0f µs | %.0f µs |",
+			n, median(cpuTC), median(cpuSinkTC), median(cpuRaw), median(cpuSinkRaw)))
 		mt := median(tc)
-		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %.1f µs | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %.0f MiB |\n",
-			n, r, mt, median(raw), median(ratio), median(strict), median(sratio), 1e6/mt, median(commit), median(deliver), mib(pk.rss), mib(pk.anon), mib(int64(pk.heap)))
+		fmt.Printf("| %d | %d | %.0f | %.0f | %.2f | %.1f µs | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %.0f MiB |\n",
+			n, r, mt, median(raw), median(ratio), 1e6/mt, median(commit), median(deliver), mib(pk.rss), mib(pk.anon), mib(int64(pk.heap)))
 	}
 	// CPU per notification, user + system (medians): the runs are CPU-bound
 	// on small machines, so the ratios follow (raw + sink) / (tilecast + sink).
-	fmt.Printf("\n| N | CPU per notification: tilecast | sink (tilecast run) | raw loop | sink (raw run) | strict raw loop | sink (strict run) |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| N | CPU per notification: tilecast | sink (tilecast run) | raw loop | sink (raw run) |\n|---|---|---|---|---|\n")
 	for _, row := range cpuRows {
 		fmt.Println(row)
 	}

@@ -1,0 +1,302 @@
+// Package pushhttp is the HTTP client every push transport sends through
+// (notify/mpns today; WNS and Web Push build on it too). It is net/http's
+// client on an http.Transport configured for pushes:
+//
+//   - channel URIs are not trusted: the dial-time guard of netguard refuses
+//     loopback, private and reserved addresses (unless allowed), proxy
+//     variables are ignored (through a proxy the guard would only see the
+//     proxy), and redirects are returned, never followed;
+//   - HTTP/2 is negotiated on https (WNS and Web Push services speak it);
+//   - a POST written on a kept-alive connection is never sent again by the
+//     client: net/http replays only requests it knows to be idempotent, and
+//     a push is not. A resend is the outbox's next attempt, counted and
+//     logged by the deliverer;
+//   - each request has its own deadline, and the answer body is read up to
+//     MaxBody and drained, so the connection carries the next push.
+//
+// A Client is safe for concurrent use.
+package pushhttp
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tilecast/tilecast/netguard"
+)
+
+// Defaults applied by New to zero Options fields.
+const (
+	// DefaultTimeout bounds one push: connect, TLS, request, answer. It is
+	// what Microsoft recommends for MPNS.
+	DefaultTimeout = 15 * time.Second
+	// DefaultConcurrency is the expected number of parallel pushes.
+	DefaultConcurrency = 32
+	// DefaultUserAgent is sent when neither the request nor Options name one
+	// (net/http would otherwise send its own, Go-http-client/1.1).
+	DefaultUserAgent = "tilecast (+https://github.com/tilecast/tilecast)"
+)
+
+// MaxBody is how much of an answer's body is read. Push services answer
+// in the status line and headers (MPNS, WNS) or with a short JSON reason
+// (Web Push); anything longer is cut, and its connection is not reused.
+const MaxBody = 4 << 10
+
+// maxHeaderBytes bounds an answer's header block; push answers carry a
+// handful of short headers.
+const maxHeaderBytes = 64 << 10
+
+// idleTimeout is how long an unused connection is kept.
+const idleTimeout = 90 * time.Second
+
+// Options configure New. The zero value is usable: default timeout and
+// concurrency, the guard on, system roots, no client certificate.
+type Options struct {
+	// Timeout bounds each push (push.timeout); 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Concurrency is the expected number of parallel pushes
+	// (push.concurrency); it sizes the pool of kept-alive connections.
+	// 0 means DefaultConcurrency.
+	Concurrency int
+	// AllowPrivate lets pushes reach loopback, private, link-local and
+	// other non-public addresses (push.allow_private). By default the
+	// dialer refuses them after name resolution, with a
+	// *netguard.ProhibitedError, so a channel URI whose name resolves
+	// inward cannot probe the internal network.
+	AllowPrivate bool
+	// Policy decides which addresses the guard refuses; nil means
+	// netguard.Prohibited. Tests use it to let 127.0.0.2 play a public host.
+	Policy netguard.Policy
+	// ClientCert is presented to https hosts that ask for one (the MPNS
+	// authenticated web service). A plain http push has no TLS and never
+	// carries it.
+	ClientCert *tls.Certificate
+	// RootCAs verifies https hosts; nil means the system roots.
+	RootCAs *x509.CertPool
+	// UserAgent is sent by requests that do not set their own; "" means
+	// DefaultUserAgent.
+	UserAgent string
+}
+
+// Client sends push requests. See the package documentation.
+type Client struct {
+	hc        *http.Client
+	tr        *http.Transport
+	timeout   time.Duration
+	userAgent string
+}
+
+// New returns a Client built from opts.
+func New(opts Options) *Client {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	n := opts.Concurrency
+	if n <= 0 {
+		n = DefaultConcurrency
+	}
+	ua := opts.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
+	dialer := &net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}
+	if !opts.AllowPrivate {
+		netguard.Dialer(dialer, opts.Policy)
+	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: opts.RootCAs}
+	if opts.ClientCert != nil {
+		tlsConf.Certificates = []tls.Certificate{*opts.ClientCert}
+	}
+	tr := &http.Transport{
+		Proxy:           nil, // the guard must see the channel's own address
+		DialContext:     dialer.DialContext,
+		TLSClientConfig: tlsConf,
+		// A custom dialer and TLS config turn net/http's HTTP/2 off unless
+		// asked for.
+		ForceAttemptHTTP2:   true,
+		TLSHandshakeTimeout: timeout,
+		// A push body is small: send it with the headers, never wait for
+		// 100 Continue.
+		ExpectContinueTimeout: 0,
+		// No Accept-Encoding: gzip. The request carries exactly the
+		// transport's headers (the MPNS goldens compare the header set),
+		// and answers are too short to compress.
+		DisableCompression: true,
+		// Every worker may push to the same host (a fan-out to one MPNS
+		// or WNS front end); a quarter more absorbs the churn of
+		// connections the host closes.
+		MaxIdleConnsPerHost:    n + n/4,
+		MaxIdleConns:           4 * n,
+		IdleConnTimeout:        idleTimeout,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+	}
+	hc := &http.Client{
+		Transport: tr,
+		// A push must reach the URI the channel registered; a 3xx is
+		// returned as the answer and classified as a failed push.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Client{hc: hc, tr: tr, timeout: timeout, userAgent: ua}
+}
+
+// Timeout is the per-push deadline.
+func (c *Client) Timeout() time.Duration { return c.timeout }
+
+// UserAgent is the User-Agent sent by requests that set none.
+func (c *Client) UserAgent() string { return c.userAgent }
+
+// Close closes the idle connections. The Client stays usable.
+func (c *Client) Close() { c.tr.CloseIdleConnections() }
+
+// Response is a push answer as far as the transports need it.
+type Response struct {
+	Status int         // HTTP status code
+	Proto  string      // "HTTP/1.1", "HTTP/2.0"
+	Header http.Header // canonical names, as net/http parsed them
+	// Body is at most MaxBody bytes of the answer's body. It is empty for
+	// an HTTP/1.x answer delimited by the end of its connection (see Do).
+	Body []byte
+}
+
+// NewPost returns a POST of body to uri with its length set and a GetBody
+// (net/http may rewind a request that was never written), for a
+// transport to add its headers to. It refuses a URI that is not an
+// absolute http or https URL with a host.
+func NewPost(uri string, body []byte) (*http.Request, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("bad channel uri: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("channel uri scheme %q not supported (want http or https)", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("channel uri %q has no host", uri)
+	}
+	req, err := http.NewRequest(http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("bad channel uri: %w", err)
+	}
+	return req, nil
+}
+
+// Do sends req with ctx and the push deadline and reads the answer.
+//
+// The answer body is read up to MaxBody. A body of known length or
+// chunked that ends within it is drained, and the connection is reused;
+// a longer one is cut and its connection closed. An HTTP/1.x answer with
+// neither Content-Length nor chunking ends only when the host closes the
+// connection; Do does not wait for that (a host that keeps it open would
+// hold the push until the deadline): such a body is not read, and
+// net/http drops the connection. A body that fails after the status and
+// headers arrived does not fail the push: the answer is in them.
+//
+// An error means no answer arrived: the connection failed, the deadline
+// passed, ctx ended, or the guard refused the address (a
+// *netguard.ProhibitedError in the chain). A request written on a reused
+// connection that then fails is not sent again.
+func (c *Client) Do(ctx context.Context, req *http.Request) (Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req = req.WithContext(ctx)
+	if _, ok := req.Header["User-Agent"]; !ok {
+		req.Header = req.Header.Clone()
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		req.Header["User-Agent"] = []string{c.userAgent}
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Response{}, c.doError(ctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 100 {
+		// net/http reads "000" as status 0, which is no answer at all.
+		return Response{}, fmt.Errorf("post: malformed answer: status %03d", resp.StatusCode)
+	}
+	r := Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header}
+	switch {
+	case resp.ContentLength == 0:
+		return r, nil // the common push answer: nothing to read, no buffer
+	case untilClose(resp):
+		return r, nil // Close drops the connection without reading
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if len(body) > MaxBody {
+		body = body[:MaxBody] // not at EOF: Close drops the connection
+	}
+	if len(body) > 0 {
+		r.Body = body
+	}
+	return r, nil
+}
+
+// untilClose reports whether resp's body is delimited by the end of its
+// connection: HTTP/1.x with no Content-Length and no chunking. (HTTP/2
+// frames its bodies; an unknown length there is no reason to stop.)
+func untilClose(resp *http.Response) bool {
+	if resp.ProtoMajor != 1 || resp.ContentLength >= 0 {
+		return false
+	}
+	for _, te := range resp.TransferEncoding {
+		if te == "chunked" {
+			return false
+		}
+	}
+	return true
+}
+
+// doError says why no answer arrived, keeping the cause in the chain
+// (context errors, *netguard.ProhibitedError).
+func (c *Client) doError(ctx context.Context, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // "Post <uri>": the caller names the channel
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		if errors.Is(cerr, context.DeadlineExceeded) {
+			// Ours or the caller's deadline: either way no answer in time.
+			if !errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+			}
+			return fmt.Errorf("post: no answer within %s: %w", c.timeout, err)
+		}
+		if !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w: %w", cerr, err)
+		}
+	}
+	return fmt.Errorf("post: %w", err)
+}
+
+// Dump writes req in HTTP/1.1 wire form — the request line, Host,
+// User-Agent, Content-Length and the other headers as net/http writes
+// them, a blank line and the body — for `tilecast send --dry-run` and
+// `tilecast preview`. A request without a User-Agent shows userAgent, as
+// Do would send it. req's body is rewound for a later Do.
+func Dump(w io.Writer, req *http.Request, userAgent string) error {
+	r := req.Clone(context.Background())
+	if _, ok := r.Header["User-Agent"]; !ok && userAgent != "" {
+		r.Header["User-Agent"] = []string{userAgent}
+	}
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return fmt.Errorf("dump request: %w", err)
+		}
+		r.Body = body
+	}
+	if err := r.Write(w); err != nil {
+		return fmt.Errorf("dump request: %w", err)
+	}
+	return nil
+}
