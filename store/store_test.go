@@ -13,6 +13,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var _ tilecast.Store = (*DB)(nil)
@@ -98,7 +99,7 @@ func TestOpenCreatesSchemaAndReopens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/b"}); !errors.Is(err, bolt.ErrDatabaseReadOnly) {
+	if _, _, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/b"}); !errors.Is(err, berrors.ErrDatabaseReadOnly) {
 		t.Errorf("write on read-only = %v, want ErrDatabaseReadOnly", err)
 	}
 }

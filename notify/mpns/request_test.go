@@ -76,6 +76,7 @@ func TestNewRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Set under the reference's spelling, not Header.Set's canonical form.
+	//lint:ignore SA1008 the non-canonical key is the point: the reference module's spelling.
 	if got := tile.Header["X-WindowsPhone-Target"]; len(got) != 1 || got[0] != "token" {
 		t.Errorf("X-WindowsPhone-Target = %q (headers %v)", got, tile.Header)
 	}

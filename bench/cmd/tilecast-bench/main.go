@@ -183,7 +183,7 @@ type peakMem struct {
 
 // peak samples the heap every 5 ms and RssAnon every 50 ms while fn runs and returns fn's error and
 // the peaks.
-func peak(fn func() error) (error, peakMem) {
+func peak(fn func() error) (peakMem, error) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	_ = bench.ResetPeakRSS(os.Getpid())
@@ -216,7 +216,7 @@ func peak(fn func() error) (error, peakMem) {
 	err := fn()
 	close(done)
 	_, hwm, _ := bench.ProcStatus(os.Getpid())
-	return err, peakMem{rss: hwm, anon: maxAnon.Load(), heap: maxHeap.Load()}
+	return peakMem{rss: hwm, anon: maxAnon.Load(), heap: maxHeap.Load()}, err
 }
 
 func cmdFanOut(ctx context.Context, args []string) error {
@@ -289,7 +289,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 			}
 			stopProf := startCPUProfile(profile(""))
 			c0 := cpuNow(sinkPid)
-			ferr, p := peak(func() error {
+			p, ferr := peak(func() error {
 				var err error
 				res, err = bench.RunFanOut(ctx, path, *conc)
 				return err

@@ -1,0 +1,31 @@
+#!/bin/sh
+# test.sh — README's test command: installs what the tests need when it is
+# missing (Debian's chromium for the browser tests), then runs every test
+# under the race detector. Extra arguments go to `go test` (e.g. -run X).
+#
+#   scripts/test.sh
+#   scripts/test.sh -run TestDashboard ./web/
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+if [ -n "$need" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "test.sh: the tests need Debian packages:$need" >&2
+		echo "test.sh: run as root, or install them first: sudo apt-get install -y$need" >&2
+		exit 2
+	fi
+	echo "test.sh: installing$need" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086 # a list of package names
+	apt-get install -y -qq $need >/dev/null
+fi
+
+if [ $# -eq 0 ]; then
+	set -- ./...
+fi
+# -timeout 30m: the P10 test drains 100,000 waiting notifications, a few
+# minutes under -race on a small machine.
+exec go test -race -timeout 30m "$@"
