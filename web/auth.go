@@ -129,8 +129,7 @@ type authError struct {
 	challenge []string // WWW-Authenticate values of a 401
 	retry     int      // Retry-After seconds, when > 0
 	// failed marks missing or wrong credentials: they count against the
-	// source address (see ratelimit_ip.go). A 413 or a full replay cache
-	// does not.
+	// source address (see ratelimit_ip.go).
 	failed bool
 }
 
@@ -144,31 +143,25 @@ func (e *authError) write(w http.ResponseWriter) {
 	writeError(w, e.status, e.msg)
 }
 
-// authenticate checks the credentials of a /v1 request: a bearer key or a
-// TC-HMAC-SHA256 signature (hmac.go). It returns the key's digest, and for
-// a signed request a release func that forgets its signature if the
-// request is then refused unserved.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) ([32]byte, func(), *authError) {
+// authenticate checks the bearer key of a /v1 request and returns the
+// key's digest.
+func (s *Server) authenticate(r *http.Request) ([32]byte, *authError) {
 	if len(r.Header.Values("Authorization")) > 1 {
-		return [32]byte{}, nil, &authError{status: http.StatusUnauthorized, failed: true,
+		return [32]byte{}, &authError{status: http.StatusUnauthorized, failed: true,
 			msg: "more than one Authorization header", challenge: []string{`Bearer realm="tilecast"`}}
-	}
-	scheme, rest, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if strings.EqualFold(scheme, SignatureScheme) {
-		return s.verifySigned(w, r, rest)
 	}
 	token, ok := bearer(r)
 	if !ok {
-		return [32]byte{}, nil, &authError{status: http.StatusUnauthorized, failed: true,
-			msg:       "missing api key: send Authorization: Bearer KEY or a " + SignatureScheme + " signature",
-			challenge: []string{`Bearer realm="tilecast"`, SignatureScheme + ` realm="tilecast"`}}
+		return [32]byte{}, &authError{status: http.StatusUnauthorized, failed: true,
+			msg:       "missing api key: send Authorization: Bearer KEY",
+			challenge: []string{`Bearer realm="tilecast"`}}
 	}
 	key, ok := s.match(token)
 	if !ok {
-		return key, nil, &authError{status: http.StatusUnauthorized, failed: true, msg: "invalid api key",
+		return key, &authError{status: http.StatusUnauthorized, failed: true, msg: "invalid api key",
 			challenge: []string{`Bearer realm="tilecast", error="invalid_token"`}}
 	}
-	return key, func() {}, nil
+	return key, nil
 }
 
 // authed guards a /v1 route: API enabled, valid credentials (else the
@@ -179,7 +172,7 @@ func (s *Server) authed(h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "api disabled: set http.api_keys_file")
 			return
 		}
-		key, release, aerr := s.authenticate(w, r)
+		key, aerr := s.authenticate(r)
 		if aerr != nil {
 			if aerr.failed {
 				if wait, ok := s.failedAuth(r); !ok {
@@ -191,7 +184,6 @@ func (s *Server) authed(h http.HandlerFunc) http.Handler {
 			return
 		}
 		if wait, ok := s.allow(key); !ok {
-			release()
 			w.Header().Set("Retry-After", strconv.Itoa(wait))
 			writeError(w, http.StatusTooManyRequests, fmt.Sprintf("rate limited: retry in %d s", wait))
 			return

@@ -1,5 +1,5 @@
 // Package web serves tilecast's HTTP side: the registration API under /v1
-// (channels, status, delivery ledger; bearer-key or HMAC-signed requests,
+// (channels, status, delivery ledger; bearer keys,
 // a per-key rate limit and a per-address limit on failed authentication),
 // the unauthenticated /healthz and /metrics, and the Prometheus
 // metrics the daemon feeds.
@@ -115,10 +115,6 @@ type Options struct {
 	// MaxTrackedAddrs bounds the source addresses tracked for failed
 	// authentication; ≤ 0 means DefaultMaxTrackedAddrs.
 	MaxTrackedAddrs int
-	// ReplayCacheSize bounds the signatures of signed requests remembered
-	// against replay; ≤ 0 means DefaultReplayCacheSize. Full, it refuses
-	// signed requests with 503 (hmac.go).
-	ReplayCacheSize int
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout
 	// override the timeouts of HTTPServer; ≤ 0 means the package constant
 	// of the same name. Tests shorten them.
@@ -126,7 +122,7 @@ type Options struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
-	Now               func() time.Time // nil: time.Now; also the clock of signatures and rate limits
+	Now               func() time.Time // nil: time.Now; also the clock of sessions and rate limits
 }
 
 // Server is the HTTP handler set. It is safe for concurrent use.
@@ -145,7 +141,6 @@ type Server struct {
 	limiters map[[32]byte]*rate.Limiter // per API key digest
 
 	failures *addrLimiter // failed authentication per source address
-	replay   *replayCache // signatures of signed requests within the window
 }
 
 // New checks opts, reads the API keys file and registers the metrics.
@@ -183,7 +178,6 @@ func New(opts Options) (*Server, error) {
 	}{
 		{&o.AuthFailBurst, DefaultAuthFailBurst},
 		{&o.MaxTrackedAddrs, DefaultMaxTrackedAddrs},
-		{&o.ReplayCacheSize, DefaultReplayCacheSize},
 	} {
 		if *f.v <= 0 {
 			*f.v = f.d
@@ -203,7 +197,6 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.failures = newAddrLimiter(o.AuthFailRatePerSecond, o.AuthFailBurst, o.MaxTrackedAddrs)
-	s.replay = newReplayCache(o.ReplayCacheSize)
 	if opts.APIKeysFile != "" {
 		if err := s.ReloadKeys(); err != nil {
 			return nil, err
