@@ -47,7 +47,7 @@ func refuse(status int, format string, args ...any) *apiError {
 	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
-func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 	reg, aerr := decodeRegistration(w, r)
 	if aerr == nil {
 		aerr = s.check(&reg)
@@ -237,7 +237,7 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
 	ch, err := s.opts.Store.Channel(id)
 	switch {
 	case errors.Is(err, tilecast.ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+		channelNotFound(w, id)
 	case err != nil:
 		s.internalError(w, r, err)
 	default:
@@ -250,7 +250,7 @@ func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
 	err := s.opts.Store.RemoveChannel(id)
 	switch {
 	case errors.Is(err, tilecast.ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+		channelNotFound(w, id)
 	case err != nil:
 		s.internalError(w, r, err)
 	default:
@@ -281,7 +281,7 @@ func (s *Server) outcomes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if chErr != nil && len(out) == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+		channelNotFound(w, id)
 		return
 	}
 	if out == nil {

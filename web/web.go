@@ -1,8 +1,9 @@
 // Package web serves tilecast's HTTP side: the registration API under /v1
-// (channels, status, delivery ledger; bearer keys,
-// a per-key rate limit and a per-address limit on failed authentication),
-// the unauthenticated /healthz and /metrics, and the Prometheus
-// metrics the daemon feeds.
+// (channels, status, delivery ledger; bearer keys with a role each, app or
+// admin, checked on every route of one table (Routes); a per-key rate limit
+// and a per-address limit on failed authentication), the dashboard, the
+// unauthenticated /healthz, /metrics (open unless Options.MetricsRole) and
+// the Prometheus metrics the daemon feeds.
 //
 // web never imports the store: it declares the few store methods it calls
 // (Store) and cmd/tilecast passes the concrete *store.DB. Configuration that
@@ -80,9 +81,13 @@ type Options struct {
 	NextRun func(feed string) time.Time
 	// AllowedHosts returns push.allowed_hosts; nil allows no host.
 	AllowedHosts func() []string
-	// APIKeysFile holds one key per line. "" disables the /v1 API (503);
-	// a path that cannot be read is an error from New.
+	// APIKeysFile holds one key per line, "admin KEY" or "app KEY" (see
+	// ReadKeyFile). "" disables the /v1 API (503); a path that cannot be
+	// read is an error from New.
 	APIKeysFile string
+	// MetricsRole is the role of the key GET /metrics needs; 0 leaves it
+	// open, as /healthz always is.
+	MetricsRole Role
 	// Subscribe, when set, is called once for each newly created channel
 	// (tile_on_subscribe). Its error is logged; the channel stays registered.
 	Subscribe func(tilecast.Channel) error
@@ -135,7 +140,7 @@ type Server struct {
 	handler http.Handler
 
 	keysMu sync.RWMutex
-	keys   [][32]byte // SHA-256 of each API key
+	keys   []apiKey // SHA-256 and role of each API key
 
 	limitMu  sync.Mutex
 	limiters map[[32]byte]*rate.Limiter // per API key digest
@@ -150,6 +155,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Stats == nil {
 		return nil, errors.New("web: no stats function")
+	}
+	if opts.MetricsRole != 0 && !opts.MetricsRole.valid() {
+		return nil, fmt.Errorf("web: metrics role %v is not a role", opts.MetricsRole)
 	}
 	s := &Server{
 		opts:     opts,
@@ -242,23 +250,25 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.authed(h)) }
-	api("POST /v1/channels", s.register)
-	api("GET /v1/channels", s.listChannels)
-	api("GET /v1/channels/{id}", s.getChannel)
-	api("DELETE /v1/channels/{id}", s.deleteChannel)
-	api("GET /v1/channels/{id}/outcomes", s.outcomes)
-	api("GET /v1/status", s.status)
-	s.opsRoutes(api)
+	for _, rt := range s.Routes() {
+		s.handle(mux, rt)
+	}
 	s.dashboardRoutes(mux) // GET /, /login, POST /login, /logout
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+	if s.opts.MetricsRole == 0 {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
+	return s.common(mux)
+}
+
+// metricsHandler serves the registry in Prometheus text format.
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// A store error at scrape time leaves the gauges out but keeps
 		// the counters, rather than failing the whole scrape.
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	return s.common(mux)
+	})
 }
 
 // common sets the headers every answer carries, turns the mux's plain-text
