@@ -403,3 +403,38 @@ func assertNoSecrets(t *testing.T, text string, secrets ...string) {
 		}
 	}
 }
+
+// TestRegistrationFieldsExact: encoding/json would fill uri from "URI",
+// "Uri" or "u\u017fer" (a long s folds to s), and keep the last of two "uri"
+// keys; the API refuses each with 400 naming the key, and stores nothing.
+func TestRegistrationFieldsExact(t *testing.T) {
+	e := newAccessEnv(t, roleKeys, nil)
+	const uri = "https://db3.notify.live.net/throttledthirdparty/01.00/exact"
+	for _, tc := range []struct {
+		name, body, msg string
+	}{
+		{"upper case", `{"URI":"` + uri + `"}`, `unknown field "URI": want uri, user, feeds, device`},
+		{"mixed case", `{"uri":"` + uri + `","User":"ann"}`, `unknown field "User"`},
+		{"unicode case fold", `{"uri":"` + uri + `","u\u017fer":"ann"}`, `unknown field "uſer"`},
+		{"duplicate", `{"uri":"` + uri + `","uri":"https://evil.example/x"}`, `duplicate field "uri"`},
+		{"duplicate after a case variant", `{"user":"a","uri":"` + uri + `","user":"b"}`, `duplicate field "user"`},
+		{"escaped duplicate", `{"uri":"` + uri + `","\u0075ri":"` + uri + `"}`, `duplicate field "uri"`},
+		{"nested duplicate", `{"uri":"` + uri + `","feeds":[{"a":1,"a":2}]}`, `duplicate field "a"`},
+		{"unknown", `{"uri":"` + uri + `","colour":"red"}`, `unknown field "colour"`},
+	} {
+		for _, key := range []string{appKey, adminKey} {
+			a := e.do(t, http.MethodPost, "/v1/channels", key, tc.body)
+			var eb struct{ Error string }
+			if a.code != http.StatusBadRequest || json.Unmarshal(a.body, &eb) != nil || !strings.Contains(eb.Error, tc.msg) {
+				t.Errorf("%s: %d %s; want 400 with %q", tc.name, a.code, a.body, tc.msg)
+			}
+		}
+	}
+	if chs, err := e.db.Channels(""); err != nil || len(chs) != 0 {
+		t.Errorf("stored %v, %v; want nothing", chs, err)
+	}
+	// The same fields spelled right register.
+	if a := e.do(t, http.MethodPost, "/v1/channels", appKey, `{"uri":"`+uri+`","user":"ann","feeds":["news"],"device":"d"}`); a.code != http.StatusCreated {
+		t.Errorf("exact names: %d %s", a.code, a.body)
+	}
+}

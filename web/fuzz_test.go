@@ -1,9 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,4 +88,44 @@ func FuzzRegister(f *testing.F) {
 func isCanonical(u string) bool {
 	c, err := channeluri.Canonical(u)
 	return err == nil && c == u
+}
+
+// FuzzParseRegistration feeds arbitrary bodies to the request decoder:
+// never a panic; what it accepts is one JSON object whose every key is
+// exactly a registration field, and decodes to what encoding/json makes
+// of it; what it refuses itself names a key of at most 64 characters.
+func FuzzParseRegistration(f *testing.F) {
+	for _, seed := range []string{
+		regJSON(goodURI, `,"user":"ann","feeds":["inbox","news"],"device":"d1"`),
+		`{"URI":"x"}`, `{"uri":"a","uri":"b"}`, `{"u\u017fer":"x"}`, `{"\u0075ri":"x"}`,
+		`{"uri":"a","feeds":[{"a":1,"a":2}]}`, `{"uri":"a","feeds":[[],{}]}`,
+		`{"uri":"a"} {"uri":"b"}`, `{"uri":1e999}`, `[]`, `null`, `{`, `}`, ``, `{"a":{"b":{"b":1}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		reg, err := parseRegistration(data)
+		if aerr, ok := err.(*apiError); ok {
+			if aerr.status != http.StatusBadRequest || len(aerr.msg) > 300 {
+				t.Fatalf("refusal %d %q", aerr.status, aerr.msg)
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(data, &top); err != nil && string(bytes.TrimSpace(data)) != "null" {
+			t.Fatalf("accepted %q, which is not one object: %v", data, err)
+		}
+		for k := range top {
+			if !slices.Contains(registrationFields(), k) {
+				t.Fatalf("accepted key %q in %q", k, data)
+			}
+		}
+		var want registration
+		if err := json.Unmarshal(data, &want); err != nil || !reflect.DeepEqual(reg, want) {
+			t.Fatalf("decoded %+v, encoding/json %+v (%v)", reg, want, err)
+		}
+	})
 }
