@@ -58,6 +58,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 		writeError(w, aerr.status, aerr.msg)
 		return
 	}
+	if err := s.checkUserToken(r, role, reg.User); err != nil {
+		// The token is a credential: only the reason is logged.
+		s.log.Warn("registration refused: user token", "user", reg.User, "remote", r.RemoteAddr, "reason", err.Error())
+		writeJSON(w, http.StatusForbidden, roleError{
+			Error: fmt.Sprintf("user %.64q needs a valid %s from the app's backend (or an admin key): %v", reg.User, UserTokenHeader, err),
+			Role:  RoleAdmin.String(),
+		})
+		return
+	}
 	ch, created, err := s.opts.Store.AddChannel(tilecast.Channel{
 		URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device,
 	})

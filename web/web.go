@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,6 +89,12 @@ type Options struct {
 	// MetricsRole is the role of the key GET /metrics needs; 0 leaves it
 	// open, as /healthz always is.
 	MetricsRole Role
+	// UserTokenKeyFile (an HS256 secret) or UserTokenPublicKeyFile (a PEM
+	// RS256 or ES256 public key), at most one, turn on user tokens: an
+	// app-key registration that names a user must carry an X-User-Token
+	// JWT whose sub is that user (see LoadUserTokenKey). Both "": off.
+	UserTokenKeyFile       string
+	UserTokenPublicKeyFile string
 	// Subscribe, when set, is called once for each newly created channel
 	// (tile_on_subscribe). Its error is logged; the channel stays registered.
 	Subscribe func(tilecast.Channel) error
@@ -146,6 +153,10 @@ type Server struct {
 	limiters map[[32]byte]*rate.Limiter // per API key digest
 
 	failures *addrLimiter // failed authentication per source address
+
+	// userKey verifies user tokens; nil when they are off. Swapped whole
+	// on Reload.
+	userKey atomic.Pointer[UserTokenKey]
 }
 
 // New checks opts, reads the API keys file and registers the metrics.
@@ -209,6 +220,9 @@ func New(opts Options) (*Server, error) {
 		if err := s.ReloadKeys(); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.reloadUserTokenKey(); err != nil {
+		return nil, err
 	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
