@@ -104,8 +104,10 @@ func TestUserTokens(t *testing.T) {
 			missingExp: sign(t, jwt.SigningMethodRS256, rsaKey, noExp),
 		},
 		{
-			name:       "ES256",
-			edit:       func(o *web.Options) { o.UserTokenPublicKeyFile = writeFile(t, dir, "ec.pem", publicPEM(t, &ecKey.PublicKey)) },
+			name: "ES256",
+			edit: func(o *web.Options) {
+				o.UserTokenPublicKeyFile = writeFile(t, dir, "ec.pem", publicPEM(t, &ecKey.PublicKey))
+			},
 			good:       sign(t, jwt.SigningMethodES256, ecKey, valid),
 			wrongKey:   sign(t, jwt.SigningMethodRS256, rsaKey, valid),
 			alg:        sign(t, jwt.SigningMethodHS256, secret, valid),
