@@ -55,10 +55,15 @@ type accessEnv struct {
 	keys string // the keys file
 }
 
-// newAccessEnv starts a server whose keys file holds keys; edit adjusts
-// the options. The log is kept at debug level so that nothing is missed
-// by the tests that look for secrets in it.
-func newAccessEnv(t *testing.T, keys string, edit func(*web.Options)) *accessEnv {
+// accessOptions returns the options of a server on a real store in a temp
+// dir whose keys file holds keys. The log is kept at debug level so that
+// nothing is missed by the tests that look for secrets in it.
+func accessOptions(t *testing.T, keys string) web.Options {
+	opts, _ := accessSetup(t, keys)
+	return opts
+}
+
+func accessSetup(t *testing.T, keys string) (web.Options, *accessEnv) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
@@ -91,9 +96,18 @@ func newAccessEnv(t *testing.T, keys string, edit func(*web.Options)) *accessEnv
 		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Burst:    1000,
 	}
+	return opts, e
+}
+
+// newAccessEnv starts a server (accessOptions) behind a real listener;
+// edit adjusts the options.
+func newAccessEnv(t *testing.T, keys string, edit func(*web.Options)) *accessEnv {
+	t.Helper()
+	opts, e := accessSetup(t, keys)
 	if edit != nil {
 		edit(&opts)
 	}
+	var err error
 	e.srv, err = web.New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -202,10 +202,13 @@ func (d *dashboard) revoke(s session, now time.Time) {
 	d.revoked[s.nonce] = s.expires
 }
 
-func setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+// setSessionCookie sets (or, with maxAge < 0, clears) the session cookie.
+// It is Secure when the listener speaks TLS, and when the request came over
+// TLS some other way (a test server, a wrapped listener).
+func (d *dashboard) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: d.s.TLSEnabled() || r.TLS != nil, SameSite: http.SameSiteStrictMode,
 	})
 }
 
@@ -291,7 +294,7 @@ func (d *dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
 		d.message(w, r, http.StatusForbidden, "Log in to tilecast", adminOnly, true)
 		return
 	}
-	setSessionCookie(w, r, d.issue(key.sum, d.s.now()), int(SessionLifetime/time.Second))
+	d.setSessionCookie(w, r, d.issue(key.sum, d.s.now()), int(SessionLifetime/time.Second))
 	d.s.log.Info("dashboard login", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -318,7 +321,7 @@ func (d *dashboard) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if s, ok := d.cookieSession(r); ok {
 		d.revoke(s, d.s.now())
 	}
-	setSessionCookie(w, r, "", -1)
+	d.setSessionCookie(w, r, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

@@ -14,6 +14,7 @@ package web
 
 import (
 	"cmp"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,6 +96,11 @@ type Options struct {
 	// JWT whose sub is that user (see LoadUserTokenKey). Both "": off.
 	UserTokenKeyFile       string
 	UserTokenPublicKeyFile string
+	// TLSCertFile and TLSKeyFile, both or neither, are the listener's PEM
+	// certificate (chain) and key: HTTPServer then serves TLS, and Reload
+	// re-reads them (see TLSConfig).
+	TLSCertFile string
+	TLSKeyFile  string
 	// Subscribe, when set, is called once for each newly created channel
 	// (tile_on_subscribe). Its error is logged; the channel stays registered.
 	Subscribe func(tilecast.Channel) error
@@ -157,6 +163,9 @@ type Server struct {
 	// userKey verifies user tokens; nil when they are off. Swapped whole
 	// on Reload.
 	userKey atomic.Pointer[UserTokenKey]
+	// cert is the listener's certificate, swapped whole on Reload; nil
+	// without TLS.
+	cert atomic.Pointer[tls.Certificate]
 }
 
 // New checks opts, reads the API keys file and registers the metrics.
@@ -224,6 +233,12 @@ func New(opts Options) (*Server, error) {
 	if err := s.reloadUserTokenKey(); err != nil {
 		return nil, err
 	}
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errors.New("web: set both TLS certificate and key files, or neither")
+	}
+	if err := s.reloadTLS(); err != nil {
+		return nil, err
+	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -249,8 +264,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // HTTPServer returns a server for addr with the timeouts and header limit
 // that keep slow or oversized clients from tying it up (reliability.md §4).
+// With TLS configured its TLSConfig is set: serve it with ServeTLS(ln, "", "").
 func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
+		TLSConfig:         s.TLSConfig(),
 		Addr:              addr,
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
