@@ -8,8 +8,8 @@
 // web never imports the store: it declares the few store methods it calls
 // (Store) and cmd/tilecast passes the concrete *store.DB. Configuration that
 // changes on SIGHUP (feeds, allowed hosts) is read through functions on every
-// request, so a reload needs no call into web except ReloadKeys for the API
-// keys file.
+// request, so a reload needs no call into web except Reload, which re-reads
+// the files web was given (API keys, user token key, TLS certificate).
 package web
 
 import (
