@@ -279,7 +279,7 @@ func TestRouteRoles(t *testing.T) {
 		if !strings.Contains(logs, "channel registered") {
 			t.Fatalf("the log was not captured:\n%s", logs)
 		}
-		assertNoSecrets(t, logs, adminKey, appKey)
+		assertNoSecrets(t, logs, adminKey, appKey, wrongKey)
 	}
 }
 
