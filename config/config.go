@@ -7,8 +7,8 @@
 // *Error whose text is "FILE:LINE:COL: KEY.PATH: what is wrong".
 //
 // Two conventions the daemon relies on:
-//   - Paths (state, http.api_keys_file, push.client_cert, push.client_key) are
-//     kept as written. A relative path is relative to the daemon's working
+//   - Paths (state, http.api_keys_file, http.tls_*, http.user_token_*,
+//     push.client_cert, push.client_key) are kept as written. A relative path is relative to the daemon's working
 //     directory, not to the config file; under systemd use absolute paths.
 //   - Schedules run in UTC unless the spec starts with CRON_TZ=Zone (see
 //     Schedule).
@@ -17,6 +17,7 @@ package config
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -76,8 +77,32 @@ const (
 // HTTP is the [http] table: registration API, /healthz, /metrics, dashboard.
 type HTTP struct {
 	Listen      string // host:port; "" disables the HTTP server
-	APIKeysFile string // one key per line
+	APIKeysFile string // one "admin KEY" or "app KEY" per line (a bare KEY is admin)
+	// MetricsAuth is MetricsAuthNone (GET /metrics open) or
+	// MetricsAuthAdmin (it needs an admin key, as a bearer token).
+	MetricsAuth string
+	// UserTokenKeyFile (HS256 secret) or UserTokenPublicKeyFile (PEM
+	// RS256/ES256 public key), at most one: an app-key registration that
+	// names a user must then carry a JWT for that user (X-User-Token).
+	UserTokenKeyFile       string
+	UserTokenPublicKeyFile string
+	// TLSCert and TLSKey, both or neither: PEM certificate (chain) and
+	// key of the listener, re-read on SIGHUP.
+	TLSCert string
+	TLSKey  string
+	// TLSCAFile and TLSServerName are for the CLI's daemon client only:
+	// the PEM CA (or the self-signed certificate itself) it trusts beside
+	// the system roots, and the name it expects in the certificate
+	// (default: the listen host, "localhost" for a wildcard listen).
+	TLSCAFile     string
+	TLSServerName string
 }
+
+// Values of http.metrics_auth.
+const (
+	MetricsAuthNone  = "none"
+	MetricsAuthAdmin = "admin"
+)
 
 // Fetch is the [fetch] table.
 type Fetch struct {
@@ -136,7 +161,7 @@ func Default() *Config {
 	return &Config{
 		State: "/var/lib/tilecast/state.db",
 		Log:   Log{Level: "info", Format: LogText},
-		HTTP:  HTTP{Listen: "127.0.0.1:8460", APIKeysFile: "/etc/tilecast/api-keys"},
+		HTTP:  HTTP{Listen: "127.0.0.1:8460", APIKeysFile: "/etc/tilecast/api-keys", MetricsAuth: MetricsAuthNone},
 		Fetch: Fetch{Timeout: 20 * time.Second, MaxBody: 4 << 20, Concurrency: 8},
 		Push: Push{
 			Timeout:      15 * time.Second,
@@ -295,6 +320,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 		}
 	}
 	cfg.HTTP.APIKeysFile = c.str("http.api_keys_file", raw.HTTP.APIKeysFile, cfg.HTTP.APIKeysFile)
+	c.access(&raw.HTTP, &cfg.HTTP)
 
 	f := &raw.Fetch
 	cfg.Fetch.Timeout = c.duration("fetch.timeout", f.Timeout, cfg.Fetch.Timeout)
@@ -311,7 +337,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 	cfg.Push.MaxAttempts = c.integer("push.max_attempts", p.MaxAttempts, cfg.Push.MaxAttempts, 1, maxAttempts)
 	cfg.Push.ClientCert = c.str("push.client_cert", p.ClientCert, "")
 	cfg.Push.ClientKey = c.str("push.client_key", p.ClientKey, "")
-	c.keyPair(cfg.Push.ClientCert, cfg.Push.ClientKey)
+	c.keyPair("push.client_cert", "push.client_key", cfg.Push.ClientCert, cfg.Push.ClientKey)
 
 	cfg.Defaults = c.options("defaults", &raw.Defaults, &cfg.Defaults)
 
@@ -618,25 +644,71 @@ func (c *checker) hostPattern(key, h string) {
 	}
 }
 
-// keyPair checks push.client_cert and push.client_key: both or neither, and
-// readable as a TLS key pair now rather than at the first https send.
-func (c *checker) keyPair(cert, key string) {
+// keyPair checks a certificate and key pair (push.client_cert and
+// push.client_key, http.tls_cert and http.tls_key): both or neither, and
+// readable as a TLS key pair now rather than at first use.
+func (c *checker) keyPair(certKey, keyKey, cert, key string) {
 	switch {
 	case cert == "" && key == "":
 		return
 	case cert == "":
-		c.errorf("push.client_cert", "missing: push.client_key is set, so client_cert must be too")
+		c.errorf(certKey, "missing: %s is set, so %s must be too", keyKey, leaf(certKey))
 		return
 	case key == "":
-		c.errorf("push.client_key", "missing: push.client_cert is set, so client_key must be too")
+		c.errorf(keyKey, "missing: %s is set, so %s must be too", certKey, leaf(keyKey))
 		return
 	}
-	okCert := c.pemFile("push.client_cert", cert)
-	okKey := c.pemFile("push.client_key", key)
+	okCert := c.pemFile(certKey, cert)
+	okKey := c.pemFile(keyKey, key)
 	if okCert && okKey {
 		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
-			c.errorf("push.client_cert", "cannot use %q with %q: %v", cert, key, err)
+			c.errorf(certKey, "cannot use %q with %q: %v", cert, key, err)
 		}
+	}
+}
+
+// leaf is the last part of a dotted key: "client_cert" of "push.client_cert".
+func leaf(key string) string { return key[strings.LastIndexByte(key, '.')+1:] }
+
+// access checks the [http] keys of issue 15: who may read /metrics, the
+// user token key, the listener's TLS files and the CLI's TLS trust.
+func (c *checker) access(r *rawHTTP, h *HTTP) {
+	h.MetricsAuth = c.enum("http.metrics_auth", r.MetricsAuth, h.MetricsAuth, MetricsAuthNone, MetricsAuthAdmin)
+	if h.MetricsAuth == MetricsAuthAdmin && h.APIKeysFile == "" {
+		c.errorf("http.metrics_auth", `"admin" needs an admin key from http.api_keys_file, which is ""`)
+	}
+
+	h.UserTokenKeyFile = c.str("http.user_token_key_file", r.UserTokenKeyFile, "")
+	h.UserTokenPublicKeyFile = c.str("http.user_token_public_key_file", r.UserTokenPublicKeyFile, "")
+	switch {
+	case h.UserTokenKeyFile != "" && h.UserTokenPublicKeyFile != "":
+		c.errorf("http.user_token_public_key_file", "set this or http.user_token_key_file (at %s), not both: a key pins one algorithm",
+			c.where("http.user_token_key_file"))
+	case h.UserTokenKeyFile != "":
+		c.pemFile("http.user_token_key_file", h.UserTokenKeyFile)
+	case h.UserTokenPublicKeyFile != "":
+		c.pemFile("http.user_token_public_key_file", h.UserTokenPublicKeyFile)
+	}
+
+	h.TLSCert = c.str("http.tls_cert", r.TLSCert, "")
+	h.TLSKey = c.str("http.tls_key", r.TLSKey, "")
+	c.keyPair("http.tls_cert", "http.tls_key", h.TLSCert, h.TLSKey)
+
+	h.TLSCAFile = c.str("http.tls_ca_file", r.TLSCAFile, "")
+	h.TLSServerName = c.str("http.tls_server_name", r.TLSServerName, "")
+	for _, k := range []struct{ key, v string }{{"http.tls_ca_file", h.TLSCAFile}, {"http.tls_server_name", h.TLSServerName}} {
+		if k.v != "" && h.TLSCert == "" {
+			c.errorf(k.key, "set without http.tls_cert: the daemon's listener does not speak TLS")
+		}
+	}
+	if h.TLSCAFile != "" && c.pemFile("http.tls_ca_file", h.TLSCAFile) {
+		if data, err := os.ReadFile(h.TLSCAFile); err == nil && !x509.NewCertPool().AppendCertsFromPEM(data) {
+			c.errorf("http.tls_ca_file", "no PEM certificate in %q", h.TLSCAFile)
+		}
+	}
+	if n := h.TLSServerName; n != "" && net.ParseIP(n) == nil &&
+		(strings.ContainsAny(n, "/:@?#[]* \t") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".")) {
+		c.errorf("http.tls_server_name", `bad name %q: want the host name the certificate names, such as "tilecast.example.org"`, n)
 	}
 }
 

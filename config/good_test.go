@@ -432,3 +432,34 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// TestAccessKeys: issue 15's [http] keys load into Config, with the
+// defaults when left out and the files checked.
+func TestAccessKeys(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeKeyPair(t, dir, "tls")
+	secret := filepath.Join(dir, "user-token.key")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if h := mustParse(t, "").HTTP; h.MetricsAuth != config.MetricsAuthNone || h.TLSCert != "" || h.UserTokenKeyFile != "" {
+		t.Errorf("defaults: %+v", h)
+	}
+	h := mustParse(t, fmt.Sprintf("[http]\nmetrics_auth = \"admin\"\nuser_token_key_file = %q\ntls_cert = %q\ntls_key = %q\ntls_ca_file = %q\ntls_server_name = \"tilecast.example.org\"\n",
+		secret, cert, key, cert)).HTTP
+	if h.MetricsAuth != config.MetricsAuthAdmin || h.UserTokenKeyFile != secret || h.TLSCert != cert || h.TLSKey != key ||
+		h.TLSCAFile != cert || h.TLSServerName != "tilecast.example.org" {
+		t.Errorf("HTTP = %+v", h)
+	}
+	// A CA file without a certificate in it.
+	_, err := config.Parse("test.toml", fmt.Appendf(nil, "[http]\ntls_cert = %q\ntls_key = %q\ntls_ca_file = %q\n", cert, key, secret))
+	if err == nil || !strings.Contains(err.Error(), "test.toml:4:15: http.tls_ca_file: no PEM certificate") {
+		t.Errorf("CA file without a certificate: %v", err)
+	}
+	// A listener pair that does not match.
+	_, other := writeKeyPair(t, dir, "other")
+	_, err = config.Parse("test.toml", fmt.Appendf(nil, "[http]\ntls_cert = %q\ntls_key = %q\n", cert, other))
+	if err == nil || !strings.Contains(err.Error(), "test.toml:2:12: http.tls_cert: cannot use") {
+		t.Errorf("mismatched pair: %v", err)
+	}
+}

@@ -22,8 +22,15 @@ type rawLog struct {
 }
 
 type rawHTTP struct {
-	Listen      any `toml:"listen"`
-	APIKeysFile any `toml:"api_keys_file"`
+	Listen                 any `toml:"listen"`
+	APIKeysFile            any `toml:"api_keys_file"`
+	MetricsAuth            any `toml:"metrics_auth"`
+	UserTokenKeyFile       any `toml:"user_token_key_file"`
+	UserTokenPublicKeyFile any `toml:"user_token_public_key_file"`
+	TLSCert                any `toml:"tls_cert"`
+	TLSKey                 any `toml:"tls_key"`
+	TLSCAFile              any `toml:"tls_ca_file"`
+	TLSServerName          any `toml:"tls_server_name"`
 }
 
 type rawFetch struct {

@@ -1,11 +1,8 @@
 package web
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
-	"fmt"
 	"net/http"
 	"os"
 	"strconv"
@@ -14,6 +11,14 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// apiKey is a key of the keys file as the server keeps it: only its
+// SHA-256 digest, which has one length, so comparing digests leaks nothing
+// about a key's length.
+type apiKey struct {
+	sum  [32]byte
+	role Role
+}
+
 // ReloadKeys re-reads the API keys file (the daemon calls it on SIGHUP).
 // On error the keys in use stay in place. With no keys file (API disabled)
 // it does nothing.
@@ -21,9 +26,20 @@ func (s *Server) ReloadKeys() error {
 	if s.opts.APIKeysFile == "" {
 		return nil
 	}
-	keys, short, err := readKeys(s.opts.APIKeysFile)
+	entries, err := ReadKeyFile(s.opts.APIKeysFile)
 	if err != nil {
 		return err
+	}
+	keys := make([]apiKey, len(entries))
+	short, admins := 0, 0
+	for i, e := range entries {
+		keys[i] = apiKey{sum: sha256.Sum256([]byte(e.Key)), role: e.Role}
+		if e.Short() {
+			short++
+		}
+		if e.Role == RoleAdmin {
+			admins++
+		}
 	}
 	if len(keys) == 0 {
 		s.log.Warn("api keys file has no keys: every /v1 request will be refused", "file", s.opts.APIKeysFile)
@@ -41,12 +57,13 @@ func (s *Server) ReloadKeys() error {
 	s.keysMu.Lock()
 	s.keys = keys
 	s.keysMu.Unlock()
+	s.log.Info("api keys loaded", "file", s.opts.APIKeysFile, "admin", admins, "app", len(keys)-admins)
 
 	// A dropped key loses its bucket; a kept key keeps its state so a
 	// reload cannot be used to reset a limit.
 	keep := make(map[[32]byte]bool, len(keys))
 	for _, k := range keys {
-		keep[k] = true
+		keep[k.sum] = true
 	}
 	s.limitMu.Lock()
 	for k := range s.limiters {
@@ -58,55 +75,21 @@ func (s *Server) ReloadKeys() error {
 	return nil
 }
 
-// minKeyChars is the shortest key that can hold 128 random bits (base64).
-const minKeyChars = 22
-
-// readKeys reads one key per line; blank lines and lines starting with #
-// are ignored. Only SHA-256 digests are kept in memory: they have one
-// length, so comparing them leaks nothing about a key's length. short
-// counts the keys under minKeyChars.
-func readKeys(path string) (keys [][32]byte, short int, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read api keys file: %w (create it with one key per line, or set http.api_keys_file = \"\" to disable the API)", err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		// The error never quotes the line: it is a secret.
-		if strings.ContainsFunc(line, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			return nil, 0, fmt.Errorf("api keys file %s:%d: a key must not contain spaces or control characters", path, n)
-		}
-		if len(line) < minKeyChars {
-			short++
-		}
-		keys = append(keys, sha256.Sum256([]byte(line)))
-	}
-	if err := sc.Err(); err != nil {
-		return nil, 0, fmt.Errorf("read api keys file: %w", err)
-	}
-	return keys, short, nil
-}
-
-// match returns the digest of the key that token equals. It compares
-// against every key without stopping at a match, so the time taken does not
-// tell which key (or which byte) matched.
-func (s *Server) match(token string) ([32]byte, bool) {
+// match returns the key that token equals. It compares against every key
+// without stopping at a match, so the time taken does not tell which key
+// (or which byte) matched.
+func (s *Server) match(token string) (apiKey, bool) {
 	sum := sha256.Sum256([]byte(token))
 	s.keysMu.RLock()
 	defer s.keysMu.RUnlock()
 	found, idx := 0, 0
 	for i := range s.keys {
-		eq := subtle.ConstantTimeCompare(sum[:], s.keys[i][:])
+		eq := subtle.ConstantTimeCompare(sum[:], s.keys[i].sum[:])
 		idx = subtle.ConstantTimeSelect(eq, i, idx)
 		found |= eq
 	}
 	if found == 0 {
-		return [32]byte{}, false
+		return apiKey{}, false
 	}
 	return s.keys[idx], true
 }
@@ -129,8 +112,7 @@ type authError struct {
 	challenge []string // WWW-Authenticate values of a 401
 	retry     int      // Retry-After seconds, when > 0
 	// failed marks missing or wrong credentials: they count against the
-	// source address (see ratelimit_ip.go). A 413 or a full replay cache
-	// does not.
+	// source address (see ratelimit_ip.go).
 	failed bool
 }
 
@@ -144,60 +126,24 @@ func (e *authError) write(w http.ResponseWriter) {
 	writeError(w, e.status, e.msg)
 }
 
-// authenticate checks the credentials of a /v1 request: a bearer key or a
-// TC-HMAC-SHA256 signature (hmac.go). It returns the key's digest, and for
-// a signed request a release func that forgets its signature if the
-// request is then refused unserved.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) ([32]byte, func(), *authError) {
+// authenticate checks the bearer key of a /v1 request and returns the key.
+func (s *Server) authenticate(r *http.Request) (apiKey, *authError) {
 	if len(r.Header.Values("Authorization")) > 1 {
-		return [32]byte{}, nil, &authError{status: http.StatusUnauthorized, failed: true,
+		return apiKey{}, &authError{status: http.StatusUnauthorized, failed: true,
 			msg: "more than one Authorization header", challenge: []string{`Bearer realm="tilecast"`}}
-	}
-	scheme, rest, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if strings.EqualFold(scheme, SignatureScheme) {
-		return s.verifySigned(w, r, rest)
 	}
 	token, ok := bearer(r)
 	if !ok {
-		return [32]byte{}, nil, &authError{status: http.StatusUnauthorized, failed: true,
-			msg:       "missing api key: send Authorization: Bearer KEY or a " + SignatureScheme + " signature",
-			challenge: []string{`Bearer realm="tilecast"`, SignatureScheme + ` realm="tilecast"`}}
+		return apiKey{}, &authError{status: http.StatusUnauthorized, failed: true,
+			msg:       "missing api key: send Authorization: Bearer KEY",
+			challenge: []string{`Bearer realm="tilecast"`}}
 	}
 	key, ok := s.match(token)
 	if !ok {
-		return key, nil, &authError{status: http.StatusUnauthorized, failed: true, msg: "invalid api key",
+		return key, &authError{status: http.StatusUnauthorized, failed: true, msg: "invalid api key",
 			challenge: []string{`Bearer realm="tilecast", error="invalid_token"`}}
 	}
-	return key, func() {}, nil
-}
-
-// authed guards a /v1 route: API enabled, valid credentials (else the
-// source address's failure limit), then the key's rate limit.
-func (s *Server) authed(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.APIKeysFile == "" {
-			writeError(w, http.StatusServiceUnavailable, "api disabled: set http.api_keys_file")
-			return
-		}
-		key, release, aerr := s.authenticate(w, r)
-		if aerr != nil {
-			if aerr.failed {
-				if wait, ok := s.failedAuth(r); !ok {
-					aerr = &authError{status: http.StatusTooManyRequests, retry: wait,
-						msg: fmt.Sprintf("too many failed authentications from this address: retry in %d s", wait)}
-				}
-			}
-			aerr.write(w)
-			return
-		}
-		if wait, ok := s.allow(key); !ok {
-			release()
-			w.Header().Set("Retry-After", strconv.Itoa(wait))
-			writeError(w, http.StatusTooManyRequests, fmt.Sprintf("rate limited: retry in %d s", wait))
-			return
-		}
-		h(w, r)
-	})
+	return key, nil
 }
 
 // failedAuth counts a request with missing or wrong credentials against its
@@ -208,8 +154,9 @@ func (s *Server) failedAuth(r *http.Request) (int, bool) {
 	return s.failures.allow(r.RemoteAddr, s.now())
 }
 
-// allow takes a token from key's bucket at the server's clock. When the
-// bucket is empty it returns the whole seconds to wait (≥ 1) and takes nothing.
+// allow takes a token from the bucket of the key with digest key at the
+// server's clock. When the bucket is empty it returns the whole seconds to
+// wait (≥ 1) and takes nothing.
 func (s *Server) allow(key [32]byte) (int, bool) {
 	now := s.now()
 	s.limitMu.Lock()

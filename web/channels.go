@@ -1,12 +1,14 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 	"unicode"
@@ -47,13 +49,22 @@ func refuse(status int, format string, args ...any) *apiError {
 	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
-func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 	reg, aerr := decodeRegistration(w, r)
 	if aerr == nil {
 		aerr = s.check(&reg)
 	}
 	if aerr != nil {
 		writeError(w, aerr.status, aerr.msg)
+		return
+	}
+	if err := s.checkUserToken(r, role, reg.User); err != nil {
+		// The token is a credential: only the reason is logged.
+		s.log.Warn("registration refused: user token", "user", reg.User, "remote", r.RemoteAddr, "reason", err.Error())
+		writeJSON(w, http.StatusForbidden, roleError{
+			Error: fmt.Sprintf("user %.64q needs a valid %s from the app's backend (or an admin key): %v", reg.User, UserTokenHeader, err),
+			Role:  RoleAdmin.String(),
+		})
 		return
 	}
 	ch, created, err := s.opts.Store.AddChannel(tilecast.Channel{
@@ -79,8 +90,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, ch)
 }
 
-// decodeRegistration reads one JSON object of at most MaxBody bytes with no
-// unknown fields and nothing after it.
+// decodeRegistration reads one JSON object of at most MaxBody bytes with
+// field names spelled exactly, none repeated, none unknown and nothing
+// after it.
 func decodeRegistration(w http.ResponseWriter, r *http.Request) (registration, *apiError) {
 	var reg registration
 	tooLarge := refuse(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
@@ -88,19 +100,15 @@ func decodeRegistration(w http.ResponseWriter, r *http.Request) (registration, *
 		w.Header().Set("Connection", "close") // do not read it to reuse the connection
 		return reg, tooLarge
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&reg)
+	// Reading it whole (it is small) lets the key check and the decoder
+	// see the same bytes, and a body over the limit be 413 even when its
+	// first object is short.
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err == nil {
-		// Read on to the end: trailing data is an error and a body over
-		// the limit must be 413 even when its first object is short.
-		var extra json.RawMessage
-		switch err2 := dec.Decode(&extra); {
-		case errors.Is(err2, io.EOF):
-		case err2 == nil:
-			return reg, refuse(http.StatusBadRequest, "malformed JSON: more than one value in the body")
-		default:
-			err = err2
+		reg, err = parseRegistration(data)
+		var aerr *apiError
+		if errors.As(err, &aerr) {
+			return reg, aerr
 		}
 	}
 	if err == nil {
@@ -125,9 +133,39 @@ func decodeRegistration(w http.ResponseWriter, r *http.Request) (registration, *
 		}
 		return reg, refuse(http.StatusBadRequest, "malformed JSON: field %q must be %s, got %s", typeErr.Field, fieldWant(typeErr.Field), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return reg, refuse(http.StatusBadRequest, "unknown field %s: want uri, user, feeds, device", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		// checkKeys refuses unknown top-level names first; this is a
+		// backstop should the two ever disagree.
+		return reg, refuse(http.StatusBadRequest, "unknown field %s: want %s", strings.TrimPrefix(err.Error(), "json: unknown field "), strings.Join(registrationFields(), ", "))
 	}
 	return reg, refuse(http.StatusBadRequest, "malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// registrationFields returns the registration's JSON names, from its tags.
+func registrationFields() []string { return jsonFields(reflect.TypeFor[registration]()) }
+
+// parseRegistration decodes one registration body: checkKeys, then
+// encoding/json with unknown fields refused and nothing after the object.
+// A refusal of checkKeys or of trailing data is an *apiError; anything
+// else is the decoder's error for decodeRegistration to word.
+func parseRegistration(data []byte) (registration, error) {
+	var reg registration
+	if aerr := checkKeys(data, registrationFields()); aerr != nil {
+		return reg, aerr
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&reg); err != nil {
+		return reg, err
+	}
+	var extra json.RawMessage
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return reg, nil
+	case err == nil:
+		return reg, refuse(http.StatusBadRequest, "malformed JSON: more than one value in the body")
+	default:
+		return reg, err
+	}
 }
 
 // fieldWant names the JSON type a registration field takes.
@@ -237,7 +275,7 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
 	ch, err := s.opts.Store.Channel(id)
 	switch {
 	case errors.Is(err, tilecast.ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+		channelNotFound(w, id)
 	case err != nil:
 		s.internalError(w, r, err)
 	default:
@@ -250,7 +288,7 @@ func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
 	err := s.opts.Store.RemoveChannel(id)
 	switch {
 	case errors.Is(err, tilecast.ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+		channelNotFound(w, id)
 	case err != nil:
 		s.internalError(w, r, err)
 	default:
@@ -281,7 +319,7 @@ func (s *Server) outcomes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if chErr != nil && len(out) == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("channel %.64q not found", id))
+		channelNotFound(w, id)
 		return
 	}
 	if out == nil {

@@ -5,11 +5,12 @@ package web
 // last outcome, the outbox, and each feed's current tile and toast drawn by
 // tileview the way the emulator's phone view draws them.
 //
-// A browser logs in with an API key (POST /login) and gets a session
+// A browser logs in with an admin API key (POST /login) and gets a session
 // cookie: an HMAC-signed token under a secret made at start, so a restart
 // logs everyone out and no session is ever stored. The token names the key
 // only by a keyed tag, so removing a key from the keys file (and SIGHUP)
 // ends its sessions. Scripts may send the key as a bearer header instead.
+// App keys are refused (403): the page lists every channel.
 
 import (
 	"bytes"
@@ -140,7 +141,7 @@ type session struct {
 }
 
 // verify checks a token's signature, expiry, revocation and that its key
-// is still in the keys file.
+// is still an admin key of the keys file.
 func (d *dashboard) verify(token string, now time.Time) (session, bool) {
 	if len(token) != base64.RawURLEncoding.EncodedLen(tokenLen) {
 		return session{}, false
@@ -163,7 +164,11 @@ func (d *dashboard) verify(token string, now time.Time) (session, bool) {
 	found := 0
 	d.s.keysMu.RLock()
 	for _, k := range d.s.keys {
-		found |= subtle.ConstantTimeCompare(tag, d.keyTag(k))
+		// Only admin keys log in, and a key turned into an app key (and
+		// SIGHUP) ends its sessions.
+		if k.role == RoleAdmin {
+			found |= subtle.ConstantTimeCompare(tag, d.keyTag(k.sum))
+		}
 	}
 	d.s.keysMu.RUnlock()
 	if found == 0 {
@@ -197,10 +202,13 @@ func (d *dashboard) revoke(s session, now time.Time) {
 	d.revoked[s.nonce] = s.expires
 }
 
-func setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+// setSessionCookie sets (or, with maxAge < 0, clears) the session cookie.
+// It is Secure when the listener speaks TLS, and when the request came over
+// TLS some other way (a test server, a wrapped listener).
+func (d *dashboard) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: d.s.TLSEnabled() || r.TLS != nil, SameSite: http.SameSiteStrictMode,
 	})
 }
 
@@ -271,7 +279,7 @@ func (d *dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
 		d.message(w, r, status, "Log in to tilecast", "Malformed login form.", true)
 		return
 	}
-	digest, ok := d.s.match(strings.TrimSpace(r.PostForm.Get("key")))
+	key, ok := d.s.match(strings.TrimSpace(r.PostForm.Get("key")))
 	if !ok {
 		// The key is a secret: never logged, not even when wrong.
 		d.s.log.Warn("dashboard login refused", "remote", r.RemoteAddr)
@@ -281,7 +289,12 @@ func (d *dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
 		d.message(w, r, http.StatusUnauthorized, "Log in to tilecast", "Invalid API key.", true)
 		return
 	}
-	setSessionCookie(w, r, d.issue(digest, d.s.now()), int(SessionLifetime/time.Second))
+	if key.role != RoleAdmin {
+		d.s.log.Warn("dashboard login refused: not an admin key", "remote", r.RemoteAddr)
+		d.message(w, r, http.StatusForbidden, "Log in to tilecast", adminOnly, true)
+		return
+	}
+	d.setSessionCookie(w, r, d.issue(key.sum, d.s.now()), int(SessionLifetime/time.Second))
 	d.s.log.Info("dashboard login", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -308,11 +321,15 @@ func (d *dashboard) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if s, ok := d.cookieSession(r); ok {
 		d.revoke(s, d.s.now())
 	}
-	setSessionCookie(w, r, "", -1)
+	d.setSessionCookie(w, r, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// authorized lets a request with a valid session cookie or bearer key
+// adminOnly is the dashboard's refusal of an app key: the page lists every
+// channel, which only an admin key may read.
+const adminOnly = "The dashboard needs an admin key; this is an app key."
+
+// authorized lets a request with a valid session cookie or admin bearer key
 // through. Otherwise it answers: 401 for a bad bearer key (a script), a
 // redirect to the login form for a browser.
 func (d *dashboard) authorized(w http.ResponseWriter, r *http.Request) bool {
@@ -332,10 +349,14 @@ func (d *dashboard) authorized(w http.ResponseWriter, r *http.Request) bool {
 			d.message(w, r, http.StatusUnauthorized, "Log in to tilecast", "Invalid API key.", true)
 			return false
 		}
-		if wait, ok := d.s.allow(key); !ok {
+		if wait, ok := d.s.allow(key.sum); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(wait))
 			d.message(w, r, http.StatusTooManyRequests, "Slow down",
 				fmt.Sprintf("Rate limited: retry in %d s.", wait), false)
+			return false
+		}
+		if key.role != RoleAdmin {
+			d.message(w, r, http.StatusForbidden, "Refused", adminOnly, false)
 			return false
 		}
 		return true

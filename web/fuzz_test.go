@@ -1,11 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strconv"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,49 +84,48 @@ func FuzzRegister(f *testing.F) {
 	})
 }
 
-// FuzzSignedAuth sends arbitrary TC-HMAC-SHA256 parameters: never a panic,
-// never served (nobody can forge the MAC), always a JSON 401; and whatever
-// the parser accepts keeps the scheme's rules.
-func FuzzSignedAuth(f *testing.F) {
-	ts := strconv.FormatInt(t0.Unix(), 10)
-	sig := strings.Repeat("0f", 32)
-	for _, seed := range []string{
-		"ts=" + ts + ", nonce=nonce-0123456789, sig=" + sig,
-		"ts=" + ts + ",nonce=nonce-0123456789,sig=" + strings.ToUpper(sig),
-		"ts=" + ts + ", nonce=nonce-0123456789, sig=" + sig + ",",
-		"ts=" + ts + ", ts=" + ts + ", nonce=nonce-0123456789, sig=" + sig,
-		"ts=-1, nonce=nonce-0123456789, sig=" + sig,
-		"ts=9999999999999, nonce=nonce-0123456789, sig=" + sig,
-		`ts="` + ts + `", nonce="nonce-0123456789", sig="` + sig + `"`,
-		"nonce=" + strings.Repeat("a", 65),
-		"sig=" + sig[:63] + "g",
-		"=,=,=", ",", "", " ", "\t",
-	} {
-		f.Add(seed)
-	}
-	e := newEnv(f, noFailLimit)
-	f.Fuzz(func(t *testing.T, params string) {
-		if p, err := parseSignedAuth(params); err == nil {
-			if len(p.nonce) < minNonce || len(p.nonce) > maxNonce || strings.ContainsFunc(p.nonce, notURLSafe) {
-				t.Fatalf("accepted nonce %q", p.nonce)
-			}
-			if n, err := strconv.ParseInt(p.tsRaw, 10, 64); err != nil || n != p.ts || p.ts < 0 || len(p.tsRaw) > maxTSLen {
-				t.Fatalf("accepted ts %q as %d", p.tsRaw, p.ts)
-			}
-		}
-		req := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
-		req.Header["Authorization"] = []string{"TC-HMAC-SHA256 " + params}
-		rec := httptest.NewRecorder()
-		e.handler.ServeHTTP(rec, req)
-		if rec.Code != http.StatusUnauthorized {
-			t.Fatalf("status %d for %q: %s", rec.Code, params, rec.Body)
-		}
-		errorOf(t, rec)
-	})
-}
-
 // isCanonical reports whether u is stored in the form channeluri gives it.
 func isCanonical(u string) bool {
 	c, err := channeluri.Canonical(u)
 	return err == nil && c == u
+}
+
+// FuzzParseRegistration feeds arbitrary bodies to the request decoder:
+// never a panic; what it accepts is one JSON object whose every key is
+// exactly a registration field, and decodes to what encoding/json makes
+// of it; what it refuses itself names a key of at most 64 characters.
+func FuzzParseRegistration(f *testing.F) {
+	for _, seed := range []string{
+		regJSON(goodURI, `,"user":"ann","feeds":["inbox","news"],"device":"d1"`),
+		`{"URI":"x"}`, `{"uri":"a","uri":"b"}`, `{"u\u017fer":"x"}`, `{"\u0075ri":"x"}`,
+		`{"uri":"a","feeds":[{"a":1,"a":2}]}`, `{"uri":"a","feeds":[[],{}]}`,
+		`{"uri":"a"} {"uri":"b"}`, `{"uri":1e999}`, `[]`, `null`, `{`, `}`, ``, `{"a":{"b":{"b":1}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		reg, err := parseRegistration(data)
+		if aerr, ok := err.(*apiError); ok {
+			if aerr.status != http.StatusBadRequest || len(aerr.msg) > 300 {
+				t.Fatalf("refusal %d %q", aerr.status, aerr.msg)
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(data, &top); err != nil && string(bytes.TrimSpace(data)) != "null" {
+			t.Fatalf("accepted %q, which is not one object: %v", data, err)
+		}
+		for k := range top {
+			if !slices.Contains(registrationFields(), k) {
+				t.Fatalf("accepted key %q in %q", k, data)
+			}
+		}
+		var want registration
+		if err := json.Unmarshal(data, &want); err != nil || !reflect.DeepEqual(reg, want) {
+			t.Fatalf("decoded %+v, encoding/json %+v (%v)", reg, want, err)
+		}
+	})
 }

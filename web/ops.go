@@ -10,8 +10,7 @@ import (
 )
 
 // Operator routes: what `tilecast backup`, `status` and `outcomes` call
-// while the daemon holds the state file. They sit behind the same API keys
-// as the registration API.
+// while the daemon holds the state file. They need an admin key (Routes).
 
 // DeadLetter is a notification given up on with its last outcome. Its
 // fields match store.DeadLetter, so the daemon converts with DeadLetter(d).
@@ -25,13 +24,6 @@ const (
 	DefaultDeadLetters = 20
 	MaxDeadLetters     = 1000
 )
-
-// opsRoutes registers the operator routes with api (authenticated).
-func (s *Server) opsRoutes(api func(pattern string, h http.HandlerFunc)) {
-	api("GET /v1/backup", s.backup)
-	api("GET /v1/outcomes", s.allOutcomes)
-	api("GET /v1/deadletters", s.deadLetters)
-}
 
 // backup streams a consistent snapshot of the state file. The size is not
 // known before the read transaction starts, so the body is chunked; a

@@ -10,7 +10,7 @@ import (
 )
 
 // Throttling by source address: /v1 requests that carry no credentials or
-// wrong ones (bad key, bad signature, stale ts, replay, malformed header)
+// wrong ones (bad key, another scheme, malformed header)
 // take a token from their source address's bucket; with the bucket empty
 // such a request is answered 429 with Retry-After instead of 401, so a
 // client guessing keys is slowed to the bucket's rate.

@@ -1,24 +1,27 @@
 // Package web serves tilecast's HTTP side: the registration API under /v1
-// (channels, status, delivery ledger; bearer-key or HMAC-signed requests,
-// a per-key rate limit and a per-address limit on failed authentication),
-// the unauthenticated /healthz and /metrics, and the Prometheus
-// metrics the daemon feeds.
+// (channels, status, delivery ledger; bearer keys with a role each, app or
+// admin, checked on every route of one table (Routes); a per-key rate limit
+// and a per-address limit on failed authentication), the dashboard, the
+// unauthenticated /healthz, /metrics (open unless Options.MetricsRole) and
+// the Prometheus metrics the daemon feeds.
 //
 // web never imports the store: it declares the few store methods it calls
 // (Store) and cmd/tilecast passes the concrete *store.DB. Configuration that
 // changes on SIGHUP (feeds, allowed hosts) is read through functions on every
-// request, so a reload needs no call into web except ReloadKeys for the API
-// keys file.
+// request, so a reload needs no call into web except Reload, which re-reads
+// the files web was given (API keys, user token key, TLS certificate).
 package web
 
 import (
 	"cmp"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,9 +78,24 @@ type Options struct {
 	NextRun func(feed string) time.Time
 	// AllowedHosts returns push.allowed_hosts; nil allows no host.
 	AllowedHosts func() []string
-	// APIKeysFile holds one key per line. "" disables the /v1 API (503);
-	// a path that cannot be read is an error from New.
+	// APIKeysFile holds one key per line, "admin KEY" or "app KEY" (see
+	// ReadKeyFile). "" disables the /v1 API (503); a path that cannot be
+	// read is an error from New.
 	APIKeysFile string
+	// MetricsRole is the role of the key GET /metrics needs; 0 leaves it
+	// open, as /healthz always is.
+	MetricsRole Role
+	// UserTokenKeyFile (an HS256 secret) or UserTokenPublicKeyFile (a PEM
+	// RS256 or ES256 public key), at most one, turn on user tokens: an
+	// app-key registration that names a user must carry an X-User-Token
+	// JWT whose sub is that user (see LoadUserTokenKey). Both "": off.
+	UserTokenKeyFile       string
+	UserTokenPublicKeyFile string
+	// TLSCertFile and TLSKeyFile, both or neither, are the listener's PEM
+	// certificate (chain) and key: HTTPServer then serves TLS, and Reload
+	// re-reads them (see TLSConfig).
+	TLSCertFile string
+	TLSKeyFile  string
 	// Subscribe, when set, is called once for each newly created channel
 	// (tile_on_subscribe). Its error is logged; the channel stays registered.
 	Subscribe func(tilecast.Channel) error
@@ -110,10 +128,6 @@ type Options struct {
 	// MaxTrackedAddrs bounds the source addresses tracked for failed
 	// authentication; ≤ 0 means DefaultMaxTrackedAddrs.
 	MaxTrackedAddrs int
-	// ReplayCacheSize bounds the signatures of signed requests remembered
-	// against replay; ≤ 0 means DefaultReplayCacheSize. Full, it refuses
-	// signed requests with 503 (hmac.go).
-	ReplayCacheSize int
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout
 	// override the timeouts of HTTPServer; ≤ 0 means the package constant
 	// of the same name. Tests shorten them.
@@ -121,7 +135,7 @@ type Options struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
-	Now               func() time.Time // nil: time.Now; also the clock of signatures and rate limits
+	Now               func() time.Time // nil: time.Now; also the clock of sessions and rate limits
 }
 
 // Server is the HTTP handler set. It is safe for concurrent use.
@@ -134,13 +148,19 @@ type Server struct {
 	handler http.Handler
 
 	keysMu sync.RWMutex
-	keys   [][32]byte // SHA-256 of each API key
+	keys   []apiKey // SHA-256 and role of each API key
 
 	limitMu  sync.Mutex
 	limiters map[[32]byte]*rate.Limiter // per API key digest
 
 	failures *addrLimiter // failed authentication per source address
-	replay   *replayCache // signatures of signed requests within the window
+
+	// userKey verifies user tokens; nil when they are off. Swapped whole
+	// on Reload.
+	userKey atomic.Pointer[UserTokenKey]
+	// cert is the listener's certificate, swapped whole on Reload; nil
+	// without TLS.
+	cert atomic.Pointer[tls.Certificate]
 }
 
 // New checks opts, reads the API keys file and registers the metrics.
@@ -150,6 +170,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Counts == nil {
 		return nil, errors.New("web: no counts function")
+	}
+	if opts.MetricsRole != 0 && !opts.MetricsRole.valid() {
+		return nil, fmt.Errorf("web: metrics role %v is not a role", opts.MetricsRole)
 	}
 	s := &Server{
 		opts:     opts,
@@ -178,7 +201,6 @@ func New(opts Options) (*Server, error) {
 	}{
 		{&o.AuthFailBurst, DefaultAuthFailBurst},
 		{&o.MaxTrackedAddrs, DefaultMaxTrackedAddrs},
-		{&o.ReplayCacheSize, DefaultReplayCacheSize},
 	} {
 		if *f.v <= 0 {
 			*f.v = f.d
@@ -198,11 +220,19 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.failures = newAddrLimiter(o.AuthFailRatePerSecond, o.AuthFailBurst, o.MaxTrackedAddrs)
-	s.replay = newReplayCache(o.ReplayCacheSize)
 	if opts.APIKeysFile != "" {
 		if err := s.ReloadKeys(); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.reloadUserTokenKey(); err != nil {
+		return nil, err
+	}
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errors.New("web: set both TLS certificate and key files, or neither")
+	}
+	if err := s.reloadTLS(); err != nil {
+		return nil, err
 	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
@@ -229,8 +259,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // HTTPServer returns a server for addr with the timeouts and header limit
 // that keep slow or oversized clients from tying it up (reliability.md §4).
+// With TLS configured its TLSConfig is set: serve it with ServeTLS(ln, "", "").
 func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
+		TLSConfig:         s.TLSConfig(),
 		Addr:              addr,
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
@@ -244,23 +276,25 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.authed(h)) }
-	api("POST /v1/channels", s.register)
-	api("GET /v1/channels", s.listChannels)
-	api("GET /v1/channels/{id}", s.getChannel)
-	api("DELETE /v1/channels/{id}", s.deleteChannel)
-	api("GET /v1/channels/{id}/outcomes", s.outcomes)
-	api("GET /v1/status", s.status)
-	s.opsRoutes(api)
+	for _, rt := range s.Routes() {
+		s.handle(mux, rt)
+	}
 	s.dashboardRoutes(mux) // GET /, /login, POST /login, /logout
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+	if s.opts.MetricsRole == 0 {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
+	return s.common(mux)
+}
+
+// metricsHandler serves the registry in Prometheus text format.
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// A store error at scrape time leaves the gauges out but keeps
 		// the counters, rather than failing the whole scrape.
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	return s.common(mux)
+	})
 }
 
 // common sets the headers every answer carries, turns the mux's plain-text

@@ -389,13 +389,12 @@ func TestAuthFailuresThrottledPerAddress(t *testing.T) {
 		return serve(e, req)
 	}
 	const guesser = "198.51.100.7:40000"
-	badSig := signHeader("k9-guess-000000000000000000000000", "GET", "/v1/status", t0.Unix(), "guess-nonce-00001", "")
-	for i, auth := range []string{"Bearer guess1", "", badSig} {
+	for i, auth := range []string{"Bearer guess1", "", "Basic Z3Vlc3M6Z3Vlc3M="} {
 		if rec := from(guesser, auth); rec.Code != 401 {
 			t.Fatalf("failure %d within the burst: %d", i+1, rec.Code)
 		}
 	}
-	for _, auth := range []string{"Bearer guess4", "", badSig, "TC-HMAC-SHA256 junk"} {
+	for _, auth := range []string{"Bearer guess4", "", "Basic Z3Vlc3M6Z3Vlc3M=", "TC-HMAC-SHA256 junk"} {
 		rec := from(guesser, auth)
 		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" {
 			t.Fatalf("%q after the burst: %d, Retry-After %q; want 429 and 1", auth, rec.Code, rec.Header().Get("Retry-After"))
@@ -417,8 +416,7 @@ func TestAuthFailuresThrottledPerAddress(t *testing.T) {
 	}
 	// A valid key from the throttled address is served, by its own bucket,
 	// and takes nothing from the address's.
-	signed := signHeader(keyTwo, "GET", "/v1/status", t0.Unix(), "valid-nonce-000001", "")
-	for _, auth := range []string{"Bearer " + keyOne, signed} {
+	for _, auth := range []string{"Bearer " + keyOne, "Bearer " + keyTwo} {
 		if rec := from(guesser, auth); rec.Code != 200 {
 			t.Errorf("valid credentials from the throttled address: %d %s", rec.Code, rec.Body)
 		}

@@ -1,9 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +22,7 @@ import (
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/store"
+	"github.com/tilecast/tilecast/web"
 )
 
 // lockWait is how long the operator commands wait for the state file's lock
@@ -78,14 +81,15 @@ func connect(cfg *config.Config, e env, readOnly bool) (ops, error) {
 
 // apiClient calls the running daemon's /v1 API.
 type apiClient struct {
-	base  string // http://host:port
+	base  string // http://host:port or https://host:port
 	key   string
 	state string // the state file, for error messages
 	hc    *http.Client
 }
 
-// newAPIClient reaches the daemon at http.listen with the first key of
-// http.api_keys_file. Its errors say why the API is the only way left.
+// newAPIClient reaches the daemon at http.listen with the first admin key
+// of http.api_keys_file, over https when the listener has http.tls_cert.
+// Its errors say why the API is the only way left.
 func newAPIClient(cfg *config.Config) (*apiClient, error) {
 	locked := fmt.Sprintf("state file %s is in use by the running tilecast", cfg.State)
 	if cfg.HTTP.Listen == "" {
@@ -94,7 +98,7 @@ func newAPIClient(cfg *config.Config) (*apiClient, error) {
 	if cfg.HTTP.APIKeysFile == "" {
 		return nil, fmt.Errorf("%s and its API is disabled (http.api_keys_file = \"\"): stop the daemon, or configure an API key", locked)
 	}
-	key, err := firstKey(cfg.HTTP.APIKeysFile)
+	key, err := adminKey(cfg.HTTP.APIKeysFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s; to use its API: %w", locked, err)
 	}
@@ -102,42 +106,70 @@ func newAPIClient(cfg *config.Config) (*apiClient, error) {
 	if err != nil {
 		return nil, usagef("http.listen %q: %v", cfg.HTTP.Listen, err)
 	}
-	// A wildcard listen address is reached on loopback.
+	// A wildcard listen address is reached on loopback; its certificate
+	// is expected to name localhost unless http.tls_server_name says.
+	name := host
 	switch host {
 	case "", "0.0.0.0":
-		host = "127.0.0.1"
+		host, name = "127.0.0.1", "localhost"
 	case "::":
-		host = "::1"
+		host, name = "::1", "localhost"
 	}
 	// No proxy: the daemon is local, and a proxy from the environment
 	// would see the API key.
 	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+	scheme := "http"
+	if cfg.HTTP.TLSCert != "" {
+		scheme = "https"
+		tc, err := clientTLS(cfg.HTTP.TLSCAFile, cmp.Or(cfg.HTTP.TLSServerName, name))
+		if err != nil {
+			return nil, fmt.Errorf("%s; to use its API: %w", locked, err)
+		}
+		tr.TLSClientConfig = tc
+		tr.ForceAttemptHTTP2 = true
+	}
 	return &apiClient{
-		base:  "http://" + net.JoinHostPort(host, port),
+		base:  scheme + "://" + net.JoinHostPort(host, port),
 		key:   key,
 		state: cfg.State,
 		hc:    &http.Client{Transport: tr},
 	}, nil
 }
 
-// firstKey returns the first key of an API keys file (blank lines and #
-// comments skipped, as the daemon reads it).
-func firstKey(path string) (string, error) {
-	f, err := os.Open(path)
+// clientTLS verifies the daemon's certificate against the system roots
+// plus caFile (a CA, or the self-signed certificate itself), for name.
+func clientTLS(caFile, name string) (*tls.Config, error) {
+	roots, err := x509.SystemCertPool()
 	if err != nil {
-		return "", fmt.Errorf("read api keys file: %w", err)
+		roots = x509.NewCertPool() // no system roots here: caFile only
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line != "" && !strings.HasPrefix(line, "#") {
-			return line, nil
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("http.tls_ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("http.tls_ca_file %s: no PEM certificate in it", caFile)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("read api keys file %s: %w", path, err)
+	return &tls.Config{RootCAs: roots, ServerName: name, MinVersion: tls.VersionTLS12}, nil
+}
+
+// adminKey returns the first admin key (or bare key, which is one) of an
+// API keys file: the operator commands read every channel, which an app
+// key may not. Its errors never quote a key.
+func adminKey(path string) (string, error) {
+	keys, err := web.ReadKeyFile(path)
+	if err != nil {
+		return "", err
+	}
+	for _, k := range keys {
+		if k.Role == web.RoleAdmin {
+			return k.Key, nil
+		}
+	}
+	if len(keys) > 0 {
+		return "", fmt.Errorf("api keys file %s has only app keys: channels, status, outcomes and backup need an admin key (add a line \"admin KEY\")", path)
 	}
 	return "", fmt.Errorf("api keys file %s has no key", path)
 }
@@ -168,6 +200,10 @@ func (c *apiClient) send(ctx context.Context, method, path string, body any, wan
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+			return nil, fmt.Errorf("state file %s is in use by the running tilecast, and its API's certificate cannot be verified "+
+				"(set http.tls_ca_file to its CA or to the self-signed certificate, and http.tls_server_name to the name it carries): %w", c.state, err)
+		}
 		return nil, fmt.Errorf("state file %s is in use by the running tilecast, and its API failed: %w", c.state, err)
 	}
 	if slices.Contains(want, resp.StatusCode) {
@@ -188,7 +224,9 @@ func (c *apiClient) send(ctx context.Context, method, path string, body any, wan
 	case http.StatusNotFound:
 		return nil, fmt.Errorf("%s: %w", msg, tilecast.ErrNotFound)
 	case http.StatusUnauthorized:
-		return nil, fmt.Errorf("api %s refused the first key of http.api_keys_file: %s", c.base, msg)
+		return nil, fmt.Errorf("api %s refused the first admin key of http.api_keys_file: %s", c.base, msg)
+	case http.StatusForbidden:
+		return nil, fmt.Errorf("api %s %s: %s (the first admin key of http.api_keys_file is used)", method, path, msg)
 	}
 	return nil, fmt.Errorf("api %s %s: %s: %s", method, path, resp.Status, msg)
 }

@@ -38,7 +38,8 @@ func cmdChannels(ctx context.Context, e env) error {
 
 // daemonNote ends the usage of the commands that reach a running daemon.
 const daemonNote = "\n\nWhile the daemon runs (it holds the state file) this goes through its API:\n" +
-	"http.listen with the first key of http.api_keys_file.\n"
+	"http.listen (https when http.tls_cert is set) with the first admin key of\n" +
+	"http.api_keys_file.\n"
 
 func cmdChannelsAdd(ctx context.Context, e env) error {
 	fs := newFlags(e, "channels add", "channels add --config FILE --uri URI [--user U] [--feed NAME]... [--device ID]"+daemonNote)

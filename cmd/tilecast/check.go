@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast/schedule"
+	"github.com/tilecast/tilecast/web"
 )
 
 func cmdCheck(ctx context.Context, e env) error {
@@ -18,7 +19,11 @@ func cmdCheck(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
+	if _, err := web.LoadUserTokenKey(cfg.HTTP.UserTokenKeyFile, cfg.HTTP.UserTokenPublicKeyFile); err != nil {
+		return usageError{err}
+	}
 	fmt.Fprintf(e.stdout, "%s: ok, %d feeds, state %s\n", *cfgPath, len(cfg.Feeds), cfg.State)
+	checkKeysFile(e, cfg.HTTP.APIKeysFile)
 	now := time.Now().UTC()
 	for _, f := range cfg.Feeds {
 		kind := "global"
@@ -42,4 +47,35 @@ func cmdCheck(ctx context.Context, e env) error {
 		}
 	}
 	return nil
+}
+
+// checkKeysFile warns, on stderr, about what in the API keys file an
+// operator should fix: bare key lines (admin keys by default, but say so),
+// short keys, a file that does not load. The daemon may run as another
+// user than check, so an unreadable file is a warning, not a failure.
+// Warnings name the file and line, never a key.
+func checkKeysFile(e env, path string) {
+	if path == "" {
+		return
+	}
+	keys, err := web.ReadKeyFile(path)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "warning: %v\n", err)
+		return
+	}
+	admins := 0
+	for _, k := range keys {
+		if k.Bare {
+			fmt.Fprintf(e.stderr, "warning: %s:%d: a key without a role is an admin key: write \"admin KEY\", or \"app KEY\" for a key shipped in apps\n", path, k.Line)
+		}
+		if k.Short() {
+			fmt.Fprintf(e.stderr, "warning: %s:%d: short key: use at least 128 random bits (e.g. openssl rand -base64 24)\n", path, k.Line)
+		}
+		if k.Role == web.RoleAdmin {
+			admins++
+		}
+	}
+	if len(keys) > 0 && admins == 0 {
+		fmt.Fprintf(e.stderr, "warning: %s has no admin key: status, channels, outcomes and backup cannot use the daemon's API\n", path)
+	}
 }

@@ -85,15 +85,20 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	if cfg.HTTP.Listen != "" {
 		var err error
 		api, err = web.New(web.Options{
-			Store:        liveStates{db, bot},
-			Counts:       db.Counts,
-			Feeds:        func() []tilecast.Feed { return current().Feeds },
-			AllowedHosts: func() []string { return current().Push.AllowedHosts },
-			APIKeysFile:  cfg.HTTP.APIKeysFile,
-			Subscribe:    bot.Subscribe,
-			Health:       health,
-			NextRun:      sched.Next,
-			Backup:       db.Backup,
+			Store:                  liveStates{db, bot},
+			Counts:                 db.Counts,
+			Feeds:                  func() []tilecast.Feed { return current().Feeds },
+			AllowedHosts:           func() []string { return current().Push.AllowedHosts },
+			APIKeysFile:            cfg.HTTP.APIKeysFile,
+			MetricsRole:            metricsRole(cfg.HTTP.MetricsAuth),
+			UserTokenKeyFile:       cfg.HTTP.UserTokenKeyFile,
+			UserTokenPublicKeyFile: cfg.HTTP.UserTokenPublicKeyFile,
+			TLSCertFile:            cfg.HTTP.TLSCert,
+			TLSKeyFile:             cfg.HTTP.TLSKey,
+			Subscribe:              bot.Subscribe,
+			Health:                 health,
+			NextRun:                sched.Next,
+			Backup:                 db.Backup,
 			DeadLetters: func(n int) ([]web.DeadLetter, error) {
 				ds, err := db.DeadLetters(n)
 				out := make([]web.DeadLetter, len(ds))
@@ -114,7 +119,12 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 		}
 		httpSrv = api.HTTPServer(cfg.HTTP.Listen)
 		go func() {
-			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := httpSrv.Serve
+			if httpSrv.TLSConfig != nil {
+				// The certificate comes from TLSConfig.GetCertificate.
+				serve = func(ln net.Listener) error { return httpSrv.ServeTLS(ln, "", "") }
+			}
+			if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server stopped", "error", err.Error())
 			}
 		}()
@@ -167,8 +177,12 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 			cur.cfg = next
 			cur.Unlock()
 			if api != nil {
-				if err := api.ReloadKeys(); err != nil {
-					log.Error("api keys reload failed; the old keys stay", "error", err.Error())
+				// The files are re-read; a changed path needs a restart.
+				for _, k := range changedHTTPFiles(cfg, next) {
+					log.Warn("needs restart", "key", k)
+				}
+				if err := api.Reload(); err != nil {
+					log.Error("http reload failed; what failed stays as it was", "error", err.Error())
 				}
 			}
 			log.Info("config reloaded", "feeds", len(next.Feeds))
@@ -189,6 +203,39 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 			return deliverErr
 		}
 	}
+}
+
+// metricsRole maps http.metrics_auth to the role GET /metrics needs.
+func metricsRole(auth string) web.Role {
+	if auth == config.MetricsAuthAdmin {
+		return web.RoleAdmin
+	}
+	return 0
+}
+
+// changedHTTPFiles names the [http] access settings whose value differs
+// between the config the server was built with and a reloaded one: the
+// server re-reads its files on SIGHUP, but takes their paths (and the
+// metrics role) only at start.
+func changedHTTPFiles(started, next *config.Config) []string {
+	a, b := started.HTTP, next.HTTP
+	var out []string
+	for _, f := range []struct {
+		key  string
+		a, b string
+	}{
+		{"http.api_keys_file", a.APIKeysFile, b.APIKeysFile},
+		{"http.metrics_auth", a.MetricsAuth, b.MetricsAuth},
+		{"http.user_token_key_file", a.UserTokenKeyFile, b.UserTokenKeyFile},
+		{"http.user_token_public_key_file", a.UserTokenPublicKeyFile, b.UserTokenPublicKeyFile},
+		{"http.tls_cert", a.TLSCert, b.TLSCert},
+		{"http.tls_key", a.TLSKey, b.TLSKey},
+	} {
+		if f.a != f.b {
+			out = append(out, f.key)
+		}
+	}
+	return out
 }
 
 // heartbeat is the part of the scheduler health reads.

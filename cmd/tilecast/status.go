@@ -72,7 +72,7 @@ func cmdStatus(ctx context.Context, e env) error {
 	fs := newFlags(e, "status", "status --config FILE [--json]\n\n"+
 		"Feeds, channels, outbox and the newest dead letters. While the daemon runs\n"+
 		"(it holds the state file) they are read through its API (http.listen, first\n"+
-		"key of http.api_keys_file).\n")
+		"admin key of http.api_keys_file).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, e, e.args); err != nil {
