@@ -68,7 +68,7 @@ const dashboardCSP = "default-src 'none'; img-src 'self' data:; style-src 'unsaf
 
 // onErrorHash is the CSP hash of tileview's onerror attribute value
 // "this.hidden=true" (TestDashboardCSPHash recomputes it).
-const onErrorHash = "sha256-Kkh0ufQbkIVTWPYjIGk2bAJsmDwjmUuIAt2LyPfNr3g="
+const onErrorHash = tileview.OnErrorHash
 
 // Session token layout: version, expiry (Unix seconds), random nonce, key
 // tag, then the HMAC-SHA256 of all of that.
