@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"sort"
 	"sync"
 	"time"
@@ -255,6 +254,14 @@ func (b *Bot) release(k FeedKey) {
 func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error {
 	k := FeedKey{Feed: f.Name, User: user}
 	lg := b.log()
+	target, err := f.URLFor(user)
+	if err != nil {
+		// A user name that cannot stand where this feed's URL puts it (not
+		// a DNS label for a host-label feed, a name registered before the
+		// rules): that user's fetch is skipped, the other users' go on.
+		lg.Warn("fetch skipped: user refused for this feed", "feed", f.Name, "user", user, "error", err.Error())
+		return nil
+	}
 	if !b.claim(k) {
 		lg.Warn("fetch skipped: previous run still going", "feed", f.Name, "user", user)
 		return nil
@@ -277,7 +284,7 @@ func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error 
 		lg.Debug("fetch deferred", "feed", f.Name, "user", user, "until", st.NextFetch)
 		return nil
 	}
-	res, ferr := b.Fetcher.Fetch(ctx, f.URLFor(url.PathEscape(user)), st.Validators)
+	res, ferr := b.Fetcher.Fetch(ctx, target, st.Validators)
 	took := b.now().Sub(start)
 	b.failpoint(FailAfterFetch)
 	if ferr != nil {

@@ -63,12 +63,7 @@ const (
 )
 
 // PerUser reports whether the feed is fetched once per subscribed user.
-func (f *Feed) PerUser() bool { return strings.Contains(f.URL, "{user}") }
-
-// URLFor returns the feed URL for a user ({user} replaced, path-escaped by the caller's choice).
-func (f *Feed) URLFor(escapedUser string) string {
-	return strings.ReplaceAll(f.URL, "{user}", escapedUser)
-}
+func (f *Feed) PerUser() bool { return strings.Contains(f.URL, UserPlaceholder) }
 
 // ToastSpec holds the text/template sources of a feed's toast.
 type ToastSpec struct {

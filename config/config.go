@@ -472,11 +472,18 @@ func isFieldPath(s string) bool {
 	return !strings.ContainsAny(rest, " :\t")
 }
 
-// feedURL checks a feed URL: absolute http(s), {user} the only placeholder.
+// feedURL checks a feed URL: absolute http(s), {user} the only placeholder,
+// and only where it can be escaped (tilecast.CheckFeedURL).
 func (c *checker) feedURL(key, s string) {
 	probe := strings.ReplaceAll(s, "{user}", "user")
 	if strings.ContainsAny(probe, "{}") {
 		c.errorf(key, "bad url %q: {user} is the only placeholder", s)
+		return
+	}
+	// Where {user} stands first: in the scheme or port it would also
+	// make the probe below fail, with a vaguer message.
+	if err := tilecast.CheckFeedURL(s); err != nil {
+		c.errorf(key, "bad url %q: %v", s, err)
 		return
 	}
 	u, err := url.Parse(probe)

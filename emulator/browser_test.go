@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -52,6 +53,29 @@ func TestPhoneViewInBrowser(t *testing.T) {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)
 		}
+	}
+	// Under the page's Content-Security-Policy the pushed tile's remote
+	// image loads, and tileview's inline onerror handler (allowed by its
+	// hash) hides the one that does not exist.
+	imgTag := regexp.MustCompile(`<img [^>]*>`)
+	var front, missing int
+	for _, tag := range imgTag.FindAllString(dom, -1) {
+		hidden := regexp.MustCompile(` hidden[ =>]`).MatchString(tag)
+		switch {
+		case strings.Contains(tag, imgs.URL+"/front.png"):
+			front++
+			if hidden {
+				t.Errorf("the tile's image did not load: %s", tag)
+			}
+		case strings.Contains(tag, "/Images/missing.png"):
+			missing++
+			if !hidden {
+				t.Errorf("the failed image is not hidden (onerror blocked?): %s", tag)
+			}
+		}
+	}
+	if front == 0 || missing == 0 {
+		t.Errorf("found %d front and %d missing images in the DOM", front, missing)
 	}
 	if strings.Contains(dom, "Loading phones") {
 		t.Error("page still shows the loading placeholder: phone.js did not render")

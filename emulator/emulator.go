@@ -65,6 +65,12 @@ type Options struct {
 	// build channel URIs. It may be set later with SetBaseURL; when empty the
 	// HTTP API derives it from the request's Host.
 	BaseURL string
+	// Hosts are further host names (no port) the emulator answers to,
+	// e.g. a container's service name. Host headers that are IP literals,
+	// localhost or *.localhost, or the BaseURL's host are always accepted;
+	// any other is refused, so a web page on a name the attacker rebinds to
+	// the emulator's address cannot drive or read it (see Handler).
+	Hosts []string
 }
 
 // Params tune a behaviour. Zero fields take the defaults.
@@ -177,9 +183,10 @@ type channel struct {
 // Emulator is an MPNS service with emulated phones. It is safe for
 // concurrent use.
 type Emulator struct {
-	now  func() time.Time
-	log  *slog.Logger
-	done chan struct{}
+	now   func() time.Time
+	log   *slog.Logger
+	done  chan struct{}
+	hosts map[string]bool // Options.Hosts, lower-cased
 
 	mu       sync.Mutex
 	rnd      *mrand.Rand
@@ -203,6 +210,10 @@ func New(opts Options) *Emulator {
 		channels: make(map[string]*channel),
 		subs:     make(map[chan struct{}]struct{}),
 		done:     make(chan struct{}),
+		hosts:    make(map[string]bool),
+	}
+	for _, h := range opts.Hosts {
+		e.hosts[strings.ToLower(strings.TrimSuffix(h, "."))] = true
 	}
 	if e.now == nil {
 		e.now = time.Now

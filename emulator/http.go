@@ -9,8 +9,12 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tilecast/tilecast/tileview"
@@ -19,8 +23,30 @@ import (
 //go:embed assets
 var assets embed.FS
 
+// pageCSP is the Content-Security-Policy of every answer. The phone view
+// loads its own script, style sheets and state; tile images are whatever
+// the pushed tile names (as on a phone), so any http(s) image is allowed;
+// the only inline script is tileview's onerror handler, allowed by hash;
+// style attributes carry iconic tiles' colours. No other site may frame it.
+const pageCSP = "default-src 'self'; img-src http: https: data:; style-src 'self' 'unsafe-inline'; " +
+	"script-src 'self' 'unsafe-hashes' '" + tileview.OnErrorHash + "'; connect-src 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
 // Handler returns the emulator's HTTP handler: the MPNS push endpoints, the
 // JSON channel API and the phone view.
+//
+// The emulator listens on a developer's machine, where any web page the
+// developer visits can send it requests. So every request must name the
+// emulator in its Host header — an IP literal, localhost or *.localhost,
+// the BaseURL's host or one of Options.Hosts — which defeats DNS
+// rebinding (the attacker's page would send its own name); and a request
+// that changes state (any method but GET, HEAD and OPTIONS) is refused
+// when the browser marks it cross-origin (Sec-Fetch-Site, or an Origin
+// that is not the emulator's own), by http.CrossOriginProtection. Tools
+// such as curl and the daemon's pushes send neither header and pass;
+// a page cannot forge them. Both refusals are 403 with a JSON error. Every
+// answer carries the dashboard's framing and content-type headers
+// (X-Frame-Options, CSP frame-ancestors, nosniff, Referrer-Policy).
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	// Any method: MPNS answers a non-POST with 405, not the mux.
@@ -42,11 +68,60 @@ func (e *Emulator) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		_, _ = io.WriteString(w, tileview.CSS())
 	})
-	return mux
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		apiError(w, http.StatusForbidden, errors.New("cross-origin request refused: state changes must come from the emulator's own page or a tool that sends no Origin"))
+	}))
+	return e.guard(cop.Handler(mux))
+}
+
+// guard sets the headers every answer carries and refuses a Host that
+// does not name the emulator.
+func (e *Emulator) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", pageCSP)
+		if !e.hostAllowed(r.Host) {
+			e.log.Warn("request for another host refused", "host", r.Host, "method", r.Method, "path", r.URL.Path)
+			apiError(w, http.StatusForbidden, fmt.Errorf("host %q is not this emulator's: use an IP address, localhost, or start it with that host allowed", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hostAllowed reports whether a Host header names the emulator: an IP
+// literal (a rebinding page cannot make the browser send one for its own
+// origin), localhost or a name under it (browsers resolve those to
+// loopback themselves), the BaseURL's host, or one of Options.Hosts.
+func (e *Emulator) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "."))
+	if host == "" {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || e.hosts[host] {
+		return true
+	}
+	e.mu.Lock()
+	base := e.baseURL
+	e.mu.Unlock()
+	u, err := url.Parse(base)
+	return err == nil && base != "" && strings.ToLower(strings.TrimSuffix(u.Hostname(), ".")) == host
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

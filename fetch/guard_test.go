@@ -1,10 +1,7 @@
 package fetch
 
 import (
-	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -91,77 +88,26 @@ func TestFetchRefusesRedirectToPrivate(t *testing.T) {
 	}
 }
 
-// rebindingResolver is a Go resolver whose DNS "server" (spoken to over an
-// in-memory pipe, nothing leaves the process) answers A queries for name
-// with first, the first time, and with then ever after — a DNS rebinding
-// attack. Other names get NXDOMAIN, AAAA queries an empty answer.
+// rebindingResolver is a resolver (netguardtest.Resolver: nothing leaves
+// the process) that answers A queries for name with first, the first time,
+// and with then ever after — a DNS rebinding attack. Other names get
+// NXDOMAIN, AAAA queries an empty answer.
 func rebindingResolver(t *testing.T, name string, first, then netip.Addr) (*net.Resolver, *atomic.Int64) {
 	t.Helper()
 	var queries atomic.Int64
 	fqdn := dnsmessage.MustNewName(name + ".")
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
-			client, server := net.Pipe()
-			go serveDNS(t, server, func(q dnsmessage.Question) (dnsmessage.RCode, []netip.Addr) {
-				if q.Name != fqdn {
-					return dnsmessage.RCodeNameError, nil
-				}
-				if q.Type != dnsmessage.TypeA {
-					return dnsmessage.RCodeSuccess, nil
-				}
-				if queries.Add(1) == 1 {
-					return dnsmessage.RCodeSuccess, []netip.Addr{first}
-				}
-				return dnsmessage.RCodeSuccess, []netip.Addr{then}
-			})
-			return client, nil
-		},
-	}, &queries
-}
-
-// serveDNS answers length-prefixed DNS messages (the stream framing the Go
-// resolver uses on a conn that is not a PacketConn) until conn closes.
-func serveDNS(t *testing.T, conn net.Conn, answer func(dnsmessage.Question) (dnsmessage.RCode, []netip.Addr)) {
-	defer conn.Close()
-	for {
-		var n [2]byte
-		if _, err := io.ReadFull(conn, n[:]); err != nil {
-			return
+	return netguardtest.Resolver(t, func(q dnsmessage.Question) (dnsmessage.RCode, []netip.Addr) {
+		if q.Name != fqdn {
+			return dnsmessage.RCodeNameError, nil
 		}
-		buf := make([]byte, binary.BigEndian.Uint16(n[:]))
-		if _, err := io.ReadFull(conn, buf); err != nil {
-			return
+		if q.Type != dnsmessage.TypeA {
+			return dnsmessage.RCodeSuccess, nil
 		}
-		var p dnsmessage.Parser
-		h, err := p.Start(buf)
-		if err != nil {
-			return
+		if queries.Add(1) == 1 {
+			return dnsmessage.RCodeSuccess, []netip.Addr{first}
 		}
-		q, err := p.Question()
-		if err != nil {
-			return
-		}
-		rcode, addrs := answer(q)
-		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RCode: rcode})
-		b.EnableCompression()
-		_ = b.StartQuestions()
-		_ = b.Question(q)
-		_ = b.StartAnswers()
-		for _, a := range addrs {
-			rh := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 0}
-			_ = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
-		}
-		msg, err := b.Finish()
-		if err != nil {
-			t.Errorf("build dns answer: %v", err)
-			return
-		}
-		binary.BigEndian.PutUint16(n[:], uint16(len(msg)))
-		if _, err := conn.Write(append(n[:], msg...)); err != nil {
-			return
-		}
-	}
+		return dnsmessage.RCodeSuccess, []netip.Addr{then}
+	}), &queries
 }
 
 // TestFetchRefusesDNSRebinding: the feed host first resolves to a "public"

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -67,39 +68,73 @@ func (c *Client) CheckImage(ctx context.Context, rawURL string) (ok bool, reason
 	}
 }
 
+// ErrImageRefused marks an image Image would not return: the reason follows
+// it in the error text.
+var ErrImageRefused = errors.New("image refused")
+
+// Image fetches the remote image at rawURL with CheckImage's rules — an
+// http(s) URL, the guarded transport (loopback and private addresses
+// refused unless AllowPrivate), a 2xx answer of at most MaxImageBytes
+// whose content sniffs as PNG or JPEG — and returns its bytes and that
+// sniffed type. It is what the dashboard shows tile previews through, so
+// the admin's browser never fetches a URL a feed chose. Unlike
+// CheckImage it does not cache: the caller keeps what it shows. A refusal
+// wraps ErrImageRefused.
+func (c *Client) Image(ctx context.Context, rawURL string) (data []byte, contentType string, err error) {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: bad url", ErrImageRefused)
+	}
+	if s := strings.ToLower(u.Scheme); s != "http" && s != "https" {
+		return nil, "", fmt.Errorf("%w: scheme %q not allowed", ErrImageRefused, u.Scheme)
+	}
+	data, typ, reason := c.readImage(ctx, u)
+	if reason != "" {
+		return nil, "", fmt.Errorf("%w: %s: %s", ErrImageRefused, u.Redacted(), reason)
+	}
+	return data, typ, nil
+}
+
 // checkImage fetches u and judges the body.
 func (c *Client) checkImage(ctx context.Context, u *url.URL) (bool, string) {
+	_, _, reason := c.readImage(ctx, u)
+	return reason == "", reason
+}
+
+// readImage fetches u and returns the body and its sniffed type, or why
+// it is not a usable tile image.
+func (c *Client) readImage(ctx context.Context, u *url.URL) (body []byte, typ, reason string) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return false, "bad url"
+		return nil, "", "bad url"
 	}
 	req.Header.Set("User-Agent", c.opts.UserAgent)
 	req.Header.Set("Accept", "image/png, image/jpeg")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return false, err.Error()
+		return nil, "", err.Error()
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return false, "http " + fmt.Sprint(resp.StatusCode)
+		return nil, "", "http " + fmt.Sprint(resp.StatusCode)
 	}
 	if resp.ContentLength > MaxImageBytes {
-		return false, fmt.Sprintf("content-length %d over %d bytes", resp.ContentLength, MaxImageBytes)
+		return nil, "", fmt.Sprintf("content-length %d over %d bytes", resp.ContentLength, MaxImageBytes)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxImageBytes+1))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, MaxImageBytes+1))
 	if err != nil {
-		return false, "read: " + err.Error()
+		return nil, "", "read: " + err.Error()
 	}
 	if len(body) > MaxImageBytes {
-		return false, fmt.Sprintf("over %d bytes", MaxImageBytes)
+		return nil, "", fmt.Sprintf("over %d bytes", MaxImageBytes)
 	}
 	switch t := http.DetectContentType(body[:min(len(body), 512)]); t {
 	case "image/png", "image/jpeg":
-		return true, ""
+		return body, t, ""
 	default:
-		return false, "content is " + t + ", want image/png or image/jpeg"
+		return nil, "", "content is " + t + ", want image/png or image/jpeg"
 	}
 }
 

@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/gif"
@@ -249,5 +250,61 @@ func TestCheckImageConcurrent(t *testing.T) {
 	}
 	if ok, reason := c.CheckImage(t.Context(), srv.URL+"/y.png"); !ok {
 		t.Errorf("check after a cancelled one = false, %q", reason)
+	}
+}
+
+// TestImage: Image returns the bytes and sniffed type of what CheckImage
+// accepts, refuses what it refuses, and is not cached.
+func TestImage(t *testing.T) {
+	srv, hits := imageServer(t)
+	bodies := imageBodies(t)
+	c := newClient(Options{})
+	tests := []struct {
+		path, typ, reason string
+	}{
+		{"/ok.png", "image/png", ""},
+		{"/ok.jpg", "image/jpeg", ""},
+		{"/limit.png", "image/png", ""},
+		{"/anim.gif", "", "content is image/gif"},
+		{"/fake.png", "", "content is text/html"},
+		{"/big.png", "", "content-length 82944 over 81920 bytes"},
+		{"/chunked.png", "", "over 81920 bytes"},
+		{"/missing.png", "", "http 404"},
+	}
+	for _, tt := range tests {
+		data, typ, err := c.Image(t.Context(), srv.URL+tt.path)
+		if tt.reason == "" {
+			if err != nil || typ != tt.typ || !bytes.Equal(data, bodies[tt.path]) {
+				t.Errorf("Image(%s) = %d bytes, %q, %v; want %d bytes of %s", tt.path, len(data), typ, err, len(bodies[tt.path]), tt.typ)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrImageRefused) || !strings.Contains(err.Error(), tt.reason) || data != nil {
+			t.Errorf("Image(%s) = %d bytes, %v; want ErrImageRefused with %q", tt.path, len(data), err, tt.reason)
+		}
+	}
+	c.Image(t.Context(), srv.URL+"/ok.png")
+	if n := hits("/ok.png"); n != 2 {
+		t.Errorf("/ok.png requested %d times by two Image calls, want 2", n)
+	}
+	for _, u := range []string{"isostore:/Shared/x.png", "file:///etc/passwd", "data:image/png;base64,AAAA", "%zz"} {
+		if _, _, err := c.Image(t.Context(), u); !errors.Is(err, ErrImageRefused) {
+			t.Errorf("Image(%s) = %v, want ErrImageRefused", u, err)
+		}
+	}
+}
+
+// TestImageGuarded: Image goes through the SSRF guard.
+func TestImageGuarded(t *testing.T) {
+	srv, accepted := netguardtest.CountingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(imageBodies(t)["/ok.png"])
+	}))
+	c := New(Options{Policy: netguardtest.Tripwire(t)})
+	_, _, err := c.Image(t.Context(), srv.URL+"/ok.png")
+	if !errors.Is(err, ErrImageRefused) || !strings.Contains(err.Error(), "prohibited address 127.0.0.1") {
+		t.Errorf("Image on loopback = %v; want refused by the guard", err)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("server accepted %d connections, want 0", n)
 	}
 }

@@ -40,10 +40,15 @@ func validateChannel(ch *tilecast.Channel) error {
 	switch {
 	case len(ch.URI) > maxURILen:
 		return bad("uri is longer than %d bytes", maxURILen)
-	case len(ch.User) > maxNameLen || strings.IndexByte(ch.User, 0) >= 0:
-		return bad("user is too long or contains NUL")
+	case len(ch.User) > maxNameLen:
+		return bad("user is longer than %d bytes", maxNameLen)
 	case len(ch.Device) > maxNameLen || strings.IndexByte(ch.Device, 0) >= 0:
 		return bad("device is too long or contains NUL")
+	}
+	// The user is part of per-user feed URLs, logs and the dashboard:
+	// valid UTF-8 without control or bidi characters (tilecast.CheckUser).
+	if err := tilecast.CheckUser(ch.User); err != nil {
+		return fmt.Errorf("%w: user: %w", ErrInvalidChannel, err)
 	}
 	for _, f := range ch.Feeds {
 		if f == "" || len(f) > maxNameLen || strings.IndexByte(f, 0) >= 0 {

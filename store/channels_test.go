@@ -73,13 +73,19 @@ func TestAddChannel(t *testing.T) {
 func TestAddChannelInvalid(t *testing.T) {
 	db, _ := mustOpen(t)
 	tests := map[string]tilecast.Channel{
-		"empty uri":   {},
-		"long uri":    {URI: "http://127.0.0.1/" + strings.Repeat("a", 2048)},
-		"nul uri":     {URI: "http://127.0.0.1/\x00"},
-		"nul user":    {URI: "http://127.0.0.1/a", User: "a\x00b"},
-		"nul device":  {URI: "http://127.0.0.1/a", Device: "\x00"},
-		"empty feed":  {URI: "http://127.0.0.1/a", Feeds: []string{""}},
-		"long device": {URI: "http://127.0.0.1/a", Device: strings.Repeat("d", 2000)},
+		"empty uri": {},
+		"long uri":  {URI: "http://127.0.0.1/" + strings.Repeat("a", 2048)},
+		"nul uri":   {URI: "http://127.0.0.1/\x00"},
+		"nul user":  {URI: "http://127.0.0.1/a", User: "a\x00b"},
+		"long user": {URI: "http://127.0.0.1/a", User: strings.Repeat("u", 1025)},
+		// User names reach feed URLs, logs and the dashboard (tilecast.CheckUser).
+		"invalid utf8 user": {URI: "http://127.0.0.1/a", User: "bob\xff"},
+		"newline user":      {URI: "http://127.0.0.1/a", User: "bob\nmsg=x"},
+		"bidi user":         {URI: "http://127.0.0.1/a", User: "bob\u202egnp"},
+		"C1 user":           {URI: "http://127.0.0.1/a", User: "bob\u009b"},
+		"nul device":        {URI: "http://127.0.0.1/a", Device: "\x00"},
+		"empty feed":        {URI: "http://127.0.0.1/a", Feeds: []string{""}},
+		"long device":       {URI: "http://127.0.0.1/a", Device: strings.Repeat("d", 2000)},
 	}
 	for name, ch := range tests {
 		t.Run(name, func(t *testing.T) {

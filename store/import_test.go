@@ -135,6 +135,18 @@ func TestImportChannelsRules(t *testing.T) {
 			wantChannels: 0,
 		},
 		{
+			name:         "a bidi control in a user",
+			in:           []tilecast.Channel{{URI: "http://127.0.0.1/b", User: "ok"}, {URI: "http://127.0.0.1/c", User: "a\u2066b"}},
+			wantErr:      ErrInvalidChannel,
+			wantChannels: 0,
+		},
+		{
+			name:         "invalid UTF-8 in a user is refused, not replaced",
+			in:           []tilecast.Channel{{URI: "http://127.0.0.1/b", User: "bob\xc3"}},
+			wantErr:      ErrInvalidChannel,
+			wantChannels: 0,
+		},
+		{
 			name:            "device re-registration replaces the old channel",
 			existing:        []tilecast.Channel{{URI: "http://127.0.0.1/old", Device: "d1"}},
 			in:              []tilecast.Channel{{URI: "http://127.0.0.1/new", Device: "d1"}},

@@ -53,6 +53,12 @@ type Toast struct {
 // 1–99 are shown, 0 hides it.
 func (t Tile) ShowsBadge() bool { return t.Count > 0 }
 
+// OnErrorHash is the Content-Security-Policy hash of the one inline script
+// the fragments carry, the onerror="this.hidden=true" that hides an image
+// which failed to load. A page that shows them allows it with
+// script-src 'unsafe-hashes' 'OnErrorHash' (TestOnErrorHash recomputes it).
+const OnErrorHash = "sha256-Kkh0ufQbkIVTWPYjIGk2bAJsmDwjmUuIAt2LyPfNr3g="
+
 //go:embed tileview.css
 var css string
 

@@ -2,9 +2,12 @@ package tileview_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -156,4 +159,23 @@ func FuzzRenderTile(f *testing.F) {
 			t.Fatalf("script tag in output: %s", buf.String())
 		}
 	})
+}
+
+// TestOnErrorHash: OnErrorHash must follow the inline handler the fragments
+// carry, or pages that allow it by hash show broken images.
+func TestOnErrorHash(t *testing.T) {
+	var b strings.Builder
+	if err := tileview.RenderTile(&b, tileview.Tile{Template: tileview.TemplateFlip, BackgroundImage: "https://e.org/i.png"}); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`onerror="([^"]*)"`).FindAllStringSubmatch(b.String(), -1)
+	if len(m) == 0 {
+		t.Fatal("the fragment has no onerror handler any more: drop OnErrorHash from the pages' CSP")
+	}
+	for _, h := range m {
+		sum := sha256.Sum256([]byte(h[1]))
+		if want := "sha256-" + base64.StdEncoding.EncodeToString(sum[:]); want != tileview.OnErrorHash {
+			t.Errorf("OnErrorHash %s, want %s (handler %q)", tileview.OnErrorHash, want, h[1])
+		}
+	}
 }

@@ -215,6 +215,11 @@ func CheckRegistration(ch *tilecast.Channel, allowed []string, feeds []tilecast.
 	if err := checkName("user", ch.User); err != nil {
 		return err
 	}
+	// The store's rule for user names (no bidi controls either), refused
+	// here as a 400 rather than by the store as a 500.
+	if err := tilecast.CheckUser(ch.User); err != nil {
+		return refuse(http.StatusBadRequest, "user: %s", strings.TrimPrefix(err.Error(), tilecast.ErrBadUser.Error()+": "))
+	}
 	if err := checkName("device", ch.Device); err != nil {
 		return err
 	}

@@ -62,6 +62,12 @@ func TestRegisterRefusals(t *testing.T) {
 		{"empty feed name", regJSON(goodURI, `,"feeds":[""]`), 422, `unknown feed ""`},
 		{"per-user feed without user", regJSON(goodURI, `,"feeds":["inbox"]`), 422, `feed "inbox" is per-user`},
 		{"user with newline", regJSON(goodURI, `,"user":"ann\nINFO fake"`), 400, "user contains a control character"},
+		// encoding/json replaces invalid bytes and lone surrogates with
+		// U+FFFD; the replaced name is refused, never stored.
+		{"user with invalid UTF-8", regJSON(goodURI, `,"user":"ann`+"\xff"+`"`), 400, "user: U+FFFD at byte 3"},
+		{"user with a lone surrogate", regJSON(goodURI, `,"user":"ann\ud800"`), 400, "user: U+FFFD at byte 3"},
+		{"user with a bidi override", regJSON(goodURI, `,"user":"ann`+"\u202e"+`gnp"`), 400, "user: bidi control U+202E at byte 3"},
+		{"user with a bidi isolate escape", regJSON(goodURI, `,"user":"ann\u2066"`), 400, "user: bidi control U+2066 at byte 3"},
 		{"long device", regJSON(goodURI, `,"device":"`+strings.Repeat("d", 257)+`"`), 400, "device is 257 bytes"},
 		{"too many feeds", regJSON(goodURI, `,"feeds":[`+strings.Repeat(`"news",`, 256)+`"news"]`), 400, "feeds lists 257 names"},
 		// Size (A2).

@@ -59,13 +59,17 @@ var pages = template.Must(template.ParseFS(assets, "assets/*.html"))
 // dashboardCSP keeps hostile feed text inert even if escaping were ever
 // bypassed: no script runs except tileview's one inline handler (which
 // hides an image that failed to load, allowed by its hash), nothing loads
-// but tile images, and forms only post back here.
-const dashboardCSP = "default-src 'none'; img-src http: https:; style-src 'unsafe-inline'; " +
+// but images from the daemon itself (tile previews go through
+// /preview-image, see previewimage.go) and data: URLs, forms only post
+// back here, and no other site may frame the page. default-src is 'none'
+// rather than 'self': the page needs nothing else, not even its own
+// scripts or style sheets (the CSS is inline).
+const dashboardCSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; " +
 	"script-src 'unsafe-hashes' '" + onErrorHash + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // onErrorHash is the CSP hash of tileview's onerror attribute value
 // "this.hidden=true" (TestDashboardCSPHash recomputes it).
-const onErrorHash = "sha256-Kkh0ufQbkIVTWPYjIGk2bAJsmDwjmUuIAt2LyPfNr3g="
+const onErrorHash = tileview.OnErrorHash
 
 // Session token layout: version, expiry (Unix seconds), random nonce, key
 // tag, then the HMAC-SHA256 of all of that.
@@ -84,6 +88,8 @@ type dashboard struct {
 	// cop refuses cross-site POSTs: SameSite=Strict already keeps the
 	// cookie off them, this also stops login CSRF.
 	cop *http.CrossOriginProtection
+	// images serves the tile previews' images (previewimage.go).
+	images *previewImages
 
 	mu      sync.Mutex
 	revoked map[[nonceLen]byte]time.Time // logged-out sessions → their expiry
@@ -99,12 +105,14 @@ func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	// Neither can fail: crypto/rand crashes the program rather than
 	// return an error, and the file is embedded.
 	rand.Read(d.secret[:])
+	d.images = newPreviewImages(s.opts.PreviewImage, d.secret[:], s.log)
 	css, _ := assets.ReadFile("assets/dashboard.css")
 	d.css = template.CSS(string(css) + tileview.CSS())
 	mux.HandleFunc("GET /{$}", d.serveDashboard)
 	mux.HandleFunc("GET /login", d.serveLoginForm)
 	mux.HandleFunc("POST /login", d.serveLogin)
 	mux.HandleFunc("POST /logout", d.serveLogout)
+	mux.HandleFunc("GET "+previewImagePath, d.servePreviewImage)
 }
 
 // keyTag names an API key (by its SHA-256) inside a token without letting
@@ -530,14 +538,16 @@ func (d *dashboard) build(r *http.Request) (*dashPage, error) {
 			byName[feeds[i].Name] = &feeds[i]
 		}
 	}
+	imgs := d.images.begin()
 	for i := range statuses {
-		p.Feeds = append(p.Feeds, d.feedRow(&statuses[i], byName[statuses[i].Name], states, now))
+		p.Feeds = append(p.Feeds, d.feedRow(&statuses[i], byName[statuses[i].Name], states, imgs, now))
 	}
+	imgs.commit()
 	d.channelPage(p, chans, r.URL.Query().Get("page"), now)
 	return p, nil
 }
 
-func (d *dashboard) feedRow(fs *tilecast.FeedStatus, f *tilecast.Feed, states map[tilecast.FeedKey]tilecast.FeedState, now time.Time) dashFeed {
+func (d *dashboard) feedRow(fs *tilecast.FeedStatus, f *tilecast.Feed, states map[tilecast.FeedKey]tilecast.FeedState, imgs *imageRefs, now time.Time) dashFeed {
 	row := dashFeed{Name: fs.Name, Schedule: fs.Schedule, PerUser: fs.PerUser, Broken: fs.Broken}
 	if d.s.opts.NextRun != nil {
 		row.NextRun = d.s.opts.NextRun(fs.Name)
@@ -567,14 +577,14 @@ func (d *dashboard) feedRow(fs *tilecast.FeedStatus, f *tilecast.Feed, states ma
 			row.HeldUntil = shown.NextFetch
 		}
 	}
-	row.Preview = d.preview(f, fs, states)
+	row.Preview = d.preview(f, fs, states, imgs)
 	return row
 }
 
 // preview renders the feed's current toast and tile from the data its
 // last tile was made from; for a per-user feed, the most recently fetched
-// user's that has any.
-func (d *dashboard) preview(f *tilecast.Feed, fs *tilecast.FeedStatus, states map[tilecast.FeedKey]tilecast.FeedState) preview {
+// user's that has any. Remote images are linked through imgs.
+func (d *dashboard) preview(f *tilecast.Feed, fs *tilecast.FeedStatus, states map[tilecast.FeedKey]tilecast.FeedState, imgs *imageRefs) preview {
 	var pv preview
 	if f.Toast == nil && f.Tile == nil {
 		pv.None = "This feed sends no toast and no tile."
@@ -610,7 +620,7 @@ func (d *dashboard) preview(f *tilecast.Feed, fs *tilecast.FeedStatus, states ma
 	}
 	if tile != nil {
 		buf.Reset()
-		if err := tileview.RenderTile(&buf, viewTile(tile)); err != nil {
+		if err := tileview.RenderTile(&buf, viewTile(tile, imgs.ref)); err != nil {
 			pv.Err = strings.TrimSpace(pv.Err + "\n" + err.Error())
 		} else {
 			pv.Tile = template.HTML(buf.String()) // escaped by tileview's html/template
@@ -620,17 +630,24 @@ func (d *dashboard) preview(f *tilecast.Feed, fs *tilecast.FeedStatus, states ma
 }
 
 // viewTile maps notify's payload model onto tileview's: only present
-// fields show, the count becomes a number (-1 when absent), and images
-// the dashboard cannot load (the app's own, relative or isostore URIs)
-// are left out.
-func viewTile(t *notify.Tile) tileview.Tile {
+// fields show, the count becomes a number (-1 when absent), images the
+// dashboard cannot load (the app's own, relative or isostore URIs) are
+// left out, and remote ones become what image makes of them (the
+// daemon's own /preview-image URL, or "" to leave them out): the page
+// never links a URL a feed chose.
+func viewTile(t *notify.Tile, image func(remote string) string) tileview.Tile {
 	val := func(f notify.Field) string {
 		if f.State != notify.Present {
 			return ""
 		}
 		return f.Value
 	}
-	img := func(f notify.Field) string { return remoteImage(val(f)) }
+	img := func(f notify.Field) string {
+		if u := remoteImage(val(f)); u != "" {
+			return image(u)
+		}
+		return ""
+	}
 	v := tileview.Tile{
 		Template:                tileTemplate(t.Template),
 		Title:                   val(t.Title),

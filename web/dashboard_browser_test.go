@@ -1,12 +1,17 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/fetch"
 	"github.com/tilecast/tilecast/internal/browsertest"
 )
 
@@ -16,11 +21,23 @@ import (
 // flow itself is covered by TestDashboardLogin.
 func TestDashboardInBrowser(t *testing.T) {
 	imgs := browsertest.GradientServer(t)
+	// The tile image is fetched by the daemon (the gradient server is on
+	// loopback, so the fetcher allows private addresses here), never by
+	// the browser: the CSP would block it.
+	fetcher := fetch.New(fetch.Options{AllowPrivate: true, Timeout: 10 * time.Second})
+	var proxied atomic.Int64
 	e := newDashEnv(t, func(o *Options) {
 		o.Feeds = func() []tilecast.Feed {
 			fs := dashFeeds()
 			fs[0].Tile.BackgroundImage = imgs.URL + "/tile.png"
 			return fs
+		}
+		o.PreviewImage = func(ctx context.Context, u string) ([]byte, string, error) {
+			data, ctype, err := fetcher.Image(ctx, u)
+			if err == nil && u == imgs.URL+"/tile.png" {
+				proxied.Add(1)
+			}
+			return data, ctype, err
 		}
 	})
 	st := e.store.states[tilecast.FeedKey{Feed: "news"}]
@@ -39,7 +56,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		`<span class="tv-title">Daily News</span>`,                        // the rendered tile title
 		`<b>Daily News</b> &lt;img src=x onerror=alert(1)&gt; &amp; more`, // toast, hostile text as text
 		`data-template="IconicTile"`, `id="outbox-depth">7<`, `<span class="flag">broken</span>`,
-		`src="` + imgs.URL + `/tile.png"`,
+		`<img class="tv-img" src="/preview-image?id=`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)
@@ -47,6 +64,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if strings.Contains(dom, `<img src="x"`) {
 		t.Error("hostile item title became an element")
+	}
+	if strings.Contains(dom, imgs.URL) {
+		t.Error("the page links the feed's image URL")
+	}
+	// The proxied image loaded: tileview's onerror handler would have
+	// hidden it, and the daemon fetched it.
+	if regexp.MustCompile(`<img class="tv-img" src="/preview-image[^>]* hidden[ =>]`).MatchString(dom) {
+		t.Errorf("the proxied tile image failed to load in the browser:\n%s", dom)
+	}
+	if proxied.Load() == 0 {
+		t.Error("the browser never asked the daemon for the tile image")
 	}
 
 	img, _ := browsertest.Screenshot(t, srv.URL+"/", 1280, 1000)

@@ -625,13 +625,18 @@ func TestViewTile(t *testing.T) {
 			WideBackgroundImage: notify.Value("https://cdn.example.org/w.png")},
 			func(v tileview.Tile) bool {
 				return v.BackgroundImage == "" && v.BackBackgroundImage == "" && v.IconImage == "" &&
-					v.WideBackgroundImage == "https://cdn.example.org/w.png"
+					v.WideBackgroundImage == "proxied:https://cdn.example.org/w.png"
 			}},
 		{"cycle images compact", notify.Tile{Template: tilecast.TileCycle, CycleImages: [9]notify.Field{
 			notify.Value("http://e.org/1.png"), notify.Value("appdata:/2.png"), {}, notify.Value("https://e.org/4.png")}},
 			func(v tileview.Tile) bool {
 				return v.Template == tileview.TemplateCycle && len(v.CycleImages) == 2 &&
-					v.CycleImages[0] == "http://e.org/1.png" && v.CycleImages[1] == "https://e.org/4.png"
+					v.CycleImages[0] == "proxied:http://e.org/1.png" && v.CycleImages[1] == "proxied:https://e.org/4.png"
+			}},
+		{"remote images left out", notify.Tile{Template: tilecast.TileCycle, BackgroundImage: notify.Value("https://e.org/b.png"),
+			CycleImages: [9]notify.Field{notify.Value("https://e.org/drop.png"), notify.Value("https://e.org/1.png")}},
+			func(v tileview.Tile) bool {
+				return v.BackgroundImage == "" && len(v.CycleImages) == 1 && v.CycleImages[0] == "proxied:https://e.org/1.png"
 			}},
 		{"iconic text", notify.Tile{Template: tilecast.TileIconic, WideContent1: notify.Value("a"), WideContent3: notify.Value("c"),
 			BackgroundColor: notify.Value("#FF112233")},
@@ -640,7 +645,15 @@ func TestViewTile(t *testing.T) {
 			}},
 	}
 	for _, tc := range tests {
-		if got := viewTile(&tc.in); !tc.want(got) {
+		// The page links what image makes of a remote URL: here a marked
+		// copy, "" (left out) for any URL with "b.png" or "drop".
+		image := func(u string) string {
+			if strings.Contains(u, "/b.png") || strings.Contains(u, "drop") {
+				return ""
+			}
+			return "proxied:" + u
+		}
+		if got := viewTile(&tc.in, image); !tc.want(got) {
 			t.Errorf("%s: %+v", tc.name, got)
 		}
 	}

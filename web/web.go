@@ -105,6 +105,11 @@ type Options struct {
 	// Backup, when set, writes a consistent snapshot of the state file
 	// (store.DB.Backup) for GET /v1/backup; nil answers 501.
 	Backup BackupFunc
+	// PreviewImage, when set, fetches a remote tile image for the
+	// dashboard's previews (fetch.Client.Image: the SSRF guard, size and
+	// type checks of image_check); the page links only the daemon's own
+	// /preview-image. nil leaves remote images out of the previews.
+	PreviewImage PreviewImageFunc
 	// DeadLetters, when set, returns the newest limit dead letters for
 	// GET /v1/deadletters (see DeadLetter); nil answers 501.
 	DeadLetters func(limit int) ([]DeadLetter, error)

@@ -13,13 +13,15 @@ import (
 )
 
 func cmdEmulate(ctx context.Context, e env) error {
-	fs := newFlags(e, "emulate", "emulate [--listen ADDR]")
+	fs := newFlags(e, "emulate", "emulate [--listen ADDR] [--host NAME]...")
 	listen := fs.String("listen", "127.0.0.1:8461", "address to listen on")
+	var hosts stringList
+	fs.Var(&hosts, "host", "a further host name the emulator answers to, e.g. a container's (repeatable; IP addresses and localhost always work)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	_, url, stop, err := startEmulator(*listen, log)
+	_, url, stop, err := startEmulator(*listen, log, hosts...)
 	if err != nil {
 		return err
 	}
@@ -30,14 +32,16 @@ func cmdEmulate(ctx context.Context, e env) error {
 	return nil
 }
 
-// startEmulator serves a new emulator on addr and returns its base URL and a stop function.
-func startEmulator(addr string, log *slog.Logger) (*emulator.Emulator, string, func(), error) {
+// startEmulator serves a new emulator on addr and returns its base URL and
+// a stop function. hosts are further host names it answers to besides IP
+// addresses and localhost (emulator.Options.Hosts).
+func startEmulator(addr string, log *slog.Logger, hosts ...string) (*emulator.Emulator, string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("emulator: %w", err)
 	}
 	base := "http://" + ln.Addr().String()
-	emu := emulator.New(emulator.Options{Logger: log.With("component", "emulator"), BaseURL: base})
+	emu := emulator.New(emulator.Options{Logger: log.With("component", "emulator"), BaseURL: base, Hosts: hosts})
 	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

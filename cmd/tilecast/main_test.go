@@ -500,7 +500,7 @@ func TestEmulateServesPhoneView(t *testing.T) {
 	out := &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"emulate", "--listen", addr}, strings.NewReader(""), out, io.Discard)
+		done <- run(ctx, []string{"emulate", "--listen", addr, "--host", "emulator"}, strings.NewReader(""), out, io.Discard)
 	}()
 	waitFor(t, "the emulator", func() bool { return strings.Contains(out.String(), "phone view") })
 	resp, err := http.Post("http://"+addr+"/channels", "application/json", strings.NewReader(`{"behaviour":"healthy","name":"p"}`))
@@ -512,6 +512,20 @@ func TestEmulateServesPhoneView(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated || !strings.Contains(ch.URI, "/throttledthirdparty/01.00/") {
 		t.Errorf("create channel: %d %+v", resp.StatusCode, ch)
+	}
+	// Host names: the --host one and localhost are answered, others refused.
+	_, port, _ := net.SplitHostPort(addr)
+	for host, want := range map[string]int{"emulator:" + port: 200, "localhost:" + port: 200, "attacker.example:" + port: 403} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/channels", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
 	}
 	cancel()
 	if code := <-done; code != exitOK {

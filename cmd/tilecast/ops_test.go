@@ -290,6 +290,8 @@ func TestChannelsWriteWithAndWithoutDaemon(t *testing.T) {
 				{[]string{"--uri", "https://db3.notify.live.net/x", "--feed", "nosuch"}, `unknown feed "nosuch"`},
 				{[]string{"--uri", "https://db3.notify.live.net/x#frag"}, "fragment"},
 				{[]string{"--uri", "https://db3.notify.live.net/x", "--user", "a\tb"}, "control character"},
+				{[]string{"--uri", "https://db3.notify.live.net/x", "--user", "ana\u202egnp"}, "bidi control U+202E"},
+				{[]string{"--uri", "https://db3.notify.live.net/x", "--user", "ana\xff"}, "not valid UTF-8"},
 			} {
 				code, _, errs := runCLI(t, t.Context(), append([]string{"channels", "add", "--config", o.cfg}, bad.args...)...)
 				if code != exitUsage || !strings.Contains(errs, bad.msg) {
@@ -534,6 +536,24 @@ not json
 			name: "empty file", file: "empty.jsonl",
 			content: "",
 			code:    exitOK, summary: "added 0, updated 0, rejected 0",
+		},
+		{
+			// Invalid bytes are refused, not stored replaced; bidi controls
+			// (raw or escaped) are refused in JSON lines and CSV alike.
+			name: "user names", file: "users.jsonl",
+			content: `{"uri": "https://db3.notify.live.net/a", "user": "Zoë 王"}` + "\n" +
+				`{"uri": "https://db3.notify.live.net/b", "user": "bob` + "\xff" + `"}` + "\n" +
+				`{"uri": "https://db3.notify.live.net/c", "user": "eve\u202e"}` + "\n" +
+				`{"uri": "https://db3.notify.live.net/d", "user": "mal` + "\u2067" + `x"}` + "\n",
+			code: exitOK, summary: "added 1, updated 0, rejected 3",
+			rejected: []string{"line 2: user: U+FFFD", "line 3: user: bidi control U+202E", "line 4: user: bidi control U+2067"},
+			users:    map[string]string{"https://db3.notify.live.net/a": "Zoë 王"},
+		},
+		{
+			name: "user names in CSV", file: "users.csv",
+			content: "https://db3.notify.live.net/a,ok\nhttps://db3.notify.live.net/b,bob\xff\nhttps://db3.notify.live.net/c,eve\u200f\n",
+			code:    exitOK, summary: "added 1, updated 0, rejected 2",
+			rejected: []string{"line 2: user is not valid UTF-8", "line 3: user: bidi control U+200F"},
 		},
 		{
 			name: "a line too long", file: "long.jsonl",

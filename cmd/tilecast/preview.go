@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
@@ -38,7 +37,11 @@ func cmdPreview(ctx context.Context, e env) error {
 	}
 	log := newLogger(cfg, e.stderr)
 	// No store is opened: a preview changes no state, and works while the daemon runs.
-	res, err := newFetcher(cfg, log).Fetch(ctx, f.URLFor(url.PathEscape(*user)), tilecast.Validators{})
+	target, err := f.URLFor(*user)
+	if err != nil {
+		return usagef("preview: %v", err)
+	}
+	res, err := newFetcher(cfg, log).Fetch(ctx, target, tilecast.Validators{})
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", f.Name, err)
 	}

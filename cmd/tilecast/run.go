@@ -99,6 +99,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 			Health:                 health,
 			NextRun:                sched.Next,
 			Backup:                 db.Backup,
+			PreviewImage:           previewImages(current, log.With("component", "dashboard")),
 			DeadLetters: func(n int) ([]web.DeadLetter, error) {
 				ds, err := db.DeadLetters(n)
 				out := make([]web.DeadLetter, len(ds))

@@ -1,15 +1,21 @@
 // Package netguardtest holds the test helpers the SSRF-guard tests of the
 // fetcher and the push client share: a server that counts the connections
-// it accepts (the proof that nothing reached it) and a tripwire policy.
+// it accepts (the proof that nothing reached it), a tripwire policy, and a
+// resolver whose DNS server runs in the test process.
 package netguardtest
 
 import (
+	"context"
+	"encoding/binary"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/tilecast/tilecast/netguard"
 )
@@ -88,5 +94,68 @@ func N1() []Target {
 		{"[fc00::1]", []string{"fc00::1"}},
 		{"[64:ff9b::7f00:1]", []string{"64:ff9b::7f00:1"}},
 		{"[2002:7f00:1::1]", []string{"2002:7f00:1::1"}},
+	}
+}
+
+// Answer decides a DNS reply: the response code and, for A queries, the
+// IPv4 addresses.
+type Answer func(q dnsmessage.Question) (dnsmessage.RCode, []netip.Addr)
+
+// Resolver is a Go resolver whose DNS "server" is answer, spoken to over an
+// in-memory pipe: no query leaves the process, so tests can give names of
+// their own choosing (a feed host per user, a rebinding host) loopback
+// addresses without real DNS.
+func Resolver(t testing.TB, answer Answer) *net.Resolver {
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			client, server := net.Pipe()
+			go serveDNS(t, server, answer)
+			return client, nil
+		},
+	}
+}
+
+// serveDNS answers length-prefixed DNS messages (the stream framing the Go
+// resolver uses on a conn that is not a PacketConn) until conn closes.
+func serveDNS(t testing.TB, conn net.Conn, answer Answer) {
+	defer conn.Close()
+	for {
+		var n [2]byte
+		if _, err := io.ReadFull(conn, n[:]); err != nil {
+			return
+		}
+		buf := make([]byte, binary.BigEndian.Uint16(n[:]))
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf)
+		if err != nil {
+			return
+		}
+		q, err := p.Question()
+		if err != nil {
+			return
+		}
+		rcode, addrs := answer(q)
+		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RCode: rcode})
+		b.EnableCompression()
+		_ = b.StartQuestions()
+		_ = b.Question(q)
+		_ = b.StartAnswers()
+		for _, a := range addrs {
+			rh := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 0}
+			_ = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+		}
+		msg, err := b.Finish()
+		if err != nil {
+			t.Errorf("build dns answer: %v", err)
+			return
+		}
+		binary.BigEndian.PutUint16(n[:], uint16(len(msg)))
+		if _, err := conn.Write(append(n[:], msg...)); err != nil {
+			return
+		}
 	}
 }
