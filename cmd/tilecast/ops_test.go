@@ -104,13 +104,13 @@ func (o *opsEnv) startDaemon(t *testing.T) (db *store.DB, stop func()) {
 		AllowedHosts: func() []string { return []string{"*.notify.live.net"} },
 		APIKeysFile:  o.keys,
 		Backup:       db.Backup,
-		DeadLetters: func(limit int) ([]web.DeadLetter, error) {
-			ds, err := db.DeadLetters(limit)
+		DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
+			ds, next, err := db.DeadLettersPage(cursor, limit)
 			out := make([]web.DeadLetter, len(ds))
 			for i, d := range ds {
 				out[i] = web.DeadLetter(d)
 			}
-			return out, err
+			return out, next, err
 		},
 		RatePerSecond: 1e6,
 		Burst:         1e6,

@@ -99,13 +99,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 			Health:                 health,
 			NextRun:                sched.Next,
 			Backup:                 db.Backup,
-			DeadLetters: func(n int) ([]web.DeadLetter, error) {
-				ds, err := db.DeadLetters(n)
+			DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
+				ds, next, err := db.DeadLettersPage(cursor, limit)
 				out := make([]web.DeadLetter, len(ds))
 				for i, d := range ds {
 					out[i] = web.DeadLetter(d)
 				}
-				return out, err
+				return out, next, err
 			},
 			Logger: log.With("component", "http"),
 		})
