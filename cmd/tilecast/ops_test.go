@@ -450,8 +450,8 @@ func (f fakeBackup) Backup(_ context.Context, w io.Writer) (int64, error) {
 	return int64(n), err
 }
 func (fakeBackup) Close() error { return nil }
-func (fakeBackup) Channels(context.Context, string) ([]tilecast.Channel, error) {
-	return nil, nil
+func (fakeBackup) ChannelsPage(context.Context, tilecast.ChannelFilter, string, int) ([]tilecast.Channel, string, error) {
+	return nil, "", nil
 }
 func (fakeBackup) ChannelByURI(context.Context, string) (tilecast.Channel, error) {
 	return tilecast.Channel{}, nil
@@ -461,8 +461,8 @@ func (fakeBackup) AddChannel(context.Context, tilecast.Channel) (tilecast.Channe
 }
 func (fakeBackup) RemoveChannel(context.Context, string) error  { return nil }
 func (fakeBackup) Status(context.Context) (statusReport, error) { return statusReport{}, nil }
-func (fakeBackup) Outcomes(context.Context, string, string, time.Time) ([]tilecast.Outcome, error) {
-	return nil, nil
+func (fakeBackup) OutcomesPage(context.Context, tilecast.OutcomeFilter, string, int) ([]tilecast.Outcome, string, error) {
+	return nil, "", nil
 }
 
 func TestChannelsImport(t *testing.T) {
