@@ -28,7 +28,11 @@ import (
 const shutdownGrace = 20 * time.Second
 
 func cmdRun(ctx context.Context, e env) error {
-	fs := newFlags(e, "run", "run --config FILE")
+	fs := newFlags(e, "run", "run --config FILE\n\n"+
+		"Runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the config: feeds,\n"+
+		"[fetch] and [push] apply to the next fetch or send (a new fetcher and push\n"+
+		"client); state, log.*, http.listen, the [http] file paths, http.metrics_auth\n"+
+		"and push.concurrency are logged as needs restart and keep their value.\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
