@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -103,6 +104,10 @@ type Bot struct {
 	// Jitter returns a factor in [0.8, 1.2) applied to retry delays; nil uses math/rand.
 	Jitter func() float64
 
+	// Set by a reload (SetFetchConcurrency, SetMaxAttempts) while the Bot
+	// runs, in place of the fields of the same name; 0: not set.
+	fetchConcurrency, maxAttempts atomic.Int64
+
 	mu      sync.Mutex
 	feeds   map[string]*Feed
 	running map[FeedKey]time.Time // fetches in progress and when they started
@@ -111,6 +116,38 @@ type Bot struct {
 	unwritten map[FeedKey]fetchMark
 	wake      chan struct{}
 	lastPass  time.Time // the deliverer's last pass (progress, for health and the watchdog)
+}
+
+// SetFetchConcurrency changes FetchConcurrency of a running Bot (a config
+// reload): per-user feed runs that start afterwards use n.
+func (b *Bot) SetFetchConcurrency(n int) { b.fetchConcurrency.Store(int64(n)) }
+
+// SetMaxAttempts changes MaxAttempts of a running Bot (a config reload):
+// send results recorded afterwards are judged by n.
+func (b *Bot) SetMaxAttempts(n int) { b.maxAttempts.Store(int64(n)) }
+
+// fetchConc is the per-user fetch concurrency in force.
+func (b *Bot) fetchConc() int {
+	n := b.FetchConcurrency
+	if v := b.fetchConcurrency.Load(); v > 0 {
+		n = int(v)
+	}
+	if n <= 0 {
+		return DefaultFetchConcurrency
+	}
+	return n
+}
+
+// attemptLimit is the MaxAttempts in force.
+func (b *Bot) attemptLimit() int {
+	n := b.MaxAttempts
+	if v := b.maxAttempts.Load(); v > 0 {
+		n = int(v)
+	}
+	if n <= 0 {
+		return DefaultMaxAttempts
+	}
+	return n
 }
 
 func (b *Bot) now() time.Time {
@@ -189,11 +226,7 @@ func (b *Bot) runFeed(ctx context.Context, f *Feed, force bool) error {
 	if err != nil {
 		return err
 	}
-	n := b.FetchConcurrency
-	if n <= 0 {
-		n = DefaultFetchConcurrency
-	}
-	sem := make(chan struct{}, n)
+	sem := make(chan struct{}, b.fetchConc())
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var errs []error

@@ -362,10 +362,7 @@ func (b *Bot) classify(r sendResult) Record {
 		return Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: r.at.Add(max(res.Wait, time.Second)), Outcome: o}
 	}
 	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true}
-	maxAttempts := b.MaxAttempts
-	if maxAttempts <= 0 {
-		maxAttempts = DefaultMaxAttempts
-	}
+	maxAttempts := b.attemptLimit()
 	retry := func(delay time.Duration) {
 		if attempt >= maxAttempts {
 			rec.Op, o.Action = OpDead, ActionFailed

@@ -92,8 +92,9 @@ func newFetcher(cfg *config.Config, log *slog.Logger) *fetch.Client {
 	})
 }
 
-// newBot wires the concrete parts into a Bot.
-func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, error) {
+// newBot wires the concrete parts into a Bot. The fetcher and the push
+// client are held for a reload to replace (daemonBot.applyReload).
+func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*daemonBot, error) {
 	pusher, err := newPusher(cfg)
 	if err != nil {
 		return nil, err
@@ -102,11 +103,15 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, 
 	if err != nil {
 		return nil, err
 	}
-	fetcher := newFetcher(cfg, log) // also checks tile images, through the same guarded transport
-	b := &tilecast.Bot{
+	d := &daemonBot{
+		fetcher: tilecast.NewReloadable(newFetcher(cfg, log), (*fetch.Client).Close),
+		pusher:  tilecast.NewReloadable(pusher, (*mpns.Client).Close),
+	}
+	fetcher := liveFetcher{d.fetcher} // also checks tile images, through the same guarded transport
+	d.Bot = &tilecast.Bot{
 		Fetcher:          fetcher,
 		Renderer:         notify.NewRenderer(newEncoder(cfg), notify.RendererOptions{Images: fetcher}),
-		Pusher:           tilecast.NewBreaker(pusher, tilecast.BreakerOptions{Logger: log}),
+		Pusher:           tilecast.NewBreaker(livePusher{d.pusher}, tilecast.BreakerOptions{Logger: log}),
 		Store:            db,
 		Logger:           log,
 		PushConcurrency:  cfg.Push.Concurrency,
@@ -115,8 +120,8 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, 
 		Failpoint:        failpointFromEnv(),
 		SendLog:          sendLog,
 	}
-	b.SetFeeds(cfg.Feeds)
-	return b, nil
+	d.SetFeeds(cfg.Feeds)
+	return d, nil
 }
 
 // feedByName finds a configured feed.
