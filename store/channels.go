@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -88,10 +89,11 @@ func (b *buckets) getChannel(id string) (tilecast.Channel, bool, error) {
 	return ch, true, nil
 }
 
-// putChannel writes ch's record in the current binary encoding (see
-// chancodec.go), which also upgrades a channel still stored as JSON.
+// putChannel writes ch's record (chancodec.go), keeping the fields of the
+// record it replaces that a newer tilecast wrote (withUnknown).
 func (b *buckets) putChannel(ch *tilecast.Channel) error {
-	return b.channels.Put([]byte(ch.ID), encodeChannel(ch))
+	id := []byte(ch.ID)
+	return b.channels.Put(id, withUnknown(encodeChannel(ch), b.channels.Get(id), chanKnown))
 }
 
 // index writes ch's entries in the uri, device, feed and user indexes.
@@ -260,7 +262,7 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 	}
 	if cur.Device != "" {
 		if old := b.get(b.chanDevice, []byte(cur.Device)); old != nil && string(old) != cur.ID {
-			if err := b.replaceDevice(string(old), &cur); err != nil {
+			if err := b.takeOver(string(old), &cur); err != nil {
 				return tilecast.Channel{}, false, err
 			}
 		}
@@ -277,9 +279,11 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 	return cur, created, nil
 }
 
-// replaceDevice moves the waiting notifications of channel oldID to ch
-// (see AddChannel) and removes oldID.
-func (b *buckets) replaceDevice(oldID string, ch *tilecast.Channel) error {
+// takeOver moves the waiting notifications of channel oldID that ch would
+// get (moves) to ch, drops the others and removes oldID: a device
+// replacement (AddChannel) or a merge of two channels with one URI
+// (migrate.go).
+func (b *buckets) takeOver(oldID string, ch *tilecast.Channel) error {
 	p := prefix(oldID)
 	var a arena
 	for _, k := range scanPrefix(b.outboxChan, p) {
@@ -510,4 +514,13 @@ func (db *DB) FeedUsers(feed string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// uriHost is the host of a channel URI, for logs: the whole URI is a
+// capability (whoever has it can push to the device) and is never logged.
+func uriHost(uri string) string {
+	if u, err := url.Parse(uri); err == nil {
+		return u.Host
+	}
+	return ""
 }
