@@ -12,12 +12,17 @@ const channelV2 = 2
 
 // Channel record, version 2: tagged fields (tlv.go)
 //
-//	1 str  ID              7  str  LastOutcome
-//	2 str  URI             8  time LastOutcomeAt
-//	3 str  User            9  int  FailureStreak
+//	1 str  ID              7  str  LastOutcome     13 str    Transport
+//	2 str  URI             8  time LastOutcomeAt   14 nested Keys
+//	3 str  User            9  int  FailureStreak   15 time   Expires
 //	4 list Feeds (str)     10 time NextAllowedAt
 //	5 str  Device          11 str  SendsDay
 //	6 time Created         12 int  SendsToday
+//
+// Transport is left out for MPNS, and a record without it reads as MPNS:
+// every channel stored before transports existed is one. Keys (Web Push)
+// is present, possibly empty, when the channel has keys: 1 str P256DH,
+// 2 str Auth.
 //
 // Binary instead of JSON because every due entry, every recorded outcome
 // and every subscriber decodes a channel: JSON decoding was ~6 % of a
@@ -41,7 +46,16 @@ const (
 	chanTagNextAllowedAt
 	chanTagSendsDay
 	chanTagSendsToday
-	chanTagMax = chanTagSendsToday
+	chanTagTransport
+	chanTagKeys
+	chanTagExpires
+	chanTagMax = chanTagExpires
+)
+
+// Tags of Keys.
+const (
+	keysTagP256DH = 1
+	keysTagAuth   = 2
 )
 
 func chanKnown(tag uint64) bool { return tag >= 1 && tag <= chanTagMax }
@@ -60,7 +74,23 @@ func appendChannel(dst []byte, ch *tilecast.Channel) []byte {
 	dst = appendIntField(dst, chanTagFailureStreak, int64(ch.FailureStreak))
 	dst = appendTimeField(dst, chanTagNextAllowedAt, ch.NextAllowedAt)
 	dst = appendStrField(dst, chanTagSendsDay, ch.SendsDay)
-	return appendIntField(dst, chanTagSendsToday, int64(ch.SendsToday))
+	dst = appendIntField(dst, chanTagSendsToday, int64(ch.SendsToday))
+	if ch.Transport != tilecast.TransportMPNS {
+		dst = appendStrField(dst, chanTagTransport, string(ch.Transport))
+	}
+	if k := ch.Keys; k != nil {
+		n := 0
+		if len(k.P256DH) > 0 {
+			n += uvarintLen(keysTagP256DH) + uvarintLen(uint64(len(k.P256DH))) + len(k.P256DH)
+		}
+		if len(k.Auth) > 0 {
+			n += uvarintLen(keysTagAuth) + uvarintLen(uint64(len(k.Auth))) + len(k.Auth)
+		}
+		dst = appendHead(dst, chanTagKeys, n)
+		dst = appendBytesField(dst, keysTagP256DH, k.P256DH)
+		dst = appendBytesField(dst, keysTagAuth, k.Auth)
+	}
+	return appendTimeField(dst, chanTagExpires, ch.Expires)
 }
 
 // encodeChannel returns ch's record in a new slice of its own (bbolt keeps
@@ -106,6 +136,14 @@ func decodeChannel(v []byte) (tilecast.Channel, error) {
 			ch.SendsDay = f.rest()
 		case chanTagSendsToday:
 			ch.SendsToday = f.int()
+		case chanTagTransport:
+			ch.Transport = tilecast.Transport(f.rest())
+		case chanTagKeys:
+			n := f.nested()
+			ch.Keys = n.pushKeys()
+			f.closeNested(&n)
+		case chanTagExpires:
+			ch.Expires = f.timeVal()
 		default:
 			f.skip()
 		}
@@ -114,7 +152,27 @@ func decodeChannel(v []byte) (tilecast.Channel, error) {
 	if r.err != nil {
 		return tilecast.Channel{}, fmt.Errorf("decode channel: %w", r.err)
 	}
+	if ch.Transport == "" {
+		ch.Transport = tilecast.TransportMPNS
+	}
 	return ch, nil
+}
+
+func (r *recordReader) pushKeys() *tilecast.PushKeys {
+	k := &tilecast.PushKeys{}
+	for r.more() {
+		f := r.field()
+		switch f.tag() {
+		case keysTagP256DH:
+			k.P256DH = f.bytesVal()
+		case keysTagAuth:
+			k.Auth = f.bytesVal()
+		default:
+			f.skip()
+		}
+		r.close(&f)
+	}
+	return k
 }
 
 // checkVersion checks the version byte of a record.

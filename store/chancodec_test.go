@@ -18,7 +18,17 @@ import (
 // chancodec.go for what a round trip keeps).
 func codecSame(got, want tilecast.Channel) bool {
 	sameTime := func(a, b time.Time) bool { return a.Equal(b) }
-	return got.ID == want.ID && got.URI == want.URI && got.User == want.User &&
+	wantTransport := want.Transport
+	if wantTransport == "" {
+		wantTransport = tilecast.TransportMPNS // what a record without one reads as
+	}
+	sameKeys := (got.Keys == nil) == (want.Keys == nil)
+	if sameKeys && got.Keys != nil {
+		sameKeys = bytes.Equal(got.Keys.P256DH, want.Keys.P256DH) && bytes.Equal(got.Keys.Auth, want.Keys.Auth) &&
+			(got.Keys.P256DH == nil) == (len(want.Keys.P256DH) == 0) && (got.Keys.Auth == nil) == (len(want.Keys.Auth) == 0)
+	}
+	return got.Transport == wantTransport && sameKeys && sameTime(got.Expires, want.Expires) &&
+		got.ID == want.ID && got.URI == want.URI && got.User == want.User &&
 		slices.Equal(got.Feeds, want.Feeds) && (got.Feeds == nil) == (len(want.Feeds) == 0) &&
 		got.Device == want.Device && sameTime(got.Created, want.Created) &&
 		got.LastOutcome == want.LastOutcome && sameTime(got.LastOutcomeAt, want.LastOutcomeAt) &&
@@ -30,7 +40,7 @@ func codecSame(got, want tilecast.Channel) bool {
 // zero Time or a plain UTC one (no location, no monotonic reading), so
 // == on decoded channels behaves like Equal.
 func codecUTCTimes(ch tilecast.Channel) bool {
-	for _, t := range []time.Time{ch.Created, ch.LastOutcomeAt, ch.NextAllowedAt} {
+	for _, t := range []time.Time{ch.Created, ch.LastOutcomeAt, ch.NextAllowedAt, ch.Expires} {
 		if t != t.Round(0).UTC() {
 			return false
 		}
@@ -74,6 +84,78 @@ func TestEncodeChannelGolden(t *testing.T) {
 	if empty := encodeChannel(&tilecast.Channel{}); !bytes.Equal(empty, []byte{channelV2}) {
 		t.Errorf("empty channel = % x, want the version byte alone", empty)
 	}
+	// An MPNS channel is stored like one without a transport.
+	if mpns := encodeChannel(&tilecast.Channel{Transport: tilecast.TransportMPNS}); !bytes.Equal(mpns, []byte{channelV2}) {
+		t.Errorf("MPNS channel = % x, want the version byte alone", mpns)
+	}
+
+	// The transport fields, after the rest.
+	wp := tilecast.Channel{ID: "w", Transport: tilecast.TransportWebPush,
+		Keys:    &tilecast.PushKeys{P256DH: []byte{0x04, 0xaa}, Auth: []byte{0x10}},
+		Expires: time.Unix(3, 0)}
+	want = slices.Concat(
+		[]byte{2},                 // version
+		[]byte("\x01\x01w"),       // 1 ID
+		[]byte("\x0d\x07webpush"), // 13 Transport
+		[]byte{14, 7, 1, 2, 0x04, 0xaa, 2, 1, 0x10}, // 14 Keys: 1 P256DH, 2 Auth
+		[]byte{15, 2, 6, 0},                         // 15 Expires
+	)
+	if got := encodeChannel(&wp); !bytes.Equal(got, want) {
+		t.Fatalf("Web Push channel =\n% x\nwant\n% x", got, want)
+	}
+	if dec, err := decodeChannel(want); err != nil || !codecSame(dec, wp) {
+		t.Fatalf("decodeChannel = %+v, %v; want %+v", dec, err, wp)
+	}
+	// Keys present but empty stay keys.
+	if dec, err := decodeChannel([]byte{2, 14, 0}); err != nil || dec.Keys == nil || dec.Keys.P256DH != nil {
+		t.Errorf("empty keys = %+v, %v", dec.Keys, err)
+	}
+}
+
+// A channel without a transport (every channel stored before transports)
+// reads as MPNS; the store stores what it is given, an unnamed transport
+// as MPNS, and refuses others.
+func TestChannelTransport(t *testing.T) {
+	if ch, err := decodeChannel([]byte{2, 1, 1, 'a'}); err != nil || ch.Transport != tilecast.TransportMPNS {
+		t.Errorf("record without transport = %+v, %v; want mpns", ch, err)
+	}
+	db, clk := mustOpen(t)
+	old := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/old"})
+	if old.Transport != tilecast.TransportMPNS {
+		t.Errorf("unnamed transport stored as %q", old.Transport)
+	}
+	keys := &tilecast.PushKeys{P256DH: bytes.Repeat([]byte{4}, 65), Auth: bytes.Repeat([]byte{1}, 16)}
+	exp := clk.Now().Add(24 * time.Hour)
+	wp := addChannel(t, db, tilecast.Channel{URI: "https://127.0.0.1/push/abc", Transport: tilecast.TransportWebPush,
+		Keys: keys, Expires: exp})
+	got, err := db.Channel(wp.ID)
+	if err != nil || got.Transport != tilecast.TransportWebPush || !sameKeys(got.Keys, keys) || !got.Expires.Equal(exp) {
+		t.Fatalf("Channel = %+v, %v", got, err)
+	}
+	// Registering again with new keys replaces them; the same ones write nothing.
+	keys2 := &tilecast.PushKeys{P256DH: bytes.Repeat([]byte{5}, 65), Auth: bytes.Repeat([]byte{2}, 16)}
+	again, created, err := db.AddChannel(tilecast.Channel{URI: wp.URI, Transport: tilecast.TransportWebPush, Keys: keys2})
+	if err != nil || created || again.ID != wp.ID || !sameKeys(again.Keys, keys2) || !again.Expires.IsZero() {
+		t.Errorf("re-registration = %+v, %v, %v", again, created, err)
+	}
+	if got, _ := db.Channel(wp.ID); !sameKeys(got.Keys, keys2) {
+		t.Errorf("stored keys %+v, want the new ones", got.Keys)
+	}
+	wns := addChannel(t, db, tilecast.Channel{URI: "https://wns2-par02p.notify.windows.com/w/?token=x", Transport: tilecast.TransportWNS})
+	if got, _ := db.Channel(wns.ID); got.Transport != tilecast.TransportWNS || got.Keys != nil {
+		t.Errorf("WNS channel %+v", got)
+	}
+	for name, ch := range map[string]tilecast.Channel{
+		"unknown transport": {URI: "http://127.0.0.1/x", Transport: "apns"},
+		"huge key":          {URI: "http://127.0.0.1/y", Transport: tilecast.TransportWebPush, Keys: &tilecast.PushKeys{P256DH: make([]byte, 4096)}},
+	} {
+		if _, _, err := db.AddChannel(ch); !errors.Is(err, ErrInvalidChannel) {
+			t.Errorf("%s: %v, want ErrInvalidChannel", name, err)
+		}
+		if _, _, err := db.ImportChannels([]tilecast.Channel{ch}); !errors.Is(err, ErrInvalidChannel) {
+			t.Errorf("%s imported: %v, want ErrInvalidChannel", name, err)
+		}
+	}
 }
 
 // randCodecChannel makes a channel with each field drawn from edge cases and
@@ -86,6 +168,14 @@ func randCodecChannel(r *rand.Rand) tilecast.Channel {
 		ID: str(), URI: str(), User: str(), Device: str(),
 		Created: tm(), LastOutcome: str(), LastOutcomeAt: tm(),
 		FailureStreak: num(), NextAllowedAt: tm(), SendsDay: str(), SendsToday: num(),
+		Transport: []tilecast.Transport{"", tilecast.TransportMPNS, tilecast.TransportWNS, tilecast.TransportWebPush, "future"}[r.IntN(5)],
+		Expires:   tm(),
+	}
+	switch r.IntN(4) {
+	case 0:
+		ch.Keys = &tilecast.PushKeys{}
+	case 1:
+		ch.Keys = &tilecast.PushKeys{P256DH: []byte(str()), Auth: []byte(str())}
 	}
 	switch r.IntN(4) {
 	case 0: // nil

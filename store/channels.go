@@ -54,6 +54,35 @@ func validateChannel(ch *tilecast.Channel) error {
 	return nil
 }
 
+// maxKeyLen bounds each Web Push subscription key: a P-256 public key is
+// 65 bytes and an auth secret 16; anything far larger is not a key.
+const maxKeyLen = 256
+
+// checkTransport checks ch's transport fields, making an unnamed transport
+// MPNS (what every registration was before transports existed). Which
+// transport a URI needs is the caller's decision (design.md §11).
+func checkTransport(ch *tilecast.Channel) error {
+	switch ch.Transport {
+	case "":
+		ch.Transport = tilecast.TransportMPNS
+	case tilecast.TransportMPNS, tilecast.TransportWNS, tilecast.TransportWebPush:
+	default:
+		return fmt.Errorf("%w: unknown transport %q", ErrInvalidChannel, ch.Transport)
+	}
+	if k := ch.Keys; k != nil && (len(k.P256DH) > maxKeyLen || len(k.Auth) > maxKeyLen) {
+		return fmt.Errorf("%w: subscription keys longer than %d bytes", ErrInvalidChannel, maxKeyLen)
+	}
+	return nil
+}
+
+// sameKeys reports whether two channels hold the same subscription keys.
+func sameKeys(a, b *tilecast.PushKeys) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return bytes.Equal(a.P256DH, b.P256DH) && bytes.Equal(a.Auth, b.Auth)
+}
+
 // normFeeds drops duplicate feed names, keeping the first occurrence.
 func normFeeds(feeds []string) []string {
 	if len(feeds) == 0 {
@@ -199,8 +228,9 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 // AddChannel registers a channel, deduplicated by URI: ch.URI is put in
 // canonical form first (channeluri.Canonical; an invalid URI is
 // ErrInvalidChannel with the reason), so every spelling of a URI is one
-// channel. A known URI returns the existing record with User, Feeds and Device replaced by ch's (created
-// is false). A new channel gets a random ID and Created = now; the ID and
+// channel. A known URI returns the existing record with User, Feeds, Device
+// and the transport fields (Transport, Keys, Expires) replaced by ch's
+// (created is false). An empty Transport is MPNS. A new channel gets a random ID and Created = now; the ID and
 // Created in ch are ignored.
 //
 // When ch.Device names a device that another channel is registered for, that
@@ -211,6 +241,9 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 // channel gets the next tile even if unchanged.
 func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
 	if err := validateChannel(&ch); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	if err := checkTransport(&ch); err != nil {
 		return tilecast.Channel{}, false, err
 	}
 	ch.Feeds = normFeeds(ch.Feeds)
@@ -240,6 +273,7 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 	}
 	created := false
 	if found && cur.User == ch.User && cur.Device == ch.Device && slices.Equal(cur.Feeds, ch.Feeds) &&
+		cur.Transport == ch.Transport && sameKeys(cur.Keys, ch.Keys) && cur.Expires.Equal(ch.Expires) &&
 		(cur.Device == "" || string(b.get(b.chanDevice, []byte(cur.Device))) == cur.ID) {
 		// Apps re-register on every start and imports are re-run: an
 		// unchanged channel needs no write.
@@ -250,8 +284,10 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 			return tilecast.Channel{}, false, err
 		}
 		cur.User, cur.Feeds, cur.Device = ch.User, ch.Feeds, ch.Device
+		cur.Transport, cur.Keys, cur.Expires = ch.Transport, ch.Keys, ch.Expires
 	} else {
-		cur = tilecast.Channel{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Created: now}
+		cur = tilecast.Channel{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Created: now,
+			Transport: ch.Transport, Keys: ch.Keys, Expires: ch.Expires}
 		for {
 			cur.ID = newChannelID()
 			if b.get(b.channels, []byte(cur.ID)) == nil {

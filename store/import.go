@@ -29,6 +29,9 @@ func (db *DB) ImportChannels(chs []tilecast.Channel) (added, updated int, err er
 		if err := validateChannel(&ch); err != nil {
 			return 0, 0, fmt.Errorf("import channel %d: %w", i, err)
 		}
+		if err := checkTransport(&ch); err != nil {
+			return 0, 0, fmt.Errorf("import channel %d: %w", i, err)
+		}
 		ch.Feeds = normFeeds(ch.Feeds)
 		clean[i] = ch
 	}

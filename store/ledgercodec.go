@@ -17,8 +17,10 @@ const outcomeV2 = 2
 //	2 str  ChannelID      8  str  Notification    14 int  Duration (ns)
 //	3 str  User           9  str  Subscription    15 str  Error
 //	4 str  Feed           10 str  Device
-//	5 str  ItemID         11 str  Action
-//	6 str  Kind           12 int  Attempt
+//	5 str  ItemID         11 str  Action          16 str  Transport
+//	6 str  Kind           12 int  Attempt         17 str  MsgID (WNS)
+//	                                              18 str  DebugTrace (WNS)
+//	                                              19 str  CorrelationVector (WNS)
 //
 // Binary instead of JSON because Record appends one ledger value per sent
 // outcome, and at a 100k-channel fan-out Record dominates: JSON encoding
@@ -43,6 +45,10 @@ const (
 	outTagRetryIn
 	outTagDuration
 	outTagError
+	outTagTransport
+	outTagMsgID
+	outTagDebugTrace
+	outTagCorrelationVector
 )
 
 // appendOutcomeFields appends o's fields (no version byte).
@@ -61,7 +67,11 @@ func appendOutcomeFields(dst []byte, o *tilecast.Outcome) []byte {
 	dst = appendIntField(dst, outTagAttempt, int64(o.Attempt))
 	dst = appendIntField(dst, outTagRetryIn, int64(o.RetryIn))
 	dst = appendIntField(dst, outTagDuration, int64(o.Duration))
-	return appendStrField(dst, outTagError, o.Error)
+	dst = appendStrField(dst, outTagError, o.Error)
+	dst = appendStrField(dst, outTagTransport, string(o.Transport))
+	dst = appendStrField(dst, outTagMsgID, o.MsgID)
+	dst = appendStrField(dst, outTagDebugTrace, o.DebugTrace)
+	return appendStrField(dst, outTagCorrelationVector, o.CorrelationVector)
 }
 
 // appendOutcome appends o's value to dst.
@@ -135,6 +145,14 @@ func (r *recordReader) outcome(o *tilecast.Outcome) {
 			o.Duration = time.Duration(f.varint())
 		case outTagError:
 			o.Error = f.rest()
+		case outTagTransport:
+			o.Transport = tilecast.Transport(f.rest())
+		case outTagMsgID:
+			o.MsgID = f.rest()
+		case outTagDebugTrace:
+			o.DebugTrace = f.rest()
+		case outTagCorrelationVector:
+			o.CorrelationVector = f.rest()
 		default:
 			f.skip()
 		}

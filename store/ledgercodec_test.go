@@ -20,7 +20,9 @@ func outcomeSame(got, want tilecast.Outcome) bool {
 		got.Status == want.Status && got.Notification == want.Notification &&
 		got.Subscription == want.Subscription && got.Device == want.Device &&
 		got.Action == want.Action && got.Attempt == want.Attempt &&
-		got.RetryIn == want.RetryIn && got.Duration == want.Duration && got.Error == want.Error
+		got.RetryIn == want.RetryIn && got.Duration == want.Duration && got.Error == want.Error &&
+		got.Transport == want.Transport && got.MsgID == want.MsgID && got.DebugTrace == want.DebugTrace &&
+		got.CorrelationVector == want.CorrelationVector
 }
 
 // outcomeUTCTime reports whether a binary-decoded outcome's time is the
@@ -64,6 +66,57 @@ func TestEncodeOutcomeGolden(t *testing.T) {
 	if err != nil || !outcomeSame(dec, o) || !outcomeUTCTime(dec) {
 		t.Fatalf("decodeOutcome = %+v, %v; want %+v", dec, err, o)
 	}
+
+	// The WNS fields, and a kind that did not exist before (badge).
+	w := tilecast.Outcome{Kind: "badge", Transport: tilecast.TransportWNS, MsgID: "1A2B", DebugTrace: "DB5", CorrelationVector: "cv.1"}
+	want = slices.Concat(
+		[]byte{2},               // version
+		[]byte("\x06\x05badge"), // 6 Kind
+		[]byte("\x10\x03wns"),   // 16 Transport
+		[]byte("\x11\x041A2B"),  // 17 MsgID
+		[]byte("\x12\x03DB5"),   // 18 DebugTrace
+		[]byte("\x13\x04cv.1"),  // 19 CorrelationVector
+	)
+	if got := encodeOutcome(&w); !bytes.Equal(got, want) {
+		t.Fatalf("WNS outcome =\n% x\nwant\n% x", got, want)
+	}
+	if dec, err := decodeOutcome(want); err != nil || !outcomeSame(dec, w) {
+		t.Fatalf("decodeOutcome = %+v, %v; want %+v", dec, err, w)
+	}
+}
+
+// The new fields are kept through Record into the ledger and into a dead
+// letter's outcome.
+func TestLedgerKeepsWNSFields(t *testing.T) {
+	db, clk := mustOpen(t)
+	ch := addChannel(t, db, tilecast.Channel{URI: "https://wns2-par02p.notify.windows.com/w/?token=a", Transport: tilecast.TransportWNS})
+	n := toast(ch, "news", "1")
+	n.Kind = "badge"
+	if err := db.Enqueue([]tilecast.Notification{n, toast(ch, "news", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	ps := allPending(t, db, clk.Now())
+	if len(ps) != 2 || ps[0].Kind != "badge" {
+		t.Fatalf("pending %+v", ps)
+	}
+	o := tilecast.Outcome{ChannelID: ch.ID, Kind: "badge", Status: 200, Action: tilecast.ActionDelivered, Time: clk.Now(),
+		Transport: tilecast.TransportWNS, MsgID: "m-1", DebugTrace: "trace", CorrelationVector: "cv.7"}
+	failed := o
+	failed.Kind, failed.Status, failed.Action, failed.MsgID = tilecast.KindToast, 400, tilecast.ActionFailed, "m-2"
+	if err := db.Record([]tilecast.Record{
+		{ID: ps[0].ID, Due: ps[0].NextAttempt, Op: tilecast.OpDone, Sent: true, Outcome: o},
+		{ID: ps[1].ID, Due: ps[1].NextAttempt, Op: tilecast.OpDead, Sent: true, Outcome: failed},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Outcomes(ch.ID, "", time.Time{})
+	if err != nil || len(got) != 2 || !outcomeSame(got[0], o) || !outcomeSame(got[1], failed) {
+		t.Errorf("Outcomes = %+v, %v; want %+v, %+v", got, err, o, failed)
+	}
+	dl, err := db.DeadLetters(0)
+	if err != nil || len(dl) != 1 || !outcomeSame(dl[0].Outcome, failed) || dl[0].Notification.Kind != tilecast.KindToast {
+		t.Errorf("dead letters = %+v, %v", dl, err)
+	}
 }
 
 // randCodecOutcome makes an outcome with each field drawn from edge cases
@@ -91,6 +144,7 @@ func randCodecOutcome(r *rand.Rand) tilecast.Outcome {
 		Kind: tilecast.Kind(str()), Status: num(), Notification: str(), Subscription: str(),
 		Device: str(), Action: tilecast.Action(str()), Attempt: num(),
 		RetryIn: dur(), Duration: dur(), Error: str(),
+		Transport: tilecast.Transport(str()), MsgID: str(), DebugTrace: str(), CorrelationVector: str(),
 	}
 }
 

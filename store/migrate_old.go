@@ -136,9 +136,10 @@ func (r *recordReader) done(what string) error {
 	return nil
 }
 
-// decodeOldChannel reads a channel record written before schema 4.
+// decodeOldChannel reads a channel record written before schema 4: an
+// MPNS channel, as every channel was then.
 func decodeOldChannel(v []byte) (tilecast.Channel, error) {
-	return decodeOld("channel", v, oldChannelV1, func(r recordReader) (tilecast.Channel, error) {
+	ch, err := decodeOld("channel", v, oldChannelV1, func(r recordReader) (tilecast.Channel, error) {
 		var ch tilecast.Channel
 		ch.ID = r.str()
 		ch.URI = r.str()
@@ -166,6 +167,11 @@ func decodeOldChannel(v []byte) (tilecast.Channel, error) {
 		}
 		return ch, nil
 	})
+	if err != nil {
+		return tilecast.Channel{}, err
+	}
+	ch.Transport, ch.Keys, ch.Expires = tilecast.TransportMPNS, nil, time.Time{}
+	return ch, nil
 }
 
 func (r *recordReader) oldItem() tilecast.Item {
