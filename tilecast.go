@@ -216,7 +216,7 @@ type Channel struct {
 	Created time.Time `json:"created"`
 
 	Transport Transport `json:"transport"`
-	Keys      *PushKeys `json:"-"`                 // Web Push only; never in API answers or logs
+	Keys      *PushKeys `json:"-"`                // Web Push only; never in API answers or logs
 	Expires   time.Time `json:"expires,omitzero"` // Web Push expirationTime; zero: none
 
 	LastOutcome   string    `json:"last_outcome,omitempty"`
