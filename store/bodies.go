@@ -30,9 +30,9 @@ import (
 // in one transaction (the enqueuer, Record, dropStale) collect the changes
 // per key in buckets.refs and apply them once (applyRefs), so a 100k fan-out
 // writes its payload once and a Record batch of 1024 outcomes rewrites it
-// once. Other callers of dropEntry (device replacement in channels.go) apply
-// each change at once. Moving an entry (retry, postpone, device replacement)
-// keeps its key and changes no count.
+// once. Other callers of dropEntry (takeOver in channels.go) apply each
+// change at once, or with the batch in the migration. Moving an entry
+// (retry, postpone, takeOver) keeps its key and changes no count.
 //
 // A count that ends too high only wastes space until the outbox drains
 // (clearIdlePayloads) or PruneLedger recounts (sweepPayloads); a count too

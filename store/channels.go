@@ -125,6 +125,10 @@ func (b *buckets) putChannel(ch *tilecast.Channel) error {
 	return b.channels.Put(id, withUnknown(encodeChannel(ch), b.channels.Get(id), chanKnown))
 }
 
+// deviceKey is the channel_device key of a user's device: a device ID is
+// scoped to its user (no user is a scope of its own, "").
+func deviceKey(user, device string) []byte { return joinStr(user, device) }
+
 // index writes ch's entries in the uri, device, feed and user indexes.
 // channel_feed values hold the user so FeedUsers needs no channel decode.
 func (b *buckets) index(ch *tilecast.Channel) error {
@@ -133,7 +137,7 @@ func (b *buckets) index(ch *tilecast.Channel) error {
 		return err
 	}
 	if ch.Device != "" {
-		if err := b.chanDevice.Put([]byte(ch.Device), id); err != nil {
+		if err := b.chanDevice.Put(deviceKey(ch.User, ch.Device), id); err != nil {
 			return err
 		}
 	}
@@ -162,8 +166,8 @@ func (b *buckets) unindex(ch *tilecast.Channel) error {
 			return err
 		}
 	}
-	if ch.Device != "" && bytes.Equal(b.get(b.chanDevice, []byte(ch.Device)), []byte(ch.ID)) {
-		if err := b.del(b.chanDevice, []byte(ch.Device)); err != nil {
+	if dk := deviceKey(ch.User, ch.Device); ch.Device != "" && bytes.Equal(b.get(b.chanDevice, dk), []byte(ch.ID)) {
+		if err := b.del(b.chanDevice, dk); err != nil {
 			return err
 		}
 	}
@@ -228,17 +232,25 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 // AddChannel registers a channel, deduplicated by URI: ch.URI is put in
 // canonical form first (channeluri.Canonical; an invalid URI is
 // ErrInvalidChannel with the reason), so every spelling of a URI is one
-// channel. A known URI returns the existing record with User, Feeds, Device
-// and the transport fields (Transport, Keys, Expires) replaced by ch's
-// (created is false). An empty Transport is MPNS. A new channel gets a random ID and Created = now; the ID and
-// Created in ch are ignored.
+// channel. A known URI returns the existing record with User, Feeds,
+// Device and the transport fields (Transport, Keys, Expires) replaced by
+// ch's (created is false). An empty Transport is MPNS. A new channel gets
+// a random ID and Created = now; the ID and Created in ch are ignored.
 //
-// When ch.Device names a device that another channel is registered for, that
-// channel is replaced: its waiting notifications move to this channel (those
-// this channel would get: same user or no user, and a feed it lists — or, when
-// it lists none, a feed without a user) and the old channel is removed, all in
-// the same transaction. Its last-tile hashes are not carried over, so the new
-// channel gets the next tile even if unchanged.
+// A device ID is scoped to its user: ch.User and ch.Device name one device.
+// When that device has a channel of another URI, the registration rotates
+// it (a new URI for the same app install): the channel takes the new URI
+// in place and keeps its ID, Created and waiting notifications (they name
+// its ID), with the rest of the registration applied as given. When the new
+// URI already has a channel of its own, the two become one: the older
+// (earlier Created, then smaller ID) is kept with the registration applied,
+// and takes over the other's waiting notifications that it would get (the
+// rules of moves); the other is removed, its ledger stays. A rotated
+// channel's last-tile hashes are dropped, so the new URI gets the next tile
+// even if unchanged. Each rotation is logged once its transaction commits
+// (msg="channel rotated", see logRotations). A registration naming the
+// device ID of another user's channel creates (or updates) a channel of
+// its own: it never moves or removes theirs.
 func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
 	if err := validateChannel(&ch); err != nil {
 		return tilecast.Channel{}, false, err
@@ -249,20 +261,41 @@ func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
 	ch.Feeds = normFeeds(ch.Feeds)
 	var out tilecast.Channel
 	var created bool
+	var rotated []rotation
 	err := db.update(func(b *buckets) error {
 		var err error
 		out, created, err = b.addChannel(&ch, db.now())
+		rotated = b.rotations
 		return err
 	})
 	if err != nil {
 		return tilecast.Channel{}, false, fmt.Errorf("add channel: %w", err)
 	}
+	db.logRotations(rotated)
 	return out, created, nil
+}
+
+// rotation is one device's channel moving to a new URI (AddChannel).
+type rotation struct {
+	channel    string // the channel that stays
+	oldChannel string // the device's channel before
+	newChannel string // the channel that held the new URI (oldChannel when none did)
+	user       string
+	device     string
+	host       string // of the new URI: the URI itself is a capability, never logged
+}
+
+// logRotations logs each rotation of a committed transaction.
+func (db *DB) logRotations(rs []rotation) {
+	for _, r := range rs {
+		db.log.Info("channel rotated", "channel", r.channel, "old_channel", r.oldChannel,
+			"new_channel", r.newChannel, "user", r.user, "device", r.device, "host", r.host)
+	}
 }
 
 // addChannel is AddChannel inside a write transaction, shared with
 // ImportChannels. ch has been validated and its feeds normalised; now is
-// the Created time of a new channel.
+// the Created time of a new channel. Rotations are noted in b.rotations.
 func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Channel, bool, error) {
 	cur, found := tilecast.Channel{}, false
 	if id := b.get(b.chanURI, []byte(ch.URI)); id != nil {
@@ -271,23 +304,35 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 			return tilecast.Channel{}, false, err
 		}
 	}
-	created := false
+	if ch.Device != "" {
+		// The channel of this user's device, when it is not cur.
+		id := b.get(b.chanDevice, deviceKey(ch.User, ch.Device))
+		if id != nil && (!found || string(id) != cur.ID) {
+			dev, ok, err := b.getChannel(string(id))
+			if err != nil {
+				return tilecast.Channel{}, false, err
+			}
+			if ok {
+				return b.rotate(ch, dev, cur, found)
+			}
+		}
+	}
 	if found && cur.User == ch.User && cur.Device == ch.Device && slices.Equal(cur.Feeds, ch.Feeds) &&
 		cur.Transport == ch.Transport && sameKeys(cur.Keys, ch.Keys) && cur.Expires.Equal(ch.Expires) &&
-		(cur.Device == "" || string(b.get(b.chanDevice, []byte(cur.Device))) == cur.ID) {
+		(cur.Device == "" || string(b.get(b.chanDevice, deviceKey(cur.User, cur.Device))) == cur.ID) {
 		// Apps re-register on every start and imports are re-run: an
 		// unchanged channel needs no write.
 		return cur, false, nil
 	}
+	created := false
 	if found {
 		if err := b.unindex(&cur); err != nil {
 			return tilecast.Channel{}, false, err
 		}
-		cur.User, cur.Feeds, cur.Device = ch.User, ch.Feeds, ch.Device
-		cur.Transport, cur.Keys, cur.Expires = ch.Transport, ch.Keys, ch.Expires
+		register(&cur, ch)
 	} else {
-		cur = tilecast.Channel{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Created: now,
-			Transport: ch.Transport, Keys: ch.Keys, Expires: ch.Expires}
+		cur = tilecast.Channel{URI: ch.URI, Created: now}
+		register(&cur, ch)
 		for {
 			cur.ID = newChannelID()
 			if b.get(b.channels, []byte(cur.ID)) == nil {
@@ -295,13 +340,6 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 			}
 		}
 		created = true
-	}
-	if cur.Device != "" {
-		if old := b.get(b.chanDevice, []byte(cur.Device)); old != nil && string(old) != cur.ID {
-			if err := b.takeOver(string(old), &cur); err != nil {
-				return tilecast.Channel{}, false, err
-			}
-		}
 	}
 	if err := b.putChannel(&cur); err != nil {
 		return tilecast.Channel{}, false, err
@@ -315,10 +353,59 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 	return cur, created, nil
 }
 
+// register applies what a registration says (user, feeds, device,
+// transport fields) to channel c.
+func register(c, reg *tilecast.Channel) {
+	c.User, c.Feeds, c.Device = reg.User, reg.Feeds, reg.Device
+	c.Transport, c.Keys, c.Expires = reg.Transport, reg.Keys, reg.Expires
+}
+
+// rotate moves device channel dev to the registration's URI (see
+// AddChannel): in place, or, when cur (found) holds that URI already,
+// by making the two one.
+func (b *buckets) rotate(ch *tilecast.Channel, dev, cur tilecast.Channel, found bool) (tilecast.Channel, bool, error) {
+	keep, gone := dev, tilecast.Channel{}
+	if found {
+		gone = cur
+		if older(&cur, &dev) {
+			keep, gone = cur, dev
+		}
+	}
+	if err := b.unindex(&keep); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	if keep.URI != ch.URI {
+		// Another URI is another app install or subscription: its tile
+		// is not known to show what this one showed.
+		p := prefix(keep.ID)
+		if err := deleteKeys(b.tileLast, scanPrefix(b.tileLast, p)); err != nil {
+			return tilecast.Channel{}, false, err
+		}
+	}
+	keep.URI = ch.URI
+	register(&keep, ch)
+	if found {
+		if err := b.takeOver(gone.ID, &keep); err != nil {
+			return tilecast.Channel{}, false, err
+		}
+	}
+	if err := b.putChannel(&keep); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	if err := b.index(&keep); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	r := rotation{channel: keep.ID, oldChannel: dev.ID, newChannel: dev.ID, user: ch.User, device: ch.Device, host: uriHost(ch.URI)}
+	if found {
+		r.newChannel = cur.ID
+	}
+	b.rotations = append(b.rotations, r)
+	return keep, false, nil
+}
+
 // takeOver moves the waiting notifications of channel oldID that ch would
-// get (moves) to ch, drops the others and removes oldID: a device
-// replacement (AddChannel) or a merge of two channels with one URI
-// (migrate.go).
+// get (moves) to ch, drops the others and removes oldID: two channels
+// made one by a rotation (rotate) or by the migration (migrate.go).
 func (b *buckets) takeOver(oldID string, ch *tilecast.Channel) error {
 	p := prefix(oldID)
 	var a arena
@@ -373,8 +460,8 @@ func (b *buckets) takeOver(oldID string, ch *tilecast.Channel) error {
 	return err
 }
 
-// moves reports whether a waiting notification of a replaced channel is one
-// ch would get.
+// moves reports whether a waiting notification of a channel made one with
+// ch is one ch would get: not another user's, and of a feed ch gets.
 func moves(n *tilecast.Notification, ch *tilecast.Channel) bool {
 	if n.User != "" && n.User != ch.User {
 		return false

@@ -28,11 +28,11 @@ import (
 // Where each count changes:
 //
 //	channels   addChannel (new channel: AddChannel, ImportChannels),
-//	           removeChannel (RemoveChannel, device replacement, Record's
-//	           OpRemoveChannel)
+//	           removeChannel (RemoveChannel, two channels made one by a
+//	           rotation or the schema 4 migration, Record's OpRemoveChannel)
 //	outbox     enqueuer.add (Commit, Enqueue, FanOutStep) and the tile it
 //	           replaces; removeEntry (Record, Due's stale entries, channel
-//	           removal and device replacement via dropEntry); removeChannel's
+//	           removal and takeOver via dropEntry); removeChannel's
 //	           sweep of index keys left pointing at entries
 //	dead       putDead (Record's OpDead)
 //	broken     feedStateWritten (SaveFeedState, Commit)

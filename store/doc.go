@@ -19,7 +19,9 @@
 //	                in its channeluri.Canonical form; schema 4 put every
 //	                stored URI in that form, except URIs that no longer
 //	                canonicalise, which are kept as they were)
-//	channel_device  device → channel ID (re-registration of a device)
+//	channel_device  user + 0x00 + device → channel ID: a device ID is
+//	                scoped to its user (rotation, AddChannel). Before
+//	                schema 4 the key was the device alone
 //	channel_feed    feed + 0x00 + channel ID → the channel's user. Feed "" is
 //	                the default list: channels that list no feeds. Subscribers
 //	                of a global feed = its entries + the default list, so only

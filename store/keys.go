@@ -58,6 +58,8 @@ type buckets struct {
 	refs *payloadRefs // payload reference changes waiting for applyRefs; nil: apply at once
 
 	delta countDelta // changes to the running counts, saved by update and batch (counts.go)
+
+	rotations []rotation // device channels rotated in this transaction, logged after it commits
 }
 
 // get is bk.Get(key).

@@ -43,7 +43,9 @@ import (
 //	bodies    stored requests (layout 1) deleted: no entry names one now
 //	channels  records → version 2; URI canonicalised; duplicates merged
 //	          (moving waiting notifications needs outbox entries in the
-//	          current form, hence after the outbox)
+//	          current form, hence after the outbox); each device indexed
+//	          under its user (user + 0x00 + device)
+//	channel_device  keys of the old form (the device alone) deleted
 //	feedstate, ledger, dead → the current form
 //
 // Merging: when two channels hold one canonical URI, the older one (earlier
@@ -79,6 +81,7 @@ func migratePhases() []migratePhase {
 		{bucketOutbox, (*migrator).outboxEntry},
 		{bucketBodies, (*migrator).storedRequest},
 		{bucketChannels, (*migrator).channel},
+		{bucketChannelDevice, (*migrator).oldDeviceKey},
 		{bucketFeedState, (*migrator).feedState},
 		{bucketLedger, (*migrator).ledgerValue},
 		{bucketDead, (*migrator).deadLetter},
@@ -415,7 +418,7 @@ func (m *migrator) channel(b *buckets, k []byte) error {
 	}
 	owner := b.chanURI.Get([]byte(uri))
 	if uri == ch.URI && bytes.Equal(owner, k) {
-		return nil // canonical and indexed: the common case
+		return b.reindexDevice(&ch) // canonical and indexed: the common case
 	}
 	if owner != nil && !bytes.Equal(owner, k) {
 		other, ok, err := b.anyChannel(string(owner))
@@ -442,6 +445,34 @@ func (m *migrator) channel(b *buckets, k []byte) error {
 		return err
 	}
 	return b.index(&ch)
+}
+
+// reindexDevice puts ch's device in the index as schema 4 keys it, scoped
+// to ch's user (deviceKey): before, the device alone was the key. When
+// two channels claim one key, the one the old index named keeps it.
+func (b *buckets) reindexDevice(ch *tilecast.Channel) error {
+	if ch.Device == "" {
+		return nil
+	}
+	k := deviceKey(ch.User, ch.Device)
+	owner := b.chanDevice.Get(k)
+	if string(owner) == ch.ID {
+		return nil
+	}
+	if owner == nil || string(b.chanDevice.Get([]byte(ch.Device))) == ch.ID {
+		return b.chanDevice.Put(k, []byte(ch.ID))
+	}
+	return nil
+}
+
+// oldDeviceKey deletes a device index key of the old form (the device
+// alone, no NUL): the channels phase put every device under its user.
+func (m *migrator) oldDeviceKey(b *buckets, k []byte) error {
+	if bytes.IndexByte(k, 0) >= 0 {
+		return nil
+	}
+	m.rewritten++
+	return b.chanDevice.Delete(k)
 }
 
 // anyChannel reads a channel record of any form, rewriting an old one in

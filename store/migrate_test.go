@@ -66,7 +66,7 @@ func writeOldFile(t *testing.T, schema int) *oldFile {
 	f.a = tilecast.Channel{ID: "a000000000000001", URI: "http://127.0.0.1/a", User: "ana", Feeds: []string{"news", "inbox"},
 		Device: "pa", Created: c0.Add(-10 * time.Hour), LastOutcome: "delivered", LastOutcomeAt: c0.Add(-time.Hour),
 		SendsDay: "2026-03-01", SendsToday: 3}
-	f.b = tilecast.Channel{ID: "b000000000000002", URI: "HTTP://127.0.0.1:80/b", Created: c0.Add(-9 * time.Hour), FailureStreak: 2}
+	f.b = tilecast.Channel{ID: "b000000000000002", URI: "HTTP://127.0.0.1:80/b", Device: "pz", Created: c0.Add(-9 * time.Hour), FailureStreak: 2}
 	// d1 and d2 hold one URI in two spellings: d2 is older and stays.
 	f.d1 = tilecast.Channel{ID: "d100000000000001", URI: "http://127.0.0.1/dup", User: "bo", Feeds: []string{"news"},
 		Device: "pb", Created: c0.Add(-5 * time.Hour)}
@@ -363,6 +363,16 @@ func TestMigrateRewritesOldForms(t *testing.T) {
 				t.Errorf("Channels(bo) = %+v", chs)
 			}
 
+			// Devices are indexed under their users; the old keys are gone.
+			devices := map[string]string{}
+			must(t, db.view(func(b *buckets) error {
+				return b.chanDevice.ForEach(func(k, v []byte) error { devices[string(k)] = string(v); return nil })
+			}))
+			wantDevices := map[string]string{"ana\x00pa": f.a.ID, "bo\x00pb": f.d2.ID, "\x00pz": f.b.ID}
+			if fmt.Sprint(devices) != fmt.Sprint(wantDevices) {
+				t.Errorf("device index %q, want %q", devices, wantDevices)
+			}
+
 			// Every entry is there, on the channel that stays, with its payload.
 			ps := allPending(t, db, f.clk.Now())
 			if len(ps) != len(f.entries) {
@@ -415,6 +425,16 @@ func TestMigrateRewritesOldForms(t *testing.T) {
 				t.Errorf("counts %+v", c)
 			}
 
+			// After the upgrade a device rotates its channel, found under its user.
+			rot, created, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/a2", User: "ana", Device: "pa", Feeds: f.a.Feeds})
+			if err != nil || created || rot.ID != f.a.ID {
+				t.Errorf("rotation after the upgrade = %+v, %v, %v; want %s", rot, created, err, f.a.ID)
+			}
+			if other, created, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/z2", User: "someone", Device: "pz"}); err != nil ||
+				!created || other.ID == f.b.ID {
+				t.Errorf("another user's registration of device pz = %+v, %v, %v; want a new channel", other, created, err)
+			}
+
 			out := logs.String()
 			for _, want := range []string{
 				`msg="state file migrating" schema=4 done=`,
@@ -430,7 +450,7 @@ func TestMigrateRewritesOldForms(t *testing.T) {
 			if schema < 3 && !strings.Contains(out, `step="count records"`) {
 				t.Errorf("log lacks the count step:\n%s", out)
 			}
-			for _, secret := range []string{"/dup", "user@", "/tie", "/a "} {
+			for _, secret := range []string{"/dup", "user@", "/tie", "/a ", "/a2", "/z2"} {
 				if strings.Contains(out, secret) {
 					t.Errorf("log shows a URI (%q):\n%s", secret, out)
 				}
