@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/tilecast/tilecast"
@@ -96,7 +97,21 @@ func appendChannel(dst []byte, ch *tilecast.Channel) []byte {
 // encodeChannel returns ch's record in a new slice of its own (bbolt keeps
 // a Put value until the transaction ends, so it must not be reused).
 func encodeChannel(ch *tilecast.Channel) []byte {
-	return appendChannel(nil, ch)
+	return appendChannel(make([]byte, 0, channelSizeBound(ch)), ch)
+}
+
+// channelSizeBound bounds the length of ch's record: its bytes, and at
+// most maxFieldHead + 2 varints' worth per field, so one allocation holds it.
+func channelSizeBound(ch *tilecast.Channel) int {
+	n := 1 + chanTagMax*(maxFieldHead+2*binary.MaxVarintLen64)
+	n += len(ch.ID) + len(ch.URI) + len(ch.User) + len(ch.Device) + len(ch.LastOutcome) + len(ch.SendsDay) + len(ch.Transport)
+	for _, f := range ch.Feeds {
+		n += binary.MaxVarintLen64 + len(f)
+	}
+	if ch.Keys != nil {
+		n += 2*maxFieldHead + len(ch.Keys.P256DH) + len(ch.Keys.Auth)
+	}
+	return n
 }
 
 // decodeChannel parses a channel record. The result shares nothing with
@@ -110,44 +125,43 @@ func decodeChannel(v []byte) (tilecast.Channel, error) {
 	}
 	r := newReader(string(v), 1)
 	for r.more() {
-		f := r.field()
-		switch f.tag() {
+		switch r.next() {
 		case chanTagID:
-			ch.ID = f.rest()
+			ch.ID = r.rest()
 		case chanTagURI:
-			ch.URI = f.rest()
+			ch.URI = r.rest()
 		case chanTagUser:
-			ch.User = f.rest()
+			ch.User = r.rest()
 		case chanTagFeeds:
-			ch.Feeds = f.strList()
+			ch.Feeds = r.strList()
 		case chanTagDevice:
-			ch.Device = f.rest()
+			ch.Device = r.rest()
 		case chanTagCreated:
-			ch.Created = f.timeVal()
+			ch.Created = r.timeVal()
 		case chanTagLastOutcome:
-			ch.LastOutcome = f.rest()
+			ch.LastOutcome = r.rest()
 		case chanTagLastOutcomeAt:
-			ch.LastOutcomeAt = f.timeVal()
+			ch.LastOutcomeAt = r.timeVal()
 		case chanTagFailureStreak:
-			ch.FailureStreak = f.int()
+			ch.FailureStreak = r.int()
 		case chanTagNextAllowedAt:
-			ch.NextAllowedAt = f.timeVal()
+			ch.NextAllowedAt = r.timeVal()
 		case chanTagSendsDay:
-			ch.SendsDay = f.rest()
+			ch.SendsDay = r.rest()
 		case chanTagSendsToday:
-			ch.SendsToday = f.int()
+			ch.SendsToday = r.int()
 		case chanTagTransport:
-			ch.Transport = tilecast.Transport(f.rest())
+			ch.Transport = tilecast.Transport(r.rest())
 		case chanTagKeys:
-			n := f.nested()
+			n := r.nested()
 			ch.Keys = n.pushKeys()
-			f.closeNested(&n)
+			r.closeNested(&n)
 		case chanTagExpires:
-			ch.Expires = f.timeVal()
+			ch.Expires = r.timeVal()
 		default:
-			f.skip()
+			r.skip()
 		}
-		r.close(&f)
+		r.done()
 	}
 	if r.err != nil {
 		return tilecast.Channel{}, fmt.Errorf("decode channel: %w", r.err)
@@ -161,16 +175,15 @@ func decodeChannel(v []byte) (tilecast.Channel, error) {
 func (r *recordReader) pushKeys() *tilecast.PushKeys {
 	k := &tilecast.PushKeys{}
 	for r.more() {
-		f := r.field()
-		switch f.tag() {
+		switch r.next() {
 		case keysTagP256DH:
-			k.P256DH = f.bytesVal()
+			k.P256DH = r.bytesVal()
 		case keysTagAuth:
-			k.Auth = f.bytesVal()
+			k.Auth = r.bytesVal()
 		default:
-			f.skip()
+			r.skip()
 		}
-		r.close(&f)
+		r.done()
 	}
 	return k
 }

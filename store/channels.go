@@ -122,7 +122,10 @@ func (b *buckets) getChannel(id string) (tilecast.Channel, bool, error) {
 // record it replaces that a newer tilecast wrote (withUnknown).
 func (b *buckets) putChannel(ch *tilecast.Channel) error {
 	id := []byte(ch.ID)
-	return b.channels.Put(id, withUnknown(encodeChannel(ch), b.channels.Get(id), chanKnown))
+	// Encoded in scratch, then copied at its exact size: bbolt keeps the
+	// value until the transaction ends, and Record writes many.
+	b.scratch = appendChannel(b.scratch[:0], ch)
+	return b.channels.Put(id, withUnknown(bytes.Clone(b.scratch), b.channels.Get(id), chanKnown))
 }
 
 // deviceKey is the channel_device key of a user's device: a device ID is

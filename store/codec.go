@@ -44,10 +44,7 @@ const (
 	entryTagAttempts
 	entryTagNextAttempt
 	entryTagCreated
-	entryTagMax = entryTagCreated
 )
-
-func entryKnown(tag uint64) bool { return tag >= 1 && tag <= entryTagMax }
 
 var errRecord = errors.New("bad record")
 
@@ -130,44 +127,43 @@ func (r *recordReader) notification(e *entry, keep bool) {
 	n := &e.n
 	for r.more() {
 		start := r.off
-		f := r.field()
-		switch f.tag() {
+		switch tag := r.next(); tag {
 		case entryTagID:
-			n.ID = f.uvarint()
+			n.ID = r.uvarint()
 		case entryTagChannel:
-			n.ChannelID = f.rest()
+			n.ChannelID = r.rest()
 		case entryTagFeed:
-			n.Feed = f.rest()
+			n.Feed = r.rest()
 		case entryTagUser:
-			n.User = f.rest()
+			n.User = r.rest()
 		case entryTagItem:
-			n.ItemID = f.rest()
+			n.ItemID = r.rest()
 		case entryTagKind:
-			n.Kind = tilecast.Kind(f.rest())
+			n.Kind = tilecast.Kind(r.rest())
 		case entryTagPayload:
-			n.Payload = f.bytesVal()
+			n.Payload = r.bytesVal()
 		case entryTagPayloadRef:
 			if n.Payload != nil {
-				f.fail("payload both inline and stored")
-			} else if k := f.rest(); len(k) != len(e.ref) {
-				f.fail("payload key is not 32 bytes")
+				r.fail("payload both inline and stored")
+			} else if k := r.rest(); len(k) != len(e.ref) {
+				r.fail("payload key is not 32 bytes")
 			} else {
 				copy(e.ref[:], k)
 				e.hasRef = true
 			}
 		case entryTagAttempts:
-			n.Attempts = f.int()
+			n.Attempts = r.int()
 		case entryTagNextAttempt:
-			n.NextAttempt = f.timeVal()
+			n.NextAttempt = r.timeVal()
 		case entryTagCreated:
-			n.Created = f.timeVal()
+			n.Created = r.timeVal()
 		default:
 			if keep && r.err == nil {
-				e.unknown = append(e.unknown, rawField{tag: f.tag(), raw: r.s[start:f.end]})
+				e.unknown = append(e.unknown, rawField{tag: tag, raw: r.s[start:r.end]})
 			}
-			f.skip()
+			r.skip()
 		}
-		r.close(&f)
+		r.done()
 	}
 }
 
@@ -211,25 +207,24 @@ func decodeDeadLetter(v []byte) (DeadLetter, error) {
 	}
 	r := newReader(string(v), 1)
 	for r.more() {
-		f := r.field()
-		switch f.tag() {
+		switch r.next() {
 		case deadTagNotification:
 			var e entry
-			n := f.nested()
+			n := r.nested()
 			n.notification(&e, false)
 			if n.err == nil && e.hasRef {
 				n.fail("payload not inline")
 			}
-			f.closeNested(&n)
+			r.closeNested(&n)
 			d.Notification = e.n
 		case deadTagOutcome:
-			n := f.nested()
+			n := r.nested()
 			n.outcome(&d.Outcome)
-			f.closeNested(&n)
+			r.closeNested(&n)
 		default:
-			f.skip()
+			r.skip()
 		}
-		r.close(&f)
+		r.done()
 	}
 	if r.err != nil {
 		return DeadLetter{}, fmt.Errorf("decode dead letter: %w", r.err)

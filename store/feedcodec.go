@@ -142,42 +142,41 @@ func decodeFeedState(v []byte) (tilecast.FeedState, error) {
 	}
 	r := newReader(string(v), 1)
 	for r.more() {
-		f := r.field()
-		switch f.tag() {
+		switch r.next() {
 		case feedTagETag:
-			st.ETag = f.rest()
+			st.ETag = r.rest()
 		case feedTagLastModified:
-			st.LastModified = f.rest()
+			st.LastModified = r.rest()
 		case feedTagBaselined:
-			st.Baselined = f.boolVal()
+			st.Baselined = r.boolVal()
 		case feedTagBroken:
-			st.Broken = f.boolVal()
+			st.Broken = r.boolVal()
 		case feedTagLastFetch:
-			st.LastFetch = f.timeVal()
+			st.LastFetch = r.timeVal()
 		case feedTagLastResult:
-			st.LastResult = f.rest()
+			st.LastResult = r.rest()
 		case feedTagLastSuccess:
-			st.LastSuccess = f.timeVal()
+			st.LastSuccess = r.timeVal()
 		case feedTagFailures:
-			st.Failures = f.int()
+			st.Failures = r.int()
 		case feedTagFailingSince:
-			st.FailingSince = f.timeVal()
+			st.FailingSince = r.timeVal()
 		case feedTagNextFetch:
-			st.NextFetch = f.timeVal()
+			st.NextFetch = r.timeVal()
 		case feedTagTitle:
-			st.Title = f.rest()
+			st.Title = r.rest()
 		case feedTagLink:
-			st.Link = f.rest()
+			st.Link = r.rest()
 		case feedTagSeenRefreshed:
-			st.SeenRefreshed = f.timeVal()
+			st.SeenRefreshed = r.timeVal()
 		case feedTagLatest:
-			n := f.nested()
+			n := r.nested()
 			st.Latest = n.latest()
-			f.closeNested(&n)
+			r.closeNested(&n)
 		default:
-			f.skip()
+			r.skip()
 		}
-		r.close(&f)
+		r.done()
 	}
 	if r.err != nil {
 		return tilecast.FeedState{}, fmt.Errorf("decode feed state: %w", r.err)
@@ -188,28 +187,27 @@ func decodeFeedState(v []byte) (tilecast.FeedState, error) {
 func (r *recordReader) latest() *tilecast.TemplateData {
 	l := &tilecast.TemplateData{}
 	for r.more() {
-		f := r.field()
-		switch f.tag() {
+		switch r.next() {
 		case latestTagFeedName:
-			l.Feed.Name = f.rest()
+			l.Feed.Name = r.rest()
 		case latestTagFeedTitle:
-			l.Feed.Title = f.rest()
+			l.Feed.Title = r.rest()
 		case latestTagFeedLink:
-			l.Feed.Link = f.rest()
+			l.Feed.Link = r.rest()
 		case latestTagItem:
-			n := f.nested()
+			n := r.nested()
 			l.Item = n.item()
-			f.closeNested(&n)
+			r.closeNested(&n)
 		case latestTagItems:
-			l.Items = f.items()
+			l.Items = r.items()
 		case latestTagNewCount:
-			l.NewCount = f.int()
+			l.NewCount = r.int()
 		case latestTagUser:
-			l.User = f.rest()
+			l.User = r.rest()
 		default:
-			f.skip()
+			r.skip()
 		}
-		r.close(&f)
+		r.done()
 	}
 	return l
 }
@@ -245,24 +243,23 @@ func (r *recordReader) items() []tilecast.Item {
 func (r *recordReader) item() tilecast.Item {
 	var it tilecast.Item
 	for r.more() {
-		f := r.field()
-		switch f.tag() {
+		switch r.next() {
 		case itemTagID:
-			it.ID = f.rest()
+			it.ID = r.rest()
 		case itemTagTitle:
-			it.Title = f.rest()
+			it.Title = r.rest()
 		case itemTagLink:
-			it.Link = f.rest()
+			it.Link = r.rest()
 		case itemTagSummary:
-			it.Summary = f.rest()
+			it.Summary = r.rest()
 		case itemTagPublished:
-			it.Published = f.timeVal()
+			it.Published = r.timeVal()
 		case itemTagImage:
-			it.Image = f.rest()
+			it.Image = r.rest()
 		default:
-			f.skip()
+			r.skip()
 		}
-		r.close(&f)
+		r.done()
 	}
 	return it
 }

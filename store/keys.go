@@ -60,6 +60,7 @@ type buckets struct {
 	delta countDelta // changes to the running counts, saved by update and batch (counts.go)
 
 	rotations []rotation // device channels rotated in this transaction, logged after it commits
+	scratch   []byte     // where putChannel encodes
 }
 
 // get is bk.Get(key).

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -81,7 +82,11 @@ func appendOutcome(dst []byte, o *tilecast.Outcome) []byte {
 
 // encodeOutcome returns o's value in a new slice of its own.
 func encodeOutcome(o *tilecast.Outcome) []byte {
-	return appendOutcome(nil, o)
+	n := 1 + outTagCorrelationVector*(maxFieldHead+2*binary.MaxVarintLen64)
+	n += len(o.ChannelID) + len(o.User) + len(o.Feed) + len(o.ItemID) + len(o.Kind) + len(o.Notification) +
+		len(o.Subscription) + len(o.Device) + len(o.Action) + len(o.Error) + len(o.Transport) + len(o.MsgID) +
+		len(o.DebugTrace) + len(o.CorrelationVector)
+	return appendOutcome(make([]byte, 0, n), o)
 }
 
 // encodeOutcomeInto encodes o into memory taken from a: bbolt keeps a Put
@@ -113,49 +118,48 @@ func decodeOutcome(v []byte) (tilecast.Outcome, error) {
 // letter's) into o.
 func (r *recordReader) outcome(o *tilecast.Outcome) {
 	for r.more() {
-		f := r.field()
-		switch f.tag() {
+		switch r.next() {
 		case outTagTime:
-			o.Time = f.timeVal()
+			o.Time = r.timeVal()
 		case outTagChannel:
-			o.ChannelID = f.rest()
+			o.ChannelID = r.rest()
 		case outTagUser:
-			o.User = f.rest()
+			o.User = r.rest()
 		case outTagFeed:
-			o.Feed = f.rest()
+			o.Feed = r.rest()
 		case outTagItem:
-			o.ItemID = f.rest()
+			o.ItemID = r.rest()
 		case outTagKind:
-			o.Kind = tilecast.Kind(f.rest())
+			o.Kind = tilecast.Kind(r.rest())
 		case outTagStatus:
-			o.Status = f.int()
+			o.Status = r.int()
 		case outTagNotification:
-			o.Notification = f.rest()
+			o.Notification = r.rest()
 		case outTagSubscription:
-			o.Subscription = f.rest()
+			o.Subscription = r.rest()
 		case outTagDevice:
-			o.Device = f.rest()
+			o.Device = r.rest()
 		case outTagAction:
-			o.Action = tilecast.Action(f.rest())
+			o.Action = tilecast.Action(r.rest())
 		case outTagAttempt:
-			o.Attempt = f.int()
+			o.Attempt = r.int()
 		case outTagRetryIn:
-			o.RetryIn = time.Duration(f.varint())
+			o.RetryIn = time.Duration(r.varint())
 		case outTagDuration:
-			o.Duration = time.Duration(f.varint())
+			o.Duration = time.Duration(r.varint())
 		case outTagError:
-			o.Error = f.rest()
+			o.Error = r.rest()
 		case outTagTransport:
-			o.Transport = tilecast.Transport(f.rest())
+			o.Transport = tilecast.Transport(r.rest())
 		case outTagMsgID:
-			o.MsgID = f.rest()
+			o.MsgID = r.rest()
 		case outTagDebugTrace:
-			o.DebugTrace = f.rest()
+			o.DebugTrace = r.rest()
 		case outTagCorrelationVector:
-			o.CorrelationVector = f.rest()
+			o.CorrelationVector = r.rest()
 		default:
-			f.skip()
+			r.skip()
 		}
-		r.close(&f)
+		r.done()
 	}
 }

@@ -191,23 +191,6 @@ func TestDecodeOutcomeErrors(t *testing.T) {
 	testDecodeErrors(t, "outcome", decodeOutcome, tests)
 }
 
-// ledgerValues returns the stored ledger values of channel id, in key order.
-func ledgerValues(tb testing.TB, db *DB, id string) [][]byte {
-	tb.Helper()
-	var vs [][]byte
-	if err := db.view(func(b *buckets) error {
-		p := prefix(id)
-		c := b.ledger.Cursor()
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			vs = append(vs, bytes.Clone(v))
-		}
-		return nil
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	return vs
-}
-
 // FuzzDecodeOutcome: decoding never panics, and whatever decodes is a
 // fixed point after one rewrite.
 func FuzzDecodeOutcome(f *testing.F) {

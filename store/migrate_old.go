@@ -126,7 +126,7 @@ func (r *recordReader) oldTime() time.Time {
 }
 
 // done fails on trailing bytes and wraps the reader's error.
-func (r *recordReader) done(what string) error {
+func (r *recordReader) finish(what string) error {
 	if r.err == nil && r.off != r.end {
 		r.fail("trailing bytes")
 	}
@@ -162,7 +162,7 @@ func decodeOldChannel(v []byte) (tilecast.Channel, error) {
 		ch.NextAllowedAt = r.oldTime()
 		ch.SendsDay = r.str()
 		ch.SendsToday = r.int()
-		if err := r.done("channel"); err != nil {
+		if err := r.finish("channel"); err != nil {
 			return tilecast.Channel{}, err
 		}
 		return ch, nil
@@ -227,7 +227,7 @@ func decodeOldFeedState(v []byte) (tilecast.FeedState, error) {
 			l.User = r.str()
 			st.Latest = l
 		}
-		if err := r.done("feed state"); err != nil {
+		if err := r.finish("feed state"); err != nil {
 			return tilecast.FeedState{}, err
 		}
 		return st, nil
@@ -253,7 +253,7 @@ func decodeOldOutcome(v []byte) (tilecast.Outcome, error) {
 		o.RetryIn = time.Duration(r.varint())
 		o.Duration = time.Duration(r.varint())
 		o.Error = r.str()
-		if err := r.done("outcome"); err != nil {
+		if err := r.finish("outcome"); err != nil {
 			return tilecast.Outcome{}, err
 		}
 		return o, nil
@@ -317,7 +317,7 @@ func decodeOldEntry(b []byte) (oldEntry, error) {
 	n.Attempts = int(att)
 	n.NextAttempt = r.oldTime()
 	n.Created = r.oldTime()
-	if err := r.done("outbox entry"); err != nil {
+	if err := r.finish("outbox entry"); err != nil {
 		return oldEntry{}, err
 	}
 	return o, nil
@@ -347,7 +347,7 @@ func decodeOldRequest(k payloadKey, content []byte) ([]byte, error) {
 	r := newReader(string(content), 0)
 	r.requestHeaders()
 	body := r.str()
-	if err := r.done("stored request"); err != nil {
+	if err := r.finish("stored request"); err != nil {
 		return nil, err
 	}
 	if body == "" {

@@ -57,6 +57,9 @@ func zigzag(x int64) uint64 {
 
 func varintLen(x int64) int { return uvarintLen(zigzag(x)) }
 
+// maxFieldHead bounds the length of a field's tag and length.
+const maxFieldHead = 2 * binary.MaxVarintLen64
+
 // appendHead appends a field's tag and length.
 func appendHead(dst []byte, tag uint64, n int) []byte {
 	dst = binary.AppendUvarint(dst, tag)
@@ -141,17 +144,19 @@ func appendNested(dst []byte, tag uint64, scratch *[]byte, fill func([]byte) []b
 	return append(dst, v...)
 }
 
-// recordReader reads a record: s[off:end] is what is left of it. All
-// strings are cut from one string copy of the record, so decoding costs a
-// few allocations however many fields there are. It is strict: every
-// value has one encoding (no overlong varint), and the first problem is
-// kept in err with its byte offset; later reads return zero values.
+// recordReader reads a record: s[off:end] is what is left of it, or of
+// the field being read (next to done). All strings are cut from one string
+// copy of the record, so decoding costs a few allocations however many
+// fields there are. It is strict: every value has one encoding (no
+// overlong varint), and the first problem is kept in err with its byte
+// offset; later reads return zero values.
 type recordReader struct {
 	s        string
 	off, end int
 	err      error
-	lastTag  uint64 // tag of the last field read (field)
-	fieldTag uint64 // tag of the field this reader holds (a field's value)
+	lastTag  uint64 // tag of the last field read (next)
+	field    uint64 // tag of the field being read; 0 between fields
+	recEnd   int    // end of the record while a field is read
 }
 
 // newReader reads s from byte off to its end.
@@ -166,6 +171,17 @@ func (r *recordReader) fail(what string) {
 }
 
 func (r *recordReader) uvarint() uint64 {
+	// Tags, lengths and most values are one byte.
+	if r.err == nil && r.off < r.end {
+		if c := r.s[r.off]; c < 0x80 {
+			r.off++
+			return uint64(c)
+		}
+	}
+	return r.uvarintLong()
+}
+
+func (r *recordReader) uvarintLong() uint64 {
 	if r.err != nil {
 		return 0
 	}
@@ -259,12 +275,20 @@ func (r *recordReader) raw(n int) string {
 // more reports whether fields are left to read.
 func (r *recordReader) more() bool { return r.err == nil && r.off < r.end }
 
-// field reads the next field's tag and length and returns a reader of its
-// value. Tags must ascend. The caller reads the value with f's methods
-// (or skips it: unknown tags) and then calls r.close(&f).
-func (r *recordReader) field() recordReader {
-	tag := r.uvarint()
-	n := r.uvarint()
+// next reads the next field's tag and length and returns the tag; the
+// caller reads the value (or skips it: unknown tags) and then calls done.
+// Until then r reads the field's value only. Tags must ascend. On an error
+// it returns 0 (no tag is 0).
+func (r *recordReader) next() uint64 {
+	var tag, n uint64
+	if r.err == nil && r.off+1 < r.end && r.s[r.off] < 0x80 && r.s[r.off+1] < 0x80 {
+		// Tag and length of one byte each: nearly every field.
+		tag, n = uint64(r.s[r.off]), uint64(r.s[r.off+1])
+		r.off += 2
+	} else {
+		tag = r.uvarint()
+		n = r.uvarint()
+	}
 	switch {
 	case r.err != nil:
 	case tag == 0:
@@ -275,33 +299,30 @@ func (r *recordReader) field() recordReader {
 		r.fail(fmt.Sprintf("field %d: length past end", tag))
 	}
 	if r.err != nil {
-		return recordReader{err: r.err}
+		return 0
 	}
-	r.lastTag = tag
-	f := recordReader{s: r.s, off: r.off, end: r.off + int(n), fieldTag: tag}
-	r.off = f.end
-	return f
+	r.lastTag, r.field = tag, tag
+	r.recEnd, r.end = r.end, r.off+int(n)
+	return tag
 }
 
-// close takes the outcome of reading field f: its error, or an error when
-// its value was not read to its end.
-func (r *recordReader) close(f *recordReader) {
-	if r.err != nil {
+// done ends the field next began: its value must have been read to its
+// end; an error in it is wrapped with its tag.
+func (r *recordReader) done() {
+	if r.field == 0 {
 		return
 	}
-	if f.err == nil && f.off != f.end {
-		f.fail("trailing bytes in field")
+	if r.err == nil && r.off != r.end {
+		r.fail("trailing bytes in field")
 	}
-	if f.err != nil {
-		r.err = fmt.Errorf("field %d: %w", f.fieldTag, f.err)
+	if r.err != nil {
+		r.err = fmt.Errorf("field %d: %w", r.field, r.err)
 	}
+	r.off, r.end, r.field = r.end, r.recEnd, 0
 }
 
 // skip passes over an unknown field's value.
 func (r *recordReader) skip() { r.off = r.end }
-
-// tag is the tag of the field r holds.
-func (r *recordReader) tag() uint64 { return r.fieldTag }
 
 // rest is a field's value as a string.
 func (r *recordReader) rest() string {
@@ -371,14 +392,15 @@ func (r *recordReader) strList() []string {
 	return out
 }
 
-// nested returns a reader of a nested record held by a field.
+// nested returns a reader of the nested record that the field being read
+// holds, and passes over it in r.
 func (r *recordReader) nested() recordReader {
 	n := recordReader{s: r.s, off: r.off, end: r.end}
 	r.off = r.end
 	return n
 }
 
-// closeNested takes the outcome of reading nested record n (see nested).
+// closeNested takes the error of nested record n (see nested).
 func (r *recordReader) closeNested(n *recordReader) {
 	if r.err == nil && n.err != nil {
 		r.err = n.err
@@ -413,17 +435,17 @@ func mergeFields(fresh []byte, keep []rawField) []byte {
 	r := newReader(string(fresh), 1)
 	for r.more() {
 		start := r.off
-		f := r.field()
-		for len(keep) > 0 && keep[0].tag < f.tag() {
+		tag := r.next()
+		for len(keep) > 0 && keep[0].tag < tag {
 			out = append(out, keep[0].raw...)
 			keep = keep[1:]
 		}
-		if len(keep) > 0 && keep[0].tag == f.tag() {
+		if len(keep) > 0 && keep[0].tag == tag {
 			keep = keep[1:]
 		}
-		out = append(out, fresh[start:f.end]...)
-		f.skip()
-		r.close(&f)
+		out = append(out, fresh[start:r.end]...)
+		r.skip()
+		r.done()
 	}
 	if r.err != nil {
 		return fresh
@@ -467,12 +489,11 @@ func unknownFields(v []byte, known knownTags) []rawField {
 	r := newReader(string(v), 1)
 	for r.more() {
 		start := r.off
-		f := r.field()
-		if r.err == nil && !known(f.tag()) {
-			out = append(out, rawField{tag: f.tag(), raw: r.s[start:f.end]})
+		if tag := r.next(); r.err == nil && !known(tag) {
+			out = append(out, rawField{tag: tag, raw: r.s[start:r.end]})
 		}
-		f.skip()
-		r.close(&f)
+		r.skip()
+		r.done()
 	}
 	if r.err != nil {
 		return nil
