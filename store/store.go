@@ -46,10 +46,12 @@ type Options struct {
 	ReadOnly bool
 	// Failpoint, when set, is called inside the write transactions of
 	// Commit (tilecast.FailInCommit) and Record (tilecast.FailInRecord)
-	// just before they commit. The crash tests make the process exit
-	// there (reliability.md S2 b, e): the transaction must then leave no
-	// trace. A panic is no crash here: bbolt's Batch recovers it and runs
-	// the call again alone.
+	// and of each batch of a migration that rewrites the file
+	// (tilecast.FailInMigrate), just before they commit. The crash tests
+	// make the process exit there (reliability.md S2 b, e): the
+	// transaction must then leave no trace. A panic is no crash here:
+	// bbolt's Batch recovers it and runs the call again alone; in a
+	// migration batch it fails Open, which a later Open resumes.
 	Failpoint func(point string)
 	// Logger receives what Open does to the file (schema migrations, a
 	// recount) and the channel changes worth a line (rotations); nil
