@@ -61,6 +61,9 @@ const (
 	// the store calls these through its own hook, not the Bot's.
 	FailInCommit = "in-commit" // seen, state and outbox written, not committed
 	FailInRecord = "in-record" // a batch of outcomes written, not committed
+	// FailInMigrate is inside each batch of the schema migration that
+	// rewrites a state file's records, before it commits.
+	FailInMigrate = "in-migrate"
 )
 
 func (b *Bot) failpoint(name string) {

@@ -181,14 +181,38 @@ func (e *FetchError) Error() string {
 
 func (e *FetchError) Unwrap() error { return e.Err }
 
+// Transport names the push protocol a channel is reached through.
+type Transport string
+
+// Transports (design.md §11). A channel stored before channels had one is
+// an MPNS channel.
+const (
+	TransportMPNS    Transport = "mpns"
+	TransportWNS     Transport = "wns"
+	TransportWebPush Transport = "webpush"
+)
+
+// PushKeys are a Web Push subscription's keys (RFC 8291): the user
+// agent's P-256 ECDH public key (uncompressed point) and its
+// authentication secret. They are what encrypts the pushes to it, so they
+// are never shown or logged.
+type PushKeys struct {
+	P256DH []byte
+	Auth   []byte
+}
+
 // Channel is one device's push channel.
 type Channel struct {
 	ID      string    `json:"id"`
-	URI     string    `json:"uri"`
+	URI     string    `json:"uri"` // for Web Push, the subscription's endpoint
 	User    string    `json:"user,omitempty"`
 	Feeds   []string  `json:"feeds,omitempty"` // empty: every feed without {user}
 	Device  string    `json:"device,omitempty"`
 	Created time.Time `json:"created"`
+
+	Transport Transport `json:"transport"`
+	Keys      *PushKeys `json:"-"`                // Web Push only; never in API answers or logs
+	Expires   time.Time `json:"expires,omitzero"` // Web Push expirationTime; zero: none
 
 	LastOutcome   string    `json:"last_outcome,omitempty"`
 	LastOutcomeAt time.Time `json:"last_outcome_at,omitzero"`
@@ -329,6 +353,13 @@ type Outcome struct {
 	RetryIn      time.Duration `json:"retry_in,omitempty"`
 	Duration     time.Duration `json:"duration"`
 	Error        string        `json:"error,omitempty"`
+
+	Transport Transport `json:"transport,omitempty"` // the channel's, when the send happened
+	// What WNS answers with (X-WNS-Msg-ID, X-WNS-Debug-Trace, MS-CV), for
+	// support requests to Microsoft about a push.
+	MsgID             string `json:"msg_id,omitempty"`
+	DebugTrace        string `json:"debug_trace,omitempty"`
+	CorrelationVector string `json:"ms_cv,omitempty"`
 }
 
 // FeedKey names the state of a feed, or of one user's copy of a per-user feed.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -400,39 +399,6 @@ func (db *DB) NextDue() (time.Time, error) {
 	return t, nil
 }
 
-// DeadLetter is an outbox entry that was given up on, with its last outcome.
-type DeadLetter struct {
-	Notification tilecast.Notification `json:"notification"`
-	Outcome      tilecast.Outcome      `json:"outcome"`
-}
-
-// storedDeadLetter reads a dead letter as stored. One written before
-// notifications kept their payload instead of their request has
-// "request": {"headers": [...], "body": ...} in its notification, and no
-// "payload": its body is the payload (the headers followed from the kind).
-type storedDeadLetter struct {
-	Notification struct {
-		tilecast.Notification
-		Request *struct {
-			Body []byte `json:"body"`
-		} `json:"request,omitempty"`
-	} `json:"notification"`
-	Outcome tilecast.Outcome `json:"outcome"`
-}
-
-// decodeDeadLetter parses a dead letter of either form.
-func decodeDeadLetter(v []byte) (DeadLetter, error) {
-	var s storedDeadLetter
-	if err := json.Unmarshal(v, &s); err != nil {
-		return DeadLetter{}, err
-	}
-	d := DeadLetter{Notification: s.Notification.Notification, Outcome: s.Outcome}
-	if req := s.Notification.Request; req != nil && d.Notification.Payload == nil {
-		d.Notification.Payload = req.Body
-	}
-	return d, nil
-}
-
 // chanState is a channel read once per Record batch.
 type chanState struct {
 	ch         tilecast.Channel
@@ -557,10 +523,7 @@ func (r *recorder) record(rec *tilecast.Record) error {
 			// A dead letter keeps its payload; one whose payload is
 			// unreadable keeps the rest.
 			n.Payload, _ = r.pl.payload(&e)
-			v, err := json.Marshal(DeadLetter{Notification: *n, Outcome: rec.Outcome})
-			if err != nil {
-				return fmt.Errorf("encode dead letter: %w", err)
-			}
+			v := encodeDeadLetter(&DeadLetter{Notification: *n, Outcome: rec.Outcome})
 			if err := b.putDead(seqKey(n.ID), v); err != nil {
 				return err
 			}

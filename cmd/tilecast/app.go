@@ -42,10 +42,11 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // openStore opens the state file, logging what the open does to it (an
-// upgrade's migration). A file held by a running daemon is a clear error
-// within the lock timeout, not a hang.
-func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration) (*store.DB, error) {
-	db, err := store.Open(cfg.State, store.Options{Timeout: timeout, Failpoint: failpointFromEnv(), Logger: log})
+// upgrade's migration) and calling progress after each batch of a
+// migration that rewrites it (nil: nothing). A file held by a running
+// daemon is a clear error within the lock timeout, not a hang.
+func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration, progress func(done, total int)) (*store.DB, error) {
+	db, err := store.Open(cfg.State, store.Options{Timeout: timeout, Failpoint: failpointFromEnv(), Logger: log, Progress: progress})
 	if err != nil {
 		if errors.Is(err, tilecast.ErrStateLocked) {
 			return nil, usageError{fmt.Errorf("%s: %w", cfg.State, err)}

@@ -46,7 +46,7 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	uri := fs.String("uri", "", "the device's push channel URI")
 	user := fs.String("user", "", "user the channel belongs to (for per-user feeds)")
-	device := fs.String("device", "", "stable install id: a new URI for it replaces the old channel")
+	device := fs.String("device", "", "stable install id, scoped to --user: a new URI for it rotates that install's channel (same id)")
 	var feeds stringList
 	fs.Var(&feeds, "feed", "subscribe to this feed (repeatable; none = every feed without {user})")
 	if err := parseFlags(fs, e, e.args); err != nil {

@@ -53,7 +53,7 @@ func cmdRun(ctx context.Context, e env) error {
 // its lock) and wires a Bot; the caller closes the store.
 func openBot(cfg *config.Config, stderr io.Writer) (*daemonBot, *store.DB, *slog.Logger, error) {
 	log := newLogger(cfg, stderr)
-	db, err := openStore(cfg, log, 5*time.Second)
+	db, err := openStore(cfg, log, 5*time.Second, migrationProgress(log))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -264,6 +264,22 @@ func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot 
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
+}
+
+// startExtension is how much longer systemd is asked to wait for start-up
+// after each batch of a state file migration.
+const startExtension = 30 * time.Second
+
+// migrationProgress is store.Options.Progress for the daemon: a migration
+// that rewrites a large state file at start can outlast systemd's start
+// timeout (TimeoutStartSec), so each committed batch extends it
+// (EXTEND_TIMEOUT_USEC) and says how far it is (STATUS). Outside systemd
+// it does nothing.
+func migrationProgress(log *slog.Logger) func(done, total int) {
+	return func(done, total int) {
+		sdNotify(log, fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=migrating the state file: %d of %d records",
+			startExtension.Microseconds(), done, total))
+	}
 }
 
 // sdNotify tells systemd about a state change; outside systemd it does nothing.
