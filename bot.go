@@ -29,14 +29,11 @@ const (
 	retryCap      = time.Hour
 	feedRetryBase = time.Minute
 	feedRetryCap  = 6 * time.Hour
-	dueBatch      = 256  // outbox entries read per dispatcher pass
-	recordBatch   = 1024 // results written per transaction (one fsync pair each)
-	// recordFillWait is how long the recorder waits, during a burst of
-	// sends, for a batch of 8 results per worker (see recorder). At 5 ms a
-	// 100k fan-out's batches averaged ~195 results (the wait ran out
-	// first); at 20 ms they are full (256 at the default concurrency),
-	// with a quarter fewer commits. The crash window's bound is the batch
-	// size, not the wait, so it stays 17 × push.concurrency.
+	dueBatch      = 256 // outbox entries read per dispatcher pass
+	// recordFillWait is the longest the recorder waits, during a burst of
+	// sends, for the whole send window to be answered (see recorder). It
+	// costs latency, not safety: the window (2 × push.concurrency) bounds
+	// what a crash can send twice, however long the wait.
 	recordFillWait = 20 * time.Millisecond
 )
 

@@ -39,13 +39,15 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 	b.countUnfinished() // before this run logs any send
 
 	work := make(chan Pending)
-	// The buffer lets workers keep sending while the recorder commits the
-	// previous batch; each commit costs its page writes and an fsync pair,
-	// so the fuller the batch the cheaper each outcome (profiled: 80-result
-	// batches were a third of a 100k fan-out's CPU). It is also what a
-	// crash can send twice (answered, not yet recorded), so it stays a
-	// small multiple of the worker count, the size of a full batch.
-	results := make(chan sendResult, 8*workers)
+	// The send window bounds what a crash can send twice (design.md §1):
+	// the dispatcher takes one of its 2 × workers slots before it hands an
+	// entry to a worker, and the recorder gives the slot back once the
+	// entry's outcome is committed. Sends in flight plus answers not yet
+	// recorded never exceed it, however the recorder batches; within it,
+	// workers keep sending while the recorder commits.
+	window := make(chan struct{}, 2*workers)
+	// One result per slot at most: the buffer never blocks a worker.
+	results := make(chan sendResult, cap(window))
 	var wg sync.WaitGroup
 	var logOnce sync.Once
 	// Sends use their own context so that a shutdown lets in-flight requests
@@ -77,13 +79,18 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 
 	recErr := make(chan error, 1)
 	go func() {
-		recErr <- b.recorder(ctx, results, workers, recordFillWait, func(ids []uint64) {
-			fl.finish(ids)
+		recErr <- b.recorder(ctx, results, cap(window), recordFillWait, func(ids []uint64, committed bool) {
+			if committed {
+				fl.finish(ids)
+			}
+			for range ids {
+				<-window
+			}
 			b.nudge() // the dispatcher may release them and look again
 		})
 	}()
 
-	err := b.dispatch(ctx, untilIdle, work, fl)
+	err := b.dispatch(ctx, untilIdle, work, window, fl)
 	close(work)
 	wg.Wait()
 	close(results)
@@ -91,8 +98,9 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 }
 
 // dispatch loops: fetch due entries, hold back those whose channel must wait
-// (406/412 rest, daily cap), and hand the rest to the workers.
-func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending, fl *flight) error {
+// (406/412 rest, daily cap), and hand the rest to the workers, each with a
+// slot of the send window (see deliver).
+func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending, window chan<- struct{}, fl *flight) error {
 	wake := b.wakeCh()
 	// Sends per http channel in the current UTC day. A channel's count is
 	// taken from the store the first time this run sees it (nothing of this
@@ -162,6 +170,11 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 					continue
 				}
 				*count++
+			}
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return nil
 			}
 			fl.start(&p)
 			select {
@@ -235,25 +248,28 @@ func (b *Bot) countUnfinished() {
 }
 
 // recorder batches results into Store.Record calls and logs each send after
-// its batch is committed.
+// its batch is committed. done is told the entries of each batch, committed
+// or given up at shutdown, and gives their window slots back.
 //
 // A batch the store cannot write (disk full) is retried with backoff and its
 // entries stay busy meanwhile: releasing them would re-send every one at
 // once. Only a shutdown gives up; the entries then stay in the outbox and are
 // sent again after the restart, which loses nothing.
 //
-// Under a burst (the previous batch held at least one result per worker)
-// it waits up to fillWait for the batch to reach 8 results per worker:
-// a commit writes its pages and an fsync pair however few outcomes it
-// holds, so fuller batches cost less per outcome (profiled at 100k
-// channels: ~200 instead of ~80 per commit, 13-15 % less CPU per
-// notification). Sends answered but not yet committed (this batch and
-// the results buffer) are what a crash can send twice; the send log
-// counts them.
-func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers int, fillWait time.Duration, done func(ids []uint64)) error {
+// A batch holds at most limit results, the send window (a result holds
+// its slot until done, so the window bounds a batch anyway). Under a burst
+// (the previous batch held at least half the window) it waits for the whole
+// window to be answered, but no longer than fillWait nor than its last
+// commit took: a commit writes its pages and an fsync pair however few
+// outcomes it holds, so fuller batches cost less per outcome, while a wait
+// longer than a commit costs more than a second commit would. The window,
+// not the wait, bounds what a crash can send twice.
+func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int, fillWait time.Duration, done func(ids []uint64, committed bool)) error {
 	var errs []error
-	batch := make([]sendResult, 0, recordBatch)
-	fill, burst := 8*workers, false
+	limit = max(limit, 1)
+	batch := make([]sendResult, 0, limit)
+	burst := false
+	var lastCommit time.Duration
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -264,6 +280,8 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 			recs[i] = b.classify(r)
 			ids[i] = r.p.ID
 		}
+		batch = batch[:0]
+		t0 := time.Now()
 		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 			err := b.Store.Record(recs)
 			if err == nil {
@@ -279,8 +297,8 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 				break
 			}
 			errs = append(errs, fmt.Errorf("record %d outcomes at shutdown: %w", len(recs), err))
-			batch = batch[:0]
-			return // not released: nothing more is dispatched after shutdown
+			done(ids, false) // not released: nothing more is dispatched after shutdown
+			return
 		}
 		if b.SendLog != nil {
 			if err := b.SendLog.Recorded(ids); err != nil {
@@ -288,7 +306,9 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 					"error", err.Error(), "count", len(ids))
 			}
 		}
+		lastCommit = time.Since(t0)
 		b.failpoint(FailAfterRecord)
+		done(ids, true) // before the log lines: the window's slots are free now
 		for i := range recs {
 			if !recs[i].Sent {
 				continue
@@ -298,18 +318,16 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 				b.Observer.ObservePush(recs[i].Outcome)
 			}
 		}
-		done(ids)
-		batch = batch[:0]
 	}
 	for r := range results {
 		// Group commit: take whatever else has already arrived, then write.
-		batch = gather(append(batch, r), results, recordBatch, nil)
-		if burst && len(batch) < fill {
-			t := time.NewTimer(fillWait)
-			batch = gather(batch, results, fill, t.C)
+		batch = gather(append(batch, r), results, limit, nil)
+		if burst && len(batch) < limit {
+			t := time.NewTimer(min(fillWait, lastCommit))
+			batch = gather(batch, results, limit, t.C)
 			t.Stop()
 		}
-		burst = len(batch) >= workers
+		burst = 2*len(batch) >= limit
 		flush()
 	}
 	flush()
