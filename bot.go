@@ -101,9 +101,10 @@ type Bot struct {
 	// Jitter returns a factor in [0.8, 1.2) applied to retry delays; nil uses math/rand.
 	Jitter func() float64
 
-	mu      sync.Mutex
-	feeds   map[string]*Feed
-	running map[FeedKey]time.Time // fetches in progress and when they started
+	mu         sync.Mutex
+	feeds      map[string]*Feed
+	defaultTTL TTL                   // [defaults]: for entries whose feed is no longer configured
+	running    map[FeedKey]time.Time // fetches in progress and when they started
 	// unwritten holds the last fetch of keys whose answer was not worth a
 	// write (304, unchanged 200), so status pages can still show it.
 	unwritten map[FeedKey]fetchMark
@@ -160,6 +161,26 @@ func (b *Bot) SetFeeds(feeds []Feed) {
 	b.mu.Lock()
 	b.feeds = m
 	b.mu.Unlock()
+}
+
+// SetDefaultTTL sets the times to live ([defaults] toast_ttl etc.) of the
+// notifications whose feed is no longer configured; nil means DefaultTTL.
+// The daemon sets it with the feeds, at start and on every reload.
+func (b *Bot) SetDefaultTTL(ttl TTL) {
+	b.mu.Lock()
+	b.defaultTTL = ttl
+	b.mu.Unlock()
+}
+
+// ttl returns the time to live of feed's notifications of kind k: the
+// feed's own, else [defaults]' for a feed no longer configured.
+func (b *Bot) ttl(feed string, k Kind) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f, ok := b.feeds[feed]; ok {
+		return f.TTL.Of(k)
+	}
+	return b.defaultTTL.Of(k)
 }
 
 // Feed returns the named feed of the current set.

@@ -24,6 +24,13 @@ func (b *Bot) DeliverDue(ctx context.Context) error {
 	return b.deliver(ctx, true)
 }
 
+// dispatched is an entry handed to a worker, with the time its time to
+// live runs out.
+type dispatched struct {
+	Pending
+	expires time.Time
+}
+
 type sendResult struct {
 	p   Pending
 	res Result
@@ -38,7 +45,7 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 	fl := newFlight()
 	b.countUnfinished() // before this run logs any send
 
-	work := make(chan Pending)
+	work := make(chan dispatched)
 	// The send window bounds what a crash can send twice (design.md §1):
 	// the dispatcher takes one of its 2 × workers slots before it hands an
 	// entry to a worker, and the recorder gives the slot back once the
@@ -66,13 +73,15 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 					}
 				}
 				start := b.now()
-				// ttl 0: no time to live is computed yet.
-				res := b.Pusher.Push(sendCtx, &p.Channel, &p.Notification, 0)
+				// What is left of its time to live; one that ran out
+				// since the dispatcher looked still gets a second.
+				ttl := max(p.expires.Sub(start), time.Second)
+				res := b.Pusher.Push(sendCtx, &p.Channel, &p.Notification, ttl)
 				if res.Duration == 0 {
 					res.Duration = b.now().Sub(start)
 				}
 				b.failpoint(FailAfterSend)
-				results <- sendResult{p: p, res: res, at: b.now()}
+				results <- sendResult{p: p.Pending, res: res, at: b.now()}
 			}
 		}()
 	}
@@ -100,7 +109,7 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 // dispatch loops: fetch due entries, hold back those whose channel must wait
 // (406/412 rest, daily cap), and hand the rest to the workers, each with a
 // slot of the send window (see deliver).
-func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending, window chan<- struct{}, fl *flight) error {
+func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatched, window chan<- struct{}, fl *flight) error {
 	wake := b.wakeCh()
 	// Sends per http channel in the current UTC day. A channel's count is
 	// taken from the store the first time this run sees it (nothing of this
@@ -141,9 +150,24 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 			}
 			continue
 		}
+		// Entries not sent: postponed (OpPostpone) or expired (OpExpire).
 		var postpone []Record
+		expired := 0
 		for _, p := range due {
 			ch := &p.Channel
+			// Past its time to live an entry is stale news, whatever
+			// kept it (an outage, a rest, a day at the cap): dropped
+			// before it could count toward the cap or be sent.
+			ttl := b.ttl(p.Feed, p.Kind)
+			expires := p.Created.Add(ttl)
+			if p.Created.IsZero() {
+				expires = now.Add(ttl) // age unknown: the whole TTL
+			}
+			if !now.Before(expires) {
+				postpone = append(postpone, expire(&p, ttl, now))
+				expired++
+				continue
+			}
 			if wait := ch.NextAllowedAt; wait.After(now) {
 				postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: wait})
 				continue
@@ -178,7 +202,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 			}
 			fl.start(&p)
 			select {
-			case work <- p:
+			case work <- dispatched{p, expires}:
 			case <-ctx.Done():
 				return nil
 			}
@@ -194,6 +218,15 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 					return nil
 				}
 				continue
+			}
+			for i := 0; expired > 0; i++ {
+				if o := &postpone[i].Outcome; postpone[i].Op == OpExpire {
+					b.logPush(o)
+					if b.Observer != nil {
+						b.Observer.ObservePush(*o)
+					}
+					expired--
+				}
 			}
 		}
 		if len(due) > 0 {
@@ -223,6 +256,18 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 		}
 		t.Stop()
 	}
+}
+
+// expire is the record of p dropped unsent at now: it waited longer than
+// its kind's time to live.
+func expire(p *Pending, ttl time.Duration, now time.Time) Record {
+	o := Outcome{
+		Time: now, ChannelID: p.ChannelID, User: p.User, Feed: p.Feed, ItemID: p.ItemID, Kind: p.Kind,
+		Action: ActionExpired, Attempt: p.Attempts,
+		Error: fmt.Sprintf("waited %s, longer than the %s time to live of %s",
+			now.Sub(p.Created).Round(time.Second), p.Kind, ttl),
+	}
+	return Record{ID: p.ID, Due: p.NextAttempt, Op: OpExpire, Outcome: o}
 }
 
 // countUnfinished reports what the previous run sent without recording an

@@ -116,6 +116,7 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, 
 		SendLog:          sendLog,
 	}
 	b.SetFeeds(cfg.Feeds)
+	b.SetDefaultTTL(cfg.Defaults.TTL)
 	return b, nil
 }
 

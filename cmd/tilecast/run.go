@@ -163,6 +163,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 				continue
 			}
 			bot.SetFeeds(next.Feeds)
+			bot.SetDefaultTTL(next.Defaults.TTL)
 			cur.Lock()
 			cur.cfg = next
 			cur.Unlock()
