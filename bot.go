@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -637,7 +638,8 @@ func (b *Bot) fanOutPage() int {
 }
 
 // fanOut runs a paged delivery to its end, one transaction per page of
-// subscribers (subs/next: a page already read, if any). A cancelled ctx
+// subscribers (subs/next: a page already read, if any), skipping the
+// channels created after job.Now. A cancelled ctx
 // stops it between pages; the job stays in the store and is resumed by the
 // feed's next run or the next start (ResumeFanOuts).
 func (b *Bot) fanOut(ctx context.Context, f *Feed, job FanOutJob, r *fanRenderer, subs []Channel, next string) error {
@@ -651,6 +653,11 @@ func (b *Bot) fanOut(ctx context.Context, f *Feed, job FanOutJob, r *fanRenderer
 				return err
 			}
 		}
+		// A channel registered after the run started gets none of it,
+		// however late its page is read (design.md §3: no backlog; it got
+		// the feed's tile on subscribing). A channel rotated to a new URI
+		// keeps its creation time, and so its share of the run.
+		subs = slices.DeleteFunc(subs, func(ch Channel) bool { return ch.Created.After(job.Now) })
 		ns, err := r.notifications(ctx, subs, job.Now)
 		if err != nil {
 			return nil // cancelled

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tilecast/tilecast"
 )
@@ -108,5 +111,91 @@ func checkOnce(t *testing.T, got []push, tokens []string) {
 	}
 	if n := count(got, "other", ""); n != 0 {
 		t.Errorf("a channel of another feed got %d pushes", n)
+	}
+}
+
+// TestPagedFanOutSkipsLateSubscribers: a paged run is interrupted after
+// its first page; a channel is then registered whose feed-index key sorts
+// after the job's cursor, so the remaining pages read it. When the job
+// resumes, the new channel gets nothing of that run (no backlog: it came
+// after the run started) while each channel that existed gets it once.
+// The feed's next run reaches them all.
+func TestPagedFanOutSkipsLateSubscribers(t *testing.T) {
+	const page = 3
+	for _, resume := range []string{"at start", "by the next run"} {
+		t.Run("resumed "+resume, func(t *testing.T) {
+			h := newHarness(t)
+			news := h.feed("news", "/news.xml")
+			h.feeds.add("/news.xml", rssItem{"n0", "Baseline", ""})
+			var tokens []string
+			for i := range 9 {
+				tok := fmt.Sprintf("c%02d", i)
+				tokens = append(tokens, tok)
+				h.channel(tok, "", "news")
+			}
+			h.bot.SetFeeds([]tilecast.Feed{*news})
+			h.bot.FanOutPage = page
+			h.run(news)
+			h.deliver()
+
+			h.feeds.add("/news.xml", rssItem{"n1", "Breaking", ""})
+			h.bot.Store = &stepFailer{Store: h.db, n: 2} // page 1 committed, page 2 not
+			if err := h.bot.RunFeed(context.Background(), news); !errors.Is(err, errStep) {
+				t.Fatalf("RunFeed = %v, want the injected step error", err)
+			}
+			before := h.deliver()
+			h.restart()
+			h.bot.SetFeeds([]tilecast.Feed{*news})
+			h.bot.FanOutPage = page
+			jobs, err := h.db.FanOutJobs()
+			if err != nil || len(jobs) != 1 || jobs[0].Cursor == "" {
+				t.Fatalf("after the crash: jobs %+v, %v; want one with a cursor", jobs, err)
+			}
+
+			// A minute later a phone subscribes; keep registering until
+			// one sorts after the cursor (IDs are random).
+			h.clock.Add(time.Minute)
+			late := ""
+			for i := 0; late == "" && i < 100; i++ {
+				tok := fmt.Sprintf("late%02d", i)
+				ch := h.channel(tok, "", "news")
+				if "news\x00"+ch.ID > jobs[0].Cursor {
+					late = tok
+				} else if err := h.db.RemoveChannel(ch.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if late == "" {
+				t.Fatal("no channel ID sorted after the cursor in 100 tries")
+			}
+			// The store's remaining pages do hold it: the Bot must skip it.
+			rest, _, err := h.db.SubscribersAfter(news, jobs[0].Cursor, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(rest, func(ch tilecast.Channel) bool { return strings.HasSuffix(ch.URI, "/"+late) }) {
+				t.Fatalf("the remaining pages do not list %s: the test would prove nothing", late)
+			}
+
+			if resume == "at start" {
+				if err := h.bot.ResumeFanOuts(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				h.run(news) // nothing new: resumes the job first
+			}
+			after := h.deliver()
+			checkOnce(t, append(before, after...), tokens)
+			if n := count(after, late, ""); n != 0 {
+				t.Errorf("the late channel got %d pushes of a run that started before it registered", n)
+			}
+			if jobs, err := h.db.FanOutJobs(); err != nil || len(jobs) != 0 {
+				t.Errorf("jobs left: %+v, %v", jobs, err)
+			}
+
+			h.feeds.add("/news.xml", rssItem{"n2", "Later", ""})
+			h.run(news)
+			checkOnce(t, h.deliver(), append(tokens, late))
+		})
 	}
 }
