@@ -151,7 +151,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 			continue
 		}
 		// Entries not sent: postponed (OpPostpone) or expired (OpExpire).
-		var postpone []Record
+		var unsent []Record
 		expired := 0
 		for _, p := range due {
 			ch := &p.Channel
@@ -164,19 +164,19 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 				expires = now.Add(ttl) // age unknown: the whole TTL
 			}
 			if !now.Before(expires) {
-				postpone = append(postpone, expire(&p, ttl, now))
+				unsent = append(unsent, expire(&p, ttl, now))
 				expired++
 				continue
 			}
 			if wait := ch.NextAllowedAt; wait.After(now) {
-				postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: wait})
+				unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: wait})
 				continue
 			}
 			// A channel back from a 406/412 rest that has not succeeded since
 			// gets one probe at a time: MPNS wants at most one retry an
 			// hour, not the channel's whole backlog at the end of the rest.
 			if !ch.NextAllowedAt.IsZero() && ch.FailureStreak > 0 && fl.channelBusy(ch.ID) {
-				postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
+				unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
 				continue
 			}
 			if !ch.Authenticated() {
@@ -190,7 +190,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 				}
 				if *count >= DailyCap {
 					midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-					postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
+					unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
 					continue
 				}
 				*count++
@@ -207,20 +207,20 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 				return nil
 			}
 		}
-		if len(postpone) > 0 {
-			if err := b.Store.Record(postpone); err != nil {
+		if len(unsent) > 0 {
+			if err := b.Store.Record(unsent); err != nil {
 				// Not fatal: the entries stay due and are looked at again.
 				if untilIdle {
 					return err
 				}
-				b.log().Error("postpone notifications; retrying", "error", err.Error(), "count", len(postpone))
+				b.log().Error("postpone or expire notifications; retrying", "error", err.Error(), "count", len(unsent))
 				if !sleepCtx(ctx, 5*time.Second) {
 					return nil
 				}
 				continue
 			}
 			for i := 0; expired > 0; i++ {
-				if o := &postpone[i].Outcome; postpone[i].Op == OpExpire {
+				if o := &unsent[i].Outcome; unsent[i].Op == OpExpire {
 					b.logPush(o)
 					if b.Observer != nil {
 						b.Observer.ObservePush(*o)
