@@ -51,6 +51,9 @@ type Feed struct {
 	FallbackImage   string        // used when a checked image is refused; "" leaves the element out
 	BrokenAfter     time.Duration // failing this long marks the feed broken
 	TileOnSubscribe bool          // a new subscriber gets the current tile at once
+	// TTL is how long each kind of this feed's notifications may wait
+	// to be sent ([defaults] toast_ttl etc.); kinds it lacks use DefaultTTL.
+	TTL TTL
 
 	Toast *ToastSpec // nil: this feed sends no toasts
 	Tile  *TileSpec  // nil: this feed sends no tile updates
@@ -259,6 +262,37 @@ const (
 	KindRaw   Kind = "raw"
 )
 
+// TTL is how long a notification of each kind may wait in the outbox
+// (design.md §11): an entry older than its kind's time to live is dropped
+// as expired instead of sent, and a send carries what is left of it (WNS
+// X-WNS-TTL, Web Push TTL). A kind a TTL lacks uses DefaultTTL's.
+type TTL map[Kind]time.Duration
+
+// MaxTTL is the longest time to live a config may set: Web Push services
+// cap a message's time to live near four weeks.
+const MaxTTL = 28 * 24 * time.Hour
+
+// DefaultTTL returns each kind's time to live when the config sets none.
+// A new kind is one line here (and its config key).
+func DefaultTTL() TTL {
+	return TTL{
+		KindToast: 24 * time.Hour,
+		KindTile:  72 * time.Hour, // WNS's own default tile expiry; a newer tile replaces a waiting one anyway
+		KindRaw:   24 * time.Hour,
+	}
+}
+
+// Of returns kind k's time to live: t's, else DefaultTTL's, else a day.
+func (t TTL) Of(k Kind) time.Duration {
+	if d, ok := t[k]; ok && d > 0 {
+		return d
+	}
+	if d, ok := DefaultTTL()[k]; ok {
+		return d
+	}
+	return 24 * time.Hour
+}
+
 // Notification is one outbox entry: what is to be shown (kind, payload,
 // creation time), not how it is sent. Each transport builds its request
 // from it at send time, so what depends on the moment of sending (access
@@ -289,6 +323,10 @@ const (
 	ActionDropped        Action = "dropped"
 	ActionChannelRemoved Action = "channel_removed"
 	ActionFailed         Action = "failed"
+	// ActionExpired: not sent, the entry waited longer than its kind's
+	// time to live (TTL). No request, no attempt, not counted toward the
+	// daily cap.
+	ActionExpired Action = "expired"
 )
 
 // Verdict is how a transport classified one push response.

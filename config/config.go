@@ -142,6 +142,10 @@ type Defaults struct {
 	FallbackImage   string
 	BrokenAfter     time.Duration
 	TileOnSubscribe bool
+	// TTL is each notification kind's time to live (toast_ttl, tile_ttl,
+	// raw_ttl); a notification whose feed was removed from the config
+	// uses [defaults]'.
+	TTL tilecast.TTL
 }
 
 // Limits that the config enforces.
@@ -178,6 +182,7 @@ func Default() *Config {
 			ImageCheck:      true,
 			BrokenAfter:     24 * time.Hour,
 			TileOnSubscribe: true,
+			TTL:             tilecast.DefaultTTL(),
 		},
 	}
 }
@@ -382,7 +387,23 @@ func (c *checker) options(key string, r *rawDefaults, def *Defaults) Defaults {
 	}
 	o.BrokenAfter = c.duration(key+".broken_after", r.BrokenAfter, def.BrokenAfter)
 	o.TileOnSubscribe = c.boolean(key+".tile_on_subscribe", r.TileOnSubscribe, def.TileOnSubscribe)
+	o.TTL = tilecast.TTL{}
+	for _, k := range r.ttls() {
+		o.TTL[k.kind] = c.ttl(key+"."+k.name, k.raw, def.TTL.Of(k.kind))
+	}
 	return o
+}
+
+// ttl checks a time to live: a positive duration of at most
+// tilecast.MaxTTL.
+func (c *checker) ttl(key string, v any, def time.Duration) time.Duration {
+	before := len(c.errs)
+	d := c.duration(key, v, def)
+	if len(c.errs) == before && d > tilecast.MaxTTL {
+		c.errorf(key, "time to live %q is longer than 28 days (\"672h\"): push services keep a message about four weeks at most", v)
+		return def
+	}
+	return d
 }
 
 // feed checks one [[feed]] and applies the defaults to it.
@@ -407,6 +428,7 @@ func (c *checker) feed(i int, r *rawFeed, def *Defaults) tilecast.Feed {
 	o := c.options(key, &r.rawDefaults, def)
 	f.Schedule, f.FirstRun, f.MaxToasts, f.FloodLimit = o.Schedule, o.FirstRun, o.MaxToasts, o.FloodLimit
 	f.ImageCheck, f.FallbackImage, f.BrokenAfter, f.TileOnSubscribe = o.ImageCheck, o.FallbackImage, o.BrokenAfter, o.TileOnSubscribe
+	f.TTL = o.TTL
 
 	var templates []field
 	if r.Toast != nil {

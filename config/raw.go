@@ -1,5 +1,7 @@
 package config
 
+import "github.com/tilecast/tilecast"
+
 // The raw* types mirror the TOML document. Every leaf is `any` on purpose: a
 // value of the wrong TOML type then decodes without stopping the decoder, and
 // the checker reports it with its position together with every other problem,
@@ -62,6 +64,26 @@ type rawDefaults struct {
 	FallbackImage   any `toml:"fallback_image"`
 	BrokenAfter     any `toml:"broken_after"`
 	TileOnSubscribe any `toml:"tile_on_subscribe"`
+	ToastTTL        any `toml:"toast_ttl"`
+	TileTTL         any `toml:"tile_ttl"`
+	RawTTL          any `toml:"raw_ttl"`
+}
+
+// ttlKey is one notification kind's time-to-live key.
+type ttlKey struct {
+	kind tilecast.Kind
+	name string
+	raw  any
+}
+
+// ttls lists the time-to-live keys, one per notification kind: a new kind
+// is one line here, one field above and one in tilecast.DefaultTTL.
+func (r *rawDefaults) ttls() []ttlKey {
+	return []ttlKey{
+		{tilecast.KindToast, "toast_ttl", r.ToastTTL},
+		{tilecast.KindTile, "tile_ttl", r.TileTTL},
+		{tilecast.KindRaw, "raw_ttl", r.RawTTL},
+	}
 }
 
 type rawFeed struct {

@@ -78,8 +78,9 @@ func (e *enqueuer) payloadRef(payload []byte) payloadKey {
 	return k
 }
 
-// add enqueues n: it gets the next outbox sequence as ID, Created = now and
-// NextAttempt = now when zero. A notification for a channel that no longer
+// add enqueues n: it gets the next outbox sequence as ID, and Created and
+// NextAttempt = now when zero (the caller's Created is kept: it is when the
+// notification was made, which its time to live counts from). A notification for a channel that no longer
 // exists is dropped (it was removed after the run read its subscribers).
 // A tile first removes a tile still waiting for the same channel+feed, then
 // is skipped when its payload equals the last one delivered there: the
@@ -102,7 +103,9 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 	if n.NextAttempt.IsZero() {
 		n.NextAttempt = e.now
 	}
-	n.Created = e.now
+	if n.Created.IsZero() {
+		n.Created = e.now
+	}
 	var tk string
 	if n.Kind == tilecast.KindTile {
 		tk = string(joinStr(n.ChannelID, n.Feed))
@@ -436,7 +439,8 @@ func (r *recorder) channel(id string) (*chanState, error) {
 // ledger and the daily cap, and a 404 still removes the channel.
 //
 // For Sent records the outcome is appended to the channel's ledger and
-// becomes its LastOutcome; FailureStreak resets on delivered and grows on
+// becomes its LastOutcome; an OpExpire record's outcome is appended to the
+// ledger and changes nothing else of the channel; FailureStreak resets on delivered and grows on
 // failed or retry; SendsToday counts sends per UTC day of the outcome time.
 // A delivered tile's payload hash becomes the channel+feed's last tile.
 func (db *DB) Record(recs []tilecast.Record) error {
@@ -527,6 +531,11 @@ func (r *recorder) record(rec *tilecast.Record) error {
 			if err := b.putDead(seqKey(n.ID), v); err != nil {
 				return err
 			}
+		case tilecast.OpExpire:
+			// Never sent: only the ledger below hears of it.
+			if err := b.removeEntry(key, &e); err != nil {
+				return err
+			}
 		case tilecast.OpRemoveChannel:
 			// The channel goes below; this entry goes now even if the
 			// channel record is already missing.
@@ -540,7 +549,10 @@ func (r *recorder) record(rec *tilecast.Record) error {
 	if chID == "" {
 		return nil
 	}
-	if rec.Sent {
+	// A send, or an expiry (no send, but the ledger says why the
+	// notification never came).
+	inLedger := rec.Sent || rec.Op == tilecast.OpExpire
+	if inLedger {
 		if err := r.ledger(chID, rec.Outcome); err != nil {
 			return err
 		}
@@ -549,7 +561,7 @@ func (r *recorder) record(rec *tilecast.Record) error {
 	if err != nil {
 		return err
 	}
-	cs.ledgerGrew = cs.ledgerGrew || rec.Sent
+	cs.ledgerGrew = cs.ledgerGrew || inLedger
 	if rec.Op == tilecast.OpRemoveChannel {
 		if err := b.dropChannelEntries(chID); err != nil {
 			return err

@@ -122,6 +122,7 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*daemonBot, err
 		SendLog:          sendLog,
 	}
 	d.SetFeeds(cfg.Feeds)
+	d.SetDefaultTTL(cfg.Defaults.TTL)
 	return d, nil
 }
 

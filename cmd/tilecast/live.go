@@ -31,6 +31,7 @@ func (d *daemonBot) applyReload(cfg *config.Config, pusher *mpns.Client) {
 	d.SetFetchConcurrency(cfg.Fetch.Concurrency)
 	d.SetMaxAttempts(cfg.Push.MaxAttempts)
 	d.SetFeeds(cfg.Feeds)
+	d.SetDefaultTTL(cfg.Defaults.TTL)
 }
 
 // liveFetcher fetches feeds and checks tile images through the current
