@@ -32,6 +32,11 @@ var (
 	ErrStateLocked = errors.New("state file is in use by another tilecast")
 	// ErrHostNotAllowed marks a channel URI whose host is not in push.allowed_hosts.
 	ErrHostNotAllowed = errors.New("host not allowed")
+	// ErrCredentials marks a push refused because the sender's credentials
+	// are not good for the channel (WNS 403: the channel belongs to another
+	// app; a 401 even with a fresh access token). It is a configuration
+	// error to log as such, not a fault of the channel or the notification.
+	ErrCredentials = errors.New("push credentials not accepted for this channel")
 )
 
 // MaxChannelURI is the longest channel URI accepted (design.md §2).
@@ -233,6 +238,10 @@ const (
 	KindToast Kind = "toast"
 	KindTile  Kind = "tile"
 	KindRaw   Kind = "raw"
+	// KindBadge is the number (or glyph) on an app's tile or icon, sent on
+	// its own by the transports that have it (WNS, Web Push); MPNS carries
+	// the count inside the tile instead.
+	KindBadge Kind = "badge"
 )
 
 // Notification is one outbox entry: what is to be shown (kind, payload,
@@ -310,6 +319,17 @@ type Result struct {
 	Wait     time.Duration
 	Duration time.Duration
 	Err      error // network error or the reason for a failure
+
+	// What WNS answers with (X-WNS-Msg-ID, X-WNS-Debug-Trace, MS-CV),
+	// for the log and the ledger: Microsoft asks for them in support
+	// cases. Empty for the other transports.
+	MsgID             string
+	DebugTrace        string
+	CorrelationVector string
+	// TokenRefreshed is set when the push was answered 401, a new access
+	// token was fetched, and the notification was sent again within the
+	// same attempt; Status and the rest describe the second answer.
+	TokenRefreshed bool
 }
 
 // Outcome is the record of one send: the `push` log line and a ledger entry.

@@ -16,7 +16,9 @@ const maxFitRounds = 8
 // encoder's limit the longest text fields are cut (on a rune boundary, with
 // "…"). URLs, the tile id, the count and colours are never altered; a
 // payload that cannot fit is an error wrapping tilecast.ErrPayloadTooLarge.
-// Raw payloads are opaque: they are sent unchanged or refused.
+// Raw payloads are opaque: they are sent unchanged or refused. A Badge
+// needs an encoder that is also a BadgeEncoder; its count is clamped to
+// 0–99.
 func Fit(enc Encoder, p Payload) ([]byte, error) {
 	switch p := p.(type) {
 	case Toast:
@@ -32,6 +34,10 @@ func Fit(enc Encoder, p Payload) ([]byte, error) {
 		return fitRaw(enc, p)
 	case *Raw:
 		return fitRaw(enc, *p)
+	case Badge:
+		return fitBadge(enc, p)
+	case *Badge:
+		return fitBadge(enc, *p)
 	}
 	return nil, fmt.Errorf("fit: unknown payload type %T", p)
 }
