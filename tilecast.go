@@ -59,6 +59,19 @@ type Feed struct {
 
 	Toast *ToastSpec // nil: this feed sends no toasts
 	Tile  *TileSpec  // nil: this feed sends no tile updates
+	// WNS holds what Windows has beyond MPNS ([feed.wns]); nil: the
+	// defaults (ToastGeneric toasts, adaptive tiles, the default sound).
+	WNS *WNSSpec
+}
+
+// WNSSpec is a feed's [feed.wns] table: options of its notifications to
+// Windows (WNS) channels. The image fields are text/template sources.
+type WNSSpec struct {
+	Audio        string // "", "silent", a system sound name or an ms-appx:/ms-appdata: URI
+	HeroImage    string // large image at the top of the toast
+	AppLogoImage string // replaces the app logo on the toast
+	Scenario     string // "", "reminder", "alarm", "incomingCall", "urgent"
+	Legacy       bool   // send the Windows 8 templates (ToastText02, TileWideText09, …) as wns 0.5.4 did
 }
 
 // First-run policies.

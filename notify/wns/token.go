@@ -440,28 +440,35 @@ func (s *TokenSource) errorf(format string, args ...any) error {
 // its bytes without trailing white space (the newline an editor adds). An
 // empty file is an error. The error names the file, never its content.
 func ReadSecret(path string) ([]byte, error) {
+	fail := func(err error) error {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named once, below
+		}
+		return fmt.Errorf("wns client secret %s: %w", path, err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("wns client secret: %w", err)
+		return nil, fail(err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("wns client secret: %w", err)
+		return nil, fail(err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("wns client secret %s: not a regular file", path)
+		return nil, fail(errors.New("not a regular file"))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("wns client secret %s: %w", path, err)
+		return nil, fail(err)
 	}
 	if len(data) > maxSecretFile {
-		return nil, fmt.Errorf("wns client secret %s: over %d bytes, not a secret", path, maxSecretFile)
+		return nil, fail(fmt.Errorf("over %d bytes, not a secret", maxSecretFile))
 	}
 	data = bytes.TrimRight(data, " \t\r\n")
 	if len(data) == 0 {
-		return nil, fmt.Errorf("wns client secret %s: empty", path)
+		return nil, fail(errors.New("empty"))
 	}
 	return data, nil
 }
