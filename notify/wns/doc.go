@@ -29,7 +29,9 @@
 //     in attribute values as &#9; and &#10;, because an XML parser would
 //     otherwise turn them into a newline or a space and the device would
 //     not see what was sent; characters XML 1.0 forbids are removed
-//     (notify.Fit), where the module sent XML WNS refused.
+//     (notify.Fit), where the module sent XML WNS refused. Attributes the
+//     module wrote unescaped (duration, lang) are escaped too, and the
+//     badge value is a number tilecast writes itself.
 //   - A badge count of 0 is sent as value="none", the documented way to
 //     clear a badge (the module sent "0").
 //   - Payloads are held to WNS's 5,000-byte limit: text is cut on a
@@ -51,5 +53,22 @@
 //     the module only reported an error.
 //   - The access token comes from either flow (Entra ID or the classic
 //     login.live.com one), is shared by all sends, and is renewed before it
-//     expires as well as after a 401 (TokenSource).
+//     expires as well as after a 401 (TokenSource). Its request body is the
+//     module's, byte for byte (golden toast-401-then-token-refresh).
+//   - A 401 is resent once with a new token within the same Push
+//     (Result.TokenRefreshed), as the module did; a second 401 fails the
+//     notification and pauses every WNS send until a probe's token works
+//     (Client), where the module simply failed that one send.
+//
+// # What the deliverer gets
+//
+// Client.Push never returns an error: every outcome is a tilecast.Result.
+// A push the Client did not make (no token yet, or the pause after a
+// refused token) has Status 0 and an Err that is a *NotSentError and
+// matches tilecast.ErrCircuitOpen, with Wait until the next try; a 403, or
+// a 401 with a renewed token, wraps tilecast.ErrCredentials; a gone
+// channel wraps tilecast.ErrChannelExpired. MsgID, DebugTrace,
+// CorrelationVector and Device carry WNS's X-WNS-Msg-ID,
+// X-WNS-Debug-Trace, MS-CV and X-WNS-DeviceConnectionStatus, and
+// Client.Degraded says when WNS sends are impaired from outside.
 package wns
