@@ -32,6 +32,11 @@ var (
 	ErrStateLocked = errors.New("state file is in use by another tilecast")
 	// ErrHostNotAllowed marks a channel URI whose host is not in push.allowed_hosts.
 	ErrHostNotAllowed = errors.New("host not allowed")
+	// ErrCredentials marks a push refused because the sender's credentials
+	// are not good for the channel (WNS 403: the channel belongs to another
+	// app; a 401 even with a fresh access token). It is a configuration
+	// error to log as such, not a fault of the channel or the notification.
+	ErrCredentials = errors.New("push credentials not accepted for this channel")
 )
 
 // MaxChannelURI is the longest channel URI accepted (design.md §2).
@@ -57,6 +62,19 @@ type Feed struct {
 
 	Toast *ToastSpec // nil: this feed sends no toasts
 	Tile  *TileSpec  // nil: this feed sends no tile updates
+	// WNS holds what Windows has beyond MPNS ([feed.wns]); nil: the
+	// defaults (ToastGeneric toasts, adaptive tiles, the default sound).
+	WNS *WNSSpec
+}
+
+// WNSSpec is a feed's [feed.wns] table: options of its notifications to
+// Windows (WNS) channels. The image fields are text/template sources.
+type WNSSpec struct {
+	Audio        string // "", "silent", a system sound name or an ms-appx:/ms-appdata: URI
+	HeroImage    string // large image at the top of the toast
+	AppLogoImage string // replaces the app logo on the toast
+	Scenario     string // "", "reminder", "alarm", "incomingCall", "urgent"
+	Legacy       bool   // send the Windows 8 templates (ToastText02, TileWideText09, …) as wns 0.5.4 did
 }
 
 // First-run policies.
@@ -260,6 +278,10 @@ const (
 	KindToast Kind = "toast"
 	KindTile  Kind = "tile"
 	KindRaw   Kind = "raw"
+	// KindBadge is the number (or glyph) on an app's tile or icon, sent on
+	// its own by the transports that have it (WNS, Web Push); MPNS carries
+	// the count inside the tile instead.
+	KindBadge Kind = "badge"
 )
 
 // TTL is how long a notification of each kind may wait in the outbox
@@ -372,6 +394,17 @@ type Result struct {
 	Wait     time.Duration
 	Duration time.Duration
 	Err      error // network error or the reason for a failure
+
+	// What WNS answers with (X-WNS-Msg-ID, X-WNS-Debug-Trace, MS-CV),
+	// for the log and the ledger: Microsoft asks for them in support
+	// cases. Empty for the other transports.
+	MsgID             string
+	DebugTrace        string
+	CorrelationVector string
+	// TokenRefreshed is set when the push was answered 401, a new access
+	// token was fetched, and the notification was sent again within the
+	// same attempt; Status and the rest describe the second answer.
+	TokenRefreshed bool
 }
 
 // Outcome is the record of one send: the `push` log line and a ledger entry.

@@ -8,7 +8,8 @@
 //
 // Two conventions the daemon relies on:
 //   - Paths (state, http.api_keys_file, http.tls_*, http.user_token_*,
-//     push.client_cert, push.client_key) are kept as written. A relative path is relative to the daemon's working
+//     push.client_cert, push.client_key, push.wns.client_secret_file) are
+//     kept as written. A relative path is relative to the daemon's working
 //     directory, not to the config file; under systemd use absolute paths.
 //   - Schedules run in UTC unless the spec starts with CRON_TZ=Zone (see
 //     Schedule).
@@ -122,6 +123,7 @@ type Push struct {
 	MaxAttempts  int
 	ClientCert   string // PEM file; set together with ClientKey or not at all
 	ClientKey    string
+	WNS          *WNS // [push.wns]; nil when the config has none (config/wns.go)
 }
 
 // Push classes: how long MPNS may batch a notification (X-NotificationClass).
@@ -343,6 +345,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 	cfg.Push.ClientCert = c.str("push.client_cert", p.ClientCert, "")
 	cfg.Push.ClientKey = c.str("push.client_key", p.ClientKey, "")
 	c.keyPair("push.client_cert", "push.client_key", cfg.Push.ClientCert, cfg.Push.ClientKey)
+	cfg.Push.WNS = c.pushWNS(p.WNS, cfg.Push.AllowPrivate)
 
 	cfg.Defaults = c.options("defaults", &raw.Defaults, &cfg.Defaults)
 
@@ -442,6 +445,7 @@ func (c *checker) feed(i int, r *rawFeed, def *Defaults) tilecast.Feed {
 	if r.Toast == nil && r.Tile == nil {
 		c.errorf(key, "sends nothing: add a [feed.toast] table, a [feed.tile] table or both")
 	}
+	f.WNS = c.feedWNS(key, r.WNS, &templates)
 
 	// Catch template syntax errors here even while notify's own check is a
 	// stub; leave everything else about templates to notify.CheckFeed.

@@ -51,6 +51,16 @@ type rawPush struct {
 	MaxAttempts  any `toml:"max_attempts"`
 	ClientCert   any `toml:"client_cert"`
 	ClientKey    any `toml:"client_key"`
+
+	WNS *rawPushWNS `toml:"wns"`
+}
+
+// rawPushWNS is [push.wns]: the credentials of the WNS transport.
+type rawPushWNS struct {
+	ClientID         any `toml:"client_id"`
+	ClientSecretFile any `toml:"client_secret_file"`
+	Tenant           any `toml:"tenant"`
+	TokenURL         any `toml:"token_url"`
 }
 
 // rawDefaults is both the [defaults] table and the part of a [[feed]] that
@@ -90,8 +100,18 @@ type rawFeed struct {
 	Name any `toml:"name"`
 	URL  any `toml:"url"`
 	rawDefaults
-	Toast *rawToast `toml:"toast"`
-	Tile  *rawTile  `toml:"tile"`
+	Toast *rawToast   `toml:"toast"`
+	Tile  *rawTile    `toml:"tile"`
+	WNS   *rawFeedWNS `toml:"wns"`
+}
+
+// rawFeedWNS is [feed.wns]: what Windows shows beyond MPNS.
+type rawFeedWNS struct {
+	Audio        any `toml:"audio"`
+	HeroImage    any `toml:"hero_image"`
+	AppLogoImage any `toml:"app_logo_image"`
+	Scenario     any `toml:"scenario"`
+	Legacy       any `toml:"legacy"`
 }
 
 type rawToast struct {

@@ -52,6 +52,10 @@ func (e *Emulator) Handler() http.Handler {
 	// Any method: MPNS answers a non-POST with 405, not the mux.
 	mux.HandleFunc("/throttledthirdparty/01.00/{token}", e.servePush)
 	mux.HandleFunc("/unthrottledthirdparty/01.00/{token}", e.servePush)
+	// WNS (wns.go): notify endpoint (any method: WNS answers 405) and tokens.
+	mux.HandleFunc(wnsNotifyPath+"{$}", e.serveWNSPush)
+	mux.HandleFunc("POST "+WNSClassicTokenPath, e.serveWNSToken)
+	mux.HandleFunc("POST "+wnsEntraTokenPath, e.serveWNSToken)
 
 	mux.HandleFunc("POST /channels", e.serveCreate)
 	mux.HandleFunc("GET /channels", e.serveList)
@@ -134,6 +138,7 @@ func apiError(w http.ResponseWriter, status int, err error) {
 
 // channelRequest is the body of POST /channels and /channels/{token}/behaviour.
 type channelRequest struct {
+	Transport string `json:"transport"` // "" or "mpns" here; "wns" is wnsCreateRequest
 	Behaviour string `json:"behaviour"`
 	Name      string `json:"name"`
 	Params
@@ -149,6 +154,26 @@ func decodeRequest(r *http.Request, v any) error {
 }
 
 func (e *Emulator) serveCreate(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		apiError(w, http.StatusBadRequest, fmt.Errorf("read request: %w", err))
+		return
+	}
+	transport, err := requestTransport(body)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	switch transport {
+	case TransportWNS:
+		e.serveCreateWNS(w, r, body)
+		return
+	case "", "mpns":
+	default:
+		apiError(w, http.StatusBadRequest, fmt.Errorf("unknown transport %q (want mpns or wns)", transport))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req channelRequest
 	if err := decodeRequest(r, &req); err != nil {
 		apiError(w, http.StatusBadRequest, err)
@@ -163,10 +188,20 @@ func (e *Emulator) serveCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) serveList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, e.Channels())
+	out := []any{}
+	for _, c := range e.Channels() {
+		out = append(out, c)
+	}
+	for _, d := range e.WindowsDevices() {
+		out = append(out, d)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (e *Emulator) serveChannel(w http.ResponseWriter, r *http.Request) {
+	if e.serveWindowsChannel(w, r, "") {
+		return
+	}
 	s, ok := e.Channel(r.PathValue("token"))
 	if !ok {
 		apiError(w, http.StatusNotFound, ErrUnknownChannel)
@@ -176,10 +211,16 @@ func (e *Emulator) serveChannel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) serveExpire(w http.ResponseWriter, r *http.Request) {
+	if e.serveWindowsChannel(w, r, "expire") {
+		return
+	}
 	e.serveSetBehaviour(w, r, channelRequest{Behaviour: Expired})
 }
 
 func (e *Emulator) serveBehaviour(w http.ResponseWriter, r *http.Request) {
+	if e.serveWindowsChannel(w, r, "behaviour") {
+		return
+	}
 	var req channelRequest
 	if err := decodeRequest(r, &req); err != nil {
 		apiError(w, http.StatusBadRequest, err)
@@ -213,7 +254,7 @@ var pageTmpl = template.Must(template.ParseFS(assets, "assets/index.html"))
 
 func (e *Emulator) servePage(w http.ResponseWriter, _ *http.Request) {
 	var buf bytes.Buffer
-	if err := pageTmpl.Execute(&buf, struct{ Title string }{"tilecast MPNS emulator"}); err != nil {
+	if err := pageTmpl.Execute(&buf, struct{ Title string }{"tilecast MPNS and WNS emulator"}); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -231,11 +272,13 @@ type phoneView struct {
 }
 
 type stateView struct {
-	Version uint64      `json:"version"`
-	Phones  []phoneView `json:"phones"`
+	Version uint64        `json:"version"`
+	Phones  []phoneView   `json:"phones"`
+	Windows []windowsView `json:"windows"` // wnsview.go
 }
 
 func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
+	var err error
 	e.mu.Lock()
 	version := e.version
 	e.mu.Unlock()
@@ -268,6 +311,10 @@ func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
 		}
 		pv.ToastsHTML = buf.String()
 		out.Phones = append(out.Phones, pv)
+	}
+	if out.Windows, err = e.windowsViews(); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
