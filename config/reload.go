@@ -81,6 +81,9 @@ func reloadRules() map[string]reloadRule {
 		"push.max_attempts":  {Applies, func(c *Config) any { return &c.Push.MaxAttempts }},
 		"push.client_cert":   {Applies, func(c *Config) any { return &c.Push.ClientCert }},
 		"push.client_key":    {Applies, func(c *Config) any { return &c.Push.ClientKey }},
+		// WNS credentials: a new token source with the new push client
+		// (the secret file re-read).
+		"push.wns": {Applies, func(c *Config) any { return &c.Push.WNS }},
 		// The number of send workers (and the crash window sized by it)
 		// is fixed when delivery starts.
 		"push.concurrency": {NeedsRestart, func(c *Config) any { return &c.Push.Concurrency }},
