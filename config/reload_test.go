@@ -70,6 +70,14 @@ func changed(t *testing.T, v reflect.Value) reflect.Value {
 		if v.Type().Elem().Kind() == reflect.String {
 			out.Index(v.Len()).SetString("changed.example.org")
 		}
+	case reflect.Pointer:
+		// An optional table ([push.wns]): a new one, its fields changed.
+		elem := reflect.New(v.Type().Elem())
+		if !v.IsNil() {
+			elem.Elem().Set(v.Elem())
+		}
+		out.Set(elem)
+		out.Elem().Set(changed(t, elem.Elem()))
 	case reflect.Struct:
 		// [defaults]: change its first string field.
 		out.Set(v)
