@@ -93,6 +93,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			Counts:                 db.Counts,
 			Feeds:                  func() []tilecast.Feed { return current().Feeds },
 			AllowedHosts:           func() []string { return current().Push.AllowedHosts },
+			AllowPrivate:           func() bool { return current().Push.AllowPrivate },
 			APIKeysFile:            cfg.HTTP.APIKeysFile,
 			MetricsRole:            metricsRole(cfg.HTTP.MetricsAuth),
 			UserTokenKeyFile:       cfg.HTTP.UserTokenKeyFile,
@@ -101,6 +102,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			TLSKeyFile:             cfg.HTTP.TLSKey,
 			Subscribe:              bot.Subscribe,
 			Health:                 health,
+			Degraded:               bot.Degraded,
 			NextRun:                sched.Next,
 			Backup:                 db.Backup,
 			PreviewImage:           previewImages(current, log.With("component", "dashboard")),
@@ -215,9 +217,9 @@ func reload(path string, running *config.Config, sched *schedule.Scheduler, bot 
 		return
 	}
 	next, restart := config.ApplyReload(running, loaded)
-	// The push client first: its certificate files must load before
-	// anything changes.
-	pusher, err := newPusher(next)
+	// The push clients first: their certificate files and the WNS
+	// client secret must load before anything changes.
+	pusher, err := newPushers(next, bot.Logger)
 	if err != nil {
 		log.Error("config reload failed; the running config stays", "error", err.Error())
 		return
