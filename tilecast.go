@@ -4,9 +4,16 @@
 //
 // The root package imports only the standard library. The concrete parts live
 // in sub-packages named after what they wrap (fetch: HTTP + gofeed, notify:
-// payloads + templates, notify/mpns: the MPNS wire protocol, store: bbolt) and
-// are wired together in cmd/tilecast. The Bot talks to them through the small
-// interfaces declared in bot.go.
+// payloads + templates, notify/mpns and notify/wns: the MPNS and WNS wire
+// protocols, store: bbolt) and are wired together in cmd/tilecast. The Bot
+// talks to them through the small interfaces declared in interfaces.go.
+//
+// A channel names its transport (MPNS, WNS, later Web Push), and every part
+// that depends on the protocol is picked by it from a map keyed by
+// Transport: InferTransport for registrations that name none, a Renderer
+// per transport (Bot.Renderers), a Pusher per transport (PushMux), and
+// DegradedReporter for /healthz. transport.go describes how a transport
+// plugs in.
 package tilecast
 
 import (

@@ -31,8 +31,11 @@ func cmdRun(ctx context.Context, e env) error {
 	fs := newFlags(e, "run", "run --config FILE\n\n"+
 		"Runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the config: feeds,\n"+
 		"[fetch] and [push] apply to the next fetch or send (a new fetcher and push\n"+
-		"client); state, log.*, http.listen, the [http] file paths, http.metrics_auth\n"+
-		"and push.concurrency are logged as needs restart and keep their value.\n")
+		"clients: MPNS, and WNS with [push.wns], whose secret file is re-read);\n"+
+		"state, log.*, http.listen, the [http] file paths, http.metrics_auth and\n"+
+		"push.concurrency are logged as needs restart and keep their value.\n"+
+		"/healthz is 503 for the daemon's own faults and 200 \"degraded\" when only a\n"+
+		"service it sends to fails (a WNS token endpoint, refused credentials).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
