@@ -262,7 +262,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 func expire(p *Pending, ttl time.Duration, now time.Time) Record {
 	o := Outcome{
 		Time: now, ChannelID: p.ChannelID, User: p.User, Feed: p.Feed, ItemID: p.ItemID, Kind: p.Kind,
-		Action: ActionExpired, Attempt: p.Attempts,
+		Action: ActionExpired, Attempt: p.Attempts, Transport: TransportOf(&p.Channel),
 		Error: fmt.Sprintf("waited %s, longer than the %s time to live of %s",
 			now.Sub(p.Created).Round(time.Second), p.Kind, ttl),
 	}
