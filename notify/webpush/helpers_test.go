@@ -149,6 +149,7 @@ func vapidClaims(t testing.TB, header string) (string, jwt.MapClaims) {
 	}
 	return k, claims
 }
+
 // ecdsaFromECDH turns a P-256 ECDH public key into an ECDSA one (same
 // point) for verifying signatures.
 func ecdsaFromECDH(pub *ecdh.PublicKey) (*ecdsa.PublicKey, error) {

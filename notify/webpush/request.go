@@ -159,19 +159,18 @@ func NewRequest(sub Subscription, kind tilecast.Kind, plaintext []byte, ttl time
 	if ua == "" {
 		ua = pushhttp.DefaultUserAgent
 	}
-	// Names as RFC 8030 and npm web-push spell them ("TTL", not Header.Set's
-	// "Ttl"): names are case-insensitive, but the wire reads like the
-	// reference's. Read them back with Header.Values or the map.
+	// Canonical names (Header.Set): "Ttl" on HTTP/1.1, "ttl" on HTTP/2;
+	// names are case-insensitive, and Header.Get finds them.
 	h := req.Header
-	h["TTL"] = []string{strconv.FormatInt(secs, 10)}
-	h["Urgency"] = []string{urgency}
+	h.Set("TTL", strconv.FormatInt(secs, 10))
+	h.Set("Urgency", urgency)
 	if opts.Topic != "" {
-		h["Topic"] = []string{opts.Topic}
+		h.Set("Topic", opts.Topic)
 	}
-	h["Content-Encoding"] = []string{contentEncoding}
-	h["Content-Type"] = []string{contentType}
-	h["Authorization"] = []string{auth}
-	h["User-Agent"] = []string{ua}
+	h.Set("Content-Encoding", contentEncoding)
+	h.Set("Content-Type", contentType)
+	h.Set("Authorization", auth)
+	h.Set("User-Agent", ua)
 	return req, nil
 }
 

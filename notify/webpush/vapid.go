@@ -276,7 +276,7 @@ func CheckSubject(sub string) error {
 			return fmt.Errorf("%q: mailto: is written twice (Apple refuses it)", sub)
 		}
 		if strings.ContainsAny(addr, "?,;<>()[]\\\"") {
-			return fmt.Errorf("%q: want one plain address after mailto:", sub)
+			return fmt.Errorf("%q: want one plain address after the mailto: prefix", sub)
 		}
 		local, domain, ok := strings.Cut(addr, "@")
 		switch {
@@ -304,7 +304,7 @@ func CheckSubject(sub string) error {
 		}
 		return nil
 	case strings.HasPrefix(lower, "http://"):
-		return fmt.Errorf("%q: http is not accepted, want an https: URL or mailto:", sub)
+		return fmt.Errorf("%q: http is not accepted, want an https URL or a mailto address", sub)
 	case strings.Contains(sub, "@") && !strings.Contains(sub, ":"):
 		return fmt.Errorf("%q: want mailto:%s", sub, sub)
 	}
