@@ -192,6 +192,7 @@ type Emulator struct {
 	rnd      *mrand.Rand
 	baseURL  string
 	channels map[string]*channel
+	browsers map[string]*browser // Web Push (webpush.go); made on first use
 	seq      int
 	version  uint64 // bumped on every state change; the page polls it
 	subs     map[chan struct{}]struct{}

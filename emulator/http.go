@@ -58,6 +58,7 @@ func (e *Emulator) Handler() http.Handler {
 	mux.HandleFunc("GET /channels/{token}", e.serveChannel)
 	mux.HandleFunc("POST /channels/{token}/expire", e.serveExpire)
 	mux.HandleFunc("POST /channels/{token}/behaviour", e.serveBehaviour)
+	e.webPushRoutes(mux)
 
 	mux.HandleFunc("GET /{$}", e.servePage)
 	mux.HandleFunc("GET /state.json", e.serveState)
@@ -137,6 +138,7 @@ type channelRequest struct {
 	Behaviour string `json:"behaviour"`
 	Name      string `json:"name"`
 	Params
+	webPushRequest // transport "webpush" makes a browser (webpush.go)
 }
 
 func decodeRequest(r *http.Request, v any) error {
@@ -154,6 +156,10 @@ func (e *Emulator) serveCreate(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, err)
 		return
 	}
+	if req.Transport == TransportWebPush {
+		e.serveCreateBrowser(w, r, req)
+		return
+	}
 	ch, err := e.createChannel(req.Behaviour, req.Name, "http://"+r.Host, req.Params)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, err)
@@ -167,6 +173,10 @@ func (e *Emulator) serveList(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (e *Emulator) serveChannel(w http.ResponseWriter, r *http.Request) {
+	if b, ok := e.Browser(r.PathValue("token")); ok {
+		writeJSON(w, http.StatusOK, b)
+		return
+	}
 	s, ok := e.Channel(r.PathValue("token"))
 	if !ok {
 		apiError(w, http.StatusNotFound, ErrUnknownChannel)
@@ -190,6 +200,10 @@ func (e *Emulator) serveBehaviour(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) serveSetBehaviour(w http.ResponseWriter, r *http.Request, req channelRequest) {
 	token := r.PathValue("token")
+	if e.isBrowser(token) {
+		e.serveBrowserBehaviour(w, token, req)
+		return
+	}
 	var params []Params
 	if req.Params != (Params{}) { // omitted params keep the current ones
 		params = append(params, req.Params)
@@ -231,8 +245,9 @@ type phoneView struct {
 }
 
 type stateView struct {
-	Version uint64      `json:"version"`
-	Phones  []phoneView `json:"phones"`
+	Version  uint64         `json:"version"`
+	Phones   []phoneView    `json:"phones"`
+	Browsers []BrowserState `json:"browsers"` // Web Push (webpush.go)
 }
 
 func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
@@ -240,7 +255,7 @@ func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
 	version := e.version
 	e.mu.Unlock()
 	states := e.Channels()
-	out := stateView{Version: version, Phones: make([]phoneView, 0, len(states))}
+	out := stateView{Version: version, Phones: make([]phoneView, 0, len(states)), Browsers: e.Browsers()}
 	for _, s := range states {
 		pv := phoneView{ChannelState: s, SecondaryHTML: map[string]string{}}
 		var buf bytes.Buffer

@@ -53,8 +53,10 @@
     if (state.version === shown) { return; }
     shown = state.version;
     var frag = document.createDocumentFragment();
-    if (!state.phones.length) { frag.appendChild(el('p', 'empty', 'No channels yet: POST /channels.')); }
+    var browsers = (window.tilecastBrowser && state.browsers) || []; // browser.js: Web Push
+    if (!state.phones.length && !browsers.length) { frag.appendChild(el('p', 'empty', 'No channels yet: POST /channels.')); }
     state.phones.forEach(function (p) { frag.appendChild(phone(p)); });
+    browsers.forEach(function (b) { frag.appendChild(window.tilecastBrowser(b)); });
     root.replaceChildren(frag);
   }
 
