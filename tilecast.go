@@ -54,6 +54,10 @@ type Feed struct {
 
 	Toast *ToastSpec // nil: this feed sends no toasts
 	Tile  *TileSpec  // nil: this feed sends no tile updates
+
+	// WebPushUrgency is the Urgency of this feed's Web Push notifications
+	// ([feed.webpush] urgency); "" leaves each kind's default.
+	WebPushUrgency string
 }
 
 // First-run policies.

@@ -41,14 +41,30 @@ type rawFetch struct {
 }
 
 type rawPush struct {
-	Timeout      any `toml:"timeout"`
-	Concurrency  any `toml:"concurrency"`
-	AllowedHosts any `toml:"allowed_hosts"`
-	AllowPrivate any `toml:"allow_private"`
-	Class        any `toml:"class"`
-	MaxAttempts  any `toml:"max_attempts"`
-	ClientCert   any `toml:"client_cert"`
-	ClientKey    any `toml:"client_key"`
+	Timeout      any        `toml:"timeout"`
+	Concurrency  any        `toml:"concurrency"`
+	AllowedHosts any        `toml:"allowed_hosts"`
+	AllowPrivate any        `toml:"allow_private"`
+	Class        any        `toml:"class"`
+	MaxAttempts  any        `toml:"max_attempts"`
+	ClientCert   any        `toml:"client_cert"`
+	ClientKey    any        `toml:"client_key"`
+	WebPush      rawWebPush `toml:"webpush"`
+}
+
+// rawWebPush is [push.webpush].
+type rawWebPush struct {
+	Subject             any `toml:"subject"`
+	VAPIDPrivateKeyFile any `toml:"vapid_private_key_file"`
+	AllowedHosts        any `toml:"allowed_hosts"`
+	UrgencyToast        any `toml:"urgency_toast"`
+	UrgencyTile         any `toml:"urgency_tile"`
+	Pad                 any `toml:"pad"`
+}
+
+// rawFeedWebPush is a feed's [feed.webpush].
+type rawFeedWebPush struct {
+	Urgency any `toml:"urgency"`
 }
 
 // rawDefaults is both the [defaults] table and the part of a [[feed]] that
@@ -68,8 +84,9 @@ type rawFeed struct {
 	Name any `toml:"name"`
 	URL  any `toml:"url"`
 	rawDefaults
-	Toast *rawToast `toml:"toast"`
-	Tile  *rawTile  `toml:"tile"`
+	Toast   *rawToast       `toml:"toast"`
+	Tile    *rawTile        `toml:"tile"`
+	WebPush *rawFeedWebPush `toml:"webpush"`
 }
 
 type rawToast struct {
