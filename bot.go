@@ -5,8 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,14 +30,11 @@ const (
 	retryCap      = time.Hour
 	feedRetryBase = time.Minute
 	feedRetryCap  = 6 * time.Hour
-	dueBatch      = 256  // outbox entries read per dispatcher pass
-	recordBatch   = 1024 // results written per transaction (one fsync pair each)
-	// recordFillWait is how long the recorder waits, during a burst of
-	// sends, for a batch of 8 results per worker (see recorder). At 5 ms a
-	// 100k fan-out's batches averaged ~195 results (the wait ran out
-	// first); at 20 ms they are full (256 at the default concurrency),
-	// with a quarter fewer commits. The crash window's bound is the batch
-	// size, not the wait, so it stays 17 × push.concurrency.
+	dueBatch      = 256 // outbox entries read per dispatcher pass
+	// recordFillWait is the longest the recorder waits, during a burst of
+	// sends, for the whole send window to be answered (see recorder). It
+	// costs latency, not safety: the window (2 × push.concurrency) bounds
+	// what a crash can send twice, however long the wait.
 	recordFillWait = 20 * time.Millisecond
 )
 
@@ -60,6 +59,9 @@ const (
 	// the store calls these through its own hook, not the Bot's.
 	FailInCommit = "in-commit" // seen, state and outbox written, not committed
 	FailInRecord = "in-record" // a batch of outcomes written, not committed
+	// FailInMigrate is inside each batch of the schema migration that
+	// rewrites a state file's records, before it commits.
+	FailInMigrate = "in-migrate"
 )
 
 func (b *Bot) failpoint(name string) {
@@ -103,14 +105,51 @@ type Bot struct {
 	// Jitter returns a factor in [0.8, 1.2) applied to retry delays; nil uses math/rand.
 	Jitter func() float64
 
-	mu      sync.Mutex
-	feeds   map[string]*Feed
-	running map[FeedKey]time.Time // fetches in progress and when they started
+	// Set by a reload (SetFetchConcurrency, SetMaxAttempts) while the Bot
+	// runs, in place of the fields of the same name; 0: not set.
+	fetchConcurrency, maxAttempts atomic.Int64
+
+	mu         sync.Mutex
+	feeds      map[string]*Feed
+	defaultTTL TTL                   // [defaults]: for entries whose feed is no longer configured
+	running    map[FeedKey]time.Time // fetches in progress and when they started
 	// unwritten holds the last fetch of keys whose answer was not worth a
 	// write (304, unchanged 200), so status pages can still show it.
 	unwritten map[FeedKey]fetchMark
 	wake      chan struct{}
 	lastPass  time.Time // the deliverer's last pass (progress, for health and the watchdog)
+}
+
+// SetFetchConcurrency changes FetchConcurrency of a running Bot (a config
+// reload): per-user feed runs that start afterwards use n.
+func (b *Bot) SetFetchConcurrency(n int) { b.fetchConcurrency.Store(int64(n)) }
+
+// SetMaxAttempts changes MaxAttempts of a running Bot (a config reload):
+// send results recorded afterwards are judged by n.
+func (b *Bot) SetMaxAttempts(n int) { b.maxAttempts.Store(int64(n)) }
+
+// fetchConc is the per-user fetch concurrency in force.
+func (b *Bot) fetchConc() int {
+	n := b.FetchConcurrency
+	if v := b.fetchConcurrency.Load(); v > 0 {
+		n = int(v)
+	}
+	if n <= 0 {
+		return DefaultFetchConcurrency
+	}
+	return n
+}
+
+// attemptLimit is the MaxAttempts in force.
+func (b *Bot) attemptLimit() int {
+	n := b.MaxAttempts
+	if v := b.maxAttempts.Load(); v > 0 {
+		n = int(v)
+	}
+	if n <= 0 {
+		return DefaultMaxAttempts
+	}
+	return n
 }
 
 func (b *Bot) now() time.Time {
@@ -164,6 +203,26 @@ func (b *Bot) SetFeeds(feeds []Feed) {
 	b.mu.Unlock()
 }
 
+// SetDefaultTTL sets the times to live ([defaults] toast_ttl etc.) of the
+// notifications whose feed is no longer configured; nil means DefaultTTL.
+// The daemon sets it with the feeds, at start and on every reload.
+func (b *Bot) SetDefaultTTL(ttl TTL) {
+	b.mu.Lock()
+	b.defaultTTL = ttl
+	b.mu.Unlock()
+}
+
+// ttl returns the time to live of feed's notifications of kind k: the
+// feed's own, else [defaults]' for a feed no longer configured.
+func (b *Bot) ttl(feed string, k Kind) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f, ok := b.feeds[feed]; ok {
+		return f.TTL.Of(k)
+	}
+	return b.defaultTTL.Of(k)
+}
+
 // Feed returns the named feed of the current set.
 func (b *Bot) Feed(name string) (*Feed, bool) {
 	b.mu.Lock()
@@ -189,11 +248,7 @@ func (b *Bot) runFeed(ctx context.Context, f *Feed, force bool) error {
 	if err != nil {
 		return err
 	}
-	n := b.FetchConcurrency
-	if n <= 0 {
-		n = DefaultFetchConcurrency
-	}
-	sem := make(chan struct{}, n)
+	sem := make(chan struct{}, b.fetchConc())
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var errs []error
@@ -626,7 +681,8 @@ func (b *Bot) fanOutPage() int {
 }
 
 // fanOut runs a paged delivery to its end, one transaction per page of
-// subscribers (subs/next: a page already read, if any). A cancelled ctx
+// subscribers (subs/next: a page already read, if any), skipping the
+// channels created after job.Now. A cancelled ctx
 // stops it between pages; the job stays in the store and is resumed by the
 // feed's next run or the next start (ResumeFanOuts).
 func (b *Bot) fanOut(ctx context.Context, f *Feed, job FanOutJob, r *fanRenderer, subs []Channel, next string) error {
@@ -640,6 +696,11 @@ func (b *Bot) fanOut(ctx context.Context, f *Feed, job FanOutJob, r *fanRenderer
 				return err
 			}
 		}
+		// A channel registered after the run started gets none of it,
+		// however late its page is read (design.md §3: no backlog; it got
+		// the feed's tile on subscribing). A channel rotated to a new URI
+		// keeps its creation time, and so its share of the run.
+		subs = slices.DeleteFunc(subs, func(ch Channel) bool { return ch.Created.After(job.Now) })
 		ns, err := r.notifications(ctx, subs, job.Now)
 		if err != nil {
 			return nil // cancelled

@@ -24,6 +24,13 @@ func (b *Bot) DeliverDue(ctx context.Context) error {
 	return b.deliver(ctx, true)
 }
 
+// dispatched is an entry handed to a worker, with the time its time to
+// live runs out.
+type dispatched struct {
+	Pending
+	expires time.Time
+}
+
 type sendResult struct {
 	p   Pending
 	res Result
@@ -38,14 +45,16 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 	fl := newFlight()
 	b.countUnfinished() // before this run logs any send
 
-	work := make(chan Pending)
-	// The buffer lets workers keep sending while the recorder commits the
-	// previous batch; each commit costs its page writes and an fsync pair,
-	// so the fuller the batch the cheaper each outcome (profiled: 80-result
-	// batches were a third of a 100k fan-out's CPU). It is also what a
-	// crash can send twice (answered, not yet recorded), so it stays a
-	// small multiple of the worker count, the size of a full batch.
-	results := make(chan sendResult, 8*workers)
+	work := make(chan dispatched)
+	// The send window bounds what a crash can send twice (design.md §1):
+	// the dispatcher takes one of its 2 × workers slots before it hands an
+	// entry to a worker, and the recorder gives the slot back once the
+	// entry's outcome is committed. Sends in flight plus answers not yet
+	// recorded never exceed it, however the recorder batches; within it,
+	// workers keep sending while the recorder commits.
+	window := make(chan struct{}, 2*workers)
+	// One result per slot at most: the buffer never blocks a worker.
+	results := make(chan sendResult, cap(window))
 	var wg sync.WaitGroup
 	var logOnce sync.Once
 	// Sends use their own context so that a shutdown lets in-flight requests
@@ -64,26 +73,33 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 					}
 				}
 				start := b.now()
-				// ttl 0: no time to live is computed yet.
-				res := b.Pusher.Push(sendCtx, &p.Channel, &p.Notification, 0)
+				// What is left of its time to live; one that ran out
+				// since the dispatcher looked still gets a second.
+				ttl := max(p.expires.Sub(start), time.Second)
+				res := b.Pusher.Push(sendCtx, &p.Channel, &p.Notification, ttl)
 				if res.Duration == 0 {
 					res.Duration = b.now().Sub(start)
 				}
 				b.failpoint(FailAfterSend)
-				results <- sendResult{p: p, res: res, at: b.now()}
+				results <- sendResult{p: p.Pending, res: res, at: b.now()}
 			}
 		}()
 	}
 
 	recErr := make(chan error, 1)
 	go func() {
-		recErr <- b.recorder(ctx, results, workers, recordFillWait, func(ids []uint64) {
-			fl.finish(ids)
+		recErr <- b.recorder(ctx, results, cap(window), recordFillWait, func(ids []uint64, committed bool) {
+			if committed {
+				fl.finish(ids)
+			}
+			for range ids {
+				<-window
+			}
 			b.nudge() // the dispatcher may release them and look again
 		})
 	}()
 
-	err := b.dispatch(ctx, untilIdle, work, fl)
+	err := b.dispatch(ctx, untilIdle, work, window, fl)
 	close(work)
 	wg.Wait()
 	close(results)
@@ -91,8 +107,9 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 }
 
 // dispatch loops: fetch due entries, hold back those whose channel must wait
-// (406/412 rest, daily cap), and hand the rest to the workers.
-func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending, fl *flight) error {
+// (406/412 rest, daily cap), and hand the rest to the workers, each with a
+// slot of the send window (see deliver).
+func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatched, window chan<- struct{}, fl *flight) error {
 	wake := b.wakeCh()
 	// Sends per http channel in the current UTC day. A channel's count is
 	// taken from the store the first time this run sees it (nothing of this
@@ -133,18 +150,33 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 			}
 			continue
 		}
-		var postpone []Record
+		// Entries not sent: postponed (OpPostpone) or expired (OpExpire).
+		var unsent []Record
+		expired := 0
 		for _, p := range due {
 			ch := &p.Channel
+			// Past its time to live an entry is stale news, whatever
+			// kept it (an outage, a rest, a day at the cap): dropped
+			// before it could count toward the cap or be sent.
+			ttl := b.ttl(p.Feed, p.Kind)
+			expires := p.Created.Add(ttl)
+			if p.Created.IsZero() {
+				expires = now.Add(ttl) // age unknown: the whole TTL
+			}
+			if !now.Before(expires) {
+				unsent = append(unsent, expire(&p, ttl, now))
+				expired++
+				continue
+			}
 			if wait := ch.NextAllowedAt; wait.After(now) {
-				postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: wait})
+				unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: wait})
 				continue
 			}
 			// A channel back from a 406/412 rest that has not succeeded since
 			// gets one probe at a time: MPNS wants at most one retry an
 			// hour, not the channel's whole backlog at the end of the rest.
 			if !ch.NextAllowedAt.IsZero() && ch.FailureStreak > 0 && fl.channelBusy(ch.ID) {
-				postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
+				unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
 				continue
 			}
 			if !ch.Authenticated() {
@@ -158,29 +190,43 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 				}
 				if *count >= DailyCap {
 					midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-					postpone = append(postpone, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
+					unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
 					continue
 				}
 				*count++
 			}
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
 			fl.start(&p)
 			select {
-			case work <- p:
+			case work <- dispatched{p, expires}:
 			case <-ctx.Done():
 				return nil
 			}
 		}
-		if len(postpone) > 0 {
-			if err := b.Store.Record(postpone); err != nil {
+		if len(unsent) > 0 {
+			if err := b.Store.Record(unsent); err != nil {
 				// Not fatal: the entries stay due and are looked at again.
 				if untilIdle {
 					return err
 				}
-				b.log().Error("postpone notifications; retrying", "error", err.Error(), "count", len(postpone))
+				b.log().Error("postpone or expire notifications; retrying", "error", err.Error(), "count", len(unsent))
 				if !sleepCtx(ctx, 5*time.Second) {
 					return nil
 				}
 				continue
+			}
+			for i := 0; expired > 0; i++ {
+				if o := &unsent[i].Outcome; unsent[i].Op == OpExpire {
+					b.logPush(o)
+					if b.Observer != nil {
+						b.Observer.ObservePush(*o)
+					}
+					expired--
+				}
 			}
 		}
 		if len(due) > 0 {
@@ -212,6 +258,18 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- Pending,
 	}
 }
 
+// expire is the record of p dropped unsent at now: it waited longer than
+// its kind's time to live.
+func expire(p *Pending, ttl time.Duration, now time.Time) Record {
+	o := Outcome{
+		Time: now, ChannelID: p.ChannelID, User: p.User, Feed: p.Feed, ItemID: p.ItemID, Kind: p.Kind,
+		Action: ActionExpired, Attempt: p.Attempts,
+		Error: fmt.Sprintf("waited %s, longer than the %s time to live of %s",
+			now.Sub(p.Created).Round(time.Second), p.Kind, ttl),
+	}
+	return Record{ID: p.ID, Due: p.NextAttempt, Op: OpExpire, Outcome: o}
+}
+
 // countUnfinished reports what the previous run sent without recording an
 // outcome (see SendLog): those entries go out again, and each may arrive
 // twice.
@@ -235,25 +293,28 @@ func (b *Bot) countUnfinished() {
 }
 
 // recorder batches results into Store.Record calls and logs each send after
-// its batch is committed.
+// its batch is committed. done is told the entries of each batch, committed
+// or given up at shutdown, and gives their window slots back.
 //
 // A batch the store cannot write (disk full) is retried with backoff and its
 // entries stay busy meanwhile: releasing them would re-send every one at
 // once. Only a shutdown gives up; the entries then stay in the outbox and are
 // sent again after the restart, which loses nothing.
 //
-// Under a burst (the previous batch held at least one result per worker)
-// it waits up to fillWait for the batch to reach 8 results per worker:
-// a commit writes its pages and an fsync pair however few outcomes it
-// holds, so fuller batches cost less per outcome (profiled at 100k
-// channels: ~200 instead of ~80 per commit, 13-15 % less CPU per
-// notification). Sends answered but not yet committed (this batch and
-// the results buffer) are what a crash can send twice; the send log
-// counts them.
-func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers int, fillWait time.Duration, done func(ids []uint64)) error {
+// A batch holds at most limit results, the send window (a result holds
+// its slot until done, so the window bounds a batch anyway). Under a burst
+// (the previous batch held at least half the window) it waits for the whole
+// window to be answered, but no longer than fillWait nor than its last
+// commit took: a commit writes its pages and an fsync pair however few
+// outcomes it holds, so fuller batches cost less per outcome, while a wait
+// longer than a commit costs more than a second commit would. The window,
+// not the wait, bounds what a crash can send twice.
+func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int, fillWait time.Duration, done func(ids []uint64, committed bool)) error {
 	var errs []error
-	batch := make([]sendResult, 0, recordBatch)
-	fill, burst := 8*workers, false
+	limit = max(limit, 1)
+	batch := make([]sendResult, 0, limit)
+	burst := false
+	var lastCommit time.Duration
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -264,6 +325,8 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 			recs[i] = b.classify(r)
 			ids[i] = r.p.ID
 		}
+		batch = batch[:0]
+		t0 := time.Now()
 		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 			err := b.Store.Record(recs)
 			if err == nil {
@@ -279,8 +342,8 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 				break
 			}
 			errs = append(errs, fmt.Errorf("record %d outcomes at shutdown: %w", len(recs), err))
-			batch = batch[:0]
-			return // not released: nothing more is dispatched after shutdown
+			done(ids, false) // not released: nothing more is dispatched after shutdown
+			return
 		}
 		if b.SendLog != nil {
 			if err := b.SendLog.Recorded(ids); err != nil {
@@ -288,7 +351,9 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 					"error", err.Error(), "count", len(ids))
 			}
 		}
+		lastCommit = time.Since(t0)
 		b.failpoint(FailAfterRecord)
+		done(ids, true) // before the log lines: the window's slots are free now
 		for i := range recs {
 			if !recs[i].Sent {
 				continue
@@ -298,18 +363,16 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, workers i
 				b.Observer.ObservePush(recs[i].Outcome)
 			}
 		}
-		done(ids)
-		batch = batch[:0]
 	}
 	for r := range results {
 		// Group commit: take whatever else has already arrived, then write.
-		batch = gather(append(batch, r), results, recordBatch, nil)
-		if burst && len(batch) < fill {
-			t := time.NewTimer(fillWait)
-			batch = gather(batch, results, fill, t.C)
+		batch = gather(append(batch, r), results, limit, nil)
+		if burst && len(batch) < limit {
+			t := time.NewTimer(min(fillWait, lastCommit))
+			batch = gather(batch, results, limit, t.C)
 			t.Stop()
 		}
-		burst = len(batch) >= workers
+		burst = 2*len(batch) >= limit
 		flush()
 	}
 	flush()
@@ -362,10 +425,7 @@ func (b *Bot) classify(r sendResult) Record {
 		return Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: r.at.Add(max(res.Wait, time.Second)), Outcome: o}
 	}
 	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true}
-	maxAttempts := b.MaxAttempts
-	if maxAttempts <= 0 {
-		maxAttempts = DefaultMaxAttempts
-	}
+	maxAttempts := b.attemptLimit()
 	retry := func(delay time.Duration) {
 		if attempt >= maxAttempts {
 			rec.Op, o.Action = OpDead, ActionFailed

@@ -2,6 +2,9 @@ package tilecast
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,14 +31,16 @@ func sendResults(results chan<- sendResult, from, n int) {
 	}
 }
 
-// TestRecorderFillsBatchesInABurst: after a batch with a result per worker
-// the recorder waits for a batch of 8 per worker; after a smaller one (no
-// burst) it commits what it has at once; a closed channel ends the wait.
+// TestRecorderFillsBatchesInABurst: after a batch of at least half the
+// window the recorder waits for the whole window (4 results for 2
+// workers), but no longer than its last commit took; after a smaller
+// batch (no burst) it commits what it has at once; a closed channel ends
+// the wait.
 func TestRecorderFillsBatchesInABurst(t *testing.T) {
-	const workers = 2 // fill = 16
+	const window = 4 // 2 × 2 workers
 	st := &batchStore{sizes: make(chan int), release: make(chan struct{})}
 	b := &Bot{Store: st}
-	results := make(chan sendResult, 64)
+	results := make(chan sendResult, window)
 	recErr := make(chan error, 1)
 	next := func() int {
 		t.Helper()
@@ -51,42 +56,159 @@ func TestRecorderFillsBatchesInABurst(t *testing.T) {
 	// No burst yet: one result is committed without waiting for more
 	// (the fill wait is an hour: waiting would fail the test).
 	go func() {
-		recErr <- b.recorder(context.Background(), results, workers, time.Hour, func([]uint64) {})
+		recErr <- b.recorder(context.Background(), results, window, time.Hour, func([]uint64, bool) {})
 	}()
 	sendResults(results, 0, 1)
 	if n := next(); n != 1 {
 		t.Fatalf("first batch = %d, want 1", n)
 	}
-	// While it commits, two results arrive: a result per worker, so the
-	// batch after them is a burst's.
+	// While it commits, two results arrive: half the window, so the batch
+	// after them is a burst's.
 	sendResults(results, 1, 2)
 	st.release <- struct{}{}
 	if n := next(); n != 2 {
 		t.Fatalf("second batch = %d, want 2", n)
 	}
-	// A burst: three results are waiting, the rest trickle in; the
-	// recorder waits until it has 16.
-	sendResults(results, 3, 3)
+	// This commit takes a second, so the next fill may wait that long.
+	// One result is waiting, the rest trickle in; the recorder waits
+	// until the window is full.
+	sendResults(results, 3, 1)
+	time.Sleep(time.Second)
 	st.release <- struct{}{}
-	for i := range 13 {
+	for i := range 3 {
 		time.Sleep(time.Millisecond)
-		sendResults(results, 6+i, 1)
+		sendResults(results, 4+i, 1)
 	}
-	if n := next(); n != 16 {
-		t.Fatalf("burst batch = %d, want 16 (8 per worker)", n)
+	if n := next(); n != window {
+		t.Fatalf("burst batch = %d, want %d (the whole window)", n, window)
 	}
-	// Still a burst: two results and the end of the sends. The closed
-	// channel ends the wait; nothing is left behind.
-	sendResults(results, 19, 2)
+	// Still a burst, but this commit is quick: one result and nothing
+	// after it is committed after a wait of about that commit, not an hour.
+	sendResults(results, 7, 1)
+	st.release <- struct{}{}
+	if n := next(); n != 1 {
+		t.Fatalf("batch after a quick commit = %d, want 1", n)
+	}
+	// A burst again, ended by the closed channel: nothing is left behind.
+	sendResults(results, 8, 3)
+	st.release <- struct{}{}
+	if n := next(); n != 3 {
+		t.Fatalf("batch = %d, want 3", n)
+	}
+	sendResults(results, 11, 1)
 	close(results)
 	st.release <- struct{}{}
-	if n := next(); n != 2 {
-		t.Fatalf("last batch = %d, want 2", n)
+	if n := next(); n != 1 {
+		t.Fatalf("last batch = %d, want 1", n)
 	}
 	st.release <- struct{}{}
 	if err := <-recErr; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// windowStore is an in-memory outbox whose Record is slow, like a commit
+// with its fsync pair, and a Pusher that answers at once: sends pile up
+// behind the recorder unless the send window stops them. It counts, at
+// every push, the sends made whose outcome is not committed yet: what a
+// crash at that moment could send twice.
+type windowStore struct {
+	Store
+	mu       sync.Mutex
+	pending  map[uint64]bool
+	pushes   map[uint64]int
+	recorded int // sent outcomes committed
+	maxOpen  int
+}
+
+func (s *windowStore) Due(now time.Time, limit int, busy func(uint64) bool) ([]Pending, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]uint64, 0, len(s.pending))
+	for id := range s.pending {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var out []Pending
+	for _, id := range ids {
+		if len(out) == limit {
+			break
+		}
+		if busy(id) {
+			continue
+		}
+		ch := fmt.Sprintf("ch%d", id)
+		out = append(out, Pending{
+			Notification: Notification{ID: id, ChannelID: ch, Kind: KindToast, NextAttempt: now, Created: now},
+			Channel:      Channel{ID: ch, URI: "https://push.example/" + ch},
+		})
+	}
+	return out, nil
+}
+
+func (s *windowStore) NextDue() (time.Time, error) { return time.Time{}, nil }
+
+func (s *windowStore) Record(recs []Record) error {
+	time.Sleep(2 * time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recs {
+		delete(s.pending, r.ID)
+		if r.Sent {
+			s.recorded++
+		}
+	}
+	return nil
+}
+
+func (s *windowStore) Push(_ context.Context, _ *Channel, n *Notification, _ time.Duration) Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pushes[n.ID]++
+	sent := 0
+	for _, c := range s.pushes {
+		sent += c
+	}
+	s.maxOpen = max(s.maxOpen, sent-s.recorded)
+	return Result{Status: 200, Verdict: VerdictDelivered}
+}
+
+// TestDeliverWindow pins design.md §1's crash window: at no moment are
+// more than 2 × push.concurrency sends made without their outcomes
+// committed (sends in flight plus one recorder batch), however slow the
+// commits. A results buffer or a batch wider than that fails it.
+func TestDeliverWindow(t *testing.T) {
+	const workers, entries = 4, 400
+	st := &windowStore{pending: map[uint64]bool{}, pushes: map[uint64]int{}}
+	for i := range entries {
+		st.pending[uint64(i+1)] = true
+	}
+	b := &Bot{Store: st, Pusher: st, PushConcurrency: workers}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.DeliverDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.pending) != 0 || len(st.pushes) != entries {
+		t.Fatalf("%d entries left, %d of %d pushed", len(st.pending), len(st.pushes), entries)
+	}
+	for id, n := range st.pushes {
+		if n != 1 {
+			t.Errorf("entry %d pushed %d times", id, n)
+		}
+	}
+	if st.maxOpen > 2*workers {
+		t.Errorf("%d sends were unrecorded at once, want ≤ %d (2 × push.concurrency)", st.maxOpen, 2*workers)
+	}
+	// Commits are slow and pushes instant: the window fills. A bound
+	// never reached here would say nothing about a widened one.
+	if st.maxOpen <= workers {
+		t.Errorf("at most %d sends were unrecorded at once: the window (%d) was never used beyond the sends in flight",
+			st.maxOpen, 2*workers)
+	}
+	t.Logf("most sends unrecorded at once: %d (bound %d)", st.maxOpen, 2*workers)
 }
 
 func TestChannelAuthenticated(t *testing.T) {

@@ -103,6 +103,10 @@ const (
 	OpDead                    // move it to the dead letters with its last outcome
 	OpRemoveChannel           // delete the channel and all its entries
 	OpPostpone                // not sent (channel waiting or capped): move to NextAttempt, attempts unchanged
+	// OpExpire: not sent, the entry outlived its time to live: delete it
+	// and write Outcome (ActionExpired) to the channel's ledger; the
+	// channel's daily count, streak and last outcome stay as they are.
+	OpExpire
 )
 
 // Record is one entry's result.
@@ -116,7 +120,7 @@ type Record struct {
 	Op          Op
 	NextAttempt time.Time // OpRetry, OpPostpone
 	Sent        bool      // an HTTP request was made: counts toward the daily cap and the ledger
-	Outcome     Outcome   // logged in the ledger and as the channel's last outcome when Sent
+	Outcome     Outcome   // logged in the ledger and as the channel's last outcome when Sent; ledger only for OpExpire
 	// ChannelWaitUntil, when set, becomes the channel's NextAllowedAt (406/412).
 	ChannelWaitUntil time.Time
 }

@@ -32,6 +32,11 @@ var (
 	ErrStateLocked = errors.New("state file is in use by another tilecast")
 	// ErrHostNotAllowed marks a channel URI whose host is not in push.allowed_hosts.
 	ErrHostNotAllowed = errors.New("host not allowed")
+	// ErrCredentials marks a push refused because the sender's credentials
+	// are not good for the channel (WNS 403: the channel belongs to another
+	// app; a 401 even with a fresh access token). It is a configuration
+	// error to log as such, not a fault of the channel or the notification.
+	ErrCredentials = errors.New("push credentials not accepted for this channel")
 )
 
 // MaxChannelURI is the longest channel URI accepted (design.md §2).
@@ -51,13 +56,29 @@ type Feed struct {
 	FallbackImage   string        // used when a checked image is refused; "" leaves the element out
 	BrokenAfter     time.Duration // failing this long marks the feed broken
 	TileOnSubscribe bool          // a new subscriber gets the current tile at once
+	// TTL is how long each kind of this feed's notifications may wait
+	// to be sent ([defaults] toast_ttl etc.); kinds it lacks use DefaultTTL.
+	TTL TTL
 
 	Toast *ToastSpec // nil: this feed sends no toasts
 	Tile  *TileSpec  // nil: this feed sends no tile updates
+	// WNS holds what Windows has beyond MPNS ([feed.wns]); nil: the
+	// defaults (ToastGeneric toasts, adaptive tiles, the default sound).
+	WNS *WNSSpec
 
 	// WebPushUrgency is the Urgency of this feed's Web Push notifications
 	// ([feed.webpush] urgency); "" leaves each kind's default.
 	WebPushUrgency string
+}
+
+// WNSSpec is a feed's [feed.wns] table: options of its notifications to
+// Windows (WNS) channels. The image fields are text/template sources.
+type WNSSpec struct {
+	Audio        string // "", "silent", a system sound name or an ms-appx:/ms-appdata: URI
+	HeroImage    string // large image at the top of the toast
+	AppLogoImage string // replaces the app logo on the toast
+	Scenario     string // "", "reminder", "alarm", "incomingCall", "urgent"
+	Legacy       bool   // send the Windows 8 templates (ToastText02, TileWideText09, …) as wns 0.5.4 did
 }
 
 // First-run policies.
@@ -185,14 +206,38 @@ func (e *FetchError) Error() string {
 
 func (e *FetchError) Unwrap() error { return e.Err }
 
+// Transport names the push protocol a channel is reached through.
+type Transport string
+
+// Transports (design.md §11). A channel stored before channels had one is
+// an MPNS channel.
+const (
+	TransportMPNS    Transport = "mpns"
+	TransportWNS     Transport = "wns"
+	TransportWebPush Transport = "webpush"
+)
+
+// PushKeys are a Web Push subscription's keys (RFC 8291): the user
+// agent's P-256 ECDH public key (uncompressed point) and its
+// authentication secret. They are what encrypts the pushes to it, so they
+// are never shown or logged.
+type PushKeys struct {
+	P256DH []byte
+	Auth   []byte
+}
+
 // Channel is one device's push channel.
 type Channel struct {
 	ID      string    `json:"id"`
-	URI     string    `json:"uri"`
+	URI     string    `json:"uri"` // for Web Push, the subscription's endpoint
 	User    string    `json:"user,omitempty"`
 	Feeds   []string  `json:"feeds,omitempty"` // empty: every feed without {user}
 	Device  string    `json:"device,omitempty"`
 	Created time.Time `json:"created"`
+
+	Transport Transport `json:"transport"`
+	Keys      *PushKeys `json:"-"`                // Web Push only; never in API answers or logs
+	Expires   time.Time `json:"expires,omitzero"` // Web Push expirationTime; zero: none
 
 	LastOutcome   string    `json:"last_outcome,omitempty"`
 	LastOutcomeAt time.Time `json:"last_outcome_at,omitzero"`
@@ -237,7 +282,42 @@ const (
 	KindToast Kind = "toast"
 	KindTile  Kind = "tile"
 	KindRaw   Kind = "raw"
+	// KindBadge is the number (or glyph) on an app's tile or icon, sent on
+	// its own by the transports that have it (WNS, Web Push); MPNS carries
+	// the count inside the tile instead.
+	KindBadge Kind = "badge"
 )
+
+// TTL is how long a notification of each kind may wait in the outbox
+// (design.md §11): an entry older than its kind's time to live is dropped
+// as expired instead of sent, and a send carries what is left of it (WNS
+// X-WNS-TTL, Web Push TTL). A kind a TTL lacks uses DefaultTTL's.
+type TTL map[Kind]time.Duration
+
+// MaxTTL is the longest time to live a config may set: Web Push services
+// cap a message's time to live near four weeks.
+const MaxTTL = 28 * 24 * time.Hour
+
+// DefaultTTL returns each kind's time to live when the config sets none.
+// A new kind is one line here (and its config key).
+func DefaultTTL() TTL {
+	return TTL{
+		KindToast: 24 * time.Hour,
+		KindTile:  72 * time.Hour, // WNS's own default tile expiry; a newer tile replaces a waiting one anyway
+		KindRaw:   24 * time.Hour,
+	}
+}
+
+// Of returns kind k's time to live: t's, else DefaultTTL's, else a day.
+func (t TTL) Of(k Kind) time.Duration {
+	if d, ok := t[k]; ok && d > 0 {
+		return d
+	}
+	if d, ok := DefaultTTL()[k]; ok {
+		return d
+	}
+	return 24 * time.Hour
+}
 
 // Notification is one outbox entry: what is to be shown (kind, payload,
 // creation time), not how it is sent. Each transport builds its request
@@ -269,6 +349,10 @@ const (
 	ActionDropped        Action = "dropped"
 	ActionChannelRemoved Action = "channel_removed"
 	ActionFailed         Action = "failed"
+	// ActionExpired: not sent, the entry waited longer than its kind's
+	// time to live (TTL). No request, no attempt, not counted toward the
+	// daily cap.
+	ActionExpired Action = "expired"
 )
 
 // Verdict is how a transport classified one push response.
@@ -314,6 +398,17 @@ type Result struct {
 	Wait     time.Duration
 	Duration time.Duration
 	Err      error // network error or the reason for a failure
+
+	// What WNS answers with (X-WNS-Msg-ID, X-WNS-Debug-Trace, MS-CV),
+	// for the log and the ledger: Microsoft asks for them in support
+	// cases. Empty for the other transports.
+	MsgID             string
+	DebugTrace        string
+	CorrelationVector string
+	// TokenRefreshed is set when the push was answered 401, a new access
+	// token was fetched, and the notification was sent again within the
+	// same attempt; Status and the rest describe the second answer.
+	TokenRefreshed bool
 }
 
 // Outcome is the record of one send: the `push` log line and a ledger entry.
@@ -333,6 +428,13 @@ type Outcome struct {
 	RetryIn      time.Duration `json:"retry_in,omitempty"`
 	Duration     time.Duration `json:"duration"`
 	Error        string        `json:"error,omitempty"`
+
+	Transport Transport `json:"transport,omitempty"` // the channel's, when the send happened
+	// What WNS answers with (X-WNS-Msg-ID, X-WNS-Debug-Trace, MS-CV), for
+	// support requests to Microsoft about a push.
+	MsgID             string `json:"msg_id,omitempty"`
+	DebugTrace        string `json:"debug_trace,omitempty"`
+	CorrelationVector string `json:"ms_cv,omitempty"`
 }
 
 // FeedKey names the state of a feed, or of one user's copy of a per-user feed.

@@ -8,9 +8,10 @@
 //
 // Two conventions the daemon relies on:
 //   - Paths (state, http.api_keys_file, http.tls_*, http.user_token_*,
-//     push.client_cert, push.client_key, push.webpush.vapid_private_key_file)
-//     are kept as written. A relative path is relative to the daemon's working
-//     directory, not to the config file; under systemd use absolute paths.
+//     push.client_cert, push.client_key, push.wns.client_secret_file,
+//     push.webpush.vapid_private_key_file) are kept as written. A relative
+//     path is relative to the daemon's working directory, not to the config
+//     file; under systemd use absolute paths.
 //   - Schedules run in UTC unless the spec starts with CRON_TZ=Zone (see
 //     Schedule).
 package config
@@ -123,6 +124,7 @@ type Push struct {
 	MaxAttempts  int
 	ClientCert   string // PEM file; set together with ClientKey or not at all
 	ClientKey    string
+	WNS          *WNS    // [push.wns]; nil when the config has none (config/wns.go)
 	WebPush      WebPush // [push.webpush] (webpush.go)
 }
 
@@ -144,6 +146,10 @@ type Defaults struct {
 	FallbackImage   string
 	BrokenAfter     time.Duration
 	TileOnSubscribe bool
+	// TTL is each notification kind's time to live (toast_ttl, tile_ttl,
+	// raw_ttl); a notification whose feed was removed from the config
+	// uses [defaults]'.
+	TTL tilecast.TTL
 }
 
 // Limits that the config enforces.
@@ -181,6 +187,7 @@ func Default() *Config {
 			ImageCheck:      true,
 			BrokenAfter:     24 * time.Hour,
 			TileOnSubscribe: true,
+			TTL:             tilecast.DefaultTTL(),
 		},
 	}
 }
@@ -341,6 +348,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 	cfg.Push.ClientCert = c.str("push.client_cert", p.ClientCert, "")
 	cfg.Push.ClientKey = c.str("push.client_key", p.ClientKey, "")
 	c.keyPair("push.client_cert", "push.client_key", cfg.Push.ClientCert, cfg.Push.ClientKey)
+	cfg.Push.WNS = c.pushWNS(p.WNS, cfg.Push.AllowPrivate)
 	c.webPush(&p.WebPush, &cfg.Push.WebPush)
 
 	cfg.Defaults = c.options("defaults", &raw.Defaults, &cfg.Defaults)
@@ -386,7 +394,23 @@ func (c *checker) options(key string, r *rawDefaults, def *Defaults) Defaults {
 	}
 	o.BrokenAfter = c.duration(key+".broken_after", r.BrokenAfter, def.BrokenAfter)
 	o.TileOnSubscribe = c.boolean(key+".tile_on_subscribe", r.TileOnSubscribe, def.TileOnSubscribe)
+	o.TTL = tilecast.TTL{}
+	for _, k := range r.ttls() {
+		o.TTL[k.kind] = c.ttl(key+"."+k.name, k.raw, def.TTL.Of(k.kind))
+	}
 	return o
+}
+
+// ttl checks a time to live: a positive duration of at most
+// tilecast.MaxTTL.
+func (c *checker) ttl(key string, v any, def time.Duration) time.Duration {
+	before := len(c.errs)
+	d := c.duration(key, v, def)
+	if len(c.errs) == before && d > tilecast.MaxTTL {
+		c.errorf(key, "time to live %q is longer than 28 days (\"672h\"): push services keep a message about four weeks at most", v)
+		return def
+	}
+	return d
 }
 
 // feed checks one [[feed]] and applies the defaults to it.
@@ -411,6 +435,7 @@ func (c *checker) feed(i int, r *rawFeed, def *Defaults) tilecast.Feed {
 	o := c.options(key, &r.rawDefaults, def)
 	f.Schedule, f.FirstRun, f.MaxToasts, f.FloodLimit = o.Schedule, o.FirstRun, o.MaxToasts, o.FloodLimit
 	f.ImageCheck, f.FallbackImage, f.BrokenAfter, f.TileOnSubscribe = o.ImageCheck, o.FallbackImage, o.BrokenAfter, o.TileOnSubscribe
+	f.TTL = o.TTL
 
 	var templates []field
 	if r.Toast != nil {
@@ -424,6 +449,7 @@ func (c *checker) feed(i int, r *rawFeed, def *Defaults) tilecast.Feed {
 	if r.Toast == nil && r.Tile == nil {
 		c.errorf(key, "sends nothing: add a [feed.toast] table, a [feed.tile] table or both")
 	}
+	f.WNS = c.feedWNS(key, r.WNS, &templates)
 	f.WebPushUrgency = c.feedWebPush(key, r.WebPush)
 
 	// Catch template syntax errors here even while notify's own check is a

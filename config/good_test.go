@@ -74,6 +74,8 @@ text1 = "{{.Item.Title}}"
 		{"Defaults.FallbackImage", cfg.Defaults.FallbackImage, ""},
 		{"Defaults.BrokenAfter", cfg.Defaults.BrokenAfter, 24 * time.Hour},
 		{"Defaults.TileOnSubscribe", cfg.Defaults.TileOnSubscribe, true},
+		{"Defaults.TTL", cfg.Defaults.TTL, tilecast.TTL{tilecast.KindToast: 24 * time.Hour,
+			tilecast.KindTile: 72 * time.Hour, tilecast.KindRaw: 24 * time.Hour}},
 		{"len(Feeds)", len(cfg.Feeds), 1},
 	}
 	for _, c := range checks {
@@ -85,6 +87,7 @@ text1 = "{{.Item.Title}}"
 		Name: "news", URL: "https://example.org/news.xml", Schedule: "*/15 * * * *",
 		FirstRun: "baseline", MaxToasts: 3, FloodLimit: 20, ImageCheck: true,
 		BrokenAfter: 24 * time.Hour, TileOnSubscribe: true,
+		TTL:   tilecast.TTL{tilecast.KindToast: 24 * time.Hour, tilecast.KindTile: 72 * time.Hour, tilecast.KindRaw: 24 * time.Hour},
 		Toast: &tilecast.ToastSpec{Text1: "{{.Item.Title}}"},
 	}
 	if !reflect.DeepEqual(cfg.Feeds[0], want) {
@@ -101,6 +104,10 @@ text1 = "{{.Item.Title}}"
 	if config.Default().Push.AllowedHosts[0] != "*.notify.live.net" {
 		t.Errorf("Default() shares its AllowedHosts slice")
 	}
+	empty.Defaults.TTL[tilecast.KindToast] = time.Minute
+	if config.Default().Defaults.TTL[tilecast.KindToast] != 24*time.Hour {
+		t.Errorf("Default() shares its TTL map")
+	}
 }
 
 // TestInheritance: a feed takes each option from [defaults] unless it sets
@@ -116,6 +123,8 @@ image_check = false
 fallback_image = "appdata:/Assets/Fallback.png"
 broken_after = "2h"
 tile_on_subscribe = false
+toast_ttl = "6h"
+tile_ttl = "672h"
 
 [[feed]]
 name = "inherits"
@@ -133,6 +142,8 @@ image_check = true
 fallback_image = ""
 broken_after = "90m"
 tile_on_subscribe = true
+toast_ttl = "30m"
+raw_ttl = "1s"
 [feed.toast]
 text2 = "x"
 `)
@@ -141,12 +152,14 @@ text2 = "x"
 		Name: "inherits", URL: "https://example.org/a.xml", Schedule: "@hourly",
 		FirstRun: "notify", MaxToasts: 0, FloodLimit: 5, ImageCheck: false,
 		FallbackImage: "appdata:/Assets/Fallback.png", BrokenAfter: 2 * time.Hour, TileOnSubscribe: false,
+		TTL:  tilecast.TTL{tilecast.KindToast: 6 * time.Hour, tilecast.KindTile: 28 * 24 * time.Hour, tilecast.KindRaw: 24 * time.Hour},
 		Tile: &tilecast.TileSpec{Template: "flip"},
 	}
 	wantB := tilecast.Feed{
 		Name: "overrides", URL: "https://example.org/{user}/b.xml", Schedule: "30 6 * * 1-5",
 		FirstRun: "baseline", MaxToasts: 20, FloodLimit: 100, ImageCheck: true,
 		FallbackImage: "", BrokenAfter: 90 * time.Minute, TileOnSubscribe: true,
+		TTL:   tilecast.TTL{tilecast.KindToast: 30 * time.Minute, tilecast.KindTile: 28 * 24 * time.Hour, tilecast.KindRaw: time.Second},
 		Toast: &tilecast.ToastSpec{Text2: "x"},
 	}
 	if !reflect.DeepEqual(a, wantA) {
@@ -256,7 +269,7 @@ func TestExample(t *testing.T) {
 	// The example shows the defaults; it must not contradict Default().
 	def := config.Default()
 	if cfg.State != def.State || cfg.Log != def.Log || cfg.HTTP != def.HTTP || cfg.Fetch != def.Fetch ||
-		!reflect.DeepEqual(cfg.Push, def.Push) || cfg.Defaults != def.Defaults {
+		!reflect.DeepEqual(cfg.Push, def.Push) || !reflect.DeepEqual(cfg.Defaults, def.Defaults) {
 		t.Errorf("example's top-level values differ from Default():\n%+v\n%+v", cfg, def)
 	}
 }

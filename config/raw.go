@@ -1,5 +1,7 @@
 package config
 
+import "github.com/tilecast/tilecast"
+
 // The raw* types mirror the TOML document. Every leaf is `any` on purpose: a
 // value of the wrong TOML type then decodes without stopping the decoder, and
 // the checker reports it with its position together with every other problem,
@@ -41,15 +43,25 @@ type rawFetch struct {
 }
 
 type rawPush struct {
-	Timeout      any        `toml:"timeout"`
-	Concurrency  any        `toml:"concurrency"`
-	AllowedHosts any        `toml:"allowed_hosts"`
-	AllowPrivate any        `toml:"allow_private"`
-	Class        any        `toml:"class"`
-	MaxAttempts  any        `toml:"max_attempts"`
-	ClientCert   any        `toml:"client_cert"`
-	ClientKey    any        `toml:"client_key"`
-	WebPush      rawWebPush `toml:"webpush"`
+	Timeout      any `toml:"timeout"`
+	Concurrency  any `toml:"concurrency"`
+	AllowedHosts any `toml:"allowed_hosts"`
+	AllowPrivate any `toml:"allow_private"`
+	Class        any `toml:"class"`
+	MaxAttempts  any `toml:"max_attempts"`
+	ClientCert   any `toml:"client_cert"`
+	ClientKey    any `toml:"client_key"`
+
+	WNS     *rawPushWNS `toml:"wns"`
+	WebPush rawWebPush  `toml:"webpush"`
+}
+
+// rawPushWNS is [push.wns]: the credentials of the WNS transport.
+type rawPushWNS struct {
+	ClientID         any `toml:"client_id"`
+	ClientSecretFile any `toml:"client_secret_file"`
+	Tenant           any `toml:"tenant"`
+	TokenURL         any `toml:"token_url"`
 }
 
 // rawWebPush is [push.webpush].
@@ -78,6 +90,26 @@ type rawDefaults struct {
 	FallbackImage   any `toml:"fallback_image"`
 	BrokenAfter     any `toml:"broken_after"`
 	TileOnSubscribe any `toml:"tile_on_subscribe"`
+	ToastTTL        any `toml:"toast_ttl"`
+	TileTTL         any `toml:"tile_ttl"`
+	RawTTL          any `toml:"raw_ttl"`
+}
+
+// ttlKey is one notification kind's time-to-live key.
+type ttlKey struct {
+	kind tilecast.Kind
+	name string
+	raw  any
+}
+
+// ttls lists the time-to-live keys, one per notification kind: a new kind
+// is one line here, one field above and one in tilecast.DefaultTTL.
+func (r *rawDefaults) ttls() []ttlKey {
+	return []ttlKey{
+		{tilecast.KindToast, "toast_ttl", r.ToastTTL},
+		{tilecast.KindTile, "tile_ttl", r.TileTTL},
+		{tilecast.KindRaw, "raw_ttl", r.RawTTL},
+	}
 }
 
 type rawFeed struct {
@@ -86,7 +118,17 @@ type rawFeed struct {
 	rawDefaults
 	Toast   *rawToast       `toml:"toast"`
 	Tile    *rawTile        `toml:"tile"`
+	WNS     *rawFeedWNS     `toml:"wns"`
 	WebPush *rawFeedWebPush `toml:"webpush"`
+}
+
+// rawFeedWNS is [feed.wns]: what Windows shows beyond MPNS.
+type rawFeedWNS struct {
+	Audio        any `toml:"audio"`
+	HeroImage    any `toml:"hero_image"`
+	AppLogoImage any `toml:"app_logo_image"`
+	Scenario     any `toml:"scenario"`
+	Legacy       any `toml:"legacy"`
 }
 
 type rawToast struct {

@@ -15,7 +15,7 @@ import (
 )
 
 func TestPhoneViewInBrowser(t *testing.T) {
-	e, srv := start(t, emulator.Options{})
+	e, srv := start(t, emulator.Options{WNSClientID: wnsID, WNSClientSecret: []byte(wnsSecret)})
 	imgs := browsertest.GradientServer(t)
 
 	anna := mustCreate(t, e, emulator.Healthy)
@@ -65,10 +65,52 @@ func TestPhoneViewInBrowser(t *testing.T) {
 		}
 	}
 
+	// A Windows device: its Start menu (four sizes and the badge) and its
+	// Action Center.
+	pc := mustWindows(t, e, emulator.Healthy)
+	wtok := mustToken(t, srv)
+	for _, r := range []wreq{
+		{typ: "wns/tile", body: `<tile><visual branding="name" displayName="Tilecast &lt;Start&gt;">` +
+			`<binding template="TileSmall"><image placement="background" src="` + imgs.URL + `/small.png"/></binding>` +
+			`<binding template="TileMedium"><image placement="background" src="` + imgs.URL + `/medium.png"/><text hint-style="caption">Medium item</text></binding>` +
+			`<binding template="TileWide"><text hint-style="body">Wide item</text><text hint-style="captionSubtle">Wide summary</text></binding>` +
+			`<binding template="TileLarge"><text hint-style="subtitle">Large item</text></binding></visual></tile>`},
+		{typ: "wns/badge", body: `<badge value="7"/>`},
+		{typ: "wns/toast", body: `<toast launch="/item?id=1"><visual><binding template="ToastGeneric"><text>Older Windows toast</text></binding></visual></toast>`},
+		{typ: "wns/toast", body: `<toast><visual><binding template="ToastGeneric"><text>Windows toast</text><text>in the Action Center</text></binding></visual></toast>`},
+	} {
+		r.token = wtok
+		if resp := r.send(t, pc.URI); resp.StatusCode != 200 {
+			t.Fatalf("wns push: %d %s", resp.StatusCode, resp.Header.Get("X-WNS-Error-Description"))
+		}
+	}
+
 	dom := string(browsertest.Run(t, "--dump-dom", srv.URL+"/?poll"))
 	for _, want := range []string{
 		"web push · healthy", "Web toast &lt;b&gt;", "from Web Push", // the notification, as text
 		`<span class="app-badge">7</span>`, "<b>Web tile</b>", "tile body", `src="` + imgs.URL + `/web.png"`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered DOM lacks %q (Web Push browser)", want)
+		}
+	}
+	for _, want := range []string{
+		"win healthy", "Action Center", "Windows toast", "in the Action Center", "Older Windows toast",
+		"Tilecast &lt;Start&gt;", "Medium item", "Wide summary", "Large item",
+		`data-size="small"`, `data-size="medium"`, `data-size="wide"`, `data-size="large"`,
+		`class="ws-badge">7<`, `<code>/item?id=1</code>`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered DOM lacks %q (Windows device)", want)
+		}
+	}
+	if n := strings.Count(dom, `class="ws-badge">7<`); n != 4 {
+		t.Errorf("badge drawn on %d sizes, want 4", n)
+	}
+	if i, j := strings.Index(dom, "Windows toast"), strings.Index(dom, "Older Windows toast"); i < 0 || j < 0 || i > j {
+		t.Errorf("latest Windows toast not on top (positions %d, %d)", i, j)
+	}
+	for _, want := range []string{
 		"Breaking news", "emulator renders toasts", // toast text
 		"Tilecast &lt;News&gt;", // tile title, escaped as text
 		"Back side", `class="tv-count">7<`, "tv-wide tv-back",
@@ -90,6 +132,11 @@ func TestPhoneViewInBrowser(t *testing.T) {
 			front++
 			if hidden {
 				t.Errorf("the tile's image did not load: %s", tag)
+			}
+		case strings.Contains(tag, imgs.URL+"/medium.png"):
+			front++
+			if hidden {
+				t.Errorf("the Windows tile's image did not load: %s", tag)
 			}
 		case strings.Contains(tag, "/Images/missing.png"):
 			missing++

@@ -1,5 +1,8 @@
 // Package emulator plays the Microsoft Push Notification Service (MPNS) and
-// the phones behind it, for the demo, tests and benchmarks. It checks every
+// the phones behind it, the Windows Push Notification Services (WNS,
+// wns.go: token endpoints and Windows devices) and a Web Push service with
+// browsers (webpush.go: VAPID, aes128gcm, Topic, TTL), for the demo, tests
+// and benchmarks. It checks every
 // push with its own parser (it never shares tilecast's notify code, so it
 // catches the sender's mistakes instead of repeating them), answers with the
 // status codes and X-…Status headers of protocols.md §1.5 according to each
@@ -71,6 +74,14 @@ type Options struct {
 	// any other is refused, so a web page on a name the attacker rebinds to
 	// the emulator's address cannot drive or read it (see Handler).
 	Hosts []string
+
+	// WNSClientID and WNSClientSecret are the credentials the WNS token
+	// endpoints accept (wns.go); without a client id they refuse every
+	// request. WNSTokenTTL is how long an issued access token lasts
+	// (default DefaultWNSTokenTTL; short in tests).
+	WNSClientID     string
+	WNSClientSecret []byte
+	WNSTokenTTL     time.Duration
 }
 
 // Params tune a behaviour. Zero fields take the defaults.
@@ -197,6 +208,7 @@ type Emulator struct {
 	version  uint64 // bumped on every state change; the page polls it
 	subs     map[chan struct{}]struct{}
 	closed   bool
+	wns      *wnsState // the Windows devices and access tokens (wns.go)
 
 	bufs sync.Pool
 }
@@ -212,6 +224,7 @@ func New(opts Options) *Emulator {
 		subs:     make(map[chan struct{}]struct{}),
 		done:     make(chan struct{}),
 		hosts:    make(map[string]bool),
+		wns:      newWNSState(opts),
 	}
 	for _, h := range opts.Hosts {
 		e.hosts[strings.ToLower(strings.TrimSuffix(h, "."))] = true

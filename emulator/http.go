@@ -52,6 +52,10 @@ func (e *Emulator) Handler() http.Handler {
 	// Any method: MPNS answers a non-POST with 405, not the mux.
 	mux.HandleFunc("/throttledthirdparty/01.00/{token}", e.servePush)
 	mux.HandleFunc("/unthrottledthirdparty/01.00/{token}", e.servePush)
+	// WNS (wns.go): notify endpoint (any method: WNS answers 405) and tokens.
+	mux.HandleFunc(wnsNotifyPath+"{$}", e.serveWNSPush)
+	mux.HandleFunc("POST "+WNSClassicTokenPath, e.serveWNSToken)
+	mux.HandleFunc("POST "+wnsEntraTokenPath, e.serveWNSToken)
 
 	mux.HandleFunc("POST /channels", e.serveCreate)
 	mux.HandleFunc("GET /channels", e.serveList)
@@ -135,6 +139,7 @@ func apiError(w http.ResponseWriter, status int, err error) {
 
 // channelRequest is the body of POST /channels and /channels/{token}/behaviour.
 type channelRequest struct {
+	Transport string `json:"transport"` // "", "mpns" or "webpush" here; "wns" is wnsCreateRequest
 	Behaviour string `json:"behaviour"`
 	Name      string `json:"name"`
 	Params
@@ -151,6 +156,26 @@ func decodeRequest(r *http.Request, v any) error {
 }
 
 func (e *Emulator) serveCreate(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		apiError(w, http.StatusBadRequest, fmt.Errorf("read request: %w", err))
+		return
+	}
+	transport, err := requestTransport(body)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	switch transport {
+	case TransportWNS:
+		e.serveCreateWNS(w, r, body)
+		return
+	case "", "mpns", TransportWebPush: // webpush: channelRequest below (webpush.go)
+	default:
+		apiError(w, http.StatusBadRequest, fmt.Errorf("unknown transport %q (want mpns, wns or webpush)", transport))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req channelRequest
 	if err := decodeRequest(r, &req); err != nil {
 		apiError(w, http.StatusBadRequest, err)
@@ -169,12 +194,25 @@ func (e *Emulator) serveCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) serveList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, e.Channels())
+	out := []any{}
+	for _, c := range e.Channels() {
+		out = append(out, c)
+	}
+	for _, d := range e.WindowsDevices() {
+		out = append(out, d)
+	}
+	for _, b := range e.Browsers() {
+		out = append(out, b)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (e *Emulator) serveChannel(w http.ResponseWriter, r *http.Request) {
 	if b, ok := e.Browser(r.PathValue("token")); ok {
 		writeJSON(w, http.StatusOK, b)
+		return
+	}
+	if e.serveWindowsChannel(w, r, "") {
 		return
 	}
 	s, ok := e.Channel(r.PathValue("token"))
@@ -186,10 +224,16 @@ func (e *Emulator) serveChannel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) serveExpire(w http.ResponseWriter, r *http.Request) {
+	if e.serveWindowsChannel(w, r, "expire") {
+		return
+	}
 	e.serveSetBehaviour(w, r, channelRequest{Behaviour: Expired})
 }
 
 func (e *Emulator) serveBehaviour(w http.ResponseWriter, r *http.Request) {
+	if e.serveWindowsChannel(w, r, "behaviour") {
+		return
+	}
 	var req channelRequest
 	if err := decodeRequest(r, &req); err != nil {
 		apiError(w, http.StatusBadRequest, err)
@@ -227,7 +271,7 @@ var pageTmpl = template.Must(template.ParseFS(assets, "assets/index.html"))
 
 func (e *Emulator) servePage(w http.ResponseWriter, _ *http.Request) {
 	var buf bytes.Buffer
-	if err := pageTmpl.Execute(&buf, struct{ Title string }{"tilecast MPNS emulator"}); err != nil {
+	if err := pageTmpl.Execute(&buf, struct{ Title string }{"tilecast MPNS and WNS emulator"}); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -247,10 +291,12 @@ type phoneView struct {
 type stateView struct {
 	Version  uint64         `json:"version"`
 	Phones   []phoneView    `json:"phones"`
+	Windows  []windowsView  `json:"windows"`  // wnsview.go
 	Browsers []BrowserState `json:"browsers"` // Web Push (webpush.go)
 }
 
 func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
+	var err error
 	e.mu.Lock()
 	version := e.version
 	e.mu.Unlock()
@@ -283,6 +329,10 @@ func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
 		}
 		pv.ToastsHTML = buf.String()
 		out.Phones = append(out.Phones, pv)
+	}
+	if out.Windows, err = e.windowsViews(); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)

@@ -93,10 +93,9 @@ type BrowserParams struct {
 }
 
 // webPushRequest holds the members POST /channels and
-// /channels/{token}/behaviour take for browsers (embedded in
-// channelRequest).
+// /channels/{token}/behaviour take for browsers only (embedded in
+// channelRequest, whose transport is "webpush").
 type webPushRequest struct {
-	Transport            string `json:"transport"`
 	RetryAfterS          int    `json:"retry_after_s"`
 	ApplicationServerKey string `json:"application_server_key"`
 }

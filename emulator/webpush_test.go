@@ -235,7 +235,7 @@ func TestWebPushDeliver(t *testing.T) {
 	if resp, body := s.push(t, sub, tilecast.KindTile, string(tile), time.Hour, webpush.RequestOptions{Topic: "news"}); resp.StatusCode != 201 {
 		t.Fatalf("tile: %d %s", resp.StatusCode, body)
 	}
-	if resp, body := s.push(t, sub, webpush.KindBadge, string(webpush.BadgePayload(2)), time.Hour, webpush.RequestOptions{Topic: "news"}); resp.StatusCode != 201 {
+	if resp, body := s.push(t, sub, tilecast.KindBadge, string(webpush.BadgePayload(2)), time.Hour, webpush.RequestOptions{Topic: "news"}); resp.StatusCode != 201 {
 		t.Fatalf("badge: %d %s", resp.StatusCode, body)
 	}
 	st = mustBrowser(t, e, br.Token)

@@ -147,6 +147,11 @@ func New(opts Options) *Client {
 	return c
 }
 
+// Close drops the client's idle connections. A client replaced on a
+// config reload is closed once its last fetch is done; Close does not
+// wait for fetches in flight.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
 // checkRedirect limits hops, allows only http(s) and refuses to leave https
 // for http once the chain used https.
 func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {

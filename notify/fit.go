@@ -6,6 +6,16 @@ import (
 	"github.com/tilecast/tilecast"
 )
 
+// TileTextEncoder is implemented by an encoder that writes only some of a
+// tile's text fields (WNS maps the MPNS-shaped model onto adaptive tiles):
+// TileTexts returns pointers to the present text fields of t that its
+// EncodeTile writes, so that Fit cuts those and not fields that never
+// reach the body (cutting those would not shrink it). Without it, Fit cuts
+// every present text field.
+type TileTextEncoder interface {
+	TileTexts(t *Tile) []*string
+}
+
 // maxFitRounds bounds the truncate-and-re-encode loop. One round suffices
 // when the encoder escapes as xmlLen assumes; the rest are a safety margin.
 const maxFitRounds = 8
@@ -16,7 +26,9 @@ const maxFitRounds = 8
 // encoder's limit the longest text fields are cut (on a rune boundary, with
 // "…"). URLs, the tile id, the count and colours are never altered; a
 // payload that cannot fit is an error wrapping tilecast.ErrPayloadTooLarge.
-// Raw payloads are opaque: they are sent unchanged or refused.
+// Raw payloads are opaque: they are sent unchanged or refused. A Badge
+// needs an encoder that is also a BadgeEncoder; its count is clamped to
+// 0–99.
 func Fit(enc Encoder, p Payload) ([]byte, error) {
 	switch p := p.(type) {
 	case Toast:
@@ -32,6 +44,10 @@ func Fit(enc Encoder, p Payload) ([]byte, error) {
 		return fitRaw(enc, p)
 	case *Raw:
 		return fitRaw(enc, *p)
+	case Badge:
+		return fitBadge(enc, p)
+	case *Badge:
+		return fitBadge(enc, *p)
 	}
 	return nil, fmt.Errorf("fit: unknown payload type %T", p)
 }
@@ -106,9 +122,13 @@ func fitTile(enc Encoder, t *Tile) ([]byte, error) {
 			return body, nil
 		}
 		var texts []*string
-		for i := range tileFields {
-			if f := t.field(i); tileFields[i].text && f.State == Present {
-				texts = append(texts, &f.Value)
+		if te, ok := enc.(TileTextEncoder); ok {
+			texts = te.TileTexts(t)
+		} else {
+			for i := range tileFields {
+				if f := t.field(i); tileFields[i].text && f.State == Present {
+					texts = append(texts, &f.Value)
+				}
 			}
 		}
 		if round == maxFitRounds || !shrink(texts, len(body)-limit) {

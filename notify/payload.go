@@ -24,7 +24,7 @@ type Encoder interface {
 	MaxRaw() int
 }
 
-// Payload is a Toast, a Tile or a Raw.
+// Payload is a Toast, a Tile, a Raw or a Badge.
 type Payload interface {
 	// Kind reports the notification kind of the payload.
 	Kind() tilecast.Kind

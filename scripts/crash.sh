@@ -1,22 +1,31 @@
 #!/bin/sh
-# crash.sh [KILLS] — reliability.md S1: SIGKILL the real tilecast binary
-# KILLS times (default 50) at random moments, restarting it each time, and
-# check that nothing is lost, duplicates stay within the sends in flight
-# and the state file passes bbolt's check after every kill. Also runs the
-# failpoint (S2), first-open (S4), second-instance (S6), corrupt-file (S7)
-# and disk-full (S5, needs root for a tmpfs) tests. Loopback only.
+# crash.sh [KILLS [FANOUT_KILLS]] — reliability.md S1: SIGKILL the real
+# tilecast binary KILLS times (default 50) at random moments, restarting it
+# each time, and check that nothing is lost, duplicates stay within the
+# sends in flight and the state file passes bbolt's check after every kill.
+# TestKillFanOut then kills it FANOUT_KILLS times (default KILLS / 10, at
+# least 5) in the middle of a fan-out to 3,000 phones at push.concurrency
+# 32, and checks each kill's duplicates against 2 × push.concurrency. Also
+# runs the failpoint (S2), first-open (S4), second-instance (S6),
+# corrupt-file (S7) and disk-full (S5, needs root for a tmpfs) tests.
+# Loopback only.
 #
-#   scripts/crash.sh          # short run, as in CI
-#   scripts/crash.sh 1000     # long run (about 15 minutes)
+#   scripts/crash.sh          # short run, as in CI (5 fan-out kills)
+#   scripts/crash.sh 1000     # long run (about 20 minutes; 100 fan-out kills)
 set -eu
 cd "$(dirname "$0")/.."
 kills="${1:-50}"
-# Each kill takes up to 1.5 s plus a restart; leave room for the drain.
-timeout=$((kills * 3 + 300))s
+fanout_kills="${2:-$((kills / 10))}"
+if [ "$fanout_kills" -lt 5 ]; then
+	fanout_kills=5
+fi
+# Each kill takes up to 1.5 s plus a restart, a fan-out kill a few
+# seconds; leave room for the drains.
+timeout=$((kills * 3 + fanout_kills * 10 + 300))s
 # S5 mounts a tmpfs: root only.
 skip=""
 if [ "$(id -u)" != 0 ]; then
 	skip="-skip=TestDiskFull"
 	echo "crash.sh: not root, leaving out TestDiskFull (S5)" >&2
 fi
-exec go test -tags crash -count=1 -v -timeout "$timeout" $skip ./internal/crashtest -kills="$kills"
+exec go test -tags crash -count=1 -v -timeout "$timeout" $skip ./internal/crashtest -kills="$kills" -fanout-kills="$fanout_kills"

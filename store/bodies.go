@@ -11,23 +11,17 @@ import (
 // Shared payloads.
 //
 // A global feed's fan-out gives every channel the same payload. Outbox
-// entries (version 3 shared, codec.go) therefore hold only its key; the
-// payload itself is stored once in the bodies bucket with a reference
-// count:
+// entries (codec.go, field 8) therefore hold only its key; the payload
+// itself is stored once in the bodies bucket with a reference count:
 //
-//	bodies   payload key → layout byte + uvarint references + content
-//	         layout 2: content = the payload bytes;
-//	                   key = sha256("tilecast payload" + 0x00 + payload)
-//	         layout 1 (written before payloads replaced requests, read and
-//	                   counted, never written new): content = a request,
-//	                   uvarint header count + str name/value pairs + str
-//	                   body, whose body is the payload;
-//	                   key = sha256(content)
+//	bodies   payload key → layout byte (2) + uvarint references + payload;
+//	         key = sha256("tilecast payload" + 0x00 + payload)
 //
-// The keys of the two layouts are hashes of different strings, so a
-// payload can never be taken for an old request. Version 2 entries
-// reference layout 1 values; when such an entry is rewritten (version 3
-// shared) it keeps its key, and the value keeps its layout.
+// Layout 1, a whole stored request keyed by its plain sha256, was written
+// before payloads replaced requests; the schema 4 migration rewrites those
+// (migrate.go), so only layout 2 is read here. The keys of the two layouts
+// are hashes of different strings, so a payload can never be taken for an
+// old request.
 //
 // The bucket is created by the first write that needs it, so older files
 // need no migration; a missing bucket reads as "no payloads".
@@ -36,20 +30,17 @@ import (
 // in one transaction (the enqueuer, Record, dropStale) collect the changes
 // per key in buckets.refs and apply them once (applyRefs), so a 100k fan-out
 // writes its payload once and a Record batch of 1024 outcomes rewrites it
-// once. Other callers of dropEntry (device replacement in channels.go) apply
-// each change at once. Moving an entry (retry, postpone, device replacement)
-// keeps its key and changes no count.
+// once. Other callers of dropEntry (takeOver in channels.go) apply each
+// change at once, or with the batch in the migration. Moving an entry
+// (retry, postpone, takeOver) keeps its key and changes no count.
 //
 // A count that ends too high only wastes space until the outbox drains
 // (clearIdlePayloads) or PruneLedger recounts (sweepPayloads); a count too
 // low would lose a payload, so every decrement comes from deleting an entry
 // whose record was read in the same transaction.
 
-// Layouts of a bodies value.
-const (
-	payloadV1 = 1 // a stored request (headers + body)
-	payloadV2 = 2 // the payload
-)
+// payloadV2 is the layout byte of a bodies value: the payload.
+const payloadV2 = 2
 
 // payloadDomain prefixes what a layout 2 key hashes (see above).
 const payloadDomain = "tilecast payload\x00"
@@ -123,8 +114,7 @@ func (b *buckets) applyRefs() error {
 }
 
 // changeRef adds delta to key's count, deleting the value at zero. A
-// value that exists keeps its layout and content; a new one is payload p
-// (layout 2).
+// value that exists keeps its content; a new one is payload p.
 func (b *buckets) changeRef(k payloadKey, delta int, p []byte) error {
 	layout, cur, old, err := b.payloadValue(k)
 	if err != nil {
@@ -188,7 +178,7 @@ func (b *buckets) payloadValue(k payloadKey) (byte, []byte, uint64, error) {
 }
 
 func splitPayloadValue(v []byte) (byte, []byte, uint64, error) {
-	if len(v) == 0 || (v[0] != payloadV1 && v[0] != payloadV2) {
+	if len(v) == 0 || v[0] != payloadV2 {
 		return 0, nil, 0, fmt.Errorf("%w: bad payload layout", errRecord)
 	}
 	refs, n := binary.Uvarint(v[1:])
@@ -210,23 +200,6 @@ func decodePayload(k payloadKey, layout byte, content []byte) ([]byte, error) {
 			return nil, nil
 		}
 		return bytes.Clone(content), nil
-	case payloadV1:
-		if sha256.Sum256(content) != k {
-			return nil, fmt.Errorf("%w: payload does not match its key", errRecord)
-		}
-		r := &recordReader{s: string(content)}
-		r.requestHeaders()
-		body := r.str()
-		if r.err == nil && r.off != len(r.s) {
-			r.fail("trailing bytes")
-		}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if body == "" {
-			return nil, nil
-		}
-		return []byte(body), nil
 	}
 	return nil, fmt.Errorf("%w: bad payload layout %d", errRecord, layout)
 }
@@ -326,9 +299,6 @@ func (b *buckets) sweepPayloads() (int, error) {
 	counts := map[payloadKey]uint64{}
 	c := b.outbox.Cursor()
 	for _, v := c.First(); v != nil; _, v = c.Next() {
-		if len(v) == 0 || v[0] == recordV1 {
-			continue // inline
-		}
 		if e, err := decodeEntry(v); err == nil && e.hasRef {
 			counts[e.ref]++
 		}

@@ -2,10 +2,8 @@ package store
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -109,7 +107,7 @@ func TestFanOutStoresEachPayloadOnce(t *testing.T) {
 	checkPayloads(t, db, "after fan-out")
 	err := db.view(func(b *buckets) error {
 		if err := b.outbox.ForEach(func(k, v []byte) error {
-			if v[0] != recordV3 || len(v) > 100 {
+			if v[0] != recordV4 || len(v) > 100 {
 				t.Errorf("entry %x: version %d, %d bytes", k, v[0], len(v))
 			}
 			return nil
@@ -360,167 +358,4 @@ func TestMissingPayloadDropsEntry(t *testing.T) {
 		t.Errorf("outbox depth %d, want 1", s.OutboxDepth)
 	}
 	checkPayloads(t, db, "after drop")
-}
-
-// TestOldRecordForms: entries written before notifications kept their
-// payload instead of their request — version 1 (request inline) and
-// version 2 (request stored in bodies, layout 1) — are sent, retried,
-// delivered and given up on; a rewritten one becomes version 3 and keeps
-// its payload (inline) or its key (the stored request stays, counted).
-func TestOldRecordForms(t *testing.T) {
-	db, clk := mustOpen(t)
-	ch := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a"})
-	type old struct {
-		n       tilecast.Notification
-		version byte
-	}
-	olds := []old{
-		{toast(ch, "news", "1"), recordV1},
-		{tile(ch, "news", "T1"), recordV2},
-		{toast(ch, "news", "2"), recordV1},
-		{toast(ch, "news", "3"), recordV2},
-		{toast(ch, "news", "3"), recordV2}, // shares the stored request
-	}
-	err := db.update(func(b *buckets) error {
-		bk, err := b.tx.CreateBucketIfNotExists([]byte(bucketBodies))
-		if err != nil {
-			return err
-		}
-		b.bodies = bk
-		refs := map[payloadKey]uint64{}
-		reqs := map[payloadKey][]byte{}
-		for i := range olds {
-			o := &olds[i]
-			n := &o.n
-			seq, err := b.outbox.NextSequence()
-			if err != nil {
-				return err
-			}
-			n.ID, n.NextAttempt, n.Created = seq, clk.Now(), clk.Now()
-			key := outboxKey(nil, n.NextAttempt, seq)
-			v := legacyV1Record(*n, legacyHeaders)
-			if o.version == recordV2 {
-				req := legacyRequest(legacyHeaders, n.Payload)
-				k := payloadKey(sha256.Sum256(req))
-				refs[k]++
-				reqs[k] = req
-				v = legacyV2Record(*n, k)
-			}
-			if err := b.outbox.Put(key, v); err != nil {
-				return err
-			}
-			if err := b.outboxChan.Put(join(ch.ID, key), nil); err != nil {
-				return err
-			}
-			if n.Kind == tilecast.KindTile {
-				if err := b.tileWaiting.Put(joinStr(ch.ID, n.Feed), key); err != nil {
-					return err
-				}
-			}
-		}
-		for k, r := range refs {
-			if err := b.bodies.Put(k[:], payloadValue(payloadV1, r, reqs[k])); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recountAfterRawWrite(t, db)
-	checkPayloads(t, db, "old forms")
-	ps, err := db.Due(clk.Now(), 10, nil)
-	if err != nil || len(ps) != len(olds) {
-		t.Fatalf("Due = %d, %v", len(ps), err)
-	}
-	for i, p := range ps {
-		if !reflect.DeepEqual(p.Notification, olds[i].n) {
-			t.Errorf("pending %d = %+v, want %+v", i, p.Notification, olds[i].n)
-		}
-	}
-	later := clk.Now().Add(time.Minute)
-	out := func(a tilecast.Action) tilecast.Outcome { return tilecast.Outcome{Action: a} }
-	if err := db.Record([]tilecast.Record{
-		{ID: ps[0].ID, Op: tilecast.OpRetry, NextAttempt: later, Sent: true, Outcome: out(tilecast.ActionRetry)},
-		{ID: ps[1].ID, Op: tilecast.OpDone, Sent: true, Outcome: out(tilecast.ActionDelivered)},
-		{ID: ps[2].ID, Op: tilecast.OpDead, Sent: true, Outcome: out(tilecast.ActionFailed)},
-		{ID: ps[3].ID, Op: tilecast.OpPostpone, NextAttempt: later},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	checkPayloads(t, db, "after record")
-	err = db.view(func(b *buckets) error {
-		return b.outbox.ForEach(func(k, v []byte) error {
-			e, err := decodeEntry(v)
-			if err != nil {
-				return err
-			}
-			switch e.n.ID {
-			case ps[0].ID: // retried version 1
-				if v[0] != recordV3 || e.hasRef || string(e.n.Payload) != "toast 1" || e.n.Attempts != 1 {
-					t.Errorf("retried version 1 entry: version %d, %+v", v[0], e)
-				}
-			case ps[3].ID: // postponed version 2
-				if v[0] != recordV3 || !e.hasRef {
-					t.Errorf("postponed version 2 entry: version %d, %+v", v[0], e)
-				}
-			case ps[4].ID: // untouched
-				if v[0] != recordV2 {
-					t.Errorf("untouched entry is version %d", v[0])
-				}
-			default:
-				t.Errorf("entry %d left in the outbox", e.n.ID)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	left := allPending(t, db, clk.Now())
-	if len(left) != 3 || string(left[0].Payload) != "toast 3" || string(left[1].Payload) != "toast 1" || string(left[2].Payload) != "toast 3" {
-		t.Errorf("left = %+v", left)
-	}
-	dl, err := db.DeadLetters(0)
-	if err != nil || len(dl) != 1 || string(dl[0].Notification.Payload) != "toast 2" {
-		t.Errorf("dead letters = %+v, %v", dl, err)
-	}
-	// The delivered old tile counts as shown: the same payload is not
-	// queued again; another feed's is.
-	if err := db.Enqueue([]tilecast.Notification{tile(ch, "news", "T1"), tile(ch, "other", "T1")}); err != nil {
-		t.Fatal(err)
-	}
-	if s, _ := db.Counts(); s.OutboxDepth != 4 {
-		t.Errorf("outbox depth %d, want 4 (three old toasts and the other feed's tile)", s.OutboxDepth)
-	}
-	checkPayloads(t, db, "mixed forms")
-	drain(t, db, later)
-	if s := storedPayloads(t, db); len(s) != 0 {
-		t.Errorf("drained outbox leaves payloads %v", s)
-	}
-}
-
-// TestOldDeadLetters: a dead letter written when notifications kept their
-// request reads with its body as the payload.
-func TestOldDeadLetters(t *testing.T) {
-	db, _ := mustOpen(t)
-	old := `{"notification":{"id":7,"channel":"c1","feed":"news","kind":"toast",` +
-		`"request":{"headers":[{"name":"Content-Type","value":"text/xml"},{"name":"X-NotificationClass","value":"2"}],` +
-		`"body":"PGE+"},"attempts":3,"next_attempt":"2026-03-01T12:00:00Z","created":"2026-03-01T11:00:00Z"},` +
-		`"outcome":{"time":"2026-03-01T12:00:00Z","channel":"c1","feed":"news","kind":"toast","status":503,"outcome":"failed","attempt":3,"duration":0}}`
-	err := db.update(func(b *buckets) error { return b.dead.Put(seqKey(7), []byte(old)) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	recountAfterRawWrite(t, db)
-	dl, err := db.DeadLetters(0)
-	if err != nil || len(dl) != 1 {
-		t.Fatalf("DeadLetters = %+v, %v", dl, err)
-	}
-	n := dl[0].Notification
-	if string(n.Payload) != "<a>" || n.ID != 7 || n.Kind != tilecast.KindToast || n.Attempts != 3 ||
-		!n.Created.Equal(time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)) || dl[0].Outcome.Status != 503 {
-		t.Errorf("old dead letter reads as %+v", dl[0])
-	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -19,7 +18,17 @@ import (
 // chancodec.go for what a round trip keeps).
 func codecSame(got, want tilecast.Channel) bool {
 	sameTime := func(a, b time.Time) bool { return a.Equal(b) }
-	return got.ID == want.ID && got.URI == want.URI && got.User == want.User &&
+	wantTransport := want.Transport
+	if wantTransport == "" {
+		wantTransport = tilecast.TransportMPNS // what a record without one reads as
+	}
+	sameKeys := (got.Keys == nil) == (want.Keys == nil)
+	if sameKeys && got.Keys != nil {
+		sameKeys = bytes.Equal(got.Keys.P256DH, want.Keys.P256DH) && bytes.Equal(got.Keys.Auth, want.Keys.Auth) &&
+			(got.Keys.P256DH == nil) == (len(want.Keys.P256DH) == 0) && (got.Keys.Auth == nil) == (len(want.Keys.Auth) == 0)
+	}
+	return got.Transport == wantTransport && sameKeys && sameTime(got.Expires, want.Expires) &&
+		got.ID == want.ID && got.URI == want.URI && got.User == want.User &&
 		slices.Equal(got.Feeds, want.Feeds) && (got.Feeds == nil) == (len(want.Feeds) == 0) &&
 		got.Device == want.Device && sameTime(got.Created, want.Created) &&
 		got.LastOutcome == want.LastOutcome && sameTime(got.LastOutcomeAt, want.LastOutcomeAt) &&
@@ -31,7 +40,7 @@ func codecSame(got, want tilecast.Channel) bool {
 // zero Time or a plain UTC one (no location, no monotonic reading), so
 // == on decoded channels behaves like Equal.
 func codecUTCTimes(ch tilecast.Channel) bool {
-	for _, t := range []time.Time{ch.Created, ch.LastOutcomeAt, ch.NextAllowedAt} {
+	for _, t := range []time.Time{ch.Created, ch.LastOutcomeAt, ch.NextAllowedAt, ch.Expires} {
 		if t != t.Round(0).UTC() {
 			return false
 		}
@@ -39,9 +48,9 @@ func codecUTCTimes(ch tilecast.Channel) bool {
 	return true
 }
 
-// The version 1 layout, byte by byte, as chancodec.go documents it. A
-// change to the shared helpers in codec.go that altered the bytes would
-// make existing records unreadable; this catches it.
+// The version 2 layout, byte by byte, as chancodec.go and tlv.go document
+// it. A change to the shared helpers that altered the bytes would make
+// existing records unreadable; this catches it.
 func TestEncodeChannelGolden(t *testing.T) {
 	ch := tilecast.Channel{
 		ID: "ab", URI: "http://h", User: "u", Feeds: []string{"n", "é"},
@@ -52,30 +61,100 @@ func TestEncodeChannelGolden(t *testing.T) {
 		SendsDay:      "2026-03-01", SendsToday: 64,
 	}
 	want := slices.Concat(
-		[]byte{1},                // version
-		[]byte("\x02ab"),         // ID
-		[]byte("\x08http://h"),   // URI
-		[]byte("\x01u"),          // User
-		[]byte("\x02\x01n\x02é"), // Feeds: count, then each
-		[]byte{0},                // Device ""
-		[]byte{1, 2, 5},          // Created: tag, zigzag(1), 5 ns
-		[]byte("\x05retry"),      // LastOutcome
-		[]byte{0},                // LastOutcomeAt: zero
-		[]byte{3},                // FailureStreak: zigzag(-2)
-		[]byte{1, 0xd8, 0x04, 0}, // NextAllowedAt: zigzag(300) = 600, 0 ns
-		[]byte("\x0a2026-03-01"), // SendsDay
-		[]byte{0x80, 0x01},       // SendsToday: zigzag(64) = 128
+		[]byte{2},                    // version
+		[]byte("\x01\x02ab"),         // 1 ID
+		[]byte("\x02\x08http://h"),   // 2 URI
+		[]byte("\x03\x01u"),          // 3 User
+		[]byte("\x04\x05\x01n\x02é"), // 4 Feeds: 5 bytes, each length-prefixed
+		[]byte{6, 2, 2, 5},           // 6 Created: zigzag(1) s, 5 ns (Device "" left out)
+		[]byte("\x07\x05retry"),      // 7 LastOutcome (LastOutcomeAt zero: left out)
+		[]byte{9, 1, 3},              // 9 FailureStreak: zigzag(-2)
+		[]byte{10, 3, 0xd8, 0x04, 0}, // 10 NextAllowedAt: zigzag(300) = 600, 0 ns
+		[]byte("\x0b\x0a2026-03-01"), // 11 SendsDay
+		[]byte{12, 2, 0x80, 0x01},    // 12 SendsToday: zigzag(64) = 128
 	)
 	got := encodeChannel(&ch)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("encodeChannel =\n% x\nwant\n% x", got, want)
 	}
-	if cap(got) != len(got) {
-		t.Errorf("cap = %d, len = %d: channelLen is not exact", cap(got), len(got))
-	}
 	dec, err := decodeChannel(want)
 	if err != nil || !codecSame(dec, ch) || !codecUTCTimes(dec) {
 		t.Fatalf("decodeChannel = %+v, %v; want %+v", dec, err, ch)
+	}
+	if empty := encodeChannel(&tilecast.Channel{}); !bytes.Equal(empty, []byte{channelV2}) {
+		t.Errorf("empty channel = % x, want the version byte alone", empty)
+	}
+	// An MPNS channel is stored like one without a transport.
+	if mpns := encodeChannel(&tilecast.Channel{Transport: tilecast.TransportMPNS}); !bytes.Equal(mpns, []byte{channelV2}) {
+		t.Errorf("MPNS channel = % x, want the version byte alone", mpns)
+	}
+
+	// The transport fields, after the rest.
+	wp := tilecast.Channel{ID: "w", Transport: tilecast.TransportWebPush,
+		Keys:    &tilecast.PushKeys{P256DH: []byte{0x04, 0xaa}, Auth: []byte{0x10}},
+		Expires: time.Unix(3, 0)}
+	want = slices.Concat(
+		[]byte{2},                 // version
+		[]byte("\x01\x01w"),       // 1 ID
+		[]byte("\x0d\x07webpush"), // 13 Transport
+		[]byte{14, 7, 1, 2, 0x04, 0xaa, 2, 1, 0x10}, // 14 Keys: 1 P256DH, 2 Auth
+		[]byte{15, 2, 6, 0},                         // 15 Expires
+	)
+	if got := encodeChannel(&wp); !bytes.Equal(got, want) {
+		t.Fatalf("Web Push channel =\n% x\nwant\n% x", got, want)
+	}
+	if dec, err := decodeChannel(want); err != nil || !codecSame(dec, wp) {
+		t.Fatalf("decodeChannel = %+v, %v; want %+v", dec, err, wp)
+	}
+	// Keys present but empty stay keys.
+	if dec, err := decodeChannel([]byte{2, 14, 0}); err != nil || dec.Keys == nil || dec.Keys.P256DH != nil {
+		t.Errorf("empty keys = %+v, %v", dec.Keys, err)
+	}
+}
+
+// A channel without a transport (every channel stored before transports)
+// reads as MPNS; the store stores what it is given, an unnamed transport
+// as MPNS, and refuses others.
+func TestChannelTransport(t *testing.T) {
+	if ch, err := decodeChannel([]byte{2, 1, 1, 'a'}); err != nil || ch.Transport != tilecast.TransportMPNS {
+		t.Errorf("record without transport = %+v, %v; want mpns", ch, err)
+	}
+	db, clk := mustOpen(t)
+	old := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/old"})
+	if old.Transport != tilecast.TransportMPNS {
+		t.Errorf("unnamed transport stored as %q", old.Transport)
+	}
+	keys := &tilecast.PushKeys{P256DH: bytes.Repeat([]byte{4}, 65), Auth: bytes.Repeat([]byte{1}, 16)}
+	exp := clk.Now().Add(24 * time.Hour)
+	wp := addChannel(t, db, tilecast.Channel{URI: "https://127.0.0.1/push/abc", Transport: tilecast.TransportWebPush,
+		Keys: keys, Expires: exp})
+	got, err := db.Channel(wp.ID)
+	if err != nil || got.Transport != tilecast.TransportWebPush || !sameKeys(got.Keys, keys) || !got.Expires.Equal(exp) {
+		t.Fatalf("Channel = %+v, %v", got, err)
+	}
+	// Registering again with new keys replaces them; the same ones write nothing.
+	keys2 := &tilecast.PushKeys{P256DH: bytes.Repeat([]byte{5}, 65), Auth: bytes.Repeat([]byte{2}, 16)}
+	again, created, err := db.AddChannel(tilecast.Channel{URI: wp.URI, Transport: tilecast.TransportWebPush, Keys: keys2})
+	if err != nil || created || again.ID != wp.ID || !sameKeys(again.Keys, keys2) || !again.Expires.IsZero() {
+		t.Errorf("re-registration = %+v, %v, %v", again, created, err)
+	}
+	if got, _ := db.Channel(wp.ID); !sameKeys(got.Keys, keys2) {
+		t.Errorf("stored keys %+v, want the new ones", got.Keys)
+	}
+	wns := addChannel(t, db, tilecast.Channel{URI: "https://wns2-par02p.notify.windows.com/w/?token=x", Transport: tilecast.TransportWNS})
+	if got, _ := db.Channel(wns.ID); got.Transport != tilecast.TransportWNS || got.Keys != nil {
+		t.Errorf("WNS channel %+v", got)
+	}
+	for name, ch := range map[string]tilecast.Channel{
+		"unknown transport": {URI: "http://127.0.0.1/x", Transport: "apns"},
+		"huge key":          {URI: "http://127.0.0.1/y", Transport: tilecast.TransportWebPush, Keys: &tilecast.PushKeys{P256DH: make([]byte, 4096)}},
+	} {
+		if _, _, err := db.AddChannel(ch); !errors.Is(err, ErrInvalidChannel) {
+			t.Errorf("%s: %v, want ErrInvalidChannel", name, err)
+		}
+		if _, _, err := db.ImportChannels([]tilecast.Channel{ch}); !errors.Is(err, ErrInvalidChannel) {
+			t.Errorf("%s imported: %v, want ErrInvalidChannel", name, err)
+		}
 	}
 }
 
@@ -89,6 +168,14 @@ func randCodecChannel(r *rand.Rand) tilecast.Channel {
 		ID: str(), URI: str(), User: str(), Device: str(),
 		Created: tm(), LastOutcome: str(), LastOutcomeAt: tm(),
 		FailureStreak: num(), NextAllowedAt: tm(), SendsDay: str(), SendsToday: num(),
+		Transport: []tilecast.Transport{"", tilecast.TransportMPNS, tilecast.TransportWNS, tilecast.TransportWebPush, "future"}[r.IntN(5)],
+		Expires:   tm(),
+	}
+	switch r.IntN(4) {
+	case 0:
+		ch.Keys = &tilecast.PushKeys{}
+	case 1:
+		ch.Keys = &tilecast.PushKeys{P256DH: []byte(str()), Auth: []byte(str())}
 	}
 	switch r.IntN(4) {
 	case 0: // nil
@@ -110,9 +197,6 @@ func TestChannelRoundTrip(t *testing.T) {
 	}
 	for i, ch := range cases {
 		enc := encodeChannel(&ch)
-		if len(enc) != channelLen(&ch) {
-			t.Fatalf("case %d: len %d, channelLen %d", i, len(enc), channelLen(&ch))
-		}
 		if enc[0] == '{' {
 			t.Fatalf("case %d: record starts with '{'", i)
 		}
@@ -134,77 +218,82 @@ func TestChannelRoundTrip(t *testing.T) {
 	}
 }
 
-// Records written the old way (json.Marshal of the Channel) keep reading.
-func TestDecodeChannelJSON(t *testing.T) {
-	full := tilecast.Channel{
-		ID: "0123456789abcdef", URI: "https://db3.notify.live.net/x?a=1&b=2", User: "ana",
-		Feeds: []string{"news", "inbox"}, Device: "phone-1",
-		Created:     time.Date(2026, 3, 1, 12, 0, 0, 123, time.UTC),
-		LastOutcome: "delivered", LastOutcomeAt: time.Date(2026, 3, 2, 1, 2, 3, 0, time.FixedZone("", 3600)),
-		FailureStreak: 3, NextAllowedAt: time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC),
-		SendsDay: "2026-03-02", SendsToday: 17,
-	}
-	marshalled, err := json.Marshal(&full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		rec  string
-		want tilecast.Channel
-	}{
-		{"marshalled", string(marshalled), full},
-		// Verbatim as the JSON encoder wrote it, so a change to the
-		// struct tags cannot silently drop old fields.
-		{"verbatim", `{"id":"c1","uri":"http://127.0.0.1/a","user":"bo","feeds":["news"],"device":"d",` +
-			`"created":"2026-03-01T12:00:00Z","last_outcome":"retry","last_outcome_at":"2026-03-01T13:00:00.5+01:00",` +
-			`"failure_streak":2,"next_allowed_at":"2026-03-01T14:00:00Z","sends_day":"2026-03-01","sends_today":4}`,
-			tilecast.Channel{ID: "c1", URI: "http://127.0.0.1/a", User: "bo", Feeds: []string{"news"}, Device: "d",
-				Created: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), LastOutcome: "retry",
-				LastOutcomeAt: time.Date(2026, 3, 1, 12, 0, 0, 5e8, time.UTC), FailureStreak: 2,
-				NextAllowedAt: time.Date(2026, 3, 1, 14, 0, 0, 0, time.UTC), SendsDay: "2026-03-01", SendsToday: 4}},
-		{"minimal", `{"id":"c2","uri":"http://127.0.0.1/b","created":"2026-03-01T12:00:00Z"}`,
-			tilecast.Channel{ID: "c2", URI: "http://127.0.0.1/b", Created: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeChannel([]byte(tt.rec))
-			if err != nil || !codecSame(got, tt.want) {
-				t.Fatalf("decodeChannel = %+v, %v; want %+v", got, err, tt.want)
-			}
-			// Rewritten in binary it is still the same channel.
-			bin, err := decodeChannel(encodeChannel(&got))
-			if err != nil || !codecSame(bin, tt.want) {
-				t.Fatalf("after re-encoding: %+v, %v", bin, err)
-			}
-		})
-	}
-}
-
 func TestDecodeChannelErrors(t *testing.T) {
 	valid := encodeChannel(&tilecast.Channel{ID: "a", URI: "u", Created: time.Unix(5, 0)})
-	// valid ends: Device "" (00), Created 01 0a 00, LastOutcome 00,
-	// LastOutcomeAt 00, streak 00, NextAllowedAt 00, SendsDay 00, today 00.
+	// valid: 02, 01 01 'a', 02 01 'u', 06 02 0a 00.
 	tests := []decodeErrCase{
 		{"empty", nil, ": empty"},
-		{"unknown version", append([]byte{2}, valid[1:]...), "unknown version 2"},
-		{"json array", []byte(`[1]`), "unknown version 91"},
-		{"bad json", []byte(`{"id":`), "unexpected end of JSON input"},
-		{"json wrong type", []byte(`{"failure_streak":"x"}`), "cannot unmarshal string"},
-		{"version only", []byte{channelV1}, "truncated varint at byte 1"},
-		{"truncated", valid[:len(valid)-1], "truncated varint"},
-		{"trailing byte", append(bytes.Clone(valid), 0), "trailing bytes"},
-		{"overlong string length", slices.Concat([]byte{1, 0x81, 0x00}, valid[2:]), "overlong varint at byte 3"},
-		{"string past end", []byte{1, 0x7f, 'a'}, "length past end"},
-		{"varint overflow", slices.Concat([]byte{1}, bytes.Repeat([]byte{0xff}, 10)), "varint overflow"},
-		{"huge feed count", []byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "feed count past end"},
-		{"bad time tag", []byte{1, 0, 0, 0, 0, 0, 7}, "bad time tag at byte 7"},
-		{"nanoseconds out of range", slices.Concat([]byte{1, 0, 0, 0, 0, 0, 1, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03},
-			make([]byte, 6)), "nanoseconds out of range"},
-		{"zero time with tag 1", slices.Concat([]byte{1, 0, 0, 0, 0, 0, 1},
-			binary.AppendVarint(nil, time.Time{}.Unix()), make([]byte, 7)), "zero time with tag 1"},
+		{"unknown version", append([]byte{9}, valid[1:]...), "unknown version 9"},
+		{"json", []byte(`{"id":"a"}`), "unknown version 123"},
+		{"truncated", valid[:len(valid)-1], "field 6: length past end"},
+		{"truncated head", []byte{2, 1}, "truncated varint at byte 2"},
+		{"trailing byte in field", []byte{2, 6, 3, 0x0a, 0, 0}, "field 6: bad record: trailing bytes in field"},
+		{"length past end", []byte{2, 1, 5, 'a'}, "field 1: length past end"},
+		{"tag 0", []byte{2, 0, 0}, "field tag 0"},
+		{"tags out of order", []byte{2, 2, 1, 'u', 1, 1, 'a'}, "field 1 after field 2"},
+		{"tag twice", []byte{2, 1, 1, 'a', 1, 1, 'b'}, "field 1 after field 1"},
+		{"overlong tag", []byte{2, 0x81, 0x00, 0}, "overlong varint at byte 3"},
+		{"overlong int", []byte{2, 9, 2, 0x81, 0x00}, "field 9: bad record: overlong varint"},
+		{"varint overflow", slices.Concat([]byte{2, 9, 11}, bytes.Repeat([]byte{0xff}, 11)), "varint overflow"},
+		{"feed past end", []byte{2, 4, 2, 5, 'a'}, "field 4: bad record: length past end"},
+		{"nanoseconds out of range", []byte{2, 6, 6, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03}, "nanoseconds out of range"},
 	}
 	testDecodeErrors(t, "channel", decodeChannel, tests)
+}
+
+// Fields a newer tilecast wrote are skipped on read and kept when this one
+// rewrites the record.
+func TestChannelUnknownFields(t *testing.T) {
+	ch := tilecast.Channel{ID: "a", URI: "http://127.0.0.1/a", Created: time.Unix(5, 0).UTC()}
+	rec := encodeChannel(&ch)
+	// Tag 90 (after every known tag) and tag 100 with a nested value.
+	future := slices.Concat(rec, []byte{90, 3, 'n', 'e', 'w'}, []byte{100, 2, 1, 0})
+	got, err := decodeChannel(future)
+	if err != nil || !codecSame(got, ch) {
+		t.Fatalf("decodeChannel(with unknown fields) = %+v, %v", got, err)
+	}
+	got.SendsToday = 3
+	again := withUnknown(encodeChannel(&got), future, chanKnown)
+	want := slices.Concat(encodeChannel(&got), []byte{90, 3, 'n', 'e', 'w'}, []byte{100, 2, 1, 0})
+	if !bytes.Equal(again, want) {
+		t.Fatalf("rewritten =\n% x\nwant\n% x", again, want)
+	}
+	// An unknown tag between known ones keeps its place.
+	mid := slices.Concat([]byte{channelV2, 1, 1, 'a'}, []byte{2, 0}, []byte{3, 1, 'u'}) // tag 2 empty: still known
+	if got := withUnknown([]byte{channelV2, 1, 1, 'b'}, mid, func(tag uint64) bool { return tag != 2 }); !bytes.Equal(got,
+		[]byte{channelV2, 1, 1, 'b', 2, 0}) {
+		t.Errorf("merged = % x", got)
+	}
+	// Nothing unknown: the fresh record as it is.
+	fresh := encodeChannel(&got)
+	if out := withUnknown(fresh, rec, chanKnown); &out[0] != &fresh[0] {
+		t.Error("withUnknown copied a record with nothing to keep")
+	}
+
+	// In the store: a record with an unknown field keeps it through the
+	// rewrites of Record and AddChannel.
+	db, clk := mustOpen(t)
+	a := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a"})
+	extra := []byte{99, 4, 'k', 'e', 'e', 'p'}
+	if err := db.update(func(b *buckets) error {
+		return b.channels.Put([]byte(a.ID), slices.Concat(b.channels.Get([]byte(a.ID)), extra))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Record([]tilecast.Record{{ID: 1, Op: tilecast.OpDone, Sent: true,
+		Outcome: tilecast.Outcome{ChannelID: a.ID, Action: tilecast.ActionDelivered, Time: clk.Now()}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.AddChannel(tilecast.Channel{URI: a.URI, User: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawChannelRecord(t, db, a.ID)
+	if !bytes.HasSuffix(raw, extra) {
+		t.Errorf("record after two rewrites = % x, lost % x", raw, extra)
+	}
+	if got, err := db.Channel(a.ID); err != nil || got.User != "u" || got.SendsToday != 1 {
+		t.Errorf("Channel = %+v, %v", got, err)
+	}
 }
 
 // decodeErrCase is a malformed record and what its decode error must say.
@@ -216,8 +305,15 @@ type decodeErrCase struct {
 
 // testDecodeErrors checks that dec (decodeChannel, decodeOutcome, ...)
 // refuses every record with an error that names the record (what) and the
-// problem, and that binary records fail with errRecord.
+// problem, and fails with errRecord.
 func testDecodeErrors[T any](t *testing.T, what string, dec func([]byte) (T, error), tests []decodeErrCase) {
+	t.Helper()
+	testDecodeErrorsOf(t, what, dec, tests, false)
+}
+
+// testDecodeErrorsOf is testDecodeErrors; with readsJSON (the decoders of
+// old forms) a record starting with '{' fails with JSON's error instead.
+func testDecodeErrorsOf[T any](t *testing.T, what string, dec func([]byte) (T, error), tests []decodeErrCase, readsJSON bool) {
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,7 +324,7 @@ func testDecodeErrors[T any](t *testing.T, what string, dec func([]byte) (T, err
 			if !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "decode "+what+": ") {
 				t.Errorf("error %q, want \"decode %s: ...%s...\"", err, what, tt.msg)
 			}
-			if binary := len(tt.rec) == 0 || tt.rec[0] != '{'; binary != errors.Is(err, errRecord) {
+			if binary := !readsJSON || len(tt.rec) == 0 || tt.rec[0] != '{'; binary != errors.Is(err, errRecord) {
 				t.Errorf("errors.Is(%v, errRecord) = %v, want %v", err, !binary, binary)
 			}
 		})
@@ -251,97 +347,10 @@ func rawChannelRecord(tb testing.TB, db *DB, id string) []byte {
 	return v
 }
 
-// putJSONChannelRecord stores ch the way the store did before binary records.
-func putJSONChannelRecord(tb testing.TB, db *DB, ch tilecast.Channel) {
-	tb.Helper()
-	v, err := json.Marshal(&ch)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := db.update(func(b *buckets) error { return b.channels.Put([]byte(ch.ID), v) }); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-// A state file with JSON channel records works without a migration: every
-// read path decodes them, and a channel is rewritten in binary when it
-// changes.
-func TestOldJSONChannelsInStore(t *testing.T) {
-	db, clk := mustOpen(t)
-	ana := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/ana", User: "ana", Feeds: []string{"news"}, Device: "p1"})
-	bo := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/bo"})
-	if v := rawChannelRecord(t, db, ana.ID); v[0] != channelV1 {
-		t.Fatalf("new record starts with %q, want version byte %d", v[0], channelV1)
-	}
-	ana.LastOutcome, ana.FailureStreak, ana.SendsDay, ana.SendsToday = "retry", 2, "2026-03-01", 3
-	putJSONChannelRecord(t, db, ana)
-	putJSONChannelRecord(t, db, bo)
-	if v := rawChannelRecord(t, db, ana.ID); v[0] != '{' {
-		t.Fatalf("setup: record is not JSON: %q", v)
-	}
-
-	if got, err := db.Channel(ana.ID); err != nil || !codecSame(got, ana) {
-		t.Errorf("Channel = %+v, %v; want %+v", got, err, ana)
-	}
-	if got, err := db.ChannelByURI(bo.URI); err != nil || !codecSame(got, bo) {
-		t.Errorf("ChannelByURI = %+v, %v; want %+v", got, err, bo)
-	}
-	if all, err := db.Channels(""); err != nil || len(all) != 2 {
-		t.Errorf("Channels = %d, %v; want 2", len(all), err)
-	}
-	news := &tilecast.Feed{Name: "news", URL: "http://127.0.0.1/news"}
-	if subs, err := db.Subscribers(news, ""); err != nil || len(subs) != 2 {
-		t.Errorf("Subscribers = %d, %v; want 2", len(subs), err)
-	}
-	// An unchanged re-registration writes nothing: the record stays JSON.
-	if _, created, err := db.AddChannel(tilecast.Channel{URI: bo.URI}); err != nil || created {
-		t.Fatalf("AddChannel = %v, %v", created, err)
-	}
-	if v := rawChannelRecord(t, db, bo.ID); v[0] != '{' {
-		t.Errorf("unchanged channel was rewritten: % x", v)
-	}
-
-	if err := db.Enqueue([]tilecast.Notification{toast(ana, "news", "1")}); err != nil {
-		t.Fatal(err)
-	}
-	ps, err := db.Due(clk.Now(), 10, nil)
-	if err != nil || len(ps) != 1 || !codecSame(ps[0].Channel, ana) {
-		t.Fatalf("Due = %+v, %v; want one entry for %+v", ps, err, ana)
-	}
-	at := clk.Now()
-	if err := db.Record([]tilecast.Record{{ID: ps[0].ID, Due: ps[0].NextAttempt, Op: tilecast.OpDone, Sent: true,
-		Outcome: tilecast.Outcome{ChannelID: ana.ID, Action: tilecast.ActionDelivered, Status: 200, Time: at}}}); err != nil {
-		t.Fatal(err)
-	}
-	if v := rawChannelRecord(t, db, ana.ID); v[0] != channelV1 {
-		t.Errorf("changed channel still JSON: %q", v)
-	}
-	want := ana
-	want.LastOutcome, want.LastOutcomeAt, want.FailureStreak = "delivered", at, 0
-	want.SendsToday = 4 // same UTC day: the count read from JSON goes on
-	if got, err := db.Channel(ana.ID); err != nil || !codecSame(got, want) {
-		t.Errorf("after Record: %+v, %v; want %+v", got, err, want)
-	}
-
-	// A changed registration rewrites; removal unindexes a JSON record.
-	if _, _, err := db.AddChannel(tilecast.Channel{URI: bo.URI, User: "bo"}); err != nil {
-		t.Fatal(err)
-	}
-	if v := rawChannelRecord(t, db, bo.ID); v[0] != channelV1 {
-		t.Errorf("updated channel still JSON: %q", v)
-	}
-	putJSONChannelRecord(t, db, want)
-	if err := db.RemoveChannel(ana.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ChannelByURI(ana.URI); !errors.Is(err, tilecast.ErrNotFound) {
-		t.Errorf("ChannelByURI after remove = %v, want ErrNotFound", err)
-	}
-}
-
 // FuzzDecodeChannel: decoding never panics, and whatever decodes is a
-// fixed point — a binary record re-encodes to the same bytes, a JSON one
-// to a binary record holding the same channel.
+// fixed point after one rewrite: the re-encoded record decodes to the same
+// channel and re-encodes to itself; a record with nothing but known,
+// non-zero fields re-encodes to the same bytes.
 func FuzzDecodeChannel(f *testing.F) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 8 {
@@ -352,32 +361,31 @@ func FuzzDecodeChannel(f *testing.F) {
 		f.Add(encodeChannel(&ch))
 	}
 	f.Add(encodeChannel(&tilecast.Channel{}))
-	f.Add([]byte(`{"id":"c1","uri":"http://127.0.0.1/a","feeds":["news"],"created":"2026-03-01T12:00:00+02:00","sends_today":4}`))
-	f.Add([]byte(`{"created":"0001-01-01T00:00:00Z","last_outcome_at":"0001-01-01T00:00:00+01:00"}`))
-	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Add([]byte{1, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0})
+	f.Add([]byte{2, 4, 2, 5, 'a'})
+	f.Add([]byte{2, 6, 6, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03})
+	f.Add([]byte{2, 1, 1, 'a', 90, 2, 1, 0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ch, err := decodeChannel(data)
 		if err != nil {
+			if len(data) > 0 && data[0] == channelV2 && !errors.Is(err, errRecord) {
+				t.Fatalf("error %v is not errRecord", err)
+			}
 			return
+		}
+		if data[0] != channelV2 {
+			return // an old form (migrate_old_test.go fuzzes those)
+		}
+		if !codecUTCTimes(ch) {
+			t.Fatalf("times not plain UTC: %+v", ch)
 		}
 		enc := encodeChannel(&ch)
-		if len(enc) != channelLen(&ch) {
-			t.Fatalf("channelLen %d, encoded %d", channelLen(&ch), len(enc))
-		}
-		if data[0] == channelV1 {
-			if !bytes.Equal(enc, data) {
-				t.Fatalf("re-encoded\n% x\nfrom\n% x", enc, data)
-			}
-			if !codecUTCTimes(ch) {
-				t.Fatalf("times not plain UTC: %+v", ch)
-			}
-			return
-		}
 		again, err := decodeChannel(enc)
 		if err != nil || !codecSame(again, ch) {
-			t.Fatalf("JSON record %q: binary round trip = %+v, %v; want %+v", data, again, err, ch)
+			t.Fatalf("re-encoded record decodes to %+v, %v; want %+v", again, err, ch)
+		}
+		if twice := encodeChannel(&again); !bytes.Equal(twice, enc) {
+			t.Fatalf("not a fixed point:\n% x\n% x", enc, twice)
 		}
 	})
 }
@@ -400,27 +408,33 @@ func BenchmarkDecodeChannel(b *testing.B) {
 
 func BenchmarkEncodeChannel(b *testing.B) { benchEncode(b, codecBenchChannel(), encodeChannel) }
 
-// benchDecode compares decoding v's JSON form (the old records) with its
-// binary form, through dec, which reads both.
+// benchDecode compares decoding v's JSON form (what records were before
+// binary ones) with its binary form, through dec.
 func benchDecode[T any](b *testing.B, v T, enc func(*T) []byte, dec func([]byte) (T, error)) {
 	js, err := json.Marshal(&v)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bc := range []struct {
-		name string
-		rec  []byte
-	}{{"json", js}, {"binary", enc(&v)}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(bc.rec)))
-			for b.Loop() {
-				if _, err := dec(bc.rec); err != nil {
-					b.Fatal(err)
-				}
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(js)))
+		for b.Loop() {
+			var x T
+			if err := json.Unmarshal(js, &x); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+		}
+	})
+	rec := enc(&v)
+	b.Run("binary", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(rec)))
+		for b.Loop() {
+			if _, err := dec(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // benchEncode compares encoding v as JSON and with enc.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -58,6 +59,35 @@ func validateChannel(ch *tilecast.Channel) error {
 	return nil
 }
 
+// maxKeyLen bounds each Web Push subscription key: a P-256 public key is
+// 65 bytes and an auth secret 16; anything far larger is not a key.
+const maxKeyLen = 256
+
+// checkTransport checks ch's transport fields, making an unnamed transport
+// MPNS (what every registration was before transports existed). Which
+// transport a URI needs is the caller's decision (design.md §11).
+func checkTransport(ch *tilecast.Channel) error {
+	switch ch.Transport {
+	case "":
+		ch.Transport = tilecast.TransportMPNS
+	case tilecast.TransportMPNS, tilecast.TransportWNS, tilecast.TransportWebPush:
+	default:
+		return fmt.Errorf("%w: unknown transport %q", ErrInvalidChannel, ch.Transport)
+	}
+	if k := ch.Keys; k != nil && (len(k.P256DH) > maxKeyLen || len(k.Auth) > maxKeyLen) {
+		return fmt.Errorf("%w: subscription keys longer than %d bytes", ErrInvalidChannel, maxKeyLen)
+	}
+	return nil
+}
+
+// sameKeys reports whether two channels hold the same subscription keys.
+func sameKeys(a, b *tilecast.PushKeys) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return bytes.Equal(a.P256DH, b.P256DH) && bytes.Equal(a.Auth, b.Auth)
+}
+
 // normFeeds drops duplicate feed names, keeping the first occurrence.
 func normFeeds(feeds []string) []string {
 	if len(feeds) == 0 {
@@ -93,11 +123,19 @@ func (b *buckets) getChannel(id string) (tilecast.Channel, bool, error) {
 	return ch, true, nil
 }
 
-// putChannel writes ch's record in the current binary encoding (see
-// chancodec.go), which also upgrades a channel still stored as JSON.
+// putChannel writes ch's record (chancodec.go), keeping the fields of the
+// record it replaces that a newer tilecast wrote (withUnknown).
 func (b *buckets) putChannel(ch *tilecast.Channel) error {
-	return b.channels.Put([]byte(ch.ID), encodeChannel(ch))
+	id := []byte(ch.ID)
+	// Encoded in scratch, then copied at its exact size: bbolt keeps the
+	// value until the transaction ends, and Record writes many.
+	b.scratch = appendChannel(b.scratch[:0], ch)
+	return b.channels.Put(id, withUnknown(bytes.Clone(b.scratch), b.channels.Get(id), chanKnown))
 }
+
+// deviceKey is the channel_device key of a user's device: a device ID is
+// scoped to its user (no user is a scope of its own, "").
+func deviceKey(user, device string) []byte { return joinStr(user, device) }
 
 // index writes ch's entries in the uri, device, feed and user indexes.
 // channel_feed values hold the user so FeedUsers needs no channel decode.
@@ -107,7 +145,7 @@ func (b *buckets) index(ch *tilecast.Channel) error {
 		return err
 	}
 	if ch.Device != "" {
-		if err := b.chanDevice.Put([]byte(ch.Device), id); err != nil {
+		if err := b.chanDevice.Put(deviceKey(ch.User, ch.Device), id); err != nil {
 			return err
 		}
 	}
@@ -136,8 +174,8 @@ func (b *buckets) unindex(ch *tilecast.Channel) error {
 			return err
 		}
 	}
-	if ch.Device != "" && bytes.Equal(b.get(b.chanDevice, []byte(ch.Device)), []byte(ch.ID)) {
-		if err := b.del(b.chanDevice, []byte(ch.Device)); err != nil {
+	if dk := deviceKey(ch.User, ch.Device); ch.Device != "" && bytes.Equal(b.get(b.chanDevice, dk), []byte(ch.ID)) {
+		if err := b.del(b.chanDevice, dk); err != nil {
 			return err
 		}
 	}
@@ -202,37 +240,70 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 // AddChannel registers a channel, deduplicated by URI: ch.URI is put in
 // canonical form first (channeluri.Canonical; an invalid URI is
 // ErrInvalidChannel with the reason), so every spelling of a URI is one
-// channel. A known URI returns the existing record with User, Feeds and Device replaced by ch's (created
-// is false). A new channel gets a random ID and Created = now; the ID and
-// Created in ch are ignored.
+// channel. A known URI returns the existing record with User, Feeds,
+// Device and the transport fields (Transport, Keys, Expires) replaced by
+// ch's (created is false). An empty Transport is MPNS. A new channel gets
+// a random ID and Created = now; the ID and Created in ch are ignored.
 //
-// When ch.Device names a device that another channel is registered for, that
-// channel is replaced: its waiting notifications move to this channel (those
-// this channel would get: same user or no user, and a feed it lists — or, when
-// it lists none, a feed without a user) and the old channel is removed, all in
-// the same transaction. Its last-tile hashes are not carried over, so the new
-// channel gets the next tile even if unchanged.
+// A device ID is scoped to its user: ch.User and ch.Device name one device.
+// When that device has a channel of another URI, the registration rotates
+// it (a new URI for the same app install): the channel takes the new URI
+// in place and keeps its ID, Created and waiting notifications (they name
+// its ID), with the rest of the registration applied as given. When the new
+// URI already has a channel of its own, the two become one: the older
+// (earlier Created, then smaller ID) is kept with the registration applied,
+// and takes over the other's waiting notifications that it would get (the
+// rules of moves); the other is removed, its ledger stays. A rotated
+// channel's last-tile hashes are dropped, so the new URI gets the next tile
+// even if unchanged. Each rotation is logged once its transaction commits
+// (msg="channel rotated", see logRotations). A registration naming the
+// device ID of another user's channel creates (or updates) a channel of
+// its own: it never moves or removes theirs.
 func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
 	if err := validateChannel(&ch); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	if err := checkTransport(&ch); err != nil {
 		return tilecast.Channel{}, false, err
 	}
 	ch.Feeds = normFeeds(ch.Feeds)
 	var out tilecast.Channel
 	var created bool
+	var rotated []rotation
 	err := db.update(func(b *buckets) error {
 		var err error
 		out, created, err = b.addChannel(&ch, db.now())
+		rotated = b.rotations
 		return err
 	})
 	if err != nil {
 		return tilecast.Channel{}, false, fmt.Errorf("add channel: %w", err)
 	}
+	db.logRotations(rotated)
 	return out, created, nil
+}
+
+// rotation is one device's channel moving to a new URI (AddChannel).
+type rotation struct {
+	channel    string // the channel that stays
+	oldChannel string // the device's channel before
+	newChannel string // the channel that held the new URI (oldChannel when none did)
+	user       string
+	device     string
+	host       string // of the new URI: the URI itself is a capability, never logged
+}
+
+// logRotations logs each rotation of a committed transaction.
+func (db *DB) logRotations(rs []rotation) {
+	for _, r := range rs {
+		db.log.Info("channel rotated", "channel", r.channel, "old_channel", r.oldChannel,
+			"new_channel", r.newChannel, "user", r.user, "device", r.device, "host", r.host)
+	}
 }
 
 // addChannel is AddChannel inside a write transaction, shared with
 // ImportChannels. ch has been validated and its feeds normalised; now is
-// the Created time of a new channel.
+// the Created time of a new channel. Rotations are noted in b.rotations.
 func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Channel, bool, error) {
 	cur, found := tilecast.Channel{}, false
 	if id := b.get(b.chanURI, []byte(ch.URI)); id != nil {
@@ -241,20 +312,35 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 			return tilecast.Channel{}, false, err
 		}
 	}
-	created := false
+	if ch.Device != "" {
+		// The channel of this user's device, when it is not cur.
+		id := b.get(b.chanDevice, deviceKey(ch.User, ch.Device))
+		if id != nil && (!found || string(id) != cur.ID) {
+			dev, ok, err := b.getChannel(string(id))
+			if err != nil {
+				return tilecast.Channel{}, false, err
+			}
+			if ok {
+				return b.rotate(ch, dev, cur, found)
+			}
+		}
+	}
 	if found && cur.User == ch.User && cur.Device == ch.Device && slices.Equal(cur.Feeds, ch.Feeds) &&
-		(cur.Device == "" || string(b.get(b.chanDevice, []byte(cur.Device))) == cur.ID) {
+		cur.Transport == ch.Transport && sameKeys(cur.Keys, ch.Keys) && cur.Expires.Equal(ch.Expires) &&
+		(cur.Device == "" || string(b.get(b.chanDevice, deviceKey(cur.User, cur.Device))) == cur.ID) {
 		// Apps re-register on every start and imports are re-run: an
 		// unchanged channel needs no write.
 		return cur, false, nil
 	}
+	created := false
 	if found {
 		if err := b.unindex(&cur); err != nil {
 			return tilecast.Channel{}, false, err
 		}
-		cur.User, cur.Feeds, cur.Device = ch.User, ch.Feeds, ch.Device
+		register(&cur, ch)
 	} else {
-		cur = tilecast.Channel{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Created: now}
+		cur = tilecast.Channel{URI: ch.URI, Created: now}
+		register(&cur, ch)
 		for {
 			cur.ID = newChannelID()
 			if b.get(b.channels, []byte(cur.ID)) == nil {
@@ -262,13 +348,6 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 			}
 		}
 		created = true
-	}
-	if cur.Device != "" {
-		if old := b.get(b.chanDevice, []byte(cur.Device)); old != nil && string(old) != cur.ID {
-			if err := b.replaceDevice(string(old), &cur); err != nil {
-				return tilecast.Channel{}, false, err
-			}
-		}
 	}
 	if err := b.putChannel(&cur); err != nil {
 		return tilecast.Channel{}, false, err
@@ -282,9 +361,60 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 	return cur, created, nil
 }
 
-// replaceDevice moves the waiting notifications of channel oldID to ch
-// (see AddChannel) and removes oldID.
-func (b *buckets) replaceDevice(oldID string, ch *tilecast.Channel) error {
+// register applies what a registration says (user, feeds, device,
+// transport fields) to channel c.
+func register(c, reg *tilecast.Channel) {
+	c.User, c.Feeds, c.Device = reg.User, reg.Feeds, reg.Device
+	c.Transport, c.Keys, c.Expires = reg.Transport, reg.Keys, reg.Expires
+}
+
+// rotate moves device channel dev to the registration's URI (see
+// AddChannel): in place, or, when cur (found) holds that URI already,
+// by making the two one.
+func (b *buckets) rotate(ch *tilecast.Channel, dev, cur tilecast.Channel, found bool) (tilecast.Channel, bool, error) {
+	keep, gone := dev, tilecast.Channel{}
+	if found {
+		gone = cur
+		if older(&cur, &dev) {
+			keep, gone = cur, dev
+		}
+	}
+	if err := b.unindex(&keep); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	if keep.URI != ch.URI {
+		// Another URI is another app install or subscription: its tile
+		// is not known to show what this one showed.
+		p := prefix(keep.ID)
+		if err := deleteKeys(b.tileLast, scanPrefix(b.tileLast, p)); err != nil {
+			return tilecast.Channel{}, false, err
+		}
+	}
+	keep.URI = ch.URI
+	register(&keep, ch)
+	if found {
+		if err := b.takeOver(gone.ID, &keep); err != nil {
+			return tilecast.Channel{}, false, err
+		}
+	}
+	if err := b.putChannel(&keep); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	if err := b.index(&keep); err != nil {
+		return tilecast.Channel{}, false, err
+	}
+	r := rotation{channel: keep.ID, oldChannel: dev.ID, newChannel: dev.ID, user: ch.User, device: ch.Device, host: uriHost(ch.URI)}
+	if found {
+		r.newChannel = cur.ID
+	}
+	b.rotations = append(b.rotations, r)
+	return keep, false, nil
+}
+
+// takeOver moves the waiting notifications of channel oldID that ch would
+// get (moves) to ch, drops the others and removes oldID: two channels
+// made one by a rotation (rotate) or by the migration (migrate.go).
+func (b *buckets) takeOver(oldID string, ch *tilecast.Channel) error {
 	p := prefix(oldID)
 	var a arena
 	for _, k := range scanPrefix(b.outboxChan, p) {
@@ -338,8 +468,8 @@ func (b *buckets) replaceDevice(oldID string, ch *tilecast.Channel) error {
 	return err
 }
 
-// moves reports whether a waiting notification of a replaced channel is one
-// ch would get.
+// moves reports whether a waiting notification of a channel made one with
+// ch is one ch would get: not another user's, and of a feed ch gets.
 func moves(n *tilecast.Notification, ch *tilecast.Channel) bool {
 	if n.User != "" && n.User != ch.User {
 		return false
@@ -515,4 +645,13 @@ func (db *DB) FeedUsers(feed string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// uriHost is the host of a channel URI, for logs: the whole URI is a
+// capability (whoever has it can push to the device) and is never logged.
+func uriHost(uri string) string {
+	if u, err := url.Parse(uri); err == nil {
+		return u.Host
+	}
+	return ""
 }

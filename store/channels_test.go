@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -158,80 +159,232 @@ func outboxOf(tb testing.TB, db *DB, chID string, now time.Time) []tilecast.Pend
 	return slices.DeleteFunc(ps, func(p tilecast.Pending) bool { return p.ChannelID != chID })
 }
 
-func TestDeviceReRegistrationMovesWaiting(t *testing.T) {
-	db, clk := mustOpen(t)
-	old := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/old", User: "ana", Device: "phone", Feeds: []string{"news", "mail"}})
-	other := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/other", Feeds: []string{"news"}})
-	mine := toast(old, "news", "n1")
-	userMail := toast(old, "mail", "m1")
-	userMail.User = "ana"
-	strange := toast(old, "mail", "m2")
-	strange.User = "bob" // not this channel's user: never moves
-	if err := db.Enqueue([]tilecast.Notification{mine, userMail, strange, tile(old, "news", "T1"), toast(other, "news", "n1")}); err != nil {
+// rotationLog opens a store whose log the test reads.
+func rotationLog(t *testing.T) (*DB, *clock, *logBuffer) {
+	t.Helper()
+	c := newClock()
+	var logs logBuffer
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"), Options{Timeout: 200 * time.Millisecond, Now: c.Now, Logger: logs.logger()})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Record([]tilecast.Record{{ID: 1, Op: tilecast.OpPostpone, Sent: true,
-		Outcome: tilecast.Outcome{Action: tilecast.ActionRetry, Feed: "news"}}}); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() {
+		checkCounts(t, db, "at the end")
+		must(t, db.Check(), db.Close())
+	})
+	return db, c, &logs
+}
 
-	nw, created, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/new", User: "ana", Device: "phone", Feeds: []string{"news", "mail"}})
-	if err != nil || !created {
-		t.Fatalf("AddChannel = %v, %v", created, err)
-	}
-	if _, err := db.Channel(old.ID); !errors.Is(err, tilecast.ErrNotFound) {
-		t.Errorf("old channel still there: %v", err)
-	}
-	got := outboxOf(t, db, nw.ID, clk.Now())
-	var items []string
-	for _, p := range got {
-		items = append(items, string(p.Kind)+":"+p.ItemID+string(p.Payload))
-		if p.Channel.ID != nw.ID || p.Channel.URI != nw.URI {
-			t.Errorf("moved entry carries channel %+v", p.Channel)
+// pendingSummary lists a channel's waiting entries as kind:item:payload.
+func pendingSummary(tb testing.TB, db *DB, chID string, now time.Time) []string {
+	tb.Helper()
+	var out []string
+	for _, p := range outboxOf(tb, db, chID, now) {
+		if p.Channel.ID != chID {
+			tb.Errorf("entry %d of %s carries channel %s", p.ID, chID, p.Channel.ID)
 		}
+		out = append(out, string(p.Kind)+":"+p.ItemID+":"+string(p.Payload))
 	}
-	want := []string{"toast:n1toast n1", "toast:m1toast m1", "tile:T1"}
-	if !slices.Equal(items, want) {
-		t.Errorf("moved entries = %v, want %v", items, want)
-	}
-	if o := outboxOf(t, db, old.ID, clk.Now()); len(o) != 0 {
-		t.Errorf("old channel still has %d entries", len(o))
-	}
-	if s, _ := db.Counts(); s.OutboxDepth != 4 || s.Channels != 2 {
-		t.Errorf("Stats = %+v, want 4 entries (3 moved + other's), 2 channels", s)
-	}
-	// The moved tile is the waiting tile of the new channel: a newer one replaces it.
-	if err := db.Enqueue([]tilecast.Notification{tile(nw, "news", "T2")}); err != nil {
+	return out
+}
+
+// A new URI for the same user and device rotates that device's channel in
+// place: same ID and creation time, feeds as given, its waiting
+// notifications stay, one log line without the URI.
+func TestDeviceRotationKeepsChannel(t *testing.T) {
+	db, clk, logs := rotationLog(t)
+	old := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/old-secret", User: "ana", Device: "phone", Feeds: []string{"news", "mail"}})
+	mail := toast(old, "mail", "m1")
+	mail.User = "ana"
+	if err := db.Enqueue([]tilecast.Notification{toast(old, "news", "n1"), mail, tile(old, "news", "T1")}); err != nil {
 		t.Fatal(err)
 	}
-	var tiles []string
-	for _, p := range outboxOf(t, db, nw.ID, clk.Now()) {
-		if p.Kind == tilecast.KindTile {
-			tiles = append(tiles, string(p.Payload))
+	// The tile is delivered: the channel's last tile is known.
+	ps := outboxOf(t, db, old.ID, clk.Now())
+	if err := db.Record([]tilecast.Record{{ID: ps[2].ID, Due: ps[2].NextAttempt, Op: tilecast.OpDone, Sent: true,
+		Outcome: tilecast.Outcome{ChannelID: old.ID, Action: tilecast.ActionDelivered, Feed: "news"}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := pendingSummary(t, db, old.ID, clk.Now())
+
+	clk.Add(time.Hour)
+	nw, created, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/new-secret", User: "ana", Device: "phone", Feeds: []string{"news"}})
+	if err != nil || created {
+		t.Fatalf("AddChannel = %+v, %v, %v; want the rotated channel", nw, created, err)
+	}
+	if nw.ID != old.ID || !nw.Created.Equal(old.Created) || nw.URI != "http://127.0.0.1/new-secret" || !slices.Equal(nw.Feeds, []string{"news"}) {
+		t.Errorf("rotated channel %+v, want %s created %v with the new URI and feeds [news]", nw, old.ID, old.Created)
+	}
+	if got := pendingSummary(t, db, old.ID, clk.Now()); !slices.Equal(got, before) || len(got) != 2 {
+		t.Errorf("waiting after rotation %v, want %v", got, before)
+	}
+	if _, err := db.ChannelByURI("http://127.0.0.1/old-secret"); !errors.Is(err, tilecast.ErrNotFound) {
+		t.Errorf("old URI still registered: %v", err)
+	}
+	if got, err := db.ChannelByURI(nw.URI); err != nil || got.ID != old.ID {
+		t.Errorf("ChannelByURI(new) = %+v, %v", got, err)
+	}
+	if led, _ := db.Outcomes(old.ID, "", time.Time{}); len(led) != 1 {
+		t.Errorf("ledger after rotation %v, want its entry", led)
+	}
+	if s, _ := db.Counts(); s.Channels != 1 || s.OutboxDepth != 2 {
+		t.Errorf("counts %+v, want 1 channel and 2 entries", s)
+	}
+	// The new URI gets the next tile even if it is the one shown before.
+	if err := db.Enqueue([]tilecast.Notification{tile(nw, "news", "T1")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingSummary(t, db, old.ID, clk.Now()); len(got) != 3 {
+		t.Errorf("after a tile equal to the last one %v, want it queued", got)
+	}
+	// Registering the same again changes nothing and logs nothing more.
+	if again, created, err := db.AddChannel(tilecast.Channel{URI: nw.URI, User: "ana", Device: "phone", Feeds: []string{"news"}}); err != nil ||
+		created || again.ID != old.ID {
+		t.Errorf("re-registration = %+v, %v, %v", again, created, err)
+	}
+	out := logs.String()
+	want := `msg="channel rotated" channel=` + old.ID + ` old_channel=` + old.ID + ` new_channel=` + old.ID +
+		` user=ana device=phone host=127.0.0.1`
+	if strings.Count(out, `msg="channel rotated"`) != 1 || !strings.Contains(out, want) {
+		t.Errorf("log:\n%s\nwant one line with %q", out, want)
+	}
+	if strings.Contains(out, "secret") {
+		t.Errorf("the log shows a URI:\n%s", out)
+	}
+}
+
+// The device ID of another user's channel is another device: registering
+// it makes a channel of its own and leaves theirs, with its waiting
+// notifications, alone. No user is a scope of its own.
+func TestDeviceRotationCrossUser(t *testing.T) {
+	db, clk, logs := rotationLog(t)
+	victim := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/ana", User: "ana", Device: "phone", Feeds: []string{"news"}})
+	if err := db.Enqueue([]tilecast.Notification{toast(victim, "news", "1"), tile(victim, "news", "T")}); err != nil {
+		t.Fatal(err)
+	}
+	waiting := pendingSummary(t, db, victim.ID, clk.Now())
+
+	bob, created, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/bob", User: "bob", Device: "phone", Feeds: []string{"news"}})
+	if err != nil || !created || bob.ID == victim.ID {
+		t.Fatalf("bob's registration = %+v, %v, %v; want a new channel", bob, created, err)
+	}
+	anon, created, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/anon", Device: "phone"})
+	if err != nil || !created || anon.ID == victim.ID || anon.ID == bob.ID {
+		t.Fatalf("registration without a user = %+v, %v, %v; want a new channel", anon, created, err)
+	}
+	// Bob's next URI rotates bob's channel, not ana's; so does a
+	// registration without a user for the channel without one.
+	bob2, created, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/bob2", User: "bob", Device: "phone"})
+	if err != nil || created || bob2.ID != bob.ID {
+		t.Errorf("bob's rotation = %+v, %v, %v; want bob's channel", bob2, created, err)
+	}
+	anon2, _, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/anon2", Device: "phone"})
+	if err != nil || anon2.ID != anon.ID {
+		t.Errorf("rotation without a user = %+v, %v; want %s", anon2, err, anon.ID)
+	}
+	got, err := db.Channel(victim.ID)
+	if err != nil || got.URI != victim.URI || got.User != "ana" || got.Device != "phone" || !got.Created.Equal(victim.Created) {
+		t.Errorf("victim after the others' registrations: %+v, %v", got, err)
+	}
+	if p := pendingSummary(t, db, victim.ID, clk.Now()); !slices.Equal(p, waiting) {
+		t.Errorf("victim's waiting notifications %v, want %v", p, waiting)
+	}
+	if c, _ := db.ChannelByURI(victim.URI); c.ID != victim.ID {
+		t.Errorf("victim's URI now names %s", c.ID)
+	}
+	// Ana's own rotation still finds her channel.
+	ana2, _, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/ana2", User: "ana", Device: "phone", Feeds: []string{"news"}})
+	if err != nil || ana2.ID != victim.ID {
+		t.Errorf("ana's rotation = %+v, %v", ana2, err)
+	}
+	if s, _ := db.Counts(); s.Channels != 3 || s.OutboxDepth != 2 {
+		t.Errorf("counts %+v, want 3 channels, 2 entries", s)
+	}
+	out := logs.String()
+	for _, want := range []string{
+		`channel=` + bob.ID + ` old_channel=` + bob.ID + ` new_channel=` + bob.ID + ` user=bob device=phone`,
+		`channel=` + anon.ID + ` old_channel=` + anon.ID + ` new_channel=` + anon.ID + ` user="" device=phone`,
+		`channel=` + victim.ID + ` old_channel=` + victim.ID + ` new_channel=` + victim.ID + ` user=ana device=phone`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-	if !slices.Equal(tiles, []string{"T2"}) {
-		t.Errorf("tiles after re-registration = %v, want [T2]", tiles)
+	if n := strings.Count(out, `msg="channel rotated"`); n != 3 {
+		t.Errorf("%d rotations logged, want 3:\n%s", n, out)
 	}
-	// The ledger of the replaced channel stays.
-	if led, _ := db.Outcomes(old.ID, "", time.Time{}); len(led) != 1 {
-		t.Errorf("old channel ledger = %v, want 1 entry", led)
-	}
-	// Same device again with an existing URI: the other channel takes it over.
-	moved, created, err := db.AddChannel(tilecast.Channel{URI: other.URI, Device: "phone", Feeds: []string{"news"}})
-	if err != nil || created || moved.ID != other.ID {
-		t.Fatalf("AddChannel(existing uri, taken device) = %+v, %v, %v", moved, created, err)
-	}
-	if _, err := db.Channel(nw.ID); !errors.Is(err, tilecast.ErrNotFound) {
-		t.Errorf("replaced channel still there: %v", err)
-	}
-	// other had toast n1; from nw it gets news entries without a user: toast n1 and tile T2.
-	var left []string
-	for _, p := range outboxOf(t, db, other.ID, clk.Now()) {
-		left = append(left, string(p.Payload))
-	}
-	if !slices.Equal(left, []string{"toast n1", "toast n1", "T2"}) {
-		t.Errorf("entries of other = %v", left)
+}
+
+// A device rotating onto a URI that has a channel of its own makes the two
+// one: the older channel stays, with the registration applied, and takes
+// over the other's waiting notifications; the other's ledger stays.
+func TestDeviceRotationOntoExistingURI(t *testing.T) {
+	for _, deviceOlder := range []bool{true, false} {
+		t.Run(fmt.Sprintf("device channel older %v", deviceOlder), func(t *testing.T) {
+			db, clk, logs := rotationLog(t)
+			first := tilecast.Channel{URI: "http://127.0.0.1/dev", User: "ana", Device: "phone", Feeds: []string{"news", "inbox"}}
+			second := tilecast.Channel{URI: "http://127.0.0.1/other", Feeds: []string{"news"}}
+			if !deviceOlder {
+				first, second = second, first
+			}
+			a := addChannel(t, db, first)
+			clk.Add(time.Minute)
+			b := addChannel(t, db, second)
+			dev, other := a, b
+			if !deviceOlder {
+				dev, other = b, a
+			}
+			inbox := toast(dev, "inbox", "i1")
+			inbox.User = "ana"
+			if err := db.Enqueue([]tilecast.Notification{toast(dev, "news", "d1"), inbox, toast(other, "news", "o1"),
+				tile(dev, "news", "TD"), tile(other, "news", "TO")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Record([]tilecast.Record{{ID: 999, Op: tilecast.OpDone, Sent: true,
+				Outcome: tilecast.Outcome{ChannelID: other.ID, Action: tilecast.ActionDelivered}}}); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(time.Minute)
+			got, created, err := db.AddChannel(tilecast.Channel{URI: other.URI, User: "ana", Device: "phone", Feeds: []string{"news", "inbox"}})
+			if err != nil || created {
+				t.Fatalf("AddChannel = %+v, %v, %v", got, created, err)
+			}
+			keep, gone := a, b // the older
+			if got.ID != keep.ID || !got.Created.Equal(keep.Created) || got.URI != other.URI || got.User != "ana" ||
+				got.Device != "phone" || !slices.Equal(got.Feeds, []string{"news", "inbox"}) {
+				t.Errorf("kept channel %+v, want %s with the registration", got, keep.ID)
+			}
+			if _, err := db.Channel(gone.ID); !errors.Is(err, tilecast.ErrNotFound) {
+				t.Errorf("the other channel is still there: %v", err)
+			}
+			// Every toast is kept; of the two waiting tiles for news the newer (TO).
+			var items []string
+			for _, p := range outboxOf(t, db, keep.ID, clk.Now()) {
+				items = append(items, string(p.Payload))
+			}
+			slices.Sort(items)
+			if want := []string{"TO", "toast d1", "toast i1", "toast o1"}; !slices.Equal(items, want) {
+				t.Errorf("waiting %v, want %v", items, want)
+			}
+			if led, _ := db.Outcomes(other.ID, "", time.Time{}); len(led) != 1 {
+				t.Errorf("ledger of %s = %v, want its entry", other.ID, led)
+			}
+			if c, err := db.ChannelByURI(dev.URI); !errors.Is(err, tilecast.ErrNotFound) {
+				t.Errorf("the device's old URI names %+v, %v", c, err)
+			}
+			// The device is the kept channel's now.
+			again, _, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/third", User: "ana", Device: "phone"})
+			if err != nil || again.ID != keep.ID {
+				t.Errorf("next rotation = %+v, %v; want %s", again, err, keep.ID)
+			}
+			if s, _ := db.Counts(); s.Channels != 1 {
+				t.Errorf("counts %+v, want 1 channel", s)
+			}
+			want := `msg="channel rotated" channel=` + keep.ID + ` old_channel=` + dev.ID + ` new_channel=` + other.ID + ` user=ana device=phone`
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logs.String())
+			}
+		})
 	}
 }
 

@@ -2,60 +2,49 @@ package store
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"time"
 
 	"github.com/tilecast/tilecast"
 )
 
-// Outbox record version bytes. A new layout gets a new byte; the decoder
-// keeps reading the old ones.
-const (
-	recordV1 = 1 // request inline: headers + body (files written before payloads were shared)
-	recordV2 = 2 // request stored once in the bodies bucket, referenced by key
-	recordV3 = 3 // the payload only, inline or referenced (the current form)
-)
+// recordV4 is the version byte of an outbox record in tagged form
+// (tlv.go). Versions 1 to 3 are older forms (migrate_old.go).
+const recordV4 = 4
 
-// Payload forms of a version 3 record.
-const (
-	payloadInline = 0
-	payloadShared = 1
-)
-
-// Outbox record (uvarint = encoding/binary Uvarint, str = uvarint length +
-// bytes, time = byte 0 (zero time) or 1 + varint Unix seconds + uvarint
-// nanoseconds):
+// Outbox record, version 4: tagged fields (tlv.go)
 //
-//	byte    version (3; 1 and 2 are read)
-//	uvarint ID
-//	str     ChannelID, Feed, User, ItemID, Kind
-//	v3:     byte payload form: 0 = str payload inline, 1 = 32-byte key of
-//	        the payload in bodies (bodies.go)
-//	v2:     32-byte key of a stored request (headers + body) in bodies
-//	v1:     the request inline: uvarint header count, per header str Name,
-//	        str Value; str body
-//	varint  Attempts
-//	time    NextAttempt, Created
+//	1 uint ID (the outbox sequence)    7  str  Payload, inline
+//	2 str  ChannelID                   8  str  32-byte key of the payload
+//	3 str  Feed                                in bodies (bodies.go)
+//	4 str  User                        9  int  Attempts
+//	5 str  ItemID                      10 time NextAttempt
+//	6 str  Kind                        11 time Created
 //
 // An entry keeps what the notification is (kind, payload, creation time),
-// not how it is sent: the transport builds its request at send time.
-// Versions 1 and 2 stored the whole MPNS request; their body is the
-// payload, and their headers followed from the kind, so they are read
-// and dropped.
+// not how it is sent: the transport builds its request at send time. Kind
+// is a string, so a kind added later (the WNS badge) needs no new version.
+// At most one of 7 and 8 is present; neither means an empty payload.
 //
 // Binary instead of JSON because a fan-out writes one record per channel and
 // the payload would otherwise be base64-encoded. The payload is shared
 // because a global feed's fan-out gives every channel the same one: stored
-// inline that is ~1 KB per entry, referenced it is 32 bytes.
-//
-// The encoder writes only version 3: the enqueuer with a shared payload; an
-// older entry that is rewritten (a retry re-keys it) keeps its reference
-// (version 2 → 3 shared) or its body inline (version 1 → 3 inline), so a
-// file in the field drains without a migration.
+// inline that is ~1 KB per entry, referenced it is 32 bytes. The enqueuer
+// writes shared payloads; inline ones come from entries written before
+// payloads were shared.
+const (
+	entryTagID = 1 + iota
+	entryTagChannel
+	entryTagFeed
+	entryTagUser
+	entryTagItem
+	entryTagKind
+	entryTagPayload
+	entryTagPayloadRef
+	entryTagAttempts
+	entryTagNextAttempt
+	entryTagCreated
+)
 
 var errRecord = errors.New("bad record")
 
@@ -63,303 +52,182 @@ var errRecord = errors.New("bad record")
 type payloadKey [sha256.Size]byte
 
 // entry is a decoded outbox record: its notification, and the key of its
-// payload when the payload is shared (n.Payload is then nil).
+// payload when the payload is shared (n.Payload is then nil). unknown are
+// the fields a newer tilecast wrote that this one does not read; they are
+// written back when the entry is rewritten (a retry re-keys it).
 type entry struct {
-	n      tilecast.Notification
-	ref    payloadKey
-	hasRef bool
+	n       tilecast.Notification
+	ref     payloadKey
+	hasRef  bool
+	unknown []rawField
 }
 
-func strLen(v string) int { return binary.MaxVarintLen64 + len(v) }
-
-// entryLen bounds the length of encodeEntry(e).
-func entryLen(e *entry) int {
-	n := &e.n
-	l := 1 + binary.MaxVarintLen64 + strLen(n.ChannelID) + strLen(n.Feed) + strLen(n.User) + strLen(n.ItemID) + strLen(string(n.Kind))
-	l++ // payload form
-	if e.hasRef {
-		l += len(e.ref)
+// appendNotification appends n's fields (tags 1–11), with ref as its
+// payload when non-nil.
+func appendNotification(dst []byte, n *tilecast.Notification, ref *payloadKey) []byte {
+	dst = appendUintField(dst, entryTagID, n.ID)
+	dst = appendStrField(dst, entryTagChannel, n.ChannelID)
+	dst = appendStrField(dst, entryTagFeed, n.Feed)
+	dst = appendStrField(dst, entryTagUser, n.User)
+	dst = appendStrField(dst, entryTagItem, n.ItemID)
+	dst = appendStrField(dst, entryTagKind, string(n.Kind))
+	if ref != nil {
+		dst = appendBytesField(dst, entryTagPayloadRef, ref[:])
 	} else {
-		l += binary.MaxVarintLen64 + len(n.Payload)
+		dst = appendBytesField(dst, entryTagPayload, n.Payload)
 	}
-	l += binary.MaxVarintLen64
-	return l + 2*(1+2*binary.MaxVarintLen64)
+	dst = appendIntField(dst, entryTagAttempts, int64(n.Attempts))
+	dst = appendTimeField(dst, entryTagNextAttempt, n.NextAttempt)
+	return appendTimeField(dst, entryTagCreated, n.Created)
 }
 
-func appendStr(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-func appendTime(dst []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(dst, 0)
-	}
-	dst = append(dst, 1)
-	dst = binary.AppendVarint(dst, t.Unix())
-	return binary.AppendUvarint(dst, uint64(t.Nanosecond()))
-}
-
-// encodeEntry appends e's record to dst, in version 3.
+// encodeEntry appends e's record to dst.
 func encodeEntry(dst []byte, e *entry) []byte {
-	n := &e.n
-	dst = append(dst, recordV3)
-	dst = binary.AppendUvarint(dst, n.ID)
-	dst = appendStr(dst, n.ChannelID)
-	dst = appendStr(dst, n.Feed)
-	dst = appendStr(dst, n.User)
-	dst = appendStr(dst, n.ItemID)
-	dst = appendStr(dst, string(n.Kind))
+	start := len(dst)
+	dst = append(dst, recordV4)
+	var ref *payloadKey
 	if e.hasRef {
-		dst = append(dst, payloadShared)
-		dst = append(dst, e.ref[:]...)
-	} else {
-		dst = append(dst, payloadInline)
-		dst = binary.AppendUvarint(dst, uint64(len(n.Payload)))
-		dst = append(dst, n.Payload...)
+		ref = &e.ref
 	}
-	dst = binary.AppendVarint(dst, int64(n.Attempts))
-	dst = appendTime(dst, n.NextAttempt)
-	return appendTime(dst, n.Created)
+	dst = appendNotification(dst, &e.n, ref)
+	if len(e.unknown) > 0 {
+		merged := mergeFields(dst[start:], e.unknown)
+		dst = append(dst[:start], merged...)
+	}
+	return dst
 }
 
 // encodeEntryInto encodes e into memory taken from a (see arena).
 func encodeEntryInto(a *arena, e *entry) []byte {
-	return encodeEntry(a.take(entryLen(e))[:0], e)
-}
-
-// decodeVersioned decodes a record of any version: binary (the first byte
-// is version, and bin reads the rest) or the JSON written before binary
-// records existed (first byte '{'). what names the record in errors.
-func decodeVersioned[T any](what string, v []byte, version byte, bin func([]byte) (T, error)) (T, error) {
-	var zero T
-	if len(v) == 0 {
-		return zero, fmt.Errorf("decode %s: %w: empty", what, errRecord)
-	}
-	switch v[0] {
-	case version:
-		return bin(v)
-	case '{':
-		return decodeJSON[T](what, v)
-	default:
-		return zero, fmt.Errorf("decode %s: %w: unknown version %d", what, errRecord, v[0])
-	}
-}
-
-// decodeJSON is decodeVersioned's JSON branch, apart so that the value it
-// decodes into (which escapes) is only allocated for JSON records.
-func decodeJSON[T any](what string, v []byte) (T, error) {
-	x := new(T)
-	if err := json.Unmarshal(v, x); err != nil {
-		var zero T
-		return zero, fmt.Errorf("decode %s: %w", what, err)
-	}
-	return *x, nil
-}
-
-// recordReader reads a record. All strings are cut from one string copy of
-// the record, so decoding costs a few allocations however many fields there are.
-// It is strict: every value has one encoding (no overlong varint, no zero
-// time under tag 1), which is what the encoders write, so a decoded record
-// re-encodes to the same bytes (the codec fuzz targets check it).
-type recordReader struct {
-	s   string
-	off int
-	err error
-}
-
-func (r *recordReader) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s at byte %d", errRecord, what, r.off)
-	}
-}
-
-func (r *recordReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	var v uint64
-	var shift uint
-	for i := 0; i < binary.MaxVarintLen64; i++ {
-		if r.off >= len(r.s) {
-			r.fail("truncated varint")
-			return 0
-		}
-		c := r.s[r.off]
-		r.off++
-		if i == binary.MaxVarintLen64-1 && c > 1 {
-			r.fail("varint overflow")
-			return 0
-		}
-		if c < 0x80 {
-			if c == 0 && i > 0 {
-				r.fail("overlong varint")
-				return 0
-			}
-			return v | uint64(c)<<shift
-		}
-		v |= uint64(c&0x7f) << shift
-		shift += 7
-	}
-	r.fail("varint overflow")
-	return 0
-}
-
-func (r *recordReader) varint() int64 {
-	ux := r.uvarint()
-	x := int64(ux >> 1)
-	if ux&1 != 0 {
-		x = ^x
-	}
-	return x
-}
-
-func (r *recordReader) int() int {
-	x := r.varint()
-	if x < math.MinInt || x > math.MaxInt {
-		r.fail("int out of range")
-		return 0
-	}
-	return int(x)
-}
-
-func (r *recordReader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if r.off >= len(r.s) {
-		r.fail("truncated")
-		return 0
-	}
-	c := r.s[r.off]
-	r.off++
-	return c
-}
-
-func (r *recordReader) str() string {
-	n := r.uvarint()
-	if r.err != nil {
-		return ""
-	}
-	if n > uint64(len(r.s)-r.off) {
-		r.fail("length past end")
-		return ""
-	}
-	v := r.s[r.off : r.off+int(n)]
-	r.off += int(n)
+	a.scratch = encodeEntry(a.scratch[:0], e)
+	v := a.take(len(a.scratch))
+	copy(v, a.scratch)
 	return v
 }
 
-func (r *recordReader) time() time.Time {
-	switch r.byte() {
-	case 0:
-		return time.Time{}
-	case 1:
-		sec := r.varint()
-		nsec := r.uvarint()
-		if r.err != nil {
-			return time.Time{}
-		}
-		if nsec >= uint64(time.Second) {
-			r.fail("nanoseconds out of range")
-			return time.Time{}
-		}
-		t := time.Unix(sec, int64(nsec)).UTC()
-		if t.IsZero() {
-			r.fail("zero time with tag 1")
-			return time.Time{}
-		}
-		return t
-	default:
-		r.fail("bad time tag")
-		return time.Time{}
-	}
-}
-
-// decodeEntry parses an outbox record of any version. It copies what it
-// keeps (bbolt's value is only valid inside the transaction) and rejects
-// anything malformed, including trailing bytes.
+// decodeEntry parses an outbox record. It copies what it keeps (bbolt's
+// value is only valid inside the transaction) and rejects anything
+// malformed.
 func decodeEntry(b []byte) (entry, error) {
 	var e entry
-	if len(b) == 0 {
-		return e, fmt.Errorf("%w: empty", errRecord)
+	if err := checkVersion(b, recordV4); err != nil {
+		return e, err
 	}
-	version := b[0]
-	if version != recordV1 && version != recordV2 && version != recordV3 {
-		return e, fmt.Errorf("%w: unknown version %d", errRecord, version)
-	}
-	r := &recordReader{s: string(b), off: 1}
-	n := &e.n
-	n.ID = r.uvarint()
-	n.ChannelID = r.str()
-	n.Feed = r.str()
-	n.User = r.str()
-	n.ItemID = r.str()
-	n.Kind = tilecast.Kind(r.str())
-	form := byte(payloadShared) // version 2
-	switch version {
-	case recordV1:
-		form = payloadInline
-		r.requestHeaders()
-	case recordV3:
-		form = r.byte()
-	}
-	switch form {
-	case payloadInline:
-		if p := r.str(); len(p) > 0 && r.err == nil {
-			n.Payload = []byte(p)
-		}
-	case payloadShared:
-		if k := r.raw(len(e.ref)); r.err == nil {
-			copy(e.ref[:], k)
-			e.hasRef = true
-		}
-	default:
-		r.fail("bad payload form")
-	}
-	att := r.varint()
-	if att < math.MinInt || att > math.MaxInt {
-		r.fail("attempts out of range")
-	}
-	n.Attempts = int(att)
-	n.NextAttempt = r.time()
-	n.Created = r.time()
-	if r.err == nil && r.off != len(r.s) {
-		r.fail("trailing bytes")
-	}
+	r := newReader(string(b), 1)
+	r.notification(&e, true)
 	if r.err != nil {
 		return entry{}, r.err
 	}
 	return e, nil
 }
 
-// raw returns the next n bytes.
-func (r *recordReader) raw(n int) string {
-	if r.err != nil {
-		return ""
+// notification reads the fields of a notification (an outbox record or a
+// dead letter's) into e, keeping unknown fields when keep is set.
+func (r *recordReader) notification(e *entry, keep bool) {
+	n := &e.n
+	for r.more() {
+		start := r.off
+		switch tag := r.next(); tag {
+		case entryTagID:
+			n.ID = r.uvarint()
+		case entryTagChannel:
+			n.ChannelID = r.rest()
+		case entryTagFeed:
+			n.Feed = r.rest()
+		case entryTagUser:
+			n.User = r.rest()
+		case entryTagItem:
+			n.ItemID = r.rest()
+		case entryTagKind:
+			n.Kind = tilecast.Kind(r.rest())
+		case entryTagPayload:
+			n.Payload = r.bytesVal()
+		case entryTagPayloadRef:
+			if n.Payload != nil {
+				r.fail("payload both inline and stored")
+			} else if k := r.rest(); len(k) != len(e.ref) {
+				r.fail("payload key is not 32 bytes")
+			} else {
+				copy(e.ref[:], k)
+				e.hasRef = true
+			}
+		case entryTagAttempts:
+			n.Attempts = r.int()
+		case entryTagNextAttempt:
+			n.NextAttempt = r.timeVal()
+		case entryTagCreated:
+			n.Created = r.timeVal()
+		default:
+			if keep && r.err == nil {
+				e.unknown = append(e.unknown, rawField{tag: tag, raw: r.s[start:r.end]})
+			}
+			r.skip()
+		}
+		r.done()
 	}
-	if n > len(r.s)-r.off {
-		r.fail("truncated")
-		return ""
-	}
-	v := r.s[r.off : r.off+n]
-	r.off += n
-	return v
 }
 
-// requestHeaders reads and drops the headers of a stored request (record
-// version 1, bodies layout 1): uvarint count, then str name and str value
-// each. They were the MPNS headers of the entry's kind, which the
-// transport now builds when it sends.
-func (r *recordReader) requestHeaders() {
-	hc := r.uvarint()
-	// Each header takes at least two bytes: a count beyond that is garbage,
-	// and checking it first keeps a hostile count from looping long.
-	if r.err == nil && hc > uint64(len(r.s)-r.off)/2 {
-		r.fail("header count past end")
+// DeadLetter is an outbox entry that was given up on, with its last outcome.
+type DeadLetter struct {
+	Notification tilecast.Notification `json:"notification"`
+	Outcome      tilecast.Outcome      `json:"outcome"`
+}
+
+// deadV1 is the version byte of a dead letter record. Dead letters were
+// JSON before (migrate_old.go).
+const deadV1 = 1
+
+// Dead letter record, version 1: tagged fields (tlv.go)
+//
+//	1 nested  the notification: the outbox record's fields, its payload
+//	          always inline (tag 7)
+//	2 nested  the last outcome: the ledger value's fields (ledgercodec.go)
+const (
+	deadTagNotification = 1
+	deadTagOutcome      = 2
+)
+
+// encodeDeadLetter returns d's record in a slice of its own.
+func encodeDeadLetter(d *DeadLetter) []byte {
+	var scratch []byte
+	dst := []byte{deadV1}
+	dst = appendNested(dst, deadTagNotification, &scratch, func(b []byte) []byte {
+		return appendNotification(b, &d.Notification, nil)
+	})
+	return appendNested(dst, deadTagOutcome, &scratch, func(b []byte) []byte {
+		return appendOutcomeFields(b, &d.Outcome)
+	})
+}
+
+// decodeDeadLetter parses a dead letter record.
+func decodeDeadLetter(v []byte) (DeadLetter, error) {
+	var d DeadLetter
+	if err := checkVersion(v, deadV1); err != nil {
+		return d, fmt.Errorf("decode dead letter: %w", err)
 	}
-	for i := uint64(0); i < hc && r.err == nil; i++ {
-		r.str()
-		r.str()
+	r := newReader(string(v), 1)
+	for r.more() {
+		switch r.next() {
+		case deadTagNotification:
+			var e entry
+			n := r.nested()
+			n.notification(&e, false)
+			if n.err == nil && e.hasRef {
+				n.fail("payload not inline")
+			}
+			r.closeNested(&n)
+			d.Notification = e.n
+		case deadTagOutcome:
+			n := r.nested()
+			n.outcome(&d.Outcome)
+			r.closeNested(&n)
+		default:
+			r.skip()
+		}
+		r.done()
 	}
+	if r.err != nil {
+		return DeadLetter{}, fmt.Errorf("decode dead letter: %w", r.err)
+	}
+	return d, nil
 }

@@ -3,9 +3,11 @@ package store
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,11 +48,8 @@ func sampleEntries() []entry {
 func TestEntryRoundTrip(t *testing.T) {
 	for i, e := range sampleEntries() {
 		b := encodeEntry(nil, &e)
-		if len(b) > entryLen(&e) {
-			t.Errorf("%d: encoded %d bytes, entryLen said %d", i, len(b), entryLen(&e))
-		}
-		if b[0] != recordV3 {
-			t.Errorf("%d: version %d, want 3", i, b[0])
+		if b[0] != recordV4 {
+			t.Errorf("%d: version %d, want 4", i, b[0])
 		}
 		got, err := decodeEntry(b)
 		if err != nil {
@@ -59,6 +58,36 @@ func TestEntryRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, e) {
 			t.Errorf("%d: round trip\n got %+v\nwant %+v", i, got, e)
 		}
+		var a arena
+		if into := encodeEntryInto(&a, &e); !bytes.Equal(into, b) || cap(into) != len(into) {
+			t.Errorf("%d: encodeEntryInto = % x (cap %d), want % x", i, into, cap(into), b)
+		}
+	}
+}
+
+// The version 4 layout, byte by byte, as codec.go and tlv.go document it.
+func TestEncodeEntryGolden(t *testing.T) {
+	n := tilecast.Notification{ID: 300, ChannelID: "c", Feed: "f", Kind: "badge", Payload: []byte("<b/>"),
+		Attempts: -1, NextAttempt: time.Unix(2, 0)}
+	want := slices.Concat(
+		[]byte{4},                // version
+		[]byte{1, 2, 0xac, 0x02}, // 1 ID 300
+		[]byte("\x02\x01c"),      // 2 ChannelID
+		[]byte("\x03\x01f"),      // 3 Feed
+		[]byte("\x06\x05badge"),  // 6 Kind: a string, so a new kind is no new version
+		[]byte("\x07\x04<b/>"),   // 7 Payload inline
+		[]byte{9, 1, 1},          // 9 Attempts: zigzag(-1)
+		[]byte{10, 2, 4, 0},      // 10 NextAttempt: zigzag(2) s, 0 ns
+	)
+	if got := encodeEntry(nil, &entry{n: n}); !bytes.Equal(got, want) {
+		t.Fatalf("encodeEntry =\n% x\nwant\n% x", got, want)
+	}
+	k := payloadKeyOf(n.Payload)
+	shared := entry{n: n, ref: k, hasRef: true}
+	shared.n.Payload = nil
+	got := encodeEntry(nil, &shared)
+	if !bytes.Contains(got, append([]byte{8, 32}, k[:]...)) || bytes.Contains(got, []byte("<b/>")) {
+		t.Errorf("shared entry = % x: want field 8 with the key, no payload", got)
 	}
 }
 
@@ -66,19 +95,19 @@ func TestDecodeEntryRejects(t *testing.T) {
 	good := encodeEntry(nil, &entry{n: sampleNotifications()[2]})
 	shared := encodeEntry(nil, &entry{n: sampleNotifications()[1], hasRef: true})
 	tests := map[string][]byte{
-		"empty":           nil,
-		"version":         append([]byte{4}, good[1:]...),
-		"v3 bad form":     bytes.Replace(bytes.Clone(good), []byte{4, 't', 'i', 'l', 'e', payloadInline}, []byte{4, 't', 'i', 'l', 'e', 7}, 1),
-		"v3 short key":    shared[:len(shared)-3],
-		"v2 short key":    append(legacyV2Record(tilecast.Notification{}, payloadKey{})[:7], 0, 0),
-		"truncated":       good[:len(good)-1],
-		"trailing":        append(bytes.Clone(good), 0),
-		"v1 header count": {1, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"string past end": {3, 0, 50, 'a'},
-		"varint overflow": {3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
-		"time tag":        {3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0},
-		"nanoseconds":     {3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03, 0},
-		"json":            []byte(`{"id":1}`),
+		"empty":            nil,
+		"old version":      v1Record,
+		"version 3":        legacyV3Record(sampleNotifications()[2], nil),
+		"truncated":        good[:len(good)-1],
+		"trailing":         append(bytes.Clone(good), 0),
+		"short key":        {4, 8, 31},
+		"key and payload":  slices.Concat([]byte{4, 7, 1, 'x', 8, 32}, make([]byte, 32)),
+		"string past end":  {4, 2, 50, 'a'},
+		"varint overflow":  {4, 1, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+		"nanoseconds":      {4, 10, 6, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03},
+		"out of order":     {4, 3, 1, 'f', 2, 1, 'c'},
+		"json":             []byte(`{"id":1}`),
+		"shared truncated": shared[:len(shared)-3],
 	}
 	for name, b := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -89,106 +118,53 @@ func TestDecodeEntryRejects(t *testing.T) {
 	}
 }
 
-// The forms written before notifications kept their payload instead of
-// their request are still read: their body is the payload, their headers
-// (which followed from the kind) are dropped. (A later migration may
-// rewrite them; until then they must drain.)
-
-// legacyRequest is a request as versions 1 and 2 stored it: uvarint header
-// count, str name and str value per header, str body.
-func legacyRequest(headers [][2]string, body []byte) []byte {
-	var b []byte
-	b = binary.AppendUvarint(b, uint64(len(headers)))
-	for _, h := range headers {
-		b = appendStr(b, h[0])
-		b = appendStr(b, h[1])
+// An entry keeps the fields a newer tilecast wrote when it is rewritten
+// (a retry re-keys it), in tag order.
+func TestEntryUnknownFields(t *testing.T) {
+	n := sampleNotifications()[1]
+	rec := encodeEntry(nil, &entry{n: n})
+	// Tags 12 and 50 are unknown to this build.
+	future := slices.Concat(rec, []byte{12, 1, 'x'}, []byte{50, 0})
+	e, err := decodeEntry(future)
+	if err != nil || !reflect.DeepEqual(e.n, n) || len(e.unknown) != 2 {
+		t.Fatalf("decodeEntry = %+v, %v", e, err)
 	}
-	b = binary.AppendUvarint(b, uint64(len(body)))
-	return append(b, body...)
-}
-
-// legacyHeaders are the MPNS headers of an old toast record.
-var legacyHeaders = [][2]string{{"Content-Type", "text/xml"}, {"Content-Length", "3"}, {"Accept", "application/*"},
-	{"X-NotificationClass", "2"}, {"X-WindowsPhone-Target", "toast"}}
-
-func legacyHead(version byte, n *tilecast.Notification) []byte {
-	b := []byte{version}
-	b = binary.AppendUvarint(b, n.ID)
-	for _, s := range []string{n.ChannelID, n.Feed, n.User, n.ItemID, string(n.Kind)} {
-		b = appendStr(b, s)
+	e.n.Attempts = 5
+	got := encodeEntry(nil, &e)
+	want := slices.Concat(encodeEntry(nil, &entry{n: e.n}), []byte{12, 1, 'x'}, []byte{50, 0})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("rewritten =\n% x\nwant\n% x", got, want)
 	}
-	return b
-}
 
-func legacyTail(b []byte, n *tilecast.Notification) []byte {
-	b = binary.AppendVarint(b, int64(n.Attempts))
-	b = appendTime(b, n.NextAttempt)
-	return appendTime(b, n.Created)
-}
-
-// legacyV1Record is a version 1 record: n with its request inline.
-func legacyV1Record(n tilecast.Notification, headers [][2]string) []byte {
-	b := legacyHead(recordV1, &n)
-	b = append(b, legacyRequest(headers, n.Payload)...)
-	return legacyTail(b, &n)
-}
-
-// legacyV2Record is a version 2 record: n referencing a stored request.
-func legacyV2Record(n tilecast.Notification, k payloadKey) []byte {
-	b := legacyHead(recordV2, &n)
-	b = append(b, k[:]...)
-	return legacyTail(b, &n)
-}
-
-// v1Record is a version 1 record, byte for byte as the encoder before
-// shared payloads wrote it; such files are in the field.
-var v1Record = []byte{
-	1, 1, // version, ID
-	2, 'c', '1', 4, 'n', 'e', 'w', 's', 0, 0, 5, 't', 'o', 'a', 's', 't', // channel, feed, user, item, kind
-	1, 12, 'C', 'o', 'n', 't', 'e', 'n', 't', '-', 'T', 'y', 'p', 'e', 8, 't', 'e', 'x', 't', '/', 'x', 'm', 'l', // headers
-	3, '<', 'a', '>', // body
-	4,                                     // attempts 2 (zigzag)
-	1, 0x80, 0xa9, 0xa1, 0x9a, 0x0d, 0x7b, // next attempt 2026-03-01 12:00:00.000000123 UTC
-	0, // created: zero
-}
-
-func TestDecodeOldForms(t *testing.T) {
-	want := tilecast.Notification{
-		ID: 1, ChannelID: "c1", Feed: "news", Kind: tilecast.KindToast, Payload: []byte("<a>"),
-		Attempts: 2, NextAttempt: time.Date(2026, 3, 1, 12, 0, 0, 123, time.UTC),
-	}
-	e, err := decodeEntry(v1Record)
-	if err != nil {
+	// Through the store: a retried entry keeps them.
+	db, clk := mustOpen(t)
+	ch := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a"})
+	if err := db.Enqueue([]tilecast.Notification{toast(ch, "news", "1")}); err != nil {
 		t.Fatal(err)
 	}
-	if e.hasRef || !reflect.DeepEqual(e.n, want) {
-		t.Errorf("version 1: %+v (ref %v), want %+v", e.n, e.hasRef, want)
-	}
-	// Rewritten, it becomes version 3 with the payload inline.
-	again, err := decodeEntry(encodeEntry(nil, &e))
-	if err != nil || !reflect.DeepEqual(again, e) {
-		t.Errorf("version 1 rewritten: %+v, %v", again, err)
-	}
-	if b := encodeEntry(nil, &e); b[0] != recordV3 {
-		t.Errorf("version 1 rewritten as version %d", b[0])
-	}
-	if got, err := decodeEntry(legacyV1Record(want, legacyHeaders)); err != nil || !reflect.DeepEqual(got.n, want) {
-		t.Errorf("version 1 with MPNS headers: %+v, %v", got.n, err)
-	}
-
-	k := payloadKey(sha256.Sum256(legacyRequest(legacyHeaders, []byte("<a>"))))
-	e, err = decodeEntry(legacyV2Record(want, k))
-	if err != nil {
+	extra := []byte{60, 2, 'h', 'i'}
+	if err := db.update(func(b *buckets) error {
+		k, v := b.outbox.Cursor().First()
+		return b.outbox.Put(bytes.Clone(k), slices.Concat(v, extra))
+	}); err != nil {
 		t.Fatal(err)
 	}
-	wantShared := want
-	wantShared.Payload = nil
-	if !e.hasRef || e.ref != k || !reflect.DeepEqual(e.n, wantShared) {
-		t.Errorf("version 2: %+v (ref %v %x), want %+v with key %x", e.n, e.hasRef, e.ref[:4], wantShared, k[:4])
+	ps := allPending(t, db, clk.Now())
+	if len(ps) != 1 {
+		t.Fatalf("%d pending", len(ps))
 	}
-	// Rewritten, it keeps its key.
-	if again, err := decodeEntry(encodeEntry(nil, &e)); err != nil || !reflect.DeepEqual(again, e) {
-		t.Errorf("version 2 rewritten: %+v, %v", again, err)
+	if err := db.Record([]tilecast.Record{{ID: ps[0].ID, Due: ps[0].NextAttempt, Op: tilecast.OpRetry,
+		NextAttempt: clk.Now().Add(time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.view(func(b *buckets) error {
+		_, v := b.outbox.Cursor().First()
+		if !bytes.HasSuffix(v, extra) {
+			t.Errorf("retried entry = % x, lost % x", v, extra)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -199,49 +175,38 @@ func TestDecodePayload(t *testing.T) {
 		t.Fatalf("layout 2: %q, %v", got, err)
 	}
 	old := legacyRequest(legacyHeaders, p)
-	got, err = decodePayload(payloadKey(sha256.Sum256(old)), payloadV1, old)
-	if err != nil || !bytes.Equal(got, p) {
-		t.Fatalf("layout 1: %q, %v; want its body", got, err)
-	}
-	// A payload and an old request of the same bytes have different keys.
-	if payloadKeyOf(old) == payloadKey(sha256.Sum256(old)) {
-		t.Error("layout 2 keys are plain hashes")
-	}
 	for name, bad := range map[string]struct {
 		k      payloadKey
 		layout byte
 		p      []byte
 	}{
-		"other key":               {payloadKey{}, payloadV2, p},
-		"layout 1 key for 2":      {payloadKey(sha256.Sum256(p)), payloadV2, p},
-		"layout 2 key for 1":      {payloadKeyOf(old), payloadV1, old},
-		"layout 1 truncated":      {payloadKey(sha256.Sum256(old[:len(old)-1])), payloadV1, old[:len(old)-1]},
-		"layout 1 trailing":       {payloadKey(sha256.Sum256(append(bytes.Clone(old), 0))), payloadV1, append(bytes.Clone(old), 0)},
-		"unknown layout":          {payloadKeyOf(p), 3, p},
-		"layout 1 hostile counts": {payloadKey(sha256.Sum256([]byte{0xff, 0x0f})), payloadV1, []byte{0xff, 0x0f}},
+		"other key":          {payloadKey{}, payloadV2, p},
+		"layout 1 key for 2": {payloadKey(sha256.Sum256(p)), payloadV2, p},
+		"layout 1":           {payloadKey(sha256.Sum256(old)), oldPayloadV1, old},
+		"unknown layout":     {payloadKeyOf(p), 3, p},
 	} {
 		if _, err := decodePayload(bad.k, bad.layout, bad.p); !errors.Is(err, errRecord) {
 			t.Errorf("%s: err = %v, want errRecord", name, err)
 		}
 	}
+	if _, _, _, err := splitPayloadValue(payloadValue(oldPayloadV1, 1, old)); !errors.Is(err, errRecord) {
+		t.Errorf("a layout 1 value splits: %v", err)
+	}
 }
 
 // FuzzOutboxRecord: the decoder never panics and rejects what it cannot
-// read; whatever it accepts re-encodes (as version 3) to a record that
-// decodes to the same entry, and a version 3 record re-encodes to the
-// same bytes.
+// read with errRecord; whatever it accepts re-encodes to a record that
+// decodes to the same entry and re-encodes to itself.
 func FuzzOutboxRecord(f *testing.F) {
 	for _, e := range sampleEntries() {
 		f.Add(encodeEntry(nil, &e))
 	}
-	for i, n := range sampleNotifications() {
-		f.Add(legacyV1Record(n, legacyHeaders))
-		f.Add(legacyV2Record(n, payloadKey{0: byte(i), 31: 0xff}))
-	}
 	f.Add(v1Record)
 	f.Add([]byte{})
-	f.Add([]byte{3})
-	f.Add([]byte{3, 0x80})
+	f.Add([]byte{4})
+	f.Add([]byte{4, 0x80})
+	f.Add([]byte{4, 8, 31})
+	f.Add([]byte{4, 12, 1, 'x', 50, 0})
 	f.Add([]byte(`{"id":1,"channel":"x"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEntry(b)
@@ -252,18 +217,15 @@ func FuzzOutboxRecord(f *testing.F) {
 			return
 		}
 		again := encodeEntry(nil, &e)
-		if len(again) > entryLen(&e) {
-			t.Fatalf("encoded %d > entryLen %d", len(again), entryLen(&e))
-		}
-		if b[0] == recordV3 && !bytes.Equal(again, b) {
-			t.Fatalf("version 3 record re-encoded differently\n got %x\nwant %x", again, b)
-		}
 		back, err := decodeEntry(again)
 		if err != nil {
 			t.Fatalf("own encoding rejected: %v", err)
 		}
 		if !reflect.DeepEqual(back, e) {
 			t.Fatalf("re-encode changed the entry\n got %+v\nwant %+v", back, e)
+		}
+		if twice := encodeEntry(nil, &back); !bytes.Equal(twice, again) {
+			t.Fatalf("not a fixed point:\n% x\n% x", again, twice)
 		}
 	})
 }
@@ -273,12 +235,10 @@ func FuzzOutboxRecord(f *testing.F) {
 func FuzzPayloadValue(f *testing.F) {
 	for _, n := range sampleNotifications() {
 		f.Add(payloadValue(payloadV2, 3, n.Payload))
-		f.Add(payloadValue(payloadV1, 1, legacyRequest(legacyHeaders, n.Payload)))
+		f.Add(payloadValue(oldPayloadV1, 1, legacyRequest(legacyHeaders, n.Payload)))
 	}
-	f.Add([]byte{payloadV1})
 	f.Add([]byte{payloadV2, 0x80})
 	f.Add([]byte{3, 1, 0, 0})
-	f.Add([]byte{payloadV1, 0, 0, 0x88, 0, '0', '0', '0', '0', '0', '0', '0', '0'}) // non-minimal body length
 	f.Fuzz(func(t *testing.T, v []byte) {
 		layout, content, refs, err := splitPayloadValue(v)
 		if err != nil {
@@ -287,24 +247,85 @@ func FuzzPayloadValue(f *testing.F) {
 			}
 			return
 		}
-		k := payloadKeyOf(content)
-		if layout == payloadV1 {
-			k = sha256.Sum256(content)
+		p, err := decodePayload(payloadKeyOf(content), layout, content)
+		if err != nil {
+			t.Fatalf("payload under its own key: %v", err)
 		}
-		p, err := decodePayload(k, layout, content)
+		if !bytes.Equal(p, content) {
+			t.Fatalf("payload %q, content %q", p, content)
+		}
+		// Rewriting a count keeps layout and content.
+		l2, c2, r2, err := splitPayloadValue(payloadValue(layout, refs+1, content))
+		if err != nil || l2 != layout || !bytes.Equal(c2, content) || r2 != refs+1 {
+			t.Fatalf("rewritten value reads as %d %q %d, %v", l2, c2, r2, err)
+		}
+	})
+}
+
+// sameDeadLetter compares dead letters as a round trip keeps them: times
+// as instants, payloads by content (nil and empty alike).
+func sameDeadLetter(a, b DeadLetter) bool {
+	x, y := a.Notification, b.Notification
+	return x.ID == y.ID && x.ChannelID == y.ChannelID && x.Feed == y.Feed && x.User == y.User &&
+		x.ItemID == y.ItemID && x.Kind == y.Kind && bytes.Equal(x.Payload, y.Payload) &&
+		x.Attempts == y.Attempts && x.NextAttempt.Equal(y.NextAttempt) && x.Created.Equal(y.Created) &&
+		outcomeSame(a.Outcome, b.Outcome)
+}
+
+func TestDeadLetterRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	cases := []DeadLetter{{}}
+	for _, n := range sampleNotifications() {
+		cases = append(cases, DeadLetter{Notification: n, Outcome: randCodecOutcome(r)})
+	}
+	for i, d := range cases {
+		v := encodeDeadLetter(&d)
+		if v[0] != deadV1 {
+			t.Fatalf("%d: version %d", i, v[0])
+		}
+		got, err := decodeDeadLetter(v)
+		if err != nil || !sameDeadLetter(got, d) {
+			t.Fatalf("%d: round trip %+v, %v; want %+v", i, got, err, d)
+		}
+		if again := encodeDeadLetter(&got); !bytes.Equal(again, v) {
+			t.Fatalf("%d: re-encoding differs", i)
+		}
+	}
+	for name, bad := range map[string][]byte{
+		"empty":          nil,
+		"json":           []byte(`{"notification":{}}`),
+		"shared payload": slices.Concat([]byte{deadV1, 1, 34, 8, 32}, make([]byte, 32)),
+		"bad outcome":    {deadV1, 2, 2, 1, 9},
+		"past end":       {deadV1, 1, 9},
+	} {
+		if d, err := decodeDeadLetter(bad); !errors.Is(err, errRecord) || !strings.HasPrefix(err.Error(), "decode dead letter: ") {
+			t.Errorf("%s: %+v, %v; want a dead letter errRecord", name, d, err)
+		}
+	}
+}
+
+func FuzzDecodeDeadLetter(f *testing.F) {
+	r := rand.New(rand.NewPCG(8, 9))
+	for _, n := range sampleNotifications()[:3] {
+		d := DeadLetter{Notification: n, Outcome: randCodecOutcome(r)}
+		f.Add(encodeDeadLetter(&d))
+	}
+	f.Add([]byte{deadV1, 1, 0, 2, 0, 3, 0})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		d, err := decodeDeadLetter(v)
 		if err != nil {
 			if !errors.Is(err, errRecord) {
 				t.Fatalf("error %v is not errRecord", err)
 			}
 			return
 		}
-		if layout == payloadV2 && !bytes.Equal(p, content) {
-			t.Fatalf("layout 2 payload %q, content %q", p, content)
+		enc := encodeDeadLetter(&d)
+		back, err := decodeDeadLetter(enc)
+		if err != nil || !sameDeadLetter(back, d) {
+			t.Fatalf("re-encoded: %+v, %v; want %+v", back, err, d)
 		}
-		// Rewriting a count keeps layout and content.
-		l2, c2, r2, err := splitPayloadValue(payloadValue(layout, refs+1, content))
-		if err != nil || l2 != layout || !bytes.Equal(c2, content) || r2 != refs+1 {
-			t.Fatalf("rewritten value reads as %d %q %d, %v", l2, c2, r2, err)
+		if twice := encodeDeadLetter(&back); !bytes.Equal(twice, enc) {
+			t.Fatalf("not a fixed point")
 		}
 	})
 }

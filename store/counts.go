@@ -28,11 +28,11 @@ import (
 // Where each count changes:
 //
 //	channels   addChannel (new channel: AddChannel, ImportChannels),
-//	           removeChannel (RemoveChannel, device replacement, Record's
-//	           OpRemoveChannel)
+//	           removeChannel (RemoveChannel, two channels made one by a
+//	           rotation or the schema 4 migration, Record's OpRemoveChannel)
 //	outbox     enqueuer.add (Commit, Enqueue, FanOutStep) and the tile it
 //	           replaces; removeEntry (Record, Due's stale entries, channel
-//	           removal and device replacement via dropEntry); removeChannel's
+//	           removal and takeOver via dropEntry); removeChannel's
 //	           sweep of index keys left pointing at entries
 //	dead       putDead (Record's OpDead)
 //	broken     feedStateWritten (SaveFeedState, Commit)
@@ -130,14 +130,16 @@ func addCount(n, d int) int { return max(n+d, 0) }
 // scanCounts counts by reading every channel, outbox entry, dead letter
 // and feed state: on the upgrade to schema 3 only (and when the records
 // were removed by hand).
-func scanCounts(b *buckets) (tilecast.Counts, error) {
+func scanCounts(b *buckets) (tilecast.Counts, error) { return scanCountsWith(b, stateBroken) }
+
+func scanCountsWith(b *buckets, broken func([]byte) bool) (tilecast.Counts, error) {
 	c := tilecast.Counts{
 		Channels:    countKeys(b.channels),
 		OutboxDepth: countKeys(b.outbox),
 		DeadLetters: countKeys(b.dead),
 	}
 	err := b.feedState.ForEach(func(k, v []byte) error {
-		if !stateBroken(v) {
+		if !broken(v) {
 			return nil
 		}
 		fk := parseFeedKey(k)
@@ -178,12 +180,16 @@ func putCounts(meta *bolt.Bucket, c *tilecast.Counts) error {
 }
 
 // recount rebuilds the count records from a scan; tx must be writable.
-func recount(tx *bolt.Tx) (tilecast.Counts, error) {
+func recount(tx *bolt.Tx) (tilecast.Counts, error) { return recountWith(tx, stateBroken) }
+
+// recountWith is recount with broken telling a broken feed state: the
+// migrations count files whose feed states are still in older forms.
+func recountWith(tx *bolt.Tx, broken func([]byte) bool) (tilecast.Counts, error) {
 	b, err := bucketsOf(tx)
 	if err != nil {
 		return tilecast.Counts{}, err
 	}
-	c, err := scanCounts(b)
+	c, err := scanCountsWith(b, broken)
 	if err != nil {
 		return c, err
 	}

@@ -452,7 +452,7 @@ func TestCountsUpgrade(t *testing.T) {
 		must(t, err, bdb.Close())
 	}
 	dropCounts("2")
-	if _, err := Open(path, Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "needs migrating to 3") {
+	if _, err := Open(path, Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("needs migrating to %d", SchemaVersion())) {
 		t.Errorf("read-only open of a schema 2 file: %v, want a request to open it read-write", err)
 	}
 	var log bytes.Buffer

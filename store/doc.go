@@ -11,56 +11,59 @@
 //
 //	meta            "schema" → decimal schema version (migrations());
 //	                "counts" and "broken" + 0x00 + feed → the running counts
-//	                (counts.go), updated by every write that changes them
-//	channels        channel ID → binary tilecast.Channel (chancodec.go, version
-//	                byte first); records written before it are JSON (first byte
-//	                '{') and still read. No migration: a channel is rewritten in
-//	                binary the next time it changes
+//	                (counts.go), updated by every write that changes them;
+//	                "migrate4" → where an unfinished schema 4 migration got
+//	                to (migrate.go)
+//	channels        channel ID → channel record (chancodec.go)
 //	channel_uri     URI → channel ID (registrations are deduplicated by URI,
-//	                in its channeluri.Canonical form; records written before
-//	                the store canonicalised may hold other spellings)
-//	channel_device  device → channel ID (re-registration of a device)
+//	                in its channeluri.Canonical form; schema 4 put every
+//	                stored URI in that form, except URIs that no longer
+//	                canonicalise, which are kept as they were)
+//	channel_device  user + 0x00 + device → channel ID: a device ID is
+//	                scoped to its user (rotation, AddChannel). Before
+//	                schema 4 the key was the device alone
 //	channel_feed    feed + 0x00 + channel ID → the channel's user. Feed "" is
 //	                the default list: channels that list no feeds. Subscribers
 //	                of a global feed = its entries + the default list, so only
 //	                subscribers are decoded; FeedUsers reads the values alone.
 //	channel_user    user + 0x00 + channel ID → empty (per-user feed runs and
 //	                Channels(user))
-//	feedstate       feed [+ 0x00 + user] → binary tilecast.FeedState
-//	                (feedcodec.go, version byte first); JSON records ('{')
-//	                are still read and rewritten in binary on the next save
+//	feedstate       feed [+ 0x00 + user] → feed state record (feedcodec.go)
 //	seen            one sub-bucket per feed [+ 0x00 + user]: item ID → 8-byte
 //	                BE Unix seconds when the feed last listed it. IDs over
 //	                1 KiB are stored as "sha256:" + their hash.
-//	outbox          NextAttempt + 8-byte BE sequence → binary record
-//	                (codec.go, version byte first); the sequence is the
-//	                Notification.ID. A record holds what the notification
-//	                is (kind, payload, creation time), not its request:
-//	                version 3 has the payload inline or the 32-byte key of
-//	                a shared one in bodies. Versions 1 and 2 (older files)
-//	                held the whole MPNS request inline or by key; they are
-//	                still read, their body being the payload. Record finds
-//	                an entry from its ID and due time
-//	                (tilecast.Record.Due); schema 1 also kept an index
-//	                outbox_id (sequence → outbox key), which schema 2 drops
+//	outbox          NextAttempt + 8-byte BE sequence → outbox record
+//	                (codec.go); the sequence is the Notification.ID. A
+//	                record holds what the notification is (kind, payload,
+//	                creation time), not its request: the payload inline or
+//	                the 32-byte key of a shared one in bodies. Record finds
+//	                an entry from its ID and due time (tilecast.Record.Due);
+//	                schema 1 also kept an index outbox_id (sequence →
+//	                outbox key), which schema 2 drops
 //	bodies          payload key → layout byte + uvarint count of entries
-//	                referencing it + the payload (layout 2) or, written by
-//	                older versions, a whole request (layout 1) (bodies.go):
-//	                a fan-out stores its payload once. Created by the first
-//	                write that needs it
+//	                referencing it + the payload (bodies.go): a fan-out
+//	                stores its payload once. Created by the first write that
+//	                needs it
 //	outbox_channel  channel ID + 0x00 + outbox key → empty (a channel's entries)
 //	tile_waiting    channel ID + 0x00 + feed → outbox key of the waiting tile
 //	                (a newer tile replaces it)
 //	tile_last       channel ID + 0x00 + feed → sha256 of the last delivered
 //	                tile payload (an identical tile is not sent again)
-//	dead            8-byte BE sequence → JSON DeadLetter (one written with
-//	                a request instead of a payload reads its body as the
-//	                payload)
+//	dead            8-byte BE sequence → dead letter record (codec.go)
 //	ledger          channel ID + 0x00 + outcome time + 8-byte BE sequence →
-//	                binary tilecast.Outcome (ledgercodec.go, version byte
-//	                first); values written before it are JSON (first byte
-//	                '{') and still read. Last 7 days, ≤ 100 per channel,
-//	                pruned when Record writes; PruneLedger sweeps the rest
+//	                ledger value (ledgercodec.go). Last 7 days, ≤ 100 per
+//	                channel, pruned when Record writes; PruneLedger sweeps
+//	                the rest
+//	fanout          feed name → JSON tilecast.FanOutJob (fanout.go)
+//
+// # Records
+//
+// Every record is a version byte and tagged fields (tlv.go): a reader skips
+// fields it does not know and a rewrite keeps them, so a field added later
+// needs neither a new version nor a rewrite of the file. Files written
+// before schema 4 held older forms (JSON, untagged binary, whole MPNS
+// requests); the schema 4 migration rewrote every record (migrate.go), and
+// only it reads those forms (migrate_old.go).
 //
 // # Caveats
 //

@@ -19,8 +19,10 @@ const bucketFanOut = "fanout"
 // those naming f. The cursor is the index key of the last channel of the
 // previous page. A full page returns its last key as the next cursor even
 // when nothing follows (the next call then returns an empty last page). A
-// channel removed meanwhile is not found; one registered behind the cursor
-// got the feed's tile on subscribing and is not this run's business.
+// channel removed meanwhile is not found. A channel registered meanwhile
+// is returned wherever its key sorts; the caller skips those created
+// after its run started (Channel.Created), which got the feed's tile on
+// subscribing and are not that run's business.
 func (db *DB) SubscribersAfter(f *tilecast.Feed, cursor string, limit int) ([]tilecast.Channel, string, error) {
 	if f.PerUser() || f.Name == "" {
 		return nil, "", fmt.Errorf("subscribers of %q: paging is for global feeds", f.Name)

@@ -7,90 +7,123 @@ import (
 	"github.com/tilecast/tilecast"
 )
 
-// feedStateV1 is the version byte of the binary feed state record. As for
-// channels (chancodec.go), records written before it are JSON and start
-// with '{', which no version byte may ever be.
-const feedStateV1 = 1
+// feedStateV2 is the version byte of a feed state record in tagged form
+// (tlv.go). Version 1 and JSON records are older forms (migrate_old.go).
+const feedStateV2 = 2
 
-// Feed state record, version 1 (the encodings of codec.go):
+// Feed state record, version 2: tagged fields (tlv.go)
 //
-//	byte    version (1)
-//	str     ETag, LastModified
-//	byte    flags: 1 Baselined, 2 Broken, 4 Latest present
-//	time    LastFetch
-//	str     LastResult
-//	time    LastSuccess
-//	varint  Failures
-//	time    FailingSince, NextFetch
-//	str     Title, Link
-//	time    SeenRefreshed
-//	if Latest:
-//	  str     Feed.Name, Feed.Title, Feed.Link
-//	  item    Item
-//	  uvarint item count, then item per Items entry
-//	  varint  NewCount
-//	  str     User
+//	1 str  ETag           6 str  LastResult     11 str    Title
+//	2 str  LastModified   7 time LastSuccess    12 str    Link
+//	3 bool Baselined      8 int  Failures       13 time   SeenRefreshed
+//	4 bool Broken         9 time FailingSince   14 nested Latest
+//	5 time LastFetch      10 time NextFetch
 //
-// where item is str ID, Title, Link, Summary; time Published; str Image.
+// Latest (present, possibly empty, when st.Latest is not nil):
+//
+//	1 str Feed.Name   3 str Feed.Link   5 list Items (nested item each)
+//	2 str Feed.Title  4 nested Item     6 int  NewCount
+//	                                    7 str  User
+//
+// item: 1 str ID, 2 str Title, 3 str Link, 4 str Summary, 5 time
+// Published, 6 str Image.
 //
 // Binary instead of JSON because every poll reads its feed's state first,
-// a 304 included: JSON decoding was ~7 % of a 5,000-feed tick's CPU. No
-// migration: a JSON record stays readable and becomes binary when the feed
-// state is next written. A round trip keeps what the channel codec keeps
-// (strings byte for byte, instants in UTC; an empty Items comes back nil,
-// as through JSON), and decoding is strict in the same way.
+// a 304 included: JSON decoding was ~7 % of a 5,000-feed tick's CPU. A
+// round trip keeps what the channel codec keeps (strings byte for byte,
+// instants in UTC; an empty Items comes back nil, as through JSON).
 const (
-	feedBaselined = 1 << iota
-	feedBroken
-	feedHasLatest
-	feedFlags = feedBaselined | feedBroken | feedHasLatest
+	feedTagETag = 1 + iota
+	feedTagLastModified
+	feedTagBaselined
+	feedTagBroken
+	feedTagLastFetch
+	feedTagLastResult
+	feedTagLastSuccess
+	feedTagFailures
+	feedTagFailingSince
+	feedTagNextFetch
+	feedTagTitle
+	feedTagLink
+	feedTagSeenRefreshed
+	feedTagLatest
+	feedTagMax = feedTagLatest
 )
 
-func appendItem(dst []byte, it *tilecast.Item) []byte {
-	dst = appendStr(dst, it.ID)
-	dst = appendStr(dst, it.Title)
-	dst = appendStr(dst, it.Link)
-	dst = appendStr(dst, it.Summary)
-	dst = appendTime(dst, it.Published)
-	return appendStr(dst, it.Image)
+// Tags of Latest.
+const (
+	latestTagFeedName = 1 + iota
+	latestTagFeedTitle
+	latestTagFeedLink
+	latestTagItem
+	latestTagItems
+	latestTagNewCount
+	latestTagUser
+)
+
+// Tags of an item.
+const (
+	itemTagID = 1 + iota
+	itemTagTitle
+	itemTagLink
+	itemTagSummary
+	itemTagPublished
+	itemTagImage
+)
+
+func feedStateKnown(tag uint64) bool { return tag >= 1 && tag <= feedTagMax }
+
+func appendItemFields(dst []byte, it *tilecast.Item) []byte {
+	dst = appendStrField(dst, itemTagID, it.ID)
+	dst = appendStrField(dst, itemTagTitle, it.Title)
+	dst = appendStrField(dst, itemTagLink, it.Link)
+	dst = appendStrField(dst, itemTagSummary, it.Summary)
+	dst = appendTimeField(dst, itemTagPublished, it.Published)
+	return appendStrField(dst, itemTagImage, it.Image)
 }
 
-// appendFeedState appends st's version 1 record to dst.
+// appendFeedState appends st's record to dst.
 func appendFeedState(dst []byte, st *tilecast.FeedState) []byte {
-	dst = append(dst, feedStateV1)
-	dst = appendStr(dst, st.ETag)
-	dst = appendStr(dst, st.LastModified)
-	var flags byte
-	if st.Baselined {
-		flags |= feedBaselined
-	}
-	if st.Broken {
-		flags |= feedBroken
-	}
-	if st.Latest != nil {
-		flags |= feedHasLatest
-	}
-	dst = append(dst, flags)
-	dst = appendTime(dst, st.LastFetch)
-	dst = appendStr(dst, st.LastResult)
-	dst = appendTime(dst, st.LastSuccess)
-	dst = binary.AppendVarint(dst, int64(st.Failures))
-	dst = appendTime(dst, st.FailingSince)
-	dst = appendTime(dst, st.NextFetch)
-	dst = appendStr(dst, st.Title)
-	dst = appendStr(dst, st.Link)
-	dst = appendTime(dst, st.SeenRefreshed)
+	dst = append(dst, feedStateV2)
+	dst = appendStrField(dst, feedTagETag, st.ETag)
+	dst = appendStrField(dst, feedTagLastModified, st.LastModified)
+	dst = appendBoolField(dst, feedTagBaselined, st.Baselined)
+	dst = appendBoolField(dst, feedTagBroken, st.Broken)
+	dst = appendTimeField(dst, feedTagLastFetch, st.LastFetch)
+	dst = appendStrField(dst, feedTagLastResult, st.LastResult)
+	dst = appendTimeField(dst, feedTagLastSuccess, st.LastSuccess)
+	dst = appendIntField(dst, feedTagFailures, int64(st.Failures))
+	dst = appendTimeField(dst, feedTagFailingSince, st.FailingSince)
+	dst = appendTimeField(dst, feedTagNextFetch, st.NextFetch)
+	dst = appendStrField(dst, feedTagTitle, st.Title)
+	dst = appendStrField(dst, feedTagLink, st.Link)
+	dst = appendTimeField(dst, feedTagSeenRefreshed, st.SeenRefreshed)
 	if l := st.Latest; l != nil {
-		dst = appendStr(dst, l.Feed.Name)
-		dst = appendStr(dst, l.Feed.Title)
-		dst = appendStr(dst, l.Feed.Link)
-		dst = appendItem(dst, &l.Item)
-		dst = binary.AppendUvarint(dst, uint64(len(l.Items)))
-		for i := range l.Items {
-			dst = appendItem(dst, &l.Items[i])
-		}
-		dst = binary.AppendVarint(dst, int64(l.NewCount))
-		dst = appendStr(dst, l.User)
+		var scratch, item []byte
+		dst = appendNested(dst, feedTagLatest, &scratch, func(b []byte) []byte {
+			b = appendStrField(b, latestTagFeedName, l.Feed.Name)
+			b = appendStrField(b, latestTagFeedTitle, l.Feed.Title)
+			b = appendStrField(b, latestTagFeedLink, l.Feed.Link)
+			if it := appendItemFields(item[:0], &l.Item); len(it) > 0 {
+				b = appendBytesField(b, latestTagItem, it)
+				item = it
+			}
+			if len(l.Items) > 0 {
+				var list []byte
+				for i := range l.Items {
+					item = appendItemFields(item[:0], &l.Items[i])
+					list = binary.AppendUvarint(list, uint64(len(item)))
+					list = append(list, item...)
+				}
+				b = appendBytesField(b, latestTagItems, list)
+			}
+			b = appendIntField(b, latestTagNewCount, int64(l.NewCount))
+			b = appendStrField(b, latestTagUser, l.User)
+			if b == nil {
+				b = []byte{} // present, empty
+			}
+			return b
+		})
 	}
 	return dst
 }
@@ -100,70 +133,133 @@ func encodeFeedState(st *tilecast.FeedState) []byte {
 	return appendFeedState(nil, st)
 }
 
-// decodeFeedState parses a feed state record of any version: binary or
-// the JSON written before it. The result shares nothing with v.
+// decodeFeedState parses a feed state record. The result shares nothing
+// with v.
 func decodeFeedState(v []byte) (tilecast.FeedState, error) {
-	return decodeVersioned("feed state", v, feedStateV1, decodeFeedStateV1)
-}
-
-func (r *recordReader) item() tilecast.Item {
-	var it tilecast.Item
-	it.ID = r.str()
-	it.Title = r.str()
-	it.Link = r.str()
-	it.Summary = r.str()
-	it.Published = r.time()
-	it.Image = r.str()
-	return it
-}
-
-func decodeFeedStateV1(v []byte) (tilecast.FeedState, error) {
 	var st tilecast.FeedState
-	r := &recordReader{s: string(v), off: 1}
-	st.ETag = r.str()
-	st.LastModified = r.str()
-	flags := r.byte()
-	if flags&^feedFlags != 0 {
-		r.fail("unknown flags")
+	if err := checkVersion(v, feedStateV2); err != nil {
+		return st, fmt.Errorf("decode feed state: %w", err)
 	}
-	st.Baselined = flags&feedBaselined != 0
-	st.Broken = flags&feedBroken != 0
-	st.LastFetch = r.time()
-	st.LastResult = r.str()
-	st.LastSuccess = r.time()
-	st.Failures = r.int()
-	st.FailingSince = r.time()
-	st.NextFetch = r.time()
-	st.Title = r.str()
-	st.Link = r.str()
-	st.SeenRefreshed = r.time()
-	if flags&feedHasLatest != 0 && r.err == nil {
-		l := &tilecast.TemplateData{}
-		l.Feed.Name = r.str()
-		l.Feed.Title = r.str()
-		l.Feed.Link = r.str()
-		l.Item = r.item()
-		n := r.uvarint()
-		// An item takes at least 6 bytes: checking the count first keeps a
-		// hostile count from allocating.
-		if r.err == nil && n > uint64(len(r.s)-r.off)/6 {
-			r.fail("item count past end")
+	r := newReader(string(v), 1)
+	for r.more() {
+		switch r.next() {
+		case feedTagETag:
+			st.ETag = r.rest()
+		case feedTagLastModified:
+			st.LastModified = r.rest()
+		case feedTagBaselined:
+			st.Baselined = r.boolVal()
+		case feedTagBroken:
+			st.Broken = r.boolVal()
+		case feedTagLastFetch:
+			st.LastFetch = r.timeVal()
+		case feedTagLastResult:
+			st.LastResult = r.rest()
+		case feedTagLastSuccess:
+			st.LastSuccess = r.timeVal()
+		case feedTagFailures:
+			st.Failures = r.int()
+		case feedTagFailingSince:
+			st.FailingSince = r.timeVal()
+		case feedTagNextFetch:
+			st.NextFetch = r.timeVal()
+		case feedTagTitle:
+			st.Title = r.rest()
+		case feedTagLink:
+			st.Link = r.rest()
+		case feedTagSeenRefreshed:
+			st.SeenRefreshed = r.timeVal()
+		case feedTagLatest:
+			n := r.nested()
+			st.Latest = n.latest()
+			r.closeNested(&n)
+		default:
+			r.skip()
 		}
-		if r.err == nil && n > 0 {
-			l.Items = make([]tilecast.Item, n)
-			for i := range l.Items {
-				l.Items[i] = r.item()
-			}
-		}
-		l.NewCount = r.int()
-		l.User = r.str()
-		st.Latest = l
-	}
-	if r.err == nil && r.off != len(r.s) {
-		r.fail("trailing bytes")
+		r.done()
 	}
 	if r.err != nil {
 		return tilecast.FeedState{}, fmt.Errorf("decode feed state: %w", r.err)
 	}
 	return st, nil
+}
+
+func (r *recordReader) latest() *tilecast.TemplateData {
+	l := &tilecast.TemplateData{}
+	for r.more() {
+		switch r.next() {
+		case latestTagFeedName:
+			l.Feed.Name = r.rest()
+		case latestTagFeedTitle:
+			l.Feed.Title = r.rest()
+		case latestTagFeedLink:
+			l.Feed.Link = r.rest()
+		case latestTagItem:
+			n := r.nested()
+			l.Item = n.item()
+			r.closeNested(&n)
+		case latestTagItems:
+			l.Items = r.items()
+		case latestTagNewCount:
+			l.NewCount = r.int()
+		case latestTagUser:
+			l.User = r.rest()
+		default:
+			r.skip()
+		}
+		r.done()
+	}
+	return l
+}
+
+// items reads a list of nested items (nil when empty).
+func (r *recordReader) items() []tilecast.Item {
+	// Count first (each element takes at least a byte), so a hostile
+	// list cannot make it allocate more than the record's size.
+	c := *r
+	n := 0
+	for c.err == nil && c.off < c.end {
+		c.str()
+		n++
+	}
+	if c.err != nil {
+		r.err = c.err
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]tilecast.Item, n)
+	for i := range out {
+		l := r.uvarint()
+		e := recordReader{s: r.s, off: r.off, end: r.off + int(l)}
+		r.off = e.end
+		out[i] = e.item()
+		r.closeNested(&e)
+	}
+	return out
+}
+
+func (r *recordReader) item() tilecast.Item {
+	var it tilecast.Item
+	for r.more() {
+		switch r.next() {
+		case itemTagID:
+			it.ID = r.rest()
+		case itemTagTitle:
+			it.Title = r.rest()
+		case itemTagLink:
+			it.Link = r.rest()
+		case itemTagSummary:
+			it.Summary = r.rest()
+		case itemTagPublished:
+			it.Published = r.timeVal()
+		case itemTagImage:
+			it.Image = r.rest()
+		default:
+			r.skip()
+		}
+		r.done()
+	}
+	return it
 }

@@ -2,7 +2,7 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -41,35 +41,42 @@ func normFeedState(st tilecast.FeedState) tilecast.FeedState {
 	return st
 }
 
-// The version 1 layout, byte by byte, as feedcodec.go documents it.
+// The version 2 layout, byte by byte, as feedcodec.go and tlv.go
+// document it.
 func TestEncodeFeedStateGolden(t *testing.T) {
 	st := tilecast.FeedState{
 		Validators: tilecast.Validators{ETag: `"e"`, LastModified: "lm"},
 		Baselined:  true, LastFetch: time.Unix(2, 0), LastResult: "ok", Failures: -1,
 		Title: "T", SeenRefreshed: time.Unix(3, 7),
 		Latest: &tilecast.TemplateData{Feed: tilecast.FeedInfo{Name: "n"}, Item: tilecast.Item{ID: "i"},
-			Items: []tilecast.Item{{Title: "x"}}, NewCount: 1, User: "u"},
+			Items: []tilecast.Item{{Title: "x"}, {}}, NewCount: 1, User: "u"},
 	}
 	want := slices.Concat(
-		[]byte{1},                             // version
-		[]byte("\x03\"e\"\x02lm"),             // ETag, LastModified
-		[]byte{feedBaselined | feedHasLatest}, // flags
-		[]byte{1, 4, 0},                       // LastFetch
-		[]byte("\x02ok"),                      // LastResult
-		[]byte{0},                             // LastSuccess
-		[]byte{1},                             // Failures -1
-		[]byte{0, 0},                          // FailingSince, NextFetch
-		[]byte("\x01T\x00"),                   // Title, Link
-		[]byte{1, 6, 7},                       // SeenRefreshed
-		[]byte("\x01n\x00\x00"),               // Feed
-		[]byte("\x01i\x00\x00\x00\x00\x00"),   // Item
-		[]byte{1},                             // one item
-		[]byte("\x00\x01x\x00\x00\x00\x00"),   // Items[0]
-		[]byte{2},                             // NewCount 1
-		[]byte("\x01u"),                       // User
+		[]byte{2},                           // version
+		[]byte("\x01\x03\"e\"\x02\x02lm"),   // 1 ETag, 2 LastModified
+		[]byte{3, 1, 1},                     // 3 Baselined (4 Broken: false, left out)
+		[]byte{5, 2, 4, 0},                  // 5 LastFetch
+		[]byte("\x06\x02ok"),                // 6 LastResult
+		[]byte{8, 1, 1},                     // 8 Failures -1
+		[]byte("\x0b\x01T"),                 // 11 Title
+		[]byte{13, 2, 6, 7},                 // 13 SeenRefreshed
+		[]byte{14, 21},                      // 14 Latest, 21 bytes:
+		[]byte("\x01\x01n"),                 //   1 Feed.Name
+		[]byte("\x04\x03\x01\x01i"),         //   4 Item: 1 ID
+		[]byte("\x05\x05\x03\x02\x01x\x00"), //   5 Items: one of 3 bytes (2 Title), one empty
+		[]byte{6, 1, 2},                     //   6 NewCount 1
+		[]byte("\x07\x01u"),                 //   7 User
 	)
 	if got := encodeFeedState(&st); !bytes.Equal(got, want) {
 		t.Fatalf("encodeFeedState =\n% x\nwant\n% x", got, want)
+	}
+	if got, err := decodeFeedState(want); err != nil || !reflect.DeepEqual(got, normFeedState(st)) {
+		t.Fatalf("decodeFeedState = %+v, %v", got, err)
+	}
+	// An empty Latest is present, and empty.
+	empty := encodeFeedState(&tilecast.FeedState{Latest: &tilecast.TemplateData{}})
+	if !bytes.Equal(empty, []byte{2, 14, 0}) {
+		t.Errorf("empty Latest = % x", empty)
 	}
 }
 
@@ -117,123 +124,50 @@ func TestFeedStateRoundTrip(t *testing.T) {
 	}
 }
 
-// Feed states written as JSON before the binary record still read, and
-// read the same after being rewritten.
-func TestDecodeFeedStateJSON(t *testing.T) {
-	at := time.Date(2026, 3, 1, 12, 0, 0, 5, time.FixedZone("", -3600))
-	full := tilecast.FeedState{
-		Validators: tilecast.Validators{ETag: `"v1"`, LastModified: "Sun, 01 Mar 2026 10:00:00 GMT"},
-		Baselined:  true, LastFetch: at, LastResult: "ok", LastSuccess: at.Add(-time.Hour), Failures: 3,
-		FailingSince: at.Add(-2 * time.Hour), Broken: true, NextFetch: at.Add(time.Hour),
-		Title: "Ünïcode", Link: "https://e/", SeenRefreshed: at,
-		Latest: &tilecast.TemplateData{Feed: tilecast.FeedInfo{Name: "news", Title: "News", Link: "https://e/"},
-			Item:  tilecast.Item{ID: "g1", Title: "One", Published: time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC)},
-			Items: []tilecast.Item{{ID: "g1"}, {ID: "g0", Image: "https://e/i.png"}}, NewCount: 2, User: "ana"},
-	}
-	marshalled, err := json.Marshal(&full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		rec  string
-		want tilecast.FeedState
-	}{
-		{"marshalled", string(marshalled), full},
-		// Verbatim as the JSON encoder wrote it.
-		{"verbatim", `{"ETag":"\"x\"","LastModified":"Sun, 01 Mar 2026 10:00:00 GMT","baselined":true,` +
-			`"last_fetch":"2026-03-01T12:00:00+01:00","last_result":"ok","failures":2,"next_fetch":"2026-03-01T13:00:00Z",` +
-			`"title":"T","seen_refreshed":"2026-03-01T11:00:00Z","latest":{"Feed":{"Name":"n","Title":"T","Link":""},` +
-			`"Item":{"ID":"i","Title":"t","Link":"l","Summary":"s","Published":"2026-03-01T10:00:00Z","Image":""},` +
-			`"Items":null,"NewCount":1,"User":""}}`,
-			tilecast.FeedState{Validators: tilecast.Validators{ETag: `"x"`, LastModified: "Sun, 01 Mar 2026 10:00:00 GMT"},
-				Baselined: true, LastFetch: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC), LastResult: "ok", Failures: 2,
-				NextFetch: time.Date(2026, 3, 1, 13, 0, 0, 0, time.UTC), Title: "T",
-				SeenRefreshed: time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC),
-				Latest: &tilecast.TemplateData{Feed: tilecast.FeedInfo{Name: "n", Title: "T"},
-					Item:     tilecast.Item{ID: "i", Title: "t", Link: "l", Summary: "s", Published: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)},
-					NewCount: 1}}},
-		{"minimal", `{"baselined":false}`, tilecast.FeedState{}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeFeedState([]byte(tt.rec))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := normFeedState(tt.want)
-			if !reflect.DeepEqual(normFeedState(got), want) {
-				t.Fatalf("decodeFeedState =\n%+v\nwant\n%+v", got, want)
-			}
-			bin, err := decodeFeedState(encodeFeedState(&got))
-			if err != nil || !reflect.DeepEqual(bin, want) {
-				t.Fatalf("after re-encoding: %+v, %v", bin, err)
-			}
-		})
-	}
-}
-
 func TestDecodeFeedStateErrors(t *testing.T) {
-	valid := encodeFeedState(&tilecast.FeedState{Baselined: true, Latest: &tilecast.TemplateData{NewCount: 1}})
-	// Up to the flags byte: version, ETag "", LastModified "".
-	head := []byte{1, 0, 0}
 	tests := []decodeErrCase{
 		{"empty", nil, ": empty"},
-		{"unknown version", append([]byte{2}, valid[1:]...), "unknown version 2"},
-		{"bad json", []byte(`{"baselined":`), "unexpected end of JSON input"},
-		{"json wrong type", []byte(`{"failures":"x"}`), "cannot unmarshal string"},
-		{"version only", []byte{feedStateV1}, "truncated varint at byte 1"},
-		{"truncated", valid[:len(valid)-1], "truncated varint"},
-		{"trailing byte", append(bytes.Clone(valid), 0), "trailing bytes"},
-		{"unknown flag", slices.Concat(head, []byte{8}, valid[4:]), "unknown flags"},
-		{"bad time tag", slices.Concat(head, []byte{0, 9}), "bad time tag at byte 5"},
-		{"huge item count", slices.Concat(head, []byte{feedHasLatest, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-			[]byte{0, 0, 0}, []byte{0, 0, 0, 0, 0, 0}, []byte{0xff, 0xff, 0xff, 0xff, 0x0f}), "item count past end"},
+		{"unknown version", []byte{1, 0, 0}, "unknown version 1"},
+		{"json", []byte(`{"baselined":true}`), "unknown version 123"},
+		{"bool not 0 or 1", []byte{2, 3, 1, 2}, "field 3: bad record: bool is not 0 or 1"},
+		{"truncated", []byte{2, 5, 2, 4}, "length past end"},
+		{"latest past end", []byte{2, 14, 3, 1, 5, 'n'}, "field 14: bad record: field 1: length past end"},
+		{"item list past end", []byte{2, 14, 4, 5, 2, 9, 0}, "length past end"},
+		{"bad item", []byte{2, 14, 7, 5, 5, 4, 2, 0, 1, 0}, "field 1 after field 2"},
+		{"out of order", []byte{2, 2, 0, 1, 0}, "field 1 after field 2"},
 	}
 	testDecodeErrors(t, "feed state", decodeFeedState, tests)
 }
 
-// A state file whose feed states are JSON works without a migration: the
-// state reads, and the next save writes it in binary.
-func TestOldJSONFeedStateInStore(t *testing.T) {
+// A feed state keeps the fields a newer tilecast wrote through saves.
+func TestFeedStateUnknownFields(t *testing.T) {
 	db, _ := mustOpen(t)
 	k := tilecast.FeedKey{Feed: "news"}
-	fk, err := feedKey(k)
-	if err != nil {
+	fk, _ := feedKey(k)
+	if err := db.SaveFeedState(k, tilecast.FeedState{Baselined: true}); err != nil {
 		t.Fatal(err)
 	}
-	old := tilecast.FeedState{Validators: tilecast.Validators{ETag: `"a"`}, Baselined: true, Title: "News",
-		LastFetch: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
-		Latest:    &tilecast.TemplateData{Feed: tilecast.FeedInfo{Name: "news"}, NewCount: 3}}
-	v, err := json.Marshal(&old)
-	if err != nil {
+	extra := []byte{40, 1, 7}
+	if err := db.update(func(b *buckets) error {
+		return b.feedState.Put(fk, slices.Concat(b.feedState.Get(fk), extra))
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.update(func(b *buckets) error { return b.feedState.Put(fk, v) }); err != nil {
+	if err := db.SaveFeedState(k, tilecast.FeedState{Baselined: true, Broken: true}); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := db.FeedState(k)
-	if err != nil || !ok || !reflect.DeepEqual(got, normFeedState(old)) {
-		t.Fatalf("FeedState = %+v, %v, %v; want %+v", got, ok, err, old)
-	}
-	all, err := db.FeedStates()
-	if err != nil || !reflect.DeepEqual(all[k], normFeedState(old)) {
-		t.Fatalf("FeedStates = %+v, %v", all, err)
-	}
-	got.Failures = 1
-	if err := db.SaveFeedState(k, got); err != nil {
+	if err := db.Commit(tilecast.Commit{Key: k, State: tilecast.FeedState{Baselined: true, Title: "T"}}); err != nil {
 		t.Fatal(err)
 	}
 	var raw []byte
 	if err := db.view(func(b *buckets) error { raw = bytes.Clone(b.feedState.Get(fk)); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(raw) == 0 || raw[0] != feedStateV1 {
-		t.Fatalf("saved record starts % x, want the binary version", raw[:min(len(raw), 4)])
+	if !bytes.HasSuffix(raw, extra) {
+		t.Errorf("record = % x, lost % x", raw, extra)
 	}
-	again, _, err := db.FeedState(k)
-	if err != nil || !reflect.DeepEqual(again, got) {
-		t.Fatalf("after save: %+v, %v; want %+v", again, err, got)
+	if st, _, err := db.FeedState(k); err != nil || st.Title != "T" || st.Broken {
+		t.Errorf("FeedState = %+v, %v", st, err)
 	}
 }
 
@@ -244,24 +178,24 @@ func FuzzDecodeFeedState(f *testing.F) {
 		f.Add(encodeFeedState(&st))
 	}
 	f.Add(encodeFeedState(&tilecast.FeedState{}))
-	f.Add([]byte(`{"ETag":"x","baselined":true,"last_fetch":"2026-03-01T12:00:00+02:00","latest":{"Items":[]}}`))
-	f.Add([]byte{1, 0, 0, feedHasLatest, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x0f})
+	f.Add([]byte{2, 14, 7, 5, 5, 4, 2, 0, 1, 0})
+	f.Add([]byte{2, 14, 4, 5, 2, 0, 0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := decodeFeedState(data)
 		if err != nil {
-			return
-		}
-		enc := encodeFeedState(&st)
-		if data[0] == feedStateV1 {
-			if !bytes.Equal(enc, data) {
-				t.Fatalf("re-encoded\n% x\nfrom\n% x", enc, data)
+			if !errors.Is(err, errRecord) {
+				t.Fatalf("error %v is not errRecord", err)
 			}
 			return
 		}
+		enc := encodeFeedState(&st)
 		again, err := decodeFeedState(enc)
 		if err != nil || !reflect.DeepEqual(again, normFeedState(st)) {
-			t.Fatalf("JSON record %q: binary round trip = %+v, %v; want %+v", data, again, err, normFeedState(st))
+			t.Fatalf("re-encoded: %+v, %v; want %+v", again, err, normFeedState(st))
+		}
+		if twice := encodeFeedState(&again); !bytes.Equal(twice, enc) {
+			t.Fatalf("not a fixed point:\n% x\n% x", enc, twice)
 		}
 	})
 }

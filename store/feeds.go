@@ -47,8 +47,9 @@ func (db *DB) SaveFeedState(k tilecast.FeedKey, st tilecast.FeedState) error {
 	}
 	v := encodeFeedState(&st)
 	err = db.batch(func(b *buckets) error {
-		b.feedStateWritten(fk, b.feedState.Get(fk), st.Broken)
-		return b.feedState.Put(fk, v)
+		old := b.feedState.Get(fk)
+		b.feedStateWritten(fk, old, st.Broken)
+		return b.feedState.Put(fk, withUnknown(v, old, feedStateKnown))
 	})
 	if err != nil {
 		return fmt.Errorf("save feed state %s: %w", k, err)
@@ -162,8 +163,9 @@ func (db *DB) Commit(c tilecast.Commit) error {
 				return fmt.Errorf("prune seen: %w", err)
 			}
 		}
-		b.feedStateWritten(fk, b.feedState.Get(fk), c.State.Broken)
-		if err := b.feedState.Put(fk, state); err != nil {
+		old := b.feedState.Get(fk)
+		b.feedStateWritten(fk, old, c.State.Broken)
+		if err := b.feedState.Put(fk, withUnknown(state, old, feedStateKnown)); err != nil {
 			return fmt.Errorf("save state: %w", err)
 		}
 		if c.FanOut != nil {

@@ -12,9 +12,10 @@ import (
 const ImportBatch = 5000
 
 // ImportChannels adds or updates many channels with AddChannel's rules
-// (URIs canonicalised and deduplicated, device re-registration), ImportBatch channels per
-// transaction. added counts new channels, updated the URIs that were
-// already registered (including a URI repeated in chs).
+// (URIs canonicalised and deduplicated, devices scoped to their user and
+// rotated, rotations logged), ImportBatch channels per transaction. added
+// counts new channels, updated the others: URIs already registered
+// (including a URI repeated in chs) and devices' channels rotated.
 //
 // Every channel is validated before anything is written: one invalid
 // channel fails the whole import with ErrInvalidChannel and its index. A
@@ -29,14 +30,19 @@ func (db *DB) ImportChannels(chs []tilecast.Channel) (added, updated int, err er
 		if err := validateChannel(&ch); err != nil {
 			return 0, 0, fmt.Errorf("import channel %d: %w", i, err)
 		}
+		if err := checkTransport(&ch); err != nil {
+			return 0, 0, fmt.Errorf("import channel %d: %w", i, err)
+		}
 		ch.Feeds = normFeeds(ch.Feeds)
 		clean[i] = ch
 	}
 	for start := 0; start < len(clean); start += ImportBatch {
 		batch := clean[start:min(start+ImportBatch, len(clean))]
 		var a, u int
+		var rotated []rotation
 		err := db.update(func(b *buckets) error {
 			a, u = 0, 0
+			defer func() { rotated = b.rotations }()
 			now := db.now()
 			for i := range batch {
 				_, created, err := b.addChannel(&batch[i], now)
@@ -54,6 +60,7 @@ func (db *DB) ImportChannels(chs []tilecast.Channel) (added, updated int, err er
 		if err != nil {
 			return added, updated, fmt.Errorf("import channels: %w", err)
 		}
+		db.logRotations(rotated)
 		added += a
 		updated += u
 	}

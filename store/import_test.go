@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,7 +98,9 @@ func TestImportChannelsRules(t *testing.T) {
 		wantUser         map[string]string // URI → user after the import
 		wantFeeds        map[string][]string
 		wantMissingURIs  []string
-		wantSameIDForURI string // a URI of existing whose ID must be kept
+		wantSameIDForURI string            // a URI of existing whose ID must be kept
+		wantIDOf         map[string]string // URI → the URI of existing whose ID it must have
+		wantRotations    int               // channel rotated log lines
 	}{
 		{
 			name:         "new and existing",
@@ -147,12 +150,24 @@ func TestImportChannelsRules(t *testing.T) {
 			wantChannels: 0,
 		},
 		{
-			name:            "device re-registration replaces the old channel",
-			existing:        []tilecast.Channel{{URI: "http://127.0.0.1/old", Device: "d1"}},
-			in:              []tilecast.Channel{{URI: "http://127.0.0.1/new", Device: "d1"}},
-			added:           1,
+			name:            "a device's new URI rotates its channel",
+			existing:        []tilecast.Channel{{URI: "http://127.0.0.1/old", User: "ana", Device: "d1"}},
+			in:              []tilecast.Channel{{URI: "http://127.0.0.1/new", User: "ana", Device: "d1"}},
+			updated:         1,
 			wantChannels:    1,
 			wantMissingURIs: []string{"http://127.0.0.1/old"},
+			wantIDOf:        map[string]string{"http://127.0.0.1/new": "http://127.0.0.1/old"},
+			wantRotations:   1,
+		},
+		{
+			name:          "another user's device ID is another device",
+			existing:      []tilecast.Channel{{URI: "http://127.0.0.1/ana", User: "ana", Device: "d1"}},
+			in:            []tilecast.Channel{{URI: "http://127.0.0.1/bob", User: "bob", Device: "d1"}},
+			added:         1,
+			wantChannels:  2,
+			wantUser:      map[string]string{"http://127.0.0.1/ana": "ana", "http://127.0.0.1/bob": "bob"},
+			wantIDOf:      map[string]string{"http://127.0.0.1/ana": "http://127.0.0.1/ana"},
+			wantRotations: 0,
 		},
 		{
 			name: "empty input",
@@ -160,12 +175,20 @@ func TestImportChannelsRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			db, _ := mustOpen(t)
+			db, _, logs := rotationLog(t)
 			ids := map[string]string{}
 			for _, ch := range tc.existing {
 				ids[ch.URI] = addChannel(t, db, ch).ID
 			}
 			added, updated, err := db.ImportChannels(tc.in)
+			if n := strings.Count(logs.String(), `msg="channel rotated"`); n != tc.wantRotations {
+				t.Errorf("%d rotations logged, want %d:\n%s", n, tc.wantRotations, logs.String())
+			}
+			for uri, from := range tc.wantIDOf {
+				if ch, err := db.ChannelByURI(uri); err != nil || ch.ID != ids[from] {
+					t.Errorf("%s: %+v, %v; want the ID of %s (%s)", uri, ch, err, from, ids[from])
+				}
+			}
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}

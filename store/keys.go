@@ -58,6 +58,9 @@ type buckets struct {
 	refs *payloadRefs // payload reference changes waiting for applyRefs; nil: apply at once
 
 	delta countDelta // changes to the running counts, saved by update and batch (counts.go)
+
+	rotations []rotation // device channels rotated in this transaction, logged after it commits
+	scratch   []byte     // where putChannel encodes
 }
 
 // get is bk.Get(key).
@@ -206,7 +209,10 @@ func parseFeedKey(k []byte) tilecast.FeedKey {
 // key and value slices given to Put until the transaction ends, so each Put
 // needs its own memory; carving it from blocks saves an allocation per entry
 // when a fan-out enqueues 100k notifications.
-type arena struct{ buf []byte }
+type arena struct {
+	buf     []byte
+	scratch []byte // where records are encoded before they are copied into buf
+}
 
 func (a *arena) take(n int) []byte {
 	if cap(a.buf)-len(a.buf) < n {

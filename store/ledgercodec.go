@@ -8,111 +8,158 @@ import (
 	"github.com/tilecast/tilecast"
 )
 
-// outcomeV1 is the version byte of the binary ledger value. Values written
-// before it are JSON and so start with '{'; like channelV1, no version byte
-// may ever be '{' (or anything else a JSON text can start with), so
-// decodeOutcome can tell the two apart by the first byte alone.
-const outcomeV1 = 1
+// outcomeV2 is the version byte of a ledger value in tagged form
+// (tlv.go). Version 1 and JSON values are older forms (migrate_old.go).
+const outcomeV2 = 2
 
-// Ledger value, version 1 (the channel record's encodings, see
-// chancodec.go: uvarint / varint = encoding/binary, str = uvarint length +
-// bytes, time = byte 0 for the zero time, else 1 + varint Unix seconds +
-// uvarint nanoseconds):
+// Ledger value, version 2: tagged fields (tlv.go)
 //
-//	byte    version (1)
-//	time    Time
-//	str     ChannelID, User, Feed, ItemID, Kind
-//	varint  Status
-//	str     Notification, Subscription, Device, Action
-//	varint  Attempt
-//	varint  RetryIn, Duration (nanoseconds)
-//	str     Error
+//	1 time Time           7  int  Status          13 int  RetryIn (ns)
+//	2 str  ChannelID      8  str  Notification    14 int  Duration (ns)
+//	3 str  User           9  str  Subscription    15 str  Error
+//	4 str  Feed           10 str  Device
+//	5 str  ItemID         11 str  Action          16 str  Transport
+//	6 str  Kind           12 int  Attempt         17 str  MsgID (WNS)
+//	                                              18 str  DebugTrace (WNS)
+//	                                              19 str  CorrelationVector (WNS)
 //
 // Binary instead of JSON because Record appends one ledger value per sent
 // outcome, and at a 100k-channel fan-out Record dominates: JSON encoding
 // (reflection, time formatting, string escaping) was a large share of it.
-// There is no migration: a JSON value stays readable until pruning drops
-// it (at most LedgerRetention later).
-//
-// A round trip keeps what the channel record keeps (chancodec.go): every
-// string byte for byte, each time's instant returned in UTC. Decoding is
-// as strict, so a value has exactly one encoding.
+// Kind and Action are strings, so new kinds and actions need no new
+// version. A round trip keeps what the channel record keeps
+// (chancodec.go): every string byte for byte, each time's instant
+// returned in UTC.
+const (
+	outTagTime = 1 + iota
+	outTagChannel
+	outTagUser
+	outTagFeed
+	outTagItem
+	outTagKind
+	outTagStatus
+	outTagNotification
+	outTagSubscription
+	outTagDevice
+	outTagAction
+	outTagAttempt
+	outTagRetryIn
+	outTagDuration
+	outTagError
+	outTagTransport
+	outTagMsgID
+	outTagDebugTrace
+	outTagCorrelationVector
+)
 
-// outcomeLen is the exact length of o's version 1 value.
-func outcomeLen(o *tilecast.Outcome) int {
-	l := 1 + chanTimeLen(o.Time)
-	l += chanStrLen(o.ChannelID) + chanStrLen(o.User) + chanStrLen(o.Feed) + chanStrLen(o.ItemID) + chanStrLen(string(o.Kind))
-	l += chanVarintLen(int64(o.Status))
-	l += chanStrLen(o.Notification) + chanStrLen(o.Subscription) + chanStrLen(o.Device) + chanStrLen(string(o.Action))
-	l += chanVarintLen(int64(o.Attempt))
-	l += chanVarintLen(int64(o.RetryIn)) + chanVarintLen(int64(o.Duration))
-	return l + chanStrLen(o.Error)
+// appendOutcomeFields appends o's fields (no version byte).
+func appendOutcomeFields(dst []byte, o *tilecast.Outcome) []byte {
+	dst = appendTimeField(dst, outTagTime, o.Time)
+	dst = appendStrField(dst, outTagChannel, o.ChannelID)
+	dst = appendStrField(dst, outTagUser, o.User)
+	dst = appendStrField(dst, outTagFeed, o.Feed)
+	dst = appendStrField(dst, outTagItem, o.ItemID)
+	dst = appendStrField(dst, outTagKind, string(o.Kind))
+	dst = appendIntField(dst, outTagStatus, int64(o.Status))
+	dst = appendStrField(dst, outTagNotification, o.Notification)
+	dst = appendStrField(dst, outTagSubscription, o.Subscription)
+	dst = appendStrField(dst, outTagDevice, o.Device)
+	dst = appendStrField(dst, outTagAction, string(o.Action))
+	dst = appendIntField(dst, outTagAttempt, int64(o.Attempt))
+	dst = appendIntField(dst, outTagRetryIn, int64(o.RetryIn))
+	dst = appendIntField(dst, outTagDuration, int64(o.Duration))
+	dst = appendStrField(dst, outTagError, o.Error)
+	dst = appendStrField(dst, outTagTransport, string(o.Transport))
+	dst = appendStrField(dst, outTagMsgID, o.MsgID)
+	dst = appendStrField(dst, outTagDebugTrace, o.DebugTrace)
+	return appendStrField(dst, outTagCorrelationVector, o.CorrelationVector)
 }
 
-// appendOutcome appends o's version 1 value to dst.
+// appendOutcome appends o's value to dst.
 func appendOutcome(dst []byte, o *tilecast.Outcome) []byte {
-	dst = append(dst, outcomeV1)
-	dst = appendTime(dst, o.Time)
-	dst = appendStr(dst, o.ChannelID)
-	dst = appendStr(dst, o.User)
-	dst = appendStr(dst, o.Feed)
-	dst = appendStr(dst, o.ItemID)
-	dst = appendStr(dst, string(o.Kind))
-	dst = binary.AppendVarint(dst, int64(o.Status))
-	dst = appendStr(dst, o.Notification)
-	dst = appendStr(dst, o.Subscription)
-	dst = appendStr(dst, o.Device)
-	dst = appendStr(dst, string(o.Action))
-	dst = binary.AppendVarint(dst, int64(o.Attempt))
-	dst = binary.AppendVarint(dst, int64(o.RetryIn))
-	dst = binary.AppendVarint(dst, int64(o.Duration))
-	return appendStr(dst, o.Error)
+	return appendOutcomeFields(append(dst, outcomeV2), o)
 }
 
 // encodeOutcome returns o's value in a new slice of its own.
 func encodeOutcome(o *tilecast.Outcome) []byte {
-	return appendOutcome(make([]byte, 0, outcomeLen(o)), o)
+	n := 1 + outTagCorrelationVector*(maxFieldHead+2*binary.MaxVarintLen64)
+	n += len(o.ChannelID) + len(o.User) + len(o.Feed) + len(o.ItemID) + len(o.Kind) + len(o.Notification) +
+		len(o.Subscription) + len(o.Device) + len(o.Action) + len(o.Error) + len(o.Transport) + len(o.MsgID) +
+		len(o.DebugTrace) + len(o.CorrelationVector)
+	return appendOutcome(make([]byte, 0, n), o)
 }
 
 // encodeOutcomeInto encodes o into memory taken from a: bbolt keeps a Put
 // value until the transaction ends, and Record puts one per outcome.
 func encodeOutcomeInto(a *arena, o *tilecast.Outcome) []byte {
-	return appendOutcome(a.take(outcomeLen(o))[:0], o)
+	a.scratch = appendOutcome(a.scratch[:0], o)
+	v := a.take(len(a.scratch))
+	copy(v, a.scratch)
+	return v
 }
 
-// decodeOutcome parses a ledger value of any version: binary (the first
-// byte is a version byte) or the JSON written before it (first byte '{').
-// The result shares nothing with v, which bbolt only keeps valid inside
-// the transaction.
+// decodeOutcome parses a ledger value. The result shares nothing with v,
+// which bbolt only keeps valid inside the transaction; an outcome costs
+// one allocation.
 func decodeOutcome(v []byte) (tilecast.Outcome, error) {
-	return decodeVersioned("outcome", v, outcomeV1, decodeOutcomeV1)
-}
-
-// decodeOutcomeV1 cuts every string from one string copy of v, so an
-// outcome costs one allocation.
-func decodeOutcomeV1(v []byte) (tilecast.Outcome, error) {
 	var o tilecast.Outcome
-	r := &recordReader{s: string(v), off: 1}
-	o.Time = r.time()
-	o.ChannelID = r.str()
-	o.User = r.str()
-	o.Feed = r.str()
-	o.ItemID = r.str()
-	o.Kind = tilecast.Kind(r.str())
-	o.Status = r.int()
-	o.Notification = r.str()
-	o.Subscription = r.str()
-	o.Device = r.str()
-	o.Action = tilecast.Action(r.str())
-	o.Attempt = r.int()
-	o.RetryIn = time.Duration(r.varint())
-	o.Duration = time.Duration(r.varint())
-	o.Error = r.str()
-	if r.err == nil && r.off != len(r.s) {
-		r.fail("trailing bytes")
+	if err := checkVersion(v, outcomeV2); err != nil {
+		return o, fmt.Errorf("decode outcome: %w", err)
 	}
+	r := newReader(string(v), 1)
+	r.outcome(&o)
 	if r.err != nil {
 		return tilecast.Outcome{}, fmt.Errorf("decode outcome: %w", r.err)
 	}
 	return o, nil
+}
+
+// outcome reads the fields of an outcome (a ledger value's or a dead
+// letter's) into o.
+func (r *recordReader) outcome(o *tilecast.Outcome) {
+	for r.more() {
+		switch r.next() {
+		case outTagTime:
+			o.Time = r.timeVal()
+		case outTagChannel:
+			o.ChannelID = r.rest()
+		case outTagUser:
+			o.User = r.rest()
+		case outTagFeed:
+			o.Feed = r.rest()
+		case outTagItem:
+			o.ItemID = r.rest()
+		case outTagKind:
+			o.Kind = tilecast.Kind(r.rest())
+		case outTagStatus:
+			o.Status = r.int()
+		case outTagNotification:
+			o.Notification = r.rest()
+		case outTagSubscription:
+			o.Subscription = r.rest()
+		case outTagDevice:
+			o.Device = r.rest()
+		case outTagAction:
+			o.Action = tilecast.Action(r.rest())
+		case outTagAttempt:
+			o.Attempt = r.int()
+		case outTagRetryIn:
+			o.RetryIn = time.Duration(r.varint())
+		case outTagDuration:
+			o.Duration = time.Duration(r.varint())
+		case outTagError:
+			o.Error = r.rest()
+		case outTagTransport:
+			o.Transport = tilecast.Transport(r.rest())
+		case outTagMsgID:
+			o.MsgID = r.rest()
+		case outTagDebugTrace:
+			o.DebugTrace = r.rest()
+		case outTagCorrelationVector:
+			o.CorrelationVector = r.rest()
+		default:
+			r.skip()
+		}
+		r.done()
+	}
 }

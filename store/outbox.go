@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -79,8 +78,9 @@ func (e *enqueuer) payloadRef(payload []byte) payloadKey {
 	return k
 }
 
-// add enqueues n: it gets the next outbox sequence as ID, Created = now and
-// NextAttempt = now when zero. A notification for a channel that no longer
+// add enqueues n: it gets the next outbox sequence as ID, and Created and
+// NextAttempt = now when zero (the caller's Created is kept: it is when the
+// notification was made, which its time to live counts from). A notification for a channel that no longer
 // exists is dropped (it was removed after the run read its subscribers).
 // A tile first removes a tile still waiting for the same channel+feed, then
 // is skipped when its payload equals the last one delivered there: the
@@ -103,7 +103,9 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 	if n.NextAttempt.IsZero() {
 		n.NextAttempt = e.now
 	}
-	n.Created = e.now
+	if n.Created.IsZero() {
+		n.Created = e.now
+	}
 	var tk string
 	if n.Kind == tilecast.KindTile {
 		tk = string(joinStr(n.ChannelID, n.Feed))
@@ -400,39 +402,6 @@ func (db *DB) NextDue() (time.Time, error) {
 	return t, nil
 }
 
-// DeadLetter is an outbox entry that was given up on, with its last outcome.
-type DeadLetter struct {
-	Notification tilecast.Notification `json:"notification"`
-	Outcome      tilecast.Outcome      `json:"outcome"`
-}
-
-// storedDeadLetter reads a dead letter as stored. One written before
-// notifications kept their payload instead of their request has
-// "request": {"headers": [...], "body": ...} in its notification, and no
-// "payload": its body is the payload (the headers followed from the kind).
-type storedDeadLetter struct {
-	Notification struct {
-		tilecast.Notification
-		Request *struct {
-			Body []byte `json:"body"`
-		} `json:"request,omitempty"`
-	} `json:"notification"`
-	Outcome tilecast.Outcome `json:"outcome"`
-}
-
-// decodeDeadLetter parses a dead letter of either form.
-func decodeDeadLetter(v []byte) (DeadLetter, error) {
-	var s storedDeadLetter
-	if err := json.Unmarshal(v, &s); err != nil {
-		return DeadLetter{}, err
-	}
-	d := DeadLetter{Notification: s.Notification.Notification, Outcome: s.Outcome}
-	if req := s.Notification.Request; req != nil && d.Notification.Payload == nil {
-		d.Notification.Payload = req.Body
-	}
-	return d, nil
-}
-
 // chanState is a channel read once per Record batch.
 type chanState struct {
 	ch         tilecast.Channel
@@ -470,7 +439,8 @@ func (r *recorder) channel(id string) (*chanState, error) {
 // ledger and the daily cap, and a 404 still removes the channel.
 //
 // For Sent records the outcome is appended to the channel's ledger and
-// becomes its LastOutcome; FailureStreak resets on delivered and grows on
+// becomes its LastOutcome; an OpExpire record's outcome is appended to the
+// ledger and changes nothing else of the channel; FailureStreak resets on delivered and grows on
 // failed or retry; SendsToday counts sends per UTC day of the outcome time.
 // A delivered tile's payload hash becomes the channel+feed's last tile.
 func (db *DB) Record(recs []tilecast.Record) error {
@@ -557,11 +527,13 @@ func (r *recorder) record(rec *tilecast.Record) error {
 			// A dead letter keeps its payload; one whose payload is
 			// unreadable keeps the rest.
 			n.Payload, _ = r.pl.payload(&e)
-			v, err := json.Marshal(DeadLetter{Notification: *n, Outcome: rec.Outcome})
-			if err != nil {
-				return fmt.Errorf("encode dead letter: %w", err)
-			}
+			v := encodeDeadLetter(&DeadLetter{Notification: *n, Outcome: rec.Outcome})
 			if err := b.putDead(seqKey(n.ID), v); err != nil {
+				return err
+			}
+		case tilecast.OpExpire:
+			// Never sent: only the ledger below hears of it.
+			if err := b.removeEntry(key, &e); err != nil {
 				return err
 			}
 		case tilecast.OpRemoveChannel:
@@ -577,7 +549,10 @@ func (r *recorder) record(rec *tilecast.Record) error {
 	if chID == "" {
 		return nil
 	}
-	if rec.Sent {
+	// A send, or an expiry (no send, but the ledger says why the
+	// notification never came).
+	inLedger := rec.Sent || rec.Op == tilecast.OpExpire
+	if inLedger {
 		if err := r.ledger(chID, rec.Outcome); err != nil {
 			return err
 		}
@@ -586,7 +561,7 @@ func (r *recorder) record(rec *tilecast.Record) error {
 	if err != nil {
 		return err
 	}
-	cs.ledgerGrew = cs.ledgerGrew || rec.Sent
+	cs.ledgerGrew = cs.ledgerGrew || inLedger
 	if rec.Op == tilecast.OpRemoveChannel {
 		if err := b.dropChannelEntries(chID); err != nil {
 			return err

@@ -103,6 +103,11 @@ func TestRecordOps(t *testing.T) {
 			wantDead: true, wantChannel: true, wantLedger: 1, wantOutcome: "failed", wantStreak: 3, wantSends: 1},
 		{name: "remove channel", rec: tilecast.Record{Op: tilecast.OpRemoveChannel, Sent: true, Outcome: sent(tilecast.ActionChannelRemoved)},
 			wantLedger: 1},
+		// Not sent: the entry goes and the ledger says so; the channel's
+		// last outcome, streak and daily count are untouched.
+		{name: "expire", rec: tilecast.Record{Op: tilecast.OpExpire, Outcome: tilecast.Outcome{Action: tilecast.ActionExpired,
+			Feed: "news", Kind: tilecast.KindToast}},
+			wantChannel: true, wantLedger: 1, wantOutcome: "retry", wantStreak: 2},
 	}
 	// Each case locates the entry both ways: by its due time (what the
 	// deliverer passes) and by searching the outbox (Due zero).
@@ -494,4 +499,49 @@ func TestDeadLettersNewestFirst(t *testing.T) {
 	if s, _ := db.Counts(); s.DeadLetters != 3 || s.OutboxDepth != 0 || s.Channels != 1 {
 		t.Errorf("Stats = %+v", s)
 	}
+}
+
+// TestCreatedKept: an entry's creation time is the notification's, as the
+// caller made it (zero: the time of the enqueue), and stays through
+// retries, postponements and a device moving to a new channel URI: its
+// time to live counts from it.
+func TestCreatedKept(t *testing.T) {
+	db, clk := mustOpen(t)
+	ch := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a", Device: "phone"})
+	made := clk.Now().Add(-time.Hour)
+	a := toast(ch, "news", "a")
+	a.Created = made
+	if err := db.Enqueue([]tilecast.Notification{a, toast(ch, "news", "b")}); err != nil {
+		t.Fatal(err)
+	}
+	enqueued := clk.Now()
+	want := map[string]time.Time{"a": made, "b": enqueued}
+	check := func(step, chID string) {
+		t.Helper()
+		ps := outboxOf(t, db, chID, clk.Now())
+		if len(ps) != 2 {
+			t.Fatalf("%s: %d entries, want 2", step, len(ps))
+		}
+		for _, p := range ps {
+			if !p.Created.Equal(want[p.ItemID]) {
+				t.Errorf("%s: entry %s created %v, want %v", step, p.ItemID, p.Created, want[p.ItemID])
+			}
+		}
+	}
+	check("enqueued", ch.ID)
+
+	clk.Add(time.Minute)
+	ps := outboxOf(t, db, ch.ID, clk.Now())
+	recs := []tilecast.Record{
+		{ID: ps[0].ID, Due: ps[0].NextAttempt, Op: tilecast.OpRetry, NextAttempt: clk.Now().Add(time.Hour), Sent: true,
+			Outcome: tilecast.Outcome{Action: tilecast.ActionRetry, Feed: "news", Kind: tilecast.KindToast}},
+		{ID: ps[1].ID, Due: ps[1].NextAttempt, Op: tilecast.OpPostpone, NextAttempt: clk.Now().Add(2 * time.Hour)},
+	}
+	if err := db.Record(recs); err != nil {
+		t.Fatal(err)
+	}
+	check("retried and postponed", ch.ID)
+
+	moved := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/a2", Device: "phone"})
+	check("moved to the device's new channel", moved.ID)
 }

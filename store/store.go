@@ -46,14 +46,26 @@ type Options struct {
 	ReadOnly bool
 	// Failpoint, when set, is called inside the write transactions of
 	// Commit (tilecast.FailInCommit) and Record (tilecast.FailInRecord)
-	// just before they commit. The crash tests make the process exit
-	// there (reliability.md S2 b, e): the transaction must then leave no
-	// trace. A panic is no crash here: bbolt's Batch recovers it and runs
-	// the call again alone.
+	// and of each batch of a migration that rewrites the file
+	// (tilecast.FailInMigrate), just before they commit. The crash tests
+	// make the process exit there (reliability.md S2 b, e): the
+	// transaction must then leave no trace. A panic is no crash here:
+	// bbolt's Batch recovers it and runs the call again alone; in a
+	// migration batch it fails Open, which a later Open resumes.
 	Failpoint func(point string)
 	// Logger receives what Open does to the file (schema migrations, a
-	// recount); nil discards it.
+	// recount) and the channel changes worth a line (rotations); nil
+	// discards it.
 	Logger *slog.Logger
+	// Progress, when set, is called after each committed batch of a
+	// migration that rewrites the file's records (schema 4), with the
+	// records visited so far and the total. The daemon extends systemd's
+	// start timeout from it (EXTEND_TIMEOUT_USEC), so a large file does
+	// not get it killed while it migrates.
+	Progress func(done, total int)
+
+	// migrateBatch overrides migrationBatch (tests).
+	migrateBatch int
 }
 
 // DB is the tilecast state file. It implements tilecast.Store; every method
@@ -69,12 +81,17 @@ type DB struct {
 	beforeCommit func() error
 	failpoint    func(point string)
 
+	progress     func(done, total int) // Options.Progress
+	migrateBatch int
+
 	sendLogMu sync.Mutex
 	sendLog   *SendLog // opened by SendLog, closed by Close
 }
 
 // Open opens (creating if needed) the state file at path and brings its
-// schema up to date in one transaction.
+// schema up to date: in one transaction, except for the rewrite of every
+// record (schema 4, migrate.go), which runs in batches that a later Open
+// resumes if this one is killed.
 func Open(path string, opts Options) (*DB, error) {
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -107,7 +124,8 @@ func Open(path string, opts Options) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{bolt: bdb, path: path, now: now, log: log, failpoint: opts.Failpoint}
+	db := &DB{bolt: bdb, path: path, now: now, log: log, failpoint: opts.Failpoint,
+		progress: opts.Progress, migrateBatch: opts.migrateBatch}
 	if err := db.migrate(opts.ReadOnly); err != nil {
 		_ = bdb.Close()
 		if errors.Is(err, ErrCorrupt) {
@@ -194,10 +212,13 @@ func (db *DB) Check() error {
 	})
 }
 
-// migration is one schema step; migrations()[i] brings the file to version i+1.
+// migration is one schema step; migrations()[i] brings the file to version
+// i+1, in one transaction (apply) or, for a step too large for one, in
+// transactions of its own that set the version when done (batched).
 type migration struct {
-	name  string
-	apply func(tx *bolt.Tx) error
+	name    string
+	apply   func(tx *bolt.Tx) error
+	batched func(db *DB, schema int, quiet bool) error
 }
 
 // migrations is the ordered schema history. Append only: a released step
@@ -224,11 +245,15 @@ func migrations() []migration {
 		// Health checks and metrics read counts the store keeps as it
 		// writes (counts.go); a file written before them is counted once.
 		// The schema version also keeps an older tilecast, which would
-		// write without updating them, from opening the file.
+		// write without updating them, from opening the file. Its feed
+		// states may still be in older forms (migrate_old.go).
 		{name: "count records", apply: func(tx *bolt.Tx) error {
-			_, err := recount(tx)
+			_, err := recountWith(tx, anyStateBroken)
 			return err
 		}},
+		// Every record in the tagged form, URIs canonical, duplicates
+		// merged (migrate.go).
+		{name: "rewrite records", batched: (*DB).rewriteRecords},
 	}
 }
 
@@ -246,46 +271,64 @@ func (db *DB) migrate(readOnly bool) (err error) {
 		}
 	}()
 	ms := migrations()
-	run := func(tx *bolt.Tx) error {
-		cur, err := schemaOf(tx)
-		if err != nil {
+	var cur int
+	check := func(tx *bolt.Tx) error {
+		var err error
+		if cur, err = schemaOf(tx); err != nil {
 			return err
 		}
 		if cur > len(ms) {
 			return fmt.Errorf("schema version %d is newer than this tilecast supports (%d): run a newer tilecast or restore a backup", cur, len(ms))
 		}
-		if cur == len(ms) {
-			if !tx.Writable() || tx.Bucket([]byte(bucketMeta)).Get([]byte(countsKey)) != nil {
-				return nil
-			}
-			// Removed by hand: count again rather than serve no counts.
-			start := time.Now()
-			c, err := recount(tx)
-			if err != nil {
-				return fmt.Errorf("recount: %w", err)
-			}
-			db.log.Warn("state file had no counts: counted its records", "channels", c.Channels,
-				"outbox", c.OutboxDepth, "dead_letters", c.DeadLetters, "duration", time.Since(start))
-			return nil
-		}
-		if !tx.Writable() {
+		if cur < len(ms) && readOnly {
 			return fmt.Errorf("schema version %d needs migrating to %d: open it read-write once", cur, len(ms))
 		}
-		for i := cur; i < len(ms); i++ {
-			start := time.Now()
-			if err := ms[i].apply(tx); err != nil {
-				return fmt.Errorf("migration %d (%s): %w", i+1, ms[i].name, err)
+		return nil
+	}
+	if err := db.bolt.View(check); err != nil || readOnly {
+		return err
+	}
+	quiet := cur == 0 // a new file's steps are no news
+	for cur < len(ms) {
+		if ms[cur].batched != nil {
+			start := cur
+			if err := ms[cur].batched(db, cur+1, quiet); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", start+1, ms[start].name, err)
 			}
-			if cur > 0 { // a new file's steps are no news
-				db.log.Info("state file migrated", "schema", i+1, "step", ms[i].name, "duration", time.Since(start))
-			}
+			cur++
+			continue
 		}
-		return tx.Bucket([]byte(bucketMeta)).Put([]byte(schemaKey), []byte(strconv.Itoa(len(ms))))
+		// The steps up to the next batched one run in one transaction.
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			if err := check(tx); err != nil {
+				return err
+			}
+			for ; cur < len(ms) && ms[cur].batched == nil; cur++ {
+				start := time.Now()
+				if err := ms[cur].apply(tx); err != nil {
+					return fmt.Errorf("migration %d (%s): %w", cur+1, ms[cur].name, err)
+				}
+				if !quiet {
+					db.log.Info("state file migrated", "schema", cur+1, "step", ms[cur].name, "duration", time.Since(start))
+				}
+			}
+			return tx.Bucket([]byte(bucketMeta)).Put([]byte(schemaKey), []byte(strconv.Itoa(cur)))
+		})
+		if err != nil {
+			return err
+		}
 	}
-	if readOnly {
-		return db.bolt.View(run)
+	// Count records removed by hand are counted again rather than serve
+	// no counts.
+	missing := false
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		_, err := decodeTotals(tx.Bucket([]byte(bucketMeta)).Get([]byte(countsKey)))
+		missing = err != nil
+		return nil
+	}); err != nil || !missing {
+		return err
 	}
-	return db.bolt.Update(run)
+	return db.bolt.Update(func(tx *bolt.Tx) error { return db.ensureCounts(tx, stateBroken) })
 }
 
 // schemaOf returns the file's schema version: 0 for a new, empty file.

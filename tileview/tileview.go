@@ -1,4 +1,5 @@
-// Package tileview renders Windows Phone tiles and toasts as small HTML
+// Package tileview renders Windows Phone tiles and toasts, and Windows
+// Start tiles and Action Center toasts (windows.go), as small HTML
 // fragments. The emulator's phone view and the daemon's dashboard share it so
 // both show a notification the way a phone would. All text passes through
 // html/template because it comes from feeds and must be treated as hostile.
@@ -62,8 +63,9 @@ const OnErrorHash = "sha256-Kkh0ufQbkIVTWPYjIGk2bAJsmDwjmUuIAt2LyPfNr3g="
 //go:embed tileview.css
 var css string
 
-// CSS returns the style sheet the fragments need. Serve it once per page.
-func CSS() string { return css }
+// CSS returns the style sheet the fragments need (the phone's and, from
+// windows.css, the Windows ones). Serve it once per page.
+func CSS() string { return css + windowsCSS }
 
 // face is one side of one tile size, the unit the template draws.
 type face struct {

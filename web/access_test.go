@@ -84,13 +84,13 @@ func accessSetup(t *testing.T, keys string) (web.Options, *accessEnv) {
 		AllowedHosts: func() []string { return []string{"*.notify.live.net"} },
 		APIKeysFile:  e.keys,
 		Backup:       db.Backup,
-		DeadLetters: func(n int) ([]web.DeadLetter, error) {
-			ds, err := db.DeadLetters(n)
+		DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
+			ds, next, err := db.DeadLettersPage(cursor, limit)
 			out := make([]web.DeadLetter, len(ds))
 			for i, d := range ds {
 				out[i] = web.DeadLetter(d)
 			}
-			return out, err
+			return out, next, err
 		},
 		Registry: prometheus.NewRegistry(),
 		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -262,17 +262,20 @@ func checkName(field, v string) *apiError {
 	return nil
 }
 
+// listChannels answers a page of channels in ID order; ?user= narrows it.
 func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {
-	user := r.URL.Query().Get("user")
-	chs, err := s.opts.Store.Channels(user)
-	if err != nil {
-		s.internalError(w, r, err)
+	q := r.URL.Query()
+	page, aerr := parsePage(q)
+	if aerr != nil {
+		writeError(w, aerr.status, aerr.msg)
 		return
 	}
-	if chs == nil {
-		chs = []tilecast.Channel{}
+	chs, next, err := s.opts.Store.ChannelsPage(tilecast.ChannelFilter{User: q.Get("user")}, page.cursor, page.limit)
+	if err != nil {
+		s.listError(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, chs)
+	writePage(w, r, chs, next, page.limit)
 }
 
 func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
@@ -302,13 +305,18 @@ func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// outcomes answers a channel's delivery ledger. The ledger outlives the
-// channel, so a removed channel with entries still answers (its last
-// entry says why it was removed); 404 only when there is neither.
+// outcomes answers a page of a channel's delivery ledger, oldest first.
+// The ledger outlives the channel, so a removed channel with entries
+// still answers (its last entry says why it was removed); 404 only when
+// there is neither.
 func (s *Server) outcomes(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	q := r.URL.Query()
 	since, aerr := parseSince(q.Get("since"), s.now())
+	var page pageParams
+	if aerr == nil {
+		page, aerr = parsePage(q)
+	}
 	if aerr != nil {
 		writeError(w, aerr.status, aerr.msg)
 		return
@@ -318,19 +326,16 @@ func (s *Server) outcomes(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, chErr)
 		return
 	}
-	out, err := s.opts.Store.Outcomes(id, q.Get("feed"), since)
+	out, next, err := s.opts.Store.OutcomesPage(tilecast.OutcomeFilter{Channel: id, Feed: q.Get("feed"), Since: since}, page.cursor, page.limit)
 	if err != nil {
-		s.internalError(w, r, err)
+		s.listError(w, r, err)
 		return
 	}
-	if chErr != nil && len(out) == 0 {
+	if chErr != nil && len(out) == 0 && page.cursor == "" {
 		channelNotFound(w, id)
 		return
 	}
-	if out == nil {
-		out = []tilecast.Outcome{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(w, r, out, next, page.limit)
 }
 
 // parseSince reads ?since= as a duration back from now ("24h") or an

@@ -156,6 +156,67 @@ func (f *fakeStore) Outcomes(channelID, feed string, since time.Time) ([]tilecas
 	return out, nil
 }
 
+func (f *fakeStore) ChannelsPage(cf tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error) {
+	all, err := f.Channels(cf.User) // sorted by ID
+	if err != nil {
+		return nil, "", err
+	}
+	return fakePage(all, func(ch tilecast.Channel) string { return ch.ID }, cursor, limit)
+}
+
+func (f *fakeStore) OutcomesPage(of tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error) {
+	f.mu.Lock()
+	if f.err != nil {
+		f.mu.Unlock()
+		return nil, "", f.err
+	}
+	ledger := slices.Clone(f.ledger)
+	f.mu.Unlock()
+	return pageLedger(ledger, of, cursor, limit)
+}
+
+// pageLedger pages ledger as the store does: entries passing of, by
+// channel and then time.
+func pageLedger(ledger []tilecast.Outcome, of tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error) {
+	var out []tilecast.Outcome
+	for _, o := range ledger {
+		if (of.Channel == "" || o.ChannelID == of.Channel) && (of.Feed == "" || o.Feed == of.Feed) && !o.Time.Before(of.Since) {
+			out = append(out, o)
+		}
+	}
+	key := func(o tilecast.Outcome) string {
+		return o.ChannelID + "\x00" + o.Time.UTC().Format(time.RFC3339Nano) + "\x00" + o.ItemID
+	}
+	slices.SortStableFunc(out, func(a, b tilecast.Outcome) int { return strings.Compare(key(a), key(b)) })
+	return fakePage(out, key, cursor, limit)
+}
+
+// fakePage pages items sorted by key; a cursor is "after:" + the last
+// key of the previous page, anything else is tilecast.ErrBadCursor.
+func fakePage[T any](items []T, key func(T) string, cursor string, limit int) ([]T, string, error) {
+	limit = tilecast.PageLimit(limit)
+	start := 0
+	if cursor != "" {
+		after, ok := strings.CutPrefix(cursor, "after:")
+		if !ok {
+			return nil, "", fmt.Errorf("fake: %w", tilecast.ErrBadCursor)
+		}
+		start = len(items)
+		for i, it := range items {
+			if key(it) > after {
+				start = i
+				break
+			}
+		}
+	}
+	end := min(start+limit, len(items))
+	next := ""
+	if end < len(items) {
+		next = "after:" + key(items[end-1])
+	}
+	return items[start:end], next, nil
+}
+
 func (f *fakeStore) Counts() (tilecast.Counts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"feed"}),
 		push: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "push_total",
-			Help: "Push sends by notification kind and outcome (delivered, retry, dropped, channel_removed, failed).",
+			Help: "Push outcomes by notification kind: sends (delivered, retry, dropped, channel_removed, failed) and entries dropped unsent past their time to live (expired).",
 		}, []string{"kind", "outcome"}),
 		pushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "push_duration_seconds",

@@ -3,7 +3,6 @@ package web
 import (
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tilecast/tilecast"
@@ -18,12 +17,6 @@ type DeadLetter struct {
 	Notification tilecast.Notification `json:"notification"`
 	Outcome      tilecast.Outcome      `json:"outcome"`
 }
-
-// DefaultDeadLetters and MaxDeadLetters bound GET /v1/deadletters?limit=.
-const (
-	DefaultDeadLetters = 20
-	MaxDeadLetters     = 1000
-)
 
 // backup streams a consistent snapshot of the state file. The size is not
 // known before the read transaction starts, so the body is chunked; a
@@ -70,50 +63,45 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// allOutcomes answers the delivery ledger of every channel, oldest first:
-// ?feed= narrows it, ?since= as for a channel's outcomes.
+// allOutcomes answers a page of the delivery ledger of every channel,
+// by channel and then oldest first: ?feed= narrows it, ?since= as for a
+// channel's outcomes.
 func (s *Server) allOutcomes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	since, aerr := parseSince(q.Get("since"), s.now())
+	var page pageParams
+	if aerr == nil {
+		page, aerr = parsePage(q)
+	}
 	if aerr != nil {
 		writeError(w, aerr.status, aerr.msg)
 		return
 	}
-	out, err := s.opts.Store.Outcomes("", q.Get("feed"), since)
+	out, next, err := s.opts.Store.OutcomesPage(tilecast.OutcomeFilter{Feed: q.Get("feed"), Since: since}, page.cursor, page.limit)
 	if err != nil {
-		s.internalError(w, r, err)
+		s.listError(w, r, err)
 		return
 	}
-	if out == nil {
-		out = []tilecast.Outcome{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(w, r, out, next, page.limit)
 }
 
-// deadLetters answers the newest dead letters, ?limit= of them.
+// deadLetters answers a page of dead letters, newest first.
 func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
 	if s.opts.DeadLetters == nil {
 		writeError(w, http.StatusNotImplemented, "dead letters are not available in this server")
 		return
 	}
-	limit := DefaultDeadLetters
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxDeadLetters {
-			writeError(w, http.StatusBadRequest, "limit must be a number from 1 to "+strconv.Itoa(MaxDeadLetters))
-			return
-		}
-		limit = n
-	}
-	out, err := s.opts.DeadLetters(limit)
-	if err != nil {
-		s.internalError(w, r, err)
+	page, aerr := parsePage(r.URL.Query())
+	if aerr != nil {
+		writeError(w, aerr.status, aerr.msg)
 		return
 	}
-	if out == nil {
-		out = []DeadLetter{}
+	out, next, err := s.opts.DeadLetters(page.cursor, page.limit)
+	if err != nil {
+		s.listError(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(w, r, out, next, page.limit)
 }
 
 // BackupFunc writes a snapshot of the state file to w and returns its size.

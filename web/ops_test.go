@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,31 +19,22 @@ import (
 	"github.com/tilecast/tilecast/store"
 )
 
-// ledgerStore answers Outcomes from a fixed ledger for every channel ("").
+// ledgerStore pages a fixed ledger and remembers what it was asked.
 type ledgerStore struct {
 	*fakeStore
 	ledger []tilecast.Outcome
-	gotArg struct {
-		channel, feed string
-		since         time.Time
-	}
+	gotArg tilecast.OutcomeFilter
 }
 
-func (l *ledgerStore) Outcomes(channelID, feed string, since time.Time) ([]tilecast.Outcome, error) {
-	l.gotArg.channel, l.gotArg.feed, l.gotArg.since = channelID, feed, since
-	var out []tilecast.Outcome
-	for _, o := range l.ledger {
-		if (channelID == "" || o.ChannelID == channelID) && (feed == "" || o.Feed == feed) && !o.Time.Before(since) {
-			out = append(out, o)
-		}
-	}
-	return out, nil
+func (l *ledgerStore) OutcomesPage(f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error) {
+	l.gotArg = f
+	return pageLedger(l.ledger, f, cursor, limit)
 }
 
 func TestOpsRoutesNeedAKey(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.Backup = func(w io.Writer) (int64, error) { n, err := io.WriteString(w, "snapshot"); return int64(n), err }
-		o.DeadLetters = func(int) ([]DeadLetter, error) { return nil, nil }
+		o.DeadLetters = func(string, int) ([]DeadLetter, string, error) { return nil, "", nil }
 	})
 	for _, path := range []string{"/v1/backup", "/v1/outcomes", "/v1/deadletters"} {
 		for _, key := range []string{"", "wrong"} {
@@ -164,8 +157,9 @@ func TestAllOutcomes(t *testing.T) {
 		want   []string // channel/feed of each entry
 		since  time.Time
 	}{
-		{"", 200, []string{"a/news", "b/news", "a/weather"}, t0.Add(-DefaultOutcomesSince)},
-		{"?since=24h", 200, []string{"b/news", "a/weather"}, t0.Add(-24 * time.Hour)},
+		// By channel, then oldest first.
+		{"", 200, []string{"a/news", "a/weather", "b/news"}, t0.Add(-DefaultOutcomesSince)},
+		{"?since=24h", 200, []string{"a/weather", "b/news"}, t0.Add(-24 * time.Hour)},
 		{"?since=24h&feed=news", 200, []string{"b/news"}, t0.Add(-24 * time.Hour)},
 		{"?since=" + t0.Add(-90*time.Minute).Format(time.RFC3339), 200, []string{"a/weather"}, t0.Add(-90 * time.Minute)},
 		{"?feed=nosuch", 200, []string{}, t0.Add(-DefaultOutcomesSince)},
@@ -193,42 +187,55 @@ func TestAllOutcomes(t *testing.T) {
 			if strings.Join(ids, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("entries %v, want %v", ids, tc.want)
 			}
-			if ls.gotArg.channel != "" || !ls.gotArg.since.Equal(tc.since) {
-				t.Errorf("store asked for channel %q since %v, want every channel since %v", ls.gotArg.channel, ls.gotArg.since, tc.since)
+			if ls.gotArg.Channel != "" || !ls.gotArg.Since.Equal(tc.since) {
+				t.Errorf("store asked for channel %q since %v, want every channel since %v", ls.gotArg.Channel, ls.gotArg.Since, tc.since)
 			}
 		})
 	}
 }
 
 func TestDeadLettersRoute(t *testing.T) {
-	var asked []int
+	type ask struct {
+		cursor string
+		limit  int
+	}
+	var asked []ask
 	e := newEnv(t, func(o *Options) {
-		o.DeadLetters = func(limit int) ([]DeadLetter, error) {
-			asked = append(asked, limit)
+		o.DeadLetters = func(cursor string, limit int) ([]DeadLetter, string, error) {
+			asked = append(asked, ask{cursor, limit})
 			if limit == 7 {
-				return nil, errBoom
+				return nil, "", errBoom
+			}
+			if cursor == "bad" {
+				return nil, "", fmt.Errorf("dead letters: %w", tilecast.ErrBadCursor)
 			}
 			out := make([]DeadLetter, min(limit, 3))
 			for i := range out {
 				out[i] = DeadLetter{Notification: tilecast.Notification{ID: uint64(i + 1), ChannelID: "c"},
 					Outcome: tilecast.Outcome{Action: tilecast.ActionDropped}}
 			}
-			return out, nil
+			next := ""
+			if limit < 3 {
+				next = "more"
+			}
+			return out, next, nil
 		}
 	})
 	tests := []struct {
-		query     string
-		status    int
-		n         int
-		wantAsked int
+		query  string
+		status int
+		n      int
+		asked  []ask
+		link   string
 	}{
-		{"", 200, 3, DefaultDeadLetters},
-		{"?limit=2", 200, 2, 2},
-		{"?limit=1000", 200, 3, 1000},
-		{"?limit=0", 400, 0, 0},
-		{"?limit=1001", 400, 0, 0},
-		{"?limit=x", 400, 0, 0},
-		{"?limit=7", 500, 0, 7},
+		{"", 200, 3, []ask{{"", tilecast.DefaultPageLimit}}, ""},
+		{"?limit=2", 200, 2, []ask{{"", 2}}, `</v1/deadletters?cursor=more&limit=2>; rel="next"`},
+		{"?limit=1000&cursor=abc", 200, 3, []ask{{"abc", 1000}}, ""},
+		{"?limit=0", 400, 0, nil, ""},
+		{"?limit=1001", 400, 0, nil, ""},
+		{"?limit=x", 400, 0, nil, ""},
+		{"?cursor=bad", 400, 0, []ask{{"bad", tilecast.DefaultPageLimit}}, ""},
+		{"?limit=7", 500, 0, []ask{{"", 7}}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {
@@ -237,8 +244,11 @@ func TestDeadLettersRoute(t *testing.T) {
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
 			}
-			if tc.wantAsked == 0 && len(asked) != 0 || tc.wantAsked != 0 && (len(asked) != 1 || asked[0] != tc.wantAsked) {
-				t.Errorf("DeadLetters called with %v, want %d", asked, tc.wantAsked)
+			if !slices.Equal(asked, tc.asked) {
+				t.Errorf("DeadLetters called with %v, want %v", asked, tc.asked)
+			}
+			if got := rec.Header().Get("Link"); got != tc.link {
+				t.Errorf("Link %q, want %q", got, tc.link)
 			}
 			if tc.status != 200 {
 				if msg := errorOf(t, rec); tc.status == 500 && strings.Contains(msg, errBoom.Error()) {

@@ -163,13 +163,13 @@ func TestRealStoreLifecycle(t *testing.T) {
 	if code != http.StatusOK || again.ID != first.ID || again.User != "ann" || len(again.Feeds) != 1 {
 		t.Fatalf("re-register: %d %+v", code, again)
 	}
-	// The device got a new URI: the old channel is replaced.
-	code, moved := call(t, h, http.MethodPost, "/v1/channels", `{"uri":"`+uri2+`","device":"dev-1"}`)
-	if code != http.StatusCreated || moved.ID == first.ID {
+	// The user's device got a new URI: its channel is rotated in place.
+	code, moved := call(t, h, http.MethodPost, "/v1/channels", `{"uri":"`+uri2+`","device":"dev-1","user":"ann"}`)
+	if code != http.StatusOK || moved.ID != first.ID || moved.URI != uri2 {
 		t.Fatalf("new uri for the device: %d %+v", code, moved)
 	}
-	if code, _ := call(t, h, http.MethodGet, "/v1/channels/"+first.ID, ""); code != http.StatusNotFound {
-		t.Errorf("old channel: %d, want 404", code)
+	if code, ch := call(t, h, http.MethodGet, "/v1/channels/"+first.ID, ""); code != http.StatusOK || ch.URI != uri2 {
+		t.Errorf("rotated channel: %d %+v, want it with the new URI", code, ch)
 	}
 	if st, err := db.Counts(); err != nil || st.Channels != 1 {
 		t.Errorf("stats %+v, %v; want 1 channel", st, err)

@@ -1,7 +1,8 @@
 // Package web serves tilecast's HTTP side: the registration API under /v1
 // (channels, status, delivery ledger; bearer keys with a role each, app or
 // admin, checked on every route of one table (Routes); a per-key rate limit
-// and a per-address limit on failed authentication), the dashboard, the
+// and a per-address limit on failed authentication; listings paged with
+// limit, cursor and a Link header, streamed as JSON arrays), the dashboard, the
 // unauthenticated /healthz, /metrics (open unless Options.MetricsRole) and
 // the Prometheus metrics the daemon feeds.
 //
@@ -55,12 +56,18 @@ type Store interface {
 	// AddChannel registers ch deduplicated by URI; created is false when
 	// the URI was known (its user, feeds and device are then replaced).
 	AddChannel(ch tilecast.Channel) (saved tilecast.Channel, created bool, err error)
-	// Channels lists the channels of user ("" = every channel).
+	// Channels lists the channels of user ("" = every channel), for the
+	// dashboard.
 	Channels(user string) ([]tilecast.Channel, error)
+	// ChannelsPage and OutcomesPage return up to limit records after
+	// cursor ("" = the first page) and the cursor of the next page (""
+	// after the last). A cursor they did not hand out for that listing
+	// is tilecast.ErrBadCursor.
+	ChannelsPage(f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error)
+	OutcomesPage(f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error)
 	Channel(id string) (tilecast.Channel, error) // tilecast.ErrNotFound if unknown
 	RemoveChannel(id string) error               // tilecast.ErrNotFound if unknown
 	FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error)
-	Outcomes(channelID, feed string, since time.Time) ([]tilecast.Outcome, error)
 }
 
 // Options configure New.
@@ -114,9 +121,10 @@ type Options struct {
 	// type checks of image_check); the page links only the daemon's own
 	// /preview-image. nil leaves remote images out of the previews.
 	PreviewImage PreviewImageFunc
-	// DeadLetters, when set, returns the newest limit dead letters for
-	// GET /v1/deadletters (see DeadLetter); nil answers 501.
-	DeadLetters func(limit int) ([]DeadLetter, error)
+	// DeadLetters, when set, pages the dead letters, newest first, for
+	// GET /v1/deadletters (see DeadLetter and Store's pages; the daemon
+	// passes store.DB.DeadLettersPage); nil answers 501.
+	DeadLetters func(cursor string, limit int) ([]DeadLetter, string, error)
 	// Registry is served on /metrics; nil makes a fresh one.
 	Registry *prometheus.Registry
 	// Metrics are the counters the daemon feeds. nil registers new ones on

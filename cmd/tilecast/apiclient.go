@@ -36,15 +36,21 @@ const apiTimeout = 30 * time.Second
 // ops is what channels, status, outcomes and backup need: the state file
 // opened directly, or the running daemon's API when the daemon holds it.
 // Both give the same answers, so the commands print the same either way.
+//
+// Listings come a page at a time (ChannelsPage, OutcomesPage: up to limit
+// records after cursor, "" for the first page, and the next page's cursor,
+// "" after the last), from the state file as from the API, so a command
+// holds one page whatever the size of the state.
 type ops interface {
-	Channels(ctx context.Context, user string) ([]tilecast.Channel, error)
+	ChannelsPage(ctx context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error)
 	ChannelByURI(ctx context.Context, uri string) (tilecast.Channel, error)
 	// AddChannel stores a channel that passed checkRegistration.
 	AddChannel(ctx context.Context, ch tilecast.Channel) (tilecast.Channel, error)
 	RemoveChannel(ctx context.Context, id string) error
 	Status(ctx context.Context) (statusReport, error)
-	// Outcomes is the ledger of channelID ("" = every channel).
-	Outcomes(ctx context.Context, channelID, feed string, since time.Time) ([]tilecast.Outcome, error)
+	// OutcomesPage pages the ledger; an unknown f.Channel without ledger
+	// entries is tilecast.ErrNotFound.
+	OutcomesPage(ctx context.Context, f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error)
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 	Close() error
 }
@@ -249,27 +255,78 @@ func (c *apiClient) call(ctx context.Context, method, path string, body, out any
 	return nil
 }
 
-func (c *apiClient) Channels(ctx context.Context, user string) ([]tilecast.Channel, error) {
-	path := "/v1/channels"
-	if user != "" {
-		path += "?user=" + url.QueryEscape(user)
+// getPage GETs one page of a listing at path (whose query it extends with
+// cursor and limit) into out and returns the next page's cursor, read
+// from the Link header ("" when there is none: the last page).
+func (c *apiClient) getPage(ctx context.Context, path string, q url.Values, cursor string, limit int, out any) (string, error) {
+	if cursor != "" {
+		q.Set("cursor", cursor)
 	}
-	var chs []tilecast.Channel
-	err := c.call(ctx, http.MethodGet, path, nil, &chs, http.StatusOK)
-	return chs, err
+	q.Set("limit", strconv.Itoa(limit))
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	resp, err := c.send(ctx, http.MethodGet, path+"?"+q.Encode(), nil, http.StatusOK)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return "", fmt.Errorf("api GET %s: decode answer: %w", path, err)
+	}
+	return nextCursor(resp.Header.Values("Link"))
 }
 
+// nextCursor returns the cursor of a Link header's rel="next" URL, ""
+// when there is none.
+func nextCursor(links []string) (string, error) {
+	for _, l := range links {
+		for _, part := range strings.Split(l, ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(part), ";")
+			if !ok || !strings.Contains(params, `rel="next"`) {
+				continue
+			}
+			u, err := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
+			if err != nil || u.Query().Get("cursor") == "" {
+				return "", fmt.Errorf("api: Link header %q: no next page cursor in it", l)
+			}
+			return u.Query().Get("cursor"), nil
+		}
+	}
+	return "", nil
+}
+
+func (c *apiClient) ChannelsPage(ctx context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error) {
+	q := url.Values{}
+	if f.User != "" {
+		q.Set("user", f.User)
+	}
+	var chs []tilecast.Channel
+	next, err := c.getPage(ctx, "/v1/channels", q, cursor, limit, &chs)
+	return chs, next, err
+}
+
+// ChannelByURI pages through the channels: the API names a channel to an
+// admin key by id, and a URI never goes into a query string.
 func (c *apiClient) ChannelByURI(ctx context.Context, uri string) (tilecast.Channel, error) {
-	chs, err := c.Channels(ctx, "")
+	var found *tilecast.Channel
+	err := eachPage(func(cursor string) ([]tilecast.Channel, string, error) {
+		return c.ChannelsPage(ctx, tilecast.ChannelFilter{}, cursor, tilecast.MaxPageLimit)
+	}, func(chs []tilecast.Channel) error {
+		for i := range chs {
+			if chs[i].URI == uri {
+				found = &chs[i]
+				return errStopPaging
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return tilecast.Channel{}, err
 	}
-	for _, ch := range chs {
-		if ch.URI == uri {
-			return ch, nil
-		}
+	if found == nil {
+		return tilecast.Channel{}, fmt.Errorf("channel uri: %w", tilecast.ErrNotFound)
 	}
-	return tilecast.Channel{}, fmt.Errorf("channel uri: %w", tilecast.ErrNotFound)
+	return *found, nil
 }
 
 func (c *apiClient) AddChannel(ctx context.Context, ch tilecast.Channel) (tilecast.Channel, error) {
@@ -325,18 +382,18 @@ func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
 	return rep, nil
 }
 
-func (c *apiClient) Outcomes(ctx context.Context, channelID, feed string, since time.Time) ([]tilecast.Outcome, error) {
-	q := url.Values{"since": {since.UTC().Format(time.RFC3339Nano)}}
-	if feed != "" {
-		q.Set("feed", feed)
+func (c *apiClient) OutcomesPage(ctx context.Context, f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error) {
+	q := url.Values{"since": {f.Since.UTC().Format(time.RFC3339Nano)}}
+	if f.Feed != "" {
+		q.Set("feed", f.Feed)
 	}
-	path := "/v1/outcomes?"
-	if channelID != "" {
-		path = "/v1/channels/" + url.PathEscape(channelID) + "/outcomes?"
+	path := "/v1/outcomes"
+	if f.Channel != "" {
+		path = "/v1/channels/" + url.PathEscape(f.Channel) + "/outcomes"
 	}
 	var out []tilecast.Outcome
-	err := c.call(ctx, http.MethodGet, path+q.Encode(), nil, &out, http.StatusOK)
-	return out, err
+	next, err := c.getPage(ctx, path, q, cursor, limit, &out)
+	return out, next, err
 }
 
 func (c *apiClient) Backup(ctx context.Context, w io.Writer) (int64, error) {
@@ -361,8 +418,8 @@ type localOps struct {
 
 func (l *localOps) Close() error { return l.db.Close() }
 
-func (l *localOps) Channels(_ context.Context, user string) ([]tilecast.Channel, error) {
-	return l.db.Channels(user)
+func (l *localOps) ChannelsPage(_ context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error) {
+	return l.db.ChannelsPage(f, cursor, limit)
 }
 
 func (l *localOps) ChannelByURI(_ context.Context, uri string) (tilecast.Channel, error) {
@@ -389,17 +446,17 @@ func (l *localOps) Status(context.Context) (statusReport, error) {
 	return localStatus(l.db, l.cfg.Feeds)
 }
 
-func (l *localOps) Outcomes(_ context.Context, channelID, feed string, since time.Time) ([]tilecast.Outcome, error) {
-	out, err := l.db.Outcomes(channelID, feed, since)
-	if err != nil || channelID == "" || len(out) > 0 {
-		return out, err
+func (l *localOps) OutcomesPage(_ context.Context, f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error) {
+	out, next, err := l.db.OutcomesPage(f, cursor, limit)
+	if err != nil || f.Channel == "" || cursor != "" || len(out) > 0 {
+		return out, next, err
 	}
 	// As the API: an unknown channel without ledger entries is not found
 	// (a removed channel keeps its ledger, which says why it went).
-	if _, err := l.db.Channel(channelID); err != nil {
-		return nil, err
+	if _, err := l.db.Channel(f.Channel); err != nil {
+		return nil, "", err
 	}
-	return out, nil
+	return out, next, nil
 }
 
 func (l *localOps) Backup(ctx context.Context, w io.Writer) (int64, error) {

@@ -42,10 +42,11 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // openStore opens the state file, logging what the open does to it (an
-// upgrade's migration). A file held by a running daemon is a clear error
-// within the lock timeout, not a hang.
-func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration) (*store.DB, error) {
-	db, err := store.Open(cfg.State, store.Options{Timeout: timeout, Failpoint: failpointFromEnv(), Logger: log})
+// upgrade's migration) and calling progress after each batch of a
+// migration that rewrites it (nil: nothing). A file held by a running
+// daemon is a clear error within the lock timeout, not a hang.
+func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration, progress func(done, total int)) (*store.DB, error) {
+	db, err := store.Open(cfg.State, store.Options{Timeout: timeout, Failpoint: failpointFromEnv(), Logger: log, Progress: progress})
 	if err != nil {
 		if errors.Is(err, tilecast.ErrStateLocked) {
 			return nil, usageError{fmt.Errorf("%s: %w", cfg.State, err)}
@@ -92,8 +93,9 @@ func newFetcher(cfg *config.Config, log *slog.Logger) *fetch.Client {
 	})
 }
 
-// newBot wires the concrete parts into a Bot.
-func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, error) {
+// newBot wires the concrete parts into a Bot. The fetcher and the push
+// client are held for a reload to replace (daemonBot.applyReload).
+func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*daemonBot, error) {
 	pusher, err := newPusher(cfg)
 	if err != nil {
 		return nil, err
@@ -102,11 +104,15 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, 
 	if err != nil {
 		return nil, err
 	}
-	fetcher := newFetcher(cfg, log) // also checks tile images, through the same guarded transport
-	b := &tilecast.Bot{
+	d := &daemonBot{
+		fetcher: tilecast.NewReloadable(newFetcher(cfg, log), (*fetch.Client).Close),
+		pusher:  tilecast.NewReloadable(pusher, (*mpns.Client).Close),
+	}
+	fetcher := liveFetcher{d.fetcher} // also checks tile images, through the same guarded transport
+	d.Bot = &tilecast.Bot{
 		Fetcher:          fetcher,
 		Renderer:         notify.NewRenderer(newEncoder(cfg), notify.RendererOptions{Images: fetcher}),
-		Pusher:           tilecast.NewBreaker(pusher, tilecast.BreakerOptions{Logger: log}),
+		Pusher:           tilecast.NewBreaker(livePusher{d.pusher}, tilecast.BreakerOptions{Logger: log}),
 		Store:            db,
 		Logger:           log,
 		PushConcurrency:  cfg.Push.Concurrency,
@@ -115,8 +121,9 @@ func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*tilecast.Bot, 
 		Failpoint:        failpointFromEnv(),
 		SendLog:          sendLog,
 	}
-	b.SetFeeds(cfg.Feeds)
-	return b, nil
+	d.SetFeeds(cfg.Feeds)
+	d.SetDefaultTTL(cfg.Defaults.TTL)
+	return d, nil
 }
 
 // feedByName finds a configured feed.

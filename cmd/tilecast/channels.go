@@ -46,7 +46,7 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	uri := fs.String("uri", "", "the device's push channel URI")
 	user := fs.String("user", "", "user the channel belongs to (for per-user feeds)")
-	device := fs.String("device", "", "stable install id: a new URI for it replaces the old channel")
+	device := fs.String("device", "", "stable install id, scoped to --user: a new URI for it rotates that install's channel (same id)")
 	var feeds stringList
 	fs.Var(&feeds, "feed", "subscribe to this feed (repeatable; none = every feed without {user})")
 	if err := parseFlags(fs, e, e.args); err != nil {
@@ -85,7 +85,8 @@ func checkRegistration(cfg *config.Config, ch *tilecast.Channel) error {
 }
 
 func cmdChannelsList(ctx context.Context, e env) error {
-	fs := newFlags(e, "channels list", "channels list --config FILE [--user U] [--json]"+daemonNote)
+	fs := newFlags(e, "channels list", "channels list --config FILE [--user U] [--json]\n\n"+
+		"Channels in ID order, read and printed a page (1000) at a time."+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	user := fs.String("user", "", "only this user's channels")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -97,28 +98,42 @@ func cmdChannelsList(ctx context.Context, e env) error {
 		return err
 	}
 	defer o.Close()
-	chs, err := o.Channels(ctx, *user)
-	if err != nil {
-		return err
+	page := func(cursor string) ([]tilecast.Channel, string, error) {
+		return o.ChannelsPage(ctx, tilecast.ChannelFilter{User: *user}, cursor, tilecast.MaxPageLimit)
 	}
 	if *asJSON {
-		if chs == nil {
-			chs = []tilecast.Channel{}
+		arr := &jsonArray{w: e.stdout}
+		err := eachPage(page, func(chs []tilecast.Channel) error {
+			for i := range chs {
+				if err := arr.add(&chs[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return printJSON(e, chs)
+		return arr.close()
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUSER\tFEEDS\tLAST OUTCOME\tURI")
-	for _, c := range chs {
-		feeds := "(all global)"
-		if len(c.Feeds) > 0 {
-			feeds = fmt.Sprint(c.Feeds)
+	err = eachPage(page, func(chs []tilecast.Channel) error {
+		for _, c := range chs {
+			feeds := "(all global)"
+			if len(c.Feeds) > 0 {
+				feeds = fmt.Sprint(c.Feeds)
+			}
+			last := c.LastOutcome
+			if last == "" {
+				last = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, last, c.URI)
 		}
-		last := c.LastOutcome
-		if last == "" {
-			last = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, last, c.URI)
+		return tw.Flush() // a page at a time: columns line up within a page
+	})
+	if err != nil {
+		return err
 	}
 	return tw.Flush()
 }

@@ -133,7 +133,7 @@ func cmdDemo(ctx context.Context, e env) error {
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err) // a bug: the embedded config must load
 	}
-	db, err := openStore(cfg, log, time.Second)
+	db, err := openStore(cfg, log, time.Second, nil)
 	if err != nil {
 		return err
 	}

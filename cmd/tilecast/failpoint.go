@@ -17,8 +17,9 @@ import (
 //	TILECAST_FAILPOINT=POINT:ACTION[@N]
 //
 // POINT is one of after-fetch, after-commit, after-send, after-record (the
-// Bot's boundaries) or in-commit, in-record (inside the store's Commit and
-// Record transactions; use exit or kill there, see store.Options.Failpoint).
+// Bot's boundaries) or in-commit, in-record, in-migrate (inside the store's
+// Commit and Record transactions and a migration's batches; use exit or
+// kill there, see store.Options.Failpoint).
 // ACTION is panic (an unrecovered panic unless the scheduler's recovery
 // catches it), exit (os.Exit(3) at once: no deferred calls, no flush) or kill
 // (SIGKILL to itself). @N fires on the Nth hit of POINT only (default 1).
@@ -52,7 +53,7 @@ func parseFailpoint(s string) (failpointSpec, error) {
 	}
 	switch point {
 	case tilecast.FailAfterFetch, tilecast.FailAfterCommit, tilecast.FailAfterSend, tilecast.FailAfterRecord,
-		tilecast.FailInCommit, tilecast.FailInRecord:
+		tilecast.FailInCommit, tilecast.FailInRecord, tilecast.FailInMigrate:
 	default:
 		return failpointSpec{}, fmt.Errorf("%s: unknown point %q", failpointEnv, point)
 	}

@@ -104,13 +104,13 @@ func (o *opsEnv) startDaemon(t *testing.T) (db *store.DB, stop func()) {
 		AllowedHosts: func() []string { return []string{"*.notify.live.net"} },
 		APIKeysFile:  o.keys,
 		Backup:       db.Backup,
-		DeadLetters: func(limit int) ([]web.DeadLetter, error) {
-			ds, err := db.DeadLetters(limit)
+		DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
+			ds, next, err := db.DeadLettersPage(cursor, limit)
 			out := make([]web.DeadLetter, len(ds))
 			for i, d := range ds {
 				out[i] = web.DeadLetter(d)
 			}
-			return out, err
+			return out, next, err
 		},
 		RatePerSecond: 1e6,
 		Burst:         1e6,
@@ -452,8 +452,8 @@ func (f fakeBackup) Backup(_ context.Context, w io.Writer) (int64, error) {
 	return int64(n), err
 }
 func (fakeBackup) Close() error { return nil }
-func (fakeBackup) Channels(context.Context, string) ([]tilecast.Channel, error) {
-	return nil, nil
+func (fakeBackup) ChannelsPage(context.Context, tilecast.ChannelFilter, string, int) ([]tilecast.Channel, string, error) {
+	return nil, "", nil
 }
 func (fakeBackup) ChannelByURI(context.Context, string) (tilecast.Channel, error) {
 	return tilecast.Channel{}, nil
@@ -463,8 +463,8 @@ func (fakeBackup) AddChannel(context.Context, tilecast.Channel) (tilecast.Channe
 }
 func (fakeBackup) RemoveChannel(context.Context, string) error  { return nil }
 func (fakeBackup) Status(context.Context) (statusReport, error) { return statusReport{}, nil }
-func (fakeBackup) Outcomes(context.Context, string, string, time.Time) ([]tilecast.Outcome, error) {
-	return nil, nil
+func (fakeBackup) OutcomesPage(context.Context, tilecast.OutcomeFilter, string, int) ([]tilecast.Outcome, string, error) {
+	return nil, "", nil
 }
 
 func TestChannelsImport(t *testing.T) {

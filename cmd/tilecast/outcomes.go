@@ -15,7 +15,8 @@ const defaultOutcomesSince = 24 * time.Hour
 func cmdOutcomes(ctx context.Context, e env) error {
 	fs := newFlags(e, "outcomes", "outcomes --config FILE [--channel ID] [--feed NAME] [--since 24h] [--json]\n\n"+
 		"The delivery ledger: one entry per send (the ledger keeps 7 days, at most 100\n"+
-		"entries per channel), oldest first. Without --channel, every channel's."+daemonNote)
+		"entries per channel), by channel ID and then oldest first. Without --channel,\n"+
+		"every channel's. Read and printed a page (1000 entries) at a time."+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	channel := fs.String("channel", "", "only this channel (its ID)")
 	feed := fs.String("feed", "", "only this feed")
@@ -36,32 +37,50 @@ func cmdOutcomes(ctx context.Context, e env) error {
 		return err
 	}
 	defer o.Close()
-	out, err := o.Outcomes(ctx, *channel, *feed, since)
-	if err != nil {
-		return fmt.Errorf("outcomes: %w", err)
+	page := func(cursor string) ([]tilecast.Outcome, string, error) {
+		out, next, err := o.OutcomesPage(ctx, tilecast.OutcomeFilter{Channel: *channel, Feed: *feed, Since: since}, cursor, tilecast.MaxPageLimit)
+		if err != nil {
+			return nil, "", fmt.Errorf("outcomes: %w", err)
+		}
+		return out, next, nil
 	}
 	if *asJSON {
-		if out == nil {
-			out = []tilecast.Outcome{}
+		arr := &jsonArray{w: e.stdout}
+		err := eachPage(page, func(out []tilecast.Outcome) error {
+			for i := range out {
+				if err := arr.add(&out[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return printJSON(e, out)
+		return arr.close()
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tCHANNEL\tFEED\tKIND\tOUTCOME\tSTATUS\tATTEMPT\tRETRY IN\tERROR")
-	for _, oc := range out {
-		retry := "-"
-		if oc.RetryIn > 0 {
-			retry = oc.RetryIn.String()
-		}
-		status := "-"
-		if oc.Status != 0 {
-			status = fmt.Sprint(oc.Status)
-			if oc.Notification != "" {
-				status += " " + oc.Notification
+	err = eachPage(page, func(out []tilecast.Outcome) error {
+		for _, oc := range out {
+			retry := "-"
+			if oc.RetryIn > 0 {
+				retry = oc.RetryIn.String()
 			}
+			status := "-"
+			if oc.Status != 0 {
+				status = fmt.Sprint(oc.Status)
+				if oc.Notification != "" {
+					status += " " + oc.Notification
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", fmtTime(oc.Time), oc.ChannelID, oc.Feed, oc.Kind,
+				oc.Action, status, oc.Attempt, retry, orDash(oc.Error))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", fmtTime(oc.Time), oc.ChannelID, oc.Feed, oc.Kind,
-			oc.Action, status, oc.Attempt, retry, orDash(oc.Error))
+		return tw.Flush() // a page at a time: columns line up within a page
+	})
+	if err != nil {
+		return err
 	}
 	return tw.Flush()
 }

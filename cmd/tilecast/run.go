@@ -28,7 +28,11 @@ import (
 const shutdownGrace = 20 * time.Second
 
 func cmdRun(ctx context.Context, e env) error {
-	fs := newFlags(e, "run", "run --config FILE")
+	fs := newFlags(e, "run", "run --config FILE\n\n"+
+		"Runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the config: feeds,\n"+
+		"[fetch] and [push] apply to the next fetch or send (a new fetcher and push\n"+
+		"client); state, log.*, http.listen, the [http] file paths, http.metrics_auth\n"+
+		"and push.concurrency are logged as needs restart and keep their value.\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
@@ -47,9 +51,9 @@ func cmdRun(ctx context.Context, e env) error {
 
 // openBot builds the logger, opens the state file (waiting at most 5 s for
 // its lock) and wires a Bot; the caller closes the store.
-func openBot(cfg *config.Config, stderr io.Writer) (*tilecast.Bot, *store.DB, *slog.Logger, error) {
+func openBot(cfg *config.Config, stderr io.Writer) (*daemonBot, *store.DB, *slog.Logger, error) {
 	log := newLogger(cfg, stderr)
-	db, err := openStore(cfg, log, 5*time.Second)
+	db, err := openStore(cfg, log, 5*time.Second, migrationProgress(log))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -66,7 +70,7 @@ func openBot(cfg *config.Config, stderr io.Writer) (*tilecast.Bot, *store.DB, *s
 // cancelled (SIGINT/SIGTERM). Then it stops taking new work, lets running
 // fetches and in-flight sends finish and be recorded, and returns; the
 // caller closes the store.
-func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *tilecast.Bot, db *store.DB, log *slog.Logger) error {
+func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *daemonBot, db *store.DB, log *slog.Logger) error {
 	sched := schedule.New(bot, log)
 	if err := sched.Apply(cfg.Feeds); err != nil {
 		return usageError{err}
@@ -78,14 +82,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	}
 	cur.cfg = cfg
 	current := func() *config.Config { cur.Lock(); defer cur.Unlock(); return cur.cfg }
-	health := func() error { return daemonHealth(ctx, current(), sched, bot, db) }
+	health := func() error { return daemonHealth(ctx, current(), sched, bot.Bot, db) }
 
 	var api *web.Server
 	var httpSrv *http.Server
 	if cfg.HTTP.Listen != "" {
 		var err error
 		api, err = web.New(web.Options{
-			Store:                  liveStates{db, bot},
+			Store:                  liveStates{db, bot.Bot},
 			Counts:                 db.Counts,
 			Feeds:                  func() []tilecast.Feed { return current().Feeds },
 			AllowedHosts:           func() []string { return current().Push.AllowedHosts },
@@ -100,13 +104,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 			NextRun:                sched.Next,
 			Backup:                 db.Backup,
 			PreviewImage:           previewImages(current, log.With("component", "dashboard")),
-			DeadLetters: func(n int) ([]web.DeadLetter, error) {
-				ds, err := db.DeadLetters(n)
+			DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
+				ds, next, err := db.DeadLettersPage(cursor, limit)
 				out := make([]web.DeadLetter, len(ds))
 				for i, d := range ds {
 					out[i] = web.DeadLetter(d)
 				}
-				return out, err
+				return out, next, err
 			},
 			Logger: log.With("component", "http"),
 		})
@@ -164,29 +168,11 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *til
 	for {
 		select {
 		case <-hup:
-			next, err := config.Load(cfgPath)
-			if err != nil {
-				log.Error("config reload rejected; the running config stays", "error", err.Error())
-				continue
-			}
-			if err := sched.Apply(next.Feeds); err != nil {
-				log.Error("config reload failed; the running config stays", "error", err.Error())
-				continue
-			}
-			bot.SetFeeds(next.Feeds)
-			cur.Lock()
-			cur.cfg = next
-			cur.Unlock()
-			if api != nil {
-				// The files are re-read; a changed path needs a restart.
-				for _, k := range changedHTTPFiles(cfg, next) {
-					log.Warn("needs restart", "key", k)
-				}
-				if err := api.Reload(); err != nil {
-					log.Error("http reload failed; what failed stays as it was", "error", err.Error())
-				}
-			}
-			log.Info("config reloaded", "feeds", len(next.Feeds))
+			reload(cfgPath, current(), sched, bot, api, log, func(next *config.Config) {
+				cur.Lock()
+				cur.cfg = next
+				cur.Unlock()
+			})
 		case <-ctx.Done():
 			sdNotify(log, daemon.SdNotifyStopping)
 			log.Info("stopping: no new work; waiting for running fetches and sends")
@@ -214,29 +200,45 @@ func metricsRole(auth string) web.Role {
 	return 0
 }
 
-// changedHTTPFiles names the [http] access settings whose value differs
-// between the config the server was built with and a reloaded one: the
-// server re-reads its files on SIGHUP, but takes their paths (and the
-// metrics role) only at start.
-func changedHTTPFiles(started, next *config.Config) []string {
-	a, b := started.HTTP, next.HTTP
-	var out []string
-	for _, f := range []struct {
-		key  string
-		a, b string
-	}{
-		{"http.api_keys_file", a.APIKeysFile, b.APIKeysFile},
-		{"http.metrics_auth", a.MetricsAuth, b.MetricsAuth},
-		{"http.user_token_key_file", a.UserTokenKeyFile, b.UserTokenKeyFile},
-		{"http.user_token_public_key_file", a.UserTokenPublicKeyFile, b.UserTokenPublicKeyFile},
-		{"http.tls_cert", a.TLSCert, b.TLSCert},
-		{"http.tls_key", a.TLSKey, b.TLSKey},
-	} {
-		if f.a != f.b {
-			out = append(out, f.key)
+// reload is SIGHUP: it loads the config at path and puts it into effect
+// (set gets the config the daemon now runs with). Keys that cannot change
+// while the daemon runs (config.NeedsRestart) keep their running value and
+// are logged as needs restart; everything else applies to the next fetch,
+// send or request (config.ApplyReload). A config that does not load, a
+// push client that cannot be built from it, or feeds the scheduler
+// refuses change nothing.
+func reload(path string, running *config.Config, sched *schedule.Scheduler, bot *daemonBot, api *web.Server,
+	log *slog.Logger, set func(*config.Config)) {
+	loaded, err := config.Load(path)
+	if err != nil {
+		log.Error("config reload rejected; the running config stays", "error", err.Error())
+		return
+	}
+	next, restart := config.ApplyReload(running, loaded)
+	// The push client first: its certificate files must load before
+	// anything changes.
+	pusher, err := newPusher(next)
+	if err != nil {
+		log.Error("config reload failed; the running config stays", "error", err.Error())
+		return
+	}
+	if err := sched.Apply(next.Feeds); err != nil {
+		pusher.Close()
+		log.Error("config reload failed; the running config stays", "error", err.Error())
+		return
+	}
+	for _, k := range restart {
+		log.Warn("needs restart", "key", k)
+	}
+	bot.applyReload(next, pusher)
+	set(next)
+	if api != nil {
+		// The API's files (keys, user token key, TLS pair) are re-read.
+		if err := api.Reload(); err != nil {
+			log.Error("http reload failed; what failed stays as it was", "error", err.Error())
 		}
 	}
-	return out
+	log.Info("config reloaded", "feeds", len(next.Feeds))
 }
 
 // heartbeat is the part of the scheduler health reads.
@@ -262,6 +264,22 @@ func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot 
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
+}
+
+// startExtension is how much longer systemd is asked to wait for start-up
+// after each batch of a state file migration.
+const startExtension = 30 * time.Second
+
+// migrationProgress is store.Options.Progress for the daemon: a migration
+// that rewrites a large state file at start can outlast systemd's start
+// timeout (TimeoutStartSec), so each committed batch extends it
+// (EXTEND_TIMEOUT_USEC) and says how far it is (STATUS). Outside systemd
+// it does nothing.
+func migrationProgress(log *slog.Logger) func(done, total int) {
+	return func(done, total int) {
+		sdNotify(log, fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=migrating the state file: %d of %d records",
+			startExtension.Microseconds(), done, total))
+	}
 }
 
 // sdNotify tells systemd about a state change; outside systemd it does nothing.

@@ -115,3 +115,38 @@ func TestDaemonHealthGatesOnProgress(t *testing.T) {
 		t.Errorf("stale scheduler: %v", err)
 	}
 }
+
+// TestMigrationProgressExtendsStartTimeout: each batch of a state file
+// migration asks systemd to wait longer for start-up and says how far it is.
+func TestMigrationProgressExtendsStartTimeout(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	logs := &lockedBuffer{}
+	progress := migrationProgress(newLogger(config.Default(), logs))
+	progress(5000, 12000)
+	progress(10000, 12000)
+	for _, want := range []string{
+		"EXTEND_TIMEOUT_USEC=30000000\nSTATUS=migrating the state file: 5000 of 12000 records",
+		"EXTEND_TIMEOUT_USEC=30000000\nSTATUS=migrating the state file: 10000 of 12000 records",
+	} {
+		buf := make([]byte, 512)
+		if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(buf[:n]); got != want {
+			t.Errorf("notify message %q, want %q", got, want)
+		}
+	}
+	if logs.String() != "" {
+		t.Errorf("logged %q", logs.String())
+	}
+}

@@ -1,7 +1,7 @@
 // Renders one emulated Web Push browser of /state.json (state.browsers):
 // its app icon with the badge, the stored tile content, the notifications
-// shown and the messages held while offline. phone.js calls
-// window.tilecastBrowser(b) for each; every text goes in as text.
+// shown and the messages held while offline. It registers with phone.js
+// as the renderer of state.browsers; every text goes in as text.
 (function () {
   'use strict';
   function el(tag, cls, text) {
@@ -19,7 +19,7 @@
     } catch (e) { return ''; }
   }
 
-  window.tilecastBrowser = function (b) {
+  function browser(b) {
     var box = el('section', 'phone browser');
     box.dataset.token = b.token;
     var head = el('div', 'phone-head');
@@ -91,5 +91,7 @@
     }
     box.appendChild(screen);
     return box;
-  };
+  }
+  window.tilecastDevices = window.tilecastDevices || [];
+  window.tilecastDevices.push({ key: 'browsers', render: browser });
 }());

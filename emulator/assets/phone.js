@@ -53,10 +53,15 @@
     if (state.version === shown) { return; }
     shown = state.version;
     var frag = document.createDocumentFragment();
-    var browsers = (window.tilecastBrowser && state.browsers) || []; // browser.js: Web Push
-    if (!state.phones.length && !browsers.length) { frag.appendChild(el('p', 'empty', 'No channels yet: POST /channels.')); }
+    var others = window.tilecastDevices || [];
+    var none = !state.phones.length && others.every(function (o) { return !(state[o.key] || []).length; });
+    if (none) { frag.appendChild(el('p', 'empty', 'No channels yet: POST /channels.')); }
     state.phones.forEach(function (p) { frag.appendChild(phone(p)); });
-    browsers.forEach(function (b) { frag.appendChild(window.tilecastBrowser(b)); });
+    // Other transports' devices (assets/windows.js, …) register a renderer
+    // for their part of the state.
+    others.forEach(function (o) {
+      (state[o.key] || []).forEach(function (d) { frag.appendChild(o.render(d)); });
+    });
     root.replaceChildren(frag);
   }
 

@@ -6,8 +6,11 @@
 // duplicates stay within the sends in flight at each kill and that the
 // state file passes bbolt's check every time.
 //
+// TestKillFanOut kills it during fan-outs to thousands of phones and holds
+// each kill's duplicates to 2 × push.concurrency (design.md §1).
+//
 // The tests need the `crash` build tag (they are slow):
 //
-//	go test -tags crash ./internal/crashtest -run Kill -kills=50
+//	go test -tags crash ./internal/crashtest -run Kill -kills=50 -fanout-kills=5
 //	scripts/crash.sh 1000
 package crashtest

@@ -39,7 +39,8 @@ func buildBinary(t *testing.T) string {
 }
 
 // feed serves an RSS feed that gains one item per request (one per daemon
-// tick) until frozen; it keeps the newest window items.
+// tick) until frozen; it keeps the newest window items. A frozen feed
+// gains an item only when the test adds one.
 type feed struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -81,6 +82,14 @@ func (f *feed) freeze() int {
 	return f.n
 }
 
+// add makes one more item new (a frozen feed's way to grow) and returns its number.
+func (f *feed) add() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	return f.n
+}
+
 func (f *feed) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -102,6 +111,7 @@ type counter struct {
 	got      map[delivery]int
 	life     int
 	lifeKeys map[delivery]int // key → the last life it was delivered in
+	inLife   int              // item deliveries taken in the current life
 	summary  int              // pushes without an item marker (summary toasts)
 	active   int              // requests being handled
 }
@@ -147,6 +157,9 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	k := delivery{token, item, kind}
 	c.got[k]++
 	c.lifeKeys[k] = life
+	if life == c.life {
+		c.inLife++
+	}
 }
 
 type statusRecorder struct {
@@ -246,15 +259,19 @@ back_content = "{{.Item.ID}}"
 	if err != nil {
 		t.Fatal(err)
 	}
+	chs := make([]tilecast.Channel, 0, o.phones)
 	for i := range o.phones {
 		ec, err := r.emu.CreateChannel(emulator.Healthy, fmt.Sprintf("phone%d", i), emulator.Params{HTTPS: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := db.AddChannel(tilecast.Channel{URI: ec.URI, Feeds: []string{"crash"}}); err != nil {
-			t.Fatal(err)
-		}
+		chs = append(chs, tilecast.Channel{URI: ec.URI, Feeds: []string{"crash"}})
 		r.phones = append(r.phones, ec)
+	}
+	// One import, a transaction per batch: thousands of phones register in
+	// a moment.
+	if added, _, err := db.ImportChannels(chs); err != nil || added != o.phones {
+		t.Fatalf("import %d phones: %d added, %v", o.phones, added, err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -273,6 +290,7 @@ func (r *rig) start(env ...string) *exec.Cmd {
 	r.t.Helper()
 	r.count.mu.Lock()
 	r.count.life++
+	r.count.inLife = 0
 	r.count.mu.Unlock()
 	cmd := exec.Command(r.bin, "run", "--config", r.config)
 	cmd.Env = append(append(os.Environ(), "SSL_CERT_FILE="+r.ca), env...)

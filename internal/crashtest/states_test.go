@@ -33,7 +33,10 @@ func waitExit(cmd *exec.Cmd, limit time.Duration) int {
 // drain restarts the daemon, stops the feed growing, waits until every
 // item reached every phone and each tile shows the newest item, stops it
 // cleanly and returns the item count.
-func (r *rig) drain(t *testing.T) int {
+func (r *rig) drain(t *testing.T) int { return r.drainWithin(t, 30*time.Second) }
+
+// drainWithin is drain, waiting up to limit for the deliveries.
+func (r *rig) drainWithin(t *testing.T, limit time.Duration) int {
 	t.Helper()
 	off := r.logSize()
 	cmd := r.start()
@@ -41,7 +44,7 @@ func (r *rig) drain(t *testing.T) int {
 		t.Fatal("restart never logged \"tilecast running\"")
 	}
 	items := r.feed.freeze()
-	ok := waitFor(30*time.Second, func() bool {
+	ok := waitFor(limit, func() bool {
 		r.count.mu.Lock()
 		defer r.count.mu.Unlock()
 		for _, ph := range r.phones {
@@ -59,7 +62,18 @@ func (r *rig) drain(t *testing.T) int {
 	})
 	r.stop(cmd)
 	if !ok {
-		t.Fatalf("not every item delivered after the restart: %v", r.count.got)
+		r.count.mu.Lock()
+		missing := 0
+		for _, ph := range r.phones {
+			for i := 1; i <= items; i++ {
+				if r.count.got[delivery{ph.Token, fmt.Sprintf("item-%d", i), "toast"}] == 0 {
+					missing++
+				}
+			}
+		}
+		r.count.mu.Unlock()
+		t.Fatalf("not every item delivered %s after the restart: %d of %d item toasts missing (or a tile not the newest)",
+			limit, missing, items*len(r.phones))
 	}
 	return items
 }

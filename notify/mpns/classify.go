@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/notify/pushhttp"
 )
 
 // Waits derived from the MPNS rules.
@@ -181,32 +181,5 @@ func truncate(s string, n int) string {
 // into a wait clamped to [0, MaxRetryAfter]. ok is false for a missing or
 // malformed value, which the caller ignores in favour of its own backoff.
 func RetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if v[0] >= '0' && v[0] <= '9' {
-		for i := 0; i < len(v); i++ {
-			if v[i] < '0' || v[i] > '9' {
-				return 0, false
-			}
-		}
-		secs, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || secs >= uint64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter, true // out of range: still a number, so clamp
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	d = t.Sub(now)
-	switch {
-	case d < 0:
-		d = 0
-	case d > MaxRetryAfter:
-		d = MaxRetryAfter
-	}
-	return d, true
+	return pushhttp.RetryAfter(v, now, MaxRetryAfter)
 }

@@ -84,6 +84,11 @@ func NewRequest(uri string, kind tilecast.Kind, payload []byte, opts RequestOpti
 		class, target = classValues[ci][0], targetTile
 	case tilecast.KindRaw:
 		class = classValues[ci][2] // no target: MPNS hands raw bytes to the running app
+	case tilecast.KindBadge:
+		// WNS and Web Push send a badge on its own; an MPNS tile carries
+		// its count (Count) instead, so a badge entry for an MPNS channel
+		// is a routing mistake, not something to approximate.
+		return nil, fmt.Errorf("mpns: MPNS has no badge notification (the tile's Count carries the badge)")
 	default:
 		return nil, fmt.Errorf("mpns: no MPNS notification for kind %q", kind)
 	}

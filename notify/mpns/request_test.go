@@ -3,6 +3,7 @@ package mpns_test
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tilecast/tilecast"
@@ -87,7 +88,7 @@ func TestNewRequest(t *testing.T) {
 		kind tilecast.Kind
 		opts mpns.RequestOptions
 	}{
-		{"kind with no MPNS form", uri, "badge", mpns.RequestOptions{}},
+		{"kind with no MPNS form", uri, "sticker", mpns.RequestOptions{}},
 		{"empty kind", uri, "", mpns.RequestOptions{}},
 		{"unknown class", uri, tilecast.KindToast, mpns.RequestOptions{Class: "soon"}},
 		{"relative uri", "/throttledthirdparty/01.00/AAA", tilecast.KindToast, mpns.RequestOptions{}},
@@ -97,5 +98,11 @@ func TestNewRequest(t *testing.T) {
 		if req, err := mpns.NewRequest(tt.uri, tt.kind, []byte("x"), tt.opts); err == nil {
 			t.Errorf("%s: accepted: %s %v", tt.name, req.URL, req.Header)
 		}
+	}
+	// A badge is a kind of its own for WNS and Web Push; MPNS says why it
+	// has none rather than an unknown-kind error.
+	_, err = mpns.NewRequest(uri, tilecast.KindBadge, []byte("<badge/>"), mpns.RequestOptions{})
+	if err == nil || !strings.Contains(err.Error(), "no badge notification") {
+		t.Errorf("badge: %v, want a refusal that names badges", err)
 	}
 }

@@ -70,12 +70,6 @@ type ClientOptions struct {
 	PauseMin   time.Duration
 	PauseMax   time.Duration
 
-	// Subscription returns the Web Push subscription of a channel, for
-	// Push. Until channels carry their keys (tilecast.Channel.Keys, stage
-	// 2), the daemon supplies them here; nil makes Push fail every
-	// channel with a "no subscription" error.
-	Subscription func(ch *tilecast.Channel) (Subscription, error)
-
 	// Logger receives the pause and recovery of a push service (never a
 	// subscription or key); nil discards.
 	Logger *slog.Logger
@@ -200,16 +194,14 @@ func (c *Client) Close() { c.http.Close() }
 // /v1/webpush/key).
 func (c *Client) PublicKey() string { return c.opts.VAPID.Key().PublicKey() }
 
-// Push sends n to channel ch: it looks up the channel's subscription
-// (ClientOptions.Subscription) and calls PushSubscription. A channel
-// without one is VerdictFailed.
+// Push sends n to channel ch, a Web Push channel: its URI is the
+// subscription's endpoint, its Keys encrypt, its Expires ends it (see
+// SubscriptionOf, PushSubscription). A channel without keys is
+// VerdictFailed.
 func (c *Client) Push(ctx context.Context, ch *tilecast.Channel, n *tilecast.Notification, ttl time.Duration) tilecast.Result {
-	if c.opts.Subscription == nil {
-		return tilecast.Result{Verdict: tilecast.VerdictFailed, Err: fmt.Errorf("webpush: channel %s: no subscription keys", ch.ID)}
-	}
-	sub, err := c.opts.Subscription(ch)
+	sub, err := SubscriptionOf(ch)
 	if err != nil {
-		return tilecast.Result{Verdict: tilecast.VerdictFailed, Err: fmt.Errorf("webpush: channel %s: %w", ch.ID, err)}
+		return tilecast.Result{Verdict: tilecast.VerdictFailed, Err: err}
 	}
 	return c.PushSubscription(ctx, sub, n, ttl)
 }
@@ -221,7 +213,7 @@ func (c *Client) Push(ctx context.Context, ch *tilecast.Channel, n *tilecast.Not
 func (c *Client) RequestOptions(n *tilecast.Notification) RequestOptions {
 	o := RequestOptions{VAPID: c.opts.VAPID, Pad: c.opts.Pad, UserAgent: c.opts.UserAgent}
 	switch n.Kind {
-	case tilecast.KindTile, KindBadge:
+	case tilecast.KindTile, tilecast.KindBadge:
 		o.Urgency = c.opts.UrgencyTile
 		o.Topic = TopicFor(n.Feed)
 	default:
@@ -237,13 +229,20 @@ func (c *Client) RequestOptions(n *tilecast.Notification) RequestOptions {
 
 // PushSubscription sends n (its Kind and plaintext Payload) to sub with
 // what is left of its time to live (0: ClientOptions.DefaultTTL), and
-// classifies the answer (Classify). It never returns an error: a network
-// failure is VerdictRetry; a notification that cannot be requested (too
+// classifies the answer (Classify). It never returns an error: a
+// subscription past its Expires is VerdictGone without a request; a
+// network failure is VerdictRetry; a notification that cannot be requested (too
 // large, unknown kind, bad urgency) or an address the guard refuses is
 // VerdictFailed; a paused push service is VerdictRetry with a Wait (see
 // Client).
 func (c *Client) PushSubscription(ctx context.Context, sub Subscription, n *tilecast.Notification, ttl time.Duration) tilecast.Result {
 	start := c.now()
+	if !sub.Expires.IsZero() && !start.Before(sub.Expires) {
+		// The browser said when the subscription ends; the push service
+		// would answer 404 or 410 now.
+		return tilecast.Result{Verdict: tilecast.VerdictGone,
+			Err: fmt.Errorf("webpush: subscription expired at %s: %w", sub.Expires.UTC().Format(time.RFC3339), tilecast.ErrChannelExpired)}
+	}
 	origin, err := Origin(sub.Endpoint)
 	if err != nil {
 		return tilecast.Result{Verdict: tilecast.VerdictFailed, Err: fmt.Errorf("webpush: %w", err)}

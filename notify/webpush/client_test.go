@@ -208,13 +208,12 @@ func TestClientRequest(t *testing.T) {
 			return ""
 		}
 		o.DefaultTTL = 6 * time.Hour
-		o.Subscription = func(ch *tilecast.Channel) (webpush.Subscription, error) {
-			if ch.ID != "ch1" {
-				return webpush.Subscription{}, errors.New("unknown channel")
-			}
-			return b.sub, nil
-		}
 	})
+	ch := b.sub.Channel()
+	ch.ID = "ch1"
+	if ch.URI != b.sub.Endpoint || ch.Transport != tilecast.TransportWebPush || ch.Keys == nil || &ch.Keys.Auth[0] == &b.sub.Auth[0] {
+		t.Fatalf("Subscription.Channel() = %+v", ch)
+	}
 	tile := &tilecast.Notification{Feed: "news", Kind: tilecast.KindTile, Payload: webpush.BadgePayload(4)}
 	alert := &tilecast.Notification{Feed: "alerts", Kind: tilecast.KindToast, Payload: []byte(`{"kind":"toast","title":"!"}`)}
 	for _, tc := range []struct {
@@ -227,7 +226,7 @@ func TestClientRequest(t *testing.T) {
 		{tile, time.Hour, "3600", "very-low", "news"},
 		{alert, time.Hour, "3600", "high", ""},
 	} {
-		r := c.Push(context.Background(), &tilecast.Channel{ID: "ch1"}, tc.n, tc.ttl)
+		r := c.Push(context.Background(), &ch, tc.n, tc.ttl)
 		if r.Verdict != tilecast.VerdictDelivered {
 			t.Fatalf("push: %v %v", r.Verdict, r.Err)
 		}
@@ -243,12 +242,24 @@ func TestClientRequest(t *testing.T) {
 			t.Errorf("aud %v, want %s", claims["aud"], svc.URL)
 		}
 	}
-	if r := c.Push(context.Background(), &tilecast.Channel{ID: "other"}, toastN(), 0); r.Verdict != tilecast.VerdictFailed || !strings.Contains(r.Err.Error(), "unknown channel") {
-		t.Errorf("channel without subscription: %v %v", r.Verdict, r.Err)
+	hits := svc.hits.Load()
+	mpns := &tilecast.Channel{ID: "ch2", URI: svc.URL + "/push/x", Transport: tilecast.TransportMPNS}
+	if r := c.Push(context.Background(), mpns, toastN(), 0); r.Verdict != tilecast.VerdictFailed || !strings.Contains(r.Err.Error(), "no subscription keys") {
+		t.Errorf("channel without keys: %v %v", r.Verdict, r.Err)
 	}
-	bare := newClient(t, clk)
-	if r := bare.Push(context.Background(), &tilecast.Channel{ID: "ch1"}, toastN(), 0); r.Verdict != tilecast.VerdictFailed || !strings.Contains(r.Err.Error(), "no subscription") {
-		t.Errorf("no Subscription hook: %v %v", r.Verdict, r.Err)
+	// A subscription past its expirationTime is gone without a request.
+	expired := ch
+	expired.Expires = clk.Now()
+	if r := c.Push(context.Background(), &expired, toastN(), 0); r.Verdict != tilecast.VerdictGone || !errors.Is(r.Err, tilecast.ErrChannelExpired) {
+		t.Errorf("expired subscription: %v %v", r.Verdict, r.Err)
+	}
+	later := ch
+	later.Expires = clk.Now().Add(time.Minute)
+	if r := c.Push(context.Background(), &later, toastN(), 0); r.Verdict != tilecast.VerdictDelivered {
+		t.Errorf("subscription expiring later: %v %v", r.Verdict, r.Err)
+	}
+	if got := svc.hits.Load() - hits; got != 1 {
+		t.Errorf("%d requests for one sendable channel", got)
 	}
 	if _, err := webpush.NewClient(webpush.ClientOptions{}); err == nil {
 		t.Error("NewClient without a signer")

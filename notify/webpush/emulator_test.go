@@ -24,7 +24,7 @@ func TestClientAgainstEmulator(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(emu.Close)
 
-	subs := map[string]webpush.Subscription{}
+	chans := map[string]*tilecast.Channel{}
 	browser := func(behaviour string, p ...emulator.BrowserParams) string {
 		t.Helper()
 		br, err := emu.CreateBrowser(behaviour, behaviour, p...)
@@ -36,20 +36,14 @@ func TestClientAgainstEmulator(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		subs[br.Token] = sub
+		ch := sub.Channel() // as the registration will store it
+		ch.ID = br.Token
+		chans[br.Token] = &ch
 		return br.Token
 	}
-	c := newClient(t, clk, func(o *webpush.ClientOptions) {
-		o.Subscription = func(ch *tilecast.Channel) (webpush.Subscription, error) {
-			s, ok := subs[ch.ID]
-			if !ok {
-				return webpush.Subscription{}, errors.New("no such channel")
-			}
-			return s, nil
-		}
-	})
+	c := newClient(t, clk)
 	push := func(token string, n *tilecast.Notification) tilecast.Result {
-		return c.Push(context.Background(), &tilecast.Channel{ID: token}, n, 2*time.Hour)
+		return c.Push(context.Background(), chans[token], n, 2*time.Hour)
 	}
 
 	anna := browser(emulator.Healthy, emulator.BrowserParams{ApplicationServerKey: loadKeys(t).VAPID.PublicKey})

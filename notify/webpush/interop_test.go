@@ -139,7 +139,7 @@ func TestInteropRequests(t *testing.T) {
 	}{
 		{tilecast.KindToast, toast, time.Hour, webpush.RequestOptions{}},
 		{tilecast.KindTile, tile, 90 * time.Second, webpush.RequestOptions{Topic: webpush.TopicFor("news")}},
-		{webpush.KindBadge, webpush.BadgePayload(3), 0, webpush.RequestOptions{Topic: webpush.TopicFor("news"), Urgency: webpush.UrgencyVeryLow}},
+		{tilecast.KindBadge, webpush.BadgePayload(3), 0, webpush.RequestOptions{Topic: webpush.TopicFor("news"), Urgency: webpush.UrgencyVeryLow}},
 		{tilecast.KindToast, []byte(`{"kind":"toast","title":"padded"}`), time.Minute, webpush.RequestOptions{Pad: 512, Urgency: webpush.UrgencyHigh}},
 	}
 	var out []capturedRequest

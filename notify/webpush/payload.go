@@ -20,8 +20,8 @@ import (
 //	{"kind":"tile","count":…,"title":…,"body":…,"image":…,"url":…}
 //
 // Empty fields are left out; count is left out when the tile does not set
-// it, and 0 (which clears the app badge) is sent. A WNS-style badge
-// notification (kind "badge") is a tile with only a count (BadgePayload).
+// it, and 0 (which clears the app badge) is sent. A badge notification
+// (tilecast.KindBadge) is a tile with only a count (BadgePayload).
 
 // Payload kinds, the "kind" member.
 const (
@@ -254,7 +254,10 @@ type Encoder struct {
 	Icon string
 }
 
-var _ notify.Encoder = (*Encoder)(nil)
+var (
+	_ notify.Encoder      = (*Encoder)(nil)
+	_ notify.BadgeEncoder = (*Encoder)(nil)
+)
 
 // EncodeToast implements notify.Encoder.
 func (e *Encoder) EncodeToast(t notify.Toast) ([]byte, error) {
@@ -275,6 +278,10 @@ func (e *Encoder) EncodeRaw(r notify.Raw) ([]byte, error) {
 	}
 	return bytes.Clone(r.Payload), nil
 }
+
+// EncodeBadge implements notify.BadgeEncoder: a badge notification is a
+// tile with only the count (BadgePayload).
+func (e *Encoder) EncodeBadge(b notify.Badge) ([]byte, error) { return BadgePayload(b.Count), nil }
 
 // MaxTyped implements notify.Encoder.
 func (e *Encoder) MaxTyped() int { return MaxPlaintext }

@@ -104,6 +104,13 @@ func TestRendererGolden(t *testing.T) {
 			golden(t, tc.name+"-tile", b)
 		})
 	}
+	// A badge notification through notify.Fit, as the WNS transport's
+	// badges go: clamped like a tile count.
+	badge, err := notify.Fit(&webpush.Encoder{}, notify.Badge{Count: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "fit-badge", badge)
 	summary, err := r.SummaryToast(&tilecast.Feed{Name: "news"}, d, 5)
 	if err != nil {
 		t.Fatal(err)

@@ -16,12 +16,6 @@ import (
 	"github.com/tilecast/tilecast/notify/pushhttp"
 )
 
-// KindBadge is the kind of a badge-only notification (the WNS transport
-// adds tilecast.KindBadge with this value). Web Push sends it as a tile
-// whose plaintext carries only the count (BadgePayload): same urgency and
-// topic as a tile.
-const KindBadge tilecast.Kind = "badge"
-
 // Urgency values (RFC 8030 §5.3): how soon the push service should wake
 // a device that saves power.
 const (
@@ -45,7 +39,7 @@ func ValidUrgency(u string) bool {
 // until the device wakes anyway.
 func DefaultUrgency(kind tilecast.Kind) string {
 	switch kind {
-	case tilecast.KindTile, KindBadge:
+	case tilecast.KindTile, tilecast.KindBadge:
 		return UrgencyLow
 	}
 	return UrgencyNormal
@@ -117,12 +111,13 @@ type RequestOptions struct {
 //	Content-Type      application/octet-stream
 //
 // plus User-Agent; net/http adds Host and Content-Length. kind is toast,
-// tile, badge or raw. Client.Push and `tilecast send --dry-run` (with
+// tile, badge (a tile that carries only the count, BadgePayload: same
+// urgency and topic as a tile) or raw. Client.Push and `tilecast send --dry-run` (with
 // DumpRequest) build requests here, so a dry run shows what is sent. A
 // plaintext over MaxPlaintext wraps tilecast.ErrPayloadTooLarge.
 func NewRequest(sub Subscription, kind tilecast.Kind, plaintext []byte, ttl time.Duration, opts RequestOptions) (*http.Request, error) {
 	switch kind {
-	case tilecast.KindToast, tilecast.KindTile, tilecast.KindRaw, KindBadge:
+	case tilecast.KindToast, tilecast.KindTile, tilecast.KindRaw, tilecast.KindBadge:
 	default:
 		return nil, fmt.Errorf("webpush: no Web Push message for kind %q", kind)
 	}

@@ -28,7 +28,7 @@ func TestNewRequestHeaders(t *testing.T) {
 			map[string]string{"TTL": "3600", "Urgency": "normal", "Topic": ""}},
 		{"tile with topic", tilecast.KindTile, 90*time.Second + 999*time.Millisecond, webpush.RequestOptions{Topic: webpush.TopicFor("news")}, tile,
 			map[string]string{"TTL": "90", "Urgency": "low", "Topic": "news"}},
-		{"badge", webpush.KindBadge, time.Hour, webpush.RequestOptions{Topic: "feed-7"}, webpush.BadgePayload(2),
+		{"badge", tilecast.KindBadge, time.Hour, webpush.RequestOptions{Topic: "feed-7"}, webpush.BadgePayload(2),
 			map[string]string{"TTL": "3600", "Urgency": "low", "Topic": "feed-7"}},
 		{"raw", tilecast.KindRaw, time.Minute, webpush.RequestOptions{}, []byte("data"),
 			map[string]string{"TTL": "60", "Urgency": "normal"}},

@@ -373,6 +373,30 @@ func loopbackHost(host string) bool {
 	return net.ParseIP(h).IsLoopback()
 }
 
+// SubscriptionOf returns the subscription a Web Push channel stores: its
+// URI is the endpoint, Keys the browser's keys, Expires the
+// expirationTime. It does not Check them (the registration did); a
+// channel without keys is an error.
+func SubscriptionOf(ch *tilecast.Channel) (Subscription, error) {
+	if ch.Keys == nil {
+		return Subscription{}, fmt.Errorf("webpush: channel %s has no subscription keys (transport %q)", ch.ID, ch.Transport)
+	}
+	return Subscription{Endpoint: ch.URI, Expires: ch.Expires, P256DH: ch.Keys.P256DH, Auth: ch.Keys.Auth}, nil
+}
+
+// PushKeys returns the subscription's keys as a channel stores them
+// (tilecast.Channel.Keys).
+func (s Subscription) PushKeys() *tilecast.PushKeys {
+	return &tilecast.PushKeys{P256DH: bytes.Clone(s.P256DH), Auth: bytes.Clone(s.Auth)}
+}
+
+// Channel returns a Web Push channel for the subscription (URI, transport,
+// keys, expiry) for the registration to complete with user, feeds and
+// device.
+func (s Subscription) Channel() tilecast.Channel {
+	return tilecast.Channel{URI: s.Endpoint, Transport: tilecast.TransportWebPush, Keys: s.PushKeys(), Expires: s.Expires}
+}
+
 // subscriptionJSON is the browser's form, for MarshalJSON.
 type subscriptionJSON struct {
 	Endpoint       string `json:"endpoint"`
