@@ -72,6 +72,10 @@ type Feed struct {
 	// WNS holds what Windows has beyond MPNS ([feed.wns]); nil: the
 	// defaults (ToastGeneric toasts, adaptive tiles, the default sound).
 	WNS *WNSSpec
+
+	// WebPushUrgency is the Urgency of this feed's Web Push notifications
+	// ([feed.webpush] urgency); "" leaves each kind's default.
+	WebPushUrgency string
 }
 
 // WNSSpec is a feed's [feed.wns] table: options of its notifications to

@@ -8,9 +8,10 @@
 //
 // Two conventions the daemon relies on:
 //   - Paths (state, http.api_keys_file, http.tls_*, http.user_token_*,
-//     push.client_cert, push.client_key, push.wns.client_secret_file) are
-//     kept as written. A relative path is relative to the daemon's working
-//     directory, not to the config file; under systemd use absolute paths.
+//     push.client_cert, push.client_key, push.wns.client_secret_file,
+//     push.webpush.vapid_private_key_file) are kept as written. A relative
+//     path is relative to the daemon's working directory, not to the config
+//     file; under systemd use absolute paths.
 //   - Schedules run in UTC unless the spec starts with CRON_TZ=Zone (see
 //     Schedule).
 package config
@@ -123,7 +124,8 @@ type Push struct {
 	MaxAttempts  int
 	ClientCert   string // PEM file; set together with ClientKey or not at all
 	ClientKey    string
-	WNS          *WNS // [push.wns]; nil when the config has none (config/wns.go)
+	WNS          *WNS    // [push.wns]; nil when the config has none (config/wns.go)
+	WebPush      WebPush // [push.webpush] (webpush.go)
 }
 
 // Push classes: how long MPNS may batch a notification (X-NotificationClass).
@@ -175,6 +177,7 @@ func Default() *Config {
 			AllowedHosts: []string{"*.notify.live.net", "*.notify.windows.com"},
 			Class:        ClassImmediate,
 			MaxAttempts:  10,
+			WebPush:      DefaultWebPush(),
 		},
 		Defaults: Defaults{
 			Schedule:        "*/15 * * * *",
@@ -346,6 +349,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 	cfg.Push.ClientKey = c.str("push.client_key", p.ClientKey, "")
 	c.keyPair("push.client_cert", "push.client_key", cfg.Push.ClientCert, cfg.Push.ClientKey)
 	cfg.Push.WNS = c.pushWNS(p.WNS, cfg.Push.AllowPrivate)
+	c.webPush(&p.WebPush, &cfg.Push.WebPush)
 
 	cfg.Defaults = c.options("defaults", &raw.Defaults, &cfg.Defaults)
 
@@ -446,6 +450,7 @@ func (c *checker) feed(i int, r *rawFeed, def *Defaults) tilecast.Feed {
 		c.errorf(key, "sends nothing: add a [feed.toast] table, a [feed.tile] table or both")
 	}
 	f.WNS = c.feedWNS(key, r.WNS, &templates)
+	f.WebPushUrgency = c.feedWebPush(key, r.WebPush)
 
 	// Catch template syntax errors here even while notify's own check is a
 	// stub; leave everything else about templates to notify.CheckFeed.

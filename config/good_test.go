@@ -62,6 +62,10 @@ text1 = "{{.Item.Title}}"
 		{"Push.MaxAttempts", cfg.Push.MaxAttempts, 10},
 		{"Push.ClientCert", cfg.Push.ClientCert, ""},
 		{"Push.ClientKey", cfg.Push.ClientKey, ""},
+		{"Push.WebPush", cfg.Push.WebPush, config.WebPush{
+			AllowedHosts: []string{"fcm.googleapis.com", "*.push.services.mozilla.com", "*.push.apple.com", "*.notify.windows.com"},
+			UrgencyToast: "normal", UrgencyTile: "low"}},
+		{"Push.WebPush.Enabled", cfg.Push.WebPush.Enabled(), false},
 		{"Defaults.Schedule", cfg.Defaults.Schedule, "*/15 * * * *"},
 		{"Defaults.FirstRun", cfg.Defaults.FirstRun, "baseline"},
 		{"Defaults.MaxToasts", cfg.Defaults.MaxToasts, 3},
@@ -261,7 +265,7 @@ func TestExample(t *testing.T) {
 		t.Fatalf("example has %d feeds, want 2", len(cfg.Feeds))
 	}
 	news, mentions := cfg.Feeds[0], cfg.Feeds[1]
-	if news.PerUser() || news.Toast == nil || news.Tile == nil || news.Tile.Template != tilecast.TileFlip {
+	if news.PerUser() || news.Toast == nil || news.Tile == nil || news.Tile.Template != tilecast.TileFlip || news.WebPushUrgency != "high" {
 		t.Errorf("first example feed should be global with a toast and a flip tile: %+v", news)
 	}
 	if !mentions.PerUser() || mentions.Toast == nil {

@@ -52,7 +52,8 @@ type rawPush struct {
 	ClientCert   any `toml:"client_cert"`
 	ClientKey    any `toml:"client_key"`
 
-	WNS *rawPushWNS `toml:"wns"`
+	WNS     *rawPushWNS `toml:"wns"`
+	WebPush rawWebPush  `toml:"webpush"`
 }
 
 // rawPushWNS is [push.wns]: the credentials of the WNS transport.
@@ -61,6 +62,21 @@ type rawPushWNS struct {
 	ClientSecretFile any `toml:"client_secret_file"`
 	Tenant           any `toml:"tenant"`
 	TokenURL         any `toml:"token_url"`
+}
+
+// rawWebPush is [push.webpush].
+type rawWebPush struct {
+	Subject             any `toml:"subject"`
+	VAPIDPrivateKeyFile any `toml:"vapid_private_key_file"`
+	AllowedHosts        any `toml:"allowed_hosts"`
+	UrgencyToast        any `toml:"urgency_toast"`
+	UrgencyTile         any `toml:"urgency_tile"`
+	Pad                 any `toml:"pad"`
+}
+
+// rawFeedWebPush is a feed's [feed.webpush].
+type rawFeedWebPush struct {
+	Urgency any `toml:"urgency"`
 }
 
 // rawDefaults is both the [defaults] table and the part of a [[feed]] that
@@ -102,9 +118,10 @@ type rawFeed struct {
 	Name any `toml:"name"`
 	URL  any `toml:"url"`
 	rawDefaults
-	Toast *rawToast   `toml:"toast"`
-	Tile  *rawTile    `toml:"tile"`
-	WNS   *rawFeedWNS `toml:"wns"`
+	Toast   *rawToast       `toml:"toast"`
+	Tile    *rawTile        `toml:"tile"`
+	WNS     *rawFeedWNS     `toml:"wns"`
+	WebPush *rawFeedWebPush `toml:"webpush"`
 }
 
 // rawFeedWNS is [feed.wns]: what Windows shows beyond MPNS.

@@ -84,6 +84,15 @@ func reloadRules() map[string]reloadRule {
 		// WNS credentials: a new token source with the new push client
 		// (the secret file re-read).
 		"push.wns": {Applies, func(c *Config) any { return &c.Push.WNS }},
+		// Web Push: a new client and signer with the new push client.
+		// The VAPID key is what every subscription was made with and
+		// what /v1/webpush/key serves: fixed at start.
+		"push.webpush.subject":                {Applies, func(c *Config) any { return &c.Push.WebPush.Subject }},
+		"push.webpush.vapid_private_key_file": {NeedsRestart, func(c *Config) any { return &c.Push.WebPush.VAPIDPrivateKeyFile }},
+		"push.webpush.allowed_hosts":          {Applies, func(c *Config) any { return &c.Push.WebPush.AllowedHosts }},
+		"push.webpush.urgency_toast":          {Applies, func(c *Config) any { return &c.Push.WebPush.UrgencyToast }},
+		"push.webpush.urgency_tile":           {Applies, func(c *Config) any { return &c.Push.WebPush.UrgencyTile }},
+		"push.webpush.pad":                    {Applies, func(c *Config) any { return &c.Push.WebPush.Pad }},
 		// The number of send workers (and the crash window sized by it)
 		// is fixed when delivery starts.
 		"push.concurrency": {NeedsRestart, func(c *Config) any { return &c.Push.Concurrency }},

@@ -6,9 +6,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
 	"github.com/tilecast/tilecast/internal/browsertest"
+	"github.com/tilecast/tilecast/notify/webpush"
 )
 
 func TestPhoneViewInBrowser(t *testing.T) {
@@ -43,6 +46,25 @@ func TestPhoneViewInBrowser(t *testing.T) {
 		}
 	}
 
+	// A Web Push browser beside the phones: its notification, its app
+	// icon with the badge and the stored tile content.
+	laptop, err := e.CreateBrowser(emulator.Healthy, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp := newSender(t, nil)
+	webToast, _ := webpush.ToastPayload(webpush.Toast{Title: "Web toast <b>", Body: "from Web Push", URL: "javascript:alert(1)"})
+	seven := 7
+	webTile, _ := webpush.TilePayload(webpush.Tile{Count: &seven, Title: "Web tile", Body: "tile body", Image: imgs.URL + "/web.png"})
+	for _, p := range []struct {
+		kind  tilecast.Kind
+		plain []byte
+	}{{tilecast.KindToast, webToast}, {tilecast.KindTile, webTile}} {
+		if resp, body := wp.push(t, subscriptionOf(t, laptop), p.kind, string(p.plain), time.Hour, webpush.RequestOptions{}); resp.StatusCode != 201 {
+			t.Fatalf("web push: %d %s", resp.StatusCode, body)
+		}
+	}
+
 	// A Windows device: its Start menu (four sizes and the badge) and its
 	// Action Center.
 	pc := mustWindows(t, e, emulator.Healthy)
@@ -64,6 +86,14 @@ func TestPhoneViewInBrowser(t *testing.T) {
 	}
 
 	dom := string(browsertest.Run(t, "--dump-dom", srv.URL+"/?poll"))
+	for _, want := range []string{
+		"web push · healthy", "Web toast &lt;b&gt;", "from Web Push", // the notification, as text
+		`<span class="app-badge">7</span>`, "<b>Web tile</b>", "tile body", `src="` + imgs.URL + `/web.png"`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered DOM lacks %q (Web Push browser)", want)
+		}
+	}
 	for _, want := range []string{
 		"win healthy", "Action Center", "Windows toast", "in the Action Center", "Older Windows toast",
 		"Tilecast &lt;Start&gt;", "Medium item", "Wide summary", "Large item",
@@ -117,6 +147,9 @@ func TestPhoneViewInBrowser(t *testing.T) {
 	}
 	if front == 0 || missing == 0 {
 		t.Errorf("found %d front and %d missing images in the DOM", front, missing)
+	}
+	if strings.Contains(dom, `href="javascript:`) {
+		t.Error("a pushed javascript: URL became a link")
 	}
 	if strings.Contains(dom, "Loading phones") {
 		t.Error("page still shows the loading placeholder: phone.js did not render")

@@ -1,7 +1,8 @@
 // Package emulator plays the Microsoft Push Notification Service (MPNS) and
-// the phones behind it, and the Windows Push Notification Services (WNS,
-// wns.go: token endpoints and Windows devices), for the demo, tests and
-// benchmarks. It checks every
+// the phones behind it, the Windows Push Notification Services (WNS,
+// wns.go: token endpoints and Windows devices) and a Web Push service with
+// browsers (webpush.go: VAPID, aes128gcm, Topic, TTL), for the demo, tests
+// and benchmarks. It checks every
 // push with its own parser (it never shares tilecast's notify code, so it
 // catches the sender's mistakes instead of repeating them), answers with the
 // status codes and X-…Status headers of protocols.md §1.5 according to each
@@ -202,6 +203,7 @@ type Emulator struct {
 	rnd      *mrand.Rand
 	baseURL  string
 	channels map[string]*channel
+	browsers map[string]*browser // Web Push (webpush.go); made on first use
 	seq      int
 	version  uint64 // bumped on every state change; the page polls it
 	subs     map[chan struct{}]struct{}

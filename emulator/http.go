@@ -62,6 +62,7 @@ func (e *Emulator) Handler() http.Handler {
 	mux.HandleFunc("GET /channels/{token}", e.serveChannel)
 	mux.HandleFunc("POST /channels/{token}/expire", e.serveExpire)
 	mux.HandleFunc("POST /channels/{token}/behaviour", e.serveBehaviour)
+	e.webPushRoutes(mux)
 
 	mux.HandleFunc("GET /{$}", e.servePage)
 	mux.HandleFunc("GET /state.json", e.serveState)
@@ -138,10 +139,11 @@ func apiError(w http.ResponseWriter, status int, err error) {
 
 // channelRequest is the body of POST /channels and /channels/{token}/behaviour.
 type channelRequest struct {
-	Transport string `json:"transport"` // "" or "mpns" here; "wns" is wnsCreateRequest
+	Transport string `json:"transport"` // "", "mpns" or "webpush" here; "wns" is wnsCreateRequest
 	Behaviour string `json:"behaviour"`
 	Name      string `json:"name"`
 	Params
+	webPushRequest // transport "webpush" makes a browser (webpush.go)
 }
 
 func decodeRequest(r *http.Request, v any) error {
@@ -168,15 +170,19 @@ func (e *Emulator) serveCreate(w http.ResponseWriter, r *http.Request) {
 	case TransportWNS:
 		e.serveCreateWNS(w, r, body)
 		return
-	case "", "mpns":
+	case "", "mpns", TransportWebPush: // webpush: channelRequest below (webpush.go)
 	default:
-		apiError(w, http.StatusBadRequest, fmt.Errorf("unknown transport %q (want mpns or wns)", transport))
+		apiError(w, http.StatusBadRequest, fmt.Errorf("unknown transport %q (want mpns, wns or webpush)", transport))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req channelRequest
 	if err := decodeRequest(r, &req); err != nil {
 		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	if req.Transport == TransportWebPush {
+		e.serveCreateBrowser(w, r, req)
 		return
 	}
 	ch, err := e.createChannel(req.Behaviour, req.Name, "http://"+r.Host, req.Params)
@@ -195,10 +201,17 @@ func (e *Emulator) serveList(w http.ResponseWriter, _ *http.Request) {
 	for _, d := range e.WindowsDevices() {
 		out = append(out, d)
 	}
+	for _, b := range e.Browsers() {
+		out = append(out, b)
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (e *Emulator) serveChannel(w http.ResponseWriter, r *http.Request) {
+	if b, ok := e.Browser(r.PathValue("token")); ok {
+		writeJSON(w, http.StatusOK, b)
+		return
+	}
 	if e.serveWindowsChannel(w, r, "") {
 		return
 	}
@@ -231,6 +244,10 @@ func (e *Emulator) serveBehaviour(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) serveSetBehaviour(w http.ResponseWriter, r *http.Request, req channelRequest) {
 	token := r.PathValue("token")
+	if e.isBrowser(token) {
+		e.serveBrowserBehaviour(w, token, req)
+		return
+	}
 	var params []Params
 	if req.Params != (Params{}) { // omitted params keep the current ones
 		params = append(params, req.Params)
@@ -272,9 +289,10 @@ type phoneView struct {
 }
 
 type stateView struct {
-	Version uint64        `json:"version"`
-	Phones  []phoneView   `json:"phones"`
-	Windows []windowsView `json:"windows"` // wnsview.go
+	Version  uint64         `json:"version"`
+	Phones   []phoneView    `json:"phones"`
+	Windows  []windowsView  `json:"windows"`  // wnsview.go
+	Browsers []BrowserState `json:"browsers"` // Web Push (webpush.go)
 }
 
 func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
@@ -283,7 +301,7 @@ func (e *Emulator) serveState(w http.ResponseWriter, _ *http.Request) {
 	version := e.version
 	e.mu.Unlock()
 	states := e.Channels()
-	out := stateView{Version: version, Phones: make([]phoneView, 0, len(states))}
+	out := stateView{Version: version, Phones: make([]phoneView, 0, len(states)), Browsers: e.Browsers()}
 	for _, s := range states {
 		pv := phoneView{ChannelState: s, SecondaryHTML: map[string]string{}}
 		var buf bytes.Buffer

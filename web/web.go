@@ -119,6 +119,10 @@ type Options struct {
 	// never 503, so that systemd does not restart a daemon that works
 	// (tilecast.DegradedReporter).
 	Degraded func() (bool, string)
+	// WebPushPublicKey is the VAPID public key (base64url) served at GET
+	// /v1/webpush/key for the page's pushManager.subscribe; "" answers
+	// 404 there (Web Push not configured). See webpush.go.
+	WebPushPublicKey string
 	// Backup, when set, writes a consistent snapshot of the state file
 	// (store.DB.Backup) for GET /v1/backup; nil answers 501.
 	Backup BackupFunc
@@ -303,6 +307,7 @@ func (s *Server) routes() http.Handler {
 		s.handle(mux, rt)
 	}
 	s.dashboardRoutes(mux) // GET /, /login, POST /login, /logout
+	s.webPushRoutes(mux)   // GET /webpush/, /v1/webpush/key
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if s.opts.MetricsRole == 0 {
 		mux.Handle("GET /metrics", s.metricsHandler())

@@ -43,9 +43,10 @@ func cmdEmulate(ctx context.Context, e env) error {
 		return err
 	}
 	defer stop()
-	fmt.Fprintf(e.stdout, "MPNS and WNS emulator on %s\n  phone view:      %s/\n  create channels: curl -X POST -d '{\"behaviour\":\"healthy\",\"name\":\"my phone\"}' %s/channels\n",
+	fmt.Fprintf(e.stdout, "MPNS, WNS and Web Push emulator on %s\n  phone view:      %s/\n  create channels: curl -X POST -d '{\"behaviour\":\"healthy\",\"name\":\"my phone\"}' %s/channels\n",
 		url, url, url)
 	fmt.Fprintf(e.stdout, "  Windows devices: curl -X POST -d '{\"transport\":\"wns\",\"behaviour\":\"healthy\",\"name\":\"my PC\"}' %s/channels\n", url)
+	fmt.Fprintf(e.stdout, "  browsers:        curl -X POST -d '{\"transport\":\"webpush\",\"behaviour\":\"healthy\",\"name\":\"my laptop\"}' %s/channels\n", url)
 	if *wnsID != "" {
 		fmt.Fprintf(e.stdout, "  WNS token_url:   %s%s (classic), %s%s (Entra ID)\n", url, emulator.WNSClassicTokenPath, url, emulator.WNSEntraTokenPath("TENANT"))
 	} else {

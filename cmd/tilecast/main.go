@@ -66,7 +66,7 @@ func commands() []command {
 		{"backup", "write a consistent, checked snapshot of the state file", cmdBackup},
 		{"preview", "fetch a feed now and print the payloads that would be sent", cmdPreview},
 		{"send", "send (or --dry-run print) one notification to a channel URI", cmdSend},
-		{"emulate", "run the local MPNS and WNS emulator with its phone view", cmdEmulate},
+		{"emulate", "run the local MPNS, WNS and Web Push emulator with its phone view", cmdEmulate},
 		{"demo", "everything on embedded defaults: emulator, sample feed, daemon", cmdDemo},
 		{"version", "print the version", cmdVersion},
 	}
