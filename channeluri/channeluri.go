@@ -385,6 +385,10 @@ type Rules struct {
 	// AllowedHosts is push.allowed_hosts: the hosts a channel URI may
 	// have ("host" or "*.suffix").
 	AllowedHosts []string
+	// TransportHosts, when it has an entry for a channel's transport,
+	// replaces AllowedHosts for that transport's channels (Web Push:
+	// [push.webpush] allowed_hosts, the push services of browsers).
+	TransportHosts map[tilecast.Transport][]string
 	// AllowPrivate is push.allow_private: with it, a WNS channel may also
 	// be on any host of AllowedHosts (the emulator, tests), as long as the
 	// registration names transport wns itself.
@@ -395,7 +399,8 @@ type Rules struct {
 // the URI's canonical form and the transport. t is the transport the
 // registration names ("" infers it with tilecast.InferTransport; hasKeys
 // says the registration carries Web Push subscription keys). On top of
-// Check's rules (a usable URL whose host is in rules.AllowedHosts):
+// Check's rules (a usable URL whose host is in rules.AllowedHosts, or in
+// the transport's own list of rules.TransportHosts):
 //
 //   - wns: https on *.notify.windows.com, where WNS issues every channel
 //     and where alone its access token may go. A host listed in
@@ -450,8 +455,12 @@ func CheckChannel(raw string, t tilecast.Transport, hasKeys bool, rules Rules) (
 			return "", "", invalid(nil, "a webpush subscription needs its keys (p256dh and auth)")
 		}
 	}
-	if !hostAllowed(host, rules.AllowedHosts) {
-		return "", "", fmt.Errorf("%w: host %q is not in push.allowed_hosts", tilecast.ErrHostNotAllowed, host)
+	allowed, list := rules.AllowedHosts, "push.allowed_hosts"
+	if hs, ok := rules.TransportHosts[t]; ok {
+		allowed, list = hs, "the allowed hosts of transport "+string(t)
+	}
+	if !hostAllowed(host, allowed) {
+		return "", "", fmt.Errorf("%w: host %q is not in %s", tilecast.ErrHostNotAllowed, host, list)
 	}
 	return c, t, nil
 }

@@ -285,6 +285,14 @@ func TestCheckChannel(t *testing.T) {
 		{name: "unknown transport", uri: wnsURI, t: "apns", rules: def, wantErr: "unknown transport",
 			is: tilecast.ErrUnknownTransport},
 		{name: "bad uri", uri: "ftp://db5.notify.windows.com/", rules: def, wantErr: "scheme", is: ErrInvalid},
+		// A transport's own host list replaces push.allowed_hosts for it.
+		{name: "web push on its own list", uri: "https://fcm.googleapis.com/fcm/send/x", keys: true,
+			rules: Rules{AllowedHosts: def.AllowedHosts, TransportHosts: map[tilecast.Transport][]string{
+				tilecast.TransportWebPush: {"fcm.googleapis.com"}}}, want: tilecast.TransportWebPush},
+		{name: "web push off its own list", uri: "https://db3.notify.live.net/x", keys: true,
+			rules: Rules{AllowedHosts: def.AllowedHosts, TransportHosts: map[tilecast.Transport][]string{
+				tilecast.TransportWebPush: {"fcm.googleapis.com"}}},
+			wantErr: "not in the allowed hosts of transport webpush", is: tilecast.ErrHostNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

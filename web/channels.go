@@ -189,6 +189,9 @@ func (s *Server) check(reg *registration) *apiError {
 	if s.opts.AllowPrivate != nil {
 		rules.AllowPrivate = s.opts.AllowPrivate()
 	}
+	if s.opts.TransportHosts != nil {
+		rules.TransportHosts = s.opts.TransportHosts()
+	}
 	ch := tilecast.Channel{URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device,
 		Transport: tilecast.Transport(reg.Transport)}
 	if err := CheckRegistration(&ch, rules, s.feeds()); err != nil {

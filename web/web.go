@@ -89,6 +89,10 @@ type Options struct {
 	// that names transport wns may use a host of AllowedHosts outside
 	// *.notify.windows.com (the emulator). nil means false.
 	AllowPrivate func() bool
+	// TransportHosts, when set, returns the host lists of the transports
+	// that have their own ([push.webpush] allowed_hosts), which replace
+	// AllowedHosts for their channels (channeluri.Rules).
+	TransportHosts func() map[tilecast.Transport][]string
 	// APIKeysFile holds one key per line, "admin KEY" or "app KEY" (see
 	// ReadKeyFile). "" disables the /v1 API (503); a path that cannot be
 	// read is an error from New.

@@ -91,7 +91,13 @@ func checkRegistration(cfg *config.Config, ch *tilecast.Channel) error {
 
 // registrationRules are the [push] keys a registration is checked against.
 func registrationRules(cfg *config.Config) channeluri.Rules {
-	return channeluri.Rules{AllowedHosts: cfg.Push.AllowedHosts, AllowPrivate: cfg.Push.AllowPrivate}
+	return channeluri.Rules{AllowedHosts: cfg.Push.AllowedHosts, AllowPrivate: cfg.Push.AllowPrivate,
+		TransportHosts: transportHosts(cfg)}
+}
+
+// transportHosts are the host lists of the transports that have their own.
+func transportHosts(cfg *config.Config) map[tilecast.Transport][]string {
+	return map[tilecast.Transport][]string{tilecast.TransportWebPush: cfg.Push.WebPush.AllowedHosts}
 }
 
 func cmdChannelsList(ctx context.Context, e env) error {

@@ -97,6 +97,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			Feeds:                  func() []tilecast.Feed { return current().Feeds },
 			AllowedHosts:           func() []string { return current().Push.AllowedHosts },
 			AllowPrivate:           func() bool { return current().Push.AllowPrivate },
+			TransportHosts:         func() map[tilecast.Transport][]string { return transportHosts(current()) },
 			APIKeysFile:            cfg.HTTP.APIKeysFile,
 			MetricsRole:            metricsRole(cfg.HTTP.MetricsAuth),
 			UserTokenKeyFile:       cfg.HTTP.UserTokenKeyFile,
