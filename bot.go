@@ -74,11 +74,20 @@ func (b *Bot) failpoint(name string) {
 // scheduler and Deliver (or DeliverDue) to drain the outbox. A Bot is safe
 // for concurrent use; SetFeeds swaps the feed set on a config reload.
 type Bot struct {
-	Fetcher  Fetcher
+	Fetcher Fetcher
+	// Renderer renders the notifications of MPNS channels (and of
+	// channels stored without a transport), unless Renderers has one for
+	// TransportMPNS.
 	Renderer Renderer
-	Pusher   Pusher
-	Store    Store
-	Logger   *slog.Logger
+	// Renderers render the notifications of each transport's channels
+	// (Channel.Transport). A channel whose transport has no renderer gets
+	// no notifications; the run logs it once.
+	Renderers map[Transport]Renderer
+	// Pusher sends every notification; a daemon of several transports
+	// gives a PushMux (behind a Breaker), which picks the channel's.
+	Pusher Pusher
+	Store  Store
+	Logger *slog.Logger
 
 	PushConcurrency  int
 	FetchConcurrency int // per-user copies of one feed fetched at once
@@ -117,7 +126,11 @@ type Bot struct {
 	// write (304, unchanged 200), so status pages can still show it.
 	unwritten map[FeedKey]fetchMark
 	wake      chan struct{}
-	lastPass  time.Time // the deliverer's last pass (progress, for health and the watchdog)
+	// lastPass is when the deliverer last made progress (a pass over the
+	// due entries, or an entry handed to a worker), in Unix nanoseconds,
+	// for health and the watchdog: a dispatcher waiting for a slow push
+	// service to free a worker is working, not stuck.
+	lastPass atomic.Int64
 }
 
 // SetFetchConcurrency changes FetchConcurrency of a running Bot (a config
@@ -157,6 +170,17 @@ func (b *Bot) now() time.Time {
 		return b.Now()
 	}
 	return time.Now()
+}
+
+// rendererFor returns the renderer of transport t's channels, nil if none.
+func (b *Bot) rendererFor(t Transport) Renderer {
+	if r := b.Renderers[t]; r != nil {
+		return r
+	}
+	if t == TransportMPNS || t == "" {
+		return b.Renderer
+	}
+	return nil
 }
 
 func (b *Bot) log() *slog.Logger {
@@ -295,7 +319,10 @@ func (b *Bot) Progress() (oldestFetch time.Duration, lastDispatch time.Time) {
 	for _, start := range b.running {
 		oldestFetch = max(oldestFetch, time.Since(start))
 	}
-	return oldestFetch, b.lastPass
+	if ns := b.lastPass.Load(); ns != 0 {
+		lastDispatch = time.Unix(0, ns)
+	}
+	return oldestFetch, lastDispatch
 }
 
 func (b *Bot) release(k FeedKey) {
@@ -535,14 +562,21 @@ func (b *Bot) build(ctx context.Context, f *Feed, k FeedKey, info FeedInfo, fres
 }
 
 // fanRenderer renders a run's payloads once per channel user (templates may
-// use .User) and turns them into one notification per subscriber and payload.
+// use .User) and transport (each has its payloads), and turns them into one
+// notification per subscriber and payload.
 type fanRenderer struct {
-	b       *Bot
-	f       *Feed
-	info    FeedInfo
-	fresh   []Item
-	flood   bool
-	perUser map[string][]payload
+	b     *Bot
+	f     *Feed
+	info  FeedInfo
+	fresh []Item
+	flood bool
+	cache map[renderKey][]payload
+}
+
+// renderKey is what a run's payloads differ by.
+type renderKey struct {
+	user      string
+	transport Transport
 }
 
 // payload is one rendered notification, shared by the channels of a user.
@@ -560,11 +594,18 @@ func (b *Bot) newFanRenderer(f *Feed, user string, info FeedInfo, fresh []Item, 
 		b.log().Warn("flood guard: only a tile and a summary toast are sent", "feed", f.Name, "user", user,
 			"new", len(fresh), "flood_limit", f.FloodLimit)
 	}
-	return &fanRenderer{b: b, f: f, info: info, fresh: fresh, flood: flood, perUser: map[string][]payload{}}
+	return &fanRenderer{b: b, f: f, info: info, fresh: fresh, flood: flood, cache: map[renderKey][]payload{}}
 }
 
-func (r *fanRenderer) render(user string) []payload {
+// render renders the run's payloads for user's channels of transport t.
+func (r *fanRenderer) render(user string, t Transport) []payload {
 	f, fresh, lg := r.f, r.fresh, r.b.log()
+	rr := r.b.rendererFor(t)
+	if rr == nil {
+		lg.Error("no renderer for the transport: its channels get nothing of this run", "feed", f.Name, "user", user,
+			"transport", string(t))
+		return nil
+	}
 	var out []payload
 	data := TemplateData{Feed: r.info, Item: fresh[0], Items: fresh, NewCount: len(fresh), User: user}
 	if f.Toast != nil {
@@ -575,28 +616,29 @@ func (r *fanRenderer) render(user string) []payload {
 		for _, it := range fresh[:toasts] {
 			d := data
 			d.Item = it
-			req, err := r.b.Renderer.Toast(f, &d)
+			req, err := rr.Toast(f, &d)
 			if err != nil {
-				lg.Error("render toast", "feed", f.Name, "user", user, "item", it.ID, "error", err.Error())
+				lg.Error("render toast", "feed", f.Name, "user", user, "item", it.ID, "error", err.Error(), "transport", string(t))
 				continue
 			}
 			out = append(out, payload{KindToast, it.ID, req})
 		}
 		if more := len(fresh) - toasts; more > 0 {
-			req, err := r.b.Renderer.SummaryToast(f, &data, more)
+			req, err := rr.SummaryToast(f, &data, more)
 			if err != nil {
-				lg.Error("render summary toast", "feed", f.Name, "user", user, "error", err.Error())
+				lg.Error("render summary toast", "feed", f.Name, "user", user, "error", err.Error(), "transport", string(t))
 			} else {
 				out = append(out, payload{KindToast, "", req})
 			}
 		}
 	}
 	if f.Tile != nil {
-		req, err := r.b.Renderer.Tile(f, &data)
+		parts, err := rr.TileUpdate(f, &data)
 		if err != nil {
-			lg.Error("render tile", "feed", f.Name, "user", user, "error", err.Error())
-		} else {
-			out = append(out, payload{KindTile, fresh[0].ID, req})
+			lg.Error("render tile", "feed", f.Name, "user", user, "error", err.Error(), "transport", string(t))
+		}
+		for _, p := range parts {
+			out = append(out, payload{p.Kind, fresh[0].ID, p.Payload})
 		}
 	}
 	return out
@@ -610,10 +652,11 @@ func (r *fanRenderer) notifications(ctx context.Context, subs []Channel, now tim
 			return nil, ctx.Err()
 		}
 		ch := &subs[i]
-		ps, ok := r.perUser[ch.User]
+		k := renderKey{ch.User, TransportOf(ch)}
+		ps, ok := r.cache[k]
 		if !ok {
-			ps = r.render(ch.User)
-			r.perUser[ch.User] = ps
+			ps = r.render(k.user, k.transport)
+			r.cache[k] = ps
 		}
 		for _, p := range ps {
 			ns = append(ns, Notification{
@@ -825,13 +868,21 @@ func (b *Bot) Subscribe(ch Channel) error {
 		}
 		d := *st.Latest
 		d.User = ch.User
-		payload, err := b.Renderer.Tile(f, &d)
-		if err != nil {
-			b.log().Error("render tile", "feed", f.Name, "user", ch.User, "error", err.Error())
-			continue
+		t := TransportOf(&ch)
+		rr := b.rendererFor(t)
+		if rr == nil {
+			b.log().Error("no renderer for the transport: no tile on subscribe", "feed", f.Name, "channel", ch.ID,
+				"transport", string(t))
+			return nil
 		}
-		ns = append(ns, Notification{ChannelID: ch.ID, Feed: f.Name, User: ch.User, ItemID: d.Item.ID,
-			Kind: KindTile, Payload: payload, NextAttempt: now, Created: now})
+		parts, err := rr.TileUpdate(f, &d)
+		if err != nil {
+			b.log().Error("render tile", "feed", f.Name, "user", ch.User, "error", err.Error(), "transport", string(t))
+		}
+		for _, p := range parts {
+			ns = append(ns, Notification{ChannelID: ch.ID, Feed: f.Name, User: ch.User, ItemID: d.Item.ID,
+				Kind: p.Kind, Payload: p.Payload, NextAttempt: now, Created: now})
+		}
 	}
 	if len(ns) == 0 {
 		return nil

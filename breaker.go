@@ -89,10 +89,19 @@ func hostOf(uri string) string {
 	return strings.ToLower(u.Host)
 }
 
-// hostFailed reports whether r says the host (not the channel) is failing.
-// QueueFull, 429 and 4xx are answers from a working host.
+// hostFailed reports whether r says the host (not the channel) is failing:
+// a 5xx, or a request that got no answer (a network error or timeout,
+// which the transports classify VerdictRetry). QueueFull, 429 and 4xx are
+// answers from a working host; a push that was never sent (NotSent: the
+// transport waits for its token endpoint, or has no sender) or that the
+// transport refused before making a request (VerdictFailed without a
+// status: a URI it will not send to, a payload over its limit) says
+// nothing about the host.
 func hostFailed(r Result) bool {
-	return r.Status == 0 && r.Err != nil || r.Status >= 500
+	if r.Status >= 500 {
+		return true
+	}
+	return r.Status == 0 && r.Err != nil && r.Verdict == VerdictRetry && !errors.Is(r.Err, ErrCircuitOpen)
 }
 
 // Push sends n to ch unless the host of ch.URI has an open circuit and no
@@ -125,6 +134,14 @@ func (b *Breaker) Push(ctx context.Context, ch *Channel, n *Notification, ttl ti
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c = b.hosts[host]
+	if NotSent(res) {
+		// No request was made: the host was not tried. A probe that
+		// was not sent leaves the circuit as it was, for the next one.
+		if probe && c != nil {
+			c.probing = false
+		}
+		return res
+	}
 	if !hostFailed(res) {
 		if c != nil {
 			if c.open {

@@ -3,6 +3,7 @@ package tilecast_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +66,12 @@ var (
 	res429   = tilecast.Result{Status: 429, Verdict: tilecast.VerdictRetry, Wait: time.Minute}
 	res404   = tilecast.Result{Status: 404, Verdict: tilecast.VerdictGone}
 	res412   = tilecast.Result{Status: 412, Verdict: tilecast.VerdictWait}
+	// Never sent: the transport was waiting for its token endpoint (it
+	// wraps ErrCircuitOpen, as wns.NotSentError does), or refused the
+	// push before making a request.
+	resNotSent = tilecast.Result{Verdict: tilecast.VerdictRetry, Wait: time.Minute,
+		Err: fmt.Errorf("wns: not sent: no access token: %w", tilecast.ErrCircuitOpen)}
+	resRefused = tilecast.Result{Verdict: tilecast.VerdictFailed, Err: errors.New("wns: channel host not under notify.windows.com")}
 )
 
 func newTestBreaker(p tilecast.Pusher, c *clock) *tilecast.Breaker {
@@ -89,6 +96,8 @@ func TestBreakerOpensOnlyOnHostFailures(t *testing.T) {
 		{"429 carries its own Retry-After", res429, false},
 		{"404 expired channel", res404, false},
 		{"412 inactive device", res412, false},
+		{"not sent (token endpoint down)", resNotSent, false},
+		{"refused before a request", resRefused, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
@@ -183,6 +192,35 @@ func TestBreakerHostsAreIndependent(t *testing.T) {
 	}
 	if p.count("up.test") != 20 || p.count("down.test") != 5 {
 		t.Errorf("requests: up %d (want 20), down %d (want 5)", p.count("up.test"), p.count("down.test"))
+	}
+}
+
+// A probe the transport did not send (its token endpoint still down)
+// tells nothing about the host: the circuit stays open, and the next probe
+// goes out at its time.
+func TestBreakerProbeNotSentKeepsCircuit(t *testing.T) {
+	c := &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	p := newScriptedPusher()
+	p.set("down.test", res503)
+	b := newTestBreaker(p, c)
+	for range 5 {
+		bpush(b, "down.test")
+	}
+	p.set("down.test", resNotSent)
+	c.Add(31 * time.Second)
+	if r := bpush(b, "down.test"); !tilecast.NotSent(r) {
+		t.Fatalf("probe: %+v, want the transport's not-sent result", r)
+	}
+	if !b.Open("down.test") {
+		t.Fatal("a probe that was not sent closed the circuit")
+	}
+	if r := bpush(b, "down.test"); !errors.Is(r.Err, tilecast.ErrCircuitOpen) || p.count("down.test") != 6 {
+		t.Fatalf("push right after: %+v, %d requests; want refused by the breaker", r, p.count("down.test"))
+	}
+	p.set("down.test", resOK)
+	c.Add(31 * time.Second)
+	if r := bpush(b, "down.test"); r.Verdict != tilecast.VerdictDelivered || b.Open("down.test") {
+		t.Fatalf("next probe: %+v, open %v", r, b.Open("down.test"))
 	}
 }
 

@@ -130,9 +130,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 		// the busy set. (Releasing them while a Due was reading an older
 		// snapshot would send them twice.)
 		fl.release()
-		b.mu.Lock()
-		b.lastPass = time.Now()
-		b.mu.Unlock()
+		b.lastPass.Store(time.Now().UnixNano())
 		now := b.now()
 		if d := now.UTC().Format(time.DateOnly); d != day {
 			day, sentToday = d, map[string]*int{}
@@ -206,6 +204,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 			case <-ctx.Done():
 				return nil
 			}
+			b.lastPass.Store(time.Now().UnixNano())
 		}
 		if len(unsent) > 0 {
 			if err := b.Store.Record(unsent); err != nil {
@@ -263,7 +262,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 func expire(p *Pending, ttl time.Duration, now time.Time) Record {
 	o := Outcome{
 		Time: now, ChannelID: p.ChannelID, User: p.User, Feed: p.Feed, ItemID: p.ItemID, Kind: p.Kind,
-		Action: ActionExpired, Attempt: p.Attempts,
+		Action: ActionExpired, Attempt: p.Attempts, Transport: TransportOf(&p.Channel),
 		Error: fmt.Sprintf("waited %s, longer than the %s time to live of %s",
 			now.Sub(p.Created).Round(time.Second), p.Kind, ttl),
 	}
@@ -311,6 +310,7 @@ func (b *Bot) countUnfinished() {
 // not the wait, bounds what a crash can send twice.
 func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int, fillWait time.Duration, done func(ids []uint64, committed bool)) error {
 	var errs []error
+	var creds credentialWatch
 	limit = max(limit, 1)
 	batch := make([]sendResult, 0, limit)
 	burst := false
@@ -321,9 +321,16 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 		}
 		recs := make([]Record, len(batch))
 		ids := make([]uint64, len(batch))
+		var refused []bool // per rec: the transport refused the credentials
 		for i, r := range batch {
 			recs[i] = b.classify(r)
 			ids[i] = r.p.ID
+			if errors.Is(r.res.Err, ErrCredentials) {
+				if refused == nil {
+					refused = make([]bool, len(batch))
+				}
+				refused[i] = true
+			}
 		}
 		batch = batch[:0]
 		t0 := time.Now()
@@ -359,6 +366,7 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 				continue
 			}
 			b.logPush(&recs[i].Outcome)
+			creds.observe(b, &recs[i].Outcome, refused != nil && refused[i])
 			if b.Observer != nil {
 				b.Observer.ObservePush(recs[i].Outcome)
 			}
@@ -415,6 +423,8 @@ func (b *Bot) classify(r sendResult) Record {
 		Time: r.at, ChannelID: p.ChannelID, User: p.User, Feed: p.Feed, ItemID: p.ItemID, Kind: p.Kind,
 		Status: res.Status, Notification: res.Notification, Subscription: res.Subscription,
 		Device: res.Device, Attempt: attempt, Duration: res.Duration,
+		Transport: TransportOf(&p.Channel), MsgID: res.MsgID, DebugTrace: res.DebugTrace,
+		CorrelationVector: res.CorrelationVector, TokenRefreshed: res.TokenRefreshed,
 	}
 	if res.Err != nil {
 		o.Error = res.Err.Error()
@@ -463,13 +473,49 @@ func (b *Bot) classify(r sendResult) Record {
 	return rec
 }
 
-// logPush writes the one `push` line per send with the stable keys of design.md §7.
+// logPush writes the one `push` line per send with the stable keys of
+// design.md §7, then the transport's: transport, and what WNS answers
+// with for support cases (msg_id, debug_trace, ms_cv; empty elsewhere)
+// and whether the access token was renewed within the attempt.
 func (b *Bot) logPush(o *Outcome) {
 	b.log().Info("push",
 		"channel", o.ChannelID, "user", o.User, "feed", o.Feed, "item", o.ItemID, "kind", string(o.Kind),
 		"status", o.Status, "notification", o.Notification, "subscription", o.Subscription,
 		"device", o.Device, "outcome", string(o.Action), "attempt", o.Attempt,
-		"retry_in", o.RetryIn, "duration", o.Duration, "error", o.Error)
+		"retry_in", o.RetryIn, "duration", o.Duration, "error", o.Error,
+		"transport", string(o.Transport), "msg_id", o.MsgID, "debug_trace", o.DebugTrace, "ms_cv", o.CorrelationVector,
+		"token_refreshed", o.TokenRefreshed)
+}
+
+// credentialWatch turns the sends a transport refuses for its credentials
+// (ErrCredentials: WNS 403, or 401 with a renewed token) into one error
+// line per run of such refusals, not one per channel: the cause is the
+// configuration, and every channel of the transport would repeat it. The
+// run ends with the transport's next delivery, logged with how many
+// sends it refused. Only the recorder goroutine uses it.
+type credentialWatch struct {
+	failing map[Transport]int // refusals in the current run
+}
+
+func (w *credentialWatch) observe(b *Bot, o *Outcome, credentials bool) {
+	t := o.Transport
+	switch {
+	case credentials:
+		if w.failing == nil {
+			w.failing = make(map[Transport]int)
+		}
+		if w.failing[t] == 0 {
+			b.log().Error("configuration error: the push service refuses tilecast's credentials for this channel; "+
+				"check the transport's credentials (for WNS: [push.wns] client_id and secret of the app that owns the channels); "+
+				"further refusals are not logged as errors until a send succeeds",
+				"transport", string(t), "channel", o.ChannelID, "feed", o.Feed, "status", o.Status, "error", o.Error)
+		}
+		w.failing[t]++
+	case o.Action == ActionDelivered && w.failing[t] > 0:
+		b.log().Info("the push service accepts tilecast's credentials again", "transport", string(t),
+			"refused", w.failing[t])
+		delete(w.failing, t)
+	}
 }
 
 // flight tracks the outbox entries handed to workers and not yet released.

@@ -16,16 +16,22 @@ type Fetcher interface {
 	Fetch(ctx context.Context, url string, v Validators) (*FeedResult, error)
 }
 
-// Renderer turns a feed's templates and one run's data into payloads
-// (Notification.Payload). Template output is truncated to fit the
-// transport's payload limit; a payload that still cannot fit is
-// ErrPayloadTooLarge.
+// Renderer turns a feed's templates and one run's data into the payloads
+// (Notification.Payload) of one transport; the Bot has one per transport
+// (Bot.Renderers) and renders each notification for its channel's.
+// Template output is truncated to fit the transport's payload limit; a
+// payload that still cannot fit is ErrPayloadTooLarge.
 type Renderer interface {
 	Toast(f *Feed, d *TemplateData) ([]byte, error)
 	// SummaryToast is the "N more in <feed>" toast sent after MaxToasts
 	// toasts, or alone when the flood guard trips.
 	SummaryToast(f *Feed, d *TemplateData, more int) ([]byte, error)
-	Tile(f *Feed, d *TemplateData) ([]byte, error)
+	// TileUpdate renders f's tile for d as the notifications it is on
+	// the renderer's transport, in send order: one KindTile on MPNS
+	// (the count inside it); on a transport with badge notifications a
+	// KindTile and a KindBadge (the count), either one alone when the
+	// other has nothing to show. Each is an outbox entry of its own.
+	TileUpdate(f *Feed, d *TemplateData) ([]Rendered, error)
 }
 
 // Pusher sends notification n to channel ch and classifies the response.

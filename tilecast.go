@@ -4,9 +4,16 @@
 //
 // The root package imports only the standard library. The concrete parts live
 // in sub-packages named after what they wrap (fetch: HTTP + gofeed, notify:
-// payloads + templates, notify/mpns: the MPNS wire protocol, store: bbolt) and
-// are wired together in cmd/tilecast. The Bot talks to them through the small
-// interfaces declared in bot.go.
+// payloads + templates, notify/mpns and notify/wns: the MPNS and WNS wire
+// protocols, store: bbolt) and are wired together in cmd/tilecast. The Bot
+// talks to them through the small interfaces declared in interfaces.go.
+//
+// A channel names its transport (MPNS, WNS, later Web Push), and every part
+// that depends on the protocol is picked by it from a map keyed by
+// Transport: InferTransport for registrations that name none, a Renderer
+// per transport (Bot.Renderers), a Pusher per transport (PushMux), and
+// DegradedReporter for /healthz. transport.go describes how a transport
+// plugs in.
 package tilecast
 
 import (
@@ -264,9 +271,14 @@ func (c *Channel) Subscribed(f *Feed) bool {
 	return named || len(c.Feeds) == 0
 }
 
-// Authenticated reports whether the channel is an https (authenticated) MPNS
-// channel; only http channels are held to the 500 sends per UTC day cap.
+// Authenticated reports whether the channel is exempt from the MPNS cap of
+// 500 sends per UTC day: an https (authenticated) MPNS channel, or a
+// channel of another transport (the cap is MPNS's; WNS and Web Push
+// throttle with answers the deliverer acts on).
 func (c *Channel) Authenticated() bool {
+	if c.Transport != "" && c.Transport != TransportMPNS {
+		return true
+	}
 	return len(c.URI) >= 6 && strings.EqualFold(c.URI[:6], "https:") // no lower-cased copy: the dispatcher asks per send
 }
 
@@ -305,6 +317,7 @@ func DefaultTTL() TTL {
 		KindToast: 24 * time.Hour,
 		KindTile:  72 * time.Hour, // WNS's own default tile expiry; a newer tile replaces a waiting one anyway
 		KindRaw:   24 * time.Hour,
+		KindBadge: 72 * time.Hour, // WNS's default badge expiry; like a tile, state that a newer badge replaces
 	}
 }
 
@@ -331,8 +344,9 @@ type Notification struct {
 	ItemID    string `json:"item,omitempty"`
 	Kind      Kind   `json:"kind"`
 	// Payload is the body as the channel's transport sends it, before
-	// any per-send encoding: MPNS XML today (WNS XML and Web Push
-	// plaintext JSON to come). The headers follow from Kind.
+	// any per-send encoding: MPNS or WNS XML, WNS raw bytes (Web Push
+	// plaintext JSON to come). The headers follow from Kind and the
+	// channel's transport.
 	Payload     []byte    `json:"payload"`
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt"`
@@ -435,6 +449,9 @@ type Outcome struct {
 	MsgID             string `json:"msg_id,omitempty"`
 	DebugTrace        string `json:"debug_trace,omitempty"`
 	CorrelationVector string `json:"ms_cv,omitempty"`
+	// TokenRefreshed: the push was answered 401, a new access token was
+	// fetched and the notification sent again within this attempt (WNS).
+	TokenRefreshed bool `json:"token_refreshed,omitempty"`
 }
 
 // FeedKey names the state of a feed, or of one user's copy of a per-user feed.

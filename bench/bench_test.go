@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tilecast/tilecast"
 )
 
 // TestFanOutSmoke runs a 20-channel fan-out on the emulator and checks that
@@ -37,6 +39,47 @@ func TestFanOutSmoke(t *testing.T) {
 	raw, err := RunRawFanOut(t.Context(), s.URIs, ns, 4)
 	if err != nil || raw.Notifications != 40 || s.Received() != 80 {
 		t.Fatalf("raw = %+v, %v; sink received %d, want 80", raw, err, s.Received())
+	}
+}
+
+// TestFanOutWNSSmoke runs a 20-device WNS fan-out on the emulator and the
+// bare loop beside it: every device gets a toast, a tile and a badge from
+// each, with access tokens the emulator issued. It times nothing.
+func TestFanOutWNSSmoke(t *testing.T) {
+	for _, kind := range []string{SinkEmulator, SinkMinimal} {
+		t.Run(kind, func(t *testing.T) {
+			s, err := StartSinkFor(kind, tilecast.TransportWNS, 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if got := TokenURLOf(s.URIs[0]); got != s.TokenURL {
+				t.Fatalf("TokenURLOf = %q, want %q", got, s.TokenURL)
+			}
+			path := filepath.Join(t.TempDir(), "state.db")
+			if err := BuildFanOutStateFor(path, s.URIs, tilecast.TransportWNS); err != nil {
+				t.Fatal(err)
+			}
+			opts := FanOutOptions{Concurrency: 4, Transport: tilecast.TransportWNS, TokenURL: s.TokenURL}
+			res, err := RunFanOutWith(t.Context(), path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Notifications != 60 || s.Received() != 60 {
+				t.Fatalf("notifications = %d, sink received %d; want 60 (toast, tile, badge × 20)", res.Notifications, s.Received())
+			}
+			if n, err := CountOutcomes(path); err != nil || n != 60 {
+				t.Fatalf("delivered outcomes = %d, %v; want 60", n, err)
+			}
+			ns, err := RawNotificationsFor(tilecast.TransportWNS)
+			if err != nil || len(ns) != 3 || ns[2].Kind != tilecast.KindBadge {
+				t.Fatalf("raw notifications %+v, %v", ns, err)
+			}
+			raw, err := RunRawFanOutWith(t.Context(), s.URIs, ns, opts)
+			if err != nil || raw.Notifications != 60 || s.Received() != 120 {
+				t.Fatalf("raw = %+v, %v; sink received %d, want 120", raw, err, s.Received())
+			}
+		})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
 	"github.com/tilecast/tilecast/notify/pushhttp"
+	"github.com/tilecast/tilecast/notify/wns"
 	"github.com/tilecast/tilecast/store"
 )
 
@@ -54,17 +55,30 @@ func newRenderer() *notify.Renderer {
 	return notify.NewRenderer(mpns.NewEncoder(mpns.EncoderOptions{}))
 }
 
+// renderers are the daemon's renderers (cmd/tilecast newRenderers).
+func renderers() map[tilecast.Transport]tilecast.Renderer {
+	return map[tilecast.Transport]tilecast.Renderer{
+		tilecast.TransportMPNS: newRenderer(),
+		tilecast.TransportWNS:  wns.NewRenderer(notify.RendererOptions{}),
+	}
+}
+
 // BuildFanOutState creates a state file at path with one channel per URI
 // (all on the default feed list) and the bench feed baselined with one old
 // item, so the next run of the feed sees exactly one new item.
 func BuildFanOutState(path string, uris []string) error {
+	return BuildFanOutStateFor(path, uris, tilecast.TransportMPNS)
+}
+
+// BuildFanOutStateFor is BuildFanOutState with channels of transport t.
+func BuildFanOutStateFor(path string, uris []string, t tilecast.Transport) error {
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	for _, u := range uris {
-		if _, _, err := db.AddChannel(tilecast.Channel{URI: u}); err != nil {
+		if _, _, err := db.AddChannel(tilecast.Channel{URI: u, Transport: t}); err != nil {
 			return fmt.Errorf("add channel: %w", err)
 		}
 	}
@@ -130,29 +144,74 @@ type FanOutResult struct {
 // PerSecond is notifications per second.
 func (r FanOutResult) PerSecond() float64 { return float64(r.Notifications) / r.Elapsed.Seconds() }
 
+// FanOutOptions configure RunFanOutWith and RunRawFanOutWith.
+type FanOutOptions struct {
+	Concurrency int // push concurrency of the Bot and of the raw loop
+	// Transport is the channels' (the state's) transport: MPNS ("") or
+	// WNS, which is sent to with an access token from TokenURL
+	// (Sink.TokenURL) for BenchWNSClientID.
+	Transport tilecast.Transport
+	TokenURL  string
+}
+
+// pusher is the daemon's push path for opts' transport: the client (for
+// WNS with its token source) behind a PushMux, as cmd/tilecast wires it.
+func (opts FanOutOptions) pusher() (tilecast.Pusher, func(), error) {
+	if opts.Transport != tilecast.TransportWNS {
+		c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, Concurrency: opts.Concurrency})
+		if err != nil {
+			return nil, nil, err
+		}
+		return tilecast.NewPushMux(map[tilecast.Transport]tilecast.Pusher{tilecast.TransportMPNS: c}, tilecast.PushMuxOptions{}), c.Close, nil
+	}
+	ts, err := opts.tokens()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := wns.NewClient(wns.ClientOptions{Tokens: ts, AllowedHosts: []string{"127.0.0.1"}, AllowPrivate: true,
+		Concurrency: opts.Concurrency})
+	if err != nil {
+		return nil, nil, err
+	}
+	return tilecast.NewPushMux(map[tilecast.Transport]tilecast.Pusher{tilecast.TransportWNS: c}, tilecast.PushMuxOptions{}), c.Close, nil
+}
+
+func (opts FanOutOptions) tokens() (*wns.TokenSource, error) {
+	return wns.NewTokenSource(wns.Credentials{ClientID: BenchWNSClientID, Secret: []byte(BenchWNSSecret), TokenURL: opts.TokenURL},
+		wns.TokenOptions{AllowHTTP: true})
+}
+
 // RunFanOut opens the state file at path (made by BuildFanOutState), runs
 // the bench feed with one new item through the Bot and drains the outbox to
 // the channels with concurrency workers. It returns once every outcome is
 // committed, and checks that the outbox is empty and that the ledger holds
 // one outcome per push.
 func RunFanOut(ctx context.Context, path string, concurrency int) (FanOutResult, error) {
+	return RunFanOutWith(ctx, path, FanOutOptions{Concurrency: concurrency})
+}
+
+// RunFanOutWith is RunFanOut for the channels' transport of opts (a state
+// made by BuildFanOutStateFor): for WNS each channel gets a toast, a tile
+// and a badge, with the access token of the client's token source.
+func RunFanOutWith(ctx context.Context, path string, opts FanOutOptions) (FanOutResult, error) {
+	concurrency := opts.Concurrency
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
 		return FanOutResult{}, err
 	}
 	defer db.Close()
-	pusher, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, Concurrency: concurrency})
+	pusher, closePusher, err := opts.pusher()
 	if err != nil {
 		return FanOutResult{}, err
 	}
-	defer pusher.Close()
+	defer closePusher()
 	f := BenchFeed("news", "http://127.0.0.1/news.xml")
 	cs := newCountingStore(db)
 	t1 := fanOutT0.Add(time.Hour)
 	bot := &tilecast.Bot{
 		Fetcher: &fixedFetcher{tilecast.FeedResult{Status: 200, Title: "Bench news",
 			Items: []tilecast.Item{benchItem("new", t1), benchItem("old", fanOutT0)}}},
-		Renderer: newRenderer(), Pusher: pusher, Store: cs, PushConcurrency: concurrency,
+		Renderer: newRenderer(), Renderers: renderers(), Pusher: pusher, Store: cs, PushConcurrency: concurrency,
 	}
 	// The daemon's send log (one write(2) per push) is part of the cost.
 	if bot.SendLog, err = db.SendLog(); err != nil {
@@ -224,8 +283,17 @@ func CountOutcomes(path string) (int, error) {
 // RawNotifications renders the bench feed's toast and tile for one new
 // item: the same kinds and payloads the Bot sends to every channel.
 func RawNotifications() ([]tilecast.Notification, error) {
+	return RawNotificationsFor(tilecast.TransportMPNS)
+}
+
+// RawNotificationsFor is RawNotifications for transport t's channels: for
+// WNS a toast, a tile and a badge.
+func RawNotificationsFor(t tilecast.Transport) ([]tilecast.Notification, error) {
 	f := BenchFeed("news", "http://127.0.0.1/news.xml")
-	r := newRenderer()
+	r := renderers()[t]
+	if r == nil {
+		return nil, fmt.Errorf("no renderer for transport %q", t)
+	}
 	it := benchItem("new", fanOutT0.Add(time.Hour))
 	d := &tilecast.TemplateData{Feed: tilecast.FeedInfo{Name: "news", Title: "Bench news"}, Item: it,
 		Items: []tilecast.Item{it}, NewCount: 1}
@@ -233,11 +301,15 @@ func RawNotifications() ([]tilecast.Notification, error) {
 	if err != nil {
 		return nil, err
 	}
-	tile, err := r.Tile(&f, d)
+	parts, err := r.TileUpdate(&f, d)
 	if err != nil {
 		return nil, err
 	}
-	return []tilecast.Notification{{Kind: tilecast.KindToast, Payload: toast}, {Kind: tilecast.KindTile, Payload: tile}}, nil
+	ns := []tilecast.Notification{{Feed: f.Name, Kind: tilecast.KindToast, Payload: toast}}
+	for _, p := range parts {
+		ns = append(ns, tilecast.Notification{Feed: f.Name, Kind: p.Kind, Payload: p.Payload})
+	}
+	return ns, nil
 }
 
 // RunRawFanOut is the baseline: a bare loop POSTing the requests of ns to
@@ -247,8 +319,32 @@ func RawNotifications() ([]tilecast.Notification, error) {
 // checking each answer and persisting nothing. The ratio to it is what
 // tilecast's persistence, queueing and logging cost.
 func RunRawFanOut(ctx context.Context, uris []string, ns []tilecast.Notification, concurrency int) (FanOutResult, error) {
+	return RunRawFanOutWith(ctx, uris, ns, FanOutOptions{Concurrency: concurrency})
+}
+
+// RunRawFanOutWith is RunRawFanOut for opts' transport. For WNS the loop
+// gets one access token from opts.TokenURL before it starts and sends
+// every request with it, built by wns.NewRequest with the headers the
+// Bot's client adds (X-WNS-TTL from the kind's default time to live,
+// X-WNS-Tag from the feed), checking for 200 received.
+func RunRawFanOutWith(ctx context.Context, uris []string, ns []tilecast.Notification, opts FanOutOptions) (FanOutResult, error) {
+	concurrency := opts.Concurrency
 	c := pushhttp.New(pushhttp.Options{AllowPrivate: true, Concurrency: concurrency})
 	defer c.Close()
+	post := rawPost
+	if opts.Transport == tilecast.TransportWNS {
+		ts, err := opts.tokens()
+		if err != nil {
+			return FanOutResult{}, err
+		}
+		tok, err := ts.Token(ctx)
+		if err != nil {
+			return FanOutResult{}, fmt.Errorf("raw fan-out token: %w", err)
+		}
+		post = func(ctx context.Context, c *pushhttp.Client, uri string, n *tilecast.Notification) error {
+			return rawPostWNS(ctx, c, uri, n, tok)
+		}
+	}
 	total := len(uris) * len(ns)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -264,7 +360,7 @@ func RunRawFanOut(ctx context.Context, uris []string, ns []tilecast.Notification
 				if i >= total || ctx.Err() != nil {
 					return
 				}
-				if err := rawPost(ctx, c, uris[i/len(ns)], &ns[i%len(ns)]); err != nil {
+				if err := post(ctx, c, uris[i/len(ns)], &ns[i%len(ns)]); err != nil {
 					errMu.Lock()
 					errs = append(errs, err)
 					errMu.Unlock()
@@ -289,6 +385,22 @@ func rawPost(ctx context.Context, c *pushhttp.Client, uri string, n *tilecast.No
 	}
 	if resp.Status != http.StatusOK || resp.Header.Get("X-NotificationStatus") != "Received" {
 		return fmt.Errorf("raw push %s: %d %s", uri, resp.Status, resp.Header.Get("X-NotificationStatus"))
+	}
+	return nil
+}
+
+func rawPostWNS(ctx context.Context, c *pushhttp.Client, uri string, n *tilecast.Notification, token string) error {
+	req, err := wns.NewRequest(uri, n.Kind, n.Payload, wns.RequestOptions{Token: token,
+		TTL: tilecast.DefaultTTL().Of(n.Kind), Tag: wns.Tag(n.Feed)})
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("raw push %s: %w", uri, err)
+	}
+	if st := resp.Header.Get("X-WNS-Status"); resp.Status != http.StatusOK || st != wns.StatusReceived {
+		return fmt.Errorf("raw push %s: %d %s", uri, resp.Status, st)
 	}
 	return nil
 }

@@ -10,13 +10,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
 )
 
-// Sink is a loopback MPNS endpoint that the fan-out pushes to.
+// The WNS credentials of the bench's sinks: the emulator's token endpoint
+// accepts them (the minimal sink accepts anything).
+const (
+	BenchWNSClientID = "ms-app://s-1-15-2-tilecast-bench"
+	BenchWNSSecret   = "tilecast-bench-secret"
+)
+
+// Sink is a loopback MPNS or WNS endpoint that the fan-out pushes to.
 type Sink struct {
 	URL  string   // base URL, http://127.0.0.1:port
 	URIs []string // one channel URI per channel, in creation order
+	// TokenURL is a WNS sink's token endpoint (TokenURLOf).
+	TokenURL string
 
 	received atomic.Int64
 	srv      *http.Server
@@ -39,16 +49,55 @@ const (
 	SinkMinimal  = "minimal"  // drains the body and answers 200 Received
 )
 
-// StartSink listens on 127.0.0.1:0 and creates n healthy channels.
+// TokenURLOf returns the WNS token endpoint of the sink a channel URI of
+// it points at: both sinks serve it at the emulator's classic path.
+func TokenURLOf(uri string) string {
+	if i := strings.Index(uri, "://"); i >= 0 {
+		if j := strings.IndexByte(uri[i+3:], '/'); j >= 0 {
+			return uri[:i+3+j] + emulator.WNSClassicTokenPath
+		}
+	}
+	return uri + emulator.WNSClassicTokenPath
+}
+
+// StartSink listens on 127.0.0.1:0 and creates n healthy MPNS channels.
 func StartSink(kind string, n int) (*Sink, error) {
+	return StartSinkFor(kind, tilecast.TransportMPNS, n)
+}
+
+// StartSinkFor is StartSink for channels of transport t (MPNS or WNS: n
+// Windows devices, with a token endpoint for BenchWNSClientID).
+func StartSinkFor(kind string, t tilecast.Transport, n int) (*Sink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("sink listen: %w", err)
 	}
 	s := &Sink{URL: "http://" + ln.Addr().String(), ln: ln}
 	var h http.Handler
-	switch kind {
-	case SinkEmulator:
+	wnsSink := t == tilecast.TransportWNS
+	if wnsSink {
+		s.TokenURL = s.URL + emulator.WNSClassicTokenPath
+	}
+	switch {
+	case kind == SinkEmulator && wnsSink:
+		em := emulator.New(emulator.Options{BaseURL: s.URL, WNSClientID: BenchWNSClientID, WNSClientSecret: []byte(BenchWNSSecret)})
+		s.URIs = make([]string, n)
+		for i := range n {
+			d, err := em.CreateWindowsDevice(emulator.Healthy, fmt.Sprintf("bench-%d", i))
+			if err != nil {
+				_ = ln.Close()
+				return nil, fmt.Errorf("sink device: %w", err)
+			}
+			s.URIs[i] = d.URI
+		}
+		h = em.Handler()
+	case kind == SinkMinimal && wnsSink:
+		s.URIs = make([]string, n)
+		for i := range n {
+			s.URIs[i] = fmt.Sprintf("%s/w/?token=ch%08d", s.URL, i)
+		}
+		h = http.HandlerFunc(minimalWNS)
+	case kind == SinkEmulator:
 		em := emulator.New(emulator.Options{BaseURL: s.URL})
 		s.URIs = make([]string, n)
 		for i := range n {
@@ -60,7 +109,7 @@ func StartSink(kind string, n int) (*Sink, error) {
 			s.URIs[i] = ch.URI
 		}
 		h = em.Handler()
-	case SinkMinimal:
+	case kind == SinkMinimal:
 		s.URIs = make([]string, n)
 		for i := range n {
 			s.URIs[i] = fmt.Sprintf("%s/throttledthirdparty/01.00/ch%08d", s.URL, i)
@@ -72,7 +121,7 @@ func StartSink(kind string, n int) (*Sink, error) {
 	}
 	s.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.Contains(r.URL.Path, "thirdparty/") {
+			if strings.Contains(r.URL.Path, "thirdparty/") || r.URL.Path == "/w/" {
 				defer s.received.Add(1)
 			}
 			h.ServeHTTP(w, r)
@@ -81,6 +130,21 @@ func StartSink(kind string, n int) (*Sink, error) {
 	}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// minimalWNS answers a token request with a token and a push with 200
+// received, checking nothing.
+func minimalWNS(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	if r.URL.Path == emulator.WNSClassicTokenPath {
+		w.Header()["Content-Type"] = []string{"application/json"}
+		_, _ = io.WriteString(w, `{"access_token":"bench-token","token_type":"bearer","expires_in":86400}`)
+		return
+	}
+	h := w.Header()
+	h["X-WNS-Status"] = []string{"received"}
+	h["X-WNS-Msg-ID"] = []string{"1A2B3C4D5E6F7A8B"}
+	w.WriteHeader(http.StatusOK)
 }
 
 func minimalPush(w http.ResponseWriter, r *http.Request) {

@@ -378,3 +378,89 @@ func unhex(c byte) byte {
 	}
 	return c - 'A' + 10
 }
+
+// Rules are the registration rules of the [push] section that CheckChannel
+// applies.
+type Rules struct {
+	// AllowedHosts is push.allowed_hosts: the hosts a channel URI may
+	// have ("host" or "*.suffix").
+	AllowedHosts []string
+	// TransportHosts, when it has an entry for a channel's transport,
+	// replaces AllowedHosts for that transport's channels (Web Push:
+	// [push.webpush] allowed_hosts, the push services of browsers).
+	TransportHosts map[tilecast.Transport][]string
+	// AllowPrivate is push.allow_private: with it, a WNS channel may also
+	// be on any host of AllowedHosts (the emulator, tests), as long as the
+	// registration names transport wns itself.
+	AllowPrivate bool
+}
+
+// CheckChannel checks a registration's URI for its transport and returns
+// the URI's canonical form and the transport. t is the transport the
+// registration names ("" infers it with tilecast.InferTransport; hasKeys
+// says the registration carries Web Push subscription keys). On top of
+// Check's rules (a usable URL whose host is in rules.AllowedHosts, or in
+// the transport's own list of rules.TransportHosts):
+//
+//   - wns: https on *.notify.windows.com, where WNS issues every channel
+//     and where alone its access token may go. A host listed in
+//     AllowedHosts outside that domain is accepted only with
+//     AllowPrivate and transport wns named explicitly (nothing infers WNS
+//     for it), and may be http.
+//   - mpns: not on *.notify.windows.com (WNS would refuse MPNS payloads).
+//   - webpush: needs the subscription's keys; the other transports take
+//     none.
+//
+// A refusal matches ErrInvalid, or wraps tilecast.ErrHostNotAllowed when
+// the host is what is wrong, or tilecast.ErrUnknownTransport.
+func CheckChannel(raw string, t tilecast.Transport, hasKeys bool, rules Rules) (string, tilecast.Transport, error) {
+	explicit := t != ""
+	if explicit {
+		p, err := tilecast.ParseTransport(string(t))
+		if err != nil {
+			return "", "", err
+		}
+		t = p
+	}
+	c, host, err := canonical(raw)
+	if err != nil {
+		return "", "", err
+	}
+	if !explicit {
+		t = tilecast.InferTransport(c, hasKeys)
+	}
+	wnsHost := tilecast.IsWNSHost(host)
+	switch t {
+	case tilecast.TransportWNS:
+		switch {
+		case hasKeys:
+			return "", "", invalid(nil, "transport wns takes no subscription keys (keys are for webpush)")
+		case wnsHost && !strings.HasPrefix(c, "https:"):
+			return "", "", invalid(nil, "a wns channel uri must be https")
+		case !wnsHost && !(explicit && rules.AllowPrivate):
+			return "", "", fmt.Errorf("%w: a wns channel uri must be on *.notify.windows.com, got host %q "+
+				"(another host of push.allowed_hosts is accepted only with push.allow_private and \"transport\": \"wns\")",
+				tilecast.ErrHostNotAllowed, host)
+		}
+	case tilecast.TransportMPNS:
+		switch {
+		case hasKeys:
+			return "", "", invalid(nil, "transport mpns takes no subscription keys (keys are for webpush)")
+		case wnsHost:
+			return "", "", fmt.Errorf("%w: host %q is a WNS host: transport mpns cannot send there (leave transport out, or name wns)",
+				tilecast.ErrHostNotAllowed, host)
+		}
+	case tilecast.TransportWebPush:
+		if !hasKeys {
+			return "", "", invalid(nil, "a webpush subscription needs its keys (p256dh and auth)")
+		}
+	}
+	allowed, list := rules.AllowedHosts, "push.allowed_hosts"
+	if hs, ok := rules.TransportHosts[t]; ok {
+		allowed, list = hs, "the allowed hosts of transport "+string(t)
+	}
+	if !hostAllowed(host, allowed) {
+		return "", "", fmt.Errorf("%w: host %q is not in %s", tilecast.ErrHostNotAllowed, host, list)
+	}
+	return c, t, nil
+}

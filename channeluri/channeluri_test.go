@@ -229,3 +229,86 @@ func FuzzCanonical(f *testing.F) {
 		}
 	})
 }
+
+// Every registration rule of CheckChannel: the inferred or named
+// transport, and the refusals with the sentinel each wraps.
+func TestCheckChannel(t *testing.T) {
+	const (
+		wnsURI  = "https://wns2-par02p.notify.windows.com/w/?token=BQYAAAB%2bQ"
+		mpnsURI = "https://db3.notify.live.net/throttledthirdparty/01.00/AQHg"
+		emuURI  = "http://127.0.0.1:8461/w/?token=abc"
+	)
+	def := Rules{AllowedHosts: []string{"*.notify.live.net", "*.notify.windows.com"}}
+	emu := Rules{AllowedHosts: []string{"*.notify.live.net", "*.notify.windows.com", "127.0.0.1"}, AllowPrivate: true}
+	tests := []struct {
+		name    string
+		uri     string
+		t       tilecast.Transport
+		keys    bool
+		rules   Rules
+		want    tilecast.Transport
+		wantURI string
+		wantErr string
+		is      error
+	}{
+		{name: "wns inferred", uri: wnsURI, rules: def, want: tilecast.TransportWNS,
+			wantURI: "https://wns2-par02p.notify.windows.com/w/?token=BQYAAAB%2BQ"},
+		{name: "wns named, any case", uri: wnsURI, t: "WNS", rules: def, want: tilecast.TransportWNS},
+		{name: "wns host upper case", uri: "https://DB5.Notify.Windows.COM/?token=a", rules: def, want: tilecast.TransportWNS},
+		{name: "mpns inferred", uri: mpnsURI, rules: def, want: tilecast.TransportMPNS},
+		{name: "mpns named", uri: mpnsURI, t: tilecast.TransportMPNS, rules: def, want: tilecast.TransportMPNS},
+		{name: "keys are web push, even on a windows host", uri: wnsURI, keys: true,
+			rules: def, want: tilecast.TransportWebPush},
+		{name: "emulator named wns", uri: emuURI, t: tilecast.TransportWNS, rules: emu, want: tilecast.TransportWNS},
+		{name: "emulator infers mpns", uri: "http://127.0.0.1:8461/throttledthirdparty/01.00/x", rules: emu,
+			want: tilecast.TransportMPNS},
+
+		{name: "wns over http", uri: "http://db5.notify.windows.com/?token=a", rules: def, wantErr: "must be https", is: ErrInvalid},
+		{name: "wns over http even when listed and private", uri: "http://db5.notify.windows.com/?token=a",
+			t: tilecast.TransportWNS, rules: emu, wantErr: "must be https", is: ErrInvalid},
+		{name: "wns named on another host", uri: mpnsURI, t: tilecast.TransportWNS, rules: def,
+			wantErr: "must be on *.notify.windows.com", is: tilecast.ErrHostNotAllowed},
+		{name: "emulator wns without allow_private", uri: emuURI, t: tilecast.TransportWNS,
+			rules: Rules{AllowedHosts: emu.AllowedHosts}, wantErr: "push.allow_private", is: tilecast.ErrHostNotAllowed},
+		{name: "look-alike host", uri: "https://notify.windows.com.evil.example/?token=a", t: tilecast.TransportWNS,
+			rules: def, wantErr: "must be on *.notify.windows.com", is: tilecast.ErrHostNotAllowed},
+		{name: "bare suffix", uri: "https://notify.windows.com/?token=a", t: tilecast.TransportWNS,
+			rules: def, wantErr: "must be on *.notify.windows.com", is: tilecast.ErrHostNotAllowed},
+		{name: "mpns named on a wns host", uri: wnsURI, t: tilecast.TransportMPNS, rules: def,
+			wantErr: "is a WNS host", is: tilecast.ErrHostNotAllowed},
+		{name: "wns host not allowed", uri: wnsURI, rules: Rules{AllowedHosts: []string{"*.notify.live.net"}},
+			wantErr: "not in push.allowed_hosts", is: tilecast.ErrHostNotAllowed},
+		{name: "keys with wns", uri: wnsURI, t: tilecast.TransportWNS, keys: true, rules: def,
+			wantErr: "takes no subscription keys", is: ErrInvalid},
+		{name: "web push without keys", uri: wnsURI, t: tilecast.TransportWebPush, rules: def,
+			wantErr: "needs its keys", is: ErrInvalid},
+		{name: "unknown transport", uri: wnsURI, t: "apns", rules: def, wantErr: "unknown transport",
+			is: tilecast.ErrUnknownTransport},
+		{name: "bad uri", uri: "ftp://db5.notify.windows.com/", rules: def, wantErr: "scheme", is: ErrInvalid},
+		// A transport's own host list replaces push.allowed_hosts for it.
+		{name: "web push on its own list", uri: "https://fcm.googleapis.com/fcm/send/x", keys: true,
+			rules: Rules{AllowedHosts: def.AllowedHosts, TransportHosts: map[tilecast.Transport][]string{
+				tilecast.TransportWebPush: {"fcm.googleapis.com"}}}, want: tilecast.TransportWebPush},
+		{name: "web push off its own list", uri: "https://db3.notify.live.net/x", keys: true,
+			rules: Rules{AllowedHosts: def.AllowedHosts, TransportHosts: map[tilecast.Transport][]string{
+				tilecast.TransportWebPush: {"fcm.googleapis.com"}}},
+			wantErr: "not in the allowed hosts of transport webpush", is: tilecast.ErrHostNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			uri, got, err := CheckChannel(tt.uri, tt.t, tt.keys, tt.rules)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, tt.is) {
+					t.Fatalf("CheckChannel = %q, %q, %v; want an error with %q matching %v", uri, got, err, tt.wantErr, tt.is)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("CheckChannel = %q, %q, %v; want transport %q", uri, got, err, tt.want)
+			}
+			if tt.wantURI != "" && uri != tt.wantURI {
+				t.Errorf("uri = %q, want %q", uri, tt.wantURI)
+			}
+		})
+	}
+}

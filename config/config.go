@@ -147,7 +147,7 @@ type Defaults struct {
 	BrokenAfter     time.Duration
 	TileOnSubscribe bool
 	// TTL is each notification kind's time to live (toast_ttl, tile_ttl,
-	// raw_ttl); a notification whose feed was removed from the config
+	// raw_ttl, badge_ttl); a notification whose feed was removed from the config
 	// uses [defaults]'.
 	TTL tilecast.TTL
 }
@@ -174,7 +174,7 @@ func Default() *Config {
 		Push: Push{
 			Timeout:      15 * time.Second,
 			Concurrency:  32,
-			AllowedHosts: []string{"*.notify.live.net"},
+			AllowedHosts: []string{"*.notify.live.net", "*.notify.windows.com"},
 			Class:        ClassImmediate,
 			MaxAttempts:  10,
 			WebPush:      DefaultWebPush(),

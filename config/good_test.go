@@ -56,7 +56,7 @@ text1 = "{{.Item.Title}}"
 		{"Fetch.AllowPrivate", cfg.Fetch.AllowPrivate, false},
 		{"Push.Timeout", cfg.Push.Timeout, 15 * time.Second},
 		{"Push.Concurrency", cfg.Push.Concurrency, 32},
-		{"Push.AllowedHosts", cfg.Push.AllowedHosts, []string{"*.notify.live.net"}},
+		{"Push.AllowedHosts", cfg.Push.AllowedHosts, []string{"*.notify.live.net", "*.notify.windows.com"}},
 		{"Push.AllowPrivate", cfg.Push.AllowPrivate, false},
 		{"Push.Class", cfg.Push.Class, "immediate"},
 		{"Push.MaxAttempts", cfg.Push.MaxAttempts, 10},
@@ -75,7 +75,7 @@ text1 = "{{.Item.Title}}"
 		{"Defaults.BrokenAfter", cfg.Defaults.BrokenAfter, 24 * time.Hour},
 		{"Defaults.TileOnSubscribe", cfg.Defaults.TileOnSubscribe, true},
 		{"Defaults.TTL", cfg.Defaults.TTL, tilecast.TTL{tilecast.KindToast: 24 * time.Hour,
-			tilecast.KindTile: 72 * time.Hour, tilecast.KindRaw: 24 * time.Hour}},
+			tilecast.KindTile: 72 * time.Hour, tilecast.KindRaw: 24 * time.Hour, tilecast.KindBadge: 72 * time.Hour}},
 		{"len(Feeds)", len(cfg.Feeds), 1},
 	}
 	for _, c := range checks {
@@ -87,7 +87,8 @@ text1 = "{{.Item.Title}}"
 		Name: "news", URL: "https://example.org/news.xml", Schedule: "*/15 * * * *",
 		FirstRun: "baseline", MaxToasts: 3, FloodLimit: 20, ImageCheck: true,
 		BrokenAfter: 24 * time.Hour, TileOnSubscribe: true,
-		TTL:   tilecast.TTL{tilecast.KindToast: 24 * time.Hour, tilecast.KindTile: 72 * time.Hour, tilecast.KindRaw: 24 * time.Hour},
+		TTL: tilecast.TTL{tilecast.KindToast: 24 * time.Hour, tilecast.KindTile: 72 * time.Hour, tilecast.KindRaw: 24 * time.Hour,
+			tilecast.KindBadge: 72 * time.Hour},
 		Toast: &tilecast.ToastSpec{Text1: "{{.Item.Title}}"},
 	}
 	if !reflect.DeepEqual(cfg.Feeds[0], want) {
@@ -125,6 +126,7 @@ broken_after = "2h"
 tile_on_subscribe = false
 toast_ttl = "6h"
 tile_ttl = "672h"
+badge_ttl = "1h"
 
 [[feed]]
 name = "inherits"
@@ -144,6 +146,7 @@ broken_after = "90m"
 tile_on_subscribe = true
 toast_ttl = "30m"
 raw_ttl = "1s"
+badge_ttl = "2h"
 [feed.toast]
 text2 = "x"
 `)
@@ -152,14 +155,16 @@ text2 = "x"
 		Name: "inherits", URL: "https://example.org/a.xml", Schedule: "@hourly",
 		FirstRun: "notify", MaxToasts: 0, FloodLimit: 5, ImageCheck: false,
 		FallbackImage: "appdata:/Assets/Fallback.png", BrokenAfter: 2 * time.Hour, TileOnSubscribe: false,
-		TTL:  tilecast.TTL{tilecast.KindToast: 6 * time.Hour, tilecast.KindTile: 28 * 24 * time.Hour, tilecast.KindRaw: 24 * time.Hour},
+		TTL: tilecast.TTL{tilecast.KindToast: 6 * time.Hour, tilecast.KindTile: 28 * 24 * time.Hour, tilecast.KindRaw: 24 * time.Hour,
+			tilecast.KindBadge: time.Hour},
 		Tile: &tilecast.TileSpec{Template: "flip"},
 	}
 	wantB := tilecast.Feed{
 		Name: "overrides", URL: "https://example.org/{user}/b.xml", Schedule: "30 6 * * 1-5",
 		FirstRun: "baseline", MaxToasts: 20, FloodLimit: 100, ImageCheck: true,
 		FallbackImage: "", BrokenAfter: 90 * time.Minute, TileOnSubscribe: true,
-		TTL:   tilecast.TTL{tilecast.KindToast: 30 * time.Minute, tilecast.KindTile: 28 * 24 * time.Hour, tilecast.KindRaw: time.Second},
+		TTL: tilecast.TTL{tilecast.KindToast: 30 * time.Minute, tilecast.KindTile: 28 * 24 * time.Hour, tilecast.KindRaw: time.Second,
+			tilecast.KindBadge: 2 * time.Hour},
 		Toast: &tilecast.ToastSpec{Text2: "x"},
 	}
 	if !reflect.DeepEqual(a, wantA) {

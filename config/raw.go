@@ -93,6 +93,7 @@ type rawDefaults struct {
 	ToastTTL        any `toml:"toast_ttl"`
 	TileTTL         any `toml:"tile_ttl"`
 	RawTTL          any `toml:"raw_ttl"`
+	BadgeTTL        any `toml:"badge_ttl"`
 }
 
 // ttlKey is one notification kind's time-to-live key.
@@ -109,6 +110,7 @@ func (r *rawDefaults) ttls() []ttlKey {
 		{tilecast.KindToast, "toast_ttl", r.ToastTTL},
 		{tilecast.KindTile, "tile_ttl", r.TileTTL},
 		{tilecast.KindRaw, "raw_ttl", r.RawTTL},
+		{tilecast.KindBadge, "badge_ttl", r.BadgeTTL},
 	}
 }
 

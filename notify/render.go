@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 // the feed's specs change (a config reload).
 type Renderer struct {
 	enc    Encoder
+	encFor func(f *tilecast.Feed, exec Exec) (Encoder, error) // nil: enc for every feed
 	bufs   bufPool
 	images ImageChecker // nil: images are not checked
 
@@ -39,7 +41,19 @@ type RendererOptions struct {
 	// replaced by the feed's FallbackImage, or left out when it has none.
 	// nil sends image URLs unchecked.
 	Images ImageChecker
+	// EncoderFor, when set, returns the encoder of feed f's payloads in
+	// place of the Renderer's own, for one render: a transport whose
+	// payloads have per-feed options builds it from f (WNS: [feed.wns],
+	// whose image fields are templates it executes with exec). An error
+	// fails that render.
+	EncoderFor func(f *tilecast.Feed, exec Exec) (Encoder, error)
 }
+
+// Exec executes a template source of the feed being rendered with the
+// render's data; name labels it in errors ("wns.hero_image"). Sources are
+// compiled once per feed. It is how a per-feed encoder (EncoderFor)
+// renders a transport's own template fields.
+type Exec func(name, src string) (string, error)
 
 // NewRenderer returns a Renderer that encodes with enc. At most one
 // RendererOptions may be given.
@@ -47,8 +61,31 @@ func NewRenderer(enc Encoder, opts ...RendererOptions) *Renderer {
 	r := &Renderer{enc: enc, feeds: make(map[string]*compiledFeed)}
 	for _, o := range opts {
 		r.images = o.Images
+		r.encFor = o.EncoderFor
 	}
 	return r
+}
+
+// encoder returns the encoder of f's payloads for d.
+func (r *Renderer) encoder(f *tilecast.Feed, c *compiledFeed, d *tilecast.TemplateData) (Encoder, error) {
+	if r.encFor == nil {
+		return r.enc, nil
+	}
+	if d == nil {
+		d = &tilecast.TemplateData{}
+	}
+	exec := func(name, src string) (string, error) {
+		ft, err := c.extraField(name, src)
+		if err != nil {
+			return "", err
+		}
+		return ft.execWith(d, &r.bufs)
+	}
+	enc, err := r.encFor(f, exec)
+	if err != nil {
+		return nil, err
+	}
+	return enc, nil
 }
 
 // compiled returns f's compiled templates, compiling them on first use or
@@ -87,7 +124,11 @@ func (r *Renderer) Toast(f *tilecast.Feed, d *tilecast.TemplateData) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
-	payload, err := fitToast(r.enc, t)
+	enc, err := r.encoder(f, c, d)
+	if err != nil {
+		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
+	}
+	payload, err := fitToast(enc, t)
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
@@ -103,7 +144,17 @@ func (r *Renderer) SummaryToast(f *tilecast.Feed, d *tilecast.TemplateData, more
 		title = d.Feed.Title
 	}
 	t := Toast{Text1: title, Text2: strconv.Itoa(more) + " more in " + title}
-	payload, err := fitToast(r.enc, t)
+	enc := r.enc
+	if r.encFor != nil {
+		c, err := r.compiled(f)
+		if err != nil {
+			return nil, err
+		}
+		if enc, err = r.encoder(f, c, d); err != nil {
+			return nil, fmt.Errorf("feed %s: summary toast: %w", f.Name, err)
+		}
+	}
+	payload, err := fitToast(enc, t)
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: summary toast: %w", f.Name, err)
 	}
@@ -115,28 +166,78 @@ func (r *Renderer) SummaryToast(f *tilecast.Feed, d *tilecast.TemplateData, more
 // remote images are checked when f.ImageCheck is set and the Renderer has
 // an ImageChecker.
 func (r *Renderer) Tile(f *tilecast.Feed, d *tilecast.TemplateData) ([]byte, error) {
-	if f.Tile == nil {
-		return nil, fmt.Errorf("feed %s: tile: %w", f.Name, errNoSpec)
-	}
-	if d == nil {
-		return nil, fmt.Errorf("feed %s: tile: %w", f.Name, errNoData)
-	}
-	c, err := r.compiled(f)
+	enc, t, err := r.tileModel(f, d)
 	if err != nil {
 		return nil, err
 	}
-	var t Tile
-	if err := c.buildTile(&t, d, &r.bufs); err != nil {
-		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
-	}
-	if r.images != nil && f.ImageCheck {
-		r.checkImages(f, &t)
-	}
-	payload, err := fitTile(r.enc, &t)
+	payload, err := fitTile(enc, &t)
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
 	return payload, nil
+}
+
+// tileModel executes f's tile templates for d and checks its images; it
+// returns the model and the encoder to encode it with.
+func (r *Renderer) tileModel(f *tilecast.Feed, d *tilecast.TemplateData) (Encoder, Tile, error) {
+	var t Tile
+	if f.Tile == nil {
+		return nil, t, fmt.Errorf("feed %s: tile: %w", f.Name, errNoSpec)
+	}
+	if d == nil {
+		return nil, t, fmt.Errorf("feed %s: tile: %w", f.Name, errNoData)
+	}
+	c, err := r.compiled(f)
+	if err != nil {
+		return nil, t, err
+	}
+	if err := c.buildTile(&t, d, &r.bufs); err != nil {
+		return nil, t, fmt.Errorf("feed %s: %w", f.Name, err)
+	}
+	if r.images != nil && f.ImageCheck {
+		r.checkImages(f, &t)
+	}
+	enc, err := r.encoder(f, c, d)
+	if err != nil {
+		return nil, t, fmt.Errorf("feed %s: %w", f.Name, err)
+	}
+	return enc, t, nil
+}
+
+// TileUpdate implements tilecast.Renderer: f's tile for d as the
+// notifications it is on the encoder's transport. With an encoder that
+// has badge notifications (BadgeEncoder: WNS, Web Push) the tile's count
+// goes out as a badge of its own after the tile (BadgeOf; none when the
+// count is left out), and a tile with nothing but a count is the badge
+// alone; otherwise (MPNS) it is the one tile, count included.
+func (r *Renderer) TileUpdate(f *tilecast.Feed, d *tilecast.TemplateData) ([]tilecast.Rendered, error) {
+	enc, t, err := r.tileModel(f, d)
+	if err != nil {
+		return nil, err
+	}
+	var badge Badge
+	hasBadge := false
+	if _, ok := enc.(BadgeEncoder); ok {
+		badge, hasBadge = BadgeOf(&t)
+	}
+	out := make([]tilecast.Rendered, 0, 2)
+	body, err := fitTile(enc, &t)
+	switch {
+	case err == nil:
+		out = append(out, tilecast.Rendered{Kind: tilecast.KindTile, Payload: body})
+	case hasBadge && errors.Is(err, ErrEmpty):
+		// Only a count: the badge says it all.
+	default:
+		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
+	}
+	if hasBadge {
+		b, err := fitBadge(enc, badge)
+		if err != nil {
+			return out, fmt.Errorf("feed %s: badge: %w", f.Name, err)
+		}
+		out = append(out, tilecast.Rendered{Kind: tilecast.KindBadge, Payload: b})
+	}
+	return out, nil
 }
 
 // buildToast executes the toast templates for d (the Renderer and Preview

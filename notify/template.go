@@ -294,6 +294,32 @@ type compiledFeed struct {
 	id                  *fieldTmpl
 	tile                [len(tileFields)]*fieldTmpl
 	cycle               []*fieldTmpl
+
+	// extra are the templates of a transport's own fields (Exec), by
+	// source, compiled on first use.
+	extraMu sync.RWMutex
+	extra   map[string]*fieldTmpl
+}
+
+// extraField returns the compiled template of src (see Exec).
+func (c *compiledFeed) extraField(name, src string) (*fieldTmpl, error) {
+	c.extraMu.RLock()
+	ft, ok := c.extra[src]
+	c.extraMu.RUnlock()
+	if ok {
+		return ft, nil
+	}
+	ft, err := compileField(name, src)
+	if err != nil {
+		return nil, err
+	}
+	c.extraMu.Lock()
+	if c.extra == nil {
+		c.extra = make(map[string]*fieldTmpl)
+	}
+	c.extra[src] = ft
+	c.extraMu.Unlock()
+	return ft, nil
 }
 
 func (c *compiledFeed) all() []*fieldTmpl {

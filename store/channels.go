@@ -434,13 +434,15 @@ func (b *buckets) takeOver(oldID string, ch *tilecast.Channel) error {
 			}
 			continue
 		}
-		if n.Kind == tilecast.KindTile {
-			if err := b.del(b.tileWaiting, joinStr(oldID, n.Feed)); err != nil {
+		if oldKey, ok := stateKey(n); ok {
+			if err := b.del(b.tileWaiting, oldKey); err != nil {
 				return err
 			}
-			// Tiles are state: of two waiting tiles for the same feed the
-			// newer (higher sequence) wins.
-			tk := joinStr(ch.ID, n.Feed)
+			// Tiles and badges are state: of two waiting for the same
+			// feed the newer (higher sequence) wins.
+			moved := *n
+			moved.ChannelID = ch.ID
+			tk, _ := stateKey(&moved)
 			if w := b.get(b.tileWaiting, tk); w != nil {
 				if len(w) == outboxKeyLen && outboxKeySeq(w) > n.ID {
 					if err := b.dropEntry(key); err != nil {

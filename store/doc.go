@@ -46,9 +46,11 @@
 //	                needs it
 //	outbox_channel  channel ID + 0x00 + outbox key → empty (a channel's entries)
 //	tile_waiting    channel ID + 0x00 + feed → outbox key of the waiting tile
-//	                (a newer tile replaces it)
-//	tile_last       channel ID + 0x00 + feed → sha256 of the last delivered
-//	                tile payload (an identical tile is not sent again)
+//	                (a newer tile replaces it); channel ID + 0x00 + feed +
+//	                0x00 + "badge" → the same for the waiting badge
+//	tile_last       channel ID + 0x00 + feed (+ 0x00 + "badge") → sha256 of
+//	                the last delivered tile (badge) payload (an identical
+//	                one is not sent again)
 //	dead            8-byte BE sequence → dead letter record (codec.go)
 //	ledger          channel ID + 0x00 + outcome time + 8-byte BE sequence →
 //	                ledger value (ledgercodec.go). Last 7 days, ≤ 100 per

@@ -113,6 +113,22 @@ func joinStr(a, b string) []byte {
 	return append(k, b...)
 }
 
+// stateKey returns the tile_waiting and tile_last key of n — what a newer
+// notification of the same state replaces, and what an unchanged one is
+// compared with — and false for kinds that are events, not state (toast,
+// raw). A tile's key is channel + feed, as it always was; a badge's is
+// channel + feed + "badge", beside it (a channel's keys still share the
+// channel's prefix, so removing a channel finds both).
+func stateKey(n *tilecast.Notification) ([]byte, bool) {
+	switch n.Kind {
+	case tilecast.KindTile:
+		return joinStr(n.ChannelID, n.Feed), true
+	case tilecast.KindBadge:
+		return join(n.ChannelID, joinStr(n.Feed, string(tilecast.KindBadge))), true
+	}
+	return nil, false
+}
+
 // prefix returns a + 0x00 for prefix scans.
 func prefix(a string) []byte { return joinStr(a, "") }
 

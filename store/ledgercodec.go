@@ -22,6 +22,7 @@ const outcomeV2 = 2
 //	6 str  Kind           12 int  Attempt         17 str  MsgID (WNS)
 //	                                              18 str  DebugTrace (WNS)
 //	                                              19 str  CorrelationVector (WNS)
+//	                                              20 bool TokenRefreshed (WNS)
 //
 // Binary instead of JSON because Record appends one ledger value per sent
 // outcome, and at a 100k-channel fan-out Record dominates: JSON encoding
@@ -50,6 +51,7 @@ const (
 	outTagMsgID
 	outTagDebugTrace
 	outTagCorrelationVector
+	outTagTokenRefreshed
 )
 
 // appendOutcomeFields appends o's fields (no version byte).
@@ -72,7 +74,8 @@ func appendOutcomeFields(dst []byte, o *tilecast.Outcome) []byte {
 	dst = appendStrField(dst, outTagTransport, string(o.Transport))
 	dst = appendStrField(dst, outTagMsgID, o.MsgID)
 	dst = appendStrField(dst, outTagDebugTrace, o.DebugTrace)
-	return appendStrField(dst, outTagCorrelationVector, o.CorrelationVector)
+	dst = appendStrField(dst, outTagCorrelationVector, o.CorrelationVector)
+	return appendBoolField(dst, outTagTokenRefreshed, o.TokenRefreshed)
 }
 
 // appendOutcome appends o's value to dst.
@@ -82,7 +85,7 @@ func appendOutcome(dst []byte, o *tilecast.Outcome) []byte {
 
 // encodeOutcome returns o's value in a new slice of its own.
 func encodeOutcome(o *tilecast.Outcome) []byte {
-	n := 1 + outTagCorrelationVector*(maxFieldHead+2*binary.MaxVarintLen64)
+	n := 1 + outTagTokenRefreshed*(maxFieldHead+2*binary.MaxVarintLen64)
 	n += len(o.ChannelID) + len(o.User) + len(o.Feed) + len(o.ItemID) + len(o.Kind) + len(o.Notification) +
 		len(o.Subscription) + len(o.Device) + len(o.Action) + len(o.Error) + len(o.Transport) + len(o.MsgID) +
 		len(o.DebugTrace) + len(o.CorrelationVector)
@@ -157,6 +160,8 @@ func (r *recordReader) outcome(o *tilecast.Outcome) {
 			o.DebugTrace = r.rest()
 		case outTagCorrelationVector:
 			o.CorrelationVector = r.rest()
+		case outTagTokenRefreshed:
+			o.TokenRefreshed = r.boolVal()
 		default:
 			r.skip()
 		}

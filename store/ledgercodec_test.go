@@ -22,7 +22,7 @@ func outcomeSame(got, want tilecast.Outcome) bool {
 		got.Action == want.Action && got.Attempt == want.Attempt &&
 		got.RetryIn == want.RetryIn && got.Duration == want.Duration && got.Error == want.Error &&
 		got.Transport == want.Transport && got.MsgID == want.MsgID && got.DebugTrace == want.DebugTrace &&
-		got.CorrelationVector == want.CorrelationVector
+		got.CorrelationVector == want.CorrelationVector && got.TokenRefreshed == want.TokenRefreshed
 }
 
 // outcomeUTCTime reports whether a binary-decoded outcome's time is the
@@ -68,7 +68,8 @@ func TestEncodeOutcomeGolden(t *testing.T) {
 	}
 
 	// The WNS fields, and a kind that did not exist before (badge).
-	w := tilecast.Outcome{Kind: "badge", Transport: tilecast.TransportWNS, MsgID: "1A2B", DebugTrace: "DB5", CorrelationVector: "cv.1"}
+	w := tilecast.Outcome{Kind: "badge", Transport: tilecast.TransportWNS, MsgID: "1A2B", DebugTrace: "DB5", CorrelationVector: "cv.1",
+		TokenRefreshed: true}
 	want = slices.Concat(
 		[]byte{2},               // version
 		[]byte("\x06\x05badge"), // 6 Kind
@@ -76,6 +77,7 @@ func TestEncodeOutcomeGolden(t *testing.T) {
 		[]byte("\x11\x041A2B"),  // 17 MsgID
 		[]byte("\x12\x03DB5"),   // 18 DebugTrace
 		[]byte("\x13\x04cv.1"),  // 19 CorrelationVector
+		[]byte{20, 1, 1},        // 20 TokenRefreshed
 	)
 	if got := encodeOutcome(&w); !bytes.Equal(got, want) {
 		t.Fatalf("WNS outcome =\n% x\nwant\n% x", got, want)
@@ -100,7 +102,7 @@ func TestLedgerKeepsWNSFields(t *testing.T) {
 		t.Fatalf("pending %+v", ps)
 	}
 	o := tilecast.Outcome{ChannelID: ch.ID, Kind: "badge", Status: 200, Action: tilecast.ActionDelivered, Time: clk.Now(),
-		Transport: tilecast.TransportWNS, MsgID: "m-1", DebugTrace: "trace", CorrelationVector: "cv.7"}
+		Transport: tilecast.TransportWNS, MsgID: "m-1", DebugTrace: "trace", CorrelationVector: "cv.7", TokenRefreshed: true}
 	failed := o
 	failed.Kind, failed.Status, failed.Action, failed.MsgID = tilecast.KindToast, 400, tilecast.ActionFailed, "m-2"
 	if err := db.Record([]tilecast.Record{
@@ -145,6 +147,7 @@ func randCodecOutcome(r *rand.Rand) tilecast.Outcome {
 		Device: str(), Action: tilecast.Action(str()), Attempt: num(),
 		RetryIn: dur(), Duration: dur(), Error: str(),
 		Transport: tilecast.Transport(str()), MsgID: str(), DebugTrace: str(), CorrelationVector: str(),
+		TokenRefreshed: r.IntN(2) == 0,
 	}
 }
 

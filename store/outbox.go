@@ -34,8 +34,8 @@ type enqueuer struct {
 	exists map[string]bool // channel ID → the channel exists (one Get per channel per tx)
 
 	chanKeys [][]byte             // outbox_channel keys to put
-	dropped  map[string]bool      // chanKeys whose entry a newer tile replaced in this tx
-	tiles    map[string]tileAdded // tile_waiting key → tile entry added in this tx
+	dropped  map[string]bool      // chanKeys whose entry a newer tile or badge replaced in this tx
+	tiles    map[string]tileAdded // tile_waiting key → tile or badge entry added in this tx
 
 	// recent are the last distinct payloads added: a fan-out repeats the
 	// same few (toast, tile) for every channel, so comparing bytes saves
@@ -44,7 +44,7 @@ type enqueuer struct {
 	next   int // slot of recent to overwrite
 }
 
-// tileAdded is a tile entry added in the current transaction.
+// tileAdded is a tile (or badge) entry added in the current transaction.
 type tileAdded struct {
 	key []byte // outbox key
 	ref payloadKey
@@ -84,7 +84,8 @@ func (e *enqueuer) payloadRef(payload []byte) payloadKey {
 // exists is dropped (it was removed after the run read its subscribers).
 // A tile first removes a tile still waiting for the same channel+feed, then
 // is skipped when its payload equals the last one delivered there: the
-// device already shows it.
+// device already shows it. A badge is state too, and is treated the same
+// way, apart from the tile of its channel+feed (stateKey).
 func (e *enqueuer) add(n tilecast.Notification) error {
 	b := e.b
 	if n.ChannelID == "" {
@@ -107,8 +108,8 @@ func (e *enqueuer) add(n tilecast.Notification) error {
 		n.Created = e.now
 	}
 	var tk string
-	if n.Kind == tilecast.KindTile {
-		tk = string(joinStr(n.ChannelID, n.Feed))
+	if sk, ok := stateKey(&n); ok {
+		tk = string(sk)
 		if w, ok := e.tiles[tk]; ok {
 			// Replaces a tile enqueued earlier in this transaction.
 			if err := b.del(b.outbox, w.key); err != nil {
@@ -227,8 +228,7 @@ func (b *buckets) removeEntry(key []byte, e *entry) error {
 	if err := b.del(b.outboxChan, join(n.ChannelID, key)); err != nil {
 		return err
 	}
-	if n.Kind == tilecast.KindTile {
-		tk := joinStr(n.ChannelID, n.Feed)
+	if tk, ok := stateKey(n); ok {
 		if bytes.Equal(b.get(b.tileWaiting, tk), key) {
 			return b.del(b.tileWaiting, tk)
 		}
@@ -251,8 +251,7 @@ func (b *buckets) moveEntry(a *arena, key []byte, e *entry) error {
 		if err := b.outboxChan.Put(join(n.ChannelID, nk), nil); err != nil {
 			return err
 		}
-		if n.Kind == tilecast.KindTile {
-			tk := joinStr(n.ChannelID, n.Feed)
+		if tk, ok := stateKey(n); ok {
 			if bytes.Equal(b.get(b.tileWaiting, tk), key) {
 				if err := b.tileWaiting.Put(tk, nk); err != nil {
 					return err
@@ -497,11 +496,11 @@ func (r *recorder) record(rec *tilecast.Record) error {
 			if err := b.removeEntry(key, &e); err != nil {
 				return err
 			}
-			if rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered && n.Kind == tilecast.KindTile {
+			if tk, ok := stateKey(n); ok && rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered {
 				// The payload is still there: releases apply in finish.
-				// Without it the tile is simply not known as shown.
+				// Without it the tile (or badge) is simply not known as shown.
 				if sum, err := r.pl.sum(&e); err == nil {
-					if err := b.tileLast.Put(joinStr(n.ChannelID, n.Feed), sum[:]); err != nil {
+					if err := b.tileLast.Put(tk, sum[:]); err != nil {
 						return err
 					}
 				}

@@ -35,6 +35,9 @@ type registration struct {
 	User   string   `json:"user"`
 	Feeds  []string `json:"feeds"`
 	Device string   `json:"device"`
+	// Transport is "mpns", "wns" or "webpush"; "" infers it from the URI
+	// (tilecast.InferTransport).
+	Transport string `json:"transport"`
 }
 
 // apiError is a refusal with its status.
@@ -68,7 +71,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 		return
 	}
 	ch, created, err := s.opts.Store.AddChannel(tilecast.Channel{
-		URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device,
+		URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device, Transport: tilecast.Transport(reg.Transport),
 	})
 	if err != nil {
 		s.internalError(w, r, err)
@@ -76,7 +79,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 	}
 	// The URI is a capability (whoever has it can push to the phone), so
 	// only the channel id is logged.
-	s.log.Info("channel registered", "channel", ch.ID, "user", ch.User, "device", ch.Device, "new", created)
+	s.log.Info("channel registered", "channel", ch.ID, "user", ch.User, "device", ch.Device, "transport", string(ch.Transport), "new", created)
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -176,42 +179,53 @@ func fieldWant(field string) string {
 	return "a string"
 }
 
-// check applies the registration rules to reg and canonicalises its URI.
+// check applies the registration rules to reg, canonicalises its URI and
+// settles its transport.
 func (s *Server) check(reg *registration) *apiError {
-	var allowed []string
+	var rules channeluri.Rules
 	if s.opts.AllowedHosts != nil {
-		allowed = s.opts.AllowedHosts()
+		rules.AllowedHosts = s.opts.AllowedHosts()
 	}
-	ch := tilecast.Channel{URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device}
-	if err := CheckRegistration(&ch, allowed, s.feeds()); err != nil {
+	if s.opts.AllowPrivate != nil {
+		rules.AllowPrivate = s.opts.AllowPrivate()
+	}
+	if s.opts.TransportHosts != nil {
+		rules.TransportHosts = s.opts.TransportHosts()
+	}
+	ch := tilecast.Channel{URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device,
+		Transport: tilecast.Transport(reg.Transport)}
+	if err := CheckRegistration(&ch, rules, s.feeds()); err != nil {
 		var aerr *apiError
 		errors.As(err, &aerr)
 		return aerr
 	}
-	reg.URI = ch.URI
+	reg.URI, reg.Transport = ch.URI, string(ch.Transport)
 	return nil
 }
 
 // CheckRegistration applies the registration rules to ch — the URI checks
-// of channeluri.Check (a usable http(s) URL whose host is in
-// push.allowed_hosts), sane user and device ids, known feed names, a user
-// for per-user feeds — and canonicalises ch.URI. The API, the CLI's
-// channels add and channels import all use it, so a refusal reads the same
-// whichever door a channel came in by; the store canonicalises again on
-// its own, so no door can store a second spelling. A refusal's message is
-// the one the API answers with (400, or 422 for a host or feed problem).
-func CheckRegistration(ch *tilecast.Channel, allowed []string, feeds []tilecast.Feed) error {
+// of channeluri.CheckChannel (a usable http(s) URL whose host is in
+// push.allowed_hosts and fits the transport: WNS channels https on
+// *.notify.windows.com, …), sane user and device ids, known feed names, a
+// user for per-user feeds — canonicalises ch.URI and sets ch.Transport
+// (inferred when ch names none; Keys say a Web Push subscription). The
+// API, the CLI's channels add and channels import all use it, so a
+// refusal reads the same whichever door a channel came in by; the store
+// canonicalises again on its own, so no door can store a second spelling.
+// A refusal's message is the one the API answers with (400, or 422 for a
+// host or feed problem).
+func CheckRegistration(ch *tilecast.Channel, rules channeluri.Rules, feeds []tilecast.Feed) error {
 	if ch.URI == "" {
 		return refuse(http.StatusBadRequest, "uri is required")
 	}
-	uri, err := channeluri.Check(ch.URI, allowed)
+	uri, transport, err := channeluri.CheckChannel(ch.URI, ch.Transport, ch.Keys != nil, rules)
 	if err != nil {
 		if errors.Is(err, tilecast.ErrHostNotAllowed) {
 			return refuse(http.StatusUnprocessableEntity, "%s", err)
 		}
 		return refuse(http.StatusBadRequest, "%s", err)
 	}
-	ch.URI = uri
+	ch.URI, ch.Transport = uri, transport
 	if err := checkName("user", ch.User); err != nil {
 		return err
 	}

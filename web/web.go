@@ -85,6 +85,14 @@ type Options struct {
 	NextRun func(feed string) time.Time
 	// AllowedHosts returns push.allowed_hosts; nil allows no host.
 	AllowedHosts func() []string
+	// AllowPrivate returns push.allow_private: with it a registration
+	// that names transport wns may use a host of AllowedHosts outside
+	// *.notify.windows.com (the emulator). nil means false.
+	AllowPrivate func() bool
+	// TransportHosts, when set, returns the host lists of the transports
+	// that have their own ([push.webpush] allowed_hosts), which replace
+	// AllowedHosts for their channels (channeluri.Rules).
+	TransportHosts func() map[tilecast.Transport][]string
 	// APIKeysFile holds one key per line, "admin KEY" or "app KEY" (see
 	// ReadKeyFile). "" disables the /v1 API (503); a path that cannot be
 	// read is an error from New.
@@ -106,9 +114,15 @@ type Options struct {
 	// Subscribe, when set, is called once for each newly created channel
 	// (tile_on_subscribe). Its error is logged; the channel stays registered.
 	Subscribe func(tilecast.Channel) error
-	// Health reports why the daemon is unhealthy (nil: healthy). A nil
-	// Health always reports healthy.
+	// Health reports why the daemon is unhealthy (nil: healthy): its own
+	// faults, answered 503. A nil Health always reports healthy.
 	Health func() error
+	// Degraded, when set, reports whether a service the daemon only sends
+	// to (a push service, an OAuth token endpoint) is failing, and why:
+	// /healthz then answers 200 with status "degraded" and the reason,
+	// never 503, so that systemd does not restart a daemon that works
+	// (tilecast.DegradedReporter).
+	Degraded func() (bool, string)
 	// WebPushPublicKey is the VAPID public key (base64url) served at GET
 	// /v1/webpush/key for the page's pushManager.subscribe; "" answers
 	// 404 there (Web Push not configured). See webpush.go.
@@ -370,10 +384,19 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// healthz answers 503 for the daemon's own faults (Health), 200 "degraded"
+// with the reason when only a service it sends to fails (Degraded), else
+// 200 "ok".
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Health != nil {
 		if err := s.opts.Health(); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	if s.opts.Degraded != nil {
+		if bad, why := s.opts.Degraded(); bad {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "degraded", "reason": why})
 			return
 		}
 	}

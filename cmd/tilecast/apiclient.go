@@ -331,11 +331,12 @@ func (c *apiClient) ChannelByURI(ctx context.Context, uri string) (tilecast.Chan
 
 func (c *apiClient) AddChannel(ctx context.Context, ch tilecast.Channel) (tilecast.Channel, error) {
 	reg := struct {
-		URI    string   `json:"uri"`
-		User   string   `json:"user,omitempty"`
-		Feeds  []string `json:"feeds,omitempty"`
-		Device string   `json:"device,omitempty"`
-	}{ch.URI, ch.User, ch.Feeds, ch.Device}
+		URI       string   `json:"uri"`
+		User      string   `json:"user,omitempty"`
+		Feeds     []string `json:"feeds,omitempty"`
+		Device    string   `json:"device,omitempty"`
+		Transport string   `json:"transport,omitempty"`
+	}{ch.URI, ch.User, ch.Feeds, ch.Device, string(ch.Transport)}
 	// 201 for a new channel, 200 for a known URI: both are success.
 	var out tilecast.Channel
 	err := c.call(ctx, http.MethodPost, "/v1/channels", reg, &out, http.StatusCreated, http.StatusOK)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/tilecast/tilecast"
@@ -12,6 +13,7 @@ import (
 	"github.com/tilecast/tilecast/fetch"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/notify/wns"
 	"github.com/tilecast/tilecast/store"
 )
 
@@ -82,6 +84,110 @@ func newPusher(cfg *config.Config) (*mpns.Client, error) {
 	})
 }
 
+// newWNSClient returns the WNS client of [push.wns] (its access tokens
+// from the configured flow) and the http.Client of its token requests;
+// nil, nil without [push.wns]. The secret is read here, at start and on
+// each reload, and is never logged.
+func newWNSClient(cfg *config.Config, log *slog.Logger) (*wns.Client, *http.Client, error) {
+	w := cfg.Push.WNS
+	if w == nil {
+		return nil, nil, nil
+	}
+	secret, err := wns.ReadSecret(w.ClientSecretFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("push.wns.client_secret_file: %w", err)
+	}
+	hc := wns.NewTokenClient(wns.TokenClientOptions{})
+	tokens, err := wns.NewTokenSource(w.Credentials(secret), wns.TokenOptions{
+		HTTPClient: hc,
+		// An http token URL is refused by the config unless
+		// allow_private is set (the emulator).
+		AllowHTTP: cfg.Push.AllowPrivate,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("push.wns: %w", err)
+	}
+	client, err := wns.NewClient(wns.ClientOptions{
+		Tokens: tokens,
+		// Other hosts than *.notify.windows.com only where the
+		// registration accepts them: with allow_private (the emulator).
+		AllowedHosts: wnsAllowedHosts(cfg),
+		Timeout:      cfg.Push.Timeout,
+		Concurrency:  cfg.Push.Concurrency,
+		AllowPrivate: cfg.Push.AllowPrivate,
+		UserAgent:    userAgent(),
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("push.wns: %w", err)
+	}
+	return client, hc, nil
+}
+
+// wnsAllowedHosts are the hosts besides *.notify.windows.com that WNS
+// sends may go to: push.allowed_hosts when push.allow_private is set (the
+// emulator, tests), else none.
+func wnsAllowedHosts(cfg *config.Config) []string {
+	if !cfg.Push.AllowPrivate {
+		return nil
+	}
+	return cfg.Push.AllowedHosts
+}
+
+// pushers are the push clients of the [push] section, one per transport
+// it configures, behind one tilecast.PushMux: MPNS always, WNS with
+// [push.wns]. A Web Push client goes beside them (pushers.add) when its
+// config exists. A reload builds a new set and closes the old one once
+// its sends are done.
+type pushers struct {
+	mux     *tilecast.PushMux
+	closers []func()
+}
+
+// newPushers builds the clients of cfg's [push] section.
+func newPushers(cfg *config.Config, log *slog.Logger) (*pushers, error) {
+	m, err := newPusher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &pushers{closers: []func(){m.Close}}
+	byTransport := map[tilecast.Transport]tilecast.Pusher{tilecast.TransportMPNS: m}
+	missing := map[tilecast.Transport]string{
+		tilecast.TransportWNS:     "the config has no [push.wns] credentials (client_id, client_secret_file)",
+		tilecast.TransportWebPush: "this tilecast does not send Web Push yet",
+	}
+	w, hc, err := newWNSClient(cfg, log)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	if w != nil {
+		byTransport[tilecast.TransportWNS] = w
+		p.closers = append(p.closers, w.Close, hc.CloseIdleConnections)
+	}
+	p.mux = tilecast.NewPushMux(byTransport, tilecast.PushMuxOptions{Missing: missing, Logger: log})
+	return p, nil
+}
+
+// Close releases every client's idle connections.
+func (p *pushers) Close() {
+	for _, c := range p.closers {
+		c()
+	}
+}
+
+// newRenderers returns the renderer of each transport's channels: MPNS
+// payloads from newEncoder, WNS payloads with each feed's [feed.wns]
+// options. images checks tile images (image_check) for both.
+func newRenderers(cfg *config.Config, images notify.ImageChecker) (*notify.Renderer, map[tilecast.Transport]tilecast.Renderer) {
+	m := notify.NewRenderer(newEncoder(cfg), notify.RendererOptions{Images: images})
+	return m, map[tilecast.Transport]tilecast.Renderer{
+		tilecast.TransportMPNS: m,
+		tilecast.TransportWNS:  wns.NewRenderer(notify.RendererOptions{Images: images}),
+	}
+}
+
 // newFetcher returns the feed fetcher of the [fetch] section.
 func newFetcher(cfg *config.Config, log *slog.Logger) *fetch.Client {
 	return fetch.New(fetch.Options{
@@ -96,23 +202,26 @@ func newFetcher(cfg *config.Config, log *slog.Logger) *fetch.Client {
 // newBot wires the concrete parts into a Bot. The fetcher and the push
 // client are held for a reload to replace (daemonBot.applyReload).
 func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*daemonBot, error) {
-	pusher, err := newPusher(cfg)
+	ps, err := newPushers(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	sendLog, err := db.SendLog() // counts possible duplicates after a crash
 	if err != nil {
+		ps.Close()
 		return nil, err
 	}
 	d := &daemonBot{
 		fetcher: tilecast.NewReloadable(newFetcher(cfg, log), (*fetch.Client).Close),
-		pusher:  tilecast.NewReloadable(pusher, (*mpns.Client).Close),
+		pushers: tilecast.NewReloadable(ps, (*pushers).Close),
 	}
 	fetcher := liveFetcher{d.fetcher} // also checks tile images, through the same guarded transport
+	mpnsRenderer, renderers := newRenderers(cfg, fetcher)
 	d.Bot = &tilecast.Bot{
 		Fetcher:          fetcher,
-		Renderer:         notify.NewRenderer(newEncoder(cfg), notify.RendererOptions{Images: fetcher}),
-		Pusher:           tilecast.NewBreaker(livePusher{d.pusher}, tilecast.BreakerOptions{Logger: log}),
+		Renderer:         mpnsRenderer,
+		Renderers:        renderers,
+		Pusher:           tilecast.NewBreaker(livePusher{d.pushers}, tilecast.BreakerOptions{Logger: log}),
 		Store:            db,
 		Logger:           log,
 		PushConcurrency:  cfg.Push.Concurrency,

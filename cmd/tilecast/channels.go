@@ -42,9 +42,14 @@ const daemonNote = "\n\nWhile the daemon runs (it holds the state file) this goe
 	"http.api_keys_file.\n"
 
 func cmdChannelsAdd(ctx context.Context, e env) error {
-	fs := newFlags(e, "channels add", "channels add --config FILE --uri URI [--user U] [--feed NAME]... [--device ID]"+daemonNote)
+	fs := newFlags(e, "channels add", "channels add --config FILE --uri URI [--transport mpns|wns] [--user U] [--feed NAME]... [--device ID]\n\n"+
+		"Registers a channel as POST /v1/channels does. Without --transport it is inferred\n"+
+		"from the URI: *.notify.windows.com is WNS (a Windows app's channel, https only),\n"+
+		"anything else MPNS. --transport wns is needed for a WNS channel on another host\n"+
+		"of push.allowed_hosts (the emulator), which also needs push.allow_private."+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	uri := fs.String("uri", "", "the device's push channel URI")
+	transport := fs.String("transport", "", "mpns or wns (default: inferred from --uri)")
 	user := fs.String("user", "", "user the channel belongs to (for per-user feeds)")
 	device := fs.String("device", "", "stable install id, scoped to --user: a new URI for it rotates that install's channel (same id)")
 	var feeds stringList
@@ -59,7 +64,7 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	if *uri == "" {
 		return usagef("channels add: --uri is required")
 	}
-	ch := tilecast.Channel{URI: *uri, User: *user, Feeds: feeds, Device: *device}
+	ch := tilecast.Channel{URI: *uri, User: *user, Feeds: feeds, Device: *device, Transport: tilecast.Transport(*transport)}
 	if err := checkRegistration(cfg, &ch); err != nil {
 		return usageError{err}
 	}
@@ -81,7 +86,18 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 // canonicalises its URI, so a channel added or imported here is stored
 // exactly as the API would store it.
 func checkRegistration(cfg *config.Config, ch *tilecast.Channel) error {
-	return web.CheckRegistration(ch, cfg.Push.AllowedHosts, cfg.Feeds)
+	return web.CheckRegistration(ch, registrationRules(cfg), cfg.Feeds)
+}
+
+// registrationRules are the [push] keys a registration is checked against.
+func registrationRules(cfg *config.Config) channeluri.Rules {
+	return channeluri.Rules{AllowedHosts: cfg.Push.AllowedHosts, AllowPrivate: cfg.Push.AllowPrivate,
+		TransportHosts: transportHosts(cfg)}
+}
+
+// transportHosts are the host lists of the transports that have their own.
+func transportHosts(cfg *config.Config) map[tilecast.Transport][]string {
+	return map[tilecast.Transport][]string{tilecast.TransportWebPush: cfg.Push.WebPush.AllowedHosts}
 }
 
 func cmdChannelsList(ctx context.Context, e env) error {
@@ -117,7 +133,7 @@ func cmdChannelsList(ctx context.Context, e env) error {
 		return arr.close()
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tFEEDS\tLAST OUTCOME\tURI")
+	fmt.Fprintln(tw, "ID\tUSER\tFEEDS\tTRANSPORT\tLAST OUTCOME\tURI")
 	err = eachPage(page, func(chs []tilecast.Channel) error {
 		for _, c := range chs {
 			feeds := "(all global)"
@@ -128,7 +144,7 @@ func cmdChannelsList(ctx context.Context, e env) error {
 			if last == "" {
 				last = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, last, c.URI)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, tilecast.TransportOf(&c), last, c.URI)
 		}
 		return tw.Flush() // a page at a time: columns line up within a page
 	})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,9 +18,10 @@ import (
 	"github.com/tilecast/tilecast/emulator"
 )
 
-// demoConfig is the config the demo runs on; %s are the sample feed server
-// and the state file. It is written to the demo's temp dir, so SIGHUP
-// reloads work there as they do for a real deployment.
+// demoConfig is the config the demo runs on; the %s are the state file,
+// the WNS client id, its secret file and the emulator's token URL, and the
+// sample feed server (twice). It is written to the demo's temp dir, so
+// SIGHUP reloads work there as they do for a real deployment.
 const demoConfig = `# tilecast demo config (generated)
 state = %q
 
@@ -36,6 +38,11 @@ allow_private = true   # the sample feed is on loopback
 allow_private = true   # so is the emulator
 allowed_hosts = ["127.0.0.1"]
 concurrency = 8
+
+[push.wns]             # the emulator's token endpoint, with the demo's own credentials
+client_id = %q
+client_secret_file = %q
+token_url = %q
 
 [defaults]
 first_run = "baseline"
@@ -71,6 +78,24 @@ count = "{{.NewCount}}"
 wide_content1 = "{{.Item.Title}}"
 `
 
+// demoWindows are the emulated Windows devices (WNS): name, user, feeds,
+// and whether its channel expires (410) after demoExpireAfter updates.
+var demoWindows = []struct {
+	name, user string
+	feeds      []string
+	expires    bool
+}{
+	{"Alice's PC", "alice", []string{"news", "inbox"}, false},
+	{"Old laptop", "", nil, true},
+}
+
+// demoExpireAfter is how many feed updates (--every) the expiring Windows
+// device shows before its channel expires.
+const demoExpireAfter = 4
+
+// demoWNSClientID is the package SID the demo's emulator and daemon share.
+const demoWNSClientID = "ms-app://s-1-15-2-1111111111-2222222222-3333333333-444444444-555555555-666666666-777777777"
+
 // demoPhones are the emulated channels: behaviour, name, user, feeds.
 var demoPhones = []struct {
 	behaviour, name, user string
@@ -86,7 +111,12 @@ var demoPhones = []struct {
 }
 
 func cmdDemo(ctx context.Context, e env) error {
-	fs := newFlags(e, "demo", "demo [--seconds N] [--keep] [--listen ADDR]")
+	fs := newFlags(e, "demo", "demo [--seconds N] [--keep] [--listen ADDR] [--every D]\n\n"+
+		"Runs everything on embedded defaults, with no config and no network: the MPNS and\n"+
+		"WNS emulator (its own WNS client id and secret), a sample feed server and the\n"+
+		"daemon, pushing to emulated phones (MPNS) and Windows devices (WNS: one healthy,\n"+
+		"one whose channel expires). The printed phone view shows each phone's toasts and\n"+
+		"tile, and each Windows device's Start tile, badge and Action Center.\n")
 	seconds := fs.Int("seconds", 0, "stop by itself after N seconds (0: run until Ctrl-C)")
 	keep := fs.Bool("keep", false, "keep the temp dir with the state file and config")
 	listen := fs.String("listen", "127.0.0.1:0", "emulator address (phone view)")
@@ -113,7 +143,16 @@ func cmdDemo(ctx context.Context, e env) error {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 
-	emu, emuURL, stopEmu, err := startEmulator(*listen, slog.New(slog.DiscardHandler))
+	// The demo's own WNS credentials: the emulator's token endpoint
+	// accepts them, the daemon reads the secret from a file as it would
+	// in production.
+	secret := []byte(rand.Text())
+	secretFile := filepath.Join(dir, "wns-secret")
+	if err := os.WriteFile(secretFile, append(secret, '\n'), 0o600); err != nil {
+		return err
+	}
+	emu, emuURL, stopEmu, err := startEmulatorWith(*listen, slog.New(slog.DiscardHandler),
+		emulator.Options{WNSClientID: demoWNSClientID, WNSClientSecret: secret})
 	if err != nil {
 		return err
 	}
@@ -125,7 +164,8 @@ func cmdDemo(ctx context.Context, e env) error {
 	defer stopFeeds()
 
 	cfgPath := filepath.Join(dir, "demo.toml")
-	text := fmt.Sprintf(demoConfig, filepath.Join(dir, "state.db"), feedURL, feedURL)
+	text := fmt.Sprintf(demoConfig, filepath.Join(dir, "state.db"), demoWNSClientID, secretFile,
+		emuURL+emulator.WNSClassicTokenPath, feedURL, feedURL)
 	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		return err
 	}
@@ -153,8 +193,25 @@ func cmdDemo(ctx context.Context, e env) error {
 			return err
 		}
 	}
-	fmt.Fprintf(e.stdout, "tilecast demo: %d emulated phones, feeds on %s, state in %s\n", len(demoPhones), feedURL, dir)
-	fmt.Fprintf(e.stdout, "phone view: %s/\n", emuURL)
+	for _, w := range demoWindows {
+		d, err := emu.CreateWindowsDevice(emulator.Healthy, w.name)
+		if err != nil {
+			return err
+		}
+		// The emulator is not on *.notify.windows.com: the transport is
+		// named, as push.allow_private requires.
+		if _, _, err := db.AddChannel(tilecast.Channel{URI: d.URI, User: w.user, Feeds: w.feeds,
+			Transport: tilecast.TransportWNS}); err != nil {
+			return err
+		}
+		if w.expires {
+			t := time.AfterFunc(demoExpireAfter**every, func() { _ = emu.SetWindowsBehaviour(d.Token, emulator.Revoked) })
+			defer t.Stop()
+		}
+	}
+	fmt.Fprintf(e.stdout, "tilecast demo: %d emulated phones and %d Windows devices, feeds on %s, state in %s\n",
+		len(demoPhones), len(demoWindows), feedURL, dir)
+	fmt.Fprintf(e.stdout, "phone view: %s/ (phones, and each Windows device's Start tile, badge and Action Center)\n", emuURL)
 	fmt.Fprintln(e.stdout, "one `push` line per send follows on stderr; Ctrl-C stops")
 	err = runDaemon(ctx, cfg, cfgPath, bot, db, log)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.Canceled) {

@@ -19,7 +19,7 @@ func TestDemo(t *testing.T) {
 	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(context.Background(), []string{"demo", "--seconds", "14", "--every", "2s"}, strings.NewReader(""), stdout, stderr)
+		done <- run(context.Background(), []string{"demo", "--seconds", "16", "--every", "2s"}, strings.NewReader(""), stdout, stderr)
 	}()
 	re := regexp.MustCompile(`phone view: (http://\S+)/`)
 	waitFor(t, "the phone view URL", func() bool { return re.MatchString(stdout.String()) })
@@ -53,6 +53,37 @@ func TestDemo(t *testing.T) {
 			t.Errorf("emulator rejected pushes to %s: %+v", p.Name, p.Rejected)
 		}
 	}
+	// The Windows devices: both show toasts, a Start tile in four sizes
+	// and a badge while the channel lives; the phone view renders them.
+	var view struct {
+		Windows []struct {
+			emulator.WindowsState
+			StartHTML        string `json:"start_html"`
+			ActionCenterHTML string `json:"action_center_html"`
+		} `json:"windows"`
+	}
+	waitFor(t, "toasts, tiles and badges on the Windows devices", func() bool {
+		resp, err := http.Get(url + "/state.json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		view.Windows = nil
+		if json.NewDecoder(resp.Body).Decode(&view) != nil || len(view.Windows) != 2 {
+			return false
+		}
+		for _, w := range view.Windows {
+			if len(w.Toasts) == 0 || len(w.Tile.Sizes) != 4 || w.Badge == "" || w.StartHTML == "" || w.ActionCenterHTML == "" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, w := range view.Windows {
+		if len(w.Rejected) > 0 || w.Counts.Unauthorized > 0 {
+			t.Errorf("emulator refused pushes to %s: %+v (401s: %d)", w.Name, w.Rejected, w.Counts.Unauthorized)
+		}
+	}
 	select {
 	case code := <-done:
 		if code != exitOK {
@@ -65,6 +96,14 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{"outcome=channel_removed", "outcome=delivered", "kind=tile", "kind=toast", "feed=inbox user=alice"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("demo log lacks %q", want)
+		}
+	}
+	// WNS lines: delivered with WNS's ids, badges, and the expiring
+	// device's channel removed after its 410.
+	for _, re := range []string{`kind=badge .*outcome=delivered .*transport=wns msg_id=\w+`,
+		`status=410 .*outcome=channel_removed .*transport=wns`} {
+		if !regexp.MustCompile(re).MatchString(logs) {
+			t.Errorf("demo log has no line matching %s", re)
 		}
 	}
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {

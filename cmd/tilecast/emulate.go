@@ -56,15 +56,9 @@ func cmdEmulate(ctx context.Context, e env) error {
 	return nil
 }
 
-// startEmulator serves a new emulator on addr and returns its base URL and
-// a stop function. hosts are further host names it answers to besides IP
-// addresses and localhost (emulator.Options.Hosts).
-func startEmulator(addr string, log *slog.Logger, hosts ...string) (*emulator.Emulator, string, func(), error) {
-	return startEmulatorWith(addr, log, emulator.Options{Hosts: hosts})
-}
-
-// startEmulatorWith is startEmulator with all of the emulator's options
-// (Logger and BaseURL are set here).
+// startEmulatorWith serves a new emulator with opts on addr and returns
+// it, its base URL and a stop function (opts' Logger and BaseURL are set
+// here).
 func startEmulatorWith(addr string, log *slog.Logger, opts emulator.Options) (*emulator.Emulator, string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -35,9 +35,20 @@ const importUsage = `channels import --config FILE [--format auto|jsonl|csv] FIL
 Bulk-loads channels into the state file; the daemon must be stopped (an
 import through the API would take one request per channel).
 
-  JSON lines  one object per line: {"uri": "...", "user": "...", "feeds": ["a", "b"]}
-  CSV         uri,user,feeds with feeds separated by ';' (a header line
-              "uri,user,feeds" is optional; lines starting with # are skipped)
+  JSON lines  one object per line: {"uri": "...", "user": "...", "feeds": ["a", "b"],
+              "transport": "wns", "device": "..."} (all but uri optional)
+  CSV         uri,user,feeds,transport,device with feeds separated by ';'; the
+              later columns may be left off. A header line naming the columns
+              ("uri,user,feeds" or any order of those five names) is optional;
+              lines starting with # are skipped
+
+transport is mpns, wns or webpush; left out or empty, it is inferred from the
+URI as for the API (*.notify.windows.com is WNS, anything else MPNS). WNS
+channels must be https on *.notify.windows.com (another host of
+push.allowed_hosts only with push.allow_private and transport wns named).
+device is the app install's stable id, scoped to the user: a line with a new
+URI for a known device rotates that device's channel to it, as a
+registration through the API does.
 
 The format comes from the extension (.jsonl .ndjson .json / .csv), else from
 the first non-blank byte ('{' is JSON lines). "-" reads standard input.
@@ -219,9 +230,11 @@ func (p *importParser) reject(line int, reason string) {
 
 // importJSON is one JSON line; other fields are refused, as by the API.
 type importJSON struct {
-	URI   string   `json:"uri"`
-	User  string   `json:"user"`
-	Feeds []string `json:"feeds"`
+	URI       string   `json:"uri"`
+	User      string   `json:"user"`
+	Feeds     []string `json:"feeds"`
+	Transport string   `json:"transport"`
+	Device    string   `json:"device"`
 }
 
 func (p *importParser) jsonLines(br *bufio.Reader) error {
@@ -246,7 +259,7 @@ func (p *importParser) jsonLines(br *bufio.Reader) error {
 		if err := dec.Decode(&v); err != nil {
 			msg := strings.TrimPrefix(err.Error(), "json: ")
 			if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
-				p.reject(n, "unknown field "+f+": want uri, user, feeds")
+				p.reject(n, "unknown field "+f+": want uri, user, feeds, transport, device")
 			} else {
 				p.reject(n, "malformed JSON: "+msg)
 			}
@@ -256,7 +269,8 @@ func (p *importParser) jsonLines(br *bufio.Reader) error {
 			p.reject(n, "malformed JSON: more than one value on the line")
 			continue
 		}
-		p.accept(n, tilecast.Channel{URI: v.URI, User: v.User, Feeds: v.Feeds})
+		p.accept(n, tilecast.Channel{URI: v.URI, User: v.User, Feeds: v.Feeds, Transport: tilecast.Transport(v.Transport),
+			Device: v.Device})
 	}
 }
 
@@ -292,6 +306,7 @@ func (p *importParser) csv(br *bufio.Reader) error {
 	r.TrimLeadingSpace = true
 	r.ReuseRecord = true
 	first := true
+	cols := csvColumns() // the columns in order: the header's, else the default
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -309,7 +324,8 @@ func (p *importParser) csv(br *bufio.Reader) error {
 		line, _ := r.FieldPos(0)
 		if first {
 			first = false
-			if strings.EqualFold(strings.TrimSpace(rec[0]), "uri") {
+			if h, ok := headerColumns(rec); ok {
+				cols = h
 				continue // the header line
 			}
 		}
@@ -323,21 +339,54 @@ func (p *importParser) csv(br *bufio.Reader) error {
 		switch {
 		case rec == nil:
 			continue
-		case len(rec) > 3:
-			p.reject(line, fmt.Sprintf("%d fields, want uri,user,feeds (feeds are separated by ';')", len(rec)))
+		case len(rec) > len(cols):
+			p.reject(line, fmt.Sprintf("%d fields, want %s (feeds are separated by ';')", len(rec), strings.Join(cols, ",")))
 			continue
 		}
-		ch := tilecast.Channel{URI: strings.TrimSpace(rec[0])}
-		if len(rec) > 1 {
-			ch.User = strings.TrimSpace(rec[1])
-		}
-		if len(rec) > 2 {
-			for f := range strings.SplitSeq(rec[2], ";") {
-				if f = strings.TrimSpace(f); f != "" {
-					ch.Feeds = append(ch.Feeds, f)
+		var ch tilecast.Channel
+		for i, v := range rec {
+			v = strings.TrimSpace(v)
+			switch cols[i] {
+			case "uri":
+				ch.URI = v
+			case "user":
+				ch.User = v
+			case "feeds":
+				for f := range strings.SplitSeq(v, ";") {
+					if f = strings.TrimSpace(f); f != "" {
+						ch.Feeds = append(ch.Feeds, f)
+					}
 				}
+			case "transport":
+				ch.Transport = tilecast.Transport(v)
+			case "device":
+				ch.Device = v
 			}
 		}
 		p.accept(line, ch)
 	}
+}
+
+// csvColumns returns the CSV columns in their default order (no header line).
+func csvColumns() []string { return []string{"uri", "user", "feeds", "transport", "device"} }
+
+// headerColumns reads rec as a CSV header line: the names of csvColumns,
+// each at most once, uri among them, in any order. ok is false when rec is
+// not one (a first line of data: a URI is never a column name).
+func headerColumns(rec []string) (cols []string, ok bool) {
+	cols = make([]string, len(rec))
+	seen := map[string]bool{}
+	for i, v := range rec {
+		v = strings.ToLower(strings.TrimSpace(v))
+		known := false
+		for _, c := range csvColumns() {
+			known = known || c == v
+		}
+		if !known || seen[v] {
+			return nil, false
+		}
+		seen[v] = true
+		cols[i] = v
+	}
+	return cols, seen["uri"]
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/fetch"
-	"github.com/tilecast/tilecast/notify/mpns"
 )
 
 // daemonBot is a Bot with the parts a config reload rebuilds: the Bot
@@ -17,17 +16,19 @@ import (
 type daemonBot struct {
 	*tilecast.Bot
 	fetcher *tilecast.Reloadable[*fetch.Client]
-	pusher  *tilecast.Reloadable[*mpns.Client]
+	pushers *tilecast.Reloadable[*pushers]
 }
 
 // applyReload puts cfg's [fetch] and [push] settings into effect: the
-// push client built from cfg (by the caller, who must know it loads before
-// anything changes) and a new fetcher replace the running ones, which
-// are closed when their last call is done; fetch.concurrency and
-// push.max_attempts go to the Bot; the feeds replace the Bot's.
-func (d *daemonBot) applyReload(cfg *config.Config, pusher *mpns.Client) {
+// push clients built from cfg (by the caller, who must know they load
+// before anything changes: certificate files, the WNS client secret) and
+// a new fetcher replace the running ones, which are closed when their
+// last call is done — the WNS client and its token source too, so new
+// [push.wns] credentials are used from the next send; fetch.concurrency
+// and push.max_attempts go to the Bot; the feeds replace the Bot's.
+func (d *daemonBot) applyReload(cfg *config.Config, ps *pushers) {
 	d.fetcher.Replace(newFetcher(cfg, d.Logger))
-	d.pusher.Replace(pusher)
+	d.pushers.Replace(ps)
 	d.SetFetchConcurrency(cfg.Fetch.Concurrency)
 	d.SetMaxAttempts(cfg.Push.MaxAttempts)
 	d.SetFeeds(cfg.Feeds)
@@ -52,13 +53,23 @@ func (f liveFetcher) CheckImage(ctx context.Context, url string) (bool, string) 
 	return l.Value().CheckImage(ctx, url)
 }
 
-// livePusher sends through the current push client.
+// Degraded reports what impairs the current push clients (a WNS token
+// endpoint failing, refused credentials, a transport with no sender):
+// /healthz's "degraded", never a reason to restart.
+func (d *daemonBot) Degraded() (bool, string) {
+	l := d.pushers.Acquire()
+	defer l.Release()
+	return l.Value().mux.Degraded()
+}
+
+// livePusher sends through the current push clients, each notification
+// through its channel's transport's.
 type livePusher struct {
-	r *tilecast.Reloadable[*mpns.Client]
+	r *tilecast.Reloadable[*pushers]
 }
 
 func (p livePusher) Push(ctx context.Context, ch *tilecast.Channel, n *tilecast.Notification, ttl time.Duration) tilecast.Result {
 	l := p.r.Acquire()
 	defer l.Release()
-	return l.Value().Push(ctx, ch, n, ttl)
+	return l.Value().mux.Push(ctx, ch, n, ttl)
 }

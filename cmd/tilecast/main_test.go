@@ -492,6 +492,22 @@ func TestPreviewPrintsRequestsAndChangesNothing(t *testing.T) {
 	if code, _, _ := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "nosuch"); code != exitUsage {
 		t.Errorf("unknown feed: exit %d, want 2", code)
 	}
+	// What a Windows channel would get: a ToastGeneric toast, an adaptive
+	// tile and the count as a badge, with WNS's headers.
+	code, out, errs = runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--transport", "wns")
+	if code != exitOK {
+		t.Fatalf("preview --transport wns: exit %d %s", code, errs)
+	}
+	for _, want := range []string{"# toast", "X-WNS-Type: wns/toast", `<binding template="ToastGeneric"><text>`,
+		"# tile", "X-WNS-Type: wns/tile", `template="TileWide"`, "# badge", "X-WNS-Type: wns/badge", `<badge value="1"/>`,
+		"X-WNS-Tag: news", "Authorization: Bearer <access-token>", "X-WNS-TTL: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("preview --transport wns lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _, _ := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--transport", "apns"); code != exitUsage {
+		t.Errorf("unknown transport: exit %d, want 2", code)
+	}
 }
 
 func TestEmulateServesPhoneView(t *testing.T) {

@@ -484,7 +484,7 @@ func TestChannelsImport(t *testing.T) {
 
 {"uri": "HTTPS://DB3.notify.live.net:443/b"}
 {"uri": "https://db3.notify.live.net/c", "feeds": ["inbox"]}
-{"uri": "https://db3.notify.live.net/d", "device": "x"}
+{"uri": "https://db3.notify.live.net/d", "device": "x", "colour": "red"}
 {"uri": "https://evil.example.com/e"}
 {"uri": "https://db3.notify.live.net/f", "feeds": ["nosuch"]}
 not json
@@ -493,7 +493,7 @@ not json
 {"uri": 5}
 `,
 			code: exitOK, summary: "added 2, updated 0, rejected 7",
-			rejected: []string{"line 4: feed \"inbox\" is per-user", "line 5: unknown field \"device\"", "line 6: ", "not in push.allowed_hosts",
+			rejected: []string{"line 4: feed \"inbox\" is per-user", "line 5: unknown field \"colour\"", "line 6: ", "not in push.allowed_hosts",
 				"line 7: unknown feed \"nosuch\"", "line 8: malformed JSON", "line 9: malformed JSON: more than one value", "line 11: malformed JSON"},
 			users: map[string]string{"https://db3.notify.live.net/a": "bob", "https://db3.notify.live.net/b": ""},
 		},

@@ -6,20 +6,32 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
-	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/notify/wns"
 )
 
-// previewURI is the placeholder channel URI shown in previews.
-const previewURI = "http://db3.notify.live.net/throttledthirdparty/01.00/PREVIEW"
+// The placeholder channel URIs shown in previews.
+const (
+	previewURI    = "http://db3.notify.live.net/throttledthirdparty/01.00/PREVIEW"
+	previewWNSURI = "https://wns2-par02p.notify.windows.com/w/?token=PREVIEW"
+)
 
 func cmdPreview(ctx context.Context, e env) error {
-	fs := newFlags(e, "preview", "preview --config FILE --feed NAME [--user U]")
+	fs := newFlags(e, "preview", "preview --config FILE --feed NAME [--user U] [--transport mpns|wns]\n\n"+
+		"Fetches the feed now and prints the requests a channel of the transport would get\n"+
+		"for its first item as new: MPNS a toast and a tile; WNS a toast, a tile and a badge\n"+
+		"(the tile's count), with the feed's [feed.wns] options and the Authorization header\n"+
+		"as Bearer "+dryRunToken+" (no token is fetched). Changes no state.\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	feedName := fs.String("feed", "", "the feed to preview")
 	user := fs.String("user", "", "the user, for a per-user feed")
+	transportFlag := fs.String("transport", "mpns", "mpns or wns: whose requests to print")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
+	}
+	transport, err := tilecast.ParseTransport(*transportFlag)
+	if err != nil || transport == "" || transport == tilecast.TransportWebPush {
+		return usagef("preview: --transport: want mpns or wns, got %q", *transportFlag)
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -55,35 +67,48 @@ func cmdPreview(ctx context.Context, e env) error {
 		info.Title = f.Name
 	}
 	d := tilecast.TemplateData{Feed: info, Item: items[0], Items: items, NewCount: len(items), User: *user}
-	r := notify.NewRenderer(newEncoder(cfg))
-	fmt.Fprintf(e.stdout, "# feed %s: %d items, previewing the first as new\n", f.Name, len(items))
+	// The daemon's renderers, images unchecked (a preview fetches nothing more).
+	_, renderers := newRenderers(cfg, nil)
+	r := renderers[transport]
+	fmt.Fprintf(e.stdout, "# feed %s: %d items, previewing the first as new (%s)\n", f.Name, len(items), transport)
 	if f.Toast != nil {
 		payload, err := r.Toast(f, &d)
 		if err != nil {
 			return fmt.Errorf("toast: %w", err)
 		}
 		fmt.Fprintln(e.stdout, "\n# toast")
-		if err := dumpPreview(e, cfg, tilecast.KindToast, payload); err != nil {
+		if err := dumpPreview(e, cfg, transport, f, tilecast.KindToast, payload); err != nil {
 			return err
 		}
 	}
 	if f.Tile != nil {
-		payload, err := r.Tile(f, &d)
+		parts, err := r.TileUpdate(f, &d)
 		if err != nil {
 			return fmt.Errorf("tile: %w", err)
 		}
-		fmt.Fprintln(e.stdout, "\n\n# tile")
-		if err := dumpPreview(e, cfg, tilecast.KindTile, payload); err != nil {
-			return err
+		for _, p := range parts {
+			fmt.Fprintf(e.stdout, "\n\n# %s\n", p.Kind)
+			if err := dumpPreview(e, cfg, transport, f, p.Kind, p.Payload); err != nil {
+				return err
+			}
 		}
 	}
 	fmt.Fprintln(e.stdout)
 	return nil
 }
 
-// dumpPreview prints the request of payload to the preview channel URI,
-// built as the daemon builds it when it sends.
-func dumpPreview(e env, cfg *config.Config, kind tilecast.Kind, payload []byte) error {
+// dumpPreview prints the request of payload to the preview channel URI of
+// transport t, built as the daemon builds it when it sends (for WNS with
+// the kind's full time to live and the feed's tag, the token a stand-in).
+func dumpPreview(e env, cfg *config.Config, t tilecast.Transport, f *tilecast.Feed, kind tilecast.Kind, payload []byte) error {
+	if t == tilecast.TransportWNS {
+		req, err := wns.NewRequest(previewWNSURI, kind, payload, wns.RequestOptions{Token: dryRunToken,
+			TTL: f.TTL.Of(kind), Tag: wns.Tag(f.Name), UserAgent: userAgent()})
+		if err != nil {
+			return err
+		}
+		return wns.DumpRequest(e.stdout, req)
+	}
 	req, err := mpns.NewRequest(previewURI, kind, payload, requestOptions(cfg))
 	if err != nil {
 		return err

@@ -31,8 +31,11 @@ func cmdRun(ctx context.Context, e env) error {
 	fs := newFlags(e, "run", "run --config FILE\n\n"+
 		"Runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the config: feeds,\n"+
 		"[fetch] and [push] apply to the next fetch or send (a new fetcher and push\n"+
-		"client); state, log.*, http.listen, the [http] file paths, http.metrics_auth\n"+
-		"and push.concurrency are logged as needs restart and keep their value.\n")
+		"clients: MPNS, and WNS with [push.wns], whose secret file is re-read);\n"+
+		"state, log.*, http.listen, the [http] file paths, http.metrics_auth and\n"+
+		"push.concurrency are logged as needs restart and keep their value.\n"+
+		"/healthz is 503 for the daemon's own faults and 200 \"degraded\" when only a\n"+
+		"service it sends to fails (a WNS token endpoint, refused credentials).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
@@ -93,6 +96,8 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			Counts:                 db.Counts,
 			Feeds:                  func() []tilecast.Feed { return current().Feeds },
 			AllowedHosts:           func() []string { return current().Push.AllowedHosts },
+			AllowPrivate:           func() bool { return current().Push.AllowPrivate },
+			TransportHosts:         func() map[tilecast.Transport][]string { return transportHosts(current()) },
 			APIKeysFile:            cfg.HTTP.APIKeysFile,
 			MetricsRole:            metricsRole(cfg.HTTP.MetricsAuth),
 			UserTokenKeyFile:       cfg.HTTP.UserTokenKeyFile,
@@ -101,6 +106,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			TLSKeyFile:             cfg.HTTP.TLSKey,
 			Subscribe:              bot.Subscribe,
 			Health:                 health,
+			Degraded:               bot.Degraded,
 			NextRun:                sched.Next,
 			Backup:                 db.Backup,
 			PreviewImage:           previewImages(current, log.With("component", "dashboard")),
@@ -215,9 +221,9 @@ func reload(path string, running *config.Config, sched *schedule.Scheduler, bot 
 		return
 	}
 	next, restart := config.ApplyReload(running, loaded)
-	// The push client first: its certificate files must load before
-	// anything changes.
-	pusher, err := newPusher(next)
+	// The push clients first: their certificate files and the WNS
+	// client secret must load before anything changes.
+	pusher, err := newPushers(next, bot.Logger)
 	if err != nil {
 		log.Error("config reload failed; the running config stays", "error", err.Error())
 		return

@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,15 +17,46 @@ import (
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/notify/wns"
 )
 
+// dryRunToken stands for the access token in a WNS dry run: a dry run
+// contacts nothing, so it asks the token endpoint for nothing either.
+const dryRunToken = "<access-token>"
+
+const sendUsage = `send --uri URI [--transport mpns|wns] --type TYPE [--set key=value]... [--json FILE|-] [--dry-run] [--config FILE]
+
+Sends one notification to a channel URI, or with --dry-run prints the exact
+request (request line, headers, blank line, body) and sends nothing.
+
+--transport is inferred from the URI when left out: *.notify.windows.com is
+WNS, anything else MPNS.
+
+  MPNS  --type toast|tile|flip|iconic|cycle|raw, with the property names of
+        the mpns module: text1 text2 param (toast); backgroundImage count
+        title backBackgroundImage backTitle backContent id (tile); plus
+        smallBackgroundImage wideBackgroundImage wideBackContent
+        wideBackBackgroundImage (flip); iconImage smallIconImage
+        wideContent1..3 backgroundColor (iconic); cycleImage1..9 (cycle);
+        payload (raw).
+  WNS   --type toast|tile|badge|raw, the same names mapped as for feeds
+        (README's mapping table): text1 text2 param (toast: a ToastGeneric
+        toast, param is its launch); the tile names of flip (tile: an
+        adaptive tile; its count is a badge of its own, so tile takes no
+        count); count 0-99 (badge; 0 clears it); payload (raw). A real
+        send needs --config with [push.wns] credentials; the dry run
+        prints Authorization: Bearer ` + dryRunToken + ` and never asks
+        the token endpoint (nor prints the client secret).
+`
+
 func cmdSend(ctx context.Context, e env) error {
-	fs := newFlags(e, "send", "send --uri URI --type toast|tile|flip|iconic|cycle|raw [--set key=value]... [--json FILE|-] [--dry-run] [--config FILE]")
+	fs := newFlags(e, "send", sendUsage)
 	uri := fs.String("uri", "", "channel URI to POST to")
-	kind := fs.String("type", "toast", "toast | tile | flip | iconic | cycle | raw")
+	transport := fs.String("transport", "", "mpns or wns (default: inferred from --uri)")
+	kind := fs.String("type", "toast", "MPNS: toast | tile | flip | iconic | cycle | raw; WNS: toast | tile | badge | raw")
 	jsonFile := fs.String("json", "", "read the properties from a JSON object in FILE (- for stdin)")
 	dryRun := fs.Bool("dry-run", false, "print the exact request and send nothing")
-	cfgPath := fs.String("config", "", "optional config: push.class, timeout, client certificate, allow_private")
+	cfgPath := fs.String("config", "", "optional config: push.class, timeout, client certificate, allow_private, [push.wns] credentials")
 	var sets stringList
 	fs.Var(&sets, "set", "property=value, mpns property names (text1, text2, param, title, count, backContent, ...); repeatable")
 	if err := parseFlags(fs, e, e.args); err != nil {
@@ -30,9 +65,18 @@ func cmdSend(ctx context.Context, e env) error {
 	if *uri == "" {
 		return usagef("send: --uri is required")
 	}
+	t, err := tilecast.ParseTransport(*transport)
+	if err != nil {
+		return usagef("send: --transport: %v", err)
+	}
+	if t == "" {
+		t = tilecast.InferTransport(*uri, false)
+	}
+	if t == tilecast.TransportWebPush {
+		return usagef("send: --transport webpush is not supported yet")
+	}
 	cfg := &config.Config{}
 	if *cfgPath != "" {
-		var err error
 		if cfg, err = loadConfig(*cfgPath); err != nil {
 			return err
 		}
@@ -41,46 +85,22 @@ func cmdSend(ctx context.Context, e env) error {
 		cfg.Push.AllowPrivate = true // an explicit one-off send to a URI the operator typed
 	}
 
-	var payload notify.Payload
-	var err error
-	if *jsonFile != "" {
-		var r io.Reader = e.stdin
-		if *jsonFile != "-" {
-			f, err := os.Open(*jsonFile)
-			if err != nil {
-				return usageError{err}
-			}
-			defer f.Close()
-			r = f
-		}
-		var props map[string]any
-		if err := json.NewDecoder(r).Decode(&props); err != nil {
-			return usagef("send: --json %s: %v", *jsonFile, err)
-		}
-		for _, s := range sets {
-			k, v, _ := strings.Cut(s, "=")
-			props[k] = v
-		}
-		payload, err = mpns.FromJSON(*kind, props)
-	} else {
-		props := map[string]string{}
-		for _, s := range sets {
-			k, v, ok := strings.Cut(s, "=")
-			if !ok {
-				return usagef("send: --set %q: want key=value", s)
-			}
-			props[k] = v
-		}
-		payload, err = mpns.FromProps(*kind, props)
-	}
-	if err != nil {
-		return usageError{err}
-	}
-	body, err := notify.Fit(newEncoder(cfg), payload)
+	props, err := sendProps(e, *jsonFile, sets)
 	if err != nil {
 		return err
 	}
-	n := &tilecast.Notification{Kind: payload.Kind(), Payload: body}
+	var n *tilecast.Notification
+	if t == tilecast.TransportWNS {
+		n, err = wnsNotification(*kind, props)
+	} else {
+		n, err = mpnsNotification(cfg, *kind, props)
+	}
+	if err != nil {
+		return err
+	}
+	if t == tilecast.TransportWNS {
+		return sendWNS(ctx, e, cfg, *uri, n, *dryRun)
+	}
 	if *dryRun {
 		// The request the client below would send, built the same way.
 		req, err := mpns.NewRequest(*uri, n.Kind, n.Payload, requestOptions(cfg))
@@ -94,10 +114,168 @@ func cmdSend(ctx context.Context, e env) error {
 		return err
 	}
 	defer client.Close()
-	res := client.Push(ctx, &tilecast.Channel{URI: *uri}, n, 0)
+	return printResult(e, client.Push(ctx, &tilecast.Channel{URI: *uri}, n, 0))
+}
+
+// sendProps reads the properties of --json (an object, values kept as
+// decoded) and --set (strings, applied over it).
+func sendProps(e env, jsonFile string, sets []string) (map[string]any, error) {
+	props := map[string]any{}
+	if jsonFile != "" {
+		var r io.Reader = e.stdin
+		if jsonFile != "-" {
+			f, err := os.Open(jsonFile)
+			if err != nil {
+				return nil, usageError{err}
+			}
+			defer f.Close()
+			r = f
+		}
+		if err := json.NewDecoder(r).Decode(&props); err != nil {
+			return nil, usagef("send: --json %s: %v", jsonFile, err)
+		}
+	}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, usagef("send: --set %q: want key=value", s)
+		}
+		props[k] = v
+	}
+	return props, nil
+}
+
+// mpnsNotification builds an MPNS notification from the mpns module's
+// properties.
+func mpnsNotification(cfg *config.Config, kind string, props map[string]any) (*tilecast.Notification, error) {
+	payload, err := mpns.FromJSON(kind, props)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	body, err := notify.Fit(newEncoder(cfg), payload)
+	if err != nil {
+		return nil, err
+	}
+	return &tilecast.Notification{Kind: payload.Kind(), Payload: body}, nil
+}
+
+// wnsNotification builds a WNS notification: toast, tile and raw from the
+// mpns module's property names through the feeds' mapping, a badge from
+// count.
+func wnsNotification(kind string, props map[string]any) (*tilecast.Notification, error) {
+	enc := &wns.Encoder{}
+	var payload notify.Payload
+	switch kind {
+	case mpns.KindToast, mpns.KindRaw:
+		p, err := mpns.FromJSON(kind, props)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		payload = p
+	case mpns.KindTile:
+		if _, ok := props["count"]; ok {
+			return nil, usagef("send: a WNS tile carries no count: the count is a badge of its own (--type badge --set count=N)")
+		}
+		p, err := mpns.FromJSON(mpns.KindFlip, props)
+		if err != nil {
+			return nil, usageError{errors.New(strings.Replace(err.Error(), "flip", "tile", 1))}
+		}
+		payload = p
+	case "badge":
+		b, err := badgeProps(props)
+		if err != nil {
+			return nil, err
+		}
+		payload = b
+	default:
+		return nil, usagef("send: unknown WNS type %q (want toast, tile, badge or raw)", kind)
+	}
+	body, err := notify.Fit(enc, payload)
+	if err != nil {
+		if errors.Is(err, notify.ErrEmpty) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	return &tilecast.Notification{Kind: payload.Kind(), Payload: body}, nil
+}
+
+// badgeProps reads a badge's one property, count: 0-99 (0 clears it).
+func badgeProps(props map[string]any) (notify.Badge, error) {
+	var b notify.Badge
+	for k := range props {
+		if k != "count" {
+			return b, usagef("send: unknown badge property %q (known: count)", k)
+		}
+	}
+	v, ok := props["count"]
+	if !ok {
+		return b, usagef("send: a badge needs --set count=N (0-99; 0 clears it)")
+	}
+	var n int
+	switch v := v.(type) {
+	case string:
+		var err error
+		if n, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
+			return b, usagef("send: count: %q is not an integer 0-99", v)
+		}
+	case float64:
+		n = int(v)
+		if float64(n) != v {
+			return b, usagef("send: count: %v is not an integer 0-99", v)
+		}
+	default:
+		return b, usagef("send: count: want a number, got %T", v)
+	}
+	if n < 0 || n > 99 {
+		return b, usagef("send: count: %d is not an integer 0-99", n)
+	}
+	b.Count = n
+	return b, nil
+}
+
+// sendWNS prints the WNS request of n (dry run) or sends it with the
+// [push.wns] credentials of cfg.
+func sendWNS(ctx context.Context, e env, cfg *config.Config, uri string, n *tilecast.Notification, dryRun bool) error {
+	if err := wns.CheckChannelURI(uri, wnsAllowedHosts(cfg)); err != nil {
+		return usagef("send: %v", err)
+	}
+	if dryRun {
+		// The request Client.Push builds (no feed: no X-WNS-Tag; no time
+		// to live: no X-WNS-TTL), with a stand-in for the token.
+		req, err := wns.NewRequest(uri, n.Kind, n.Payload, wns.RequestOptions{Token: dryRunToken, UserAgent: userAgent()})
+		if err != nil {
+			return usageError{err}
+		}
+		return wns.DumpRequest(e.stdout, req)
+	}
+	if cfg.Push.WNS == nil {
+		return usagef("send: sending to WNS needs --config FILE with [push.wns] credentials (--dry-run needs none)")
+	}
+	client, hc, err := newWNSClient(cfg, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	defer closeWNS(client, hc)
+	res := client.Push(ctx, &tilecast.Channel{URI: uri, Transport: tilecast.TransportWNS}, n, 0)
+	return printResult(e, res)
+}
+
+func closeWNS(c *wns.Client, hc *http.Client) {
+	c.Close()
+	hc.CloseIdleConnections()
+}
+
+// printResult prints one push's result; a result other than delivered is
+// the command's error.
+func printResult(e env, res tilecast.Result) error {
 	fmt.Fprintf(e.stdout, "status %d  notification %s  subscription %s  device %s  verdict %s  in %s\n",
 		res.Status, orDash(res.Notification), orDash(res.Subscription), orDash(res.Device), res.Verdict,
 		res.Duration.Round(time.Millisecond))
+	if res.MsgID != "" || res.DebugTrace != "" || res.CorrelationVector != "" || res.TokenRefreshed {
+		fmt.Fprintf(e.stdout, "msg_id %s  debug_trace %s  ms_cv %s  token_refreshed %v\n",
+			orDash(res.MsgID), orDash(res.DebugTrace), orDash(res.CorrelationVector), res.TokenRefreshed)
+	}
 	if res.Err != nil {
 		return fmt.Errorf("send: %w", res.Err)
 	}

@@ -192,7 +192,9 @@ const HostSuffix = ".notify.windows.com"
 // senders to refuse any other domain, and the access token goes to it),
 // with no user info, at most tilecast.MaxChannelURI bytes. allowed lists
 // further hosts — "host" or "*.suffix", as in push.allowed_hosts — for the
-// emulator and tests; those may be http. The error wraps
+// emulator and tests; those may be http, unless they are under
+// notify.windows.com (a pattern such as "*.notify.windows.com" in the
+// list never lets the access token go there in clear). The error wraps
 // tilecast.ErrHostNotAllowed when only the host is wrong.
 func CheckChannelURI(uri string, allowed []string) error {
 	if len(uri) > tilecast.MaxChannelURI {
@@ -213,10 +215,11 @@ func CheckChannelURI(uri string, allowed []string) error {
 	case u.Fragment != "" || u.Opaque != "":
 		return errors.New("wns channel uri must be a plain https URL")
 	}
-	if HostAllowed(host, allowed) {
+	wnsHost := strings.HasSuffix(host, HostSuffix) && net.ParseIP(host) == nil
+	if !wnsHost && HostAllowed(host, allowed) {
 		return nil
 	}
-	if !strings.HasSuffix(host, HostSuffix) || net.ParseIP(host) != nil {
+	if !wnsHost {
 		return fmt.Errorf("wns channel host %q is not under notify.windows.com: %w", host, tilecast.ErrHostNotAllowed)
 	}
 	if u.Scheme != "https" {

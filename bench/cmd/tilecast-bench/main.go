@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/bench"
 )
 
@@ -86,10 +87,11 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 func cmdSink(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sink", flag.ExitOnError)
 	kind := fs.String("kind", bench.SinkEmulator, "emulator or minimal")
+	transport := fs.String("transport", "mpns", "mpns (phones) or wns (Windows devices, with a token endpoint)")
 	n := fs.Int("n", 1000, "channels")
 	out := fs.String("out", "", "file for the channel URIs")
 	_ = fs.Parse(args)
-	s, err := bench.StartSink(*kind, *n)
+	s, err := bench.StartSinkFor(*kind, tilecast.Transport(*transport), *n)
 	if err != nil {
 		return err
 	}
@@ -106,9 +108,9 @@ func cmdSink(ctx context.Context, args []string) error {
 
 // startSinkProcess runs the sink in a child process, so its memory and the
 // emulator's per-channel state stay out of the fan-out's RSS.
-func startSinkProcess(kind string, n int, dir string) ([]string, int, func(), error) {
+func startSinkProcess(kind string, t tilecast.Transport, n int, dir string) ([]string, int, func(), error) {
 	out := filepath.Join(dir, fmt.Sprintf("uris-%d.txt", n))
-	cmd := exec.Command(os.Args[0], "sink", "-kind", kind, "-n", strconv.Itoa(n), "-out", out)
+	cmd := exec.Command(os.Args[0], "sink", "-kind", kind, "-transport", string(t), "-n", strconv.Itoa(n), "-out", out)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, 0, nil, err
@@ -229,7 +231,13 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	build := fs.String("build-dir", "/dev/shm", "where the template state is built (tmpfs: no fsync per channel)")
 	copyChunk := fs.Int("copy-write", os.Getpagesize(), "bytes per write when the template is copied for a run; 0: one write (see bench.CopyFile)")
 	cpuprof := fs.String("cpuprofile", "", "CPU profiles of the runs of the largest N: FILE.<run> (tilecast), FILE.raw.<run> (raw loop)")
+	transportFlag := fs.String("transport", "mpns", "mpns: phones, a toast and a tile each; wns: Windows devices, a toast, a tile and a badge each, "+
+		"with access tokens from the sink's token endpoint (the raw loop gets one token before it starts)")
 	_ = fs.Parse(args)
+	transport, err := tilecast.ParseTransport(*transportFlag)
+	if err != nil || transport == tilecast.TransportWebPush || transport == "" {
+		return fmt.Errorf("fanout -transport: want mpns or wns, got %q", *transportFlag)
+	}
 	counts, err := ints(*ns)
 	if err != nil {
 		return err
@@ -249,22 +257,27 @@ func cmdFanOut(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(bdir)
-	rawNs, err := bench.RawNotifications()
+	rawNs, err := bench.RawNotificationsFor(transport)
 	if err != nil {
 		return err
 	}
+	fmt.Printf("transport %s: %d notifications per channel\n\n", transport, len(rawNs))
 	fmt.Printf("| N | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | per-notification cost | commit phase | deliver phase | peak RSS | peak anon RSS | peak heap |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var cpuRows []string
 	for i, n := range counts {
 		r := rr[min(i, len(rr)-1)]
-		uris, sinkPid, stopSink, err := startSinkProcess(*kind, n, bdir)
+		uris, sinkPid, stopSink, err := startSinkProcess(*kind, transport, n, bdir)
 		if err != nil {
 			return err
 		}
+		opts := bench.FanOutOptions{Concurrency: *conc, Transport: transport}
+		if transport == tilecast.TransportWNS {
+			opts.TokenURL = bench.TokenURLOf(uris[0])
+		}
 		tmpl := filepath.Join(bdir, fmt.Sprintf("template-%d.db", n))
 		t0 := time.Now()
-		if err := bench.BuildFanOutState(tmpl, uris); err != nil {
+		if err := bench.BuildFanOutStateFor(tmpl, uris, transport); err != nil {
 			stopSink()
 			return err
 		}
@@ -291,7 +304,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 			c0 := cpuNow(sinkPid)
 			p, ferr := peak(func() error {
 				var err error
-				res, err = bench.RunFanOut(ctx, path, *conc)
+				res, err = bench.RunFanOutWith(ctx, path, opts)
 				return err
 			})
 			c1 := cpuNow(sinkPid)
@@ -305,7 +318,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 				fmt.Fprintf(os.Stderr, "  store %s: %d calls, %d items, %s\n", name, st.Calls, st.Items, st.Time.Round(time.Millisecond))
 			}
 			stopRaw := startCPUProfile(profile(".raw"))
-			rres, err := bench.RunRawFanOut(ctx, uris, rawNs, *conc)
+			rres, err := bench.RunRawFanOutWith(ctx, uris, rawNs, opts)
 			stopRaw()
 			if err != nil {
 				stopSink()
