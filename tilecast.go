@@ -30,6 +30,10 @@ var (
 	ErrBodyTooLarge = errors.New("body too large")
 	// ErrStateLocked means another process holds the state file.
 	ErrStateLocked = errors.New("state file is in use by another tilecast")
+	// ErrInvalidChannel means a channel given to a store cannot be stored
+	// (empty, malformed or oversized URI, NUL bytes or control
+	// characters in a name, an unknown transport). The API maps it to 400.
+	ErrInvalidChannel = errors.New("invalid channel")
 	// ErrHostNotAllowed marks a channel URI whose host is not in push.allowed_hosts.
 	ErrHostNotAllowed = errors.New("host not allowed")
 	// ErrCredentials marks a push refused because the sender's credentials
@@ -431,6 +435,13 @@ type Outcome struct {
 	MsgID             string `json:"msg_id,omitempty"`
 	DebugTrace        string `json:"debug_trace,omitempty"`
 	CorrelationVector string `json:"ms_cv,omitempty"`
+}
+
+// DeadLetter is a notification given up on (after max_attempts or a
+// permanent failure), kept with its payload and its last outcome.
+type DeadLetter struct {
+	Notification Notification `json:"notification"`
+	Outcome      Outcome      `json:"outcome"`
 }
 
 // FeedKey names the state of a feed, or of one user's copy of a per-user feed.

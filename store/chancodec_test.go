@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store/rules"
 )
 
 // codecSame compares a decoded channel with the one that was encoded:
@@ -129,16 +130,16 @@ func TestChannelTransport(t *testing.T) {
 	wp := addChannel(t, db, tilecast.Channel{URI: "https://127.0.0.1/push/abc", Transport: tilecast.TransportWebPush,
 		Keys: keys, Expires: exp})
 	got, err := db.Channel(wp.ID)
-	if err != nil || got.Transport != tilecast.TransportWebPush || !sameKeys(got.Keys, keys) || !got.Expires.Equal(exp) {
+	if err != nil || got.Transport != tilecast.TransportWebPush || !rules.SameKeys(got.Keys, keys) || !got.Expires.Equal(exp) {
 		t.Fatalf("Channel = %+v, %v", got, err)
 	}
 	// Registering again with new keys replaces them; the same ones write nothing.
 	keys2 := &tilecast.PushKeys{P256DH: bytes.Repeat([]byte{5}, 65), Auth: bytes.Repeat([]byte{2}, 16)}
 	again, created, err := db.AddChannel(tilecast.Channel{URI: wp.URI, Transport: tilecast.TransportWebPush, Keys: keys2})
-	if err != nil || created || again.ID != wp.ID || !sameKeys(again.Keys, keys2) || !again.Expires.IsZero() {
+	if err != nil || created || again.ID != wp.ID || !rules.SameKeys(again.Keys, keys2) || !again.Expires.IsZero() {
 		t.Errorf("re-registration = %+v, %v, %v", again, created, err)
 	}
-	if got, _ := db.Channel(wp.ID); !sameKeys(got.Keys, keys2) {
+	if got, _ := db.Channel(wp.ID); !rules.SameKeys(got.Keys, keys2) {
 		t.Errorf("stored keys %+v, want the new ones", got.Keys)
 	}
 	wns := addChannel(t, db, tilecast.Channel{URI: "https://wns2-par02p.notify.windows.com/w/?token=x", Transport: tilecast.TransportWNS})

@@ -21,7 +21,7 @@ type statusReport struct {
 	// Feeds are the states of the configured feeds by FeedKey.String()
 	// ("feed" or "feed/user"); a feed that never ran has none.
 	Feeds       map[string]tilecast.FeedStateView `json:"feeds"`
-	DeadLetters []store.DeadLetter                `json:"dead_letters"` // newest first
+	DeadLetters []tilecast.DeadLetter             `json:"dead_letters"` // newest first
 
 	noDeadLetterList bool // the daemon's API does not serve them
 }
@@ -88,7 +88,7 @@ func cmdStatus(ctx context.Context, e env) error {
 		return err
 	}
 	if rep.DeadLetters == nil {
-		rep.DeadLetters = []store.DeadLetter{}
+		rep.DeadLetters = []tilecast.DeadLetter{}
 	}
 	if rep.noDeadLetterList {
 		fmt.Fprintln(e.stderr, "tilecast: the daemon's API does not list dead letters; only their count is shown")

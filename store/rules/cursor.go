@@ -1,0 +1,75 @@
+package rules
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/tilecast/tilecast"
+)
+
+// A listing cursor (design.md §11) is opaque to clients: base64url of a
+// version byte, the kind of listing, the store's key of the last record
+// returned, and a CRC-32 of those, so a cut, changed or foreign cursor is
+// refused (tilecast.ErrBadCursor) instead of silently starting somewhere
+// else. Both stores use the same keys:
+//
+//	CursorChannels  the channel ID
+//	CursorOutcomes  channel ID + 0x00 + 8-byte BE Unix nanoseconds + 8-byte BE sequence
+//	CursorDead      8-byte BE notification ID
+//
+// so a cursor is only as foreign as the listing it came from.
+
+// Cursor kinds: a cursor is valid only for the listing that made it.
+const (
+	cursorVersion  = 1
+	CursorChannels = 'c'
+	CursorOutcomes = 'o'
+	CursorDead     = 'd'
+)
+
+// MaxCursorKey bounds the key inside a cursor: channel IDs are 16 hex
+// digits, ledger keys add 17 bytes; this leaves room for longer IDs of
+// records made by hand and refuses anything absurd before decoding it.
+const MaxCursorKey = 512
+
+// EncodeCursor returns the cursor of a listing of kind positioned after key.
+func EncodeCursor(kind byte, key []byte) string {
+	b := make([]byte, 0, 2+len(key)+4)
+	b = append(b, cursorVersion, kind)
+	b = append(b, key...)
+	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor returns the key inside cursor, nil for "" (the first page).
+// Anything else than a cursor EncodeCursor made for kind is
+// tilecast.ErrBadCursor.
+func DecodeCursor(cursor string, kind byte) ([]byte, error) {
+	if cursor == "" {
+		return nil, nil
+	}
+	bad := func(why string) error { return fmt.Errorf("%w: %s", tilecast.ErrBadCursor, why) }
+	if len(cursor) > base64.RawURLEncoding.EncodedLen(2+MaxCursorKey+4) {
+		return nil, bad("too long")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return nil, bad("not base64url")
+	}
+	if len(b) < 2+1+4 {
+		return nil, bad("too short")
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.ChecksumIEEE(body) != sum {
+		return nil, bad("checksum mismatch (changed or cut)")
+	}
+	if body[0] != cursorVersion {
+		return nil, bad(fmt.Sprintf("unknown version %d", body[0]))
+	}
+	if body[1] != kind {
+		return nil, bad("it belongs to another listing")
+	}
+	return body[2:], nil
+}
