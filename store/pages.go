@@ -52,8 +52,10 @@ func (db *DB) ChannelsPage(f tilecast.ChannelFilter, cursor string, limit int) (
 	if err != nil {
 		return nil, "", err
 	}
-	if after != nil && bytes.IndexByte(after, 0) >= 0 {
-		return nil, "", fmt.Errorf("%w: not a channel position", tilecast.ErrBadCursor)
+	if after != nil {
+		if err := rules.ChannelPosition(after); err != nil {
+			return nil, "", err
+		}
 	}
 	if strings.IndexByte(f.User, 0) >= 0 {
 		return nil, "", nil // no such user: index keys end the name with NUL
@@ -124,9 +126,8 @@ func (db *DB) OutcomesPage(f tilecast.OutcomeFilter, cursor string, limit int) (
 		p = prefix(f.Channel)
 	}
 	if after != nil {
-		i := bytes.IndexByte(after, 0)
-		if i <= 0 || len(after) != i+17 {
-			return nil, "", fmt.Errorf("%w: not a ledger position", tilecast.ErrBadCursor)
+		if _, _, _, err := rules.LedgerPosition(after); err != nil {
+			return nil, "", err
 		}
 		if p != nil && !bytes.HasPrefix(after, p) {
 			return nil, "", fmt.Errorf("%w: it belongs to another channel's listing", tilecast.ErrBadCursor)

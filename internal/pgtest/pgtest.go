@@ -50,6 +50,18 @@ const EnvURL = "TILECAST_TEST_POSTGRES"
 // fail with it.
 const envErr = "TILECAST_TEST_POSTGRES_ERROR"
 
+// EnvPasswordURL and EnvPassword name a role the server asks a password
+// of (scram-sha-256): its URL, without the password, and the password.
+// Main's cluster has one; with an existing server the operator sets them
+// for the tests of password handling (PasswordURL).
+const (
+	EnvPasswordURL = "TILECAST_TEST_POSTGRES_PASSWORD_URL"
+	EnvPassword    = "TILECAST_TEST_POSTGRES_PASSWORD"
+)
+
+// passwordRole is the role of Main's cluster that needs a password.
+const passwordRole = "tilecast_pw"
+
 // Main runs the tests of a package with a PostgreSQL server: call it from
 // TestMain as os.Exit(pgtest.Main(m)). Unless EnvURL is set, it starts a
 // cluster first and drops it after the tests. When no server can be
@@ -65,11 +77,34 @@ func Main(m *testing.M) int {
 		return m.Run()
 	}
 	os.Setenv(EnvURL, c.url)
+	os.Setenv(EnvPasswordURL, strings.Replace(c.url, "postgres://postgres@", "postgres://"+passwordRole+"@", 1))
+	os.Setenv(EnvPassword, c.password)
 	code := m.Run()
 	if err := c.stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 	}
 	return code
+}
+
+// PasswordURL returns the URL (without a password, with search_path a new
+// schema as New's) of a role the server asks a password of, and the
+// password.
+func PasswordURL(t testing.TB) (string, string) {
+	t.Helper()
+	base, pw := os.Getenv(EnvPasswordURL), os.Getenv(EnvPassword)
+	if base == "" || pw == "" {
+		t.Fatalf("no PostgreSQL role with a password for the tests: with %s set, also set %s (a URL without the password, "+
+			"of a role the server asks one of, that may use the schemas New creates) and %s", EnvURL, EnvPasswordURL, EnvPassword)
+	}
+	schema := Schema(New(t))
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvPasswordURL, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), pw
 }
 
 // New creates an empty schema for t, dropped when t ends, and returns a
@@ -130,8 +165,9 @@ func Redact(u string) string {
 
 // cluster is a running throw-away server.
 type cluster struct {
-	dir  string // data directory's parent, also the socket directory
-	url  string
+	dir      string // data directory's parent, also the socket directory
+	url      string
+	password string // of passwordRole
 	proc *exec.Cmd
 	done chan error // the postgres process's exit
 }
@@ -195,7 +231,20 @@ func start() (*cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
-	c := &cluster{dir: dir, done: make(chan error, 1)}
+	// Every local connection is trusted but passwordRole's, which must
+	// give its password: the tests of password handling use it.
+	hba := filepath.Join(data, "pg_hba.conf")
+	conf, err := os.ReadFile(hba)
+	if err == nil {
+		err = os.WriteFile(hba, append([]byte("local all "+passwordRole+" scram-sha-256\n"), conf...), 0o600)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	var pw [12]byte
+	_, _ = rand.Read(pw[:])
+	c := &cluster{dir: dir, done: make(chan error, 1), password: hex.EncodeToString(pw[:])}
 	started := make(chan error, 1)
 	// Pdeathsig is sent when the thread that started the process exits,
 	// so that thread stays locked to this goroutine until the server
@@ -230,6 +279,17 @@ func start() (*cluster, error) {
 	if err := c.wait(); err != nil {
 		_ = c.stop()
 		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.url)
+	if err == nil {
+		_, err = conn.Exec(ctx, "CREATE ROLE "+passwordRole+" LOGIN SUPERUSER PASSWORD '"+c.password+"'")
+		conn.Close(ctx)
+	}
+	if err != nil {
+		_ = c.stop()
+		return nil, fmt.Errorf("pgtest: create role %s: %w", passwordRole, err)
 	}
 	return c, nil
 }

@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"unicode/utf8"
 
 	"github.com/tilecast/tilecast"
 )
@@ -72,4 +74,23 @@ func DecodeCursor(cursor string, kind byte) ([]byte, error) {
 		return nil, bad("it belongs to another listing")
 	}
 	return body[2:], nil
+}
+
+// ChannelPosition checks the key of a CursorChannels cursor: a channel ID
+// is text without NUL.
+func ChannelPosition(key []byte) error {
+	if bytes.IndexByte(key, 0) >= 0 || !utf8.Valid(key) {
+		return fmt.Errorf("%w: not a channel position", tilecast.ErrBadCursor)
+	}
+	return nil
+}
+
+// LedgerPosition splits the key of a CursorOutcomes cursor into the
+// channel ID, the Unix nanoseconds and the sequence of the entry it names.
+func LedgerPosition(key []byte) (channel string, nanos, seq uint64, err error) {
+	i := bytes.IndexByte(key, 0)
+	if i <= 0 || len(key) != i+17 || !utf8.Valid(key[:i]) {
+		return "", 0, 0, fmt.Errorf("%w: not a ledger position", tilecast.ErrBadCursor)
+	}
+	return string(key[:i]), binary.BigEndian.Uint64(key[i+1:]), binary.BigEndian.Uint64(key[i+9:]), nil
 }
