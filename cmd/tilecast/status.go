@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
-	"github.com/tilecast/tilecast/store"
 )
 
 // statusDeadLetters is how many of the newest dead letters status lists.
@@ -36,7 +35,7 @@ type statusCounts struct {
 
 // localStatus reads the report from the state file, with the feed-state
 // view the API serves (tilecast.FeedStatuses).
-func localStatus(db *store.DB, feeds []tilecast.Feed) (statusReport, error) {
+func localStatus(db stateStore, feeds []tilecast.Feed) (statusReport, error) {
 	var rep statusReport
 	c, err := db.Counts()
 	if err != nil {
