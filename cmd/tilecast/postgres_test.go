@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // With a PostgreSQL state the daemon runs with the password of [store]
 // password_file, which no log or output shows; the operator commands
 // read and write the database directly while it runs; backup says to use
-// pg_dump (exit 2).
+// pg_dump (exit 2); a state copy is refused while the daemon runs.
 func TestPostgresDaemonAndCommands(t *testing.T) {
 	url, pw := pgtest.PasswordURL(t)
 	t.Setenv("PGPASSWORD", "")
@@ -70,6 +70,10 @@ func TestPostgresDaemonAndCommands(t *testing.T) {
 	code, _, errs = runCLI(t, t.Context(), "backup", "--config", cfg, filepath.Join(t.TempDir(), "b.db"))
 	if code != exitUsage || !strings.Contains(errs, "pg_dump") {
 		t.Errorf("backup of a database: exit %d: %s", code, errs)
+	}
+	code, _, errs = runCLI(t, t.Context(), "state", "copy", "--from", url, "--password-file", pwFile, "--to", filepath.Join(t.TempDir(), "copy.db"))
+	if code == exitOK || !strings.Contains(errs, "a tilecast runs on it") {
+		t.Errorf("state copy while the daemon runs: exit %d: %s", code, errs)
 	}
 	if code, _, errs := runCLI(t, t.Context(), "channels", "remove", "--config", cfg, ch.ID); code != exitOK {
 		t.Errorf("channels remove: exit %d %s", code, errs)

@@ -168,8 +168,8 @@ type cluster struct {
 	dir      string // data directory's parent, also the socket directory
 	url      string
 	password string // of passwordRole
-	proc *exec.Cmd
-	done chan error // the postgres process's exit
+	proc     *exec.Cmd
+	done     chan error // the postgres process's exit
 }
 
 // binDir finds the directory with initdb and postgres.

@@ -882,17 +882,8 @@ func scanDead(rows pgx.Rows) ([]tilecast.DeadLetter, error) {
 	defer rows.Close()
 	var out []tilecast.DeadLetter
 	for rows.Next() {
-		var d tilecast.DeadLetter
-		n := &d.Notification
-		var next, made pgtype.Timestamptz
-		var o []byte
-		if err := rows.Scan(&n.ID, &n.ChannelID, &n.Feed, &n.User, (*itemScan)(&n.ItemID), (*kindScan)(&n.Kind),
-			&n.Payload, &n.Attempts, &next, &made, &o); err != nil {
-			return nil, err
-		}
-		n.NextAttempt, n.Created = tm(next), tm(made)
-		var err error
-		if d.Outcome, err = parseOutcome(o); err != nil {
+		d, err := scanDeadRow(rows)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, d)

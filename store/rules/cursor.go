@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/tilecast/tilecast"
@@ -56,7 +57,14 @@ func DecodeCursor(cursor string, kind byte) ([]byte, error) {
 	if len(cursor) > base64.RawURLEncoding.EncodedLen(2+MaxCursorKey+4) {
 		return nil, bad("too long")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	// One spelling per cursor: the decoder would skip line breaks and
+	// ignore stray low bits.
+	if strings.IndexFunc(cursor, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+	}) >= 0 {
+		return nil, bad("not base64url")
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
 	if err != nil {
 		return nil, bad("not base64url")
 	}

@@ -14,6 +14,7 @@ import (
 func countTests() []test {
 	return []test{
 		{"CountsFollowEveryWrite", testCountsFollowEveryWrite},
+		{"EverythingSurvivesReopening", testEverythingSurvivesReopening},
 	}
 }
 
@@ -281,5 +282,21 @@ func testCountsFollowEveryWrite(t *testing.T, newState NewState) {
 				t.Errorf("counts %+v before closing, %+v after reopening", before, after)
 			}
 		})
+	}
+}
+
+// A state with one of everything (Populate) reads the same after the
+// store is closed and opened again.
+func testEverythingSurvivesReopening(t *testing.T, newState NewState) {
+	h := newHarness(t, newState)
+	Populate(t, h.db, h.clk)
+	before := Take(t, h.db)
+	if before.Counts.Channels == 0 || before.Counts.OutboxDepth == 0 || before.Counts.DeadLetters == 0 || len(before.Ledger) == 0 ||
+		len(before.Jobs) == 0 || len(before.Counts.Broken) == 0 {
+		t.Fatalf("Populate made %+v, want some of everything", before.Counts)
+	}
+	h.reopen()
+	if d := before.Diff(Take(t, h.db)); d != "" {
+		t.Errorf("after reopening:\n%s", d)
 	}
 }
