@@ -93,8 +93,11 @@ func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration, prog
 func openDatabase(cfg *config.Config, log *slog.Logger, progress func(done, total int)) (*postgres.DB, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// A connection per concurrent fetch (their commits), plus the
+	// deliverer's reads and writes, the API and the run lock's.
+	conns := int32(max(8, cfg.Fetch.Concurrency+4))
 	return postgres.Open(ctx, cfg.State, postgres.Options{Failpoint: failpointFromEnv(), Logger: log, Progress: progress,
-		PasswordFile: cfg.Store.PasswordFile})
+		PasswordFile: cfg.Store.PasswordFile, MaxConns: conns})
 }
 
 // stateName is cfg.State as logs and messages show it: a URL without its
