@@ -37,6 +37,10 @@ var (
 	ErrBodyTooLarge = errors.New("body too large")
 	// ErrStateLocked means another process holds the state file.
 	ErrStateLocked = errors.New("state file is in use by another tilecast")
+	// ErrInvalidChannel means a channel given to a store cannot be stored
+	// (empty, malformed or oversized URI, NUL bytes or control
+	// characters in a name, an unknown transport). The API maps it to 400.
+	ErrInvalidChannel = errors.New("invalid channel")
 	// ErrHostNotAllowed marks a channel URI whose host is not in push.allowed_hosts.
 	ErrHostNotAllowed = errors.New("host not allowed")
 	// ErrCredentials marks a push refused because the sender's credentials
@@ -452,6 +456,13 @@ type Outcome struct {
 	// TokenRefreshed: the push was answered 401, a new access token was
 	// fetched and the notification sent again within this attempt (WNS).
 	TokenRefreshed bool `json:"token_refreshed,omitempty"`
+}
+
+// DeadLetter is a notification given up on (after max_attempts or a
+// permanent failure), kept with its payload and its last outcome.
+type DeadLetter struct {
+	Notification Notification `json:"notification"`
+	Outcome      Outcome      `json:"outcome"`
 }
 
 // FeedKey names the state of a feed, or of one user's copy of a per-user feed.

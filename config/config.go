@@ -42,13 +42,28 @@ import (
 // Config is a loaded configuration file.
 type Config struct {
 	Path     string // the file it was loaded from (Parse: the name given)
-	State    string // bbolt state file
+	State    string // bbolt state file, or a PostgreSQL URL (IsDatabaseURL)
+	Store    Store
 	Log      Log
 	HTTP     HTTP
 	Fetch    Fetch
 	Push     Push
 	Defaults Defaults        // what each feed inherits; already applied to Feeds
 	Feeds    []tilecast.Feed // in file order; names are unique
+}
+
+// Store is the [store] table.
+type Store struct {
+	// PasswordFile holds the PostgreSQL password (trailing newline
+	// removed), read by the daemon; "" leaves it to the URL, PGPASSWORD
+	// or ~/.pgpass.
+	PasswordFile string
+}
+
+// IsDatabaseURL reports whether a state setting names a PostgreSQL
+// database (postgres:// or postgresql://) rather than a bbolt file.
+func IsDatabaseURL(state string) bool {
+	return strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://")
 }
 
 // Log is the [log] table.
@@ -317,6 +332,18 @@ func (c *checker) build(raw *rawConfig) *Config {
 	cfg.State = c.str("state", raw.State, cfg.State)
 	if cfg.State == "" {
 		c.errorf("state", "must not be empty")
+	}
+	if IsDatabaseURL(cfg.State) {
+		// The URL may hold a password: no message quotes it.
+		if _, err := url.Parse(cfg.State); err != nil {
+			c.errorf("state", "not a valid PostgreSQL URL (postgres://user@host/database?sslmode=…)")
+		}
+	} else if strings.Contains(cfg.State, "://") {
+		c.errorf("state", "a URL must be postgres:// or postgresql:// (PostgreSQL); anything else is the path of a bbolt file")
+	}
+	cfg.Store.PasswordFile = c.str("store.password_file", raw.Store.PasswordFile, "")
+	if cfg.Store.PasswordFile != "" && !IsDatabaseURL(cfg.State) {
+		c.errorf("store.password_file", "is for a PostgreSQL state (state = \"postgres://…\"); the state here is a bbolt file")
 	}
 
 	cfg.Path = c.file

@@ -10,12 +10,18 @@ import "github.com/tilecast/tilecast"
 
 type rawConfig struct {
 	State    any         `toml:"state"`
+	Store    rawStore    `toml:"store"`
 	Log      rawLog      `toml:"log"`
 	HTTP     rawHTTP     `toml:"http"`
 	Fetch    rawFetch    `toml:"fetch"`
 	Push     rawPush     `toml:"push"`
 	Defaults rawDefaults `toml:"defaults"`
 	Feed     []rawFeed   `toml:"feed"`
+}
+
+// rawStore is [store]: how the daemon reaches a PostgreSQL state.
+type rawStore struct {
+	PasswordFile any `toml:"password_file"`
 }
 
 type rawLog struct {

@@ -47,9 +47,10 @@ type reloadRule struct {
 func reloadRules() map[string]reloadRule {
 	return map[string]reloadRule{
 		// Where the state lives and what the process logs: fixed at start.
-		"state":      {NeedsRestart, func(c *Config) any { return &c.State }},
-		"log.level":  {NeedsRestart, func(c *Config) any { return &c.Log.Level }},
-		"log.format": {NeedsRestart, func(c *Config) any { return &c.Log.Format }},
+		"state":               {NeedsRestart, func(c *Config) any { return &c.State }},
+		"store.password_file": {NeedsRestart, func(c *Config) any { return &c.Store.PasswordFile }},
+		"log.level":           {NeedsRestart, func(c *Config) any { return &c.Log.Level }},
+		"log.format":          {NeedsRestart, func(c *Config) any { return &c.Log.Format }},
 
 		// The listener is bound at start. The files named below are
 		// re-read on SIGHUP; their paths (and the metrics role) are

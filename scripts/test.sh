@@ -1,7 +1,11 @@
 #!/bin/sh
 # test.sh — README's test command: installs what the tests need when it is
-# missing (Debian's chromium for the browser tests), then runs every test
-# under the race detector. Extra arguments go to `go test` (e.g. -run X).
+# missing (Debian's chromium for the browser tests, Debian's postgresql for
+# the PostgreSQL store's tests, which start a throw-away cluster of their
+# own and never rely on Debian's service), then runs every test under the
+# race detector. Extra arguments go to `go test` (e.g. -run X).
+# TILECAST_TEST_POSTGRES=postgres://… runs the PostgreSQL tests on that
+# server instead.
 #
 #   scripts/test.sh
 #   scripts/test.sh -run TestDashboard ./web/
@@ -10,6 +14,9 @@ cd "$(dirname "$0")/.."
 
 need=""
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
+if [ -z "${TILECAST_TEST_POSTGRES:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	need="$need postgresql"
+fi
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "test.sh: the tests need Debian packages:$need" >&2

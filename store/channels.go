@@ -3,110 +3,15 @@ package store
 import (
 	"bytes"
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/channeluri"
+	"github.com/tilecast/tilecast/store/rules"
 	bolt "go.etcd.io/bbolt"
 )
-
-// Limits for channel fields: design.md §2 caps URIs at 2048 bytes; the
-// others keep index keys far below bbolt's 32 KiB key limit.
-const (
-	maxURILen  = 2048
-	maxNameLen = 1024
-)
-
-// validateChannel checks ch and puts its URI in canonical form
-// (channeluri.Canonical), so that whoever adds a channel — the API, the
-// CLI, an import, a test — cannot store a second spelling of one URI.
-func validateChannel(ch *tilecast.Channel) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidChannel, fmt.Sprintf(format, args...))
-	}
-	if ch.URI == "" {
-		return bad("uri is empty")
-	}
-	uri, err := channeluri.Canonical(ch.URI)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidChannel, err)
-	}
-	ch.URI = uri
-	switch {
-	case len(ch.URI) > maxURILen:
-		return bad("uri is longer than %d bytes", maxURILen)
-	case len(ch.User) > maxNameLen:
-		return bad("user is longer than %d bytes", maxNameLen)
-	case len(ch.Device) > maxNameLen || strings.IndexByte(ch.Device, 0) >= 0:
-		return bad("device is too long or contains NUL")
-	}
-	// The user is part of per-user feed URLs, logs and the dashboard:
-	// valid UTF-8 without control or bidi characters (tilecast.CheckUser).
-	if err := tilecast.CheckUser(ch.User); err != nil {
-		return fmt.Errorf("%w: user: %w", ErrInvalidChannel, err)
-	}
-	for _, f := range ch.Feeds {
-		if f == "" || len(f) > maxNameLen || strings.IndexByte(f, 0) >= 0 {
-			return bad("feed name %q is empty, too long or contains NUL", f)
-		}
-	}
-	return nil
-}
-
-// maxKeyLen bounds each Web Push subscription key: a P-256 public key is
-// 65 bytes and an auth secret 16; anything far larger is not a key.
-const maxKeyLen = 256
-
-// checkTransport checks ch's transport fields, making an unnamed transport
-// MPNS (what every registration was before transports existed). Which
-// transport a URI needs is the caller's decision (design.md §11).
-func checkTransport(ch *tilecast.Channel) error {
-	switch ch.Transport {
-	case "":
-		ch.Transport = tilecast.TransportMPNS
-	case tilecast.TransportMPNS, tilecast.TransportWNS, tilecast.TransportWebPush:
-	default:
-		return fmt.Errorf("%w: unknown transport %q", ErrInvalidChannel, ch.Transport)
-	}
-	if k := ch.Keys; k != nil && (len(k.P256DH) > maxKeyLen || len(k.Auth) > maxKeyLen) {
-		return fmt.Errorf("%w: subscription keys longer than %d bytes", ErrInvalidChannel, maxKeyLen)
-	}
-	return nil
-}
-
-// sameKeys reports whether two channels hold the same subscription keys.
-func sameKeys(a, b *tilecast.PushKeys) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return bytes.Equal(a.P256DH, b.P256DH) && bytes.Equal(a.Auth, b.Auth)
-}
-
-// normFeeds drops duplicate feed names, keeping the first occurrence.
-func normFeeds(feeds []string) []string {
-	if len(feeds) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(feeds))
-	for _, f := range feeds {
-		if !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func newChannelID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return hex.EncodeToString(b[:])
-}
 
 func errNoChannel(id string) error { return fmt.Errorf("channel %s: %w", id, tilecast.ErrNotFound) }
 
@@ -260,16 +165,12 @@ func (b *buckets) removeChannel(id string) (bool, error) {
 // device ID of another user's channel creates (or updates) a channel of
 // its own: it never moves or removes theirs.
 func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
-	if err := validateChannel(&ch); err != nil {
+	if err := rules.Prepare(&ch); err != nil {
 		return tilecast.Channel{}, false, err
 	}
-	if err := checkTransport(&ch); err != nil {
-		return tilecast.Channel{}, false, err
-	}
-	ch.Feeds = normFeeds(ch.Feeds)
 	var out tilecast.Channel
 	var created bool
-	var rotated []rotation
+	var rotated []rules.Rotation
 	err := db.update(func(b *buckets) error {
 		var err error
 		out, created, err = b.addChannel(&ch, db.now())
@@ -283,23 +184,8 @@ func (db *DB) AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error) {
 	return out, created, nil
 }
 
-// rotation is one device's channel moving to a new URI (AddChannel).
-type rotation struct {
-	channel    string // the channel that stays
-	oldChannel string // the device's channel before
-	newChannel string // the channel that held the new URI (oldChannel when none did)
-	user       string
-	device     string
-	host       string // of the new URI: the URI itself is a capability, never logged
-}
-
 // logRotations logs each rotation of a committed transaction.
-func (db *DB) logRotations(rs []rotation) {
-	for _, r := range rs {
-		db.log.Info("channel rotated", "channel", r.channel, "old_channel", r.oldChannel,
-			"new_channel", r.newChannel, "user", r.user, "device", r.device, "host", r.host)
-	}
-}
+func (db *DB) logRotations(rs []rules.Rotation) { rules.LogRotations(db.log, rs) }
 
 // addChannel is AddChannel inside a write transaction, shared with
 // ImportChannels. ch has been validated and its feeds normalised; now is
@@ -325,9 +211,7 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 			}
 		}
 	}
-	if found && cur.User == ch.User && cur.Device == ch.Device && slices.Equal(cur.Feeds, ch.Feeds) &&
-		cur.Transport == ch.Transport && sameKeys(cur.Keys, ch.Keys) && cur.Expires.Equal(ch.Expires) &&
-		(cur.Device == "" || string(b.get(b.chanDevice, deviceKey(cur.User, cur.Device))) == cur.ID) {
+	if found && rules.Unchanged(&cur, ch) && (cur.Device == "" || string(b.get(b.chanDevice, deviceKey(cur.User, cur.Device))) == cur.ID) {
 		// Apps re-register on every start and imports are re-run: an
 		// unchanged channel needs no write.
 		return cur, false, nil
@@ -337,12 +221,12 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 		if err := b.unindex(&cur); err != nil {
 			return tilecast.Channel{}, false, err
 		}
-		register(&cur, ch)
+		rules.Register(&cur, ch)
 	} else {
 		cur = tilecast.Channel{URI: ch.URI, Created: now}
-		register(&cur, ch)
+		rules.Register(&cur, ch)
 		for {
-			cur.ID = newChannelID()
+			cur.ID = rules.NewChannelID()
 			if b.get(b.channels, []byte(cur.ID)) == nil {
 				break
 			}
@@ -361,13 +245,6 @@ func (b *buckets) addChannel(ch *tilecast.Channel, now time.Time) (tilecast.Chan
 	return cur, created, nil
 }
 
-// register applies what a registration says (user, feeds, device,
-// transport fields) to channel c.
-func register(c, reg *tilecast.Channel) {
-	c.User, c.Feeds, c.Device = reg.User, reg.Feeds, reg.Device
-	c.Transport, c.Keys, c.Expires = reg.Transport, reg.Keys, reg.Expires
-}
-
 // rotate moves device channel dev to the registration's URI (see
 // AddChannel): in place, or, when cur (found) holds that URI already,
 // by making the two one.
@@ -375,7 +252,7 @@ func (b *buckets) rotate(ch *tilecast.Channel, dev, cur tilecast.Channel, found 
 	keep, gone := dev, tilecast.Channel{}
 	if found {
 		gone = cur
-		if older(&cur, &dev) {
+		if rules.Older(&cur, &dev) {
 			keep, gone = cur, dev
 		}
 	}
@@ -391,7 +268,7 @@ func (b *buckets) rotate(ch *tilecast.Channel, dev, cur tilecast.Channel, found 
 		}
 	}
 	keep.URI = ch.URI
-	register(&keep, ch)
+	rules.Register(&keep, ch)
 	if found {
 		if err := b.takeOver(gone.ID, &keep); err != nil {
 			return tilecast.Channel{}, false, err
@@ -403,9 +280,9 @@ func (b *buckets) rotate(ch *tilecast.Channel, dev, cur tilecast.Channel, found 
 	if err := b.index(&keep); err != nil {
 		return tilecast.Channel{}, false, err
 	}
-	r := rotation{channel: keep.ID, oldChannel: dev.ID, newChannel: dev.ID, user: ch.User, device: ch.Device, host: uriHost(ch.URI)}
+	r := rules.Rotation{Channel: keep.ID, OldChannel: dev.ID, NewChannel: dev.ID, User: ch.User, Device: ch.Device, Host: rules.URIHost(ch.URI)}
 	if found {
-		r.newChannel = cur.ID
+		r.NewChannel = cur.ID
 	}
 	b.rotations = append(b.rotations, r)
 	return keep, false, nil
@@ -428,7 +305,7 @@ func (b *buckets) takeOver(oldID string, ch *tilecast.Channel) error {
 		}
 		e, err := decodeEntry(v)
 		n := &e.n
-		if err != nil || !moves(n, ch) {
+		if err != nil || !rules.Moves(n, ch) {
 			if err := b.dropEntry(key); err != nil {
 				return err
 			}
@@ -468,18 +345,6 @@ func (b *buckets) takeOver(oldID string, ch *tilecast.Channel) error {
 	}
 	_, err := b.removeChannel(oldID)
 	return err
-}
-
-// moves reports whether a waiting notification of a channel made one with
-// ch is one ch would get: not another user's, and of a feed ch gets.
-func moves(n *tilecast.Notification, ch *tilecast.Channel) bool {
-	if n.User != "" && n.User != ch.User {
-		return false
-	}
-	if len(ch.Feeds) == 0 {
-		return n.User == ""
-	}
-	return slices.Contains(ch.Feeds, n.Feed)
 }
 
 // Channel returns the channel with the given ID (tilecast.ErrNotFound if unknown).
@@ -647,13 +512,4 @@ func (db *DB) FeedUsers(feed string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// uriHost is the host of a channel URI, for logs: the whole URI is a
-// capability (whoever has it can push to the device) and is never logged.
-func uriHost(uri string) string {
-	if u, err := url.Parse(uri); err == nil {
-		return u.Host
-	}
-	return ""
 }

@@ -167,11 +167,9 @@ func (r *recordReader) notification(e *entry, keep bool) {
 	}
 }
 
-// DeadLetter is an outbox entry that was given up on, with its last outcome.
-type DeadLetter struct {
-	Notification tilecast.Notification `json:"notification"`
-	Outcome      tilecast.Outcome      `json:"outcome"`
-}
+// DeadLetter is a notification given up on with its last outcome: the
+// root package's type, which both stores return.
+type DeadLetter = tilecast.DeadLetter
 
 // deadV1 is the version byte of a dead letter record. Dead letters were
 // JSON before (migrate_old.go).

@@ -5,15 +5,15 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store/rules"
 	bolt "go.etcd.io/bbolt"
 )
 
 // SeenRetention is how long an item ID stays in a seen set after the feed
 // last listed it.
-const SeenRetention = 30 * 24 * time.Hour
+const SeenRetention = rules.SeenRetention
 
 // FeedState returns the state saved for k; the bool is false when none is.
 func (db *DB) FeedState(k tilecast.FeedKey) (tilecast.FeedState, bool, error) {

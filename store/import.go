@@ -4,12 +4,12 @@ import (
 	"fmt"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store/rules"
 )
 
-// ImportBatch is how many channels ImportChannels writes per transaction:
-// large enough that the per-commit fsync does not dominate, small enough
-// that a transaction's dirty pages stay a few MiB.
-const ImportBatch = 5000
+// ImportBatch is how many channels ImportChannels writes per transaction
+// (rules.ImportBatch).
+const ImportBatch = rules.ImportBatch
 
 // ImportChannels adds or updates many channels with AddChannel's rules
 // (URIs canonicalised and deduplicated, devices scoped to their user and
@@ -27,19 +27,15 @@ func (db *DB) ImportChannels(chs []tilecast.Channel) (added, updated int, err er
 	clean := make([]tilecast.Channel, len(chs))
 	for i := range chs {
 		ch := chs[i]
-		if err := validateChannel(&ch); err != nil {
+		if err := rules.Prepare(&ch); err != nil {
 			return 0, 0, fmt.Errorf("import channel %d: %w", i, err)
 		}
-		if err := checkTransport(&ch); err != nil {
-			return 0, 0, fmt.Errorf("import channel %d: %w", i, err)
-		}
-		ch.Feeds = normFeeds(ch.Feeds)
 		clean[i] = ch
 	}
 	for start := 0; start < len(clean); start += ImportBatch {
 		batch := clean[start:min(start+ImportBatch, len(clean))]
 		var a, u int
-		var rotated []rotation
+		var rotated []rules.Rotation
 		err := db.update(func(b *buckets) error {
 			a, u = 0, 0
 			defer func() { rotated = b.rotations }()

@@ -2,13 +2,13 @@ package store
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store/rules"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -59,8 +59,8 @@ type buckets struct {
 
 	delta countDelta // changes to the running counts, saved by update and batch (counts.go)
 
-	rotations []rotation // device channels rotated in this transaction, logged after it commits
-	scratch   []byte     // where putChannel encodes
+	rotations []rules.Rotation // device channels rotated in this transaction, logged after it commits
+	scratch   []byte           // where putChannel encodes
 }
 
 // get is bk.Get(key).
@@ -191,17 +191,8 @@ func outboxKeyTime(k []byte) uint64 { return binary.BigEndian.Uint64(k[:8]) }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
 
-// maxSeenKey bounds seen-set keys: a longer item ID is stored as its hash,
-// so a hostile feed's huge GUID cannot wedge every commit of that feed.
-const maxSeenKey = 1024
-
-func seenKey(id string) []byte {
-	if len(id) <= maxSeenKey {
-		return []byte(id)
-	}
-	sum := sha256.Sum256([]byte(id))
-	return append([]byte("sha256:"), sum[:]...)
-}
+// seenKey is item ID id's key in a seen set (rules.SeenKey).
+func seenKey(id string) []byte { return rules.SeenKey(id) }
 
 // feedKey is Feed for a global feed, Feed + 0x00 + User for a per-user copy.
 func feedKey(k tilecast.FeedKey) ([]byte, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/channeluri"
+	"github.com/tilecast/tilecast/store/rules"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -403,12 +404,12 @@ func (m *migrator) channel(b *buckets, k []byte) error {
 		}
 	}
 	uri := ch.URI
-	if c, err := channeluri.Canonical(ch.URI); err != nil || len(c) > maxURILen {
+	if c, err := channeluri.Canonical(ch.URI); err != nil || len(c) > rules.MaxURILen {
 		if err == nil {
-			err = fmt.Errorf("canonical form is longer than %d bytes", maxURILen)
+			err = fmt.Errorf("canonical form is longer than %d bytes", rules.MaxURILen)
 		}
 		m.kept++
-		id, reason, host := ch.ID, err.Error(), uriHost(ch.URI)
+		id, reason, host := ch.ID, err.Error(), rules.URIHost(ch.URI)
 		m.logs = append(m.logs, func() {
 			m.db.log.Warn("state file migration: channel URI does not canonicalise, kept as it is",
 				"channel", id, "host", host, "reason", reason)
@@ -497,7 +498,7 @@ func (b *buckets) anyChannel(id string) (tilecast.Channel, bool, error) {
 // the merging rules above). Both are stored in the current form.
 func (m *migrator) merge(b *buckets, a, c tilecast.Channel, uri string) error {
 	keep, gone := a, c
-	if older(&c, &a) {
+	if rules.Older(&c, &a) {
 		keep, gone = c, a
 	}
 	if err := b.unindex(&keep); err != nil {
@@ -518,20 +519,11 @@ func (m *migrator) merge(b *buckets, a, c tilecast.Channel, uri string) error {
 		return err
 	}
 	m.merged++
-	id, other, host := keep.ID, gone.ID, uriHost(uri)
+	id, other, host := keep.ID, gone.ID, rules.URIHost(uri)
 	m.logs = append(m.logs, func() {
 		m.db.log.Info("state file migration: merged channels with one URI", "channel", id, "merged", other, "host", host)
 	})
 	return nil
-}
-
-// older reports whether channel a is older than c: created earlier, or at
-// the same time with the smaller ID.
-func older(a, c *tilecast.Channel) bool {
-	if d := a.Created.Compare(c.Created); d != 0 {
-		return d < 0
-	}
-	return a.ID < c.ID
 }
 
 // unionFeeds is the feed list of a merged channel: both lists, in order,
@@ -541,7 +533,7 @@ func unionFeeds(a, c []string) []string {
 	if len(a) == 0 || len(c) == 0 {
 		return nil
 	}
-	return normFeeds(append(append([]string(nil), a...), c...))
+	return rules.NormFeeds(append(append([]string(nil), a...), c...))
 }
 
 // anyStateBroken is stateBroken for a feed state record of any form, for

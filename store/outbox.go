@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store/rules"
 )
 
-// Ledger limits (design.md §7).
+// Ledger limits (design.md §7, rules.LedgerRetention).
 const (
-	LedgerRetention  = 7 * 24 * time.Hour
-	LedgerPerChannel = 100
+	LedgerRetention  = rules.LedgerRetention
+	LedgerPerChannel = rules.LedgerPerChannel
 )
 
 // enqueuer adds notifications inside one write transaction.

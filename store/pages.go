@@ -2,13 +2,12 @@ package store
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"strings"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store/rules"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -29,60 +28,19 @@ import (
 //	OutcomesPage     ledger entries by channel ID, then oldest first
 //	DeadLettersPage  dead letters newest first (by sequence, descending)
 //
-// A cursor is opaque to clients: base64url of a version byte, the kind
-// of listing, the key of the last record returned, and a CRC-32 of those,
-// so a cut, changed or foreign cursor is refused (tilecast.ErrBadCursor)
-// instead of silently starting somewhere else.
+// The cursors are rules.EncodeCursor's, with the keys described there,
+// which are these buckets' keys.
 
-// Cursor kinds: a cursor is valid only for the listing that made it.
+// Cursor kinds (rules.CursorChannels …).
 const (
-	cursorVersion  = 1
-	cursorChannels = 'c'
-	cursorOutcomes = 'o'
-	cursorDead     = 'd'
+	cursorChannels = rules.CursorChannels
+	cursorOutcomes = rules.CursorOutcomes
+	cursorDead     = rules.CursorDead
 )
 
-// maxCursorKey bounds the key inside a cursor: channel IDs are 16 hex
-// digits, ledger keys add 17 bytes; this leaves room for longer IDs of
-// records made by hand and refuses anything absurd before decoding it.
-const maxCursorKey = 512
+func encodeCursor(kind byte, key []byte) string { return rules.EncodeCursor(kind, key) }
 
-func encodeCursor(kind byte, key []byte) string {
-	b := make([]byte, 0, 2+len(key)+4)
-	b = append(b, cursorVersion, kind)
-	b = append(b, key...)
-	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// decodeCursor returns the key inside cursor, nil for "" (the first page).
-func decodeCursor(cursor string, kind byte) ([]byte, error) {
-	if cursor == "" {
-		return nil, nil
-	}
-	bad := func(why string) error { return fmt.Errorf("%w: %s", tilecast.ErrBadCursor, why) }
-	if len(cursor) > base64.RawURLEncoding.EncodedLen(2+maxCursorKey+4) {
-		return nil, bad("too long")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return nil, bad("not base64url")
-	}
-	if len(b) < 2+1+4 {
-		return nil, bad("too short")
-	}
-	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
-	if crc32.ChecksumIEEE(body) != sum {
-		return nil, bad("checksum mismatch (changed or cut)")
-	}
-	if body[0] != cursorVersion {
-		return nil, bad(fmt.Sprintf("unknown version %d", body[0]))
-	}
-	if body[1] != kind {
-		return nil, bad("it belongs to another listing")
-	}
-	return body[2:], nil
-}
+func decodeCursor(cursor string, kind byte) ([]byte, error) { return rules.DecodeCursor(cursor, kind) }
 
 // ChannelsPage returns up to limit channels (tilecast.PageLimit) in ID
 // order after cursor ("" = from the start), and the cursor of the next
@@ -94,8 +52,10 @@ func (db *DB) ChannelsPage(f tilecast.ChannelFilter, cursor string, limit int) (
 	if err != nil {
 		return nil, "", err
 	}
-	if after != nil && bytes.IndexByte(after, 0) >= 0 {
-		return nil, "", fmt.Errorf("%w: not a channel position", tilecast.ErrBadCursor)
+	if after != nil {
+		if err := rules.ChannelPosition(after); err != nil {
+			return nil, "", err
+		}
 	}
 	if strings.IndexByte(f.User, 0) >= 0 {
 		return nil, "", nil // no such user: index keys end the name with NUL
@@ -166,9 +126,8 @@ func (db *DB) OutcomesPage(f tilecast.OutcomeFilter, cursor string, limit int) (
 		p = prefix(f.Channel)
 	}
 	if after != nil {
-		i := bytes.IndexByte(after, 0)
-		if i <= 0 || len(after) != i+17 {
-			return nil, "", fmt.Errorf("%w: not a ledger position", tilecast.ErrBadCursor)
+		if _, _, _, err := rules.LedgerPosition(after); err != nil {
+			return nil, "", err
 		}
 		if p != nil && !bytes.HasPrefix(after, p) {
 			return nil, "", fmt.Errorf("%w: it belongs to another channel's listing", tilecast.ErrBadCursor)

@@ -24,7 +24,8 @@ var ErrCorrupt = errors.New("state file is damaged")
 
 // ErrInvalidChannel means a channel given to AddChannel cannot be stored
 // (empty or oversized URI, NUL bytes in a name). The API maps it to 400.
-var ErrInvalidChannel = errors.New("invalid channel")
+// It is tilecast.ErrInvalidChannel, which every store returns.
+var ErrInvalidChannel = tilecast.ErrInvalidChannel
 
 // recoveryHint is appended to every ErrCorrupt so the operator sees the
 // runbook where the daemon stops (reliability.md §1.2, S7).

@@ -68,6 +68,15 @@ func loadAndConnect(path string, e env, readOnly bool) (*config.Config, ops, err
 }
 
 func connect(cfg *config.Config, e env, readOnly bool) (ops, error) {
+	if config.IsDatabaseURL(cfg.State) {
+		// A database serves every process at once, running daemons
+		// included: no need for their API.
+		db, err := openDatabase(cfg, newLogger(cfg, e.stderr), nil)
+		if err != nil {
+			return nil, err
+		}
+		return &localOps{db: db, cfg: cfg, stderr: e.stderr}, nil
+	}
 	if readOnly {
 		// A read-only open cannot create the file: a fresh install reads
 		// as an empty state, like it did before anything ran.
@@ -410,9 +419,9 @@ func (c *apiClient) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// localOps is the state file opened by this process.
+// localOps is the state opened by this process.
 type localOps struct {
-	db     *store.DB
+	db     stateStore
 	cfg    *config.Config
 	stderr io.Writer
 }
@@ -461,7 +470,11 @@ func (l *localOps) OutcomesPage(_ context.Context, f tilecast.OutcomeFilter, cur
 }
 
 func (l *localOps) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	return l.db.Backup(ctxWriter{ctx: ctx, w: w})
+	b, ok := l.db.(*store.DB)
+	if !ok {
+		return 0, errPGBackup
+	}
+	return b.Backup(ctxWriter{ctx: ctx, w: w})
 }
 
 // ctxWriter stops a long copy when ctx is cancelled.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/tilecast/tilecast/notify/mpns"
 	"github.com/tilecast/tilecast/notify/wns"
 	"github.com/tilecast/tilecast/store"
+	"github.com/tilecast/tilecast/store/postgres"
 )
 
 // userAgent names tilecast and its version in every feed request and push.
@@ -43,11 +45,41 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// openStore opens the state file, logging what the open does to it (an
-// upgrade's migration) and calling progress after each batch of a
-// migration that rewrites it (nil: nothing). A file held by a running
-// daemon is a clear error within the lock timeout, not a hang.
-func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration, progress func(done, total int)) (*store.DB, error) {
+// stateStore is what the commands use of the state, whichever store
+// keeps it: the bbolt file (*store.DB) or a PostgreSQL database
+// (*postgres.DB). What only one of them has (bbolt's send log and
+// backup, PostgreSQL's run lock) is asked of the concrete type.
+type stateStore interface {
+	tilecast.Store
+	FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error)
+	AddChannel(ch tilecast.Channel) (tilecast.Channel, bool, error)
+	ImportChannels(chs []tilecast.Channel) (added, updated int, err error)
+	ChannelByURI(uri string) (tilecast.Channel, error)
+	RemoveChannel(id string) error
+	Channels(user string) ([]tilecast.Channel, error)
+	ChannelsPage(f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error)
+	OutcomesPage(f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error)
+	DeadLetters(limit int) ([]tilecast.DeadLetter, error)
+	DeadLettersPage(cursor string, limit int) ([]tilecast.DeadLetter, string, error)
+	Counts() (tilecast.Counts, error)
+	Close() error
+}
+
+var (
+	_ stateStore = (*store.DB)(nil)
+	_ stateStore = (*postgres.DB)(nil)
+)
+
+// openStore opens the state: the bbolt file, logging what the open does
+// to it (an upgrade's migration) and calling progress after each batch of
+// a migration that rewrites it (nil: nothing), waiting at most timeout
+// for its lock (a file held by a running daemon is a clear error, not a
+// hang); or the PostgreSQL database of a postgres:// URL, migrating its
+// schema likewise.
+func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration, progress func(done, total int)) (stateStore, error) {
+	if config.IsDatabaseURL(cfg.State) {
+		return openDatabase(cfg, log, progress)
+	}
 	db, err := store.Open(cfg.State, store.Options{Timeout: timeout, Failpoint: failpointFromEnv(), Logger: log, Progress: progress})
 	if err != nil {
 		if errors.Is(err, tilecast.ErrStateLocked) {
@@ -56,6 +88,27 @@ func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration, prog
 		return nil, err
 	}
 	return db, nil
+}
+
+// openDatabase opens the PostgreSQL state of cfg, with the password of
+// [store] password_file when it is set.
+func openDatabase(cfg *config.Config, log *slog.Logger, progress func(done, total int)) (*postgres.DB, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// A connection per concurrent fetch (their commits), plus the
+	// deliverer's reads and writes, the API and the run lock's.
+	conns := int32(max(8, cfg.Fetch.Concurrency+4))
+	return postgres.Open(ctx, cfg.State, postgres.Options{Failpoint: failpointFromEnv(), Logger: log, Progress: progress,
+		PasswordFile: cfg.Store.PasswordFile, MaxConns: conns})
+}
+
+// stateName is cfg.State as logs and messages show it: a URL without its
+// password.
+func stateName(state string) string {
+	if config.IsDatabaseURL(state) {
+		return postgres.Redact(state)
+	}
+	return state
 }
 
 // newEncoder returns the MPNS payload encoder.
@@ -201,15 +254,22 @@ func newFetcher(cfg *config.Config, log *slog.Logger) *fetch.Client {
 
 // newBot wires the concrete parts into a Bot. The fetcher and the push
 // client are held for a reload to replace (daemonBot.applyReload).
-func newBot(cfg *config.Config, db *store.DB, log *slog.Logger) (*daemonBot, error) {
+func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, error) {
 	ps, err := newPushers(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	sendLog, err := db.SendLog() // counts possible duplicates after a crash
-	if err != nil {
-		ps.Close()
-		return nil, err
+	// The send log counts possible duplicates after a crash. A bbolt
+	// state has one next to its file; a PostgreSQL state has none (the
+	// leases instances leave will count them).
+	var sendLog tilecast.SendLog
+	if b, ok := db.(*store.DB); ok {
+		l, err := b.SendLog()
+		if err != nil {
+			ps.Close()
+			return nil, err
+		}
+		sendLog = l
 	}
 	d := &daemonBot{
 		fetcher: tilecast.NewReloadable(newFetcher(cfg, log), (*fetch.Client).Close),

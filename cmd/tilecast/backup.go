@@ -8,14 +8,21 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/store"
 )
+
+// errPGBackup is backup's answer for a PostgreSQL state.
+var errPGBackup = errors.New("backup: the state is a PostgreSQL database: back it up with pg_dump " +
+	"(e.g. pg_dump --format=custom --file=tilecast.dump DBNAME; pg_restore restores it), " +
+	"or copy it to a bbolt file with `tilecast state copy`")
 
 func cmdBackup(ctx context.Context, e env) error {
 	fs := newFlags(e, "backup", "backup --config FILE DEST\n\n"+
 		"Writes a consistent snapshot of the state file to DEST: first to DEST.tmp,\n"+
 		"which is synced, opened and checked like `bbolt check`, then renamed to DEST.\n"+
-		"The daemon keeps running meanwhile."+daemonNote)
+		"The daemon keeps running meanwhile. For a PostgreSQL state (state = \"postgres://…\")\n"+
+		"use pg_dump instead: this command exits with code 2 saying so."+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
@@ -27,6 +34,9 @@ func cmdBackup(ctx context.Context, e env) error {
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if config.IsDatabaseURL(cfg.State) {
+		return usageError{errPGBackup}
 	}
 	if sameFile(dest, cfg.State) || sameFile(dest+".tmp", cfg.State) {
 		return usagef("backup: %s is the state file itself", dest)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/schedule"
+	"github.com/tilecast/tilecast/store/postgres"
 	"github.com/tilecast/tilecast/web"
 )
 
@@ -22,7 +24,11 @@ func cmdCheck(ctx context.Context, e env) error {
 	if _, err := web.LoadUserTokenKey(cfg.HTTP.UserTokenKeyFile, cfg.HTTP.UserTokenPublicKeyFile); err != nil {
 		return usageError{err}
 	}
-	fmt.Fprintf(e.stdout, "%s: ok, %d feeds, state %s\n", *cfgPath, len(cfg.Feeds), cfg.State)
+	fmt.Fprintf(e.stdout, "%s: ok, %d feeds, state %s\n", *cfgPath, len(cfg.Feeds), stateName(cfg.State))
+	if config.IsDatabaseURL(cfg.State) && postgres.HasPassword(cfg.State) {
+		fmt.Fprintf(e.stderr, "warning: %s: state: the URL holds a password: put it in [store] password_file, PGPASSWORD or ~/.pgpass "+
+			"instead (tilecast never logs it, but a config file is read by more people and tools than a secret file)\n", *cfgPath)
+	}
 	checkKeysFile(e, cfg.HTTP.APIKeysFile)
 	now := time.Now().UTC()
 	for _, f := range cfg.Feeds {

@@ -107,7 +107,13 @@ func cmdChannelsImport(ctx context.Context, e env) error {
 	}
 	// Open the store before reading: a running daemon is reported at once,
 	// not after parsing a large file.
-	db, err := store.Open(cfg.State, store.Options{Timeout: lockWait, Logger: newLogger(cfg, e.stderr)})
+	var db stateStore
+	if config.IsDatabaseURL(cfg.State) {
+		// A database takes an import while daemons run.
+		db, err = openDatabase(cfg, newLogger(cfg, e.stderr), nil)
+	} else {
+		db, err = store.Open(cfg.State, store.Options{Timeout: lockWait, Logger: newLogger(cfg, e.stderr)})
+	}
 	if err != nil {
 		if errors.Is(err, tilecast.ErrStateLocked) {
 			return usagef("channels import: state file %s is in use by the running tilecast: stop the daemon to import "+

@@ -1,6 +1,6 @@
 // Command tilecast is the feed-to-push daemon and its operator tools: run,
-// once, check, status, channels, outcomes, backup, preview, send, emulate,
-// demo and version.
+// once, check, status, channels, outcomes, backup, state, preview, send,
+// emulate, demo and version.
 // This package only parses flags and wires the concrete parts (config,
 // fetch, notify, store) into a tilecast.Bot.
 package main
@@ -64,6 +64,7 @@ func commands() []command {
 		{"channels", "manage channels: list | add | remove | import", cmdChannels},
 		{"outcomes", "the delivery ledger: one entry per send, last 7 days", cmdOutcomes},
 		{"backup", "write a consistent, checked snapshot of the state file", cmdBackup},
+		{"state", "copy a whole state between a bbolt file and PostgreSQL: state copy --from --to", cmdState},
 		{"preview", "fetch a feed now and print the payloads that would be sent", cmdPreview},
 		{"send", "send (or --dry-run print) one notification to a channel URI", cmdSend},
 		{"emulate", "run the local MPNS, WNS and Web Push emulator with its phone view", cmdEmulate},

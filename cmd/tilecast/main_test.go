@@ -20,6 +20,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/internal/pgtest"
 )
 
 // runCLI runs the command line in-process and returns exit code, stdout, stderr.
@@ -179,10 +180,18 @@ func TestSendDryRunIsTheWire(t *testing.T) {
 	}
 }
 
-// e2eConfig writes a config for a feed server and an emulator on loopback.
-func e2eConfig(t *testing.T, feedURL string) string {
+// e2eConfig writes a config for a feed server and an emulator on loopback,
+// with the state file state.db next to it.
+func e2eConfig(t *testing.T, feedURL string) string { return e2eConfigState(t, feedURL, "") }
+
+// e2eConfigState is e2eConfig with the given state (a file or a URL; ""
+// for state.db next to the config).
+func e2eConfigState(t *testing.T, feedURL, state string) string {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tilecast.toml")
+	if state == "" {
+		state = filepath.Join(dir, "state.db")
+	}
 	cfg := fmt.Sprintf(`state = %q
 [http]
 listen = ""
@@ -202,7 +211,7 @@ text2 = "{{.Item.Title}}"
 title = "News"
 count = "{{.NewCount}}"
 back_content = "{{.Item.Title}}"
-`, filepath.Join(dir, "state.db"), feedURL)
+`, state, feedURL)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +235,13 @@ func (g *growingFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `</channel></rss>`)
 }
 
+// channels add/list/remove, once and status, on both stores.
 func TestChannelsAndOnceEndToEnd(t *testing.T) {
+	t.Run("bbolt", func(t *testing.T) { channelsAndOnce(t, "") })
+	t.Run("postgres", func(t *testing.T) { channelsAndOnce(t, pgtest.New(t)) })
+}
+
+func channelsAndOnce(t *testing.T, state string) {
 	feed := &growingFeed{}
 	feed.add("First story")
 	fsrv := httptest.NewServer(feed)
@@ -240,7 +255,7 @@ func TestChannelsAndOnceEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := e2eConfig(t, fsrv.URL)
+	cfg := e2eConfigState(t, fsrv.URL, state)
 	ctx := t.Context()
 
 	// channels add twice: one record, the second updates it.

@@ -20,6 +20,7 @@ import (
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/schedule"
 	"github.com/tilecast/tilecast/store"
+	"github.com/tilecast/tilecast/store/postgres"
 	"github.com/tilecast/tilecast/web"
 )
 
@@ -52,13 +53,20 @@ func cmdRun(ctx context.Context, e env) error {
 	return runDaemon(ctx, cfg, *cfgPath, bot, db, log)
 }
 
-// openBot builds the logger, opens the state file (waiting at most 5 s for
-// its lock) and wires a Bot; the caller closes the store.
-func openBot(cfg *config.Config, stderr io.Writer) (*daemonBot, *store.DB, *slog.Logger, error) {
+// openBot builds the logger, opens the state (waiting at most 5 s for the
+// lock of a file; taking the shared run lock of a database, which only a
+// state copy holds against it) and wires a Bot; the caller closes the store.
+func openBot(cfg *config.Config, stderr io.Writer) (*daemonBot, stateStore, *slog.Logger, error) {
 	log := newLogger(cfg, stderr)
 	db, err := openStore(cfg, log, 5*time.Second, migrationProgress(log))
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if pg, ok := db.(*postgres.DB); ok {
+		if err := pg.Hold(context.Background(), false); err != nil {
+			db.Close()
+			return nil, nil, nil, err
+		}
 	}
 	bot, err := newBot(cfg, db, log)
 	if err != nil {
@@ -73,7 +81,7 @@ func openBot(cfg *config.Config, stderr io.Writer) (*daemonBot, *store.DB, *slog
 // cancelled (SIGINT/SIGTERM). Then it stops taking new work, lets running
 // fetches and in-flight sends finish and be recorded, and returns; the
 // caller closes the store.
-func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *daemonBot, db *store.DB, log *slog.Logger) error {
+func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *daemonBot, db stateStore, log *slog.Logger) error {
 	sched := schedule.New(bot, log)
 	if err := sched.Apply(cfg.Feeds); err != nil {
 		return usageError{err}
@@ -90,6 +98,12 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 	var api *web.Server
 	var httpSrv *http.Server
 	if cfg.HTTP.Listen != "" {
+		// GET /v1/backup streams a bbolt file; a database is backed up
+		// with pg_dump (nil: 501).
+		var backup func(io.Writer) (int64, error)
+		if b, ok := db.(*store.DB); ok {
+			backup = b.Backup
+		}
 		var err error
 		api, err = web.New(web.Options{
 			Store:                  liveStates{db, bot.Bot},
@@ -108,7 +122,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			Health:                 health,
 			Degraded:               bot.Degraded,
 			NextRun:                sched.Next,
-			Backup:                 db.Backup,
+			Backup:                 backup,
 			PreviewImage:           previewImages(current, log.With("component", "dashboard")),
 			DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
 				ds, next, err := db.DeadLettersPage(cursor, limit)
@@ -170,7 +184,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	log.Info("tilecast running", "feeds", len(cfg.Feeds), "state", cfg.State, "listen", cfg.HTTP.Listen, "version", version)
+	log.Info("tilecast running", "feeds", len(cfg.Feeds), "state", stateName(cfg.State), "listen", cfg.HTTP.Listen, "version", version)
 	for {
 		select {
 		case <-hup:
@@ -252,7 +266,9 @@ type heartbeat interface{ LastBeat() time.Time }
 
 // daemonHealth is /healthz and the watchdog's condition: the scheduler
 // ticks, no fetch is stuck, the deliverer makes passes, the store answers.
-func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, db *store.DB) error {
+func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, db interface {
+	Counts() (tilecast.Counts, error)
+}) error {
 	if ctx.Err() != nil {
 		return errors.New("stopping")
 	}
@@ -322,12 +338,12 @@ func watchdog(ctx context.Context, log *slog.Logger, health func() error) {
 // fetches that wrote nothing (304s, unchanged 200s) laid over the stored
 // feed states, so "last fetch" is the last fetch, not the last write.
 type liveStates struct {
-	*store.DB
+	stateStore
 	bot *tilecast.Bot
 }
 
 func (l liveStates) FeedStates() (map[tilecast.FeedKey]tilecast.FeedState, error) {
-	states, err := l.DB.FeedStates()
+	states, err := l.stateStore.FeedStates()
 	if err == nil {
 		l.bot.OverlayFetches(states)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
-	"github.com/tilecast/tilecast/store"
 )
 
 // statusDeadLetters is how many of the newest dead letters status lists.
@@ -21,7 +20,7 @@ type statusReport struct {
 	// Feeds are the states of the configured feeds by FeedKey.String()
 	// ("feed" or "feed/user"); a feed that never ran has none.
 	Feeds       map[string]tilecast.FeedStateView `json:"feeds"`
-	DeadLetters []store.DeadLetter                `json:"dead_letters"` // newest first
+	DeadLetters []tilecast.DeadLetter             `json:"dead_letters"` // newest first
 
 	noDeadLetterList bool // the daemon's API does not serve them
 }
@@ -36,7 +35,7 @@ type statusCounts struct {
 
 // localStatus reads the report from the state file, with the feed-state
 // view the API serves (tilecast.FeedStatuses).
-func localStatus(db *store.DB, feeds []tilecast.Feed) (statusReport, error) {
+func localStatus(db stateStore, feeds []tilecast.Feed) (statusReport, error) {
 	var rep statusReport
 	c, err := db.Counts()
 	if err != nil {
@@ -88,7 +87,7 @@ func cmdStatus(ctx context.Context, e env) error {
 		return err
 	}
 	if rep.DeadLetters == nil {
-		rep.DeadLetters = []store.DeadLetter{}
+		rep.DeadLetters = []tilecast.DeadLetter{}
 	}
 	if rep.noDeadLetterList {
 		fmt.Fprintln(e.stderr, "tilecast: the daemon's API does not list dead letters; only their count is shown")

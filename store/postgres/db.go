@@ -1,0 +1,451 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tilecast/tilecast"
+)
+
+// DefaultTimeout bounds one store call (a query or a transaction with its
+// retries) when Options.Timeout is zero: a database that stops answering
+// becomes an error, not a daemon that hangs.
+const DefaultTimeout = 2 * time.Minute
+
+// Options configure Open.
+type Options struct {
+	// Now is the clock (channel creation, ledger pruning, record times);
+	// nil means time.Now.
+	Now func() time.Time
+	// Failpoint, when set, is called inside the transactions of Commit
+	// (tilecast.FailInCommit) and Record (tilecast.FailInRecord), after
+	// their last write and before they commit. The crash tests make the
+	// process exit there: the server then rolls the transaction back.
+	Failpoint func(point string)
+	// Logger receives what Open does to the schema (migrations) and the
+	// channel changes worth a line (rotations); nil discards it.
+	Logger *slog.Logger
+	// Progress, when set, is called after each schema migration with the
+	// migrations applied so far and the number to apply.
+	Progress func(done, total int)
+	// PasswordFile names a file whose content (trailing newline removed)
+	// is the password ([store] password_file). Without it the password is
+	// the URL's, or PGPASSWORD's, or ~/.pgpass's (pgx reads those).
+	PasswordFile string
+	// Timeout bounds each call; zero means DefaultTimeout.
+	Timeout time.Duration
+	// MaxConns is the size of the connection pool; zero means pgxpool's
+	// default (4, or the number of CPUs if more).
+	MaxConns int32
+}
+
+// DB is tilecast's state in a PostgreSQL database. It implements
+// tilecast.Store; it is safe for concurrent use, and several processes
+// may use one database (each call is one transaction).
+type DB struct {
+	pool    *pgxpool.Pool
+	url     string // redacted: for messages
+	now     func() time.Time
+	log     *slog.Logger
+	timeout time.Duration
+	hitFn   func(point string)
+	stats   *tracer
+
+	// garbage is set when entries were deleted: payload rows may be left
+	// that no entry references (NextDue clears them when the outbox is
+	// empty, PruneLedger always).
+	garbage atomic.Bool
+
+	holdMu sync.Mutex
+	hold   *pgxpool.Conn // the connection holding the run lock (Hold)
+}
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migration is one schema step: an embedded SQL file NNN_name.sql.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the schema history in order. Append only: a
+// released file never changes, because databases in the field ran it.
+func migrations() ([]migration, error) {
+	ents, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range ents {
+		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v != len(out)+1 {
+			return nil, fmt.Errorf("migration file %s: want %03d_name.sql", e.Name(), len(out)+1)
+		}
+		b, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: name, sql: string(b)})
+	}
+	return out, nil
+}
+
+// SchemaVersion is the schema this build writes.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}
+
+// IsURL reports whether state (the config's `state`) names a PostgreSQL
+// database rather than a bbolt file.
+func IsURL(state string) bool {
+	return strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://")
+}
+
+// Redact returns the URL u with any password replaced, for logs and
+// messages: a password is never shown.
+func Redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		// Unparsable: show the scheme at most.
+		if i := strings.Index(u, "://"); i >= 0 {
+			return u[:i+3] + "…"
+		}
+		return "(a database URL)"
+	}
+	if p.User != nil {
+		if _, ok := p.User.Password(); ok {
+			p.User = url.UserPassword(p.User.Username(), "xxxxx")
+		}
+	}
+	q := p.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		p.RawQuery = q.Encode()
+	}
+	return p.String()
+}
+
+// HasPassword reports whether the URL carries a password (in its user
+// info or as a password parameter), which `check` warns about.
+func HasPassword(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	if p.User != nil {
+		if _, ok := p.User.Password(); ok {
+			return true
+		}
+	}
+	return p.Query().Has("password")
+}
+
+// Open connects to the database at dbURL (postgres:// or postgresql://),
+// and brings its schema up to date under an advisory lock, each migration
+// in a transaction with its row in tilecast_schema. A database whose
+// schema is newer than this build is refused, naming both versions.
+func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
+	red := Redact(dbURL)
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		// pgx's message may quote the URL: say what is wrong without it.
+		return nil, fmt.Errorf("state %s: not a valid PostgreSQL URL", red)
+	}
+	if opts.PasswordFile != "" {
+		b, err := os.ReadFile(opts.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("store.password_file: %w", err)
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return nil, fmt.Errorf("store.password_file %s is empty", opts.PasswordFile)
+		}
+		cfg.ConnConfig.Password = pw
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	st := &tracer{}
+	cfg.ConnConfig.Tracer = st
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "tilecast"
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", red, err)
+	}
+	db := &DB{pool: pool, url: red, now: now, log: log, timeout: timeout, hitFn: opts.Failpoint, stats: st}
+	if err := db.migrate(ctx, opts.Progress); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("state %s: %w", red, err)
+	}
+	return db, nil
+}
+
+// Close releases the run lock (Hold) and closes the pool.
+func (db *DB) Close() error {
+	db.holdMu.Lock()
+	if db.hold != nil {
+		// Unlocked here, not when the server notices the connection
+		// closed: a state copy started right after a stop must find it free.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = db.hold.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+		cancel()
+		db.hold.Release()
+		db.hold = nil
+	}
+	db.holdMu.Unlock()
+	db.pool.Close()
+	return nil
+}
+
+// URL returns the database URL without its password.
+func (db *DB) URL() string { return db.url }
+
+// Statements returns how many SQL statements (queries, batched queries,
+// COPYs, BEGIN and COMMIT) this DB has sent since Open: a benchmark
+// divides it by the notifications it sent.
+func (db *DB) Statements() uint64 { return db.stats.statements.Load() }
+
+// lockKey is the advisory lock key of what (e.g. "migrate") for the
+// schema the connection uses: several tilecast states may share one
+// database in different schemas.
+const lockKey = "hashtextextended('tilecast ' || $1 || ' ' || current_schema(), 0)"
+
+func (db *DB) migrate(ctx context.Context, progress func(done, total int)) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock("+lockKey+")", "migrate"); err != nil {
+		return fmt.Errorf("schema lock: %w", err)
+	}
+	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock("+lockKey+")", "migrate")
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS tilecast_schema (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("schema version table: %w", err)
+	}
+	var cur int
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM tilecast_schema").Scan(&cur); err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	if cur > len(ms) {
+		return fmt.Errorf("database schema version %d is newer than this tilecast supports (%d): run a newer tilecast", cur, len(ms))
+	}
+	quiet := cur == 0 // a new database's steps are no news
+	total := len(ms) - cur
+	for i, m := range ms[cur:] {
+		start := time.Now()
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO tilecast_schema (version, name) VALUES ($1, $2)", m.version, m.name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+		if !quiet {
+			db.log.Info("state database migrated", "schema", m.version, "step", m.name, "duration", time.Since(start))
+		}
+		if progress != nil {
+			progress(i+1, total)
+		}
+	}
+	return nil
+}
+
+// Hold takes the run lock for the life of the DB: shared by the processes
+// that run the Bot (run, once), exclusive for `state copy`, which must
+// have the database to itself. A lock another process holds in the other
+// mode is tilecast.ErrStateLocked at once.
+func (db *DB) Hold(ctx context.Context, exclusive bool) error {
+	db.holdMu.Lock()
+	defer db.holdMu.Unlock()
+	if db.hold != nil {
+		return nil
+	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("run lock: %w", err)
+	}
+	fn := "pg_try_advisory_lock_shared"
+	if exclusive {
+		fn = "pg_try_advisory_lock"
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT "+fn+"("+lockKey+")", "run").Scan(&ok); err != nil {
+		conn.Release()
+		return fmt.Errorf("run lock: %w", err)
+	}
+	if !ok {
+		conn.Release()
+		if exclusive {
+			return fmt.Errorf("database %s: a tilecast runs on it (stop it first): %w", db.url, tilecast.ErrStateLocked)
+		}
+		return fmt.Errorf("database %s: a state copy is running on it: %w", db.url, tilecast.ErrStateLocked)
+	}
+	db.hold = conn // a session lock: held as long as this connection is
+	return nil
+}
+
+// hit calls the failpoint hook, if any.
+func (db *DB) hit(point string) {
+	if db.hitFn != nil && point != "" {
+		db.hitFn(point)
+	}
+}
+
+func (db *DB) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), db.timeout)
+}
+
+// txn is one write transaction with the count changes it makes.
+type txn struct {
+	pgx.Tx
+	ctx     context.Context
+	delta   countDelta
+	garbage bool // entries were deleted (payloads may be left unreferenced)
+}
+
+// maxRetries is how often a transaction that lost a deadlock or a unique
+// race (two writers adding the same waiting tile) is run again.
+const maxRetries = 5
+
+// write runs fn in a transaction, adds its count changes, calls the
+// failpoint (point, "" for none) and commits. fn runs again, from the
+// start, when the transaction lost a deadlock or a unique race; it must
+// have no effect outside the transaction.
+func (db *DB) write(point string, fn func(t *txn) error) error {
+	ctx, cancel := db.opCtx()
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		t := &txn{ctx: ctx}
+		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			t.Tx = tx
+			if err := fn(t); err != nil {
+				return err
+			}
+			if err := t.saveCounts(); err != nil {
+				return err
+			}
+			db.hit(point)
+			return nil
+		})
+		if err != nil && attempt < maxRetries && retryable(err) {
+			continue
+		}
+		if err == nil && t.garbage {
+			db.garbage.Store(true)
+		}
+		return err
+	}
+}
+
+// retryable reports whether err is a transaction a retry may get through.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "40P01", "40001", "23505": // deadlock, serialization, unique violation
+		return true
+	}
+	return false
+}
+
+// lockChannels serialises the transactions that change which channels
+// exist or what identifies them (registrations, removals): a
+// registration reads the channels of a URI and of a device and then
+// writes, and must not interleave with another doing the same.
+func (t *txn) lockChannels() error {
+	_, err := t.Exec(t.ctx, "SELECT pg_advisory_xact_lock("+lockKey+")", "channels")
+	return err
+}
+
+// tracer counts statements for Statements.
+type tracer struct{ statements atomic.Uint64 }
+
+func (s *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	s.statements.Add(1)
+	return ctx
+}
+func (s *tracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (s *tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (s *tracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
+	s.statements.Add(1)
+}
+func (s *tracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+func (s *tracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
+	s.statements.Add(1)
+	return ctx
+}
+func (s *tracer) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
+
+// okText reports whether s can be a PostgreSQL text value: valid UTF-8
+// without NUL. A name that cannot be stored names nothing stored.
+func okText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// distinct returns ss without duplicates, in first-seen order.
+func distinct(ss []string) []string {
+	out := make([]string, 0, len(ss))
+	seen := make(map[string]struct{}, len(ss))
+	for _, s := range ss {
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
+}

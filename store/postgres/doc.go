@@ -1,0 +1,59 @@
+// Package postgres keeps tilecast's state in a PostgreSQL database, with
+// the behaviour of the bbolt store (package store) — the conformance suite
+// store/storetest runs against both — through github.com/jackc/pgx/v5: a
+// pgxpool pool, statements prepared and cached per connection (pgx's
+// default mode), pgx.Batch to send a transaction's independent statements
+// in one round trip, and COPY for bulk inserts (fan-out pages, imports).
+// `state = "postgres://…"` (or postgresql://) in the config selects it.
+//
+// # Schema
+//
+// Embedded SQL files (migrations/NNN_name.sql) are applied by Open, each
+// in a transaction with its row in tilecast_schema, under an advisory
+// lock, so instances starting together migrate once. A database whose
+// schema is newer than the binary is refused with both versions named.
+// Advisory lock keys include current_schema(): several states may share
+// a database in different schemas (search_path in the URL).
+//
+//	channels       id (PK), uri (unique, canonical), user_name + device
+//	               (unique when device is set), feeds (text[], in order),
+//	               transport, p256dh/auth (bytea), the delivery counters
+//	channel_feeds  (feed, channel_id) PK: feed "" is the default list; the
+//	               subscribers of a global feed are paged in this key's
+//	               order, so the fan-out cursor is the bbolt store's
+//	feed_states    (feed, user_name) PK → state (JSON), broken
+//	seen           (feed, user_name, item bytea) PK → listed (Unix s)
+//	payloads       id → sum (SHA-256), body: written once per transaction
+//	               for the entries it adds, never reused, so unreferenced
+//	               rows can be deleted at any time (NextDue, PruneLedger)
+//	outbox         id (from outbox_ids, in enqueue order), channel, feed,
+//	               user, item (bytea), kind, payload_id, attempts,
+//	               next_attempt, created; index (next_attempt, id) for Due,
+//	               channel_id, and a unique (channel_id, feed) for tiles.
+//	               lease_owner / lease_until are for several instances
+//	               sharing the outbox (claims with SKIP LOCKED); one
+//	               instance leaves them NULL
+//	tile_last      (channel_id, feed) PK → SHA-256 of the last delivered tile
+//	dead_letters   id (the notification's) PK → the entry, its payload and
+//	               last outcome (JSON)
+//	ledger         (channel_id, time, seq) PK → outcome (JSON); index on time
+//	fanout_jobs    feed PK → tilecast.FanOutJob (JSON)
+//	counts         16 shards of the running counts (counts.go)
+//	broken_counts  feed PK → broken global state, broken per-user states
+//
+// Item IDs are bytea because a feed may send any bytes; outcomes, feed
+// states and jobs are JSON (the json type, which keeps what jsonb cannot,
+// such as \u0000). Times are timestamptz: kept to the microsecond, where
+// bbolt keeps nanoseconds.
+//
+// # Transactions
+//
+// Every method is one transaction (READ COMMITTED). Registrations and
+// removals take a transaction-level advisory lock, since they read the
+// channels of a URI and of a device before writing. A transaction that
+// loses a deadlock or a unique race is run again. Record locks the
+// entries and channels of its batch (FOR UPDATE, in ID order).
+//
+// There is no send log: possible duplicates after a crash will be
+// counted from the leases a dead instance left (design.md §10).
+package postgres
