@@ -104,7 +104,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 			}
 		}
 	}
-	writeJSON(w, status, viewOf(ch))
+	writeJSON(w, status, View(ch))
 }
 
 // decodeRegistration reads one JSON object of at most MaxBody bytes with
@@ -262,27 +262,27 @@ func ApplySubscription(ch *tilecast.Channel, raw []byte, allowLoopbackHTTP bool,
 	return nil
 }
 
-// channelView is a channel as the API shows it: the stored channel
-// (never its keys: tilecast.Channel leaves them out of JSON) and, for a
-// Web Push channel, what identifies its subscription without being a
-// capability.
-type channelView struct {
+// ChannelView is a channel as the API (and the CLI) shows it: the stored
+// channel (never its keys: tilecast.Channel leaves them out of JSON) and,
+// for a Web Push channel, what identifies its subscription without being
+// a capability.
+type ChannelView struct {
 	tilecast.Channel
-	Subscription *subscriptionView `json:"subscription,omitempty"`
+	Subscription *SubscriptionView `json:"subscription,omitempty"`
 }
 
-// subscriptionView shows a Web Push subscription: the push service it is
+// SubscriptionView shows a Web Push subscription: the push service it is
 // at and a hash of its keys, which tells a re-subscription with new keys
 // from one with the same, and never the keys themselves.
-type subscriptionView struct {
+type SubscriptionView struct {
 	Origin string `json:"origin"` // the endpoint's origin: the push service
 	// KeysSHA256 is the hex SHA-256 of p256dh followed by auth.
 	KeysSHA256 string `json:"keys_sha256"`
 }
 
-// viewOf returns ch as the API shows it.
-func viewOf(ch tilecast.Channel) channelView {
-	v := channelView{Channel: ch}
+// View returns ch as the API shows it.
+func View(ch tilecast.Channel) ChannelView {
+	v := ChannelView{Channel: ch}
 	if ch.Keys != nil {
 		origin, err := webpush.Origin(ch.URI)
 		if err != nil {
@@ -291,17 +291,17 @@ func viewOf(ch tilecast.Channel) channelView {
 		h := sha256.New()
 		h.Write(ch.Keys.P256DH)
 		h.Write(ch.Keys.Auth)
-		v.Subscription = &subscriptionView{Origin: origin, KeysSHA256: hex.EncodeToString(h.Sum(nil))}
+		v.Subscription = &SubscriptionView{Origin: origin, KeysSHA256: hex.EncodeToString(h.Sum(nil))}
 	}
 	v.Keys = nil
 	return v
 }
 
 // viewsOf returns a page of channels as the API shows them.
-func viewsOf(chs []tilecast.Channel) []channelView {
-	out := make([]channelView, len(chs))
+func viewsOf(chs []tilecast.Channel) []ChannelView {
+	out := make([]ChannelView, len(chs))
 	for i := range chs {
-		out[i] = viewOf(chs[i])
+		out[i] = View(chs[i])
 	}
 	return out
 }
@@ -404,7 +404,7 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.internalError(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, viewOf(ch))
+		writeJSON(w, http.StatusOK, View(ch))
 	}
 }
 

@@ -452,7 +452,7 @@ func (f fakeBackup) Backup(_ context.Context, w io.Writer) (int64, error) {
 	return int64(n), err
 }
 func (fakeBackup) Close() error { return nil }
-func (fakeBackup) ChannelsPage(context.Context, tilecast.ChannelFilter, string, int) ([]tilecast.Channel, string, error) {
+func (fakeBackup) ChannelsPage(context.Context, tilecast.ChannelFilter, string, int) ([]web.ChannelView, string, error) {
 	return nil, "", nil
 }
 func (fakeBackup) ChannelByURI(context.Context, string) (tilecast.Channel, error) {
