@@ -296,7 +296,7 @@ func sendWebPush(ctx context.Context, e env, cfg *config.Config, configured bool
 		if !dryRun {
 			return usagef("send: sending Web Push needs --config FILE with [push.webpush] (subject, vapid_private_key_file); --dry-run needs none")
 		}
-		return dumpWebPush(e, sub, n, nil, webPushDryRunOptions(cfg, n))
+		return dumpWebPush(e, sub, n, nil, webPushOptions(cfg, n), 0)
 	}
 	client, err := newWebPushClient(cfg, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 	if err != nil {
@@ -305,28 +305,35 @@ func sendWebPush(ctx context.Context, e env, cfg *config.Config, configured bool
 	defer client.Close()
 	if dryRun {
 		// What PushSubscription sends: the client's options, a day's TTL.
-		return dumpWebPush(e, sub, n, client, client.RequestOptions(n))
+		return dumpWebPush(e, sub, n, client, client.RequestOptions(n), 0)
 	}
 	return printResult(e, client.PushSubscription(ctx, sub, n, 0))
 }
 
-// webPushDryRunOptions are the request options of a dry run without a
-// VAPID key: [push.webpush]'s urgencies and padding (the defaults without
-// --config), signed by a throw-away key that dumpWebPush replaces with
-// dryRunVAPID.
-func webPushDryRunOptions(cfg *config.Config, n *tilecast.Notification) webpush.RequestOptions {
+// webPushOptions are the request options the daemon's Web Push client
+// gives n (webpush.Client.RequestOptions) without a VAPID key: the
+// urgency of n's feed ([feed.webpush]) or kind ([push.webpush]), a tile's
+// Topic from its feed, the padding; signed by a throw-away key that
+// dumpWebPush replaces with dryRunVAPID.
+func webPushOptions(cfg *config.Config, n *tilecast.Notification) webpush.RequestOptions {
 	w := cfg.Push.WebPush
 	o := webpush.RequestOptions{Pad: w.Pad, UserAgent: userAgent(), Urgency: w.UrgencyToast}
 	if n.Kind == tilecast.KindTile || n.Kind == tilecast.KindBadge {
 		o.Urgency = w.UrgencyTile
+		o.Topic = webpush.TopicFor(n.Feed)
+	}
+	for _, f := range cfg.Feeds {
+		if f.Name == n.Feed && n.Feed != "" && f.WebPushUrgency != "" {
+			o.Urgency = f.WebPushUrgency
+		}
 	}
 	return o
 }
 
-// dumpWebPush prints the request of n to sub built with opts, TTL a day
-// (webpush.DefaultTTL, what a send without a feed gets). client nil: no
+// dumpWebPush prints the request of n to sub built with opts and ttl (0:
+// webpush.DefaultTTL, what a send without a feed gets). client nil: no
 // key is configured, and the Authorization shown is dryRunVAPID.
-func dumpWebPush(e env, sub webpush.Subscription, n *tilecast.Notification, client *webpush.Client, opts webpush.RequestOptions) error {
+func dumpWebPush(e env, sub webpush.Subscription, n *tilecast.Notification, client *webpush.Client, opts webpush.RequestOptions, ttl time.Duration) error {
 	if client == nil {
 		key, err := webpush.NewVAPIDKey()
 		if err != nil {
@@ -336,7 +343,10 @@ func dumpWebPush(e env, sub webpush.Subscription, n *tilecast.Notification, clie
 			return err
 		}
 	}
-	req, err := webpush.NewRequest(sub, n.Kind, n.Payload, webpush.DefaultTTL, opts)
+	if ttl <= 0 {
+		ttl = webpush.DefaultTTL
+	}
+	req, err := webpush.NewRequest(sub, n.Kind, n.Payload, ttl, opts)
 	if err != nil {
 		return usageError{err}
 	}
