@@ -175,7 +175,7 @@ func TestSendWebPushDryRun(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("dry run with a key: exit %d %s", code, errs)
 	}
-	if !regexp.MustCompile(`Authorization: vapid t=eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+, k=` + strings.TrimSpace(pub) + "\r\n").MatchString(out) ||
+	if !regexp.MustCompile(`Authorization: vapid t=eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+, k=`+strings.TrimSpace(pub)+"\r\n").MatchString(out) ||
 		!strings.Contains(out, "Urgency: high\r\n") {
 		t.Errorf("dry run with a key lacks the VAPID token or the configured urgency:\n%s", out)
 	}
@@ -339,4 +339,3 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 		}
 	}
 }
-
