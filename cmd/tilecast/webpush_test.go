@@ -89,8 +89,9 @@ func TestVAPIDCommands(t *testing.T) {
 	cfg := filepath.Join(dir, "tilecast.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("state = %q\n[http]\nlisten = \"\"\n[push.webpush]\nsubject = \"mailto:ops@tilecast.dev\"\n"+
 		"vapid_private_key_file = %q\n", filepath.Join(dir, "state.db"), raw)), 0o600)
-	if code, _, errs := runCLI(t, t.Context(), "check", "--config", cfg); code != exitOK {
-		t.Errorf("check with web-push's key: exit %d %s", code, errs)
+	if code, out, errs := runCLI(t, t.Context(), "check", "--config", cfg); code != exitOK ||
+		!strings.Contains(out, "web push: subject mailto:ops@tilecast.dev, VAPID public key "+keys.VAPID.PublicKey+"\n") {
+		t.Errorf("check with web-push's key: exit %d %s %s", code, out, errs)
 	}
 	os.WriteFile(raw, []byte("not a key\n"), 0o600)
 	if code, _, errs := runCLI(t, t.Context(), "check", "--config", cfg); code != exitUsage || !strings.Contains(errs, "vapid_private_key_file") {
