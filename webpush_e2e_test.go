@@ -378,3 +378,43 @@ func testWebPushRow(t *testing.T, row webPushRow) {
 		}
 	}
 }
+
+// The outbox keeps the plaintext: a browser that re-subscribes with new
+// keys while a notification waits gets it encrypted for the new keys
+// (encryption happens when the request is built), and the emulator, which
+// decrypts with the browser's current private key, shows it.
+func TestWebPushKeysChangeWhileWaiting(t *testing.T) {
+	h := newWNSHarness(t)
+	wp, _ := newWebPushClient(t, h.harness)
+	h.wireAll(countingPusher{h}, wp)
+	br, err := h.emu.CreateBrowser(emulator.Healthy, "chrome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := h.emu.CreateBrowser(emulator.Healthy, "old keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered with keys the endpoint's browser does not hold (as
+	// before a re-subscription), a toast enqueued.
+	old := br
+	old.Subscription.Keys = stale.Subscription.Keys
+	ch := browserChannel(t, h.harness, old)
+	toast, err := webpush.ToastPayload(webpush.Toast{Title: "News", Body: "Sent after the new keys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.db.Enqueue([]tilecast.Notification{{ChannelID: ch.ID, Feed: "news", Kind: tilecast.KindToast,
+		Payload: toast, NextAttempt: h.clock.Now(), Created: h.clock.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	// The browser re-subscribes: same endpoint, its own keys.
+	if again := browserChannel(t, h.harness, br); again.ID != ch.ID {
+		t.Fatalf("re-subscription made channel %s, want %s", again.ID, ch.ID)
+	}
+	h.deliver()
+	st, _ := h.emu.Browser(br.Token)
+	if len(st.Notifications) != 1 || st.Notifications[0].Body != "Sent after the new keys" || st.Counts.Rejected != 0 {
+		t.Errorf("browser shows %+v, rejected %+v; want the toast decrypted with the new keys", st.Notifications, st.Rejected)
+	}
+}
