@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,6 +218,33 @@ back_content = "{{.Item.Title}}"
 		if strings.Contains(l, s) {
 			t.Errorf("the log holds a subscription key %q", s)
 		}
+	}
+	// A reload applies the new subject and the feed's urgency to the next
+	// pushes; another key file needs a restart: the key stays.
+	key2 := filepath.Join(dir, "vapid2.pem")
+	if code, _, errs := runCLI(t, t.Context(), "vapid", "generate", "--out", key2); code != exitOK {
+		t.Fatalf("vapid generate: %s", errs)
+	}
+	text, _ := os.ReadFile(cfg)
+	text = []byte(strings.Replace(strings.Replace(string(text), "mailto:ops@tilecast.dev", "https://ops.tilecast.dev/contact", 1),
+		keyFile, key2, 1) + "[feed.webpush]\nurgency = \"high\"\n")
+	os.WriteFile(cfg, text, 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "reload", func() bool { return strings.Contains(logs.String(), `msg="config reloaded"`) })
+	if !regexp.MustCompile(`needs restart.*push\.webpush\.vapid_private_key_file|push\.webpush\.vapid_private_key_file.*needs restart`).MatchString(logs.String()) {
+		t.Errorf("the new key file is not logged as needing a restart:\n%s", logs.String())
+	}
+	feed.add("Ferry timetable changes")
+	waitFor(t, "the toast after the reload", func() bool {
+		st, _ := emu.Browser(chrome.Token)
+		return len(st.Notifications) == 2
+	})
+	st, _ = emu.Browser(chrome.Token)
+	if l := st.Last; l == nil || l.Subject != "https://ops.tilecast.dev/contact" || l.Urgency != "high" || st.Counts.Rejected != 0 {
+		t.Errorf("after the reload the service saw %+v (rejected %+v); want the new subject, urgency high, the old key", l, st.Rejected)
+	}
+	if code, body := call("GET", "/v1/webpush/key", "", false); code != http.StatusOK || !strings.Contains(body, pub) {
+		t.Errorf("GET /v1/webpush/key after the reload: %d %s; want the key read at start", code, body)
 	}
 	cancel()
 	select {
