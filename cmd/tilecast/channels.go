@@ -77,6 +77,9 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	if (*uri == "") == (*subscription == "") {
 		return usagef("channels add: give --uri, or --subscription for a Web Push channel")
 	}
+	if *uri != "" && tilecast.Transport(*transport) == tilecast.TransportWebPush {
+		return usagef("channels add: --transport webpush takes --subscription (the browser's subscription JSON), not --uri")
+	}
 	ch := tilecast.Channel{URI: *uri, User: *user, Feeds: feeds, Device: *device, Transport: tilecast.Transport(*transport)}
 	if *subscription != "" {
 		raw, err := readArg(e, *subscription)

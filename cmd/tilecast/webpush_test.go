@@ -300,10 +300,12 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 		{[]string{"--subscription", strings.Replace(fcmSubscription, "fcm.googleapis.com", "push.evil.dev", 1)}, "allowed hosts of transport webpush"},
 		{[]string{"--subscription", strings.Replace(fcmSubscription, `"expirationTime":null`, `"expirationTime":1000`, 1)}, "expirationTime"},
 		{[]string{"--subscription", fcmSubscription, "--uri", "https://db3.notify.live.net/x"}, "--subscription"},
+		{[]string{"--transport", "webpush", "--uri", "https://fcm.googleapis.com/fcm/send/x"}, "takes --subscription"},
+		{[]string{"--transport", "wns", "--subscription", fcmSubscription}, "keys are for webpush"},
 	} {
 		code, _, errs := runCLI(t, t.Context(), append([]string{"channels", "add", "--config", o.cfg}, bad.args...)...)
 		if code != exitUsage || !strings.Contains(errs, bad.msg) {
-			t.Errorf("add %v: exit %d %q, want 2 with %q", bad.args[1][:20], code, errs, bad.msg)
+			t.Errorf("add %.40s: exit %d %q, want 2 with %q", strings.Join(bad.args, " "), code, errs, bad.msg)
 		}
 	}
 
