@@ -280,6 +280,12 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 	if strings.Contains(out, "R7sQMSD") || strings.Contains(out, "BFDZ5JD0") {
 		t.Errorf("add printed the keys:\n%s", out)
 	}
+	// Edge's endpoints are on notify.windows.com: with keys, Web Push.
+	edge := strings.Replace(fcmSubscription, "https://fcm.googleapis.com/fcm/send/", "https://wns2-par02p.notify.windows.com/w/?token=", 1)
+	if code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--subscription", edge); code != exitOK ||
+		!strings.Contains(out, `"transport": "webpush"`) {
+		t.Errorf("Edge subscription: exit %d %s %s; want a webpush channel", code, out, errs)
+	}
 	// The same endpoint with new keys: the same channel, a new hash.
 	fresh, err := emulator.New(emulator.Options{BaseURL: "http://127.0.0.1:1"}).CreateBrowser(emulator.Healthy, "x")
 	if err != nil {
@@ -330,8 +336,8 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(chs) != 3 {
-		t.Fatalf("%d channels stored, want 3", len(chs))
+	if len(chs) != 4 {
+		t.Fatalf("%d channels stored, want 4", len(chs))
 	}
 	for _, ch := range chs {
 		if ch.Keys == nil || len(ch.Keys.P256DH) != webpush.PublicKeyLen || len(ch.Keys.Auth) != webpush.AuthLen {
