@@ -609,7 +609,9 @@ func (t *txn) record(recs []tilecast.Record, now time.Time) error {
 			if day := at.UTC().Format(time.DateOnly); ch.SendsDay != day {
 				ch.SendsDay, ch.SendsToday = day, 0
 			}
-			ch.SendsToday++
+			if o.Status != 0 { // no answer: it never reached the push service (tilecast.Record.Sent)
+				ch.SendsToday++
+			}
 			cs.dirty = true
 		}
 		if !rec.ChannelWaitUntil.IsZero() {
