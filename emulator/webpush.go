@@ -331,7 +331,7 @@ func (e *Emulator) createBrowser(behaviour, name, fallbackBase string, params ..
 // run out, oldest first.
 func (e *Emulator) SetBrowserBehaviour(token, behaviour string, params ...BrowserParams) error {
 	if !validBrowserBehaviour(behaviour) {
-		return fmt.Errorf("set behaviour: unknown browser behaviour %q", behaviour)
+		return fmt.Errorf("set behaviour: unknown browser behaviour %q (want healthy, offline, unsubscribed, expired, ratelimited, flaky or slow)", behaviour)
 	}
 	if len(params) > 0 {
 		if err := checkBrowserParams(params[0]); err != nil {
