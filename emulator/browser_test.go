@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -177,5 +178,132 @@ func TestPhoneViewInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot saved to %s", out)
+	}
+}
+
+// TestPhoneViewLiveUpdateKeepsPage drives the phone view in Chromium with
+// its live-update stream open: a push redraws only what changed (the
+// other phones keep their very nodes) and a scrolled toast list keeps its
+// scroll position; every counter line adds up to its total; a lost
+// emulator is shown in red, not in the "live" green.
+func TestPhoneViewLiveUpdateKeepsPage(t *testing.T) {
+	e, srv := start(t, emulator.Options{WNSClientID: wnsID, WNSClientSecret: []byte(wnsSecret)})
+	anna := mustCreate(t, e, emulator.Healthy)
+	ben := mustCreate(t, e, emulator.QueueFull, emulator.Params{QueueFullN: 2})
+	for i := range 12 {
+		if resp := send(t, anna.URI, toastReq(toastBody("Toast", fmt.Sprint("number ", i)))); resp.StatusCode != 200 {
+			t.Fatalf("push: %d", resp.StatusCode)
+		}
+	}
+	// A rejected push, queue-full answers and a received one: the counter
+	// lines have several parts.
+	send(t, anna.URI, req{target: "toast", class: "2", body: "<not xml"})
+	for range 3 {
+		send(t, ben.URI, tileReq(golden(t, "g-iconictile")))
+	}
+	pc := mustWindows(t, e, emulator.Healthy)
+	(wreq{typ: "wns/badge", body: `<badge value="2"/>`}).send(t, pc.URI) // no token: 401
+	(wreq{typ: "wns/badge", body: `<badge value="3"/>`, token: mustToken(t, srv)}).send(t, pc.URI)
+
+	ctx := browsertest.Context(t, 1280, 900)
+	browsertest.Navigate(t, ctx, srv.URL+"/")
+	browsertest.Poll(t, ctx, "the phones", `document.querySelectorAll('#phones section.phone').length === 3 && document.getElementById('live').textContent === 'live'`, 30*time.Second)
+
+	// Counters add up: pushes = the parts shown, and match the state.
+	type line struct {
+		Total int   `json:"total"`
+		Parts []int `json:"parts"`
+	}
+	lines := browsertest.Eval[[]line](t, ctx, `Array.from(document.querySelectorAll('.counts[data-total]')).map(c => ({
+		total: +c.dataset.total, parts: Array.from(c.querySelectorAll('.part')).map(p => +p.dataset.n)}))`)
+	if len(lines) != 3 {
+		t.Fatalf("%d counter lines, want 3", len(lines))
+	}
+	wantTotals := []int{e.Channels()[0].Counts.Total, e.Channels()[1].Counts.Total, e.WindowsDevices()[0].Counts.Total}
+	for i, l := range lines {
+		sum := 0
+		for _, n := range l.Parts {
+			sum += n
+		}
+		if sum != l.Total || l.Total != wantTotals[i] || len(l.Parts) < 2 {
+			t.Errorf("counter line %d: total %d, parts %v (sum %d), emulator total %d", i, l.Total, l.Parts, sum, wantTotals[i])
+		}
+	}
+	if wantTotals[0] != 13 || wantTotals[2] != 2 {
+		t.Errorf("emulator totals %v, want 13 for anna and 2 for the PC", wantTotals)
+	}
+
+	// Scroll anna's toasts, mark the nodes, push, wait for the redraw.
+	sel := `document.querySelector('section[data-token="` + anna.Token + `"] .toasts')`
+	top := browsertest.Eval[float64](t, ctx, `(() => { const l = `+sel+`; l.scrollTop = 120; l.__mark = 1;
+		document.querySelector('section[data-token="`+ben.Token+`"]').__mark = 1; return l.scrollTop; })()`)
+	if top < 100 {
+		t.Fatalf("toast list scrolled to %v: not scrollable?", top)
+	}
+	version := browsertest.Eval[string](t, ctx, `document.getElementById('phones').dataset.version`)
+	if resp := send(t, anna.URI, toastReq(toastBody("Live", "update arrives"))); resp.StatusCode != 200 {
+		t.Fatalf("push: %d", resp.StatusCode)
+	}
+	browsertest.Poll(t, ctx, "the live update", `document.getElementById('phones').dataset.version !== '`+version+`' && document.body.textContent.includes('update arrives')`, 30*time.Second)
+	after := browsertest.Eval[float64](t, ctx, sel+`.scrollTop`)
+	if after != top {
+		t.Errorf("toast list scrollTop %v after the update, was %v", after, top)
+	}
+	if !browsertest.Eval[bool](t, ctx, sel+`.__mark === 1`) {
+		t.Error("the toast list was replaced, not updated")
+	}
+	if !browsertest.Eval[bool](t, ctx, `document.querySelector('section[data-token="`+ben.Token+`"]').__mark === 1`) {
+		t.Error("an unchanged phone was redrawn")
+	}
+
+	// The emulator goes away: the page says so, and not in green.
+	e.Close()
+	srv.CloseClientConnections()
+	srv.Close()
+	browsertest.Poll(t, ctx, "the unreachable notice", `document.getElementById('live').textContent === 'emulator unreachable'`, 30*time.Second)
+	colour := browsertest.Eval[string](t, ctx, `getComputedStyle(document.getElementById('live')).color + ' on ' + getComputedStyle(document.getElementById('live')).backgroundColor`)
+	if strings.Contains(colour, "rgb(136, 204, 136) ") || !strings.Contains(colour, "on rgb(162, 0, 37)") {
+		t.Errorf("unreachable shown as %s, want white on red", colour)
+	}
+}
+
+// TestPhoneViewNarrowWindow: at 400 px every card fits the window — no
+// sideways scroll — for phones with flip and iconic tiles, a Windows
+// device and a browser.
+func TestPhoneViewNarrowWindow(t *testing.T) {
+	e, srv := start(t, emulator.Options{WNSClientID: wnsID, WNSClientSecret: []byte(wnsSecret)})
+	anna := mustCreate(t, e, emulator.Healthy)
+	send(t, anna.URI, toastReq(toastBody("A rather long toast title that must wrap", strings.Repeat("wrapping text ", 8))))
+	send(t, anna.URI, tileReq(tileBody(` Template="FlipTile"`, "<wp:Count>3</wp:Count><wp:Title>News</wp:Title><wp:BackContent>Back</wp:BackContent><wp:WideBackContent>Wide back content</wp:WideBackContent>")))
+	send(t, anna.URI, tileReq(golden(t, "g-iconictile")))
+	pc := mustWindows(t, e, emulator.Healthy)
+	(wreq{typ: "wns/tile", token: mustToken(t, srv), body: `<tile><visual><binding template="TileWide"><text>Wide item</text></binding><binding template="TileLarge"><text>Large item</text></binding></visual></tile>`}).send(t, pc.URI)
+	if _, err := e.CreateBrowser(emulator.Healthy, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := browsertest.Context(t, 400, 900)
+	browsertest.Navigate(t, ctx, srv.URL+"/?poll")
+	browsertest.Poll(t, ctx, "the devices", `document.querySelectorAll('#phones section.phone').length === 3`, 30*time.Second)
+	type layout struct {
+		Inner  int   `json:"inner"`
+		Scroll int   `json:"scroll"`
+		Rights []int `json:"rights"`
+	}
+	l := browsertest.Eval[layout](t, ctx, `({inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
+		rights: Array.from(document.querySelectorAll('section.phone, .tv-face, .ws-tile')).map(n => Math.ceil(n.getBoundingClientRect().right))})`)
+	if l.Inner != 400 {
+		t.Fatalf("window is %d px wide, want 400", l.Inner)
+	}
+	if l.Scroll > l.Inner {
+		t.Errorf("page scrolls sideways: scrollWidth %d > innerWidth %d", l.Scroll, l.Inner)
+	}
+	for i, r := range l.Rights {
+		if r > l.Inner {
+			t.Errorf("element %d ends at %d px, beyond the %d px window", i, r, l.Inner)
+		}
+	}
+	if len(l.Rights) < 10 {
+		t.Errorf("only %d cards and tiles measured", len(l.Rights))
 	}
 }
