@@ -2,6 +2,8 @@ package browsertest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -89,4 +91,21 @@ func Poll(t testing.TB, ctx context.Context, what, cond string, timeout time.Dur
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// SaveScreenshot writes png to docs/NAME under the repository root when
+// the environment asks for screenshots (TILECAST_SCREENSHOTS=1, see
+// README); root is the path from the test's package to the repository.
+// It reports whether it wrote one.
+func SaveScreenshot(t testing.TB, root, name string, png []byte) bool {
+	t.Helper()
+	if v := os.Getenv("TILECAST_SCREENSHOTS"); v != "1" && v != "true" && v != "yes" {
+		return false
+	}
+	path := filepath.Join(root, "docs", name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatalf("save screenshot: %v", err)
+	}
+	t.Logf("screenshot saved to %s", path)
+	return true
 }
