@@ -2,8 +2,6 @@ package emulator_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -159,26 +157,10 @@ func TestPhoneViewInBrowser(t *testing.T) {
 		t.Errorf("latest toast not on top (positions %d, %d)", i, j)
 	}
 
-	img, shot := browsertest.Screenshot(t, srv.URL+"/?poll", 1280, 900)
+	img, _ := browsertest.Screenshot(t, srv.URL+"/?poll", 1280, 900)
 	// The failed small image and the toasts leave accent blocks: at least
 	// one 40x40 tile's worth of accent pixels.
 	browsertest.CheckDrawn(t, img, 1600)
-	if out := os.Getenv("TILECAST_SCREENSHOT_OUT"); out != "" {
-		if out == "1" || out == "true" || out == "yes" {
-			out = filepath.Join("..", "docs", "phone-view.png")
-		}
-		data, err := os.ReadFile(shot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(out, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot saved to %s", out)
-	}
 }
 
 // TestPhoneViewLiveUpdateKeepsPage drives the phone view in Chromium with
@@ -267,43 +249,88 @@ func TestPhoneViewLiveUpdateKeepsPage(t *testing.T) {
 	}
 }
 
-// TestPhoneViewNarrowWindow: at 400 px every card fits the window — no
-// sideways scroll — for phones with flip and iconic tiles, a Windows
-// device and a browser.
-func TestPhoneViewNarrowWindow(t *testing.T) {
+// TestPhoneViewLayout renders a demo-like phone view — phones with toasts,
+// a flip tile and an iconic secondary tile, a Windows device and a
+// browser — at 400 and 1,400 px: every card and tile fits the window (no
+// sideways scroll), and the secondary tile is shown on its own. With
+// TILECAST_SCREENSHOTS=1 it saves the screenshots under docs/.
+func TestPhoneViewLayout(t *testing.T) {
 	e, srv := start(t, emulator.Options{WNSClientID: wnsID, WNSClientSecret: []byte(wnsSecret)})
-	anna := mustCreate(t, e, emulator.Healthy)
-	send(t, anna.URI, toastReq(toastBody("A rather long toast title that must wrap", strings.Repeat("wrapping text ", 8))))
-	send(t, anna.URI, tileReq(tileBody(` Template="FlipTile"`, "<wp:Count>3</wp:Count><wp:Title>News</wp:Title><wp:BackContent>Back</wp:BackContent><wp:WideBackContent>Wide back content</wp:WideBackContent>")))
-	send(t, anna.URI, tileReq(golden(t, "g-iconictile")))
-	pc := mustWindows(t, e, emulator.Healthy)
-	(wreq{typ: "wns/tile", token: mustToken(t, srv), body: `<tile><visual><binding template="TileWide"><text>Wide item</text></binding><binding template="TileLarge"><text>Large item</text></binding></visual></tile>`}).send(t, pc.URI)
-	if _, err := e.CreateBrowser(emulator.Healthy, "laptop"); err != nil {
+	imgs := browsertest.GradientServer(t)
+	alice, err := e.CreateChannel(emulator.Healthy, "Alice's phone (device_id alice-phone)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, title := range []string{"Harbour bridge reopens after repairs", "Local team wins the cup in extra time", "Library extends opening hours"} {
+		send(t, alice.URI, toastReq(toastBody("Harbour Town News", title)))
+		send(t, alice.URI, toastReq(toastBody("Inbox", fmt.Sprintf("Message %d for alice", i+1))))
+	}
+	send(t, alice.URI, tileReq(tileBody(` Template="FlipTile"`, "<wp:BackgroundImage>"+imgs.URL+"/front.png</wp:BackgroundImage>"+
+		"<wp:Count>3</wp:Count><wp:Title>News</wp:Title><wp:BackTitle>Harbour Town News</wp:BackTitle>"+
+		"<wp:BackContent>Library extends opening hours</wp:BackContent>"+
+		"<wp:WideBackContent>The central library will now stay open until 10 pm on weekdays, and on Sundays from noon to six, the council said on Monday.</wp:WideBackContent>")))
+	send(t, alice.URI, tileReq(tileBody(` Template="IconicTile" Id="/Inbox.xaml"`, "<wp:Count>3</wp:Count><wp:Title>Inbox of alice</wp:Title>"+
+		"<wp:WideContent1>Message 3 for alice</wp:WideContent1><wp:WideContent2>You have three new messages from Bob</wp:WideContent2>")))
+	busy, err := e.CreateChannel(emulator.QueueFull, "Busy phone (device_id busy-phone)", emulator.Params{QueueFullN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, busy.URI, toastReq(toastBody("Harbour Town News", "Storm warning for the coast tonight")))
+	send(t, busy.URI, toastReq(toastBody("Harbour Town News", "Storm warning for the coast tonight")))
+	pc, err := e.CreateWindowsDevice(emulator.Healthy, "Alice's PC (device_id alice-pc)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := mustToken(t, srv)
+	(wreq{typ: "wns/tile", token: tok, body: `<tile><visual branding="name" displayName="News">` +
+		`<binding template="TileSmall"><image placement="background" src="` + imgs.URL + `/small.png"/></binding>` +
+		`<binding template="TileMedium"><text hint-style="caption">Library extends opening hours</text></binding>` +
+		`<binding template="TileWide"><text hint-style="body">Library extends opening hours</text><text hint-style="captionSubtle">Open until 10 pm on weekdays</text></binding>` +
+		`<binding template="TileLarge"><text hint-style="subtitle">Library extends opening hours</text></binding></visual></tile>`}).send(t, pc.URI)
+	(wreq{typ: "wns/badge", token: tok, body: `<badge value="3"/>`}).send(t, pc.URI)
+	(wreq{typ: "wns/toast", token: tok, body: `<toast><visual><binding template="ToastGeneric"><text>Harbour Town News</text><text>Library extends opening hours</text></binding></visual></toast>`}).send(t, pc.URI)
+	if _, err := e.CreateBrowser(emulator.Healthy, "Alice's laptop"); err != nil {
 		t.Fatal(err)
 	}
 
-	ctx := browsertest.Context(t, 400, 900)
-	browsertest.Navigate(t, ctx, srv.URL+"/?poll")
-	browsertest.Poll(t, ctx, "the devices", `document.querySelectorAll('#phones section.phone').length === 3`, 30*time.Second)
 	type layout struct {
 		Inner  int   `json:"inner"`
 		Scroll int   `json:"scroll"`
 		Rights []int `json:"rights"`
 	}
-	l := browsertest.Eval[layout](t, ctx, `({inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
-		rights: Array.from(document.querySelectorAll('section.phone, .tv-face, .ws-tile')).map(n => Math.ceil(n.getBoundingClientRect().right))})`)
-	if l.Inner != 400 {
-		t.Fatalf("window is %d px wide, want 400", l.Inner)
-	}
-	if l.Scroll > l.Inner {
-		t.Errorf("page scrolls sideways: scrollWidth %d > innerWidth %d", l.Scroll, l.Inner)
-	}
-	for i, r := range l.Rights {
-		if r > l.Inner {
-			t.Errorf("element %d ends at %d px, beyond the %d px window", i, r, l.Inner)
+	for _, width := range []int{400, 1400} {
+		ctx := browsertest.Context(t, width, 1500) // tall enough for a phone with both its tiles
+		browsertest.Navigate(t, ctx, srv.URL+"/?poll")
+		browsertest.Poll(t, ctx, "the devices", `document.querySelectorAll('#phones section.phone').length === 4 && Array.from(document.images).every(i => i.complete)`, 30*time.Second)
+		l := browsertest.Eval[layout](t, ctx, `({inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
+			rights: Array.from(document.querySelectorAll('section.phone, .tv-face, .ws-tile')).map(n => Math.ceil(n.getBoundingClientRect().right))})`)
+		if l.Inner != width {
+			t.Fatalf("window is %d px wide, want %d", l.Inner, width)
 		}
-	}
-	if len(l.Rights) < 10 {
-		t.Errorf("only %d cards and tiles measured", len(l.Rights))
+		if l.Scroll > l.Inner {
+			t.Errorf("%d px: page scrolls sideways: scrollWidth %d", width, l.Scroll)
+		}
+		for i, r := range l.Rights {
+			if r > l.Inner {
+				t.Errorf("%d px: element %d ends at %d px, beyond the window", width, i, r)
+			}
+		}
+		if len(l.Rights) < 10 {
+			t.Errorf("%d px: only %d cards and tiles measured", width, len(l.Rights))
+		}
+		if !browsertest.Eval[bool](t, ctx, `Array.from(document.querySelectorAll('h3')).some(h => h.textContent === 'secondary tile /Inbox.xaml · IconicTile')`) {
+			t.Errorf("%d px: the secondary tile has no heading of its own", width)
+		}
+		// The wide tiles show their short texts whole: no line of the
+		// iconic tile is cut, nor the flip tile's back content.
+		cut := browsertest.Eval[[]string](t, ctx, `Array.from(document.querySelectorAll('.tv-wide .tv-lines span, .tv-wide .tv-content, .tv-wide .tv-title'))
+			.filter(n => n.scrollWidth > n.clientWidth + 1 || n.scrollHeight > n.clientHeight + 1).map(n => n.textContent)`)
+		if len(cut) > 0 {
+			t.Errorf("%d px: wide tile texts cut: %q", width, cut)
+		}
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('.tv-wide .tv-lines span').length`); n != 2 {
+			t.Errorf("%d px: the wide iconic tile shows %d lines, want 2", width, n)
+		}
+		browsertest.SaveScreenshot(t, "..", fmt.Sprintf("phone-view-%d.png", width), browsertest.CapturePNG(t, ctx))
 	}
 }
