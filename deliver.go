@@ -443,7 +443,7 @@ func (b *Bot) classify(r sendResult) Record {
 		// the ledger or the daily count; look again at the next probe.
 		return Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: r.at.Add(max(res.Wait, time.Second)), Outcome: o}
 	}
-	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true}
+	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true, Unanswered: res.Status == 0}
 	maxAttempts := b.attemptLimit()
 	retry := func(delay time.Duration) {
 		if attempt >= maxAttempts {
