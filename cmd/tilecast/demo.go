@@ -241,7 +241,8 @@ func cmdDemo(ctx context.Context, e env) error {
 	}
 	fmt.Fprintf(e.stdout, "tilecast demo: %d emulated phones and %d Windows devices, feeds on %s, state in %s\n",
 		len(demoPhones), len(demoWindows), feedURL, dir)
-	fmt.Fprintf(e.stdout, "phone view: %s/ (phones, and each Windows device's Start tile, badge and Action Center)\n", emuURL)
+	fmt.Fprintf(e.stdout, "phone view: %s/ (phones, and each Windows device's Start tile, badge and Action Center;\n"+
+		"  %s/?poll for headless browsers and screenshots, which wait on the live updates otherwise)\n", emuURL, emuURL)
 	if apiURL != "" {
 		fmt.Fprintf(e.stdout, "dashboard:  %s/ (log in with the admin key %s, made up for this run)\n", apiURL, adminKey)
 		fmt.Fprintf(e.stdout, "API:        curl -H 'Authorization: Bearer %s' %s/v1/status\n", adminKey, apiURL)

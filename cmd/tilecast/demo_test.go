@@ -96,6 +96,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("GET %s with the printed key: %d", path, resp.StatusCode)
 		}
 	}
+	if !strings.Contains(stdout.String(), url+"/?poll for headless browsers") {
+		t.Errorf("demo does not name the ?poll URL:\n%s", stdout.String())
+	}
 	if !strings.Contains(stdout.String(), "retried after 3s, 6s, 12s") {
 		t.Errorf("demo does not say why retries come after seconds:\n%s", stdout.String())
 	}
