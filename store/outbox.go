@@ -441,7 +441,8 @@ func (r *recorder) channel(id string) (*chanState, error) {
 // For Sent records the outcome is appended to the channel's ledger and
 // becomes its LastOutcome; an OpExpire record's outcome is appended to the
 // ledger and changes nothing else of the channel; FailureStreak resets on delivered and grows on
-// failed or retry; SendsToday counts sends per UTC day of the outcome time.
+// failed or retry; SendsToday counts sends per UTC day of the outcome time,
+// but not those marked Unanswered.
 // A delivered tile's payload hash becomes the channel+feed's last tile.
 func (db *DB) Record(recs []tilecast.Record) error {
 	if len(recs) == 0 {
@@ -589,11 +590,15 @@ func (r *recorder) record(rec *tilecast.Record) error {
 		case tilecast.ActionFailed, tilecast.ActionRetry:
 			ch.FailureStreak++
 		}
-		var buf [len(time.DateOnly)]byte // no string per outcome: the day rarely changes
-		if day := t.UTC().AppendFormat(buf[:0], time.DateOnly); ch.SendsDay != string(day) {
-			ch.SendsDay, ch.SendsToday = string(day), 0
+		// An unanswered send never reached the push service: not counted
+		// (tilecast.Record.Unanswered).
+		if !rec.Unanswered {
+			var buf [len(time.DateOnly)]byte // no string per outcome: the day rarely changes
+			if day := t.UTC().AppendFormat(buf[:0], time.DateOnly); ch.SendsDay != string(day) {
+				ch.SendsDay, ch.SendsToday = string(day), 0
+			}
+			ch.SendsToday++
 		}
-		ch.SendsToday++
 		cs.dirty = true
 	}
 	if !rec.ChannelWaitUntil.IsZero() {
