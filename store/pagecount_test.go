@@ -73,3 +73,37 @@ func BenchmarkRecordPages10k(b *testing.B) {
 	b.ReportMetric(float64(pages)/float64(outcomes), "pages/outcome")
 	b.ReportMetric(float64(pages)/float64(commits), "pages/commit")
 }
+
+// BenchmarkRecordPagesFullLedger1k is BenchmarkRecordPages10k in a
+// daemon's steady state: 1k channels whose ledgers are already full
+// (LedgerPerChannel outcomes each, filled by untimed rounds first), so
+// every outcome recorded also prunes its channel's oldest entry. The
+// tilecast-bench fan-out starts from channels with empty ledgers and does
+// not see this cost.
+func BenchmarkRecordPagesFullLedger1k(b *testing.B) {
+	const batch = 32
+	db, clk := mustOpen(b)
+	chs := benchChannels(b, db, 1000)
+	round := 0
+	next := func() (pages, outcomes int64) {
+		item := fmt.Sprint("item-", round)
+		round++
+		if err := db.Commit(tilecast.Commit{Key: tilecast.FeedKey{Feed: "news"}, Seen: []string{item}, Now: clk.Now(),
+			Notifications: fanOut(chs, item, true)}); err != nil {
+			b.Fatal(err)
+		}
+		return drainDelivered(b, db, clk, batch)
+	}
+	for range LedgerPerChannel/2 + 1 { // two outcomes per channel and round
+		next()
+	}
+	var pages, outcomes, commits int64
+	for b.Loop() {
+		p, n := next()
+		pages += p
+		outcomes += n
+		commits += (n + batch - 1) / batch
+	}
+	b.ReportMetric(float64(pages)/float64(outcomes), "pages/outcome")
+	b.ReportMetric(float64(pages)/float64(commits), "pages/commit")
+}
