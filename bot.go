@@ -32,7 +32,7 @@ const (
 	feedRetryCap  = 6 * time.Hour
 	dueBatch      = 256 // outbox entries read per dispatcher pass
 	// recordFillWait is the longest the recorder waits, during a burst of
-	// sends, for half the send window to be answered (see recorder). It
+	// sends, for the whole send window to be answered (see recorder). It
 	// costs latency, not safety: the window (2 × push.concurrency) bounds
 	// what a crash can send twice, however long the wait.
 	recordFillWait = 20 * time.Millisecond

@@ -302,21 +302,16 @@ func (b *Bot) countUnfinished() {
 //
 // A batch holds at most limit results, the send window (a result holds
 // its slot until done, so the window bounds a batch anyway). Under a burst
-// (the previous batch held at least a quarter of the window) it waits
-// until half the window is answered, but no longer than fillWait nor than
-// its last commit took. Half, not all: while one batch commits, the other
-// half of the window keeps push.concurrency sends in flight, so commits
-// run back to back instead of alternating with the sends (waiting for the
-// whole window stopped every worker during each commit and halved a
-// fan-out's speed). A commit writes its pages and an fsync pair however
-// few outcomes it holds, which is why it waits at all; a wait longer than
-// a commit costs more than a second commit would. The window, not the
-// wait, bounds what a crash can send twice.
+// (the previous batch held at least half the window) it waits for the whole
+// window to be answered, but no longer than fillWait nor than its last
+// commit took: a commit writes its pages and an fsync pair however few
+// outcomes it holds, so fuller batches cost less per outcome, while a wait
+// longer than a commit costs more than a second commit would. The window,
+// not the wait, bounds what a crash can send twice.
 func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int, fillWait time.Duration, done func(ids []uint64, committed bool)) error {
 	var errs []error
 	var creds credentialWatch
 	limit = max(limit, 1)
-	fill := (limit + 1) / 2 // what a burst's batch waits for
 	batch := make([]sendResult, 0, limit)
 	burst := false
 	var lastCommit time.Duration
@@ -380,12 +375,12 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 	for r := range results {
 		// Group commit: take whatever else has already arrived, then write.
 		batch = gather(append(batch, r), results, limit, nil)
-		if burst && len(batch) < fill {
+		if burst && len(batch) < limit {
 			t := time.NewTimer(min(fillWait, lastCommit))
-			batch = gather(batch, results, fill, t.C)
+			batch = gather(batch, results, limit, t.C)
 			t.Stop()
 		}
-		burst = 2*len(batch) >= fill
+		burst = 2*len(batch) >= limit
 		flush()
 	}
 	flush()

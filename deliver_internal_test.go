@@ -31,14 +31,13 @@ func sendResults(results chan<- sendResult, from, n int) {
 	}
 }
 
-// TestRecorderFillsBatchesInABurst: after a batch of at least a quarter
-// of the window the recorder waits for half the window (4 results of a
-// window of 8 for 4 workers: the other half stays free for the sends in
-// flight), but no longer than its last commit took; after a smaller batch
-// (no burst) it commits what it has at once; a closed channel ends the
-// wait.
+// TestRecorderFillsBatchesInABurst: after a batch of at least half the
+// window the recorder waits for the whole window (4 results for 2
+// workers), but no longer than its last commit took; after a smaller
+// batch (no burst) it commits what it has at once; a closed channel ends
+// the wait.
 func TestRecorderFillsBatchesInABurst(t *testing.T) {
-	const window = 8 // 2 × 4 workers
+	const window = 4 // 2 × 2 workers
 	st := &batchStore{sizes: make(chan int), release: make(chan struct{})}
 	b := &Bot{Store: st}
 	results := make(chan sendResult, window)
@@ -63,8 +62,8 @@ func TestRecorderFillsBatchesInABurst(t *testing.T) {
 	if n := next(); n != 1 {
 		t.Fatalf("first batch = %d, want 1", n)
 	}
-	// While it commits, two results arrive: a quarter of the window, so
-	// the batch after them is a burst's.
+	// While it commits, two results arrive: half the window, so the batch
+	// after them is a burst's.
 	sendResults(results, 1, 2)
 	st.release <- struct{}{}
 	if n := next(); n != 2 {
@@ -72,8 +71,7 @@ func TestRecorderFillsBatchesInABurst(t *testing.T) {
 	}
 	// This commit takes a second, so the next fill may wait that long.
 	// One result is waiting, the rest trickle in; the recorder waits
-	// until half the window is answered and commits then, although more
-	// results follow and the window would hold them.
+	// until the window is full.
 	sendResults(results, 3, 1)
 	time.Sleep(time.Second)
 	st.release <- struct{}{}
@@ -81,25 +79,23 @@ func TestRecorderFillsBatchesInABurst(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		sendResults(results, 4+i, 1)
 	}
-	time.Sleep(50 * time.Millisecond)
-	sendResults(results, 7, 2)
-	if n := next(); n != window/2 {
-		t.Fatalf("burst batch = %d, want %d (half the window)", n, window/2)
+	if n := next(); n != window {
+		t.Fatalf("burst batch = %d, want %d (the whole window)", n, window)
 	}
-	// Still a burst, but this commit is quick: the two results that came
-	// during it, and nothing after them, are committed after a wait of
-	// about that commit, not an hour.
+	// Still a burst, but this commit is quick: one result and nothing
+	// after it is committed after a wait of about that commit, not an hour.
+	sendResults(results, 7, 1)
 	st.release <- struct{}{}
-	if n := next(); n != 2 {
-		t.Fatalf("batch after a quick commit = %d, want 2", n)
+	if n := next(); n != 1 {
+		t.Fatalf("batch after a quick commit = %d, want 1", n)
 	}
 	// A burst again, ended by the closed channel: nothing is left behind.
-	sendResults(results, 9, 3)
+	sendResults(results, 8, 3)
 	st.release <- struct{}{}
 	if n := next(); n != 3 {
 		t.Fatalf("batch = %d, want 3", n)
 	}
-	sendResults(results, 12, 1)
+	sendResults(results, 11, 1)
 	close(results)
 	st.release <- struct{}{}
 	if n := next(); n != 1 {
