@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,10 @@ func (b *Bot) DeliverDue(ctx context.Context) error {
 type dispatched struct {
 	Pending
 	expires time.Time
+	// capCount is the channel's count of sends today toward DailyCap
+	// (nil for an https channel): a push that got no answer never reached
+	// the push service and is taken back off it.
+	capCount *atomic.Int64
 }
 
 type sendResult struct {
@@ -80,6 +85,9 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 				if res.Duration == 0 {
 					res.Duration = b.now().Sub(start)
 				}
+				if p.capCount != nil && res.Status == 0 {
+					p.capCount.Add(-1) // no answer: never reached the push service
+				}
 				b.failpoint(FailAfterSend)
 				results <- sendResult{p: p.Pending, res: res, at: b.now()}
 			}
@@ -120,7 +128,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 	// assignment: assigning replaces the key, and ch.ID is cut from the
 	// whole decoded channel record, which the map would then keep alive for
 	// the rest of the day (~40 MB for 100k channels). Keys are copies.
-	day, sentToday := "", map[string]*int{}
+	day, sentToday := "", map[string]*atomic.Int64{}
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -133,7 +141,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 		b.lastPass.Store(time.Now().UnixNano())
 		now := b.now()
 		if d := now.UTC().Format(time.DateOnly); d != day {
-			day, sentToday = d, map[string]*int{}
+			day, sentToday = d, map[string]*atomic.Int64{}
 		}
 		due, err := b.Store.Due(now, dueBatch, fl.busy)
 		if err != nil {
@@ -177,21 +185,22 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 				unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
 				continue
 			}
+			var capCount *atomic.Int64
 			if !ch.Authenticated() {
-				count := sentToday[ch.ID]
-				if count == nil {
-					count = new(int)
+				capCount = sentToday[ch.ID]
+				if capCount == nil {
+					capCount = new(atomic.Int64)
 					if ch.SendsDay == day {
-						*count = ch.SendsToday
+						capCount.Store(int64(ch.SendsToday))
 					}
-					sentToday[strings.Clone(ch.ID)] = count
+					sentToday[strings.Clone(ch.ID)] = capCount
 				}
-				if *count >= DailyCap {
+				if capCount.Load() >= DailyCap {
 					midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 					unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
 					continue
 				}
-				*count++
+				capCount.Add(1)
 			}
 			select {
 			case window <- struct{}{}:
@@ -200,7 +209,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 			}
 			fl.start(&p)
 			select {
-			case work <- dispatched{p, expires}:
+			case work <- dispatched{p, expires, capCount}:
 			case <-ctx.Done():
 				return nil
 			}
@@ -262,7 +271,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 func expire(p *Pending, ttl time.Duration, now time.Time) Record {
 	o := Outcome{
 		Time: now, ChannelID: p.ChannelID, User: p.User, Feed: p.Feed, ItemID: p.ItemID, Kind: p.Kind,
-		Action: ActionExpired, Attempt: p.Attempts, Transport: TransportOf(&p.Channel),
+		Action: ActionExpired, Attempt: p.Attempts, Transport: TransportOf(&p.Channel), DeviceID: p.Channel.Device,
 		Error: fmt.Sprintf("waited %s, longer than the %s time to live of %s",
 			now.Sub(p.Created).Round(time.Second), p.Kind, ttl),
 	}
@@ -422,7 +431,7 @@ func (b *Bot) classify(r sendResult) Record {
 	o := Outcome{
 		Time: r.at, ChannelID: p.ChannelID, User: p.User, Feed: p.Feed, ItemID: p.ItemID, Kind: p.Kind,
 		Status: res.Status, Notification: res.Notification, Subscription: res.Subscription,
-		Device: res.Device, Attempt: attempt, Duration: res.Duration,
+		Device: res.Device, DeviceID: p.Channel.Device, Attempt: attempt, Duration: res.Duration,
 		Transport: TransportOf(&p.Channel), MsgID: res.MsgID, DebugTrace: res.DebugTrace,
 		CorrelationVector: res.CorrelationVector, TokenRefreshed: res.TokenRefreshed,
 	}
@@ -434,7 +443,7 @@ func (b *Bot) classify(r sendResult) Record {
 		// the ledger or the daily count; look again at the next probe.
 		return Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: r.at.Add(max(res.Wait, time.Second)), Outcome: o}
 	}
-	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true}
+	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true, Unanswered: res.Status == 0}
 	maxAttempts := b.attemptLimit()
 	retry := func(delay time.Duration) {
 		if attempt >= maxAttempts {
@@ -481,7 +490,7 @@ func (b *Bot) logPush(o *Outcome) {
 	b.log().Info("push",
 		"channel", o.ChannelID, "user", o.User, "feed", o.Feed, "item", o.ItemID, "kind", string(o.Kind),
 		"status", o.Status, "notification", o.Notification, "subscription", o.Subscription,
-		"device", o.Device, "outcome", string(o.Action), "attempt", o.Attempt,
+		"device", o.Device, "device_id", o.DeviceID, "outcome", string(o.Action), "attempt", o.Attempt,
 		"retry_in", o.RetryIn, "duration", o.Duration, "error", o.Error,
 		"transport", string(o.Transport), "msg_id", o.MsgID, "debug_trace", o.DebugTrace, "ms_cv", o.CorrelationVector,
 		"token_refreshed", o.TokenRefreshed)

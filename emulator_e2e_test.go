@@ -3,6 +3,7 @@ package tilecast_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -271,5 +272,73 @@ func TestP11HostileTextReachesThePhone(t *testing.T) {
 	}
 	if h.state(phone).Tile.View().BackContent == "" {
 		t.Error("the tile was lost")
+	}
+}
+
+// TestUnansweredSendsDoNotCountTowardCap: a send that never reached the
+// push service (connection refused: no HTTP answer) is in the ledger and
+// the log but does not count toward the daily cap, neither in the state
+// file nor in the deliverer's own count within a run: DailyCap+1 sends to
+// a dead host are all attempted in one run, none held until midnight. A
+// phone that answers still counts each send. The push lines name each
+// channel's device id.
+func TestUnansweredSendsDoNotCountTowardCap(t *testing.T) {
+	h := newEmuHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURI := "http://" + ln.Addr().String() + "/throttledthirdparty/01.00/dead"
+	ln.Close() // nothing listens there now: every push is refused
+	dead, _, err := h.db.AddChannel(tilecast.Channel{URI: deadURI, Feeds: []string{"news"}, Device: "drawer-phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, err := h.emu.CreateChannel(emulator.Healthy, "kitchen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, _, err := h.db.AddChannel(tilecast.Channel{URI: ec.URI, Feeds: []string{"news"}, Device: "kitchen-phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := mpns.NewEncoder(mpns.EncoderOptions{})
+	payload, err := notify.Fit(enc, notify.Toast{Text1: "Cap", Text2: "unanswered"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []tilecast.Notification
+	for range tilecast.DailyCap + 1 {
+		ns = append(ns, tilecast.Notification{ChannelID: dead.ID, Feed: "news", Kind: tilecast.KindToast,
+			Payload: payload, NextAttempt: h.clock.Now()})
+	}
+	for range 3 {
+		ns = append(ns, tilecast.Notification{ChannelID: live.ID, Feed: "news", Kind: tilecast.KindToast,
+			Payload: payload, NextAttempt: h.clock.Now()})
+	}
+	if err := h.db.Enqueue(ns); err != nil {
+		t.Fatal(err)
+	}
+	h.deliver()
+	logs := h.logs.String()
+	if n := strings.Count(grepLines(logs, "device_id=drawer-phone"), "outcome=retry"); n != tilecast.DailyCap+1 {
+		t.Errorf("dead channel: %d retry lines, want %d (the cap held some back until midnight?)", n, tilecast.DailyCap+1)
+	}
+	c, err := h.db.Channel(dead.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SendsToday != 0 || c.LastOutcome != string(tilecast.ActionRetry) {
+		t.Errorf("dead channel: sends today %d (want 0), last outcome %q", c.SendsToday, c.LastOutcome)
+	}
+	c, err = h.db.Channel(live.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SendsToday != 3 {
+		t.Errorf("answered channel: sends today %d, want 3", c.SendsToday)
+	}
+	if n := strings.Count(grepLines(logs, "device_id=kitchen-phone"), "outcome=delivered"); n != 3 {
+		t.Errorf("%d delivered lines name device_id=kitchen-phone, want 3", n)
 	}
 }

@@ -125,8 +125,12 @@ type Record struct {
 	Due         time.Time
 	Op          Op
 	NextAttempt time.Time // OpRetry, OpPostpone
-	Sent        bool      // an HTTP request was made: counts toward the daily cap and the ledger
-	Outcome     Outcome   // logged in the ledger and as the channel's last outcome when Sent; ledger only for OpExpire
+	Sent        bool      // an HTTP request was made: counts toward the daily cap (unless Unanswered) and the ledger
+	// Unanswered: a Sent request got no answer (refused, no route, timed
+	// out): it never reached the push service, so it does not count
+	// toward the daily cap.
+	Unanswered bool
+	Outcome    Outcome // logged in the ledger and as the channel's last outcome when Sent; ledger only for OpExpire
 	// ChannelWaitUntil, when set, becomes the channel's NextAllowedAt (406/412).
 	ChannelWaitUntil time.Time
 }

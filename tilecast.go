@@ -432,21 +432,25 @@ type Result struct {
 
 // Outcome is the record of one send: the `push` log line and a ledger entry.
 type Outcome struct {
-	Time         time.Time     `json:"time"`
-	ChannelID    string        `json:"channel"`
-	User         string        `json:"user,omitempty"`
-	Feed         string        `json:"feed"`
-	ItemID       string        `json:"item,omitempty"`
-	Kind         Kind          `json:"kind"`
-	Status       int           `json:"status"`
-	Notification string        `json:"notification,omitempty"`
-	Subscription string        `json:"subscription,omitempty"`
-	Device       string        `json:"device,omitempty"`
-	Action       Action        `json:"outcome"`
-	Attempt      int           `json:"attempt"`
-	RetryIn      time.Duration `json:"retry_in,omitempty"`
-	Duration     time.Duration `json:"duration"`
-	Error        string        `json:"error,omitempty"`
+	Time         time.Time `json:"time"`
+	ChannelID    string    `json:"channel"`
+	User         string    `json:"user,omitempty"`
+	Feed         string    `json:"feed"`
+	ItemID       string    `json:"item,omitempty"`
+	Kind         Kind      `json:"kind"`
+	Status       int       `json:"status"`
+	Notification string    `json:"notification,omitempty"`
+	Subscription string    `json:"subscription,omitempty"`
+	Device       string    `json:"device,omitempty"` // MPNS's X-DeviceConnectionStatus
+	// DeviceID is the channel's device id (Channel.Device), so a reader
+	// of the log can tell which device got what; "device" above already
+	// means MPNS's connection status.
+	DeviceID string        `json:"device_id,omitempty"`
+	Action   Action        `json:"outcome"`
+	Attempt  int           `json:"attempt"`
+	RetryIn  time.Duration `json:"retry_in,omitempty"`
+	Duration time.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
 
 	Transport Transport `json:"transport,omitempty"` // the channel's, when the send happened
 	// What WNS answers with (X-WNS-Msg-ID, X-WNS-Debug-Trace, MS-CV), for

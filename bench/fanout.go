@@ -112,7 +112,7 @@ func (nopPusher) Push(context.Context, *tilecast.Channel, *tilecast.Notification
 // folio costs its buffers' walk (ext4_block_write_begin, writeback), ~8 %
 // of a 100k fan-out's CPU. A running daemon's state file is paged in by
 // 4 KiB faults (bbolt maps it MADV_RANDOM) and 4 KiB writes, so the bench
-// copies page by page by default (BENCHMARKS.md, finding 19).
+// copies page by page by default.
 func CopyFile(dst, src string, chunk int) error {
 	b, err := os.ReadFile(src)
 	if err != nil {

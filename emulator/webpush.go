@@ -125,6 +125,7 @@ type BrowserCounts struct {
 	Total        int `json:"total"`
 	Delivered    int `json:"delivered"`    // shown, badge set or data handed to the worker
 	Held         int `json:"held"`         // accepted while offline
+	Flushed      int `json:"flushed"`      // held messages delivered once back online (also in Delivered)
 	Replaced     int `json:"replaced"`     // held messages a newer one with the same Topic replaced
 	Dropped      int `json:"dropped"`      // held messages whose TTL ran out
 	Unsubscribed int `json:"unsubscribed"` // 410
@@ -331,7 +332,7 @@ func (e *Emulator) createBrowser(behaviour, name, fallbackBase string, params ..
 // run out, oldest first.
 func (e *Emulator) SetBrowserBehaviour(token, behaviour string, params ...BrowserParams) error {
 	if !validBrowserBehaviour(behaviour) {
-		return fmt.Errorf("set behaviour: unknown browser behaviour %q", behaviour)
+		return fmt.Errorf("set behaviour: unknown browser behaviour %q (want healthy, offline, unsubscribed, expired, ratelimited, flaky or slow)", behaviour)
 	}
 	if len(params) > 0 {
 		if err := checkBrowserParams(params[0]); err != nil {
@@ -365,6 +366,7 @@ func (e *Emulator) flushLocked(b *browser) {
 			continue
 		}
 		b.applyLocked(m.payload, now)
+		b.counts.Flushed++
 	}
 	b.held = nil
 }

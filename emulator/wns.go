@@ -232,7 +232,7 @@ func (e *Emulator) createWindowsDevice(behaviour, name, fallbackBase string, par
 // SetWindowsBehaviour switches a device's behaviour (and params, when given).
 func (e *Emulator) SetWindowsBehaviour(token, behaviour string, params ...WNSParams) error {
 	if !validWNSBehaviour(behaviour) {
-		return fmt.Errorf("set behaviour: unknown windows behaviour %q", behaviour)
+		return fmt.Errorf("set behaviour: unknown windows behaviour %q (want healthy, revoked, unknown, throttled, wrongapp, flaky or slow)", behaviour)
 	}
 	if len(params) > 0 {
 		if err := checkWNSParams(params[0]); err != nil {

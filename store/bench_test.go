@@ -11,7 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-func benchChannels(b *testing.B, db *DB, n int) []tilecast.Channel {
+func benchChannels(b testing.TB, db *DB, n int) []tilecast.Channel {
 	b.Helper()
 	chs := make([]tilecast.Channel, n)
 	for i := range chs {

@@ -320,7 +320,8 @@ func (b *buckets) takeOver(oldID string, ch *tilecast.Channel) error {
 			moved := *n
 			moved.ChannelID = ch.ID
 			tk, _ := stateKey(&moved)
-			if w := b.get(b.tileWaiting, tk); w != nil {
+			// tile_waiting may name an entry gone since (removeEntry).
+			if w := b.get(b.tileWaiting, tk); w != nil && b.get(b.outbox, w) != nil {
 				if len(w) == outboxKeyLen && outboxKeySeq(w) > n.ID {
 					if err := b.dropEntry(key); err != nil {
 						return err

@@ -127,3 +127,61 @@ func TestChannelsAndRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTakeOverIgnoresGoneWaitingTile: recording a delivered tile leaves
+// its tile_waiting key naming an entry that is gone. A rotation that moves
+// an older waiting tile onto that channel must not take the gone entry
+// for a newer waiting tile and drop the one it moves.
+func TestTakeOverIgnoresGoneWaitingTile(t *testing.T) {
+	db, clk := mustOpen(t)
+	keep, _, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/keep", User: "ana", Device: "phone", Feeds: []string{"news"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	other, _, err := db.AddChannel(tilecast.Channel{URI: "http://127.0.0.1/other", Feeds: []string{"news"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// other's tile first (lower sequence), then keep's, which is delivered.
+	tile := func(ch tilecast.Channel, body string) tilecast.Notification {
+		return tilecast.Notification{ChannelID: ch.ID, Feed: "news", Kind: tilecast.KindTile, Payload: []byte(body)}
+	}
+	if err := db.Enqueue([]tilecast.Notification{tile(other, "T-other")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Enqueue([]tilecast.Notification{tile(keep, "T-keep")}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := db.Due(clk.Now(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []tilecast.Record
+	for _, p := range due {
+		if p.ChannelID == keep.ID {
+			recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true,
+				Outcome: tilecast.Outcome{ChannelID: keep.ID, Feed: "news", Kind: tilecast.KindTile, Action: tilecast.ActionDelivered}})
+		}
+	}
+	if len(recs) != 1 {
+		t.Fatalf("due %+v: want one tile of %s", due, keep.ID)
+	}
+	if err := db.Record(recs); err != nil {
+		t.Fatal(err)
+	}
+	// The rotation: the device now registers with other's URI; keep (the
+	// older) stays and takes over other's waiting tile.
+	clk.Add(time.Minute)
+	got, _, err := db.AddChannel(tilecast.Channel{URI: other.URI, User: "ana", Device: "phone", Feeds: []string{"news"}})
+	if err != nil || got.ID != keep.ID {
+		t.Fatalf("AddChannel = %+v, %v; want %s", got, err, keep.ID)
+	}
+	due, err = db.Due(clk.Now(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].ChannelID != keep.ID || string(due[0].Payload) != "T-other" {
+		t.Fatalf("due after the rotation: %+v; want other's tile, moved to %s", due, keep.ID)
+	}
+}

@@ -47,7 +47,9 @@
 //	outbox_channel  channel ID + 0x00 + outbox key → empty (a channel's entries)
 //	tile_waiting    channel ID + 0x00 + feed → outbox key of the waiting tile
 //	                (a newer tile replaces it); channel ID + 0x00 + feed +
-//	                0x00 + "badge" → the same for the waiting badge
+//	                0x00 + "badge" → the same for the waiting badge. A key
+//	                may name an entry sent or dropped since (recording an
+//	                outcome leaves it): readers check the outbox
 //	tile_last       channel ID + 0x00 + feed (+ 0x00 + "badge") → sha256 of
 //	                the last delivered tile (badge) payload (an identical
 //	                one is not sent again)

@@ -23,6 +23,7 @@ const outcomeV2 = 2
 //	                                              18 str  DebugTrace (WNS)
 //	                                              19 str  CorrelationVector (WNS)
 //	                                              20 bool TokenRefreshed (WNS)
+//	                                              21 str  DeviceID
 //
 // Binary instead of JSON because Record appends one ledger value per sent
 // outcome, and at a 100k-channel fan-out Record dominates: JSON encoding
@@ -52,6 +53,7 @@ const (
 	outTagDebugTrace
 	outTagCorrelationVector
 	outTagTokenRefreshed
+	outTagDeviceID
 )
 
 // appendOutcomeFields appends o's fields (no version byte).
@@ -75,7 +77,8 @@ func appendOutcomeFields(dst []byte, o *tilecast.Outcome) []byte {
 	dst = appendStrField(dst, outTagMsgID, o.MsgID)
 	dst = appendStrField(dst, outTagDebugTrace, o.DebugTrace)
 	dst = appendStrField(dst, outTagCorrelationVector, o.CorrelationVector)
-	return appendBoolField(dst, outTagTokenRefreshed, o.TokenRefreshed)
+	dst = appendBoolField(dst, outTagTokenRefreshed, o.TokenRefreshed)
+	return appendStrField(dst, outTagDeviceID, o.DeviceID)
 }
 
 // appendOutcome appends o's value to dst.
@@ -85,10 +88,10 @@ func appendOutcome(dst []byte, o *tilecast.Outcome) []byte {
 
 // encodeOutcome returns o's value in a new slice of its own.
 func encodeOutcome(o *tilecast.Outcome) []byte {
-	n := 1 + outTagTokenRefreshed*(maxFieldHead+2*binary.MaxVarintLen64)
+	n := 1 + outTagDeviceID*(maxFieldHead+2*binary.MaxVarintLen64)
 	n += len(o.ChannelID) + len(o.User) + len(o.Feed) + len(o.ItemID) + len(o.Kind) + len(o.Notification) +
 		len(o.Subscription) + len(o.Device) + len(o.Action) + len(o.Error) + len(o.Transport) + len(o.MsgID) +
-		len(o.DebugTrace) + len(o.CorrelationVector)
+		len(o.DebugTrace) + len(o.CorrelationVector) + len(o.DeviceID)
 	return appendOutcome(make([]byte, 0, n), o)
 }
 
@@ -158,6 +161,8 @@ func (r *recordReader) outcome(o *tilecast.Outcome) {
 			o.MsgID = r.rest()
 		case outTagDebugTrace:
 			o.DebugTrace = r.rest()
+		case outTagDeviceID:
+			o.DeviceID = r.rest()
 		case outTagCorrelationVector:
 			o.CorrelationVector = r.rest()
 		case outTagTokenRefreshed:

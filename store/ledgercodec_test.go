@@ -22,7 +22,8 @@ func outcomeSame(got, want tilecast.Outcome) bool {
 		got.Action == want.Action && got.Attempt == want.Attempt &&
 		got.RetryIn == want.RetryIn && got.Duration == want.Duration && got.Error == want.Error &&
 		got.Transport == want.Transport && got.MsgID == want.MsgID && got.DebugTrace == want.DebugTrace &&
-		got.CorrelationVector == want.CorrelationVector && got.TokenRefreshed == want.TokenRefreshed
+		got.CorrelationVector == want.CorrelationVector && got.TokenRefreshed == want.TokenRefreshed &&
+		got.DeviceID == want.DeviceID
 }
 
 // outcomeUTCTime reports whether a binary-decoded outcome's time is the
@@ -87,6 +88,19 @@ func TestEncodeOutcomeGolden(t *testing.T) {
 	}
 }
 
+// The channel's device id (tag 21) round-trips; an outcome without one
+// encodes as before.
+func TestOutcomeDeviceID(t *testing.T) {
+	o := tilecast.Outcome{Kind: tilecast.KindToast, DeviceID: "alice-phone"}
+	want := slices.Concat([]byte{2}, []byte("\x06\x05toast"), []byte("\x15\x0balice-phone"))
+	if got := encodeOutcome(&o); !bytes.Equal(got, want) {
+		t.Fatalf("outcome with device id =\n% x\nwant\n% x", got, want)
+	}
+	if dec, err := decodeOutcome(want); err != nil || dec.DeviceID != "alice-phone" || !outcomeSame(dec, o) {
+		t.Fatalf("decodeOutcome = %+v, %v", dec, err)
+	}
+}
+
 // The new fields are kept through Record into the ledger and into a dead
 // letter's outcome.
 func TestLedgerKeepsWNSFields(t *testing.T) {
@@ -147,7 +161,7 @@ func randCodecOutcome(r *rand.Rand) tilecast.Outcome {
 		Device: str(), Action: tilecast.Action(str()), Attempt: num(),
 		RetryIn: dur(), Duration: dur(), Error: str(),
 		Transport: tilecast.Transport(str()), MsgID: str(), DebugTrace: str(), CorrelationVector: str(),
-		TokenRefreshed: r.IntN(2) == 0,
+		TokenRefreshed: r.IntN(2) == 0, DeviceID: str(),
 	}
 }
 

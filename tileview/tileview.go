@@ -112,7 +112,8 @@ var tmpl = template.Must(template.New("tileview").Parse(`
 {{- end -}}`))
 
 // RenderTile writes the tile as an HTML fragment: every size the template
-// has (small, medium, wide), front beside back where the tile flips.
+// has (small, medium, wide), front beside back where the tile flips (the
+// medium and wide sizes of flip and classic tiles; small tiles never flip).
 func RenderTile(w io.Writer, t Tile) error {
 	if err := tmpl.ExecuteTemplate(w, "tile", tileData{Template: templateName(t.Template), Rows: faces(t)}); err != nil {
 		return fmt.Errorf("render tile: %w", err)
@@ -167,10 +168,19 @@ func faces(t Tile) [][]face {
 				lines = append(lines, l)
 			}
 		}
+		// Without an icon the count stands where the icon would, large,
+		// rather than beside an empty space.
+		iconic := func(size, icon string) string {
+			if icon == "" {
+				return size + " tv-iconic tv-noicon"
+			}
+			return size + " tv-iconic"
+		}
+		small, medium := first(t.SmallIconImage, t.IconImage), t.IconImage
 		return [][]face{
-			{{Class: "tv-small tv-iconic", Label: "small", Icon: first(t.SmallIconImage, t.IconImage), Color: c, Count: n}},
-			{{Class: "tv-medium tv-iconic", Label: "medium", Icon: t.IconImage, Color: c, Count: n, Title: t.Title}},
-			{{Class: "tv-wide tv-iconic", Label: "wide", Icon: first(t.SmallIconImage, t.IconImage), Color: c, Count: n, Title: t.Title, Lines: lines}},
+			{{Class: iconic("tv-small", small), Label: "small", Icon: small, Color: c, Count: n}},
+			{{Class: iconic("tv-medium", medium), Label: "medium", Icon: medium, Color: c, Count: n, Title: t.Title}},
+			{{Class: iconic("tv-wide", small), Label: "wide", Icon: small, Color: c, Count: n, Title: t.Title, Lines: lines}},
 		}
 	case TemplateCycle:
 		img := ""
@@ -184,11 +194,10 @@ func faces(t Tile) [][]face {
 		}
 	}
 	// Classic and FlipTile: a WP8 phone shows a classic tile as a flip tile
-	// without the extra images.
+	// without the extra images. The small size does not flip: front only.
 	return [][]face{
 		{
-			{Class: "tv-small tv-front", Label: "small · front", Image: first(t.SmallBackgroundImage, t.BackgroundImage), Count: n},
-			{Class: "tv-small tv-back", Label: "small · back", Image: t.BackBackgroundImage},
+			{Class: "tv-small tv-front", Label: "small (does not flip)", Image: first(t.SmallBackgroundImage, t.BackgroundImage), Count: n},
 		},
 		{
 			{Class: "tv-medium tv-front", Label: "medium · front", Image: t.BackgroundImage, Count: n, Title: t.Title},

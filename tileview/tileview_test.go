@@ -66,7 +66,38 @@ func TestRenderFlipTileGolden(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	// WP8 small tiles do not flip: no empty "back" is drawn for them.
+	if strings.Contains(out, "tv-small tv-back") {
+		t.Error("small tile drawn with a back side")
+	}
 	golden(t, "fliptile.golden.html", buf.Bytes())
+}
+
+// TestIconicWithoutIcon: an iconic tile without an icon marks every size
+// tv-noicon, so the style sheet puts the count where the icon would be;
+// with an icon the sizes that have one are not marked.
+func TestIconicWithoutIcon(t *testing.T) {
+	render := func(tl tileview.Tile) string {
+		var buf bytes.Buffer
+		if err := tileview.RenderTile(&buf, tl); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}
+	out := render(tileview.Tile{Template: tileview.TemplateIconic, Title: "Inbox", Count: 4, WideContent: [3]string{"Message 4 for alice"}})
+	if n := strings.Count(out, "tv-iconic tv-noicon"); n != 3 {
+		t.Errorf("%d sizes marked tv-noicon, want 3: %s", n, out)
+	}
+	if n := strings.Count(out, `<span class="tv-count">4</span>`); n != 3 {
+		t.Errorf("count shown on %d sizes, want 3", n)
+	}
+	out = render(tileview.Tile{Template: tileview.TemplateIconic, Title: "Inbox", Count: 4, IconImage: "http://example.com/i.png"})
+	if strings.Contains(out, "tv-noicon") {
+		t.Errorf("a tile with an icon marked tv-noicon: %s", out)
+	}
+	if !strings.Contains(tileview.CSS(), ".tv-iconic.tv-noicon .tv-count") {
+		t.Error("the style sheet does not place the count of an iconic tile without icon")
+	}
 }
 
 func TestRenderBadge(t *testing.T) {

@@ -404,6 +404,7 @@ type dashPage struct {
 	PrevPage     int // 0: none
 	NextPage     int // 0: none
 	DailyCap     int
+	Chart        activityChart // the last 24 hours (history.go)
 }
 
 // stamp is a time as the template shows it.
@@ -459,10 +460,27 @@ type dashFeed struct {
 	LastResult            string
 	LastSuccess           time.Time
 	Failures              int
-	NextRun               time.Time
-	HeldUntil             time.Time // a backoff or Retry-After beyond now
+	NextRun               time.Time // when the feed is fetched next: the schedule's run, or the end of a hold
+	Held                  bool      // NextRun is a backoff or Retry-After hold: the schedule's runs before it are skipped
 	Broken                bool
 	Preview               preview
+}
+
+// ResultText is the last fetch result in words.
+func (f *dashFeed) ResultText() string { return resultWords(f.LastResult) }
+
+// resultWords turns a fetch result or a send outcome as stored
+// ("not_modified", "channel_removed") into words.
+func resultWords(s string) string {
+	switch s {
+	case "ok":
+		return "ok"
+	case "not_modified":
+		return "not modified (304)"
+	case string(tilecast.ActionChannelRemoved):
+		return "channel removed"
+	}
+	return strings.ReplaceAll(s, "_", " ")
 }
 
 // ResultClass is the CSS class of the last fetch result.
@@ -493,10 +511,14 @@ type dashChannel struct {
 	LastOutcome                   string
 	LastOutcomeAt                 time.Time
 	FailureStreak                 int
-	WaitUntil                     time.Time
+	WaitUntil                     time.Time // a 406/412 rest, else the pending retry's time
+	WaitReason                    string    // "rest" or "retry"
 	SendsToday                    int
 	Capped                        bool // held to tilecast.DailyCap
 }
+
+// OutcomeText is the last outcome in words.
+func (c *dashChannel) OutcomeText() string { return resultWords(c.LastOutcome) }
 
 // OutcomeClass is the CSS class of the last outcome.
 func (c *dashChannel) OutcomeClass() string {
@@ -543,6 +565,11 @@ func (d *dashboard) build(r *http.Request) (*dashPage, error) {
 		p.Feeds = append(p.Feeds, d.feedRow(&statuses[i], byName[statuses[i].Name], states, imgs, now))
 	}
 	imgs.commit()
+	names := make([]string, len(feeds))
+	for i := range feeds {
+		names[i] = feeds[i].Name
+	}
+	p.Chart = buildChart(s.metrics.history.snapshot(), names)
 	d.channelPage(p, chans, r.URL.Query().Get("page"), now)
 	return p, nil
 }
@@ -573,8 +600,11 @@ func (d *dashboard) feedRow(fs *tilecast.FeedStatus, f *tilecast.Feed, states ma
 		row.Title = shown.Title
 		row.LastFetch, row.LastResult, row.LastSuccess = shown.LastFetch, shown.LastResult, shown.LastSuccess
 		row.Failures = shown.Failures
+		// A hold (backoff after failures, or the server's Retry-After)
+		// beyond the schedule's next run: that run is skipped, so the next
+		// fetch is the hold's end, and only that is shown.
 		if !fs.PerUser && shown.NextFetch.After(now) && shown.NextFetch.After(row.NextRun) {
-			row.HeldUntil = shown.NextFetch
+			row.NextRun, row.Held = shown.NextFetch, true
 		}
 	}
 	row.Preview = d.preview(f, fs, states, imgs)
@@ -698,6 +728,26 @@ func remoteImage(u string) string {
 	return u
 }
 
+// retryAt is when a channel whose last outcome was a retry is tried
+// again: its last ledger entry's time plus retry_in (zero when that is
+// past or the ledger has no such entry). Only channels waiting on a retry
+// are looked up, one short ledger read each.
+func (d *dashboard) retryAt(ch *tilecast.Channel, now time.Time) time.Time {
+	outs, _, err := d.s.opts.Store.OutcomesPage(tilecast.OutcomeFilter{Channel: ch.ID, Since: ch.LastOutcomeAt.Add(-time.Second)}, "", 20)
+	if err != nil {
+		return time.Time{}
+	}
+	for i := len(outs) - 1; i >= 0; i-- {
+		if o := outs[i]; o.Action == tilecast.ActionRetry {
+			if at := o.Time.Add(o.RetryIn); at.After(now) {
+				return at
+			}
+			return time.Time{}
+		}
+	}
+	return time.Time{}
+}
+
 // channelPage sorts the channels failing first (then by id, so the order
 // is stable across refreshes) and keeps the requested page.
 func (d *dashboard) channelPage(p *dashPage, chans []tilecast.Channel, pageParam string, now time.Time) {
@@ -733,8 +783,13 @@ func (d *dashboard) channelPage(p *dashPage, chans []tilecast.Channel, pageParam
 			// The host only: a channel URI is a capability to push to a phone.
 			row.Host = u.Host
 		}
-		if ch.NextAllowedAt.After(now) {
-			row.WaitUntil = ch.NextAllowedAt
+		switch {
+		case ch.NextAllowedAt.After(now):
+			row.WaitUntil, row.WaitReason = ch.NextAllowedAt, "rest"
+		case ch.LastOutcome == string(tilecast.ActionRetry):
+			if at := d.retryAt(ch, now); !at.IsZero() {
+				row.WaitUntil, row.WaitReason = at, "retry"
+			}
 		}
 		if ch.SendsDay == today {
 			row.SendsToday = ch.SendsToday

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -77,8 +78,54 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Error("the browser never asked the daemon for the tile image")
 	}
 
-	img, _ := browsertest.Screenshot(t, srv.URL+"/", 1280, 1000)
+	img, _ := browsertest.Screenshot(t, srv.URL+"/", 1280, 2200) // tall: the chart comes before the tiles
 	// Tiles and toasts are drawn in the accent colour: at least one small
 	// tile's worth of it (the real pixel count is far higher).
 	browsertest.CheckDrawn(t, img, 1600)
+}
+
+// TestDashboardLayoutInBrowser renders the dashboard, with a day of
+// activity in its chart, at 400 and 1,400 px: the page never scrolls
+// sideways (wide tables scroll in their own box), the charts are drawn
+// at a readable size within the window, and the numbers' tables show.
+// With TILECAST_SCREENSHOTS=1 it saves the screenshots under docs/.
+func TestDashboardLayoutInBrowser(t *testing.T) {
+	e := newDashEnv(t, nil)
+	observeDay(e)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+keyOne)
+		e.handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	type layout struct {
+		Inner      int     `json:"inner"`
+		Scroll     int     `json:"scroll"`
+		ChartW     float64 `json:"chart_w"`
+		ChartH     float64 `json:"chart_h"`
+		ChartRight float64 `json:"chart_right"`
+		FetchH     float64 `json:"fetch_h"`
+		TableRows  int     `json:"table_rows"`
+	}
+	for _, width := range []int{400, 1400} {
+		ctx := browsertest.Context(t, width, 1100)
+		browsertest.Navigate(t, ctx, srv.URL+"/")
+		browsertest.Poll(t, ctx, "the dashboard", `document.getElementById('sends-chart') !== null`, 30*time.Second)
+		l := browsertest.Eval[layout](t, ctx, `(() => { const c = document.getElementById('sends-chart').getBoundingClientRect();
+			return {inner: innerWidth, scroll: document.documentElement.scrollWidth, chart_w: c.width, chart_h: c.height, chart_right: c.right,
+				fetch_h: document.getElementById('fetch-chart').getBoundingClientRect().height,
+				table_rows: document.querySelectorAll('#sends-table tbody tr').length}; })()`)
+		if l.Inner != width {
+			t.Fatalf("window %d px, want %d", l.Inner, width)
+		}
+		if l.Scroll > l.Inner {
+			t.Errorf("%d px: page scrolls sideways (scrollWidth %d)", width, l.Scroll)
+		}
+		if l.ChartRight > float64(l.Inner) || l.ChartW < 300 || l.ChartH < 75 || l.FetchH < 50 {
+			t.Errorf("%d px: sends chart %.0f×%.0f ending at %.0f, fetch chart %.0f high", width, l.ChartW, l.ChartH, l.ChartRight, l.FetchH)
+		}
+		if l.TableRows != 3 {
+			t.Errorf("%d px: sends table shows %d rows, want 3", width, l.TableRows)
+		}
+		browsertest.SaveScreenshot(t, "..", "dashboard-"+strconv.Itoa(width)+".png", browsertest.CapturePNG(t, ctx))
+	}
 }

@@ -43,8 +43,11 @@ func newDashEnv(t testing.TB, edit func(*Options)) *env {
 	e := newEnv(t, func(o *Options) {
 		o.Feeds = dashFeeds
 		o.NextRun = func(feed string) time.Time {
-			if feed == "news" {
+			switch feed {
+			case "news":
 				return t0.Add(5 * time.Minute)
+			case "weather": // held for 3 h: this run is skipped
+				return t0.Add(2 * time.Second)
 			}
 			return time.Time{}
 		}
@@ -240,6 +243,37 @@ func between(t testing.TB, body, id, end string) string {
 	return body[i : i+j]
 }
 
+// TestDashboardWordsAndRetries: results and outcomes read as words, and a
+// channel waiting on a retry (no 406/412 rest) shows when it is tried
+// again, from its ledger entry's retry_in.
+func TestDashboardWordsAndRetries(t *testing.T) {
+	e := newDashEnv(t, nil)
+	st := e.store.states[tilecast.FeedKey{Feed: "news"}]
+	st.LastResult = "not_modified"
+	e.store.states[tilecast.FeedKey{Feed: "news"}] = st
+	ch := e.store.chans["ch0002"]
+	ch.NextAllowedAt = time.Time{}
+	e.store.chans["ch0002"] = ch
+	e.store.ledger = append(e.store.ledger,
+		tilecast.Outcome{Time: t0.Add(-10 * time.Minute), ChannelID: "ch0002", Feed: "news", Action: tilecast.ActionRetry, RetryIn: time.Minute},
+		tilecast.Outcome{Time: t0.Add(-30 * time.Second), ChannelID: "ch0002", Feed: "news", Action: tilecast.ActionRetry, RetryIn: 90 * time.Second})
+	ch1 := e.store.chans["ch0001"]
+	ch1.LastOutcome = string(tilecast.ActionChannelRemoved)
+	e.store.chans["ch0001"] = ch1
+
+	body := e.get(t, "/", e.mustLogin(t, keyOne)).Body.String()
+	if news := between(t, body, "feed-news", "</tr>"); !strings.Contains(news, ">not modified (304)<") {
+		t.Errorf("news row does not say \"not modified\":\n%s", news)
+	}
+	row2 := between(t, body, "channel-ch0002", "</tr>")
+	if !strings.Contains(row2, `retry <time datetime="2026-03-01T12:01:00Z"`) || !strings.Contains(row2, ">in 1 min<") {
+		t.Errorf("ch0002 waiting on a retry does not show its time:\n%s", row2)
+	}
+	if row1 := between(t, body, "channel-ch0001", "</tr>"); !strings.Contains(row1, ">channel removed<") || !strings.Contains(row1, "not waiting") {
+		t.Errorf("ch0001 row:\n%s", row1)
+	}
+}
+
 func TestDashboardContent(t *testing.T) {
 	e := newDashEnv(t, nil)
 	rec := e.get(t, "/", e.mustLogin(t, keyOne))
@@ -268,10 +302,15 @@ func TestDashboardContent(t *testing.T) {
 		}
 	}
 	weather := between(t, body, "feed-weather", "</tr>")
-	for _, want := range []string{`class="broken"`, `<span class="flag">broken</span>`, "http 500: boom", ">40<", "held until", ">in 3 h<"} {
+	for _, want := range []string{`class="broken"`, `<span class="flag">broken</span>`, "http 500: boom", ">40<",
+		"backing off after 40 failed fetches", ">in 3 h<"} {
 		if !strings.Contains(weather, want) {
 			t.Errorf("weather row lacks %q:\n%s", want, weather)
 		}
+	}
+	// The schedule's run in 2 s is skipped by the hold: not shown beside it.
+	if strings.Contains(weather, "in 2 s") {
+		t.Errorf("weather row claims the next run in 2 s while held for 3 h:\n%s", weather)
 	}
 	inbox := between(t, body, "feed-inbox", "</tr>")
 	for _, want := range []string{"per user: 2 fetched, 1 broken", "user ann", `<span class="flag">broken</span>`} {
@@ -286,7 +325,7 @@ func TestDashboardContent(t *testing.T) {
 		t.Errorf("channel order: ch0002 at %d, ch0001 at %d", ch2, ch1)
 	}
 	row2 := between(t, body, "channel-ch0002", "</tr>")
-	for _, want := range []string{`<span class="warn">retry</span>`, "30 s ago", `class="num bad">4<`, "push.example.org", "inbox, news", "lumia-920", "in 1 h"} {
+	for _, want := range []string{`<span class="warn">retry</span>`, "30 s ago", `class="num bad">4<`, "push.example.org", "inbox, news", "lumia-920", "rest <time", "in 1 h"} {
 		if !strings.Contains(row2, want) {
 			t.Errorf("ch0002 row lacks %q:\n%s", want, row2)
 		}

@@ -20,6 +20,8 @@ type Metrics struct {
 	push         *prometheus.CounterVec
 	pushDuration prometheus.Histogram
 	possibleDups prometheus.Counter
+	// history keeps the last 24 hours for the dashboard's chart.
+	history *history
 }
 
 // NewMetrics registers the counters on reg. It panics if they are already
@@ -34,6 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
+		history: newHistory(),
 		fetch: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "fetch_total",
 			Help: "Feed fetches by feed and result (ok, not_modified, error).",
@@ -73,6 +76,7 @@ func (m *Metrics) ObserveFetch(feed, result string, newItems int) {
 		return
 	}
 	m.fetch.WithLabelValues(feed, result).Inc()
+	m.history.fetch(feed, result)
 	// Touch the series even for 0 so rate() sees it from the first fetch.
 	c := m.newItems.WithLabelValues(feed)
 	if newItems > 0 {
@@ -86,6 +90,7 @@ func (m *Metrics) ObservePush(o tilecast.Outcome) {
 		return
 	}
 	m.push.WithLabelValues(string(o.Kind), string(o.Action)).Inc()
+	m.history.push(o.Action)
 	if o.Duration > 0 {
 		m.pushDuration.Observe(o.Duration.Seconds())
 	}

@@ -275,6 +275,11 @@ func New(opts Options) (*Server, error) {
 		}
 		s.metrics = m
 	}
+	if opts.Now != nil { // the chart's hours follow the server's clock (tests)
+		s.metrics.history.mu.Lock()
+		s.metrics.history.now = opts.Now
+		s.metrics.history.mu.Unlock()
+	}
 	if err := s.reg.Register(newGauges(s)); err != nil {
 		return nil, fmt.Errorf("web: register gauges: %w", err)
 	}

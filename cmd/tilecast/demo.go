@@ -22,8 +22,9 @@ import (
 )
 
 // demoConfig is the config the demo runs on; the %s are the state file,
-// the WNS client id, its secret file and the emulator's token URL, the
-// VAPID key file, and the sample feed server (twice). It is written to the demo's temp dir, so
+// the API's address and keys file ("" and "": off), the WNS client id, its
+// secret file and the emulator's token URL, the VAPID key file, and the
+// sample feed server (twice). It is written to the demo's temp dir, so
 // SIGHUP reloads work there as they do for a real deployment.
 const demoConfig = `# tilecast demo config (generated)
 state = %q
@@ -32,7 +33,8 @@ state = %q
 level = "info"
 
 [http]
-listen = ""
+listen = %q
+api_keys_file = %q
 
 [fetch]
 allow_private = true   # the sample feed is on loopback
@@ -80,33 +82,40 @@ schedule = "@every 5s"
 text1 = "Inbox"
 text2 = "{{.Item.Title}}"
 [feed.tile]
+id = "/Inbox.xaml"     # a secondary tile: the news feed keeps the primary one
 template = "iconic"
 title = "Inbox of {{.User}}"
 count = "{{.NewCount}}"
 wide_content1 = "{{.Item.Title}}"
 `
 
-// demoWindows are the emulated Windows devices (WNS): name, user, feeds,
-// and whether its channel expires (410) after demoExpireAfter updates.
+// demoWindows are the emulated Windows devices (WNS): name, device id,
+// user, feeds, and whether its channel expires (410) after
+// demoExpireAfter updates.
 var demoWindows = []struct {
-	name, user string
-	feeds      []string
-	expires    bool
+	name, device, user string
+	feeds              []string
+	expires            bool
 }{
-	{"Alice's PC", "alice", []string{"news", "inbox"}, false},
-	{"Old laptop", "", nil, true},
+	{"Alice's PC", "alice-pc", "alice", []string{"news", "inbox"}, false},
+	{"Old laptop", "old-laptop", "", nil, true},
 }
 
-// demoBrowsers are the emulated browsers (Web Push): name, user, feeds,
-// and whether the user unsubscribes (410) after demoExpireAfter updates.
+// demoBrowsers are the emulated browsers (Web Push): name, device id,
+// user, feeds, and whether the user unsubscribes (410) after
+// demoExpireAfter updates.
 var demoBrowsers = []struct {
-	name, user   string
-	feeds        []string
-	unsubscribes bool
+	name, device, user string
+	feeds              []string
+	unsubscribes       bool
 }{
-	{"Alice's browser", "alice", []string{"news", "inbox"}, false},
-	{"Web app on a tablet", "", nil, true},
+	{"Alice's browser", "alice-browser", "alice", []string{"news", "inbox"}, false},
+	{"Web app on a tablet", "tablet-web-app", "", nil, true},
 }
+
+// demoRetryBase is the demo's first retry delay (then 2×, 4×, …): seconds
+// rather than the daemon's 4 minutes, so retries show within the demo.
+const demoRetryBase = 3 * time.Second
 
 // demoExpireAfter is how many feed updates (--every) the expiring Windows
 // device and the unsubscribing browser show before their channel ends.
@@ -115,32 +124,38 @@ const demoExpireAfter = 4
 // demoWNSClientID is the package SID the demo's emulator and daemon share.
 const demoWNSClientID = "ms-app://s-1-15-2-1111111111-2222222222-3333333333-444444444-555555555-666666666-777777777"
 
-// demoPhones are the emulated channels: behaviour, name, user, feeds.
+// demoPhones are the emulated channels: behaviour, name, device id (the
+// `device_id` of their push lines and the phone view's name), user, feeds.
 var demoPhones = []struct {
-	behaviour, name, user string
-	feeds                 []string
+	behaviour, name, device, user string
+	feeds                         []string
 }{
-	{emulator.Healthy, "Alice's phone", "alice", []string{"news", "inbox"}},
-	{emulator.Healthy, "Bob's phone", "bob", []string{"news", "inbox"}},
-	{emulator.Healthy, "Kiosk", "", nil},
-	{emulator.Expired, "Uninstalled app", "", nil},
-	{emulator.Inactive, "Phone in a drawer", "", nil},
-	{emulator.QueueFull, "Busy phone", "", nil},
-	{emulator.Flaky, "Flaky network", "", nil},
+	{emulator.Healthy, "Alice's phone", "alice-phone", "alice", []string{"news", "inbox"}},
+	{emulator.Healthy, "Bob's phone", "bob-phone", "bob", []string{"news", "inbox"}},
+	{emulator.Healthy, "Kiosk", "kiosk", "", nil},
+	{emulator.Expired, "Uninstalled app", "uninstalled-app", "", nil},
+	{emulator.Inactive, "Phone in a drawer", "drawer-phone", "", nil},
+	{emulator.QueueFull, "Busy phone", "busy-phone", "", nil},
+	{emulator.Flaky, "Flaky network", "flaky-phone", "", nil},
 }
 
 func cmdDemo(ctx context.Context, e env) error {
-	fs := newFlags(e, "demo", "demo [--seconds N] [--keep] [--listen ADDR] [--every D]\n\n"+
+	fs := newFlags(e, "demo", "demo [--seconds N] [--keep] [--listen ADDR] [--api ADDR] [--every D]\n\n"+
 		"Runs everything on embedded defaults, with no config and no network: the MPNS,\n"+
 		"WNS and Web Push emulator (its own WNS client id and secret, a fresh VAPID key),\n"+
 		"a sample feed server and the daemon, pushing to emulated phones (MPNS), Windows\n"+
 		"devices (WNS: one healthy, one whose channel expires) and browsers (Web Push: one\n"+
 		"healthy, one whose user unsubscribes). The printed phone view shows each phone's\n"+
-		"toasts and tile, each Windows device's Start tile, badge and Action Center, and\n"+
-		"each browser's notifications and app badge.\n")
+		"toasts, its primary tile (news) and secondary tile (inbox), each Windows device's\n"+
+		"Start tile, badge and Action Center, and each browser's notifications and app\n"+
+		"badge. The daemon's dashboard and API listen on loopback too, with an admin key\n"+
+		"made up for this run and printed (--api \"\" turns them off).\n"+
+		"Feeds are fetched every few seconds and failed sends retried after 3, 6, 12 s …\n"+
+		"(a real daemon waits 4, 8, 16 … minutes), so everything shows within a minute.\n")
 	seconds := fs.Int("seconds", 0, "stop by itself after N seconds (0: run until Ctrl-C)")
 	keep := fs.Bool("keep", false, "keep the temp dir with the state file and config")
 	listen := fs.String("listen", "127.0.0.1:0", "emulator address (phone view)")
+	apiAddr := fs.String("api", "127.0.0.1:0", "dashboard and API address (\"\": off)")
 	every := fs.Duration("every", 4*time.Second, "how often the sample feeds gain an item")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
@@ -190,8 +205,24 @@ func cmdDemo(ctx context.Context, e env) error {
 	}
 	defer stopFeeds()
 
+	// The dashboard and API: a fixed address for the config (port 0 is
+	// resolved to a free one here) and a keys file with one admin key,
+	// made up for this run and printed.
+	var apiURL, adminKey, keysFile string
+	if *apiAddr != "" {
+		addr, err := resolvePort(*apiAddr)
+		if err != nil {
+			return usagef("demo: --api: %v", err)
+		}
+		*apiAddr, apiURL, adminKey = addr, "http://"+addr, rand.Text()
+		keysFile = filepath.Join(dir, "api-keys")
+		if err := os.WriteFile(keysFile, []byte("admin "+adminKey+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+
 	cfgPath := filepath.Join(dir, "demo.toml")
-	text := fmt.Sprintf(demoConfig, filepath.Join(dir, "state.db"), demoWNSClientID, secretFile,
+	text := fmt.Sprintf(demoConfig, filepath.Join(dir, "state.db"), *apiAddr, keysFile, demoWNSClientID, secretFile,
 		emuURL+emulator.WNSClassicTokenPath, vapidFile, feedURL, feedURL)
 	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		return err
@@ -209,26 +240,26 @@ func cmdDemo(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	bot.RetryBase = 3 * time.Second // show retries within the demo, not after 4 minutes
+	bot.RetryBase = demoRetryBase // show retries within the demo, not after 4 minutes
 
 	for _, p := range demoPhones {
-		ch, err := emu.CreateChannel(p.behaviour, p.name)
+		ch, err := emu.CreateChannel(p.behaviour, demoName(p.name, p.device))
 		if err != nil {
 			return err
 		}
-		if _, _, err := db.AddChannel(tilecast.Channel{URI: ch.URI, User: p.user, Feeds: p.feeds}); err != nil {
+		if _, _, err := db.AddChannel(tilecast.Channel{URI: ch.URI, User: p.user, Feeds: p.feeds, Device: p.device}); err != nil {
 			return err
 		}
 	}
 	for _, w := range demoWindows {
-		d, err := emu.CreateWindowsDevice(emulator.Healthy, w.name)
+		d, err := emu.CreateWindowsDevice(emulator.Healthy, demoName(w.name, w.device))
 		if err != nil {
 			return err
 		}
 		// The emulator is not on *.notify.windows.com: the transport is
 		// named, as push.allow_private requires.
 		if _, _, err := db.AddChannel(tilecast.Channel{URI: d.URI, User: w.user, Feeds: w.feeds,
-			Transport: tilecast.TransportWNS}); err != nil {
+			Device: w.device, Transport: tilecast.TransportWNS}); err != nil {
 			return err
 		}
 		if w.expires {
@@ -239,7 +270,8 @@ func cmdDemo(ctx context.Context, e env) error {
 	for _, b := range demoBrowsers {
 		// Subscribed with the demo's key, as a page does with GET
 		// /v1/webpush/key: the emulator refuses pushes signed otherwise.
-		br, err := emu.CreateBrowser(emulator.Healthy, b.name, emulator.BrowserParams{ApplicationServerKey: vapid.PublicKey()})
+		br, err := emu.CreateBrowser(emulator.Healthy, demoName(b.name, b.device),
+			emulator.BrowserParams{ApplicationServerKey: vapid.PublicKey()})
 		if err != nil {
 			return err
 		}
@@ -247,7 +279,7 @@ func cmdDemo(ctx context.Context, e env) error {
 		if err != nil {
 			return err
 		}
-		ch := tilecast.Channel{User: b.user, Feeds: b.feeds}
+		ch := tilecast.Channel{User: b.user, Feeds: b.feeds, Device: b.device}
 		if err := web.ApplySubscription(&ch, doc, true, time.Now()); err != nil {
 			return fmt.Errorf("demo browser %s: %w", b.name, err)
 		}
@@ -261,14 +293,48 @@ func cmdDemo(ctx context.Context, e env) error {
 	}
 	fmt.Fprintf(e.stdout, "tilecast demo: %d emulated phones, %d Windows devices and %d browsers, feeds on %s, state in %s\n",
 		len(demoPhones), len(demoWindows), len(demoBrowsers), feedURL, dir)
-	fmt.Fprintf(e.stdout, "phone view: %s/ (phones, each Windows device's Start tile, badge and Action Center, "+
-		"each browser's notifications and app badge)\n", emuURL)
-	fmt.Fprintln(e.stdout, "one `push` line per send follows on stderr; Ctrl-C stops")
+	fmt.Fprintf(e.stdout, "phone view: %s/ (phones, each Windows device's Start tile, badge and Action Center, each browser's\n"+
+		"  notifications and app badge; %s/?poll for headless browsers and screenshots, which wait on the live updates otherwise)\n",
+		emuURL, emuURL)
+	if apiURL != "" {
+		fmt.Fprintf(e.stdout, "dashboard:  %s/ (log in with the admin key %s, made up for this run)\n", apiURL, adminKey)
+		fmt.Fprintf(e.stdout, "API:        curl -H 'Authorization: Bearer %s' %s/v1/status\n", adminKey, apiURL)
+	} else {
+		fmt.Fprintln(e.stdout, "dashboard and API: off (--api \"\")")
+	}
+	fmt.Fprintf(e.stdout, "fast schedule: feeds are fetched every 3-5 s and a failed send is retried after %s, %s, %s …\n"+
+		"  (a real daemon retries after 4, 8, 16 … minutes), so retries show within the demo\n",
+		demoRetryBase, 2*demoRetryBase, 4*demoRetryBase)
+	fmt.Fprintln(e.stdout, "one `push` line per send follows on stderr (device_id names the phone); Ctrl-C stops")
 	err = runDaemon(ctx, cfg, cfgPath, bot, db, log)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.Canceled) {
 		fmt.Fprintln(e.stdout, "demo stopped")
 	}
 	return err
+}
+
+// demoName is a device's name in the phone view: its name and the device
+// id its push lines carry, so the log and the page name it alike.
+func demoName(name, device string) string {
+	return name + " (device_id " + device + ")"
+}
+
+// resolvePort turns "host:0" into host and a port free right now, so the
+// config can name it; any other address is returned as is.
+func resolvePort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // serveLoopback serves h on a free loopback port.

@@ -48,6 +48,60 @@ func TestDemo(t *testing.T) {
 		}
 		return ok == 3
 	})
+	// The inbox feed's tile is a secondary tile (/Inbox.xaml): the news
+	// feed keeps the primary one.
+	secondary := 0
+	for _, p := range phones.Phones {
+		if st, ok := p.Secondary["/Inbox.xaml"]; ok && st.Kind == "IconicTile" {
+			secondary++
+		}
+		if p.Tile.Kind == "IconicTile" {
+			t.Errorf("%s: the inbox overwrote the primary tile", p.Name)
+		}
+	}
+	if secondary != 2 {
+		waitFor(t, "the inbox's secondary tile on alice's and bob's phones", func() bool {
+			resp, err := http.Get(url + "/state.json")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			phones.Phones = nil
+			if json.NewDecoder(resp.Body).Decode(&phones) != nil {
+				return false
+			}
+			n := 0
+			for _, p := range phones.Phones {
+				if _, ok := p.Secondary["/Inbox.xaml"]; ok {
+					n++
+				}
+			}
+			return n == 2
+		})
+	}
+	// The dashboard and API run on loopback with the printed admin key.
+	m := regexp.MustCompile(`dashboard: +(http://\S+)/ \(log in with the admin key (\S+),`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("demo prints no dashboard URL and key:\n%s", stdout.String())
+	}
+	for _, path := range []string{"/", "/v1/status"} {
+		req, _ := http.NewRequest(http.MethodGet, m[1]+path, nil)
+		req.Header.Set("Authorization", "Bearer "+m[2])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s with the printed key: %d", path, resp.StatusCode)
+		}
+	}
+	if !strings.Contains(stdout.String(), url+"/?poll for headless browsers") {
+		t.Errorf("demo does not name the ?poll URL:\n%s", stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "retried after 3s, 6s, 12s") {
+		t.Errorf("demo does not say why retries come after seconds:\n%s", stdout.String())
+	}
 	for _, p := range phones.Phones {
 		if len(p.Rejected) > 0 {
 			t.Errorf("emulator rejected pushes to %s: %+v", p.Name, p.Rejected)
@@ -119,7 +173,8 @@ func TestDemo(t *testing.T) {
 		t.Fatal("demo did not stop after --seconds")
 	}
 	logs := stderr.String()
-	for _, want := range []string{"outcome=channel_removed", "outcome=delivered", "kind=tile", "kind=toast", "feed=inbox user=alice"} {
+	for _, want := range []string{"outcome=channel_removed", "outcome=delivered", "kind=tile", "kind=toast", "feed=inbox user=alice",
+		"device_id=alice-phone", "device_id=alice-pc", "device_id=uninstalled-app"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("demo log lacks %q", want)
 		}

@@ -14,8 +14,23 @@ import (
 )
 
 func cmdEmulate(ctx context.Context, e env) error {
-	fs := newFlags(e, "emulate", "emulate [--listen ADDR] [--host NAME]... [--wns-client-id ID --wns-client-secret-file FILE [--wns-token-ttl D]]")
+	fs := newFlags(e, "emulate", "emulate [--listen ADDR] [--state FILE] [--host NAME]... [--wns-client-id ID --wns-client-secret-file FILE [--wns-token-ttl D]]\n\n"+
+		"Plays MPNS, WNS and a Web Push service with the phones, Windows devices and\n"+
+		"browsers behind them. Create a device with its JSON API (the answer holds the\n"+
+		"channel URI to register with tilecast, e.g. `tilecast channels add --uri URI`):\n"+
+		"  curl -X POST -d '{\"behaviour\":\"healthy\",\"name\":\"my phone\"}' http://ADDR/channels\n"+
+		"  curl -X POST -d '{\"transport\":\"wns\",\"name\":\"my PC\"}' http://ADDR/channels\n"+
+		"  curl -X POST -d '{\"transport\":\"webpush\",\"name\":\"my laptop\"}' http://ADDR/channels\n"+
+		"Phone behaviours: "+emulatorBehaviours+"; POST /channels/TOKEN/behaviour\n"+
+		"changes one. The phone view at http://ADDR/ updates live; add ?poll\n"+
+		"(http://ADDR/?poll) for headless browsers and screenshots, which otherwise wait\n"+
+		"on the live-update stream forever.\n"+
+		"Without --state the devices live in memory only: after a restart every channel\n"+
+		"tilecast knows answers \"Expired\" (404) and the daemon deletes it. With --state\n"+
+		"they are saved to FILE as they change and loaded at start (keep --listen the same:\n"+
+		"the channel URIs name it).\n")
 	listen := fs.String("listen", "127.0.0.1:8461", "address to listen on")
+	statePath := fs.String("state", "", "file that keeps the devices across restarts (\"\": memory only)")
 	var hosts stringList
 	fs.Var(&hosts, "host", "a further host name the emulator answers to, e.g. a container's (repeatable; IP addresses and localhost always work)")
 	wnsID := fs.String("wns-client-id", "", "the WNS client id its token endpoints accept (a package SID \"ms-app://…\" or an Azure app id); without it they refuse every token request")
@@ -38,12 +53,40 @@ func cmdEmulate(ctx context.Context, e env) error {
 		opts.WNSClientSecret = secret
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	_, url, stop, err := startEmulatorWith(*listen, log, opts)
+	emu, url, stop, err := startEmulatorWith(*listen, log, opts)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	fmt.Fprintf(e.stdout, "MPNS, WNS and Web Push emulator on %s\n  phone view:      %s/\n  create channels: curl -X POST -d '{\"behaviour\":\"healthy\",\"name\":\"my phone\"}' %s/channels\n",
+	if *statePath != "" {
+		if err := emu.LoadFile(*statePath); err != nil {
+			return err
+		}
+		saved := emu.Version()
+		save := func() {
+			if v := emu.Version(); v != saved {
+				if err := emu.SaveFile(*statePath); err != nil {
+					log.Error("save emulator state", "file", *statePath, "error", err.Error())
+					return
+				}
+				saved = v
+			}
+		}
+		defer save()
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					save()
+				}
+			}
+		}()
+	}
+	fmt.Fprintf(e.stdout, "MPNS, WNS and Web Push emulator on %s\n  phone view:      %s/ (add ?poll for headless browsers and screenshots)\n  create channels: curl -X POST -d '{\"behaviour\":\"healthy\",\"name\":\"my phone\"}' %s/channels\n",
 		url, url, url)
 	fmt.Fprintf(e.stdout, "  Windows devices: curl -X POST -d '{\"transport\":\"wns\",\"behaviour\":\"healthy\",\"name\":\"my PC\"}' %s/channels\n", url)
 	fmt.Fprintf(e.stdout, "  browsers:        curl -X POST -d '{\"transport\":\"webpush\",\"behaviour\":\"healthy\",\"name\":\"my laptop\"}' %s/channels\n", url)
@@ -52,8 +95,21 @@ func cmdEmulate(ctx context.Context, e env) error {
 	} else {
 		fmt.Fprintf(e.stdout, "  WNS tokens:      off (start with --wns-client-id and --wns-client-secret-file)\n")
 	}
+	switch {
+	case *statePath != "":
+		fmt.Fprintf(e.stdout, "  state:           %s (%d devices; saved as they change)\n", *statePath, devices(emu))
+	default:
+		fmt.Fprintf(e.stdout, "  state:           memory only: after a restart tilecast's channels answer Expired and are deleted (--state FILE keeps them)\n")
+	}
 	<-ctx.Done()
 	return nil
+}
+
+// emulatorBehaviours are the phone behaviours emulate --help lists.
+const emulatorBehaviours = "healthy, expired, inactive, queuefull, suppressed, flaky, slow"
+
+func devices(emu *emulator.Emulator) int {
+	return len(emu.Channels()) + len(emu.WindowsDevices()) + len(emu.Browsers())
 }
 
 // startEmulatorWith serves a new emulator with opts on addr and returns
@@ -65,7 +121,7 @@ func startEmulatorWith(addr string, log *slog.Logger, opts emulator.Options) (*e
 		return nil, "", nil, fmt.Errorf("emulator: %w", err)
 	}
 	base := "http://" + ln.Addr().String()
-	opts.Logger, opts.BaseURL = log.With("component", "emulator"), base
+	opts.Logger, opts.BaseURL = log, base // the emulator adds component=emulator itself
 	emu := emulator.New(opts)
 	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {

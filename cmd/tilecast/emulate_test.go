@@ -100,3 +100,84 @@ func TestEmulateWNSFlags(t *testing.T) {
 		t.Errorf("--help: %d %s", code, out)
 	}
 }
+
+// TestEmulateStateAcrossRestart: with --state a restarted emulator still
+// knows the phones created before (their URIs take pushes), its help says
+// how to create channels, about ?poll and what happens without --state,
+// an unknown behaviour lists the valid ones, and its log lines carry
+// component=emulator once.
+func TestEmulateStateAcrossRestart(t *testing.T) {
+	help := &lockedBuffer{}
+	run(t.Context(), []string{"emulate", "--help"}, strings.NewReader(""), help, help)
+	for _, want := range []string{"curl -X POST", "/channels", "?poll", "Without --state", "Expired", "healthy, expired, inactive"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("emulate --help lacks %q:\n%s", want, help.String())
+		}
+	}
+
+	state := filepath.Join(t.TempDir(), "emulator.json")
+	addr := freeAddr(t)
+	start := func() (stop func(), out, logs *lockedBuffer) {
+		ctx, cancel := context.WithCancel(t.Context())
+		out, logs = &lockedBuffer{}, &lockedBuffer{}
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, []string{"emulate", "--listen", addr, "--state", state}, strings.NewReader(""), out, logs)
+		}()
+		waitFor(t, "the emulator", func() bool { return strings.Contains(out.String(), "state:") })
+		return func() {
+			cancel()
+			if code := <-done; code != exitOK {
+				t.Errorf("emulate exited %d: %s", code, logs.String())
+			}
+		}, out, logs
+	}
+	stop, out, logs := start()
+	if !strings.Contains(out.String(), "?poll") || !strings.Contains(out.String(), state+" (0 devices") {
+		t.Errorf("banner:\n%s", out.String())
+	}
+	resp, err := http.Post("http://"+addr+"/channels", "application/json", strings.NewReader(`{"behaviour":"asleep"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct{ Error string }
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(e.Error, "want healthy, expired, inactive, queuefull, suppressed, flaky or slow") {
+		t.Errorf("unknown behaviour: %d %q", resp.StatusCode, e.Error)
+	}
+	resp, err = http.Post("http://"+addr+"/channels", "application/json", strings.NewReader(`{"behaviour":"healthy","name":"kept phone"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ch struct{ URI string }
+	json.NewDecoder(resp.Body).Decode(&ch)
+	resp.Body.Close()
+	stop()
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if n := strings.Count(line, "component="); n > 1 {
+			t.Errorf("log line repeats component: %s", line)
+		}
+	}
+	if !strings.Contains(logs.String(), "component=emulator") {
+		t.Errorf("no component=emulator in the log:\n%s", logs.String())
+	}
+
+	stop, out, _ = start()
+	defer stop()
+	if !strings.Contains(out.String(), "(1 devices") {
+		t.Errorf("restarted banner:\n%s", out.String())
+	}
+	req, _ := http.NewRequest(http.MethodPost, ch.URI, strings.NewReader(`<?xml version="1.0" encoding="utf-8"?><wp:Notification xmlns:wp="WPNotification"><wp:Toast><wp:Text1>a</wp:Text1><wp:Text2>b</wp:Text2></wp:Toast></wp:Notification>`))
+	req.Header.Set("Content-Type", "text/xml")
+	req.Header.Set("X-WindowsPhone-Target", "toast")
+	req.Header.Set("X-NotificationClass", "2")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-SubscriptionStatus") != "Active" {
+		t.Errorf("push to the kept phone after a restart: %d %s", resp.StatusCode, resp.Header.Get("X-SubscriptionStatus"))
+	}
+}

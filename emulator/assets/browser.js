@@ -27,8 +27,15 @@
     head.appendChild(el('span', 'behaviour b-' + b.behaviour, 'web push · ' + b.behaviour));
     box.appendChild(head);
     var c = b.counts;
-    box.appendChild(el('div', 'counts', 'pushes ' + c.total + ' · delivered ' + c.delivered + ' · held ' + c.held +
-      ' · replaced ' + c.replaced + ' · dropped ' + c.dropped + ' · rejected ' + c.rejected));
+    // Each push is delivered at once, held (offline) or refused; what
+    // became of the held ones is the second line.
+    box.appendChild(window.tilecastCounts(c.total, [['delivered', c.delivered - c.flushed], ['held', c.held],
+      ['unsubscribed', c.unsubscribed], ['expired', c.expired], ['rate limited', c.ratelimited],
+      ['unavailable', c.unavailable], ['rejected', c.rejected]], ['delivered', 'rejected']));
+    if (c.held) {
+      box.appendChild(el('div', 'counts', 'of the held: delivered later ' + c.flushed + ' · replaced ' + c.replaced +
+        ' · dropped ' + c.dropped + ' · waiting ' + (b.held ? b.held.length : 0)));
+    }
 
     var screen = el('div', 'screen');
     var row = el('div', 'app-row');

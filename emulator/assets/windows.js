@@ -23,8 +23,10 @@
     head.appendChild(el('span', 'behaviour b-' + d.behaviour, 'wns · ' + d.behaviour));
     ph.appendChild(head);
     var c = d.counts;
-    ph.appendChild(el('div', 'counts', 'pushes ' + c.total + ' · received ' + c.received +
-      ' · 401 ' + c.unauthorized + ' · rejected ' + c.rejected + ' · badge ' + (d.badge || 'none')));
+    ph.appendChild(window.tilecastCounts(c.total, [['received', c.received], ['unauthorized (401)', c.unauthorized],
+      ['throttled', c.throttled], ['revoked', c.revoked], ['unknown channel', c.unknown], ['wrong app', c.wrong_app],
+      ['unavailable', c.unavailable], ['rejected', c.rejected]], ['received', 'rejected']));
+    ph.appendChild(el('div', 'counts', 'badge ' + (d.badge || 'none')));
     var screen = el('div', 'screen');
     screen.appendChild(el('h3', '', 'Start'));
     screen.appendChild(fragment('start', d.start_html));

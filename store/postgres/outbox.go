@@ -606,10 +606,14 @@ func (t *txn) record(recs []tilecast.Record, now time.Time) error {
 			case tilecast.ActionFailed, tilecast.ActionRetry:
 				ch.FailureStreak++
 			}
-			if day := at.UTC().Format(time.DateOnly); ch.SendsDay != day {
-				ch.SendsDay, ch.SendsToday = day, 0
+			// An unanswered send never reached the push service: not
+			// counted (tilecast.Record.Unanswered).
+			if !rec.Unanswered {
+				if day := at.UTC().Format(time.DateOnly); ch.SendsDay != day {
+					ch.SendsDay, ch.SendsToday = day, 0
+				}
+				ch.SendsToday++
 			}
-			ch.SendsToday++
 			cs.dirty = true
 		}
 		if !rec.ChannelWaitUntil.IsZero() {

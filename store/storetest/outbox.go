@@ -135,6 +135,11 @@ func testRecordOps(t *testing.T, newState NewState) {
 			wantChannel: true, wantStreak: 2},
 		{name: "retry", rec: tilecast.Record{Op: tilecast.OpRetry, NextAttempt: later, Sent: true, Outcome: sent(tilecast.ActionRetry)},
 			wantEntry: true, wantAt: later, wantAtt: 2, wantChannel: true, wantLedger: 1, wantOutcome: "retry", wantStreak: 3, wantSends: 1},
+		// A send that got no answer never reached the push service: in
+		// the ledger and the streak, not in the daily count.
+		{name: "retry unanswered", rec: tilecast.Record{Op: tilecast.OpRetry, NextAttempt: later, Sent: true, Unanswered: true,
+			Outcome: tilecast.Outcome{Action: tilecast.ActionRetry, Feed: "news", Kind: tilecast.KindToast}},
+			wantEntry: true, wantAt: later, wantAtt: 2, wantChannel: true, wantLedger: 1, wantOutcome: "retry", wantStreak: 3},
 		{name: "postpone", rec: tilecast.Record{Op: tilecast.OpPostpone, NextAttempt: later, ChannelWaitUntil: later},
 			wantEntry: true, wantAt: later, wantAtt: 1, wantChannel: true, wantStreak: 2},
 		{name: "dead", rec: tilecast.Record{Op: tilecast.OpDead, Sent: true, Outcome: sent(tilecast.ActionFailed)},
