@@ -497,7 +497,8 @@ func (b *Bot) logPush(o *Outcome) {
 }
 
 // credentialWatch turns the sends a transport refuses for its credentials
-// (ErrCredentials: WNS 403, or 401 with a renewed token) into one error
+// (ErrCredentials: WNS 403, or 401 with a renewed token; Web Push 401 or 403, a
+// VAPID key or subject the push service refuses) into one error
 // line per run of such refusals, not one per channel: the cause is the
 // configuration, and every channel of the transport would repeat it. The
 // run ends with the transport's next delivery, logged with how many
@@ -515,8 +516,7 @@ func (w *credentialWatch) observe(b *Bot, o *Outcome, credentials bool) {
 		}
 		if w.failing[t] == 0 {
 			b.log().Error("configuration error: the push service refuses tilecast's credentials for this channel; "+
-				"check the transport's credentials (for WNS: [push.wns] client_id and secret of the app that owns the channels); "+
-				"further refusals are not logged as errors until a send succeeds",
+				credentialsHint(t)+"; further refusals are not logged as errors until a send succeeds",
 				"transport", string(t), "channel", o.ChannelID, "feed", o.Feed, "status", o.Status, "error", o.Error)
 		}
 		w.failing[t]++
@@ -525,6 +525,17 @@ func (w *credentialWatch) observe(b *Bot, o *Outcome, credentials bool) {
 			"refused", w.failing[t])
 		delete(w.failing, t)
 	}
+}
+
+// credentialsHint says which credentials of transport t to check.
+func credentialsHint(t Transport) string {
+	switch t {
+	case TransportWNS:
+		return "check [push.wns] client_id and the secret of the app that owns the channels"
+	case TransportWebPush:
+		return "check [push.webpush] vapid_private_key_file (the key the subscriptions were made with) and subject"
+	}
+	return "check the transport's credentials"
 }
 
 // flight tracks the outbox entries handed to workers and not yet released.

@@ -8,7 +8,7 @@
 // protocols, store: bbolt) and are wired together in cmd/tilecast. The Bot
 // talks to them through the small interfaces declared in interfaces.go.
 //
-// A channel names its transport (MPNS, WNS, later Web Push), and every part
+// A channel names its transport (MPNS, WNS, Web Push), and every part
 // that depends on the protocol is picked by it from a map keyed by
 // Transport: InferTransport for registrations that name none, a Renderer
 // per transport (Bot.Renderers), a Pusher per transport (PushMux), and
@@ -45,7 +45,8 @@ var (
 	ErrHostNotAllowed = errors.New("host not allowed")
 	// ErrCredentials marks a push refused because the sender's credentials
 	// are not good for the channel (WNS 403: the channel belongs to another
-	// app; a 401 even with a fresh access token). It is a configuration
+	// app; a 401 even with a fresh access token; Web Push 401 or 403: the
+	// VAPID key or subject refused). It is a configuration
 	// error to log as such, not a fault of the channel or the notification.
 	ErrCredentials = errors.New("push credentials not accepted for this channel")
 )
@@ -348,9 +349,9 @@ type Notification struct {
 	ItemID    string `json:"item,omitempty"`
 	Kind      Kind   `json:"kind"`
 	// Payload is the body as the channel's transport sends it, before
-	// any per-send encoding: MPNS or WNS XML, WNS raw bytes (Web Push
-	// plaintext JSON to come). The headers follow from Kind and the
-	// channel's transport.
+	// any per-send encoding: MPNS or WNS XML, WNS raw bytes, Web Push
+	// plaintext JSON (encrypted and signed when it is sent). The headers
+	// follow from Kind and the channel's transport.
 	Payload     []byte    `json:"payload"`
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt"`

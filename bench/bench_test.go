@@ -163,3 +163,47 @@ func TestCopyFile(t *testing.T) {
 		t.Error("copying a missing file: no error")
 	}
 }
+
+// TestFanOutWebPushSmoke runs a 20-browser Web Push fan-out on the
+// emulator (which decrypts and checks VAPID) and on the minimal sink, and
+// the bare loop beside it: every browser gets a toast and a tile (the
+// count inside) from each, encrypted and signed. It times nothing; the
+// crypto cost is measured and must be positive.
+func TestFanOutWebPushSmoke(t *testing.T) {
+	for _, kind := range []string{SinkEmulator, SinkMinimal} {
+		t.Run(kind, func(t *testing.T) {
+			s, err := StartSinkFor(kind, tilecast.TransportWebPush, 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			path := filepath.Join(t.TempDir(), "state.db")
+			if err := BuildFanOutStateFor(path, s.URIs, tilecast.TransportWebPush); err != nil {
+				t.Fatal(err)
+			}
+			opts := FanOutOptions{Concurrency: 4, Transport: tilecast.TransportWebPush}
+			res, err := RunFanOutWith(t.Context(), path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Notifications != 40 || s.Received() != 40 {
+				t.Fatalf("notifications = %d, sink received %d; want 40 (toast, tile × 20)", res.Notifications, s.Received())
+			}
+			if n, err := CountOutcomes(path); err != nil || n != 40 {
+				t.Fatalf("delivered outcomes = %d, %v; want 40", n, err)
+			}
+			ns, err := RawNotificationsFor(tilecast.TransportWebPush)
+			if err != nil || len(ns) != 2 || ns[1].Kind != tilecast.KindTile {
+				t.Fatalf("raw notifications %+v, %v", ns, err)
+			}
+			raw, err := RunRawFanOutWith(t.Context(), s.URIs, ns, opts)
+			if err != nil || raw.Notifications != 40 || s.Received() != 80 {
+				t.Fatalf("raw = %+v, %v; sink received %d, want 80", raw, err, s.Received())
+			}
+			cost, err := WebPushCryptoCost(s.URIs[0], ns, 3)
+			if err != nil || cost.Encrypt <= 0 || cost.Authorization <= 0 {
+				t.Fatalf("crypto cost %+v, %v", cost, err)
+			}
+		})
+	}
+}

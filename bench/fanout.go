@@ -14,6 +14,7 @@ import (
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
 	"github.com/tilecast/tilecast/notify/pushhttp"
+	"github.com/tilecast/tilecast/notify/webpush"
 	"github.com/tilecast/tilecast/notify/wns"
 	"github.com/tilecast/tilecast/store"
 )
@@ -58,8 +59,9 @@ func newRenderer() *notify.Renderer {
 // renderers are the daemon's renderers (cmd/tilecast newRenderers).
 func renderers() map[tilecast.Transport]tilecast.Renderer {
 	return map[tilecast.Transport]tilecast.Renderer{
-		tilecast.TransportMPNS: newRenderer(),
-		tilecast.TransportWNS:  wns.NewRenderer(notify.RendererOptions{}),
+		tilecast.TransportMPNS:    newRenderer(),
+		tilecast.TransportWNS:     wns.NewRenderer(notify.RendererOptions{}),
+		tilecast.TransportWebPush: webpush.NewRenderer(nil, notify.RendererOptions{}),
 	}
 }
 
@@ -70,7 +72,8 @@ func BuildFanOutState(path string, uris []string) error {
 	return BuildFanOutStateFor(path, uris, tilecast.TransportMPNS)
 }
 
-// BuildFanOutStateFor is BuildFanOutState with channels of transport t.
+// BuildFanOutStateFor is BuildFanOutState with channels of transport t
+// (for Web Push, uris are subscriptions: see webpush.go).
 func BuildFanOutStateFor(path string, uris []string, t tilecast.Transport) error {
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
@@ -78,7 +81,11 @@ func BuildFanOutStateFor(path string, uris []string, t tilecast.Transport) error
 	}
 	defer db.Close()
 	for _, u := range uris {
-		if _, _, err := db.AddChannel(tilecast.Channel{URI: u, Transport: t}); err != nil {
+		ch, err := channelFor(u, t)
+		if err != nil {
+			return err
+		}
+		if _, _, err := db.AddChannel(ch); err != nil {
 			return fmt.Errorf("add channel: %w", err)
 		}
 	}
@@ -147,9 +154,9 @@ func (r FanOutResult) PerSecond() float64 { return float64(r.Notifications) / r.
 // FanOutOptions configure RunFanOutWith and RunRawFanOutWith.
 type FanOutOptions struct {
 	Concurrency int // push concurrency of the Bot and of the raw loop
-	// Transport is the channels' (the state's) transport: MPNS ("") or
+	// Transport is the channels' (the state's) transport: MPNS (""),
 	// WNS, which is sent to with an access token from TokenURL
-	// (Sink.TokenURL) for BenchWNSClientID.
+	// (Sink.TokenURL) for BenchWNSClientID, or Web Push (webpush.go).
 	Transport tilecast.Transport
 	TokenURL  string
 }
@@ -157,6 +164,9 @@ type FanOutOptions struct {
 // pusher is the daemon's push path for opts' transport: the client (for
 // WNS with its token source) behind a PushMux, as cmd/tilecast wires it.
 func (opts FanOutOptions) pusher() (tilecast.Pusher, func(), error) {
+	if opts.Transport == tilecast.TransportWebPush {
+		return opts.webPushPusher()
+	}
 	if opts.Transport != tilecast.TransportWNS {
 		c, err := mpns.NewClient(mpns.ClientOptions{AllowPrivate: true, Concurrency: opts.Concurrency})
 		if err != nil {
@@ -326,12 +336,19 @@ func RunRawFanOut(ctx context.Context, uris []string, ns []tilecast.Notification
 // gets one access token from opts.TokenURL before it starts and sends
 // every request with it, built by wns.NewRequest with the headers the
 // Bot's client adds (X-WNS-TTL from the kind's default time to live,
-// X-WNS-Tag from the feed), checking for 200 received.
+// X-WNS-Tag from the feed), checking for 200 received. For Web Push
+// every request is encrypted and signed in the loop (webPushPoster).
 func RunRawFanOutWith(ctx context.Context, uris []string, ns []tilecast.Notification, opts FanOutOptions) (FanOutResult, error) {
 	concurrency := opts.Concurrency
 	c := pushhttp.New(pushhttp.Options{AllowPrivate: true, Concurrency: concurrency})
 	defer c.Close()
 	post := rawPost
+	if opts.Transport == tilecast.TransportWebPush {
+		var err error
+		if post, err = webPushPoster(uris); err != nil {
+			return FanOutResult{}, err
+		}
+	}
 	if opts.Transport == tilecast.TransportWNS {
 		ts, err := opts.tokens()
 		if err != nil {

@@ -21,7 +21,7 @@ const (
 	BenchWNSSecret   = "tilecast-bench-secret"
 )
 
-// Sink is a loopback MPNS or WNS endpoint that the fan-out pushes to.
+// Sink is a loopback MPNS, WNS or Web Push endpoint that the fan-out pushes to.
 type Sink struct {
 	URL  string   // base URL, http://127.0.0.1:port
 	URIs []string // one channel URI per channel, in creation order
@@ -65,8 +65,9 @@ func StartSink(kind string, n int) (*Sink, error) {
 	return StartSinkFor(kind, tilecast.TransportMPNS, n)
 }
 
-// StartSinkFor is StartSink for channels of transport t (MPNS or WNS: n
-// Windows devices, with a token endpoint for BenchWNSClientID).
+// StartSinkFor is StartSink for channels of transport t (MPNS; WNS: n
+// Windows devices, with a token endpoint for BenchWNSClientID; Web Push: n
+// browsers, whose URIs are their subscriptions' JSON).
 func StartSinkFor(kind string, t tilecast.Transport, n int) (*Sink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,6 +80,11 @@ func StartSinkFor(kind string, t tilecast.Transport, n int) (*Sink, error) {
 		s.TokenURL = s.URL + emulator.WNSClassicTokenPath
 	}
 	switch {
+	case t == tilecast.TransportWebPush:
+		if h, err = webPushSink(kind, s, n); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
 	case kind == SinkEmulator && wnsSink:
 		em := emulator.New(emulator.Options{BaseURL: s.URL, WNSClientID: BenchWNSClientID, WNSClientSecret: []byte(BenchWNSSecret)})
 		s.URIs = make([]string, n)
@@ -121,7 +127,7 @@ func StartSinkFor(kind string, t tilecast.Transport, n int) (*Sink, error) {
 	}
 	s.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.Contains(r.URL.Path, "thirdparty/") || r.URL.Path == "/w/" {
+			if strings.Contains(r.URL.Path, "thirdparty/") || r.URL.Path == "/w/" || strings.HasPrefix(r.URL.Path, "/webpush/") {
 				defer s.received.Add(1)
 			}
 			h.ServeHTTP(w, r)

@@ -408,8 +408,9 @@ type Rules struct {
 //     AllowPrivate and transport wns named explicitly (nothing infers WNS
 //     for it), and may be http.
 //   - mpns: not on *.notify.windows.com (WNS would refuse MPNS payloads).
-//   - webpush: needs the subscription's keys; the other transports take
-//     none.
+//   - webpush: needs the subscription's keys (the other transports take
+//     none) and https; http only on a loopback host with AllowPrivate
+//     (the emulator).
 //
 // A refusal matches ErrInvalid, or wraps tilecast.ErrHostNotAllowed when
 // the host is what is wrong, or tilecast.ErrUnknownTransport.
@@ -451,8 +452,13 @@ func CheckChannel(raw string, t tilecast.Transport, hasKeys bool, rules Rules) (
 				tilecast.ErrHostNotAllowed, host)
 		}
 	case tilecast.TransportWebPush:
-		if !hasKeys {
+		switch {
+		case !hasKeys:
 			return "", "", invalid(nil, "a webpush subscription needs its keys (p256dh and auth)")
+		case !strings.HasPrefix(c, "https:") && !(rules.AllowPrivate && loopback(host)):
+			// Push services are https; the emulator's loopback endpoints
+			// are the one exception, with push.allow_private.
+			return "", "", invalid(nil, "a webpush endpoint must be https (http only on a loopback host, with push.allow_private)")
 		}
 	}
 	allowed, list := rules.AllowedHosts, "push.allowed_hosts"
@@ -463,4 +469,14 @@ func CheckChannel(raw string, t tilecast.Transport, hasKeys bool, rules Rules) (
 		return "", "", fmt.Errorf("%w: host %q is not in %s", tilecast.ErrHostNotAllowed, host, list)
 	}
 	return c, t, nil
+}
+
+// loopback reports whether a canonical host is localhost or a loopback
+// address.
+func loopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }

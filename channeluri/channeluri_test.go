@@ -289,6 +289,12 @@ func TestCheckChannel(t *testing.T) {
 		{name: "web push on its own list", uri: "https://fcm.googleapis.com/fcm/send/x", keys: true,
 			rules: Rules{AllowedHosts: def.AllowedHosts, TransportHosts: map[tilecast.Transport][]string{
 				tilecast.TransportWebPush: {"fcm.googleapis.com"}}}, want: tilecast.TransportWebPush},
+		{name: "web push on the emulator", uri: "http://127.0.0.1:8461/webpush/abc", keys: true, rules: emu,
+			want: tilecast.TransportWebPush},
+		{name: "web push over http", uri: "http://fcm.googleapis.com/fcm/send/x", keys: true,
+			rules: Rules{AllowedHosts: []string{"fcm.googleapis.com"}, AllowPrivate: true}, wantErr: "must be https", is: ErrInvalid},
+		{name: "web push on the emulator without allow_private", uri: "http://127.0.0.1:8461/webpush/abc", keys: true,
+			rules: Rules{AllowedHosts: emu.AllowedHosts}, wantErr: "must be https", is: ErrInvalid},
 		{name: "web push off its own list", uri: "https://db3.notify.live.net/x", keys: true,
 			rules: Rules{AllowedHosts: def.AllowedHosts, TransportHosts: map[tilecast.Transport][]string{
 				tilecast.TransportWebPush: {"fcm.googleapis.com"}}},

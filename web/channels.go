@@ -2,6 +2,8 @@ package web
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/channeluri"
+	"github.com/tilecast/tilecast/notify/webpush"
 )
 
 // Limits of a registration's other fields. The store accepts more; these
@@ -29,15 +32,26 @@ const (
 // without ?since: the whole ledger, which keeps 7 days.
 const DefaultOutcomesSince = 7 * 24 * time.Hour
 
-// registration is the POST /v1/channels body.
+// registration is the POST /v1/channels body: a channel URI, or a Web
+// Push subscription as the browser's PushSubscription.toJSON() gives it.
 type registration struct {
 	URI    string   `json:"uri"`
 	User   string   `json:"user"`
 	Feeds  []string `json:"feeds"`
 	Device string   `json:"device"`
 	// Transport is "mpns", "wns" or "webpush"; "" infers it from the URI
-	// (tilecast.InferTransport).
+	// (tilecast.InferTransport; a subscription is webpush).
 	Transport string `json:"transport"`
+	// Subscription is a Web Push subscription, {"endpoint",
+	// "expirationTime", "keys": {"p256dh", "auth"}} with the browser's
+	// field names (ApplySubscription), in place of uri.
+	Subscription json.RawMessage `json:"subscription"`
+}
+
+// hasSubscription reports whether the registration carries one (null is
+// none).
+func (r *registration) hasSubscription() bool {
+	return len(r.Subscription) > 0 && !bytes.Equal(bytes.TrimSpace(r.Subscription), []byte("null"))
 }
 
 // apiError is a refusal with its status.
@@ -54,8 +68,9 @@ func refuse(status int, format string, args ...any) *apiError {
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 	reg, aerr := decodeRegistration(w, r)
+	var ch tilecast.Channel
 	if aerr == nil {
-		aerr = s.check(&reg)
+		ch, aerr = s.check(&reg)
 	}
 	if aerr != nil {
 		writeError(w, aerr.status, aerr.msg)
@@ -70,15 +85,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 		})
 		return
 	}
-	ch, created, err := s.opts.Store.AddChannel(tilecast.Channel{
-		URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device, Transport: tilecast.Transport(reg.Transport),
-	})
+	ch, created, err := s.opts.Store.AddChannel(ch)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	// The URI is a capability (whoever has it can push to the phone), so
-	// only the channel id is logged.
+	// The URI is a capability (whoever has it can push to the phone), and
+	// a subscription's keys encrypt what reaches the browser, so only the
+	// channel id is logged.
 	s.log.Info("channel registered", "channel", ch.ID, "user", ch.User, "device", ch.Device, "transport", string(ch.Transport), "new", created)
 	status := http.StatusOK
 	if created {
@@ -90,7 +104,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, role Role) {
 			}
 		}
 	}
-	writeJSON(w, status, ch)
+	writeJSON(w, status, View(ch))
 }
 
 // decodeRegistration reads one JSON object of at most MaxBody bytes with
@@ -125,7 +139,7 @@ func decodeRegistration(w http.ResponseWriter, r *http.Request) (registration, *
 		w.Header().Set("Connection", "close")
 		return reg, tooLarge
 	case errors.Is(err, io.EOF):
-		return reg, refuse(http.StatusBadRequest, "empty body: want a JSON object with \"uri\"")
+		return reg, refuse(http.StatusBadRequest, "empty body: want a JSON object with \"uri\" (or a Web Push \"subscription\")")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return reg, refuse(http.StatusBadRequest, "malformed JSON: unexpected end of body")
 	case errors.As(err, &synErr):
@@ -179,9 +193,10 @@ func fieldWant(field string) string {
 	return "a string"
 }
 
-// check applies the registration rules to reg, canonicalises its URI and
-// settles its transport.
-func (s *Server) check(reg *registration) *apiError {
+// check applies the registration rules to reg and returns the channel to
+// store: its URI canonical (a subscription's endpoint), its transport
+// settled, a subscription's keys and expiry set.
+func (s *Server) check(reg *registration) (tilecast.Channel, *apiError) {
 	var rules channeluri.Rules
 	if s.opts.AllowedHosts != nil {
 		rules.AllowedHosts = s.opts.AllowedHosts()
@@ -194,13 +209,101 @@ func (s *Server) check(reg *registration) *apiError {
 	}
 	ch := tilecast.Channel{URI: reg.URI, User: reg.User, Feeds: reg.Feeds, Device: reg.Device,
 		Transport: tilecast.Transport(reg.Transport)}
-	if err := CheckRegistration(&ch, rules, s.feeds()); err != nil {
+	var err error
+	if reg.hasSubscription() {
+		if reg.URI != "" {
+			return ch, refuse(http.StatusBadRequest, "give uri or subscription, not both: a Web Push channel's uri is its subscription's endpoint")
+		}
+		err = ApplySubscription(&ch, reg.Subscription, rules.AllowPrivate, s.now())
+	}
+	if err == nil {
+		err = CheckRegistration(&ch, rules, s.feeds())
+	}
+	if err != nil {
 		var aerr *apiError
 		errors.As(err, &aerr)
-		return aerr
+		return ch, aerr
 	}
-	reg.URI, reg.Transport = ch.URI, string(ch.Transport)
+	return ch, nil
+}
+
+// ApplySubscription reads a Web Push subscription — the browser's
+// PushSubscription.toJSON(), with its field names: {"endpoint",
+// "expirationTime", "keys": {"p256dh", "auth"}} — into ch: the endpoint
+// becomes ch.URI, the keys ch.Keys, expirationTime (milliseconds) ch.Expires,
+// and the transport webpush unless ch names one (which CheckRegistration
+// then refuses unless it is webpush). The keys are checked (p256dh a point
+// on P-256, auth 16 bytes); an http endpoint is accepted only on a loopback
+// host with allowLoopbackHTTP (push.allow_private: the emulator); an
+// expirationTime not after now is refused. A refusal is a 400 naming the
+// field as the API's JSON has it ("subscription.keys.p256dh: not a point
+// on P-256") and never contains key material. The API, channels add
+// --subscription and channels import use it, then CheckRegistration.
+func ApplySubscription(ch *tilecast.Channel, raw []byte, allowLoopbackHTTP bool, now time.Time) error {
+	sub, err := webpush.ParseSubscription(raw, webpush.ParseOptions{AllowLoopbackHTTP: allowLoopbackHTTP})
+	if err != nil {
+		var fe *webpush.FieldError
+		if errors.As(err, &fe) {
+			if fe.Field == "" {
+				return refuse(http.StatusBadRequest, "subscription: %s", fe.Msg)
+			}
+			return refuse(http.StatusBadRequest, "subscription.%s: %s", fe.Field, fe.Msg)
+		}
+		return refuse(http.StatusBadRequest, "subscription: %v", err)
+	}
+	if !sub.Expires.IsZero() && !sub.Expires.After(now) {
+		return refuse(http.StatusBadRequest, "subscription.expirationTime: %d is %s, already past: the browser has let the subscription lapse",
+			sub.Expires.UnixMilli(), sub.Expires.UTC().Format(time.RFC3339))
+	}
+	ch.URI, ch.Keys, ch.Expires = sub.Endpoint, sub.PushKeys(), sub.Expires
+	if ch.Transport == "" {
+		ch.Transport = tilecast.TransportWebPush
+	}
 	return nil
+}
+
+// ChannelView is a channel as the API (and the CLI) shows it: the stored
+// channel (never its keys: tilecast.Channel leaves them out of JSON) and,
+// for a Web Push channel, what identifies its subscription without being
+// a capability.
+type ChannelView struct {
+	tilecast.Channel
+	Subscription *SubscriptionView `json:"subscription,omitempty"`
+}
+
+// SubscriptionView shows a Web Push subscription: the push service it is
+// at and a hash of its keys, which tells a re-subscription with new keys
+// from one with the same, and never the keys themselves.
+type SubscriptionView struct {
+	Origin string `json:"origin"` // the endpoint's origin: the push service
+	// KeysSHA256 is the hex SHA-256 of p256dh followed by auth.
+	KeysSHA256 string `json:"keys_sha256"`
+}
+
+// View returns ch as the API shows it.
+func View(ch tilecast.Channel) ChannelView {
+	v := ChannelView{Channel: ch}
+	if ch.Keys != nil {
+		origin, err := webpush.Origin(ch.URI)
+		if err != nil {
+			origin = ""
+		}
+		h := sha256.New()
+		h.Write(ch.Keys.P256DH)
+		h.Write(ch.Keys.Auth)
+		v.Subscription = &SubscriptionView{Origin: origin, KeysSHA256: hex.EncodeToString(h.Sum(nil))}
+	}
+	v.Keys = nil
+	return v
+}
+
+// viewsOf returns a page of channels as the API shows them.
+func viewsOf(chs []tilecast.Channel) []ChannelView {
+	out := make([]ChannelView, len(chs))
+	for i := range chs {
+		out[i] = View(chs[i])
+	}
+	return out
 }
 
 // CheckRegistration applies the registration rules to ch — the URI checks
@@ -216,7 +319,7 @@ func (s *Server) check(reg *registration) *apiError {
 // host or feed problem).
 func CheckRegistration(ch *tilecast.Channel, rules channeluri.Rules, feeds []tilecast.Feed) error {
 	if ch.URI == "" {
-		return refuse(http.StatusBadRequest, "uri is required")
+		return refuse(http.StatusBadRequest, "uri is required (or, for Web Push, subscription)")
 	}
 	uri, transport, err := channeluri.CheckChannel(ch.URI, ch.Transport, ch.Keys != nil, rules)
 	if err != nil {
@@ -289,7 +392,7 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {
 		s.listError(w, r, err)
 		return
 	}
-	writePage(w, r, chs, next, page.limit)
+	writePage(w, r, viewsOf(chs), next, page.limit)
 }
 
 func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +404,7 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.internalError(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, ch)
+		writeJSON(w, http.StatusOK, View(ch))
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/notify/webpush"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/web"
 )
@@ -42,7 +43,9 @@ const apiTimeout = 30 * time.Second
 // "" after the last), from the state file as from the API, so a command
 // holds one page whatever the size of the state.
 type ops interface {
-	ChannelsPage(ctx context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error)
+	// ChannelsPage's channels are as the API shows them: a Web Push
+	// channel with its subscription's origin and keys hash, no keys.
+	ChannelsPage(ctx context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]web.ChannelView, string, error)
 	ChannelByURI(ctx context.Context, uri string) (tilecast.Channel, error)
 	// AddChannel stores a channel that passed checkRegistration.
 	AddChannel(ctx context.Context, ch tilecast.Channel) (tilecast.Channel, error)
@@ -304,12 +307,12 @@ func nextCursor(links []string) (string, error) {
 	return "", nil
 }
 
-func (c *apiClient) ChannelsPage(ctx context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error) {
+func (c *apiClient) ChannelsPage(ctx context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]web.ChannelView, string, error) {
 	q := url.Values{}
 	if f.User != "" {
 		q.Set("user", f.User)
 	}
-	var chs []tilecast.Channel
+	var chs []web.ChannelView
 	next, err := c.getPage(ctx, "/v1/channels", q, cursor, limit, &chs)
 	return chs, next, err
 }
@@ -318,12 +321,12 @@ func (c *apiClient) ChannelsPage(ctx context.Context, f tilecast.ChannelFilter, 
 // admin key by id, and a URI never goes into a query string.
 func (c *apiClient) ChannelByURI(ctx context.Context, uri string) (tilecast.Channel, error) {
 	var found *tilecast.Channel
-	err := eachPage(func(cursor string) ([]tilecast.Channel, string, error) {
+	err := eachPage(func(cursor string) ([]web.ChannelView, string, error) {
 		return c.ChannelsPage(ctx, tilecast.ChannelFilter{}, cursor, tilecast.MaxPageLimit)
-	}, func(chs []tilecast.Channel) error {
+	}, func(chs []web.ChannelView) error {
 		for i := range chs {
 			if chs[i].URI == uri {
-				found = &chs[i]
+				found = &chs[i].Channel
 				return errStopPaging
 			}
 		}
@@ -340,15 +343,25 @@ func (c *apiClient) ChannelByURI(ctx context.Context, uri string) (tilecast.Chan
 
 func (c *apiClient) AddChannel(ctx context.Context, ch tilecast.Channel) (tilecast.Channel, error) {
 	reg := struct {
-		URI       string   `json:"uri"`
+		URI       string   `json:"uri,omitempty"`
 		User      string   `json:"user,omitempty"`
 		Feeds     []string `json:"feeds,omitempty"`
 		Device    string   `json:"device,omitempty"`
 		Transport string   `json:"transport,omitempty"`
-	}{ch.URI, ch.User, ch.Feeds, ch.Device, string(ch.Transport)}
+		// A Web Push channel goes as the browser's subscription: its
+		// keys travel in the request body only, never in a URL.
+		Subscription *webpush.Subscription `json:"subscription,omitempty"`
+	}{URI: ch.URI, User: ch.User, Feeds: ch.Feeds, Device: ch.Device, Transport: string(ch.Transport)}
+	if ch.Keys != nil {
+		reg.URI = ""
+		reg.Subscription = &webpush.Subscription{Endpoint: ch.URI, Expires: ch.Expires, P256DH: ch.Keys.P256DH, Auth: ch.Keys.Auth}
+	}
 	// 201 for a new channel, 200 for a known URI: both are success.
 	var out tilecast.Channel
 	err := c.call(ctx, http.MethodPost, "/v1/channels", reg, &out, http.StatusCreated, http.StatusOK)
+	if err == nil && out.Keys == nil {
+		out.Keys = ch.Keys // stored as sent; the answer never carries them
+	}
 	return out, err
 }
 
@@ -428,8 +441,13 @@ type localOps struct {
 
 func (l *localOps) Close() error { return l.db.Close() }
 
-func (l *localOps) ChannelsPage(_ context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error) {
-	return l.db.ChannelsPage(f, cursor, limit)
+func (l *localOps) ChannelsPage(_ context.Context, f tilecast.ChannelFilter, cursor string, limit int) ([]web.ChannelView, string, error) {
+	chs, next, err := l.db.ChannelsPage(f, cursor, limit)
+	out := make([]web.ChannelView, len(chs))
+	for i := range chs {
+		out[i] = web.View(chs[i])
+	}
+	return out, next, err
 }
 
 func (l *localOps) ChannelByURI(_ context.Context, uri string) (tilecast.Channel, error) {

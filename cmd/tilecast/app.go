@@ -14,6 +14,7 @@ import (
 	"github.com/tilecast/tilecast/fetch"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/notify/webpush"
 	"github.com/tilecast/tilecast/notify/wns"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/store/postgres"
@@ -188,18 +189,76 @@ func wnsAllowedHosts(cfg *config.Config) []string {
 	return cfg.Push.AllowedHosts
 }
 
+// loadVAPIDKey reads [push.webpush] vapid_private_key_file; nil, nil when
+// Web Push is not configured. The daemon reads it once, at start: it is
+// the key every subscription was made with and the one GET
+// /v1/webpush/key serves, so a reload keeps it (the file's path needs a
+// restart, and a file rewritten in place is not read again).
+func loadVAPIDKey(cfg *config.Config) (*webpush.VAPIDKey, error) {
+	if !cfg.Push.WebPush.Enabled() {
+		return nil, nil
+	}
+	k, err := webpush.LoadVAPIDKey(cfg.Push.WebPush.VAPIDPrivateKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("push.webpush.vapid_private_key_file: %w", err)
+	}
+	return k, nil
+}
+
+// newWebPushClient returns the Web Push client of [push.webpush], signing
+// with key (nil: read from the config's file); nil, nil without
+// [push.webpush]. Each feed's [feed.webpush] urgency is read from cfg.
+func newWebPushClient(cfg *config.Config, log *slog.Logger, key *webpush.VAPIDKey) (*webpush.Client, error) {
+	w := cfg.Push.WebPush
+	if !w.Enabled() {
+		return nil, nil
+	}
+	if key == nil {
+		var err error
+		if key, err = loadVAPIDKey(cfg); err != nil {
+			return nil, err
+		}
+	}
+	signer, err := webpush.NewSigner(key, w.Subject, webpush.SignerOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("push.webpush: %w", err)
+	}
+	urgency := make(map[string]string, len(cfg.Feeds))
+	for _, f := range cfg.Feeds {
+		if f.WebPushUrgency != "" {
+			urgency[f.Name] = f.WebPushUrgency
+		}
+	}
+	c, err := webpush.NewClient(webpush.ClientOptions{
+		VAPID:        signer,
+		Timeout:      cfg.Push.Timeout,
+		Concurrency:  cfg.Push.Concurrency,
+		AllowPrivate: cfg.Push.AllowPrivate,
+		UserAgent:    userAgent(),
+		UrgencyToast: w.UrgencyToast,
+		UrgencyTile:  w.UrgencyTile,
+		FeedUrgency:  func(feed string) string { return urgency[feed] },
+		Pad:          w.Pad,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("push.webpush: %w", err)
+	}
+	return c, nil
+}
+
 // pushers are the push clients of the [push] section, one per transport
 // it configures, behind one tilecast.PushMux: MPNS always, WNS with
-// [push.wns]. A Web Push client goes beside them (pushers.add) when its
-// config exists. A reload builds a new set and closes the old one once
-// its sends are done.
+// [push.wns], Web Push with [push.webpush]. A reload builds a new set and
+// closes the old one once its sends are done.
 type pushers struct {
 	mux     *tilecast.PushMux
 	closers []func()
 }
 
-// newPushers builds the clients of cfg's [push] section.
-func newPushers(cfg *config.Config, log *slog.Logger) (*pushers, error) {
+// newPushers builds the clients of cfg's [push] section; Web Push signs
+// with vapid, the key read at start (nil: read it from the config).
+func newPushers(cfg *config.Config, log *slog.Logger, vapid *webpush.VAPIDKey) (*pushers, error) {
 	m, err := newPusher(cfg)
 	if err != nil {
 		return nil, err
@@ -208,7 +267,7 @@ func newPushers(cfg *config.Config, log *slog.Logger) (*pushers, error) {
 	byTransport := map[tilecast.Transport]tilecast.Pusher{tilecast.TransportMPNS: m}
 	missing := map[tilecast.Transport]string{
 		tilecast.TransportWNS:     "the config has no [push.wns] credentials (client_id, client_secret_file)",
-		tilecast.TransportWebPush: "this tilecast does not send Web Push yet",
+		tilecast.TransportWebPush: "the config has no [push.webpush] (subject, vapid_private_key_file)",
 	}
 	w, hc, err := newWNSClient(cfg, log)
 	if err != nil {
@@ -218,6 +277,17 @@ func newPushers(cfg *config.Config, log *slog.Logger) (*pushers, error) {
 	if w != nil {
 		byTransport[tilecast.TransportWNS] = w
 		p.closers = append(p.closers, w.Close, hc.CloseIdleConnections)
+		delete(missing, tilecast.TransportWNS)
+	}
+	wp, err := newWebPushClient(cfg, log, vapid)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	if wp != nil {
+		byTransport[tilecast.TransportWebPush] = wp
+		p.closers = append(p.closers, wp.Close)
+		delete(missing, tilecast.TransportWebPush)
 	}
 	p.mux = tilecast.NewPushMux(byTransport, tilecast.PushMuxOptions{Missing: missing, Logger: log})
 	return p, nil
@@ -232,12 +302,15 @@ func (p *pushers) Close() {
 
 // newRenderers returns the renderer of each transport's channels: MPNS
 // payloads from newEncoder, WNS payloads with each feed's [feed.wns]
-// options. images checks tile images (image_check) for both.
+// options, Web Push JSON for the shipped service worker (one push per tile
+// update, the count inside). images checks tile images (image_check) for
+// all three.
 func newRenderers(cfg *config.Config, images notify.ImageChecker) (*notify.Renderer, map[tilecast.Transport]tilecast.Renderer) {
 	m := notify.NewRenderer(newEncoder(cfg), notify.RendererOptions{Images: images})
 	return m, map[tilecast.Transport]tilecast.Renderer{
-		tilecast.TransportMPNS: m,
-		tilecast.TransportWNS:  wns.NewRenderer(notify.RendererOptions{Images: images}),
+		tilecast.TransportMPNS:    m,
+		tilecast.TransportWNS:     wns.NewRenderer(notify.RendererOptions{Images: images}),
+		tilecast.TransportWebPush: webpush.NewRenderer(nil, notify.RendererOptions{Images: images}),
 	}
 }
 
@@ -255,7 +328,11 @@ func newFetcher(cfg *config.Config, log *slog.Logger) *fetch.Client {
 // newBot wires the concrete parts into a Bot. The fetcher and the push
 // client are held for a reload to replace (daemonBot.applyReload).
 func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, error) {
-	ps, err := newPushers(cfg, log)
+	vapid, err := loadVAPIDKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := newPushers(cfg, log, vapid)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +351,7 @@ func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, er
 	d := &daemonBot{
 		fetcher: tilecast.NewReloadable(newFetcher(cfg, log), (*fetch.Client).Close),
 		pushers: tilecast.NewReloadable(ps, (*pushers).Close),
+		vapid:   vapid,
 	}
 	fetcher := liveFetcher{d.fetcher} // also checks tile images, through the same guarded transport
 	mpnsRenderer, renderers := newRenderers(cfg, fetcher)

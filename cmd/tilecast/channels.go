@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/channeluri"
@@ -42,14 +46,23 @@ const daemonNote = "\n\nWhile the daemon runs (it holds the state file) this goe
 	"http.api_keys_file.\n"
 
 func cmdChannelsAdd(ctx context.Context, e env) error {
-	fs := newFlags(e, "channels add", "channels add --config FILE --uri URI [--transport mpns|wns] [--user U] [--feed NAME]... [--device ID]\n\n"+
+	fs := newFlags(e, "channels add", "channels add --config FILE (--uri URI | --subscription JSON|@FILE) [--transport mpns|wns|webpush]\n"+
+		"                    [--user U] [--feed NAME]... [--device ID]\n\n"+
 		"Registers a channel as POST /v1/channels does. Without --transport it is inferred\n"+
 		"from the URI: *.notify.windows.com is WNS (a Windows app's channel, https only),\n"+
 		"anything else MPNS. --transport wns is needed for a WNS channel on another host\n"+
-		"of push.allowed_hosts (the emulator), which also needs push.allow_private."+daemonNote)
+		"of push.allowed_hosts (the emulator), which also needs push.allow_private.\n\n"+
+		"A Web Push channel is a browser's subscription, --subscription, exactly as the\n"+
+		"page's JSON.stringify(subscription) gives it (or @FILE holding it):\n"+
+		"  {\"endpoint\":\"https://…\",\"expirationTime\":null,\"keys\":{\"p256dh\":\"…\",\"auth\":\"…\"}}\n"+
+		"Its keys are checked, its endpoint must be https on a host of [push.webpush]\n"+
+		"allowed_hosts, and the same endpoint again updates the channel (new keys too).\n"+
+		"The keys are stored, never printed: the output shows the endpoint's origin\n"+
+		"and the SHA-256 of the keys."+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	uri := fs.String("uri", "", "the device's push channel URI")
-	transport := fs.String("transport", "", "mpns or wns (default: inferred from --uri)")
+	subscription := fs.String("subscription", "", "a Web Push subscription as the browser's JSON, or @FILE holding it")
+	transport := fs.String("transport", "", "mpns, wns or webpush (default: inferred from --uri; webpush with --subscription)")
 	user := fs.String("user", "", "user the channel belongs to (for per-user feeds)")
 	device := fs.String("device", "", "stable install id, scoped to --user: a new URI for it rotates that install's channel (same id)")
 	var feeds stringList
@@ -61,10 +74,22 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	if *uri == "" {
-		return usagef("channels add: --uri is required")
+	if (*uri == "") == (*subscription == "") {
+		return usagef("channels add: give --uri, or --subscription for a Web Push channel")
+	}
+	if *uri != "" && tilecast.Transport(*transport) == tilecast.TransportWebPush {
+		return usagef("channels add: --transport webpush takes --subscription (the browser's subscription JSON), not --uri")
 	}
 	ch := tilecast.Channel{URI: *uri, User: *user, Feeds: feeds, Device: *device, Transport: tilecast.Transport(*transport)}
+	if *subscription != "" {
+		raw, err := readArg(e, *subscription)
+		if err != nil {
+			return usagef("channels add: --subscription: %v", err)
+		}
+		if err := web.ApplySubscription(&ch, raw, cfg.Push.AllowPrivate, time.Now()); err != nil {
+			return usageError{err}
+		}
+	}
 	if err := checkRegistration(cfg, &ch); err != nil {
 		return usageError{err}
 	}
@@ -77,7 +102,33 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(e, saved)
+	return printJSON(e, web.View(saved))
+}
+
+// readArg returns an argument's value, or with "@FILE" the contents of
+// FILE ("@-": standard input), at most 64 KiB.
+func readArg(e env, v string) ([]byte, error) {
+	name, ok := strings.CutPrefix(v, "@")
+	if !ok {
+		return []byte(v), nil
+	}
+	var r io.Reader = e.stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 64<<10+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 64<<10 {
+		return nil, fmt.Errorf("%s: larger than 64 KiB", name)
+	}
+	return b, nil
 }
 
 // Limits of a registration, as the API applies them (web/channels.go).
@@ -114,12 +165,12 @@ func cmdChannelsList(ctx context.Context, e env) error {
 		return err
 	}
 	defer o.Close()
-	page := func(cursor string) ([]tilecast.Channel, string, error) {
+	page := func(cursor string) ([]web.ChannelView, string, error) {
 		return o.ChannelsPage(ctx, tilecast.ChannelFilter{User: *user}, cursor, tilecast.MaxPageLimit)
 	}
 	if *asJSON {
 		arr := &jsonArray{w: e.stdout}
-		err := eachPage(page, func(chs []tilecast.Channel) error {
+		err := eachPage(page, func(chs []web.ChannelView) error {
 			for i := range chs {
 				if err := arr.add(&chs[i]); err != nil {
 					return err
@@ -134,7 +185,7 @@ func cmdChannelsList(ctx context.Context, e env) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUSER\tFEEDS\tTRANSPORT\tLAST OUTCOME\tURI")
-	err = eachPage(page, func(chs []tilecast.Channel) error {
+	err = eachPage(page, func(chs []web.ChannelView) error {
 		for _, c := range chs {
 			feeds := "(all global)"
 			if len(c.Feeds) > 0 {
@@ -144,7 +195,7 @@ func cmdChannelsList(ctx context.Context, e env) error {
 			if last == "" {
 				last = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, tilecast.TransportOf(&c), last, c.URI)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, tilecast.TransportOf(&c.Channel), last, c.URI)
 		}
 		return tw.Flush() // a page at a time: columns line up within a page
 	})

@@ -12,7 +12,10 @@ import (
 )
 
 func cmdCheck(ctx context.Context, e env) error {
-	fs := newFlags(e, "check", "check --config FILE")
+	fs := newFlags(e, "check", "check --config FILE\n\n"+
+		"Loads and checks the config (every key; the user token keys; the VAPID key file\n"+
+		"and subject of [push.webpush]), warns about the API keys file, and prints the\n"+
+		"VAPID public key (with Web Push) and each feed with its next 5 run times.\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
@@ -30,6 +33,15 @@ func cmdCheck(ctx context.Context, e env) error {
 			"instead (tilecast never logs it, but a config file is read by more people and tools than a secret file)\n", *cfgPath)
 	}
 	checkKeysFile(e, cfg.HTTP.APIKeysFile)
+	if cfg.Push.WebPush.Enabled() {
+		// The config load checked subject and key; show which key, so an
+		// operator can compare it with the page's applicationServerKey.
+		k, err := loadVAPIDKey(cfg)
+		if err != nil {
+			return usageError{err}
+		}
+		fmt.Fprintf(e.stdout, "web push: subject %s, VAPID public key %s\n", cfg.Push.WebPush.Subject, k.PublicKey())
+	}
 	now := time.Now().UTC()
 	for _, f := range cfg.Feeds {
 		kind := "global"

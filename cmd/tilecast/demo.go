@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,12 +17,14 @@ import (
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/demo"
 	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/notify/webpush"
+	"github.com/tilecast/tilecast/web"
 )
 
 // demoConfig is the config the demo runs on; the %s are the state file,
 // the API's address and keys file ("" and "": off), the WNS client id, its
-// secret file and the emulator's token URL, and the sample feed server
-// (twice). It is written to the demo's temp dir, so
+// secret file and the emulator's token URL, the VAPID key file, and the
+// sample feed server (twice). It is written to the demo's temp dir, so
 // SIGHUP reloads work there as they do for a real deployment.
 const demoConfig = `# tilecast demo config (generated)
 state = %q
@@ -45,6 +48,11 @@ concurrency = 8
 client_id = %q
 client_secret_file = %q
 token_url = %q
+
+[push.webpush]         # the emulated browsers' push service, with the demo's own VAPID key
+subject = "mailto:demo@tilecast.dev"
+vapid_private_key_file = %q
+allowed_hosts = ["127.0.0.1"]
 
 [defaults]
 first_run = "baseline"
@@ -93,12 +101,24 @@ var demoWindows = []struct {
 	{"Old laptop", "old-laptop", "", nil, true},
 }
 
+// demoBrowsers are the emulated browsers (Web Push): name, device id,
+// user, feeds, and whether the user unsubscribes (410) after
+// demoExpireAfter updates.
+var demoBrowsers = []struct {
+	name, device, user string
+	feeds              []string
+	unsubscribes       bool
+}{
+	{"Alice's browser", "alice-browser", "alice", []string{"news", "inbox"}, false},
+	{"Web app on a tablet", "tablet-web-app", "", nil, true},
+}
+
 // demoRetryBase is the demo's first retry delay (then 2×, 4×, …): seconds
 // rather than the daemon's 4 minutes, so retries show within the demo.
 const demoRetryBase = 3 * time.Second
 
 // demoExpireAfter is how many feed updates (--every) the expiring Windows
-// device shows before its channel expires.
+// device and the unsubscribing browser show before their channel ends.
 const demoExpireAfter = 4
 
 // demoWNSClientID is the package SID the demo's emulator and daemon share.
@@ -121,13 +141,15 @@ var demoPhones = []struct {
 
 func cmdDemo(ctx context.Context, e env) error {
 	fs := newFlags(e, "demo", "demo [--seconds N] [--keep] [--listen ADDR] [--api ADDR] [--every D]\n\n"+
-		"Runs everything on embedded defaults, with no config and no network: the MPNS and\n"+
-		"WNS emulator (its own WNS client id and secret), a sample feed server and the\n"+
-		"daemon, pushing to emulated phones (MPNS) and Windows devices (WNS: one healthy,\n"+
-		"one whose channel expires). The printed phone view shows each phone's toasts, its\n"+
-		"primary tile (news) and secondary tile (inbox), and each Windows device's Start\n"+
-		"tile, badge and Action Center. The daemon's dashboard and API listen on loopback\n"+
-		"too, with an admin key made up for this run and printed (--api \"\" turns them off).\n"+
+		"Runs everything on embedded defaults, with no config and no network: the MPNS,\n"+
+		"WNS and Web Push emulator (its own WNS client id and secret, a fresh VAPID key),\n"+
+		"a sample feed server and the daemon, pushing to emulated phones (MPNS), Windows\n"+
+		"devices (WNS: one healthy, one whose channel expires) and browsers (Web Push: one\n"+
+		"healthy, one whose user unsubscribes). The printed phone view shows each phone's\n"+
+		"toasts, its primary tile (news) and secondary tile (inbox), each Windows device's\n"+
+		"Start tile, badge and Action Center, and each browser's notifications and app\n"+
+		"badge. The daemon's dashboard and API listen on loopback too, with an admin key\n"+
+		"made up for this run and printed (--api \"\" turns them off).\n"+
 		"Feeds are fetched every few seconds and failed sends retried after 3, 6, 12 s …\n"+
 		"(a real daemon waits 4, 8, 16 … minutes), so everything shows within a minute.\n")
 	seconds := fs.Int("seconds", 0, "stop by itself after N seconds (0: run until Ctrl-C)")
@@ -165,6 +187,12 @@ func cmdDemo(ctx context.Context, e env) error {
 	if err := os.WriteFile(secretFile, append(secret, '\n'), 0o600); err != nil {
 		return err
 	}
+	// A VAPID key of the demo's own, as `tilecast vapid generate` makes it.
+	vapidFile := filepath.Join(dir, "vapid.pem")
+	vapid, err := webpush.GenerateKey(vapidFile)
+	if err != nil {
+		return err
+	}
 	emu, emuURL, stopEmu, err := startEmulatorWith(*listen, slog.New(slog.DiscardHandler),
 		emulator.Options{WNSClientID: demoWNSClientID, WNSClientSecret: secret})
 	if err != nil {
@@ -195,7 +223,7 @@ func cmdDemo(ctx context.Context, e env) error {
 
 	cfgPath := filepath.Join(dir, "demo.toml")
 	text := fmt.Sprintf(demoConfig, filepath.Join(dir, "state.db"), *apiAddr, keysFile, demoWNSClientID, secretFile,
-		emuURL+emulator.WNSClassicTokenPath, feedURL, feedURL)
+		emuURL+emulator.WNSClassicTokenPath, vapidFile, feedURL, feedURL)
 	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		return err
 	}
@@ -239,10 +267,35 @@ func cmdDemo(ctx context.Context, e env) error {
 			defer t.Stop()
 		}
 	}
-	fmt.Fprintf(e.stdout, "tilecast demo: %d emulated phones and %d Windows devices, feeds on %s, state in %s\n",
-		len(demoPhones), len(demoWindows), feedURL, dir)
-	fmt.Fprintf(e.stdout, "phone view: %s/ (phones, and each Windows device's Start tile, badge and Action Center;\n"+
-		"  %s/?poll for headless browsers and screenshots, which wait on the live updates otherwise)\n", emuURL, emuURL)
+	for _, b := range demoBrowsers {
+		// Subscribed with the demo's key, as a page does with GET
+		// /v1/webpush/key: the emulator refuses pushes signed otherwise.
+		br, err := emu.CreateBrowser(emulator.Healthy, demoName(b.name, b.device),
+			emulator.BrowserParams{ApplicationServerKey: vapid.PublicKey()})
+		if err != nil {
+			return err
+		}
+		doc, err := json.Marshal(br.Subscription)
+		if err != nil {
+			return err
+		}
+		ch := tilecast.Channel{User: b.user, Feeds: b.feeds, Device: b.device}
+		if err := web.ApplySubscription(&ch, doc, true, time.Now()); err != nil {
+			return fmt.Errorf("demo browser %s: %w", b.name, err)
+		}
+		if _, _, err := db.AddChannel(ch); err != nil {
+			return err
+		}
+		if b.unsubscribes {
+			t := time.AfterFunc(demoExpireAfter**every, func() { _ = emu.SetBrowserBehaviour(br.Token, emulator.Unsubscribed) })
+			defer t.Stop()
+		}
+	}
+	fmt.Fprintf(e.stdout, "tilecast demo: %d emulated phones, %d Windows devices and %d browsers, feeds on %s, state in %s\n",
+		len(demoPhones), len(demoWindows), len(demoBrowsers), feedURL, dir)
+	fmt.Fprintf(e.stdout, "phone view: %s/ (phones, each Windows device's Start tile, badge and Action Center, each browser's\n"+
+		"  notifications and app badge; %s/?poll for headless browsers and screenshots, which wait on the live updates otherwise)\n",
+		emuURL, emuURL)
 	if apiURL != "" {
 		fmt.Fprintf(e.stdout, "dashboard:  %s/ (log in with the admin key %s, made up for this run)\n", apiURL, adminKey)
 		fmt.Fprintf(e.stdout, "API:        curl -H 'Authorization: Bearer %s' %s/v1/status\n", adminKey, apiURL)

@@ -138,6 +138,32 @@ func TestDemo(t *testing.T) {
 			t.Errorf("emulator refused pushes to %s: %+v (401s: %d)", w.Name, w.Rejected, w.Counts.Unauthorized)
 		}
 	}
+	// The browsers: notifications and the app badge from the tile's count.
+	var browsers struct {
+		Browsers []emulator.BrowserState `json:"browsers"`
+	}
+	waitFor(t, "notifications and badges in the browsers", func() bool {
+		resp, err := http.Get(url + "/state.json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		browsers.Browsers = nil
+		if json.NewDecoder(resp.Body).Decode(&browsers) != nil || len(browsers.Browsers) != 2 {
+			return false
+		}
+		for _, b := range browsers.Browsers {
+			if len(b.Notifications) == 0 || b.Badge <= 0 || b.Tile == nil {
+				return false
+			}
+		}
+		return true
+	})
+	for _, b := range browsers.Browsers {
+		if len(b.Rejected) > 0 {
+			t.Errorf("emulator refused pushes to %s: %+v", b.Name, b.Rejected)
+		}
+	}
 	select {
 	case code := <-done:
 		if code != exitOK {
@@ -156,7 +182,9 @@ func TestDemo(t *testing.T) {
 	// WNS lines: delivered with WNS's ids, badges, and the expiring
 	// device's channel removed after its 410.
 	for _, re := range []string{`kind=badge .*outcome=delivered .*transport=wns msg_id=\w+`,
-		`status=410 .*outcome=channel_removed .*transport=wns`} {
+		`status=410 .*outcome=channel_removed .*transport=wns`,
+		`kind=toast .*status=201 .*outcome=delivered .*transport=webpush`,
+		`status=410 .*outcome=channel_removed .*transport=webpush`} {
 		if !regexp.MustCompile(re).MatchString(logs) {
 			t.Errorf("demo log has no line matching %s", re)
 		}

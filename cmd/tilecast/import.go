@@ -17,6 +17,7 @@ import (
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/store"
+	"github.com/tilecast/tilecast/web"
 )
 
 // maxImportLine bounds one line of an import file: a registration is a
@@ -36,14 +37,19 @@ Bulk-loads channels into the state file; the daemon must be stopped (an
 import through the API would take one request per channel).
 
   JSON lines  one object per line: {"uri": "...", "user": "...", "feeds": ["a", "b"],
-              "transport": "wns", "device": "..."} (all but uri optional)
+              "transport": "wns", "device": "..."} (all but uri optional); a Web
+              Push channel has "subscription": {"endpoint": "...",
+              "expirationTime": null, "keys": {"p256dh": "...", "auth": "..."}}
+              (the browser's JSON) in place of uri
   CSV         uri,user,feeds,transport,device with feeds separated by ';'; the
               later columns may be left off. A header line naming the columns
               ("uri,user,feeds" or any order of those five names) is optional;
               lines starting with # are skipped
 
 transport is mpns, wns or webpush; left out or empty, it is inferred from the
-URI as for the API (*.notify.windows.com is WNS, anything else MPNS). WNS
+URI as for the API (a subscription is Web Push, *.notify.windows.com is WNS,
+anything else MPNS; CSV has no subscription column: import Web Push channels
+from JSON lines). WNS
 channels must be https on *.notify.windows.com (another host of
 push.allowed_hosts only with push.allow_private and transport wns named).
 device is the app install's stable id, scoped to the user: a line with a new
@@ -188,7 +194,7 @@ func parseImport(in io.Reader, format string, cfg *config.Config) ([]importRow, 
 	if format == "" {
 		format = sniff(br)
 	}
-	p := &importParser{cfg: cfg}
+	p := &importParser{cfg: cfg, now: time.Now()}
 	var err error
 	if format == formatJSONL {
 		err = p.jsonLines(br)
@@ -217,6 +223,7 @@ func sniff(br *bufio.Reader) string {
 
 type importParser struct {
 	cfg      *config.Config
+	now      time.Time // a subscription's expirationTime must be later
 	rows     []importRow
 	rejected []rejection
 }
@@ -241,6 +248,9 @@ type importJSON struct {
 	Feeds     []string `json:"feeds"`
 	Transport string   `json:"transport"`
 	Device    string   `json:"device"`
+	// Subscription is a Web Push subscription as the browser's JSON
+	// (web.ApplySubscription), in place of uri.
+	Subscription json.RawMessage `json:"subscription"`
 }
 
 func (p *importParser) jsonLines(br *bufio.Reader) error {
@@ -265,7 +275,7 @@ func (p *importParser) jsonLines(br *bufio.Reader) error {
 		if err := dec.Decode(&v); err != nil {
 			msg := strings.TrimPrefix(err.Error(), "json: ")
 			if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
-				p.reject(n, "unknown field "+f+": want uri, user, feeds, transport, device")
+				p.reject(n, "unknown field "+f+": want uri, user, feeds, transport, device, subscription")
 			} else {
 				p.reject(n, "malformed JSON: "+msg)
 			}
@@ -275,8 +285,18 @@ func (p *importParser) jsonLines(br *bufio.Reader) error {
 			p.reject(n, "malformed JSON: more than one value on the line")
 			continue
 		}
-		p.accept(n, tilecast.Channel{URI: v.URI, User: v.User, Feeds: v.Feeds, Transport: tilecast.Transport(v.Transport),
-			Device: v.Device})
+		ch := tilecast.Channel{URI: v.URI, User: v.User, Feeds: v.Feeds, Transport: tilecast.Transport(v.Transport), Device: v.Device}
+		if len(v.Subscription) > 0 && string(bytes.TrimSpace(v.Subscription)) != "null" {
+			if v.URI != "" {
+				p.reject(n, "give uri or subscription, not both: a Web Push channel's uri is its subscription's endpoint")
+				continue
+			}
+			if err := web.ApplySubscription(&ch, v.Subscription, p.cfg.Push.AllowPrivate, p.now); err != nil {
+				p.reject(n, err.Error())
+				continue
+			}
+		}
+		p.accept(n, ch)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/fetch"
+	"github.com/tilecast/tilecast/notify/webpush"
 )
 
 // daemonBot is a Bot with the parts a config reload rebuilds: the Bot
@@ -17,6 +18,18 @@ type daemonBot struct {
 	*tilecast.Bot
 	fetcher *tilecast.Reloadable[*fetch.Client]
 	pushers *tilecast.Reloadable[*pushers]
+	// vapid is the Web Push key read at start (nil: no [push.webpush]):
+	// every Web Push client a reload builds signs with it, and GET
+	// /v1/webpush/key serves its public half.
+	vapid *webpush.VAPIDKey
+}
+
+// webPushPublicKey is what GET /v1/webpush/key serves: "" without Web Push.
+func (d *daemonBot) webPushPublicKey() string {
+	if d.vapid == nil {
+		return ""
+	}
+	return d.vapid.PublicKey()
 }
 
 // applyReload puts cfg's [fetch] and [push] settings into effect: the
@@ -24,7 +37,9 @@ type daemonBot struct {
 // before anything changes: certificate files, the WNS client secret) and
 // a new fetcher replace the running ones, which are closed when their
 // last call is done — the WNS client and its token source too, so new
-// [push.wns] credentials are used from the next send; fetch.concurrency
+// [push.wns] credentials are used from the next send, and the Web Push
+// client (its signer with the new subject, the key read at start);
+// fetch.concurrency
 // and push.max_attempts go to the Bot; the feeds replace the Bot's.
 func (d *daemonBot) applyReload(cfg *config.Config, ps *pushers) {
 	d.fetcher.Replace(newFetcher(cfg, d.Logger))

@@ -1,5 +1,5 @@
 // Command tilecast is the feed-to-push daemon and its operator tools: run,
-// once, check, status, channels, outcomes, backup, state, preview, send,
+// once, check, status, channels, outcomes, backup, state, preview, send, vapid,
 // emulate, demo and version.
 // This package only parses flags and wires the concrete parts (config,
 // fetch, notify, store) into a tilecast.Bot.
@@ -67,6 +67,7 @@ func commands() []command {
 		{"state", "copy a whole state between a bbolt file and PostgreSQL: state copy --from --to", cmdState},
 		{"preview", "fetch a feed now and print the payloads that would be sent", cmdPreview},
 		{"send", "send (or --dry-run print) one notification to a channel URI", cmdSend},
+		{"vapid", "Web Push's VAPID key: generate | public", cmdVAPID},
 		{"emulate", "run the local MPNS, WNS and Web Push emulator with its phone view", cmdEmulate},
 		{"demo", "everything on embedded defaults: emulator, sample feed, daemon", cmdDemo},
 		{"version", "print the version", cmdVersion},

@@ -20,6 +20,7 @@ import (
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/channeluri"
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/notify/webpush"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/web"
 )
@@ -452,7 +453,7 @@ func (f fakeBackup) Backup(_ context.Context, w io.Writer) (int64, error) {
 	return int64(n), err
 }
 func (fakeBackup) Close() error { return nil }
-func (fakeBackup) ChannelsPage(context.Context, tilecast.ChannelFilter, string, int) ([]tilecast.Channel, string, error) {
+func (fakeBackup) ChannelsPage(context.Context, tilecast.ChannelFilter, string, int) ([]web.ChannelView, string, error) {
 	return nil, "", nil
 }
 func (fakeBackup) ChannelByURI(context.Context, string) (tilecast.Channel, error) {
@@ -787,8 +788,10 @@ func FuzzParseImport(f *testing.F) {
 	f.Add("\"https://db3.notify.live.net/a\n,\"x", formatCSV)
 	f.Add("{\"uri\":\"https://db3.notify.live.net/a#x\"} {}\n{", formatJSONL)
 	f.Add("https://db3.notify.live.net/a,a\x00b,inbox\r\nhttps://db3.notify.live.net/b,,;;news", formatCSV)
+	f.Add(`{"subscription":`+fcmSubscription+`,"user":"ana","feeds":["inbox"]}`+"\n"+
+		`{"subscription":{"endpoint":"https://fcm.googleapis.com/x","expirationTime":1e3,"keys":{"p256dh":"","auth":"x"}}}`, formatJSONL)
 	cfg := &config.Config{
-		Push: config.Push{AllowedHosts: []string{"*.notify.live.net"}},
+		Push: config.Push{AllowedHosts: []string{"*.notify.live.net"}, WebPush: config.DefaultWebPush()},
 		Feeds: []tilecast.Feed{
 			{Name: "news", URL: "http://127.0.0.1/news.xml"},
 			{Name: "inbox", URL: "http://127.0.0.1/{user}.xml"},
@@ -810,6 +813,10 @@ func FuzzParseImport(f *testing.F) {
 			ch := r.ch
 			if err := checkRegistration(cfg, &ch); err != nil || ch.URI != r.ch.URI {
 				t.Errorf("accepted row %+v does not re-check as is: %v (%q)", r.ch, err, ch.URI)
+			}
+			if k := r.ch.Keys; k != nil && (len(k.P256DH) != webpush.PublicKeyLen || len(k.Auth) != webpush.AuthLen ||
+				r.ch.Transport != tilecast.TransportWebPush) {
+				t.Errorf("accepted subscription with keys %+v, transport %q", k, r.ch.Transport)
 			}
 			if c, err := channeluri.Canonical(r.ch.URI); err != nil || c != r.ch.URI {
 				t.Errorf("accepted URI %q is not canonical", r.ch.URI)

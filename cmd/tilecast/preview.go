@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"fmt"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/notify/webpush"
 	"github.com/tilecast/tilecast/notify/wns"
 )
 
@@ -14,24 +17,31 @@ import (
 const (
 	previewURI    = "http://db3.notify.live.net/throttledthirdparty/01.00/PREVIEW"
 	previewWNSURI = "https://wns2-par02p.notify.windows.com/w/?token=PREVIEW"
+	// previewWebPushURI is the endpoint of the throw-away subscription a
+	// Web Push preview encrypts for (its keys are made per preview).
+	previewWebPushURI = "https://fcm.googleapis.com/fcm/send/PREVIEW"
 )
 
 func cmdPreview(ctx context.Context, e env) error {
-	fs := newFlags(e, "preview", "preview --config FILE --feed NAME [--user U] [--transport mpns|wns]\n\n"+
+	fs := newFlags(e, "preview", "preview --config FILE --feed NAME [--user U] [--transport mpns|wns|webpush]\n\n"+
 		"Fetches the feed now and prints the requests a channel of the transport would get\n"+
 		"for its first item as new: MPNS a toast and a tile; WNS a toast, a tile and a badge\n"+
 		"(the tile's count), with the feed's [feed.wns] options and the Authorization header\n"+
-		"as Bearer "+dryRunToken+" (no token is fetched). Changes no state.\n")
+		"as Bearer "+dryRunToken+" (no token is fetched); Web Push a toast and a tile (the\n"+
+		"count inside) as the shipped service worker's JSON, encrypted for a throw-away\n"+
+		"subscription (the body is described and its plaintext printed), with the feed's\n"+
+		"TTL, Urgency ([push.webpush], [feed.webpush]) and Topic, the Authorization as\n"+
+		dryRunVAPID+". Changes no state.\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	feedName := fs.String("feed", "", "the feed to preview")
 	user := fs.String("user", "", "the user, for a per-user feed")
-	transportFlag := fs.String("transport", "mpns", "mpns or wns: whose requests to print")
+	transportFlag := fs.String("transport", "mpns", "mpns, wns or webpush: whose requests to print")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
 	}
 	transport, err := tilecast.ParseTransport(*transportFlag)
-	if err != nil || transport == "" || transport == tilecast.TransportWebPush {
-		return usagef("preview: --transport: want mpns or wns, got %q", *transportFlag)
+	if err != nil || transport == "" {
+		return usagef("preview: --transport: want mpns, wns or webpush, got %q", *transportFlag)
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -101,6 +111,14 @@ func cmdPreview(ctx context.Context, e env) error {
 // transport t, built as the daemon builds it when it sends (for WNS with
 // the kind's full time to live and the feed's tag, the token a stand-in).
 func dumpPreview(e env, cfg *config.Config, t tilecast.Transport, f *tilecast.Feed, kind tilecast.Kind, payload []byte) error {
+	if t == tilecast.TransportWebPush {
+		sub, err := throwAwaySubscription(previewWebPushURI)
+		if err != nil {
+			return err
+		}
+		n := &tilecast.Notification{Feed: f.Name, Kind: kind, Payload: payload}
+		return dumpWebPush(e, sub, n, nil, webPushOptions(cfg, n), f.TTL.Of(kind))
+	}
 	if t == tilecast.TransportWNS {
 		req, err := wns.NewRequest(previewWNSURI, kind, payload, wns.RequestOptions{Token: dryRunToken,
 			TTL: f.TTL.Of(kind), Tag: wns.Tag(f.Name), UserAgent: userAgent()})
@@ -114,4 +132,17 @@ func dumpPreview(e env, cfg *config.Config, t tilecast.Transport, f *tilecast.Fe
 		return err
 	}
 	return mpns.DumpRequest(e.stdout, req)
+}
+
+// throwAwaySubscription is a subscription at endpoint with fresh keys
+// whose private half is dropped: a preview shows the request's size and
+// headers, and no one can read what it encrypted.
+func throwAwaySubscription(endpoint string) (webpush.Subscription, error) {
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		return webpush.Subscription{}, err
+	}
+	auth := make([]byte, webpush.AuthLen)
+	rand.Read(auth)
+	return webpush.Subscription{Endpoint: endpoint, P256DH: k.PublicKey().Bytes(), Auth: auth}, nil
 }

@@ -32,11 +32,15 @@ func cmdRun(ctx context.Context, e env) error {
 	fs := newFlags(e, "run", "run --config FILE\n\n"+
 		"Runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the config: feeds,\n"+
 		"[fetch] and [push] apply to the next fetch or send (a new fetcher and push\n"+
-		"clients: MPNS, and WNS with [push.wns], whose secret file is re-read);\n"+
-		"state, log.*, http.listen, the [http] file paths, http.metrics_auth and\n"+
-		"push.concurrency are logged as needs restart and keep their value.\n"+
+		"clients: MPNS, WNS with [push.wns], whose secret file is re-read, and Web Push\n"+
+		"with [push.webpush]: subject, urgencies, pad and allowed_hosts apply);\n"+
+		"state, log.*, http.listen, the [http] file paths, http.metrics_auth,\n"+
+		"push.concurrency and push.webpush.vapid_private_key_file (the key the\n"+
+		"subscriptions were made with, read once at start) are logged as needs\n"+
+		"restart and keep their value.\n"+
 		"/healthz is 503 for the daemon's own faults and 200 \"degraded\" when only a\n"+
-		"service it sends to fails (a WNS token endpoint, refused credentials).\n")
+		"service it sends to fails (a WNS token endpoint, refused credentials, a Web\n"+
+		"Push service paused after a run of VAPID refusals).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
@@ -121,6 +125,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			Subscribe:              bot.Subscribe,
 			Health:                 health,
 			Degraded:               bot.Degraded,
+			WebPushPublicKey:       bot.webPushPublicKey(),
 			NextRun:                sched.Next,
 			Backup:                 backup,
 			PreviewImage:           previewImages(current, log.With("component", "dashboard")),
@@ -173,6 +178,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			log.Error("resume interrupted deliveries", "error", err.Error())
 		}
 	}()
+	// Channels whose Web Push subscription expired go at start and then
+	// hourly, sent to or not.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sweepExpired(ctx, bot.Bot, db, log)
+	}()
 	// Cron does not catch up on runs missed while the daemon was down:
 	// fetch at once every feed whose last fetch is older than its schedule.
 	sched.CatchUp(ctx, cfg.Feeds, db)
@@ -212,6 +224,25 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 	}
 }
 
+// sweepExpired removes the channels whose subscription expired, now and
+// every tilecast.ExpirySweepInterval until ctx ends.
+func sweepExpired(ctx context.Context, bot *tilecast.Bot, db stateStore, log *slog.Logger) {
+	t := time.NewTicker(tilecast.ExpirySweepInterval)
+	defer t.Stop()
+	for {
+		if n, err := bot.SweepExpired(ctx, db); err != nil && ctx.Err() == nil {
+			log.Error("removing expired channels failed", "error", err.Error())
+		} else if n > 0 {
+			log.Info("expired channels removed", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // metricsRole maps http.metrics_auth to the role GET /metrics needs.
 func metricsRole(auth string) web.Role {
 	if auth == config.MetricsAuthAdmin {
@@ -237,7 +268,7 @@ func reload(path string, running *config.Config, sched *schedule.Scheduler, bot 
 	next, restart := config.ApplyReload(running, loaded)
 	// The push clients first: their certificate files and the WNS
 	// client secret must load before anything changes.
-	pusher, err := newPushers(next, bot.Logger)
+	pusher, err := newPushers(next, bot.Logger, bot.vapid)
 	if err != nil {
 		log.Error("config reload failed; the running config stays", "error", err.Error())
 		return

@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/channeluri"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
+	"github.com/tilecast/tilecast/notify/webpush"
 	"github.com/tilecast/tilecast/notify/wns"
 )
 
@@ -24,13 +26,15 @@ import (
 // contacts nothing, so it asks the token endpoint for nothing either.
 const dryRunToken = "<access-token>"
 
-const sendUsage = `send --uri URI [--transport mpns|wns] --type TYPE [--set key=value]... [--json FILE|-] [--dry-run] [--config FILE]
+const sendUsage = `send (--uri URI | --subscription JSON|@FILE) [--transport mpns|wns|webpush] --type TYPE
+     [--set key=value]... [--json FILE|-] [--dry-run] [--config FILE]
 
-Sends one notification to a channel URI, or with --dry-run prints the exact
-request (request line, headers, blank line, body) and sends nothing.
+Sends one notification to a channel URI (or a browser's Web Push
+subscription), or with --dry-run prints the exact request (request line,
+headers, blank line, body) and sends nothing.
 
---transport is inferred from the URI when left out: *.notify.windows.com is
-WNS, anything else MPNS.
+--transport is inferred when left out: a --subscription is Web Push,
+*.notify.windows.com is WNS, anything else MPNS.
 
   MPNS  --type toast|tile|flip|iconic|cycle|raw, with the property names of
         the mpns module: text1 text2 param (toast); backgroundImage count
@@ -47,13 +51,33 @@ WNS, anything else MPNS.
         send needs --config with [push.wns] credentials; the dry run
         prints Authorization: Bearer ` + dryRunToken + ` and never asks
         the token endpoint (nor prints the client secret).
+  Web Push  --subscription is the browser's subscription JSON
+        ({"endpoint","expirationTime","keys":{"p256dh","auth"}}, or @FILE
+        holding it); --type toast|tile|badge|raw with the same names:
+        text1 text2 param (toast: title, body, url); the tile names of flip
+        plus count (tile: count, title, body from backContent, image from
+        backgroundImage, url from id); count 0-99 (badge: a tile with only
+        the count; 0 clears it); payload (raw: for the app's own worker).
+        TTL is 86400 (a day), Urgency the [push.webpush] default of the
+        kind. The body is encrypted for the subscription's keys
+        (aes128gcm); the dry run describes it (salt, record size) and
+        prints the plaintext it carries. Authorization is signed with the
+        VAPID key of --config's [push.webpush] when there is one (a real
+        token, valid for that push service for up to 12 h: do not publish
+        it), else it reads ` + dryRunVAPID + `. A real send needs
+        --config with [push.webpush].
 `
+
+// dryRunVAPID stands for the VAPID Authorization in a Web Push dry run
+// without a configured key.
+const dryRunVAPID = "vapid t=<jwt>, k=<vapid-public-key>"
 
 func cmdSend(ctx context.Context, e env) error {
 	fs := newFlags(e, "send", sendUsage)
 	uri := fs.String("uri", "", "channel URI to POST to")
-	transport := fs.String("transport", "", "mpns or wns (default: inferred from --uri)")
-	kind := fs.String("type", "toast", "MPNS: toast | tile | flip | iconic | cycle | raw; WNS: toast | tile | badge | raw")
+	subscription := fs.String("subscription", "", "a Web Push subscription as the browser's JSON, or @FILE holding it")
+	transport := fs.String("transport", "", "mpns, wns or webpush (default: inferred from --uri, webpush with --subscription)")
+	kind := fs.String("type", "toast", "MPNS: toast | tile | flip | iconic | cycle | raw; WNS and Web Push: toast | tile | badge | raw")
 	jsonFile := fs.String("json", "", "read the properties from a JSON object in FILE (- for stdin)")
 	dryRun := fs.Bool("dry-run", false, "print the exact request and send nothing")
 	cfgPath := fs.String("config", "", "optional config: push.class, timeout, client certificate, allow_private, [push.wns] credentials")
@@ -62,18 +86,23 @@ func cmdSend(ctx context.Context, e env) error {
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
 	}
-	if *uri == "" {
-		return usagef("send: --uri is required")
-	}
 	t, err := tilecast.ParseTransport(*transport)
 	if err != nil {
 		return usagef("send: --transport: %v", err)
 	}
-	if t == "" {
+	switch {
+	case *uri != "" && *subscription != "":
+		return usagef("send: give --uri or --subscription, not both")
+	case *subscription != "" && t != "" && t != tilecast.TransportWebPush:
+		return usagef("send: --subscription is a Web Push subscription: --transport %s takes --uri", t)
+	case *subscription != "":
+		t = tilecast.TransportWebPush
+	case t == tilecast.TransportWebPush:
+		return usagef("send: --transport webpush needs --subscription (the browser's subscription JSON)")
+	case *uri == "":
+		return usagef("send: --uri is required (--subscription for Web Push)")
+	case t == "":
 		t = tilecast.InferTransport(*uri, false)
-	}
-	if t == tilecast.TransportWebPush {
-		return usagef("send: --transport webpush is not supported yet")
 	}
 	cfg := &config.Config{}
 	if *cfgPath != "" {
@@ -90,16 +119,26 @@ func cmdSend(ctx context.Context, e env) error {
 		return err
 	}
 	var n *tilecast.Notification
-	if t == tilecast.TransportWNS {
+	switch t {
+	case tilecast.TransportWNS:
 		n, err = wnsNotification(*kind, props)
-	} else {
+	case tilecast.TransportWebPush:
+		n, err = webPushNotification(*kind, props)
+	default:
 		n, err = mpnsNotification(cfg, *kind, props)
 	}
 	if err != nil {
 		return err
 	}
-	if t == tilecast.TransportWNS {
+	switch t {
+	case tilecast.TransportWNS:
 		return sendWNS(ctx, e, cfg, *uri, n, *dryRun)
+	case tilecast.TransportWebPush:
+		raw, err := readArg(e, *subscription)
+		if err != nil {
+			return usagef("send: --subscription: %v", err)
+		}
+		return sendWebPush(ctx, e, cfg, *cfgPath != "", raw, n, *dryRun)
 	}
 	if *dryRun {
 		// The request the client below would send, built the same way.
@@ -198,6 +237,123 @@ func wnsNotification(kind string, props map[string]any) (*tilecast.Notification,
 		return nil, err
 	}
 	return &tilecast.Notification{Kind: payload.Kind(), Payload: body}, nil
+}
+
+// webPushNotification builds a Web Push notification (the shipped
+// worker's JSON): toast and raw from the mpns module's property names, a
+// tile from flip's names plus its count (the worker's tile carries it), a
+// badge from count.
+func webPushNotification(kind string, props map[string]any) (*tilecast.Notification, error) {
+	var payload notify.Payload
+	switch kind {
+	case mpns.KindToast, mpns.KindRaw:
+		p, err := mpns.FromJSON(kind, props)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		payload = p
+	case mpns.KindTile:
+		p, err := mpns.FromJSON(mpns.KindFlip, props)
+		if err != nil {
+			return nil, usageError{errors.New(strings.Replace(err.Error(), "flip", "tile", 1))}
+		}
+		payload = p
+	case "badge":
+		b, err := badgeProps(props)
+		if err != nil {
+			return nil, err
+		}
+		payload = b
+	default:
+		return nil, usagef("send: unknown Web Push type %q (want toast, tile, badge or raw)", kind)
+	}
+	body, err := notify.Fit(&webpush.Encoder{}, payload)
+	if err != nil {
+		if errors.Is(err, notify.ErrEmpty) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	return &tilecast.Notification{Kind: payload.Kind(), Payload: body}, nil
+}
+
+// sendWebPush prints the Web Push request of n to the subscription in raw
+// (dry run) or sends it with [push.webpush] of cfg; configured says cfg
+// came from --config. The dry run signs with the configured VAPID key, or
+// shows dryRunVAPID without one.
+func sendWebPush(ctx context.Context, e env, cfg *config.Config, configured bool, raw []byte, n *tilecast.Notification, dryRun bool) error {
+	sub, err := webpush.ParseSubscription(raw, webpush.ParseOptions{AllowLoopbackHTTP: cfg.Push.AllowPrivate})
+	if err != nil {
+		return usagef("send: --subscription: %v", err)
+	}
+	if configured {
+		// The hosts a registration would accept ([push.webpush] allowed_hosts).
+		if _, _, err := channeluri.CheckChannel(sub.Endpoint, tilecast.TransportWebPush, true, registrationRules(cfg)); err != nil {
+			return usagef("send: --subscription endpoint: %v", err)
+		}
+	}
+	if !cfg.Push.WebPush.Enabled() {
+		if !dryRun {
+			return usagef("send: sending Web Push needs --config FILE with [push.webpush] (subject, vapid_private_key_file); --dry-run needs none")
+		}
+		return dumpWebPush(e, sub, n, nil, webPushOptions(cfg, n), 0)
+	}
+	client, err := newWebPushClient(cfg, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if dryRun {
+		// What PushSubscription sends: the client's options, a day's TTL.
+		return dumpWebPush(e, sub, n, client, client.RequestOptions(n), 0)
+	}
+	return printResult(e, client.PushSubscription(ctx, sub, n, 0))
+}
+
+// webPushOptions are the request options the daemon's Web Push client
+// gives n (webpush.Client.RequestOptions) without a VAPID key: the
+// urgency of n's feed ([feed.webpush]) or kind ([push.webpush]), a tile's
+// Topic from its feed, the padding; signed by a throw-away key that
+// dumpWebPush replaces with dryRunVAPID.
+func webPushOptions(cfg *config.Config, n *tilecast.Notification) webpush.RequestOptions {
+	w := cfg.Push.WebPush
+	o := webpush.RequestOptions{Pad: w.Pad, UserAgent: userAgent(), Urgency: w.UrgencyToast}
+	if n.Kind == tilecast.KindTile || n.Kind == tilecast.KindBadge {
+		o.Urgency = w.UrgencyTile
+		o.Topic = webpush.TopicFor(n.Feed)
+	}
+	for _, f := range cfg.Feeds {
+		if f.Name == n.Feed && n.Feed != "" && f.WebPushUrgency != "" {
+			o.Urgency = f.WebPushUrgency
+		}
+	}
+	return o
+}
+
+// dumpWebPush prints the request of n to sub built with opts and ttl (0:
+// webpush.DefaultTTL, what a send without a feed gets). client nil: no
+// key is configured, and the Authorization shown is dryRunVAPID.
+func dumpWebPush(e env, sub webpush.Subscription, n *tilecast.Notification, client *webpush.Client, opts webpush.RequestOptions, ttl time.Duration) error {
+	if client == nil {
+		key, err := webpush.NewVAPIDKey()
+		if err != nil {
+			return err
+		}
+		if opts.VAPID, err = webpush.NewSigner(key, "https://tilecast.dev", webpush.SignerOptions{}); err != nil {
+			return err
+		}
+	}
+	if ttl <= 0 {
+		ttl = webpush.DefaultTTL
+	}
+	req, err := webpush.NewRequest(sub, n.Kind, n.Payload, ttl, opts)
+	if err != nil {
+		return usageError{err}
+	}
+	if client == nil {
+		req.Header.Set("Authorization", dryRunVAPID)
+	}
+	return webpush.DumpRequest(e.stdout, req, n.Payload)
 }
 
 // badgeProps reads a badge's one property, count: 0-99 (0 clears it).

@@ -1,7 +1,6 @@
 package webpush
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,8 +14,9 @@ import (
 // ErrVAPID marks a push the service refused for its VAPID authorization
 // (401 or 403: a bad signature or claims, or a key other than the one the
 // subscription was made with). It is a configuration error: the same
-// request will be refused again.
-var ErrVAPID = errors.New("VAPID authorization refused")
+// request will be refused again. It wraps tilecast.ErrCredentials, so the
+// deliverer logs a run of them as one configuration error.
+var ErrVAPID = fmt.Errorf("VAPID authorization refused: %w", tilecast.ErrCredentials)
 
 // MaxRetryAfter caps a Retry-After hint.
 const MaxRetryAfter = time.Hour

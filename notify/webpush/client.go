@@ -137,6 +137,12 @@ func (e *PausedError) Error() string {
 // Unwrap lets callers use errors.Is(err, ErrPaused).
 func (e *PausedError) Unwrap() error { return ErrPaused }
 
+// Is makes a paused push match tilecast.ErrCircuitOpen: no request was
+// made, so the deliverer postpones the notification until the pause ends
+// without counting an attempt (tilecast.NotSent), and the Breaker does
+// not count it as a failure of the push service's host.
+func (e *PausedError) Is(target error) bool { return target == tilecast.ErrCircuitOpen }
+
 // NewClient returns a Client built from opts.
 func NewClient(opts ClientOptions) (*Client, error) {
 	if opts.VAPID == nil {

@@ -9,7 +9,8 @@
 //   - the payload builder: the JSON the shipped service worker shows —
 //     ToastPayload, TilePayload, BadgePayload, and Encoder, a
 //     notify.Encoder that renders a feed's templates into it, always
-//     within MaxPlaintext (3,993) bytes;
+//     within MaxPlaintext (3,993) bytes, and Renderer, the daemon's
+//     renderer of Web Push channels (one push per tile update);
 //   - encryption: Encrypt (one record, no padding unless asked, body at
 //     most 4,096 bytes) and Decrypt, on crypto/ecdh, crypto/hkdf and
 //     AES-GCM;
@@ -21,7 +22,9 @@
 //     Authorization) and DumpRequest for dry runs;
 //   - the response classifier (Classify) and a Client implementing
 //     tilecast.Pusher through notify/pushhttp, which also pauses a push
-//     service that keeps refusing the VAPID key and reports it (Degraded).
+//     service that keeps refusing the VAPID key and reports it (Degraded;
+//     a paused push matches tilecast.ErrCircuitOpen: not sent, no
+//     attempt; a refusal matches tilecast.ErrCredentials).
 //
 // Encryption and signing happen when a request is built, at send time,
 // from the plaintext the outbox keeps: keys may change between enqueue

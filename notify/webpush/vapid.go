@@ -212,11 +212,10 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// GenerateKey makes a new P-256 VAPID key, writes it to path as PKCS#8 PEM
-// with mode 0600, and returns it (print its PublicKey for the web app).
-// It refuses to overwrite an existing file: replacing the key orphans
-// every subscription made with the old one.
-func GenerateKey(path string) (*VAPIDKey, error) {
+// NewVAPIDKey makes a new P-256 VAPID key in memory: a stand-in signer
+// for dry runs and previews without a configured key, and tests. Keys an
+// operator keeps are made by GenerateKey.
+func NewVAPIDKey() (*VAPIDKey, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("webpush: generate vapid key: %w", err)
@@ -224,6 +223,18 @@ func GenerateKey(path string) (*VAPIDKey, error) {
 	k, err := newVAPIDKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("webpush: generate vapid key: %w", err)
+	}
+	return k, nil
+}
+
+// GenerateKey makes a new P-256 VAPID key, writes it to path as PKCS#8 PEM
+// with mode 0600, and returns it (print its PublicKey for the web app).
+// It refuses to overwrite an existing file: replacing the key orphans
+// every subscription made with the old one.
+func GenerateKey(path string) (*VAPIDKey, error) {
+	k, err := NewVAPIDKey()
+	if err != nil {
+		return nil, err
 	}
 	data, err := k.MarshalPEM()
 	if err != nil {

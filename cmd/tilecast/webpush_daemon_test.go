@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tilecast/tilecast/emulator"
+)
+
+// The daemon with [push.webpush], end to end: a subscription that expired
+// while it was down is removed at start; GET /v1/webpush/key serves the
+// key without an API key; browsers registered through the API with their
+// subscription receive a new item beside an MPNS phone, one push line
+// each; a push service that refuses the VAPID key of a run of channels is
+// paused and /healthz says degraded (200), not 503; no log line holds a
+// subscription's keys.
+func TestDaemonWebPush(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "vapid.pem")
+	code, pubOut, errs := runCLI(t, t.Context(), "vapid", "generate", "--out", keyFile)
+	if code != exitOK {
+		t.Fatalf("vapid generate: %s", errs)
+	}
+	pub := strings.TrimSpace(pubOut)
+
+	emu := emulator.New(emulator.Options{})
+	esrv := httptest.NewServer(emu.Handler())
+	defer esrv.Close()
+	defer emu.Close()
+	emu.SetBaseURL(esrv.URL)
+	// A second push service (another origin), whose browsers subscribed
+	// with a key that is not tilecast's: it answers every push 403.
+	other := emulator.New(emulator.Options{})
+	osrv := httptest.NewServer(other.Handler())
+	defer osrv.Close()
+	defer other.Close()
+	other.SetBaseURL(osrv.URL)
+
+	feed := &growingFeed{}
+	feed.add("First")
+	fsrv := httptest.NewServer(feed)
+	defer fsrv.Close()
+
+	keys := filepath.Join(dir, "api-keys")
+	os.WriteFile(keys, []byte("admin secret-key-1\n"), 0o600)
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "tilecast.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state = %q
+[http]
+listen = %q
+api_keys_file = %q
+[fetch]
+allow_private = true
+[push]
+allow_private = true
+allowed_hosts = ["127.0.0.1"]
+[push.webpush]
+subject = "mailto:ops@tilecast.dev"
+vapid_private_key_file = %q
+allowed_hosts = ["127.0.0.1"]
+[[feed]]
+name = "news"
+url = "%s/news.xml"
+schedule = "@every 1s"
+[feed.toast]
+text1 = "{{.Feed.Title}}"
+text2 = "{{.Item.Title}}"
+[feed.tile]
+title = "News"
+count = "{{.NewCount}}"
+back_content = "{{.Item.Title}}"
+`, filepath.Join(dir, "state.db"), addr, keys, keyFile, fsrv.URL)), 0o600)
+
+	var secrets []string
+	subJSON := func(br emulator.Browser) string {
+		secrets = append(secrets, br.Subscription.Keys.P256DH, br.Subscription.Keys.Auth)
+		b, _ := json.Marshal(br.Subscription)
+		return string(b)
+	}
+
+	// Registered while the daemon is down, expiring a moment later.
+	short, err := emu.CreateBrowser(emulator.Healthy, "short-lived")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Second).UnixMilli()
+	short.Subscription.ExpirationTime = &exp
+	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", cfg, "--subscription", subJSON(short))
+	if code != exitOK {
+		t.Fatalf("channels add: exit %d %s", code, errs)
+	}
+	var shortCh struct{ ID string }
+	json.Unmarshal([]byte(out), &shortCh)
+	time.Sleep(time.Until(time.UnixMilli(exp)) + 100*time.Millisecond)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
+	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
+	waitFor(t, "the expired channel's removal", func() bool {
+		return strings.Contains(logs.String(), `msg="channel removed: subscription expired" channel=`+shortCh.ID)
+	})
+
+	call := func(method, path, body string, auth bool) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		if auth {
+			req.Header.Set("Authorization", "Bearer secret-key-1")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := call("GET", "/v1/webpush/key", "", false); code != http.StatusOK || !strings.Contains(body, pub) {
+		t.Errorf("GET /v1/webpush/key: %d %s; want the public key %s", code, body, pub)
+	}
+
+	chrome, err := emu.CreateBrowser(emulator.Healthy, "chrome", emulator.BrowserParams{ApplicationServerKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone, err := emu.CreateChannel(emulator.Healthy, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regs := []string{
+		`{"subscription":` + subJSON(chrome) + `,"feeds":["news"],"user":"ana"}`,
+		`{"uri":"` + phone.URI + `","feeds":["news"]}`,
+	}
+	for i := range 12 {
+		br, err := other.CreateBrowser(emulator.Healthy, fmt.Sprintf("stale %d", i), emulator.BrowserParams{ApplicationServerKey: loadInteropKeys(t).VAPID.PublicKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs = append(regs, `{"subscription":`+subJSON(br)+`,"feeds":["news"]}`)
+	}
+	var chromeID string
+	for i, reg := range regs {
+		code, body := call("POST", "/v1/channels", reg, true)
+		if code != http.StatusCreated {
+			t.Fatalf("register %d: %d %s", i, code, body)
+		}
+		if i == 0 {
+			var v struct {
+				ID           string `json:"id"`
+				Subscription struct {
+					Origin string `json:"origin"`
+				} `json:"subscription"`
+			}
+			json.Unmarshal([]byte(body), &v)
+			chromeID = v.ID
+			if v.Subscription.Origin != esrv.URL || strings.Contains(body, chrome.Subscription.Keys.Auth) {
+				t.Errorf("registration answer %s: want the origin, never the keys", body)
+			}
+		}
+	}
+	waitFor(t, "the baseline fetch", func() bool { return strings.Contains(logs.String(), "msg=fetch feed=news") })
+	feed.add("Harbour bridge reopens")
+
+	waitFor(t, "chrome's notification and badge", func() bool {
+		st, _ := emu.Browser(chrome.Token)
+		return len(st.Notifications) == 1 && st.Tile != nil && st.Tile.Body == "Harbour bridge reopens"
+	})
+	st, _ := emu.Browser(chrome.Token)
+	if st.Notifications[0].Body != "Harbour bridge reopens" || st.Badge != 1 {
+		t.Errorf("chrome shows %+v, badge %d", st.Notifications, st.Badge)
+	}
+	waitFor(t, "the phone's toast", func() bool {
+		st, _ := emu.Channel(phone.Token)
+		return len(st.Toasts) == 1
+	})
+	var body string
+	waitFor(t, "/healthz degraded by the refusing push service", func() bool {
+		var code int
+		code, body = call("GET", "/healthz", "", true)
+		if code != http.StatusOK {
+			t.Fatalf("/healthz %d while only a push service refuses: %s", code, body)
+		}
+		return strings.Contains(body, `"status":"degraded"`)
+	})
+	if !strings.Contains(body, osrv.URL) || !strings.Contains(body, "refused VAPID") {
+		t.Errorf("/healthz body %s: want the paused service and why", body)
+	}
+	// One push line per push: the item's toast and tile (and the tile on
+	// subscribe, unless the item's tile replaced it while it waited); a
+	// Web Push tile carries its count: no badge push.
+	line := func(kind string) *regexp.Regexp {
+		return regexp.MustCompile(`msg=push channel=` + chromeID + ` .* kind=` + kind + ` .*outcome=delivered .*transport=webpush`)
+	}
+	waitFor(t, "chrome's push lines", func() bool {
+		l := logs.String()
+		return line("toast").MatchString(l) && line("tile").MatchString(l)
+	})
+	l := logs.String()
+	if n, tiles := len(line("toast").FindAllString(l, -1)), len(line("tile").FindAllString(l, -1)); n != 1 || tiles > 2 || line("badge").MatchString(l) {
+		t.Errorf("chrome's push lines: %d toasts, %d tiles; want 1 toast, 1 or 2 tiles, no badge:\n%s", n, tiles, l)
+	}
+	if !strings.Contains(l, "configuration error") {
+		t.Errorf("the VAPID refusals are not logged as a configuration error:\n%s", l)
+	}
+	for _, s := range secrets {
+		if strings.Contains(l, s) {
+			t.Errorf("the log holds a subscription key %q", s)
+		}
+	}
+	// A reload applies the new subject and the feed's urgency to the next
+	// pushes; another key file needs a restart: the key stays.
+	key2 := filepath.Join(dir, "vapid2.pem")
+	if code, _, errs := runCLI(t, t.Context(), "vapid", "generate", "--out", key2); code != exitOK {
+		t.Fatalf("vapid generate: %s", errs)
+	}
+	text, _ := os.ReadFile(cfg)
+	text = []byte(strings.Replace(strings.Replace(string(text), "mailto:ops@tilecast.dev", "https://ops.tilecast.dev/contact", 1),
+		keyFile, key2, 1) + "[feed.webpush]\nurgency = \"high\"\n")
+	os.WriteFile(cfg, text, 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "reload", func() bool { return strings.Contains(logs.String(), `msg="config reloaded"`) })
+	if !regexp.MustCompile(`needs restart.*push\.webpush\.vapid_private_key_file|push\.webpush\.vapid_private_key_file.*needs restart`).MatchString(logs.String()) {
+		t.Errorf("the new key file is not logged as needing a restart:\n%s", logs.String())
+	}
+	feed.add("Ferry timetable changes")
+	waitFor(t, "the toast after the reload", func() bool {
+		st, _ := emu.Browser(chrome.Token)
+		return len(st.Notifications) == 2
+	})
+	st, _ = emu.Browser(chrome.Token)
+	if l := st.Last; l == nil || l.Subject != "https://ops.tilecast.dev/contact" || l.Urgency != "high" || st.Counts.Rejected != 0 {
+		t.Errorf("after the reload the service saw %+v (rejected %+v); want the new subject, urgency high, the old key", l, st.Rejected)
+	}
+	if code, body := call("GET", "/v1/webpush/key", "", false); code != http.StatusOK || !strings.Contains(body, pub) {
+		t.Errorf("GET /v1/webpush/key after the reload: %d %s; want the key read at start", code, body)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+}
