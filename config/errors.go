@@ -52,6 +52,9 @@ type checker struct {
 	file string
 	ix   *index
 	errs []*Error
+	// creds maps each secret key read from $CREDENTIALS_DIRECTORY to its
+	// credential's name (credentials.go).
+	creds map[string]string
 }
 
 func (c *checker) errorf(key, format string, args ...any) {

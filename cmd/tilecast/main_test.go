@@ -49,16 +49,6 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	}
 }
 
-func TestCheckExample(t *testing.T) {
-	code, out, errs := runCLI(t, t.Context(), "check", "--config", "../../config.example.toml")
-	if code != exitOK {
-		t.Fatalf("check example: exit %d: %s", code, errs)
-	}
-	if strings.Count(out, "  next ") != 10 || !strings.Contains(out, "feed news") {
-		t.Errorf("check output lacks feeds or 5 run times each:\n%s", out)
-	}
-}
-
 func TestBadConfigExitsTwoWithPosition(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(path, []byte("state = \"x\"\n[[feed]]\nname = \"a\"\nurl = \"http://x/\"\nschedule = \"*/5 * *\"\n[feed.toast]\ntext1 = \"{{.Item.Title\"\n"), 0o600)
