@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -34,7 +36,8 @@ func cmdRun(ctx context.Context, e env) error {
 		"[fetch] and [push] apply to the next fetch or send (a new fetcher and push\n"+
 		"clients: MPNS, and WNS with [push.wns], whose secret file is re-read);\n"+
 		"state, log.*, http.listen, the [http] file paths, http.metrics_auth and\n"+
-		"push.concurrency are logged as needs restart and keep their value.\n"+
+		"push.concurrency are logged as needs restart and keep their value, and so\n"+
+		"are secret files read from systemd credentials ($CREDENTIALS_DIRECTORY).\n"+
 		"/healthz is 503 for the daemon's own faults and 200 \"degraded\" when only a\n"+
 		"service it sends to fails (a WNS token endpoint, refused credentials).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
@@ -249,6 +252,14 @@ func reload(path string, running *config.Config, sched *schedule.Scheduler, bot 
 	}
 	for _, k := range restart {
 		log.Warn("needs restart", "key", k)
+	}
+	// systemd copies credentials (LoadCredential=) once, at start: a
+	// reload re-reads that copy, so a changed secret file takes effect
+	// after a restart only. Said on every reload: the daemon cannot see
+	// whether the source changed.
+	for _, k := range slices.Sorted(maps.Keys(loaded.Credentials)) {
+		log.Warn("needs restart", "key", k, "credential", loaded.Credentials[k],
+			"reason", "systemd passes credentials at start only")
 	}
 	bot.applyReload(next, pusher)
 	set(next)
