@@ -481,11 +481,11 @@ func TestPreviewPrintsRequestsAndChangesNothing(t *testing.T) {
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
 	cfg := e2eConfig(t, fsrv.URL)
-	code, out, errs := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news")
+	code, out, errs := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--as-new")
 	if code != exitOK {
 		t.Fatalf("preview: exit %d %s", code, errs)
 	}
-	for _, want := range []string{"# toast", "X-WindowsPhone-Target: toast", "# tile", "X-WindowsPhone-Target: token",
+	for _, want := range []string{"every one taken as new (--as-new", "# toast", "X-WindowsPhone-Target: toast", "# tile", "X-WindowsPhone-Target: token",
 		"<wp:Text2>Only story bold</wp:Text2>", `Template="FlipTile"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("preview output lacks %q:\n%s", want, out)
@@ -499,7 +499,7 @@ func TestPreviewPrintsRequestsAndChangesNothing(t *testing.T) {
 	}
 	// What a Windows channel would get: a ToastGeneric toast, an adaptive
 	// tile and the count as a badge, with WNS's headers.
-	code, out, errs = runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--transport", "wns")
+	code, out, errs = runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--transport", "wns", "--as-new")
 	if code != exitOK {
 		t.Fatalf("preview --transport wns: exit %d %s", code, errs)
 	}
