@@ -54,6 +54,7 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	device := fs.String("device", "", "stable install id, scoped to --user: a new URI for it rotates that install's channel (same id)")
 	var feeds stringList
 	fs.Var(&feeds, "feed", "subscribe to this feed (repeatable; none = every feed without {user})")
+	asJSON := fs.Bool("json", false, "print the channel as a JSON object (as POST /v1/channels answers)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
 	}
@@ -77,7 +78,13 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(e, saved)
+	// What channels list prints for it: its table row, or its JSON.
+	if *asJSON {
+		return printJSON(e, saved)
+	}
+	tw := channelTable(e)
+	channelRow(tw, &saved)
+	return tw.Flush()
 }
 
 // Limits of a registration, as the API applies them (web/channels.go).
@@ -132,19 +139,10 @@ func cmdChannelsList(ctx context.Context, e env) error {
 		}
 		return arr.close()
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tFEEDS\tTRANSPORT\tLAST OUTCOME\tURI")
+	tw := channelTable(e)
 	err = eachPage(page, func(chs []tilecast.Channel) error {
-		for _, c := range chs {
-			feeds := "(all global)"
-			if len(c.Feeds) > 0 {
-				feeds = fmt.Sprint(c.Feeds)
-			}
-			last := c.LastOutcome
-			if last == "" {
-				last = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, tilecast.TransportOf(&c), last, c.URI)
+		for i := range chs {
+			channelRow(tw, &chs[i])
 		}
 		return tw.Flush() // a page at a time: columns line up within a page
 	})
@@ -152,6 +150,22 @@ func cmdChannelsList(ctx context.Context, e env) error {
 		return err
 	}
 	return tw.Flush()
+}
+
+// channelTable starts the channel table of channels list and add.
+func channelTable(e env) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSER\tFEEDS\tTRANSPORT\tLAST OUTCOME\tURI")
+	return tw
+}
+
+// channelRow is one channel's line of the channel table.
+func channelRow(tw *tabwriter.Writer, c *tilecast.Channel) {
+	feeds := "(all global)"
+	if len(c.Feeds) > 0 {
+		feeds = fmt.Sprint(c.Feeds)
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, tilecast.TransportOf(c), orDash(c.LastOutcome), c.URI)
 }
 
 func cmdChannelsRemove(ctx context.Context, e env) error {

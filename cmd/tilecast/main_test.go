@@ -249,7 +249,7 @@ func channelsAndOnce(t *testing.T, state string) {
 	ctx := t.Context()
 
 	// channels add twice: one record, the second updates it.
-	code, out, errs := runCLI(t, ctx, "channels", "add", "--config", cfg, "--uri", phone.URI, "--feed", "news")
+	code, out, errs := runCLI(t, ctx, "channels", "add", "--json", "--config", cfg, "--uri", phone.URI, "--feed", "news")
 	if code != exitOK {
 		t.Fatalf("channels add: %d %s", code, errs)
 	}
@@ -257,7 +257,7 @@ func channelsAndOnce(t *testing.T, state string) {
 	if err := json.Unmarshal([]byte(out), &ch); err != nil || ch.ID == "" {
 		t.Fatalf("channels add printed %q (%v)", out, err)
 	}
-	code, out, _ = runCLI(t, ctx, "channels", "add", "--config", cfg, "--uri", phone.URI, "--user", "ana", "--feed", "news")
+	code, out, _ = runCLI(t, ctx, "channels", "add", "--json", "--config", cfg, "--uri", phone.URI, "--user", "ana", "--feed", "news")
 	var again tilecast.Channel
 	json.Unmarshal([]byte(out), &again)
 	if code != exitOK || again.ID != ch.ID || again.User != "ana" {
@@ -266,7 +266,7 @@ func channelsAndOnce(t *testing.T, state string) {
 	for _, bad := range [][]string{
 		{"--uri", "http://evil.example.com/x"}, {"--uri", phone.URI, "--feed", "nosuch"}, {"--uri", "ftp://127.0.0.1/x"},
 	} {
-		if code, _, _ := runCLI(t, ctx, append([]string{"channels", "add", "--config", cfg}, bad...)...); code != exitUsage {
+		if code, _, _ := runCLI(t, ctx, append([]string{"channels", "add", "--json", "--config", cfg}, bad...)...); code != exitUsage {
 			t.Errorf("channels add %v: exit %d, want 2", bad, code)
 		}
 	}

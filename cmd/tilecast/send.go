@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -64,6 +65,9 @@ func cmdSend(ctx context.Context, e env) error {
 	}
 	if *uri == "" {
 		return usagef("send: --uri is required")
+	}
+	if u, err := url.Parse(*uri); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("send: --uri %q: not a channel URI (want an absolute http or https URL)", *uri)
 	}
 	t, err := tilecast.ParseTransport(*transport)
 	if err != nil {
@@ -154,6 +158,13 @@ func mpnsNotification(cfg *config.Config, kind string, props map[string]any) (*t
 	}
 	body, err := notify.Fit(newEncoder(cfg), payload)
 	if err != nil {
+		if errors.Is(err, notify.ErrEmpty) {
+			hint := ""
+			if kind == mpns.KindToast {
+				hint = " (give its text: --set text1=… and/or --set text2=…)"
+			}
+			return nil, usagef("send: %v%s", err, hint)
+		}
 		return nil, err
 	}
 	return &tilecast.Notification{Kind: payload.Kind(), Payload: body}, nil
@@ -269,6 +280,11 @@ func closeWNS(c *wns.Client, hc *http.Client) {
 // printResult prints one push's result; a result other than delivered is
 // the command's error.
 func printResult(e env, res tilecast.Result) error {
+	if res.Status == 0 && res.Err != nil {
+		// No answer (a network error, a refused address): the error is
+		// all there is to say.
+		return fmt.Errorf("send: %w", res.Err)
+	}
 	fmt.Fprintf(e.stdout, "status %d  notification %s  subscription %s  device %s  verdict %s  in %s\n",
 		res.Status, orDash(res.Notification), orDash(res.Subscription), orDash(res.Device), res.Verdict,
 		res.Duration.Round(time.Millisecond))
