@@ -435,7 +435,7 @@ func TestBackupRefusesAMissingStateAndBadDestination(t *testing.T) {
 // A snapshot that does not check is not renamed into place.
 func TestWriteBackupChecksBeforeRename(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "b.db")
-	_, err := writeBackup(t.Context(), fakeBackup("not a bbolt file at all"), dest)
+	_, err := writeBackup(t.Context(), fakeBackup("not a bbolt file at all"), dest, newProgress(env{stderr: io.Discard}, "backup", "bytes", 0, 0))
 	if err == nil || !strings.Contains(err.Error(), "does not check") {
 		t.Fatalf("writeBackup of garbage: %v", err)
 	}
