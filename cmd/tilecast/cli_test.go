@@ -1,9 +1,13 @@
 package main
 
 import (
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tilecast/tilecast"
 )
 
 // `channels add` prints the row `channels list` prints for the channel,
@@ -67,5 +71,48 @@ func TestOutputEndsWithNewline(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, t.Context(), "version"); code != exitOK || !strings.HasSuffix(out, "\n") {
 		t.Errorf("version: exit %d, output %q", code, out)
+	}
+}
+
+// TestJSONKeysSnakeCase: every key of tilecast's own JSON — what the CLI
+// prints and the API answers — is snake_case and explicit (a field
+// without a tag would come out as Go's "OutboxDepth").
+func TestJSONKeysSnakeCase(t *testing.T) {
+	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	seen := map[reflect.Type]bool{}
+	var walk func(path string, typ reflect.Type)
+	walk = func(path string, typ reflect.Type) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || seen[typ] || typ.PkgPath() == "time" {
+			return
+		}
+		seen[typ] = true
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case name == "-":
+				continue
+			case name == "":
+				t.Errorf("%s.%s has no json key", path, f.Name)
+			case !snake.MatchString(name):
+				t.Errorf("%s.%s: json key %q is not snake_case", path, f.Name, name)
+			}
+			walk(path+"."+f.Name, f.Type)
+		}
+	}
+	for name, v := range map[string]any{
+		"status":      statusReport{},
+		"channel":     tilecast.Channel{},
+		"outcome":     tilecast.Outcome{},
+		"dead letter": tilecast.DeadLetter{},
+		"feed status": tilecast.FeedStatus{},
+	} {
+		walk(name, reflect.TypeOf(v))
 	}
 }
