@@ -28,7 +28,8 @@ const dryRunToken = "<access-token>"
 const sendUsage = `send --uri URI [--transport mpns|wns] --type TYPE [--set key=value]... [--json FILE|-] [--dry-run] [--config FILE]
 
 Sends one notification to a channel URI, or with --dry-run prints the exact
-request (request line, headers, blank line, body) and sends nothing.
+request (request line, headers, blank line, body; on a terminal a newline
+follows the body) and sends nothing.
 
 --transport is inferred from the URI when left out: *.notify.windows.com is
 WNS, anything else MPNS.
@@ -50,7 +51,7 @@ WNS, anything else MPNS.
         the token endpoint (nor prints the client secret).
 `
 
-func cmdSend(ctx context.Context, e env) error {
+func cmdSend(ctx context.Context, e env) (err error) {
 	fs := newFlags(e, "send", sendUsage)
 	uri := fs.String("uri", "", "channel URI to POST to")
 	transport := fs.String("transport", "", "mpns or wns (default: inferred from --uri)")
@@ -89,6 +90,16 @@ func cmdSend(ctx context.Context, e env) error {
 		cfg.Push.AllowPrivate = true // an explicit one-off send to a URI the operator typed
 	}
 
+	if *dryRun && isTerminal(e.stdout) {
+		// The dry run is the request byte for byte, which has no newline
+		// after its body; on a terminal one follows, so the prompt does
+		// not start on the body's line. A pipe or file gets the bytes.
+		defer func() {
+			if err == nil {
+				fmt.Fprintln(e.stdout)
+			}
+		}()
+	}
 	props, err := sendProps(e, *jsonFile, sets)
 	if err != nil {
 		return err
