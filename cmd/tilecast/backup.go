@@ -57,6 +57,9 @@ func cmdBackup(ctx context.Context, e env) error {
 	}
 	p := newProgress(e, "backup", "bytes", size, 0)
 	n, err := writeBackup(ctx, o, dest, p)
+	if err == nil {
+		p.setTotal(n) // the file's size was an estimate: a bar ends full
+	}
 	p.finish()
 	if err != nil {
 		return err

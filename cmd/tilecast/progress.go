@@ -90,6 +90,14 @@ func (p *progress) maybeDraw() {
 	p.draw(now)
 }
 
+// setTotal corrects the expected total, once it is known (a snapshot's
+// real size, where the file's size was the estimate).
+func (p *progress) setTotal(total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total = total
+}
+
 // finish ends the report: a bar is drawn complete and its line ended.
 // Plain lines need no end.
 func (p *progress) finish() {

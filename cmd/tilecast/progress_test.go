@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +116,40 @@ func TestImportManyLines(t *testing.T) {
 		if l != "" && !strings.HasPrefix(l, "channels import: reading:") && !strings.HasPrefix(l, "channels import: storing:") {
 			t.Errorf("stderr line that is no progress line: %q", l)
 		}
+	}
+}
+
+// backup counts the snapshot's bytes into its progress, up to the state
+// file's size.
+func TestBackupProgress(t *testing.T) {
+	o := newOpsEnv(t)
+	seed(t, o.state)
+	st, err := os.Stat(o.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb strings.Builder
+	e := env{stdout: io.Discard, stderr: &errb}
+	cfg, ops, err := loadAndConnect(o.cfg, e, true)
+	if err != nil || cfg == nil {
+		t.Fatal(err)
+	}
+	defer ops.Close()
+	p := newProgress(e, "backup", "bytes", st.Size(), time.Nanosecond)
+	n, err := writeBackup(t.Context(), ops, filepath.Join(o.dir, "b.db"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n")
+	last := lines[len(lines)-1]
+	if want := fmt.Sprintf("backup: %3d%% %s of %s, ", n*100/st.Size(), byteSize(n), byteSize(st.Size())); len(lines) < 2 || !strings.HasPrefix(last, want) {
+		t.Errorf("last progress line %q, want it to start with %q, after others (all: %q)", last, want, errb.String())
+	}
+	// On a terminal, the bar ends full at the snapshot's real size.
+	p.tty, p.drawn = true, true
+	p.setTotal(n)
+	p.finish()
+	if want := fmt.Sprintf("\rbackup [########################] 100%% %s of %s, ", byteSize(n), byteSize(n)); !strings.Contains(errb.String(), want) {
+		t.Errorf("finished bar lacks %q: %q", want, errb.String())
 	}
 }
