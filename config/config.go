@@ -11,7 +11,10 @@
 //     push.client_cert, push.client_key, push.wns.client_secret_file,
 //     push.webpush.vapid_private_key_file) are kept as written. A relative
 //     path is relative to the daemon's working directory, not to the config
-//     file; under systemd use absolute paths.
+//     file; under systemd use absolute paths. The files of secret keys
+//     (SecretKeys) are read from systemd's $CREDENTIALS_DIRECTORY instead
+//     when it holds a credential named like the path's last element
+//     (credentials.go); Config.Credentials says which.
 //   - Schedules run in UTC unless the spec starts with CRON_TZ=Zone (see
 //     Schedule).
 package config
