@@ -375,7 +375,9 @@ func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error 
 		}
 		b.fetchFailed(f, k, &st, start, ferr)
 		b.observeFetch(f.Name, "error", 0)
-		lg.Info("fetch", "feed", f.Name, "user", user, "status", fetchStatus(ferr), "new", 0,
+		// WARN: worth a look, not yet an alert; the one ERROR is "feed
+		// broken" (fetchFailed), once the feed has failed for broken_after.
+		lg.Warn("fetch", "feed", f.Name, "user", user, "status", fetchStatus(ferr), "new", 0,
 			"duration", took, "error", ferr.Error())
 		return b.Store.SaveFeedState(k, st)
 	}
@@ -435,14 +437,16 @@ func (b *Bot) fetchFailed(f *Feed, k FeedKey, st *FeedState, now time.Time, err 
 	}
 	if !st.Broken && f.BrokenAfter > 0 && now.Sub(st.FailingSince) >= f.BrokenAfter {
 		st.Broken = true
-		b.log().Warn("feed broken", "feed", k.Feed, "user", k.User, "failing_since", st.FailingSince,
+		// The one ERROR-level line a failing feed gets: an operator's
+		// alert can key on it without drowning in single failed fetches.
+		b.log().Error("feed broken", "feed", k.Feed, "user", k.User, "failing_since", st.FailingSince,
 			"failures", st.Failures, "error", err.Error())
 	}
 }
 
 func (b *Bot) fetchRecovered(f *Feed, k FeedKey, st *FeedState) {
 	if st.Broken {
-		b.log().Warn("feed recovered", "feed", k.Feed, "user", k.User, "failing_since", st.FailingSince)
+		b.log().Info("feed recovered", "feed", k.Feed, "user", k.User, "failing_since", st.FailingSince)
 	}
 	st.Failures, st.FailingSince, st.Broken = 0, time.Time{}, false
 }

@@ -671,3 +671,97 @@ func TestPushTimeoutIsRetried(t *testing.T) {
 		t.Errorf("outbox depth %d, want the entry kept for its retry", stats.OutboxDepth)
 	}
 }
+
+// levelRecorder is a slog.Handler that keeps each record's level, message
+// and error attribute, so tests can check what is logged at which level.
+type levelRecorder struct {
+	mu   sync.Mutex
+	recs []loggedRecord
+}
+
+type loggedRecord struct {
+	level slog.Level
+	msg   string
+	err   string
+}
+
+func (r *levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *levelRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *levelRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *levelRecorder) Handle(_ context.Context, rec slog.Record) error {
+	lr := loggedRecord{level: rec.Level, msg: rec.Message}
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" {
+			lr.err = a.Value.String()
+		}
+		return true
+	})
+	r.mu.Lock()
+	r.recs = append(r.recs, lr)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *levelRecorder) take() []loggedRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.recs
+	r.recs = nil
+	return out
+}
+
+// A failed fetch is a WARN line, a fetch that works an INFO line, and the
+// one ERROR a failing feed gets is "feed broken", once, when it has
+// failed for broken_after; its recovery is INFO.
+func TestFetchLogLevels(t *testing.T) {
+	h := newHarness(t)
+	rec := &levelRecorder{}
+	h.bot.Logger = slog.New(rec)
+	var mu sync.Mutex
+	fail := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, `<rss version="2.0"><channel><title>T</title><item><guid>x</guid><title>X</title></item></channel></rss>`)
+	}))
+	defer srv.Close()
+	f := h.feed("flaky", "")
+	f.URL = srv.URL + "/feed.xml"
+	f.BrokenAfter = 10 * time.Hour
+
+	type step struct {
+		name string
+		fail bool
+		want []loggedRecord // level and message; err "" means any
+	}
+	steps := []step{
+		{"first failure", true, []loggedRecord{{level: slog.LevelWarn, msg: "fetch"}}},
+		{"still failing, not broken yet", true, []loggedRecord{{level: slog.LevelWarn, msg: "fetch"}}},
+		{"failing past broken_after", true, []loggedRecord{{level: slog.LevelError, msg: "feed broken"}, {level: slog.LevelWarn, msg: "fetch"}}},
+		{"broken, failing again", true, []loggedRecord{{level: slog.LevelWarn, msg: "fetch"}}},
+		{"recovered", false, []loggedRecord{{level: slog.LevelInfo, msg: "feed recovered"}, {level: slog.LevelInfo, msg: "fetch"}}},
+	}
+	for _, s := range steps {
+		mu.Lock()
+		fail = s.fail
+		mu.Unlock()
+		h.run(f)
+		got := rec.take()
+		if len(got) != len(s.want) {
+			t.Fatalf("%s: logged %+v, want %+v", s.name, got, s.want)
+		}
+		for i, w := range s.want {
+			if got[i].level != w.level || got[i].msg != w.msg {
+				t.Errorf("%s: line %d is %s %q, want %s %q", s.name, i, got[i].level, got[i].msg, w.level, w.msg)
+			}
+			if got[i].msg == "fetch" && s.fail && !strings.Contains(got[i].err, "503") {
+				t.Errorf("%s: failed fetch line without its error: %+v", s.name, got[i])
+			}
+		}
+		h.clock.Add(7 * time.Hour)
+	}
+}

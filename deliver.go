@@ -465,7 +465,13 @@ func (b *Bot) classify(r sendResult) Record {
 	case VerdictGone:
 		rec.Op, o.Action = OpRemoveChannel, ActionChannelRemoved
 	case VerdictFailed:
-		rec.Op, o.Action = OpDone, ActionFailed
+		// Refused for good (400, 403, …): sending again would fail the
+		// same way, but the notification is kept for the operator, with
+		// the reason, as after max_attempts.
+		rec.Op, o.Action = OpDead, ActionFailed
+		if o.Error == "" {
+			o.Error = fmt.Sprintf("refused by the push service (HTTP %d)", res.Status)
+		}
 	case VerdictWait:
 		wait := max(res.Wait, ChannelWait)
 		rec.ChannelWaitUntil = r.at.Add(wait)

@@ -104,9 +104,9 @@ type Op int
 
 // Record operations.
 const (
-	OpDone          Op = iota // delivered, suppressed or permanently failed: delete the entry
+	OpDone          Op = iota // delivered or suppressed: delete the entry
 	OpRetry                   // keep it, Attempts+1, next attempt at NextAttempt
-	OpDead                    // move it to the dead letters with its last outcome
+	OpDead                    // permanently failed or max_attempts reached: move it to the dead letters with its last outcome
 	OpRemoveChannel           // delete the channel and all its entries
 	OpPostpone                // not sent (channel waiting or capped): move to NextAttempt, attempts unchanged
 	// OpExpire: not sent, the entry outlived its time to live: delete it

@@ -192,7 +192,7 @@ func (h *harness) stats() (outbox, dead int) {
 }
 
 // P1 received, P3 suppressed, P4 expired (404) and 410: one attempt each,
-// then the outbox is empty; an expired channel is gone with its entries and
+// then the outbox is empty and the 410s are dead letters; an expired channel is gone with its entries and
 // its URI can register again.
 func TestP1P3P4SingleAttemptOutcomes(t *testing.T) {
 	h := newHarness(t)
@@ -216,8 +216,19 @@ func TestP1P3P4SingleAttemptOutcomes(t *testing.T) {
 	if again := h.deliver(); len(again) != 0 {
 		t.Errorf("settled outcomes retried: %+v", again)
 	}
-	if ob, dead := h.stats(); ob != 0 || dead != 0 {
-		t.Errorf("outbox %d dead %d, want 0 0", ob, dead)
+	// 410 is a permanent failure: both of g410's notifications are kept
+	// as dead letters with the reason, for the operator.
+	if ob, dead := h.stats(); ob != 0 || dead != 2 {
+		t.Errorf("outbox %d dead %d, want 0 2 (g410's toast and tile)", ob, dead)
+	}
+	deads, _, err := h.db.DeadLettersPage("", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deads {
+		if d.Outcome.Action != tilecast.ActionFailed || d.Outcome.Status != 410 || d.Outcome.Error == "" {
+			t.Errorf("dead letter %+v: want g410's, failed with status 410 and a reason", d.Outcome)
+		}
 	}
 	if _, err := h.db.ChannelByURI(h.mpns.uri("gone")); err == nil {
 		t.Error("expired channel still registered")

@@ -11,7 +11,10 @@
 //     push.client_cert, push.client_key, push.wns.client_secret_file,
 //     push.webpush.vapid_private_key_file) are kept as written. A relative
 //     path is relative to the daemon's working directory, not to the config
-//     file; under systemd use absolute paths.
+//     file; under systemd use absolute paths. The files of secret keys
+//     (SecretKeys) are read from systemd's $CREDENTIALS_DIRECTORY instead
+//     when it holds a credential named like the path's last element
+//     (credentials.go); Config.Credentials says which.
 //   - Schedules run in UTC unless the spec starts with CRON_TZ=Zone (see
 //     Schedule).
 package config
@@ -50,6 +53,13 @@ type Config struct {
 	Push     Push
 	Defaults Defaults        // what each feed inherits; already applied to Feeds
 	Feeds    []tilecast.Feed // in file order; names are unique
+
+	// Credentials maps each secret key (SecretKeys) whose file was read
+	// from systemd's $CREDENTIALS_DIRECTORY to the credential's name; the
+	// key's field then holds the credential's path. nil when none was.
+	// systemd hands credentials over at start only: a reload re-reads
+	// the same copy, so a changed source file needs a restart.
+	Credentials map[string]string
 }
 
 // Store is the [store] table.
@@ -341,7 +351,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 	} else if strings.Contains(cfg.State, "://") {
 		c.errorf("state", "a URL must be postgres:// or postgresql:// (PostgreSQL); anything else is the path of a bbolt file")
 	}
-	cfg.Store.PasswordFile = c.str("store.password_file", raw.Store.PasswordFile, "")
+	cfg.Store.PasswordFile = c.secretPath("store.password_file", c.str("store.password_file", raw.Store.PasswordFile, ""))
 	if cfg.Store.PasswordFile != "" && !IsDatabaseURL(cfg.State) {
 		c.errorf("store.password_file", "is for a PostgreSQL state (state = \"postgres://…\"); the state here is a bbolt file")
 	}
@@ -356,7 +366,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 			c.errorf("http.listen", `bad address %q: want HOST:PORT such as "127.0.0.1:8460", or "" to disable`, l)
 		}
 	}
-	cfg.HTTP.APIKeysFile = c.str("http.api_keys_file", raw.HTTP.APIKeysFile, cfg.HTTP.APIKeysFile)
+	cfg.HTTP.APIKeysFile = c.secretPath("http.api_keys_file", c.str("http.api_keys_file", raw.HTTP.APIKeysFile, cfg.HTTP.APIKeysFile))
 	c.access(&raw.HTTP, &cfg.HTTP)
 
 	f := &raw.Fetch
@@ -373,7 +383,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 	cfg.Push.Class = c.enum("push.class", p.Class, cfg.Push.Class, ClassImmediate, Class450s, Class900s)
 	cfg.Push.MaxAttempts = c.integer("push.max_attempts", p.MaxAttempts, cfg.Push.MaxAttempts, 1, maxAttempts)
 	cfg.Push.ClientCert = c.str("push.client_cert", p.ClientCert, "")
-	cfg.Push.ClientKey = c.str("push.client_key", p.ClientKey, "")
+	cfg.Push.ClientKey = c.secretPath("push.client_key", c.str("push.client_key", p.ClientKey, ""))
 	c.keyPair("push.client_cert", "push.client_key", cfg.Push.ClientCert, cfg.Push.ClientKey)
 	cfg.Push.WNS = c.pushWNS(p.WNS, cfg.Push.AllowPrivate)
 	c.webPush(&p.WebPush, &cfg.Push.WebPush)
@@ -391,6 +401,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 		}
 		cfg.Feeds = append(cfg.Feeds, feed)
 	}
+	cfg.Credentials = c.creds
 	return cfg
 }
 
@@ -743,7 +754,7 @@ func (c *checker) access(r *rawHTTP, h *HTTP) {
 		c.errorf("http.metrics_auth", `"admin" needs an admin key from http.api_keys_file, which is ""`)
 	}
 
-	h.UserTokenKeyFile = c.str("http.user_token_key_file", r.UserTokenKeyFile, "")
+	h.UserTokenKeyFile = c.secretPath("http.user_token_key_file", c.str("http.user_token_key_file", r.UserTokenKeyFile, ""))
 	h.UserTokenPublicKeyFile = c.str("http.user_token_public_key_file", r.UserTokenPublicKeyFile, "")
 	switch {
 	case h.UserTokenKeyFile != "" && h.UserTokenPublicKeyFile != "":
@@ -756,7 +767,7 @@ func (c *checker) access(r *rawHTTP, h *HTTP) {
 	}
 
 	h.TLSCert = c.str("http.tls_cert", r.TLSCert, "")
-	h.TLSKey = c.str("http.tls_key", r.TLSKey, "")
+	h.TLSKey = c.secretPath("http.tls_key", c.str("http.tls_key", r.TLSKey, ""))
 	c.keyPair("http.tls_cert", "http.tls_key", h.TLSCert, h.TLSKey)
 
 	h.TLSCAFile = c.str("http.tls_ca_file", r.TLSCAFile, "")

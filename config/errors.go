@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,9 @@ type checker struct {
 	file string
 	ix   *index
 	errs []*Error
+	// creds maps each secret key read from $CREDENTIALS_DIRECTORY to its
+	// credential's name (credentials.go).
+	creds map[string]string
 }
 
 func (c *checker) errorf(key, format string, args ...any) {
@@ -288,4 +292,27 @@ func (c *checker) imageURL(key, s string) {
 		}
 	}
 	c.errorf(key, "bad image URL %q: must be an absolute http(s) URL or an isostore: or appdata: path", s)
+}
+
+// Problem returns an error about key of the loaded file cfg.Path, at the
+// key's position when the file sets it (the file is read again to find
+// it), in the form of every other config error. The CLI's check uses it
+// for what only running would find: files the daemon reads at start.
+func (cfg *Config) Problem(key, format string, args ...any) *Error {
+	c := &checker{file: cfg.Path, ix: &index{}}
+	if data, err := os.ReadFile(cfg.Path); err == nil {
+		c.ix = buildIndex(data)
+	}
+	c.errorf(key, format, args...)
+	return c.errs[0]
+}
+
+// Where is the position of key in cfg.Path ("file:line:col"), or the
+// file's name when the file does not set the key.
+func (cfg *Config) Where(key string) string {
+	e := cfg.Problem(key, "")
+	if e.Line == 0 {
+		return e.File
+	}
+	return fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Col)
 }

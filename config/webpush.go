@@ -54,7 +54,7 @@ var urgencies = []string{webpush.UrgencyVeryLow, webpush.UrgencyLow, webpush.Urg
 func (c *checker) webPush(r *rawWebPush, w *WebPush) {
 	const t = "push.webpush."
 	w.Subject = c.str(t+"subject", r.Subject, "")
-	w.VAPIDPrivateKeyFile = c.str(t+"vapid_private_key_file", r.VAPIDPrivateKeyFile, "")
+	w.VAPIDPrivateKeyFile = c.secretPath(t+"vapid_private_key_file", c.str(t+"vapid_private_key_file", r.VAPIDPrivateKeyFile, ""))
 	w.AllowedHosts = c.strs(t+"allowed_hosts", r.AllowedHosts, w.AllowedHosts, c.hostPattern)
 	w.UrgencyToast = c.enum(t+"urgency_toast", r.UrgencyToast, w.UrgencyToast, urgencies...)
 	w.UrgencyTile = c.enum(t+"urgency_tile", r.UrgencyTile, w.UrgencyTile, urgencies...)

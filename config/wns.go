@@ -41,7 +41,7 @@ func (c *checker) pushWNS(r *rawPushWNS, allowPrivate bool) *WNS {
 	}
 	w := &WNS{
 		ClientID:         c.str("push.wns.client_id", r.ClientID, ""),
-		ClientSecretFile: c.str("push.wns.client_secret_file", r.ClientSecretFile, ""),
+		ClientSecretFile: c.secretPath("push.wns.client_secret_file", c.str("push.wns.client_secret_file", r.ClientSecretFile, "")),
 		Tenant:           c.str("push.wns.tenant", r.Tenant, ""),
 		TokenURL:         c.str("push.wns.token_url", r.TokenURL, ""),
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mmcdole/gofeed"
 	ext "github.com/mmcdole/gofeed/extensions"
+	jsonfeed "github.com/mmcdole/gofeed/json"
 	"github.com/mmcdole/gofeed/rss"
 	"golang.org/x/net/html"
 
@@ -50,6 +51,9 @@ func parse(data []byte, base *url.URL) (parsedFeed, error) {
 	if err != nil {
 		return parsedFeed{}, err
 	}
+	if jf, ok := feed.OriginalFeed().(*jsonfeed.Feed); ok && !isJSONFeed(jf) {
+		return parsedFeed{}, errNotJSONFeed
+	}
 	feedBase := base
 	if u := absURL(base, feed.Link); u != nil {
 		feedBase = u
@@ -71,6 +75,27 @@ func parse(data []byte, base *url.URL) (parsedFeed, error) {
 		pf.items = append(pf.items, convertItem(it, feedBase))
 	}
 	return pf, nil
+}
+
+// errNotJSONFeed is a JSON document that is not a JSON Feed: gofeed reads
+// any JSON object as one, so an API answer or an error object would
+// otherwise be an empty feed, reported as a successful fetch.
+var errNotJSONFeed = errors.New(`not a feed: a JSON document without JSON Feed's "version" (https://jsonfeed.org/version/1.1) or any "items"`)
+
+// isJSONFeed reports whether a JSON document gofeed parsed is a JSON Feed:
+// its version names the JSON Feed spec, or it has items. JSON Feed
+// requires both; one is enough to tell a feed from other JSON.
+func isJSONFeed(f *jsonfeed.Feed) bool {
+	v := strings.ToLower(strings.TrimSpace(f.Version))
+	if strings.HasPrefix(v, "https://jsonfeed.org/version/") || strings.HasPrefix(v, "http://jsonfeed.org/version/") {
+		return true
+	}
+	for _, it := range f.Items {
+		if it != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // gofeedParse runs gofeed with a fresh Parser (old versions raced when one

@@ -29,7 +29,8 @@ func TestParseTestdata(t *testing.T) {
 	tests := []struct {
 		file    string
 		wantErr bool
-		rawErr  bool // gofeed alone rejects the unsanitized body
+		errText string // part of the error, when wantErr
+		rawErr  bool   // gofeed alone rejects the unsanitized body
 		title   string
 		items   []item // checked in order; nil: only the count
 		count   int
@@ -70,6 +71,13 @@ func TestParseTestdata(t *testing.T) {
 		{file: "invalid-utf8.xml", rawErr: true, title: "Caf\uFFFD Menu", count: 1, items: []item{
 			{"menu-creme-brulee", "Cr\uFFFDme br\uFFFDl\uFFFDe is back", "https://cafe.example.org/menu/creme-brulee", "", ""},
 		}},
+		{file: "feed-no-version.json", title: "Hand-written JSON Feed without a version", count: 1, items: []item{
+			{"a-1", "First note", "https://notes.example.net/a/1", "Hello.", ""},
+		}},
+		// JSON that gofeed reads as an empty feed: an error, not an
+		// empty feed fetched fine.
+		{file: "not-a-feed.json", wantErr: true, errText: "not a feed"},
+		{file: "api-version.json", wantErr: true, errText: "not a feed"},
 		{file: "page.html", wantErr: true, rawErr: true},
 		{file: "truncated.xml", wantErr: true, rawErr: true},
 	}
@@ -84,6 +92,9 @@ func TestParseTestdata(t *testing.T) {
 				t.Fatalf("parse: err = %v, want error %v", err, tt.wantErr)
 			}
 			if tt.wantErr {
+				if !strings.Contains(err.Error(), tt.errText) {
+					t.Errorf("parse: error %q does not say %q", err, tt.errText)
+				}
 				return
 			}
 			if p.title != tt.title {

@@ -1,13 +1,14 @@
 #!/bin/sh
-# crash.sh [KILLS [FANOUT_KILLS]] — reliability.md S1: SIGKILL the real
+# crash.sh [KILLS [FANOUT_KILLS]] — crash safety: SIGKILL the real
 # tilecast binary KILLS times (default 50) at random moments, restarting it
 # each time, and check that nothing is lost, duplicates stay within the
 # sends in flight and the state file passes bbolt's check after every kill.
 # TestKillFanOut then kills it FANOUT_KILLS times (default KILLS / 10, at
 # least 5) in the middle of a fan-out to 3,000 phones at push.concurrency
 # 32, and checks each kill's duplicates against 2 × push.concurrency. Also
-# runs the failpoint (S2), first-open (S4), second-instance (S6),
-# corrupt-file (S7) and disk-full (S5, needs root for a tmpfs) tests.
+# runs the failpoint (a stop at each commit boundary), first-open,
+# second-instance, corrupt-file and disk-full (needs root for a tmpfs)
+# tests.
 # Loopback only.
 #
 #   scripts/crash.sh          # short run, as in CI (5 fan-out kills)
@@ -22,10 +23,10 @@ fi
 # Each kill takes up to 1.5 s plus a restart, a fan-out kill a few
 # seconds; leave room for the drains.
 timeout=$((kills * 3 + fanout_kills * 10 + 300))s
-# S5 mounts a tmpfs: root only.
+# The disk-full test mounts a tmpfs: root only.
 skip=""
 if [ "$(id -u)" != 0 ]; then
 	skip="-skip=TestDiskFull"
-	echo "crash.sh: not root, leaving out TestDiskFull (S5)" >&2
+	echo "crash.sh: not root, leaving out TestDiskFull (it mounts a tmpfs)" >&2
 fi
 exec go test -tags crash -count=1 -v -timeout "$timeout" $skip ./internal/crashtest -kills="$kills" -fanout-kills="$fanout_kills"

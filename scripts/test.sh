@@ -33,6 +33,6 @@ fi
 if [ $# -eq 0 ]; then
 	set -- ./...
 fi
-# -timeout 30m: the P10 test drains 100,000 waiting notifications, a few
+# -timeout 30m: the outbox drain test sends 100,000 waiting notifications, a few
 # minutes under -race on a small machine.
 exec go test -race -timeout 30m "$@"

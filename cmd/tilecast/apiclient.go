@@ -370,21 +370,10 @@ func (c *apiClient) RemoveChannel(ctx context.Context, id string) error {
 }
 
 // apiStatus is the part of GET /v1/status that status prints.
-type apiStatus struct {
-	Feeds       []tilecast.FeedStatus `json:"feeds"`
-	Channels    int                   `json:"channels"`
-	OutboxDepth int                   `json:"outbox_depth"`
-	DeadLetters int                   `json:"dead_letters"`
-}
-
 func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
-	var st apiStatus
-	if err := c.call(ctx, http.MethodGet, "/v1/status", nil, &st, http.StatusOK); err != nil {
+	var rep statusReport
+	if err := c.call(ctx, http.MethodGet, "/v1/status", nil, &rep, http.StatusOK); err != nil {
 		return statusReport{}, err
-	}
-	rep := statusReport{
-		Stats: statusCounts{Channels: st.Channels, OutboxDepth: st.OutboxDepth, DeadLetters: st.DeadLetters},
-		Feeds: feedsByKey(st.Feeds),
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
@@ -399,7 +388,7 @@ func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
 		rep.noDeadLetterList = true
 		return rep, nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&rep.DeadLetters); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&rep.RecentDeadLetters); err != nil {
 		return rep, fmt.Errorf("api GET /v1/deadletters: decode answer: %w", err)
 	}
 	return rep, nil

@@ -21,6 +21,7 @@ func cmdBackup(ctx context.Context, e env) error {
 	fs := newFlags(e, "backup", "backup --config FILE DEST\n\n"+
 		"Writes a consistent snapshot of the state file to DEST: first to DEST.tmp,\n"+
 		"which is synced, opened and checked like `bbolt check`, then renamed to DEST.\n"+
+		"Progress goes to stderr (a bar on a terminal, else a line every 5 s).\n"+
 		"The daemon keeps running meanwhile. For a PostgreSQL state (state = \"postgres://…\")\n"+
 		"use pg_dump instead: this command exits with code 2 saying so."+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
@@ -50,7 +51,16 @@ func cmdBackup(ctx context.Context, e env) error {
 	}
 	defer o.Close()
 	start := time.Now()
-	n, err := writeBackup(ctx, o, dest)
+	var size int64 // the snapshot is about the file's size: the bar's end
+	if st, err := os.Stat(cfg.State); err == nil {
+		size = st.Size()
+	}
+	p := newProgress(e, "backup", "bytes", size, 0)
+	n, err := writeBackup(ctx, o, dest, p)
+	if err == nil {
+		p.setTotal(n) // the file's size was an estimate: a bar ends full
+	}
+	p.finish()
 	if err != nil {
 		return err
 	}
@@ -60,7 +70,8 @@ func cmdBackup(ctx context.Context, e env) error {
 
 // writeBackup writes the snapshot to dest.tmp, syncs and checks it, and
 // renames it to dest, so dest is only ever a whole, valid state file.
-func writeBackup(ctx context.Context, o ops, dest string) (n int64, err error) {
+// The bytes written are counted into p.
+func writeBackup(ctx context.Context, o ops, dest string, p *progress) (n int64, err error) {
 	tmp := dest + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600) // channel URIs are capabilities
 	if err != nil {
@@ -72,7 +83,7 @@ func writeBackup(ctx context.Context, o ops, dest string) (n int64, err error) {
 			_ = os.Remove(tmp)
 		}
 	}()
-	if n, err = o.Backup(ctx, f); err != nil {
+	if n, err = o.Backup(ctx, progressWriter{f, p}); err != nil {
 		return n, fmt.Errorf("backup: %w", err)
 	}
 	if err = f.Sync(); err != nil {

@@ -67,6 +67,7 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	device := fs.String("device", "", "stable install id, scoped to --user: a new URI for it rotates that install's channel (same id)")
 	var feeds stringList
 	fs.Var(&feeds, "feed", "subscribe to this feed (repeatable; none = every feed without {user})")
+	asJSON := fs.Bool("json", false, "print the channel as a JSON object (as POST /v1/channels answers)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
 	}
@@ -102,7 +103,15 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(e, web.View(saved))
+	// What channels list prints for it: its table row, or its JSON (as the
+	// API shows it: a Web Push channel's keys never).
+	v := web.View(saved)
+	if *asJSON {
+		return printJSON(e, v)
+	}
+	tw := channelTable(e)
+	channelRow(tw, &v)
+	return tw.Flush()
 }
 
 // readArg returns an argument's value, or with "@FILE" the contents of
@@ -183,19 +192,10 @@ func cmdChannelsList(ctx context.Context, e env) error {
 		}
 		return arr.close()
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tFEEDS\tTRANSPORT\tLAST OUTCOME\tURI")
+	tw := channelTable(e)
 	err = eachPage(page, func(chs []web.ChannelView) error {
-		for _, c := range chs {
-			feeds := "(all global)"
-			if len(c.Feeds) > 0 {
-				feeds = fmt.Sprint(c.Feeds)
-			}
-			last := c.LastOutcome
-			if last == "" {
-				last = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, tilecast.TransportOf(&c.Channel), last, c.URI)
+		for i := range chs {
+			channelRow(tw, &chs[i])
 		}
 		return tw.Flush() // a page at a time: columns line up within a page
 	})
@@ -203,6 +203,22 @@ func cmdChannelsList(ctx context.Context, e env) error {
 		return err
 	}
 	return tw.Flush()
+}
+
+// channelTable starts the channel table of channels list and add.
+func channelTable(e env) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSER\tFEEDS\tTRANSPORT\tLAST OUTCOME\tURI")
+	return tw
+}
+
+// channelRow is one channel's line of the channel table.
+func channelRow(tw *tabwriter.Writer, c *web.ChannelView) {
+	feeds := "(all global)"
+	if len(c.Feeds) > 0 {
+		feeds = fmt.Sprint(c.Feeds)
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.User), feeds, tilecast.TransportOf(&c.Channel), orDash(c.LastOutcome), c.URI)
 }
 
 func cmdChannelsRemove(ctx context.Context, e env) error {

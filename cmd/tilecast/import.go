@@ -64,7 +64,9 @@ canonicalised; a URI already stored is updated, a URI repeated in the file
 counts once (its last line wins). Imported channels get no tile_on_subscribe
 tile: they get the next tile of their feeds.
 
-Prints added, updated and every rejected line with its reason. Exit status:
+Shows progress on stderr (a bar on a terminal, else a line every 5 s), then
+prints the lines read, added, updated and every rejected line with its line
+number and reason. Exit status:
 0 when at least one line was imported (or the file had no lines), 1 when
 every line was rejected or the import failed, 2 on bad flags or config or
 while the daemon runs.
@@ -130,12 +132,21 @@ func cmdChannelsImport(ctx context.Context, e env) error {
 	defer db.Close()
 
 	start := time.Now()
-	rows, rejected, err := parseImport(in, pickFormat(*format, name), cfg)
+	var size int64 // for the progress bar; 0 (unknown) for a pipe
+	if f, ok := in.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+	}
+	pr := &progressReader{r: in, p: newProgress(e, "channels import: reading", "bytes", size, 0)}
+	pr.p.extra = func() string { return fmt.Sprintf("%d lines", pr.lineCount()) }
+	rows, rejected, err := parseImport(pr, pickFormat(*format, name), cfg)
+	pr.p.finish()
 	if err != nil {
 		return fmt.Errorf("channels import %s: %w", name, err)
 	}
 	chs, dups := dedupeRows(rows)
-	added, updated, err := db.ImportChannels(chs)
+	added, updated, err := importInChunks(e, db, chs)
 	if err != nil {
 		return fmt.Errorf("channels import: %w (added %d, updated %d before the error; importing again is safe)", err, added, updated)
 	}
@@ -143,7 +154,7 @@ func cmdChannelsImport(ctx context.Context, e env) error {
 	if dups > 0 {
 		fmt.Fprintf(e.stdout, " (%d lines repeated a URI of the file and counted once)", dups)
 	}
-	fmt.Fprintf(e.stdout, " in %s\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "; %s read in %s\n", plural(int(pr.lineCount()), "line", "lines"), time.Since(start).Round(time.Millisecond))
 	for _, r := range rejected {
 		fmt.Fprintf(e.stdout, "  line %d: %s\n", r.line, r.reason)
 	}
@@ -151,6 +162,26 @@ func cmdChannelsImport(ctx context.Context, e env) error {
 		return fmt.Errorf("channels import: every line was rejected (%d)", len(rejected))
 	}
 	return nil
+}
+
+// importChunk is how many channels one ImportChannels call stores, so
+// that progress can be shown while a large file is stored.
+const importChunk = 10000
+
+// importInChunks stores chs importChunk at a time, with progress.
+func importInChunks(e env, db stateStore, chs []tilecast.Channel) (added, updated int, err error) {
+	p := newProgress(e, "channels import: storing", "channels", int64(len(chs)), 0)
+	defer p.finish()
+	for i := 0; i < len(chs); i += importChunk {
+		j := min(i+importChunk, len(chs))
+		a, u, err := db.ImportChannels(chs[i:j])
+		added, updated = added+a, updated+u
+		if err != nil {
+			return added, updated, err
+		}
+		p.add(int64(j - i))
+	}
+	return added, updated, nil
 }
 
 // pickFormat resolves auto from the file name; "" means sniff the content.

@@ -49,16 +49,6 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	}
 }
 
-func TestCheckExample(t *testing.T) {
-	code, out, errs := runCLI(t, t.Context(), "check", "--config", "../../config.example.toml")
-	if code != exitOK {
-		t.Fatalf("check example: exit %d: %s", code, errs)
-	}
-	if strings.Count(out, "  next ") != 10 || !strings.Contains(out, "feed news") {
-		t.Errorf("check output lacks feeds or 5 run times each:\n%s", out)
-	}
-}
-
 func TestBadConfigExitsTwoWithPosition(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(path, []byte("state = \"x\"\n[[feed]]\nname = \"a\"\nurl = \"http://x/\"\nschedule = \"*/5 * *\"\n[feed.toast]\ntext1 = \"{{.Item.Title\"\n"), 0o600)
@@ -259,7 +249,7 @@ func channelsAndOnce(t *testing.T, state string) {
 	ctx := t.Context()
 
 	// channels add twice: one record, the second updates it.
-	code, out, errs := runCLI(t, ctx, "channels", "add", "--config", cfg, "--uri", phone.URI, "--feed", "news")
+	code, out, errs := runCLI(t, ctx, "channels", "add", "--json", "--config", cfg, "--uri", phone.URI, "--feed", "news")
 	if code != exitOK {
 		t.Fatalf("channels add: %d %s", code, errs)
 	}
@@ -267,7 +257,7 @@ func channelsAndOnce(t *testing.T, state string) {
 	if err := json.Unmarshal([]byte(out), &ch); err != nil || ch.ID == "" {
 		t.Fatalf("channels add printed %q (%v)", out, err)
 	}
-	code, out, _ = runCLI(t, ctx, "channels", "add", "--config", cfg, "--uri", phone.URI, "--user", "ana", "--feed", "news")
+	code, out, _ = runCLI(t, ctx, "channels", "add", "--json", "--config", cfg, "--uri", phone.URI, "--user", "ana", "--feed", "news")
 	var again tilecast.Channel
 	json.Unmarshal([]byte(out), &again)
 	if code != exitOK || again.ID != ch.ID || again.User != "ana" {
@@ -276,7 +266,7 @@ func channelsAndOnce(t *testing.T, state string) {
 	for _, bad := range [][]string{
 		{"--uri", "http://evil.example.com/x"}, {"--uri", phone.URI, "--feed", "nosuch"}, {"--uri", "ftp://127.0.0.1/x"},
 	} {
-		if code, _, _ := runCLI(t, ctx, append([]string{"channels", "add", "--config", cfg}, bad...)...); code != exitUsage {
+		if code, _, _ := runCLI(t, ctx, append([]string{"channels", "add", "--json", "--config", cfg}, bad...)...); code != exitUsage {
 			t.Errorf("channels add %v: exit %d, want 2", bad, code)
 		}
 	}
@@ -491,11 +481,11 @@ func TestPreviewPrintsRequestsAndChangesNothing(t *testing.T) {
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
 	cfg := e2eConfig(t, fsrv.URL)
-	code, out, errs := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news")
+	code, out, errs := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--as-new")
 	if code != exitOK {
 		t.Fatalf("preview: exit %d %s", code, errs)
 	}
-	for _, want := range []string{"# toast", "X-WindowsPhone-Target: toast", "# tile", "X-WindowsPhone-Target: token",
+	for _, want := range []string{"every one taken as new (--as-new", "# toast", "X-WindowsPhone-Target: toast", "# tile", "X-WindowsPhone-Target: token",
 		"<wp:Text2>Only story bold</wp:Text2>", `Template="FlipTile"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("preview output lacks %q:\n%s", want, out)
@@ -509,7 +499,7 @@ func TestPreviewPrintsRequestsAndChangesNothing(t *testing.T) {
 	}
 	// What a Windows channel would get: a ToastGeneric toast, an adaptive
 	// tile and the count as a badge, with WNS's headers.
-	code, out, errs = runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--transport", "wns")
+	code, out, errs = runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--transport", "wns", "--as-new")
 	if code != exitOK {
 		t.Fatalf("preview --transport wns: exit %d %s", code, errs)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -204,7 +205,8 @@ func TestReadCommandsSameWithAndWithoutDaemon(t *testing.T) {
 		{"channels list json", []string{"channels", "list", "--json"}, []string{`"id": "` + ana.ID + `"`}, nil},
 		{"status", []string{"status"}, []string{"channels 2   outbox 0   dead letters 1", "news ", "inbox/ana", "BROKEN since",
 			"http 500: boom", "dead letters (newest 20)", "channel " + ana.ID + " feed inbox toast: failed bad request"}, []string{"gone"}},
-		{"status json", []string{"status", "--json"}, []string{`"Channels": 2`, `"inbox/ana"`, `"broken": true`, `"outcome": "failed"`}, []string{"ETag", `"gone"`}},
+		{"status json", []string{"status", "--json"}, []string{`"channels": 2`, `"outbox_depth": 0`, `"dead_letters": 1`, `"feeds_broken": 1`, `"user": "ana"`,
+			`"broken": true`, `"recent_dead_letters": [`, `"outcome": "failed"`}, []string{"ETag", `"gone"`, `"Channels"`}},
 		{"outcomes all", []string{"outcomes"}, []string{"TIME", ana.ID, "delivered", "200 Received", "failed", "bad request"}, nil},
 		{"outcomes feed", []string{"outcomes", "--feed", "inbox"}, []string{"inbox", "failed"}, []string{"news"}},
 		{"outcomes channel", []string{"outcomes", "--channel", ana.ID}, []string{ana.ID}, []string{"/t/bob"}},
@@ -272,7 +274,7 @@ func TestChannelsWriteWithAndWithoutDaemon(t *testing.T) {
 				db, _ = o.startDaemon(t)
 			}
 			// A non-canonical spelling is stored canonical, as the API stores it.
-			code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg,
+			code, out, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", o.cfg,
 				"--uri", "HTTPS://DB3.Notify.Live.NET.:443/t/x", "--user", "ana", "--feed", "inbox")
 			if code != exitOK {
 				t.Fatalf("add: exit %d %s", code, errs)
@@ -294,7 +296,7 @@ func TestChannelsWriteWithAndWithoutDaemon(t *testing.T) {
 				{[]string{"--uri", "https://db3.notify.live.net/x", "--user", "ana\u202egnp"}, "bidi control U+202E"},
 				{[]string{"--uri", "https://db3.notify.live.net/x", "--user", "ana\xff"}, "not valid UTF-8"},
 			} {
-				code, _, errs := runCLI(t, t.Context(), append([]string{"channels", "add", "--config", o.cfg}, bad.args...)...)
+				code, _, errs := runCLI(t, t.Context(), append([]string{"channels", "add", "--json", "--config", o.cfg}, bad.args...)...)
 				if code != exitUsage || !strings.Contains(errs, bad.msg) {
 					t.Errorf("add %v: exit %d %q, want 2 with %q", bad.args, code, errs, bad.msg)
 				}
@@ -434,7 +436,7 @@ func TestBackupRefusesAMissingStateAndBadDestination(t *testing.T) {
 // A snapshot that does not check is not renamed into place.
 func TestWriteBackupChecksBeforeRename(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "b.db")
-	_, err := writeBackup(t.Context(), fakeBackup("not a bbolt file at all"), dest)
+	_, err := writeBackup(t.Context(), fakeBackup("not a bbolt file at all"), dest, newProgress(env{stderr: io.Discard}, "backup", "bytes", 0, 0))
 	if err == nil || !strings.Contains(err.Error(), "does not check") {
 		t.Fatalf("writeBackup of garbage: %v", err)
 	}
@@ -610,7 +612,7 @@ not json
 func TestChannelsOneRecordPerURIAcrossDoors(t *testing.T) {
 	o := newOpsEnv(t)
 	const uri = "https://db3.notify.live.net/t/x"
-	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--uri", "https://db3.notify.live.net\u3002/t/x")
+	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", o.cfg, "--uri", "https://db3.notify.live.net\u3002/t/x")
 	var added tilecast.Channel
 	if code != exitOK || json.Unmarshal([]byte(out), &added) != nil || added.URI != uri {
 		t.Fatalf("add: exit %d %s %s", code, out, errs)
@@ -631,7 +633,7 @@ func TestChannelsOneRecordPerURIAcrossDoors(t *testing.T) {
 		t.Fatalf("stored %+v, %v; want only %s (%s) for bob", chs, err, added.ID, uri)
 	}
 	for _, port := range []string{"0", "65536"} {
-		code, _, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--uri", "https://db3.notify.live.net:"+port+"/t/y")
+		code, _, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", o.cfg, "--uri", "https://db3.notify.live.net:"+port+"/t/y")
 		if code != exitUsage || !strings.Contains(errs, "port "+port+" is out of range") {
 			t.Errorf("add with port %s: exit %d %q, want 2 naming the port", port, code, errs)
 		}
@@ -828,4 +830,38 @@ func FuzzParseImport(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStatusJSONIsV1Status: `status --json` answers with GET /v1/status's
+// keys and values (plus the newest dead letters), from the state file and
+// through the API alike.
+func TestStatusJSONIsV1Status(t *testing.T) {
+	o := newOpsEnv(t)
+	seed(t, o.state)
+	code, local, errs := runCLI(t, t.Context(), "status", "--json", "--config", o.cfg)
+	if code != exitOK {
+		t.Fatalf("status --json: exit %d %s", code, errs)
+	}
+	o.startDaemon(t)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, o.listen(t)+"/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+opsKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var api, cli map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&api); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(local), &cli); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, local)
+	}
+	if _, ok := cli["recent_dead_letters"]; !ok {
+		t.Errorf("status --json lacks recent_dead_letters:\n%s", local)
+	}
+	delete(cli, "recent_dead_letters")
+	if !reflect.DeepEqual(api, cli) {
+		t.Errorf("status --json (without recent_dead_letters) differs from GET /v1/status:\n cli %v\n api %v", cli, api)
+	}
 }

@@ -51,7 +51,7 @@ func TestPostgresDaemonAndCommands(t *testing.T) {
 		t.Errorf("the start line does not name the database:\n%s", logs.String())
 	}
 
-	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", cfg, "--uri", "http://127.0.0.1/phone", "--feed", "news")
+	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", cfg, "--uri", "http://127.0.0.1/phone", "--feed", "news")
 	var ch tilecast.Channel
 	if code != exitOK || json.Unmarshal([]byte(out), &ch) != nil || ch.ID == "" {
 		t.Fatalf("channels add while running: exit %d %s %s", code, out, errs)

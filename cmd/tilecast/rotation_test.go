@@ -16,7 +16,7 @@ func TestChannelsAddRotatesDevice(t *testing.T) {
 	o := newOpsEnv(t)
 	add := func(uri, user string) (tilecast.Channel, string) {
 		t.Helper()
-		code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--uri", uri, "--user", user, "--device", "install-9")
+		code, out, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", o.cfg, "--uri", uri, "--user", user, "--device", "install-9")
 		var ch tilecast.Channel
 		if code != exitOK || json.Unmarshal([]byte(out), &ch) != nil {
 			t.Fatalf("add %s: exit %d %s %s", uri, code, out, errs)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -37,7 +39,8 @@ func cmdRun(ctx context.Context, e env) error {
 		"state, log.*, http.listen, the [http] file paths, http.metrics_auth,\n"+
 		"push.concurrency and push.webpush.vapid_private_key_file (the key the\n"+
 		"subscriptions were made with, read once at start) are logged as needs\n"+
-		"restart and keep their value.\n"+
+		"restart and keep their value, and so are secret files read from systemd\n"+
+		"credentials ($CREDENTIALS_DIRECTORY).\n"+
 		"/healthz is 503 for the daemon's own faults and 200 \"degraded\" when only a\n"+
 		"service it sends to fails (a WNS token endpoint, refused credentials, a Web\n"+
 		"Push service paused after a run of VAPID refusals).\n")
@@ -280,6 +283,14 @@ func reload(path string, running *config.Config, sched *schedule.Scheduler, bot 
 	}
 	for _, k := range restart {
 		log.Warn("needs restart", "key", k)
+	}
+	// systemd copies credentials (LoadCredential=) once, at start: a
+	// reload re-reads that copy, so a changed secret file takes effect
+	// after a restart only. Said on every reload: the daemon cannot see
+	// whether the source changed.
+	for _, k := range slices.Sorted(maps.Keys(loaded.Credentials)) {
+		log.Warn("needs restart", "key", k, "credential", loaded.Credentials[k],
+			"reason", "systemd passes credentials at start only")
 	}
 	bot.applyReload(next, pusher)
 	set(next)

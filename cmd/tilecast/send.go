@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -31,7 +32,8 @@ const sendUsage = `send (--uri URI | --subscription JSON|@FILE) [--transport mpn
 
 Sends one notification to a channel URI (or a browser's Web Push
 subscription), or with --dry-run prints the exact request (request line,
-headers, blank line, body) and sends nothing.
+headers, blank line, body; on a terminal a newline follows the body) and
+sends nothing.
 
 --transport is inferred when left out: a --subscription is Web Push,
 *.notify.windows.com is WNS, anything else MPNS.
@@ -72,7 +74,7 @@ headers, blank line, body) and sends nothing.
 // without a configured key.
 const dryRunVAPID = "vapid t=<jwt>, k=<vapid-public-key>"
 
-func cmdSend(ctx context.Context, e env) error {
+func cmdSend(ctx context.Context, e env) (err error) {
 	fs := newFlags(e, "send", sendUsage)
 	uri := fs.String("uri", "", "channel URI to POST to")
 	subscription := fs.String("subscription", "", "a Web Push subscription as the browser's JSON, or @FILE holding it")
@@ -101,8 +103,14 @@ func cmdSend(ctx context.Context, e env) error {
 		return usagef("send: --transport webpush needs --subscription (the browser's subscription JSON)")
 	case *uri == "":
 		return usagef("send: --uri is required (--subscription for Web Push)")
-	case t == "":
-		t = tilecast.InferTransport(*uri, false)
+	}
+	if *uri != "" {
+		if u, err := url.Parse(*uri); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("send: --uri %q: not a channel URI (want an absolute http or https URL)", *uri)
+		}
+		if t == "" {
+			t = tilecast.InferTransport(*uri, false)
+		}
 	}
 	cfg := &config.Config{}
 	if *cfgPath != "" {
@@ -114,6 +122,16 @@ func cmdSend(ctx context.Context, e env) error {
 		cfg.Push.AllowPrivate = true // an explicit one-off send to a URI the operator typed
 	}
 
+	if *dryRun && isTerminal(e.stdout) {
+		// The dry run is the request byte for byte, which has no newline
+		// after its body; on a terminal one follows, so the prompt does
+		// not start on the body's line. A pipe or file gets the bytes.
+		defer func() {
+			if err == nil {
+				fmt.Fprintln(e.stdout)
+			}
+		}()
+	}
 	props, err := sendProps(e, *jsonFile, sets)
 	if err != nil {
 		return err
@@ -193,6 +211,13 @@ func mpnsNotification(cfg *config.Config, kind string, props map[string]any) (*t
 	}
 	body, err := notify.Fit(newEncoder(cfg), payload)
 	if err != nil {
+		if errors.Is(err, notify.ErrEmpty) {
+			hint := ""
+			if kind == mpns.KindToast {
+				hint = " (give its text: --set text1=… and/or --set text2=…)"
+			}
+			return nil, usagef("send: %v%s", err, hint)
+		}
 		return nil, err
 	}
 	return &tilecast.Notification{Kind: payload.Kind(), Payload: body}, nil
@@ -425,6 +450,11 @@ func closeWNS(c *wns.Client, hc *http.Client) {
 // printResult prints one push's result; a result other than delivered is
 // the command's error.
 func printResult(e env, res tilecast.Result) error {
+	if res.Status == 0 && res.Err != nil {
+		// No answer (a network error, a refused address): the error is
+		// all there is to say.
+		return fmt.Errorf("send: %w", res.Err)
+	}
 	fmt.Fprintf(e.stdout, "status %d  notification %s  subscription %s  device %s  verdict %s  in %s\n",
 		res.Status, orDash(res.Notification), orDash(res.Subscription), orDash(res.Device), res.Verdict,
 		res.Duration.Round(time.Millisecond))

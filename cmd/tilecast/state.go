@@ -53,10 +53,11 @@ func cmdStateCopy(ctx context.Context, e env) error {
 		"and so is a database while any tilecast runs on it. The target must be empty: a\n"+
 		"new or empty bbolt file, or a database (or schema, with search_path=SCHEMA in\n"+
 		"the URL) with no tilecast state in it; the copy never merges or overwrites.\n"+
-		"A line every few seconds says how far it got; at the end the records of each\n"+
-		"kind in the target are counted and compared with the source, and the running\n"+
-		"counts too: any difference is an error (exit 1). A copy that fails leaves the\n"+
-		"target partly written: empty it before trying again.\n\n"+
+		"The source is counted first; progress goes to stderr: a bar on a terminal, else\n"+
+		"a line every --progress. At the end the records of each kind in the target are\n"+
+		"counted and compared with the source, and the running counts too: any\n"+
+		"difference is an error (exit 1). A copy that fails leaves the target partly\n"+
+		"written: empty it before trying again.\n\n"+
 		"The database password comes from the URL, PGPASSWORD, ~/.pgpass or\n"+
 		"--password-file. PostgreSQL keeps times to the microsecond, bbolt to the\n"+
 		"nanosecond: times copied from a file are rounded down to the microsecond.\n")
@@ -96,20 +97,27 @@ func cmdStateCopy(ctx context.Context, e env) error {
 	}
 
 	start := time.Now()
+	// Count the source first (a read, quick next to the writes) so the
+	// progress has an end.
+	total := dump.Tally{}
+	if err := src.Export(ctx, func(it dump.Item) error { total.Add(&it); return nil }); err != nil {
+		return fmt.Errorf("state copy: count the source: %w", err)
+	}
 	copied := dump.Tally{}
 	w := dst.Importer()
-	last := time.Now()
+	p := newProgress(e, "state copy", "records", int64(total.Total()), *every)
+	if !p.tty { // a plain line has room for the kinds; a bar does not
+		p.extra = func() string { return copied.String() }
+	}
 	err = src.Export(ctx, func(it dump.Item) error {
 		copied.Add(&it)
-		if time.Since(last) >= *every {
-			last = time.Now()
-			fmt.Fprintf(e.stderr, "state copy: %d records so far (%s)\n", copied.Total(), copied)
-		}
+		p.add(1)
 		return w.Write(it)
 	})
 	if err == nil {
 		err = w.Close()
 	}
+	p.finish()
 	if err != nil {
 		return fmt.Errorf("state copy: %w (the target is partly written: empty it before trying again)", err)
 	}

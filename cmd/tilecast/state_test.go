@@ -31,7 +31,7 @@ func TestStateCopyBothWays(t *testing.T) {
 	db.Close()
 
 	code, out, errs := runCLI(t, t.Context(), "state", "copy", "--from", file, "--to", url, "--progress", "1ns")
-	if code != exitOK || !strings.Contains(out, "counts verified") || !strings.Contains(errs, "records so far") {
+	if code != exitOK || !strings.Contains(out, "counts verified") || !strings.Contains(errs, "state copy: ") || !strings.Contains(errs, "records of") {
 		t.Fatalf("copy to PostgreSQL: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = runCLI(t, t.Context(), "state", "copy", "--from", url, "--to", back)

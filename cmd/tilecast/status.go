@@ -14,23 +14,20 @@ import (
 const statusDeadLetters = 20
 
 // statusReport is what status prints, read from the state file or from
-// the daemon's API (GET /v1/status and /v1/deadletters) alike.
+// the daemon's API alike. Its JSON is GET /v1/status's answer (same keys,
+// same feed-state view) plus the newest dead letters, from GET
+// /v1/deadletters.
 type statusReport struct {
-	Stats statusCounts `json:"stats"`
-	// Feeds are the states of the configured feeds by FeedKey.String()
-	// ("feed" or "feed/user"); a feed that never ran has none.
-	Feeds       map[string]tilecast.FeedStateView `json:"feeds"`
-	DeadLetters []tilecast.DeadLetter             `json:"dead_letters"` // newest first
+	Feeds       []tilecast.FeedStatus `json:"feeds"`
+	FeedsBroken int                   `json:"feeds_broken"` // broken feed states (one per user for per-user feeds)
+	Channels    int                   `json:"channels"`
+	OutboxDepth int                   `json:"outbox_depth"`
+	DeadLetters int                   `json:"dead_letters"`
+	// RecentDeadLetters are the newest dead letters, newest first (at most
+	// statusDeadLetters); not in /v1/status.
+	RecentDeadLetters []tilecast.DeadLetter `json:"recent_dead_letters"`
 
 	noDeadLetterList bool // the daemon's API does not serve them
-}
-
-// statusCounts are the counts status shows (tilecast.Counts without the
-// broken states by feed, which the feeds list shows).
-type statusCounts struct {
-	Channels    int
-	OutboxDepth int
-	DeadLetters int
 }
 
 // localStatus reads the report from the state file, with the feed-state
@@ -41,14 +38,13 @@ func localStatus(db stateStore, feeds []tilecast.Feed) (statusReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	rep.Stats = statusCounts{Channels: c.Channels, OutboxDepth: c.OutboxDepth, DeadLetters: c.DeadLetters}
+	rep.Channels, rep.OutboxDepth, rep.DeadLetters = c.Channels, c.OutboxDepth, c.DeadLetters
 	states, err := db.FeedStates()
 	if err != nil {
 		return rep, err
 	}
-	statuses, _ := tilecast.FeedStatuses(feeds, states)
-	rep.Feeds = feedsByKey(statuses)
-	rep.DeadLetters, err = db.DeadLetters(statusDeadLetters)
+	rep.Feeds, rep.FeedsBroken = tilecast.FeedStatuses(feeds, states)
+	rep.RecentDeadLetters, err = db.DeadLetters(statusDeadLetters)
 	return rep, err
 }
 
@@ -86,8 +82,11 @@ func cmdStatus(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	if rep.DeadLetters == nil {
-		rep.DeadLetters = []tilecast.DeadLetter{}
+	if rep.RecentDeadLetters == nil {
+		rep.RecentDeadLetters = []tilecast.DeadLetter{}
+	}
+	if rep.Feeds == nil {
+		rep.Feeds = []tilecast.FeedStatus{}
 	}
 	if rep.noDeadLetterList {
 		fmt.Fprintln(e.stderr, "tilecast: the daemon's API does not list dead letters; only their count is shown")
@@ -97,24 +96,25 @@ func cmdStatus(ctx context.Context, e env) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(e.stdout, "channels %d   outbox %d   dead letters %d\n\n", rep.Stats.Channels, rep.Stats.OutboxDepth, rep.Stats.DeadLetters)
-	keys := make([]string, 0, len(rep.Feeds))
-	for k := range rep.Feeds {
+	fmt.Fprintf(e.stdout, "channels %d   outbox %d   dead letters %d\n\n", rep.Channels, rep.OutboxDepth, rep.DeadLetters)
+	byKey := feedsByKey(rep.Feeds)
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	fmt.Fprintln(e.stdout, "feeds:")
 	for _, k := range keys {
-		st := rep.Feeds[k]
+		st := byKey[k]
 		flag := ""
 		if st.Broken {
 			flag = "  BROKEN since " + fmtTime(st.FailingSince)
 		}
 		fmt.Fprintf(e.stdout, "  %-24s last fetch %s  %s%s\n", k, fmtTime(st.LastFetch), st.LastResult, flag)
 	}
-	if len(rep.DeadLetters) > 0 {
+	if len(rep.RecentDeadLetters) > 0 {
 		fmt.Fprintf(e.stdout, "\ndead letters (newest %d):\n", statusDeadLetters)
-		for _, d := range rep.DeadLetters {
+		for _, d := range rep.RecentDeadLetters {
 			fmt.Fprintf(e.stdout, "  %s channel %s feed %s %s: %s %s\n", fmtTime(d.Outcome.Time), d.Notification.ChannelID,
 				d.Notification.Feed, d.Notification.Kind, d.Outcome.Action, d.Outcome.Error)
 		}

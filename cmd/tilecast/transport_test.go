@@ -50,7 +50,7 @@ func TestChannelsAddTransport(t *testing.T) {
 		{[]string{"--uri", "http://127.0.0.1:8461/w/?token=C", "--transport", "wns"}, tilecast.TransportWNS},
 		{[]string{"--uri", "http://127.0.0.1:8461/throttledthirdparty/01.00/D"}, tilecast.TransportMPNS},
 	} {
-		code, out, errs := runCLI(t, t.Context(), append([]string{"channels", "add", "--config", cfg}, tc.args...)...)
+		code, out, errs := runCLI(t, t.Context(), append([]string{"channels", "add", "--json", "--config", cfg}, tc.args...)...)
 		if code != exitOK {
 			t.Fatalf("channels add %v: exit %d: %s", tc.args, code, errs)
 		}
@@ -68,7 +68,7 @@ func TestChannelsAddTransport(t *testing.T) {
 		{[]string{"--uri", "https://db5.notify.windows.com/?token=F", "--transport", "mpns"}, "is a WNS host"},
 		{[]string{"--uri", "https://db5.notify.windows.com/?token=G", "--transport", "apns"}, "unknown transport"},
 	} {
-		code, _, errs := runCLI(t, t.Context(), append([]string{"channels", "add", "--config", cfg}, bad.args...)...)
+		code, _, errs := runCLI(t, t.Context(), append([]string{"channels", "add", "--json", "--config", cfg}, bad.args...)...)
 		if code != exitUsage || !strings.Contains(errs, bad.msg) {
 			t.Errorf("channels add %v: exit %d, %q; want 2 with %q", bad.args, code, errs, bad.msg)
 		}
