@@ -29,11 +29,13 @@
 //	outbox         id (from outbox_ids, in enqueue order), channel, feed,
 //	               user, item (bytea), kind, payload_id, attempts,
 //	               next_attempt, created; index (next_attempt, id) for Due,
-//	               channel_id, and a unique (channel_id, feed) for tiles.
+//	               channel_id, and a unique (channel_id, feed, kind) for
+//	               tiles and badges (state: a newer one replaces it).
 //	               lease_owner / lease_until are for several instances
 //	               sharing the outbox (claims with SKIP LOCKED); one
 //	               instance leaves them NULL
-//	tile_last      (channel_id, feed) PK → SHA-256 of the last delivered tile
+//	tile_last      (channel_id, feed, kind) PK → SHA-256 of the last
+//	               delivered tile or badge
 //	dead_letters   id (the notification's) PK → the entry, its payload and
 //	               last outcome (JSON)
 //	ledger         (channel_id, time, seq) PK → outcome (JSON); index on time

@@ -29,7 +29,8 @@ var outboxCols = []string{"channel_id", "feed", "user_name", "item", "kind", "pa
 // channel that no longer exists is dropped; a tile replaces a tile still
 // waiting for the same channel and feed (an earlier one of the same call
 // too), and is then skipped when its payload equals the last one
-// delivered there. It is set-based whatever the number of entries: one
+// delivered there; a badge is state too, the same way, apart from the
+// tile of its channel and feed. It is set-based whatever the number of entries: one
 // read of the channels, of the waiting and last tiles, a write per
 // distinct payload, and one INSERT (COPY for many).
 func (t *txn) enqueue(ns []tilecast.Notification, now time.Time) error {
@@ -62,48 +63,47 @@ func (t *txn) enqueue(ns []tilecast.Notification, now time.Time) error {
 	for _, id := range existing {
 		exists[id] = true
 	}
-	type tileKey struct{ channel, feed string }
 	keep := make([]bool, len(ns))
-	lastTile := map[tileKey]int{} // the tile of this call that stays
+	lastState := map[stateKey]int{} // the tile or badge of this call that stays
 	for i := range ns {
 		n := &ns[i]
 		if !exists[n.ChannelID] {
 			continue
 		}
 		keep[i] = true
-		if n.Kind == tilecast.KindTile {
-			k := tileKey{n.ChannelID, n.Feed}
-			if j, ok := lastTile[k]; ok {
-				keep[j] = false // replaced by a newer tile of this call
+		if isState(n.Kind) {
+			k := stateKey{n.ChannelID, n.Feed, string(n.Kind)}
+			if j, ok := lastState[k]; ok {
+				keep[j] = false // replaced by a newer one of this call
 			}
-			lastTile[k] = i
+			lastState[k] = i
 		}
 	}
-	if len(lastTile) > 0 {
-		tc, tf := make([]string, 0, len(lastTile)), make([]string, 0, len(lastTile))
-		for k := range lastTile {
-			tc, tf = append(tc, k.channel), append(tf, k.feed)
+	if len(lastState) > 0 {
+		tc, tf, tk := make([]string, 0, len(lastState)), make([]string, 0, len(lastState)), make([]string, 0, len(lastState))
+		for k := range lastState {
+			tc, tf, tk = append(tc, k.channel), append(tf, k.feed), append(tk, k.kind)
 		}
 		var b pgx.Batch
-		// A waiting tile is replaced (even when the new one is then
-		// skipped as unchanged: the device shows the new one already).
-		b.Queue(`DELETE FROM outbox o USING unnest($1::text[], $2::text[]) AS u(c, f)
-			WHERE o.kind = 'tile' AND o.channel_id = u.c AND o.feed = u.f`, tc, tf).Exec(func(tag pgconn.CommandTag) error {
+		// A waiting tile (badge) is replaced (even when the new one is
+		// then skipped as unchanged: the device shows the new one already).
+		b.Queue(`DELETE FROM outbox o USING unnest($1::text[], $2::text[], $3::text[]) AS u(c, f, k)
+			WHERE o.kind IN ('tile', 'badge') AND o.channel_id = u.c AND o.feed = u.f AND o.kind = u.k`, tc, tf, tk).Exec(func(tag pgconn.CommandTag) error {
 			t.delta.outbox -= tag.RowsAffected()
 			if tag.RowsAffected() > 0 {
 				t.garbage = true
 			}
 			return nil
 		})
-		b.Queue(`SELECT l.channel_id, l.feed, l.sum FROM tile_last l JOIN unnest($1::text[], $2::text[]) AS u(c, f)
-			ON l.channel_id = u.c AND l.feed = u.f`, tc, tf).Query(func(rows pgx.Rows) error {
+		b.Queue(`SELECT l.channel_id, l.feed, l.kind, l.sum FROM tile_last l JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(c, f, k)
+			ON l.channel_id = u.c AND l.feed = u.f AND l.kind = u.k`, tc, tf, tk).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var k tileKey
+				var k stateKey
 				var sum []byte
-				if err := rows.Scan(&k.channel, &k.feed, &sum); err != nil {
+				if err := rows.Scan(&k.channel, &k.feed, &k.kind, &sum); err != nil {
 					return err
 				}
-				i := lastTile[k]
+				i := lastState[k]
 				if s := sha256.Sum256(ns[i].Payload); bytes.Equal(s[:], sum) {
 					keep[i] = false // the device already shows it
 				}
@@ -205,6 +205,14 @@ func (t *txn) enqueue(ns []tilecast.Notification, now time.Time) error {
 	t.delta.outbox += int64(len(r.ch))
 	return nil
 }
+
+// stateKey is what a newer tile or badge replaces: at most one waits per
+// channel, feed and kind, and the last delivered one is kept per kind.
+type stateKey struct{ channel, feed, kind string }
+
+// isState reports whether notifications of kind k are state (a newer one
+// replaces a waiting one; an unchanged one is not sent again), not events.
+func isState(k tilecast.Kind) bool { return k == tilecast.KindTile || k == tilecast.KindBadge }
 
 // outboxRows are entries to insert, as columns (outboxCols).
 type outboxRows struct {
@@ -541,8 +549,8 @@ func (t *txn) record(recs []tilecast.Record, now time.Time) error {
 			switch rec.Op {
 			case tilecast.OpDone:
 				f.gone, f.deleted = true, true
-				if rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered && n.Kind == tilecast.KindTile {
-					w.tile(n.ChannelID, n.Feed, f.e.payload)
+				if rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered && isState(n.Kind) {
+					w.tile(stateKey{n.ChannelID, n.Feed, string(n.Kind)}, f.e.payload)
 				}
 			case tilecast.OpRetry:
 				n.Attempts++
@@ -622,8 +630,8 @@ func (t *txn) record(recs []tilecast.Record, now time.Time) error {
 
 // recordWrites collects a Record batch's changes as column arrays.
 type recordWrites struct {
-	tileCh, tileFeed []string
-	tilePayload      []int64
+	tileCh, tileFeed, tileKind []string
+	tilePayload                []int64
 
 	deadID                              []int64
 	deadCh, deadFeed, deadUser, deadKnd []string
@@ -637,14 +645,15 @@ type recordWrites struct {
 	ledTime                    []time.Time
 }
 
-func (w *recordWrites) tile(ch, feed string, payload int64) {
-	for i := range w.tileCh { // the last delivered tile of a channel+feed wins
-		if w.tileCh[i] == ch && w.tileFeed[i] == feed {
+func (w *recordWrites) tile(k stateKey, payload int64) {
+	for i := range w.tileCh { // the last delivered tile (badge) of a channel+feed wins
+		if w.tileCh[i] == k.channel && w.tileFeed[i] == k.feed && w.tileKind[i] == k.kind {
 			w.tilePayload[i] = payload
 			return
 		}
 	}
-	w.tileCh, w.tileFeed, w.tilePayload = append(w.tileCh, ch), append(w.tileFeed, feed), append(w.tilePayload, payload)
+	w.tileCh, w.tileFeed, w.tileKind = append(w.tileCh, k.channel), append(w.tileFeed, k.feed), append(w.tileKind, k.kind)
+	w.tilePayload = append(w.tilePayload, payload)
 }
 
 func (w *recordWrites) dead(f *found, o tilecast.Outcome) error {
@@ -713,9 +722,10 @@ func (t *txn) applyRecord(w *recordWrites, ents map[uint64]*found, chans map[str
 			Exec(func(tag pgconn.CommandTag) error { t.delta.dead += tag.RowsAffected(); return nil })
 	}
 	if len(w.tileCh) > 0 {
-		b.Queue(`INSERT INTO tile_last (channel_id, feed, sum)
-			SELECT u.c, u.f, p.sum FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(c, f, pid) JOIN payloads p ON p.id = u.pid
-			ON CONFLICT (channel_id, feed) DO UPDATE SET sum = EXCLUDED.sum`, w.tileCh, w.tileFeed, w.tilePayload)
+		b.Queue(`INSERT INTO tile_last (channel_id, feed, kind, sum)
+			SELECT u.c, u.f, u.k, p.sum FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(c, f, k, pid)
+			JOIN payloads p ON p.id = u.pid
+			ON CONFLICT (channel_id, feed, kind) DO UPDATE SET sum = EXCLUDED.sum`, w.tileCh, w.tileFeed, w.tileKind, w.tilePayload)
 	}
 	if len(del) > 0 {
 		b.Queue("DELETE FROM outbox WHERE id = ANY($1)", del).Exec(func(tag pgconn.CommandTag) error {
