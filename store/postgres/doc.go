@@ -42,6 +42,8 @@
 //	fanout_jobs    feed PK → tilecast.FanOutJob (JSON)
 //	counts         16 shards of the running counts (counts.go)
 //	broken_counts  feed PK → broken global state, broken per-user states
+//	instances      id PK → host, pid, version, started, heartbeat
+//	feed_ticks     (feed, user_name, at) PK → instance, claimed, done
 //
 // Item IDs are bytea because a feed may send any bytes; outcomes, feed
 // states and jobs are JSON (the json type, which keeps what jsonb cannot,
@@ -56,6 +58,25 @@
 // loses a deadlock or a unique race is run again. Record locks the
 // entries and channels of its batch (FOR UPDATE, in ID order).
 //
-// There is no send log: possible duplicates after a crash will be
-// counted from the leases a dead instance left (design.md §10).
+// # Several instances
+//
+// Any number of daemons may share one database (design.md §10). Each
+// opens it with Options.Instance, its name, and then:
+//
+//   - heartbeats into instances every quarter lease; the heartbeat also
+//     extends the leases it holds, so a live instance keeps them however
+//     long its sends wait, and one that died loses them a lease later;
+//   - claims due entries in Due with UPDATE … FOR UPDATE SKIP LOCKED,
+//     leasing them (lease_owner, lease_until): instances never wait for
+//     each other's claims and never get the same entry while a lease
+//     lasts. Record gives an entry it keeps back (retry, postpone); a
+//     stop (Close) gives back all of the instance's leases;
+//   - counts the entries it takes over from ended leases as possible
+//     duplicates (Options.PossibleDuplicates): they were handed to a
+//     send that left no outcome. There is no local send log: a lease is
+//     the record of a send that may be in flight, so Options.LeaseBatch
+//     keeps what one Due leases near the daemon's send window;
+//   - claims each scheduled tick of a feed key (ClaimTick, the
+//     tilecast.TickClaimer of the Bot) under feed_ticks' primary key, so
+//     exactly one instance fetches and commits it.
 package postgres

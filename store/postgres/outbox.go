@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"slices"
@@ -282,12 +283,19 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 	var out []tilecast.Pending
 	var pids []int64
 	var stale []int64
+	if db.inst != nil {
+		var err error
+		if out, pids, stale, err = db.lease(ctx, now, limit, busy); err != nil {
+			return nil, fmt.Errorf("due: %w", err)
+		}
+	}
 	afterT, afterID := time.Time{}, int64(-1)
-	for len(out) < limit {
+	for db.inst == nil && len(out) < limit {
 		want := limit - len(out) + duePage
+		// An entry another instance leased is being sent by it.
 		rows, err := db.pool.Query(ctx, "SELECT "+entryCols+", c.id IS NOT NULL, "+chanColsOf("c")+`
 			FROM outbox o LEFT JOIN channels c ON c.id = o.channel_id
-			WHERE o.next_attempt <= $1 AND (o.next_attempt, o.id) > ($2, $3)
+			WHERE o.next_attempt <= $1 AND (o.next_attempt, o.id) > ($2, $3) AND (o.lease_until IS NULL OR o.lease_until <= $1)
 			ORDER BY o.next_attempt, o.id LIMIT $4`, now, afterT, afterID, want)
 		if err != nil {
 			return nil, fmt.Errorf("due: %w", err)
@@ -362,6 +370,69 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 	return out, nil
 }
 
+// lease is Due for an instance: it claims up to limit due entries no
+// live lease holds (FOR UPDATE SKIP LOCKED: instances claiming at once
+// take different entries, none waits for another) until now + the
+// lease, and returns them in due order with their channels and payload
+// IDs, and the IDs of entries whose channel is gone. Entries it took over
+// from an ended lease are possible duplicates: logged and counted.
+func (db *DB) lease(ctx context.Context, now time.Time, limit int, busy func(id uint64) bool) (out []tilecast.Pending, pids, stale []int64, err error) {
+	if db.inst.batch > 0 {
+		limit = min(limit, db.inst.batch)
+	}
+	rows, err := db.pool.Query(ctx, `WITH c AS (
+			SELECT id, lease_owner FROM outbox
+			WHERE next_attempt <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+			ORDER BY next_attempt, id LIMIT $2 FOR UPDATE SKIP LOCKED
+		), o AS (
+			UPDATE outbox o SET lease_owner = $3, lease_until = $4 FROM c WHERE o.id = c.id
+			RETURNING o.*, c.lease_owner AS prev
+		)
+		SELECT `+entryCols+", o.prev IS NOT NULL, c.id IS NOT NULL, "+chanColsOf("c")+`
+		FROM o LEFT JOIN channels c ON c.id = o.channel_id
+		ORDER BY o.next_attempt, o.id`, now, limit, db.inst.id, now.Add(db.inst.lease))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer rows.Close()
+	taken := 0
+	for rows.Next() {
+		var e entry
+		var prev, ok bool
+		var s nullChannel
+		dest := append(e.dest(), &prev, &ok)
+		dest = append(dest, s.dest()...)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, nil, err
+		}
+		e.fix()
+		switch {
+		case !ok:
+			stale = append(stale, int64(e.n.ID))
+		case busy != nil && busy(e.n.ID):
+			// In flight here already (its lease ran out while this
+			// instance could not reach the database): its send records it.
+		default:
+			if prev {
+				taken++
+			}
+			out = append(out, tilecast.Pending{Notification: e.n, Channel: s.channel()})
+			pids = append(pids, e.payload)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	if taken > 0 {
+		db.log.Warn("possible duplicates: took over entries whose lease ended without a recorded outcome; they are sent again",
+			"instance", db.inst.id, "count", taken)
+		if db.inst.dupFn != nil {
+			db.inst.dupFn(taken)
+		}
+	}
+	return out, pids, stale, nil
+}
+
 // nullChannel scans the channel columns of an outer join.
 type nullChannel struct {
 	id, uri, user, device, transport, lastOutcome, sendsDay pgtype.Text
@@ -401,13 +472,17 @@ func distinctIDs(ids []int64) []int64 {
 }
 
 // NextDue returns the earliest NextAttempt in the outbox (zero when
-// empty). An empty outbox is when the payload rows no entry references
+// empty); an entry an instance holds counts from when its lease ends,
+// not before (Due passes over it until then). An empty outbox is when the payload rows no entry references
 // are cleared, if deletes may have left some.
 func (db *DB) NextDue() (time.Time, error) {
 	ctx, cancel := db.opCtx()
 	defer cancel()
 	var t pgtype.Timestamptz
-	if err := db.pool.QueryRow(ctx, "SELECT min(next_attempt) FROM outbox").Scan(&t); err != nil {
+	// A leased entry is due to others when its lease ends.
+	if err := db.pool.QueryRow(ctx, `SELECT least(
+			(SELECT min(next_attempt) FROM outbox WHERE lease_until IS NULL),
+			(SELECT min(greatest(next_attempt, lease_until)) FROM outbox WHERE lease_until IS NOT NULL))`).Scan(&t); err != nil {
 		return time.Time{}, fmt.Errorf("next due: %w", err)
 	}
 	if !t.Valid && db.garbage.Swap(false) {
@@ -735,7 +810,7 @@ func (t *txn) applyRecord(w *recordWrites, ents map[uint64]*found, chans map[str
 		t.garbage = true
 	}
 	if len(movID) > 0 {
-		b.Queue(`UPDATE outbox o SET attempts = u.a, next_attempt = u.n
+		b.Queue(`UPDATE outbox o SET attempts = u.a, next_attempt = u.n, lease_owner = NULL, lease_until = NULL
 			FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) AS u(id, a, n) WHERE o.id = u.id`, movID, movAtt, movAt)
 	}
 	if len(w.ledCh) > 0 {
