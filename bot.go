@@ -212,6 +212,11 @@ func (b *Bot) wakeCh() chan struct{} {
 	return b.wake
 }
 
+// Wake makes an idle deliverer look for due entries at once rather than
+// at its next poll: another process added work to a shared state (a
+// database's LISTEN/NOTIFY). It never blocks.
+func (b *Bot) Wake() { b.nudge() }
+
 func (b *Bot) nudge() {
 	select {
 	case b.wakeCh() <- struct{}{}:

@@ -362,6 +362,7 @@ type apiStatus struct {
 	Channels    int                   `json:"channels"`
 	OutboxDepth int                   `json:"outbox_depth"`
 	DeadLetters int                   `json:"dead_letters"`
+	Instances   []tilecast.Instance   `json:"instances"`
 }
 
 func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
@@ -370,8 +371,9 @@ func (c *apiClient) Status(ctx context.Context) (statusReport, error) {
 		return statusReport{}, err
 	}
 	rep := statusReport{
-		Stats: statusCounts{Channels: st.Channels, OutboxDepth: st.OutboxDepth, DeadLetters: st.DeadLetters},
-		Feeds: feedsByKey(st.Feeds),
+		Stats:     statusCounts{Channels: st.Channels, OutboxDepth: st.OutboxDepth, DeadLetters: st.DeadLetters},
+		Feeds:     feedsByKey(st.Feeds),
+		Instances: st.Instances,
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()

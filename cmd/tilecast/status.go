@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store/postgres"
 )
 
 // statusDeadLetters is how many of the newest dead letters status lists.
@@ -21,6 +22,8 @@ type statusReport struct {
 	// ("feed" or "feed/user"); a feed that never ran has none.
 	Feeds       map[string]tilecast.FeedStateView `json:"feeds"`
 	DeadLetters []tilecast.DeadLetter             `json:"dead_letters"` // newest first
+	// Instances are the daemons sharing a PostgreSQL state (none on bbolt).
+	Instances []tilecast.Instance `json:"instances,omitempty"`
 
 	noDeadLetterList bool // the daemon's API does not serve them
 }
@@ -49,6 +52,12 @@ func localStatus(db stateStore, feeds []tilecast.Feed) (statusReport, error) {
 	statuses, _ := tilecast.FeedStatuses(feeds, states)
 	rep.Feeds = feedsByKey(statuses)
 	rep.DeadLetters, err = db.DeadLetters(statusDeadLetters)
+	if err != nil {
+		return rep, err
+	}
+	if pg, ok := db.(*postgres.DB); ok {
+		rep.Instances, err = pg.Instances()
+	}
 	return rep, err
 }
 
@@ -111,6 +120,17 @@ func cmdStatus(ctx context.Context, e env) error {
 			flag = "  BROKEN since " + fmtTime(st.FailingSince)
 		}
 		fmt.Fprintf(e.stdout, "  %-24s last fetch %s  %s%s\n", k, fmtTime(st.LastFetch), st.LastResult, flag)
+	}
+	if len(rep.Instances) > 0 {
+		fmt.Fprintln(e.stdout, "\ninstances:")
+		for _, in := range rep.Instances {
+			state := "alive"
+			if !in.Alive {
+				state = "GONE"
+			}
+			fmt.Fprintf(e.stdout, "  %-24s %-5s heartbeat %s  leases %d  %s pid %d  %s\n", in.ID, state, fmtTime(in.Heartbeat),
+				in.Leases, in.Host, in.PID, in.Version)
+		}
 	}
 	if len(rep.DeadLetters) > 0 {
 		fmt.Fprintf(e.stdout, "\ndead letters (newest %d):\n", statusDeadLetters)

@@ -8,4 +8,10 @@
 // sending one twice, and that what a killed instance leased is delivered
 // by another once its lease ends, with the duplicates within its send
 // window and counted.
+//
+// TestKillRunInstances (build tag crash, like internal/crashtest) runs
+// three real `tilecast run` processes on one database and kill -9s one at
+// a time for -kill-rounds rounds:
+//
+//	go test -tags crash ./internal/multitest -run KillRun -kill-rounds=20
 package multitest

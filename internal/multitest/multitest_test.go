@@ -326,3 +326,128 @@ func (p countingPusher) Push(ctx context.Context, ch *tilecast.Channel, n *tilec
 	p.n.Add(1)
 	return p.Pusher.Push(ctx, ch, n, ttl)
 }
+
+// New work another instance commits wakes an idle instance at once
+// (LISTEN/NOTIFY): its deliverer, which would sleep until its next due
+// entry (up to a minute), sends the new entry within seconds.
+func TestNewWorkWakesIdleInstance(t *testing.T) {
+	url := pgtest.New(t)
+	emu := newEmulator(t)
+	var bot atomic.Pointer[tilecast.Bot]
+	a := openInstance(t, url, "a", postgres.Options{})
+	b := openInstance(t, url, "b", postgres.Options{Wake: func() {
+		if bb := bot.Load(); bb != nil {
+			bb.Wake()
+		}
+	}})
+	ps := phones(t, emu, a, 2)
+	chs, err := a.Channels("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := notify.Fit(mpns.NewEncoder(mpns.EncoderOptions{}), notify.Toast{Text1: "News", Text2: "later"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Something due in 50 minutes: the idle deliverer sleeps its longest.
+	later := tilecast.Notification{ChannelID: chs[0].ID, Feed: "news", ItemID: "later", Kind: tilecast.KindToast,
+		Payload: payload, NextAttempt: time.Now().Add(50 * time.Minute)}
+	if err := a.Enqueue([]tilecast.Notification{later}); err != nil {
+		t.Fatal(err)
+	}
+	bot.Store(newBot(t, b, 2, &syncBuffer{}))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { bot.Load().Deliver(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(500 * time.Millisecond) // b has looked, found nothing due, and sleeps
+
+	start := time.Now()
+	enqueueToasts(t, a, 1)
+	for received(emu, ps) < len(ps) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the idle instance did not wake for new work: %d of %d delivered after %s", received(emu, ps), len(ps), time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("new work delivered by the idle instance after %s", time.Since(start).Round(time.Millisecond))
+}
+
+// The daily cap of an unauthenticated channel is the channel's, not each
+// instance's: two instances draining 600 toasts to one http channel send
+// about 500 between them — past it by at most the sends the instances
+// have in flight when they decide (each sees the others' only once
+// recorded), which the emulator (capping at 500 like MPNS) answers 406 —
+// and the rest waits. Counted per instance, they would send 600.
+func TestDailyCapAcrossInstances(t *testing.T) {
+	url := pgtest.New(t)
+	emu := newEmulator(t)
+	const conc = 2
+	a := openInstance(t, url, "a", postgres.Options{LeaseBatch: 2 * conc})
+	b := openInstance(t, url, "b", postgres.Options{LeaseBatch: 2 * conc})
+	ps := phones(t, emu, a, 1)
+	enqueueToasts(t, a, tilecast.DailyCap+100)
+	var wg sync.WaitGroup
+	for _, db := range []*postgres.DB{a, b} {
+		bot := newBot(t, db, conc, &syncBuffer{})
+		wg.Go(func() {
+			if err := bot.DeliverDue(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	st, _ := emu.Channel(ps[0].Token)
+	t.Logf("sent %d, received %d, throttled %d", st.Counts.Total, st.Counts.Received, st.Counts.Throttled)
+	inFlight := 2 * (2 * conc) // two instances' send windows
+	if st.Counts.Received != tilecast.DailyCap || st.Counts.Total > tilecast.DailyCap+inFlight {
+		t.Errorf("%d pushes (%d received, %d over the cap): want the cap reached and passed by at most %d in flight",
+			st.Counts.Total, st.Counts.Received, st.Counts.Throttled, inFlight)
+	}
+	// The throttled entries wait (a 406 rest) like the ones held back.
+	if c, _ := a.Counts(); c.OutboxDepth != 100 {
+		t.Errorf("outbox depth %d, want the 100 over the cap waiting", c.OutboxDepth)
+	}
+}
+
+// A channel's rest after 406 is the channel's, not the instance's: after
+// one instance got 406 from it, another sends it nothing for 61 minutes.
+func TestRestAcrossInstances(t *testing.T) {
+	url := pgtest.New(t)
+	var pushes atomic.Int64
+	mpnsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pushes.Add(1)
+		w.Header().Set("X-NotificationStatus", "Dropped")
+		w.Header().Set("X-SubscriptionStatus", "Active")
+		w.Header().Set("X-DeviceConnectionStatus", "Connected")
+		w.WriteHeader(http.StatusNotAcceptable)
+	}))
+	defer mpnsSrv.Close()
+	a := openInstance(t, url, "a", postgres.Options{})
+	b := openInstance(t, url, "b", postgres.Options{})
+	if _, _, err := a.AddChannel(tilecast.Channel{URI: mpnsSrv.URL + "/phone"}); err != nil {
+		t.Fatal(err)
+	}
+	enqueueToasts(t, a, 1)
+	if err := newBot(t, a, 2, &syncBuffer{}).DeliverDue(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if pushes.Load() != 1 {
+		t.Fatalf("%d pushes, want the one answered 406", pushes.Load())
+	}
+	chs, _ := b.Channels("")
+	if wait := time.Until(chs[0].NextAllowedAt); wait < 60*time.Minute {
+		t.Fatalf("channel rests %s after 406, want 61 minutes", wait)
+	}
+	// b delivers the retry and a new toast: neither goes out yet.
+	enqueueToasts(t, b, 2)
+	if err := newBot(t, b, 2, &syncBuffer{}).DeliverDue(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if pushes.Load() != 1 {
+		t.Errorf("%d pushes: the other instance sent to a resting channel", pushes.Load())
+	}
+	if c, _ := b.Counts(); c.OutboxDepth != 3 {
+		t.Errorf("outbox depth %d, want the three entries waiting", c.OutboxDepth)
+	}
+}

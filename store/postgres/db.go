@@ -75,6 +75,11 @@ type Options struct {
 	PossibleDuplicates func(n int)
 	// Version is the tilecast version an instance's row shows.
 	Version string
+	// Wake, when set (with Instance), is called when another process
+	// committed new outbox entries (LISTEN/NOTIFY), and after the
+	// listening connection was lost and is back; the daemon wakes its
+	// deliverer, which otherwise polls.
+	Wake func()
 }
 
 // DB is tilecast's state in a PostgreSQL database. It implements
@@ -386,6 +391,7 @@ type txn struct {
 	ctx     context.Context
 	delta   countDelta
 	garbage bool // entries were deleted (payloads may be left unreferenced)
+	notify  bool // entries were added: NOTIFY the listening instances
 }
 
 // maxRetries is how often a transaction that lost a deadlock or a unique

@@ -78,5 +78,9 @@
 //     keeps what one Due leases near the daemon's send window;
 //   - claims each scheduled tick of a feed key (ClaimTick, the
 //     tilecast.TickClaimer of the Bot) under feed_ticks' primary key, so
-//     exactly one instance fetches and commits it.
+//     exactly one instance fetches and commits it;
+//   - with Options.Wake, LISTENs on a connection of its own: a
+//     transaction that adds outbox entries NOTIFYs tilecast_work (with
+//     its schema) as it commits, so idle instances look at once instead
+//     of at their next poll, which stays the fallback.
 package postgres

@@ -40,6 +40,9 @@ type instance struct {
 	stop chan struct{}
 	done chan struct{}
 	left sync.Once
+
+	stopListen context.CancelFunc // nil: not listening (no Options.Wake)
+	listenDone chan struct{}
 	// beatErr is the last heartbeat's error (nil: it got through).
 	beatErr errBox
 }
@@ -86,7 +89,64 @@ func (db *DB) join(opts Options) error {
 		return fmt.Errorf("instance %s: open ticks: %w", inst.id, err)
 	}
 	go db.heartbeats()
+	if opts.Wake != nil {
+		var schema string
+		if err := db.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+			return fmt.Errorf("instance %s: %w", inst.id, err)
+		}
+		lctx, stop := context.WithCancel(context.Background())
+		inst.stopListen, inst.listenDone = stop, make(chan struct{})
+		go db.listen(lctx, schema, opts.Wake)
+	}
 	return nil
+}
+
+// workChannel is the NOTIFY channel of new outbox entries; the payload is
+// the schema, since states in different schemas of one database share
+// channel names.
+const workChannel = "tilecast_work"
+
+// listen calls wake for each notification of new work in schema until
+// ctx is done, on a connection of its own (LISTEN holds it), and again
+// each time it reconnects after losing it: what was committed meanwhile
+// was not announced. A lost connection is retried every few seconds;
+// meanwhile the deliverer's polling finds the work.
+func (db *DB) listen(ctx context.Context, schema string, wake func()) {
+	defer close(db.inst.listenDone)
+	cfg := db.pool.Config().ConnConfig.Copy()
+	for first := true; ; first = false {
+		err := func() error {
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			if _, err := conn.Exec(ctx, "LISTEN "+workChannel); err != nil {
+				return err
+			}
+			if !first {
+				wake()
+			}
+			for {
+				n, err := conn.WaitForNotification(ctx)
+				if err != nil {
+					return err
+				}
+				if n.Payload == schema {
+					wake()
+				}
+			}
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		db.log.Warn("state database: listening for new work failed; polling until it is back", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(3 * time.Second):
+		}
+	}
 }
 
 // heartbeats beats every quarter lease until leave.
@@ -148,10 +208,16 @@ func (db *DB) leave() {
 func (db *DB) leaveOnce(inst *instance) {
 	close(inst.stop)
 	<-inst.done
+	if inst.stopListen != nil {
+		inst.stopListen()
+		<-inst.listenDone
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var b pgx.Batch
 	b.Queue("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1", inst.id)
+	// What it gave back is work for the others now.
+	b.Queue("SELECT pg_notify('" + workChannel + "', current_schema())")
 	b.Queue("DELETE FROM instances WHERE id = $1", inst.id)
 	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
 		db.log.Warn("leave the state database: leases stay until they end", "instance", inst.id, "error", err.Error())

@@ -204,6 +204,7 @@ func (t *txn) enqueue(ns []tilecast.Notification, now time.Time) error {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	t.delta.outbox += int64(len(r.ch))
+	t.notify = len(r.ch) > 0
 	return nil
 }
 
