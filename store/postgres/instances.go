@@ -21,6 +21,11 @@ import (
 // lease after its last heartbeat.
 const DefaultLease = 2 * time.Minute
 
+// maxTickRun is how long a live instance's unfinished tick holds back the
+// next ticks of its feed key: a run longer than that is stuck, or its end
+// was not recorded.
+const maxTickRun = time.Hour
+
 // Tick rows and heartbeats of stopped instances are kept this long, for
 // status and for a look at who ran what.
 const (
@@ -280,8 +285,9 @@ var errNoInstance = errors.New("not opened as an instance (Options.Instance)")
 // ClaimTick records that this instance runs the tick of feed key k
 // scheduled at at, and reports whether it got it: the first claim of
 // (k, at) wins (its primary key), whichever instance's clock was first.
-// A tick is refused too while a live instance still runs an earlier tick
-// of k; a tick an instance that died left unfinished holds nothing back.
+// A tick is refused too while another live instance still runs an
+// earlier tick of k (for up to maxTickRun); a tick an instance that died
+// left unfinished holds nothing back.
 // It implements tilecast.TickClaimer.
 func (db *DB) ClaimTick(k tilecast.FeedKey, at time.Time) (bool, error) {
 	if db.inst == nil {
@@ -300,10 +306,14 @@ func (db *DB) ClaimTick(k tilecast.FeedKey, at time.Time) (bool, error) {
 		if _, err := t.Exec(t.ctx, "SELECT pg_advisory_xact_lock("+lockKey+")", "tick "+k.Feed+"\n"+k.User); err != nil {
 			return err
 		}
+		// A run of this instance's own is the Bot's to hold back (it
+		// does); one whose end was not recorded (TickDone failed) or that
+		// has run for an hour holds nothing back.
 		var running bool
 		err := t.QueryRow(t.ctx, `SELECT EXISTS (SELECT 1 FROM feed_ticks f JOIN instances i ON i.id = f.instance
-			WHERE f.feed = $1 AND f.user_name = $2 AND f.done IS NULL AND f.at <> $3 AND i.heartbeat + i.lease > $4)`,
-			k.Feed, k.User, at, now).Scan(&running)
+			WHERE f.feed = $1 AND f.user_name = $2 AND f.done IS NULL AND f.at <> $3 AND f.instance <> $5
+				AND i.heartbeat + i.lease > $4 AND f.claimed > $6)`,
+			k.Feed, k.User, at, now, db.inst.id, now.Add(-maxTickRun)).Scan(&running)
 		if err != nil || running {
 			return err
 		}

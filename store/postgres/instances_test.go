@@ -279,6 +279,32 @@ func TestTickClaims(t *testing.T) {
 	if ok, _ := again.ClaimTick(k, t4); ok {
 		t.Error("tick 4 claimed twice")
 	}
+	// An unfinished tick of a live instance holds the key for an hour at
+	// most (a stuck run, or a TickDone that failed), and never its own
+	// instance (whose Bot holds its own runs back).
+	t5 := t4.Add(time.Minute)
+	if err := other.beat(false); err != nil { // alive again
+		t.Fatal(err)
+	}
+	if ok, _ := other.ClaimTick(k, t5); !ok {
+		t.Fatal("tick 5 refused")
+	}
+	if ok, _ := other.ClaimTick(k, t5.Add(time.Minute)); !ok {
+		t.Error("an instance's own unfinished tick held back its next one")
+	}
+	if ok, _ := again.ClaimTick(k, t5.Add(2*time.Minute)); ok {
+		t.Error("tick 7 taken while a live instance runs tick 6")
+	}
+	r.clk.Add(maxTickRun + time.Second)
+	if err := other.beat(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.beat(false); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := again.ClaimTick(k, t5.Add(3*time.Minute)); !ok {
+		t.Error("a live instance's tick unfinished for over an hour still holds the key")
+	}
 	// Without Options.Instance there is nothing to claim with.
 	tool := open(t, r.url, Options{})
 	if _, err := tool.ClaimTick(k, t4); err == nil {
