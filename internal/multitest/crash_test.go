@@ -29,8 +29,10 @@ const (
 )
 
 // childLease is the lease of the instance that is killed: short, so the
-// survivor takes its entries over within the test.
-const childLease = time.Second
+// survivor takes its entries over within the test, and still a dozen
+// heartbeats long, so a loaded machine does not end it while the
+// instance lives (that would be a duplicate no kill made).
+const childLease = 3 * time.Second
 
 // child is an instance that delivers the outbox and kill -9s itself
 // right after its nth send (tilecast.FailAfterSend), with sends of its

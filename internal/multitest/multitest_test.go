@@ -375,10 +375,11 @@ func TestNewWorkWakesIdleInstance(t *testing.T) {
 
 // The daily cap of an unauthenticated channel is the channel's, not each
 // instance's: two instances draining 600 toasts to one http channel send
-// about 500 between them — past it by at most the sends the instances
-// have in flight when they decide (each sees the others' only once
-// recorded), which the emulator (capping at 500 like MPNS) answers 406 —
-// and the rest waits. Counted per instance, they would send 600.
+// about 500 between them — past it by at most what the instances send
+// that the others have not seen recorded when they decide (their send
+// windows, twice: a Due's counts age while its entries are dispatched),
+// which the emulator (capping at 500 like MPNS) answers 406 — and the
+// rest waits. Counted per instance, they would send 600.
 func TestDailyCapAcrossInstances(t *testing.T) {
 	url := pgtest.New(t)
 	emu := newEmulator(t)
@@ -399,7 +400,7 @@ func TestDailyCapAcrossInstances(t *testing.T) {
 	wg.Wait()
 	st, _ := emu.Channel(ps[0].Token)
 	t.Logf("sent %d, received %d, throttled %d", st.Counts.Total, st.Counts.Received, st.Counts.Throttled)
-	inFlight := 2 * (2 * conc) // two instances' send windows
+	inFlight := 2 * 2 * (2 * conc) // two instances' send windows, twice
 	if st.Counts.Received != tilecast.DailyCap || st.Counts.Total > tilecast.DailyCap+inFlight {
 		t.Errorf("%d pushes (%d received, %d over the cap): want the cap reached and passed by at most %d in flight",
 			st.Counts.Total, st.Counts.Received, st.Counts.Throttled, inFlight)
