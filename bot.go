@@ -3,6 +3,7 @@ package tilecast
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -105,6 +106,9 @@ type Bot struct {
 	// SendLog, when set, counts the sends a crash leaves unrecorded
 	// (possible duplicates, logged and observed at the next start).
 	SendLog SendLog
+	// Ticks, when set, is asked before each scheduled run (RunTick) of a
+	// feed key, so that instances sharing a state run each tick once.
+	Ticks TickClaimer
 	// Failpoint, when set, is called at the pipeline's commit boundaries
 	// with the names Failpoint* below; the crash tests panic or exit there.
 	Failpoint func(point string)
@@ -208,6 +212,11 @@ func (b *Bot) wakeCh() chan struct{} {
 	return b.wake
 }
 
+// Wake makes an idle deliverer look for due entries at once rather than
+// at its next poll: another process added work to a shared state (a
+// database's LISTEN/NOTIFY). It never blocks.
+func (b *Bot) Wake() { b.nudge() }
+
 func (b *Bot) nudge() {
 	select {
 	case b.wakeCh() <- struct{}{}:
@@ -259,14 +268,25 @@ func (b *Bot) Feed(name string) (*Feed, bool) {
 // per-user feed — and commits what is new. It returns after the commit; the
 // deliverer sends. A fetch of the same feed (and user) still running is
 // skipped and logged, so slow feeds never overlap.
-func (b *Bot) RunFeed(ctx context.Context, f *Feed) error { return b.runFeed(ctx, f, false) }
+func (b *Bot) RunFeed(ctx context.Context, f *Feed) error {
+	return b.runFeed(ctx, f, false, time.Time{})
+}
 
 // RunFeedNow is RunFeed ignoring the backoff and the server's "not before" (`tilecast once`).
-func (b *Bot) RunFeedNow(ctx context.Context, f *Feed) error { return b.runFeed(ctx, f, true) }
+func (b *Bot) RunFeedNow(ctx context.Context, f *Feed) error {
+	return b.runFeed(ctx, f, true, time.Time{})
+}
 
-func (b *Bot) runFeed(ctx context.Context, f *Feed, force bool) error {
+// RunTick is RunFeed for the tick of f's schedule at time at (the
+// scheduler's): with Ticks set, each feed key (each user's, for a
+// per-user feed) is fetched only when this instance claims (key, at).
+func (b *Bot) RunTick(ctx context.Context, f *Feed, at time.Time) error {
+	return b.runFeed(ctx, f, false, at)
+}
+
+func (b *Bot) runFeed(ctx context.Context, f *Feed, force bool, tick time.Time) error {
 	if !f.PerUser() {
-		return b.poll(ctx, f, "", force)
+		return b.poll(ctx, f, "", force, tick)
 	}
 	users, err := b.Store.FeedUsers(f.Name)
 	if err != nil {
@@ -284,7 +304,7 @@ func (b *Bot) runFeed(ctx context.Context, f *Feed, force bool) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := b.poll(ctx, f, u, force); err != nil {
+			if err := b.poll(ctx, f, u, force, tick); err != nil {
 				errMu.Lock()
 				errs = append(errs, err)
 				errMu.Unlock()
@@ -332,8 +352,10 @@ func (b *Bot) release(k FeedKey) {
 }
 
 // poll is one fetch → diff → build → commit of one feed key. Fetch failures
-// are recorded in the feed state and logged; only store failures are returned.
-func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error {
+// are recorded in the feed state and logged; only store failures are
+// returned. A non-zero tick is the scheduled time of the run, which
+// another instance may have claimed (Ticks).
+func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool, tick time.Time) error {
 	k := FeedKey{Feed: f.Name, User: user}
 	lg := b.log()
 	target, err := f.URLFor(user)
@@ -349,6 +371,21 @@ func (b *Bot) poll(ctx context.Context, f *Feed, user string, force bool) error 
 		return nil
 	}
 	defer b.release(k)
+	if b.Ticks != nil && !tick.IsZero() && !force {
+		ok, err := b.Ticks.ClaimTick(k, tick)
+		if err != nil {
+			return fmt.Errorf("claim tick %s of feed %s: %w", tick.Format(time.RFC3339), f.Name, err)
+		}
+		if !ok {
+			lg.Debug("fetch skipped: another instance runs this tick", "feed", f.Name, "user", user, "tick", tick)
+			return nil
+		}
+		defer func() {
+			if err := b.Ticks.TickDone(k, tick); err != nil {
+				lg.Warn("mark tick done", "feed", f.Name, "user", user, "error", err.Error())
+			}
+		}()
+	}
 	if user == "" {
 		// A run of this feed that stopped mid-delivery finishes first:
 		// its items are already marked seen.

@@ -1,5 +1,7 @@
 package tilecast
 
+import "time"
+
 // Counts are the state file's totals that health checks, metrics and
 // status show. The store keeps them as it writes, in the transactions that
 // change them, so reading them costs the same at a thousand channels as at
@@ -42,4 +44,19 @@ func (c *Counts) FeedsBroken(feeds []Feed) int {
 		}
 	}
 	return n
+}
+
+// Instance is one of the daemons sharing a PostgreSQL state, as its
+// heartbeat row and leases show it (status, /v1/status).
+type Instance struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"`
+	PID       int       `json:"pid"`
+	Version   string    `json:"version"`
+	Started   time.Time `json:"started"`
+	Heartbeat time.Time `json:"heartbeat"`
+	// Alive: the heartbeat is recent (within a lease).
+	Alive bool `json:"alive"`
+	// Leases is how many outbox entries it holds a lease on.
+	Leases int `json:"leases"`
 }

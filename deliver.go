@@ -195,6 +195,14 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 					}
 					sentToday[strings.Clone(ch.ID)] = capCount
 				}
+				// Other instances sharing the state send to it too: what
+				// the store has recorded today, plus what this one has
+				// in flight, is a floor (their sends in flight are not).
+				if ch.SendsDay == day {
+					floor := int64(ch.SendsToday + fl.unrecordedTo(ch.ID))
+					for c := capCount.Load(); c < floor && !capCount.CompareAndSwap(c, floor); c = capCount.Load() {
+					}
+				}
 				if capCount.Load() >= DailyCap {
 					midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 					unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
@@ -552,10 +560,22 @@ type flight struct {
 	busyIDs  map[uint64]string // entry → channel
 	perChan  map[string]int    // channel → busy entries
 	finished []uint64          // recorded, to be released on the next pass
+	// unrecorded counts, per channel, the entries handed to a worker
+	// whose outcome is not committed yet (busy until the next pass, but
+	// counted by the store's SendsToday from their commit on).
+	unrecorded map[string]int
 }
 
 func newFlight() *flight {
-	return &flight{busyIDs: make(map[uint64]string), perChan: make(map[string]int)}
+	return &flight{busyIDs: make(map[uint64]string), perChan: make(map[string]int), unrecorded: make(map[string]int)}
+}
+
+// unrecordedTo returns how many entries of channel ch are sent or being
+// sent without their outcome committed.
+func (f *flight) unrecordedTo(ch string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.unrecorded[ch]
 }
 
 func (f *flight) busy(id uint64) bool {
@@ -577,6 +597,7 @@ func (f *flight) start(p *Pending) {
 	defer f.mu.Unlock()
 	f.busyIDs[p.ID] = p.ChannelID
 	f.perChan[p.ChannelID]++
+	f.unrecorded[p.ChannelID]++
 }
 
 // finish is called by the recorder after the results of ids are committed.
@@ -584,6 +605,13 @@ func (f *flight) finish(ids []uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.finished = append(f.finished, ids...)
+	for _, id := range ids {
+		if ch, ok := f.busyIDs[id]; ok {
+			if f.unrecorded[ch]--; f.unrecorded[ch] <= 0 {
+				delete(f.unrecorded, ch)
+			}
+		}
+	}
 }
 
 func (f *flight) release() {

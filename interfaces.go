@@ -135,6 +135,19 @@ type Record struct {
 	ChannelWaitUntil time.Time
 }
 
+// TickClaimer decides which of several instances sharing one state runs a
+// feed's scheduled tick (design.md §10): ClaimTick records the claim of
+// (k, at), at being the tick's scheduled time as the schedule computes it
+// (so instances whose clocks differ a little name the same tick), and
+// reports whether this instance got it: exactly one does. It also
+// refuses a tick while a live instance still runs an earlier tick of k
+// (at most one fetch of a feed at a time). TickDone marks the run of a
+// claimed tick finished. A single instance needs none (Bot.Ticks nil).
+type TickClaimer interface {
+	ClaimTick(k FeedKey, at time.Time) (bool, error)
+	TickDone(k FeedKey, at time.Time) error
+}
+
 // SendLog remembers, outside the state file's transactions, which outbox
 // entries are being sent. An entry a crash leaves Sending but not Recorded
 // was handed to the transport without its outcome being committed: it is

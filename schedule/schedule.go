@@ -28,9 +28,10 @@ import (
 // well inside the minute after which the daemon reports itself stuck.
 const heartbeatEvery = 10 * time.Second
 
-// feedRunner is the part of the Bot the scheduler drives.
+// feedRunner is the part of the Bot the scheduler drives: a run of f for
+// the tick of its schedule at time at (Tick).
 type feedRunner interface {
-	RunFeed(ctx context.Context, f *tilecast.Feed) error
+	RunTick(ctx context.Context, f *tilecast.Feed, at time.Time) error
 }
 
 // stateReader is the part of the store CatchUp reads.
@@ -103,8 +104,8 @@ func (s *Scheduler) Apply(feeds []tilecast.Feed) error {
 		if _, ok := s.entries[f.Name]; ok {
 			continue // unchanged, or a repeated name (config refuses those)
 		}
-		feed := f
-		id := s.cron.Schedule(scheds[f.Name], cron.FuncJob(func() { s.runJob(&feed) }))
+		feed, sched := f, scheds[f.Name]
+		id := s.cron.Schedule(sched, cron.FuncJob(func() { s.runJob(&feed, sched) }))
 		s.entries[f.Name] = entry{id: id, feed: feed}
 	}
 	return nil
@@ -130,6 +131,11 @@ func (s *Scheduler) CatchUp(ctx context.Context, feeds []tilecast.Feed, states s
 	now := time.Now()
 	for i := range feeds {
 		f := &feeds[i]
+		sched, err := config.Schedule(f.Schedule)
+		if err != nil {
+			s.log.Error("catch up: bad schedule", "feed", f.Name, "error", err.Error())
+			continue
+		}
 		if !f.PerUser() {
 			st, ok, err := states.FeedState(tilecast.FeedKey{Feed: f.Name})
 			if err != nil {
@@ -143,15 +149,16 @@ func (s *Scheduler) CatchUp(ctx context.Context, feeds []tilecast.Feed, states s
 				}
 			}
 		}
+		at := Tick(sched, now)
 		s.runs.Go(func() {
-			if err := s.runner.RunFeed(ctx, f); err != nil {
+			if err := s.runner.RunTick(ctx, f, at); err != nil {
 				s.log.Error("feed run failed", "feed", f.Name, "error", err.Error())
 			}
 		})
 	}
 }
 
-func (s *Scheduler) runJob(f *tilecast.Feed) {
+func (s *Scheduler) runJob(f *tilecast.Feed, sched cron.Schedule) {
 	s.mu.Lock()
 	ctx := s.ctx
 	s.mu.Unlock()
@@ -159,7 +166,7 @@ func (s *Scheduler) runJob(f *tilecast.Feed) {
 		return
 	}
 	s.heartbeat()
-	if err := s.runner.RunFeed(ctx, f); err != nil {
+	if err := s.runner.RunTick(ctx, f, Tick(sched, time.Now())); err != nil {
 		s.log.Error("feed run failed", "feed", f.Name, "error", err.Error())
 	}
 	s.heartbeat()
@@ -210,6 +217,36 @@ func (s *Scheduler) Stop(grace time.Duration) bool {
 	case <-t.C:
 		return false
 	}
+}
+
+// Tick returns the scheduled time of the tick of sched that a run at now
+// belongs to: the latest time the schedule names at or before now, so
+// that instances sharing a state, each running the schedule on its own
+// clock, name the same tick (tilecast.TickClaimer). An "@every D"
+// schedule counts from when it was registered, which differs between
+// instances: its ticks are taken as the multiples of D since the Unix
+// epoch. A schedule with no time before now (or none in four years) gives
+// now to the second.
+func Tick(sched cron.Schedule, now time.Time) time.Time {
+	if cd, ok := sched.(cron.ConstantDelaySchedule); ok && cd.Delay > 0 {
+		return now.Truncate(cd.Delay).UTC()
+	}
+	// A widening look back finds the latest time at or before now in a
+	// few steps whether the schedule fires every minute or once a year.
+	for back := time.Minute; back <= 4*366*24*time.Hour; back *= 4 {
+		t := sched.Next(now.Add(-back))
+		if t.IsZero() || t.After(now) {
+			continue
+		}
+		for {
+			next := sched.Next(t)
+			if next.IsZero() || next.After(now) {
+				return t.UTC()
+			}
+			t = next
+		}
+	}
+	return now.Truncate(time.Second).UTC()
 }
 
 // NextRuns lists the next n run times of a schedule spec after from (fewer

@@ -28,7 +28,7 @@ func newRecorder() *recorder {
 	return &recorder{runs: map[string]int{}, ran: make(chan string, 64)}
 }
 
-func (r *recorder) RunFeed(ctx context.Context, f *tilecast.Feed) error {
+func (r *recorder) RunTick(ctx context.Context, f *tilecast.Feed, _ time.Time) error {
 	r.mu.Lock()
 	r.runs[f.Name]++
 	r.ctxs = append(r.ctxs, ctx)
@@ -263,7 +263,7 @@ type panicRunner struct {
 	ran  chan struct{}
 }
 
-func (p *panicRunner) RunFeed(context.Context, *tilecast.Feed) error {
+func (p *panicRunner) RunTick(context.Context, *tilecast.Feed, time.Time) error {
 	p.mu.Lock()
 	p.runs++
 	n := p.runs
@@ -436,6 +436,42 @@ func TestNextRuns(t *testing.T) {
 			t.Errorf("NextRuns(%q) error %v, want one containing %q", tc.spec, err, tc.wantErr)
 		case tc.wantErr == "" && (err != nil || !slices.EqualFunc(got, tc.want, time.Time.Equal)):
 			t.Errorf("NextRuns(%q) = %v, %v; want %v", tc.spec, got, err, tc.want)
+		}
+	}
+}
+
+// Tick names the scheduled time a run belongs to, the same for instances
+// whose clocks (or cron loops) are a few seconds apart.
+func TestTick(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		spec string
+		now  []string // runs of several instances
+		want string
+	}{
+		{"*/5 * * * *", []string{"2026-03-01T10:05:00Z", "2026-03-01T10:05:00.2Z", "2026-03-01T10:05:04Z", "2026-03-01T10:09:59Z"}, "2026-03-01T10:05:00Z"},
+		{"0 3 * * *", []string{"2026-03-01T03:00:01Z", "2026-03-02T02:59:59Z"}, "2026-03-01T03:00:00Z"},
+		{"0 0 1 1 *", []string{"2026-12-31T23:00:00Z"}, "2026-01-01T00:00:00Z"},
+		{"CRON_TZ=Europe/Berlin 0 9 * * *", []string{"2026-03-01T08:00:03Z", "2026-03-01T12:00:00Z"}, "2026-03-01T08:00:00Z"},
+		// @every counts from registration, which differs per instance:
+		// the tick is the multiple of the delay since the epoch.
+		{"@every 90s", []string{"2026-03-01T10:00:30Z", "2026-03-01T10:01:29Z"}, "2026-03-01T10:00:00Z"},
+		{"@every 1m", []string{"2026-03-01T10:00:17Z", "2026-03-01T10:00:43.5Z"}, "2026-03-01T10:00:00Z"},
+	} {
+		sched, err := config.Schedule(tc.spec)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.spec, err)
+		}
+		for _, now := range tc.now {
+			if got := Tick(sched, at(now)); !got.Equal(at(tc.want)) {
+				t.Errorf("Tick(%q, %s) = %s, want %s", tc.spec, now, got.Format(time.RFC3339Nano), tc.want)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tilecast/tilecast"
@@ -98,7 +99,12 @@ func (db *DB) Export(ctx context.Context, fn func(dump.Item) error) error {
 			if i < 0 {
 				return fmt.Errorf("last tile key %q: no channel", k)
 			}
-			return step(fn(dump.Item{LastTile: &dump.LastTile{Channel: string(k[:i]), Feed: string(k[i+1:]), Sum: bytes.Clone(v)}}))
+			// A badge's key is channel + feed + "badge" (stateKey).
+			l := dump.LastTile{Channel: string(k[:i]), Feed: string(k[i+1:]), Kind: tilecast.KindTile, Sum: bytes.Clone(v)}
+			if f, ok := strings.CutSuffix(l.Feed, "\x00"+string(tilecast.KindBadge)); ok {
+				l.Feed, l.Kind = f, tilecast.KindBadge
+			}
+			return step(fn(dump.Item{LastTile: &l}))
 		})
 		if err != nil {
 			return err
@@ -240,12 +246,17 @@ func (b *buckets) importItem(a *arena, it *dump.Item, maxID *uint64) error {
 		if err := b.outboxChan.Put(join(n.ChannelID, key), nil); err != nil {
 			return err
 		}
-		if n.Kind == tilecast.KindTile {
-			return b.tileWaiting.Put(joinStr(n.ChannelID, n.Feed), key)
+		if sk, ok := stateKey(&n); ok {
+			return b.tileWaiting.Put(sk, key)
 		}
 		return nil
 	case it.LastTile != nil:
-		return b.tileLast.Put(joinStr(it.LastTile.Channel, it.LastTile.Feed), bytes.Clone(it.LastTile.Sum))
+		l := it.LastTile
+		sk, ok := stateKey(&tilecast.Notification{ChannelID: l.Channel, Feed: l.Feed, Kind: l.Kind})
+		if !ok {
+			return fmt.Errorf("last tile of channel %s, feed %s: kind %q is not state", l.Channel, l.Feed, l.Kind)
+		}
+		return b.tileLast.Put(sk, bytes.Clone(l.Sum))
 	case it.Dead != nil:
 		return b.putDead(seqKey(it.Dead.Notification.ID), encodeDeadLetter(it.Dead))
 	case it.Outcome != nil:

@@ -2,10 +2,8 @@ package store
 
 import (
 	"errors"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tilecast/tilecast"
 )
@@ -80,65 +78,5 @@ func assertNothingCommitted(t *testing.T, db *DB, k tilecast.FeedKey) {
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// A badge is state like a tile, apart from it: a newer badge for the same
-// channel+feed replaces a waiting one (not the tile, not another feed's),
-// an unchanged badge is not sent again, and a removed channel's badge
-// state goes with it.
-func TestBadgeCoalescingAndLastBadge(t *testing.T) {
-	db, clk := mustOpen(t)
-	a := addChannel(t, db, tilecast.Channel{URI: "https://a.notify.windows.com/w/?token=a", Transport: tilecast.TransportWNS})
-	k := tilecast.FeedKey{Feed: "news"}
-	badge := func(ch tilecast.Channel, feed, body string) tilecast.Notification {
-		return tilecast.Notification{ChannelID: ch.ID, Feed: feed, Kind: tilecast.KindBadge, Payload: []byte(body)}
-	}
-	commit := func(ns ...tilecast.Notification) {
-		t.Helper()
-		if err := db.Commit(tilecast.Commit{Key: k, Seen: []string{"x"}, Now: clk.Now(), Notifications: ns}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bodies := func(ch tilecast.Channel) []string {
-		var out []string
-		for _, p := range outboxOf(t, db, ch.ID, clk.Now()) {
-			out = append(out, string(p.Kind)+":"+string(p.Payload))
-		}
-		return out
-	}
-	commit(tile(a, "news", "T1"), badge(a, "news", "B1"), badge(a, "weather", "W1"))
-	commit(tile(a, "news", "T2"), badge(a, "news", "B2"))
-	if got := bodies(a); !slices.Equal(got, []string{"badge:W1", "tile:T2", "badge:B2"}) {
-		t.Errorf("a = %v: B2 replaces B1 and T2 replaces T1, each on its own; the other feed's badge stays", got)
-	}
-	ps, _ := db.Due(clk.Now(), 100, nil)
-	var recs []tilecast.Record
-	for _, p := range ps {
-		recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true,
-			Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered}})
-	}
-	if err := db.Record(recs); err != nil {
-		t.Fatal(err)
-	}
-	clk.Add(time.Minute)
-	// The badge shown is B2: an unchanged badge is skipped even when the
-	// tile changed, and the unchanged tile is skipped even when the badge did.
-	commit(tile(a, "news", "T3"), badge(a, "news", "B2"))
-	if got := bodies(a); !slices.Equal(got, []string{"tile:T3"}) {
-		t.Errorf("a = %v, want only the changed tile", got)
-	}
-	commit(tile(a, "news", "T2"), badge(a, "news", "B3"))
-	if got := bodies(a); !slices.Equal(got, []string{"badge:B3"}) {
-		t.Errorf("a = %v, want only the changed badge (T2 replaced T3 and equals the tile shown)", got)
-	}
-	// Removing the channel removes its waiting badge and what it last showed.
-	if err := db.RemoveChannel(a.ID); err != nil {
-		t.Fatal(err)
-	}
-	b := addChannel(t, db, tilecast.Channel{URI: "https://a.notify.windows.com/w/?token=a", Transport: tilecast.TransportWNS})
-	commit(badge(b, "news", "B2"))
-	if got := bodies(b); !slices.Equal(got, []string{"badge:B2"}) {
-		t.Errorf("re-registered channel = %v: its badge state starts afresh", got)
 	}
 }

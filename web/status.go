@@ -14,6 +14,9 @@ type statusBody struct {
 	Channels    int                   `json:"channels"`
 	OutboxDepth int                   `json:"outbox_depth"`
 	DeadLetters int                   `json:"dead_letters"`
+	// Instances are the daemons sharing a PostgreSQL state, with their
+	// leases (Options.Instances); absent on bbolt.
+	Instances []tilecast.Instance `json:"instances,omitempty"`
 }
 
 func (s *Server) feeds() []tilecast.Feed {
@@ -34,9 +37,17 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
+	var instances []tilecast.Instance
+	if s.opts.Instances != nil {
+		if instances, err = s.opts.Instances(); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
 	feeds, broken := tilecast.FeedStatuses(s.feeds(), states)
 	writeJSON(w, http.StatusOK, statusBody{
 		Feeds: feeds, FeedsBroken: broken,
 		Channels: st.Channels, OutboxDepth: st.OutboxDepth, DeadLetters: st.DeadLetters,
+		Instances: instances,
 	})
 }

@@ -80,6 +80,9 @@ type Options struct {
 	Counts func() (tilecast.Counts, error)
 	// Feeds returns the current feed config; it changes on reload.
 	Feeds func() []tilecast.Feed
+	// Instances, when set, lists the daemons sharing a PostgreSQL state
+	// with their leases; GET /v1/status includes them.
+	Instances func() ([]tilecast.Instance, error)
 	// NextRun, when set, returns when the scheduler next runs the named
 	// feed (zero: not scheduled); the dashboard shows it.
 	NextRun func(feed string) time.Time

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -299,6 +300,32 @@ func TestStatus(t *testing.T) {
 	// Internal state (validators, the rendered tile data) stays out.
 	if body := rec.Body.String(); strings.Contains(body, "e1") || strings.Contains(body, "latest") {
 		t.Errorf("status leaks internal feed state: %s", body)
+	}
+	if strings.Contains(rec.Body.String(), "instances") {
+		t.Errorf("status of a state without instances lists some: %s", rec.Body)
+	}
+}
+
+// On a shared PostgreSQL state /v1/status lists the instances with their
+// leases; a failure to read them is a 500, not a status without them.
+func TestStatusInstances(t *testing.T) {
+	ins := []tilecast.Instance{{ID: "h-1", Host: "h", PID: 7, Started: t0, Heartbeat: t0, Alive: true, Leases: 12},
+		{ID: "h-2", Host: "h", PID: 8, Started: t0, Heartbeat: t0.Add(-time.Hour)}}
+	var fail error
+	e := newEnv(t, func(o *Options) {
+		o.Instances = func() ([]tilecast.Instance, error) { return ins, fail }
+	})
+	rec := e.do(t, http.MethodGet, "/v1/status", keyOne, nil)
+	var got statusBody
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil {
+		t.Fatalf("status: %d %s", rec.Code, rec.Body)
+	}
+	if !reflect.DeepEqual(got.Instances, ins) {
+		t.Errorf("instances = %+v, want %+v", got.Instances, ins)
+	}
+	fail = errors.New("database unreachable")
+	if rec := e.do(t, http.MethodGet, "/v1/status", keyOne, nil); rec.Code != http.StatusInternalServerError {
+		t.Errorf("status with the instances unreadable: %d", rec.Code)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/tilecast/tilecast"
@@ -63,6 +65,7 @@ type stateStore interface {
 	DeadLetters(limit int) ([]tilecast.DeadLetter, error)
 	DeadLettersPage(cursor string, limit int) ([]tilecast.DeadLetter, string, error)
 	Counts() (tilecast.Counts, error)
+	PruneLedger() (int, error)
 	Close() error
 }
 
@@ -94,13 +97,64 @@ func openStore(cfg *config.Config, log *slog.Logger, timeout time.Duration, prog
 // openDatabase opens the PostgreSQL state of cfg, with the password of
 // [store] password_file when it is set.
 func openDatabase(cfg *config.Config, log *slog.Logger, progress func(done, total int)) (*postgres.DB, error) {
+	return openDatabaseAs(cfg, log, progress, postgres.Options{})
+}
+
+// openDatabaseAs is openDatabase with the instance options of a process
+// that runs the Bot (postgres.Options.Instance and the lease fields).
+func openDatabaseAs(cfg *config.Config, log *slog.Logger, progress func(done, total int), inst postgres.Options) (*postgres.DB, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// A connection per concurrent fetch (their commits), plus the
-	// deliverer's reads and writes, the API and the run lock's.
-	conns := int32(max(8, cfg.Fetch.Concurrency+4))
-	return postgres.Open(ctx, cfg.State, postgres.Options{Failpoint: failpointFromEnv(), Logger: log, Progress: progress,
-		PasswordFile: cfg.Store.PasswordFile, MaxConns: conns})
+	// deliverer's reads and writes, the API, the heartbeat and the run
+	// lock's.
+	conns := int32(max(8, cfg.Fetch.Concurrency+5))
+	o := inst
+	o.Failpoint, o.Logger, o.Progress, o.PasswordFile, o.MaxConns = failpointFromEnv(), log, progress, cfg.Store.PasswordFile, conns
+	return postgres.Open(ctx, cfg.State, o)
+}
+
+// defaultInstance names a process among those sharing a database when
+// `run --instance` is not given: its host and process ID.
+func defaultInstance(suffix string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "tilecast"
+	}
+	return fmt.Sprintf("%s-%s%d", host, suffix, os.Getpid())
+}
+
+// duplicateSink passes the possible duplicates a database instance counts
+// (leases a dead instance left) to the Bot's observer, and its wake-ups
+// (new work another instance committed) to the Bot's deliverer, once the
+// Bot is wired.
+type duplicateSink struct {
+	mu  sync.Mutex
+	bot *tilecast.Bot
+}
+
+func (s *duplicateSink) observe(n int) {
+	s.mu.Lock()
+	b := s.bot
+	s.mu.Unlock()
+	if b != nil && b.Observer != nil {
+		b.Observer.ObservePossibleDuplicates(n)
+	}
+}
+
+func (s *duplicateSink) wake() {
+	s.mu.Lock()
+	b := s.bot
+	s.mu.Unlock()
+	if b != nil {
+		b.Wake()
+	}
+}
+
+func (s *duplicateSink) set(b *tilecast.Bot) {
+	s.mu.Lock()
+	s.bot = b
+	s.mu.Unlock()
 }
 
 // stateName is cfg.State as logs and messages show it: a URL without its

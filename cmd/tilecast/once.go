@@ -26,7 +26,9 @@ func cmdOnce(ctx context.Context, e env) error {
 		}
 		feeds = []tilecast.Feed{*f}
 	}
-	bot, db, _, err := openBot(cfg, e.stderr)
+	// On a database shared with running daemons, `once` is one more
+	// instance: it sends only what it leased, and fetches what it asks.
+	bot, db, _, err := openBot(cfg, e.stderr, defaultInstance("once-"))
 	if err != nil {
 		return err
 	}

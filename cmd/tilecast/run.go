@@ -26,6 +26,13 @@ import (
 	"github.com/tilecast/tilecast/web"
 )
 
+// The daemon sweeps the delivery ledger an hour after it starts (so a
+// daemon restarted often still does), then daily.
+const (
+	ledgerPruneFirst    = time.Hour
+	ledgerPruneInterval = 24 * time.Hour
+)
+
 // shutdownGrace bounds how long `run` waits for running fetches on stop;
 // sends in flight are bounded by push.timeout on top of it.
 const shutdownGrace = 20 * time.Second
@@ -45,6 +52,8 @@ func cmdRun(ctx context.Context, e env) error {
 		"service it sends to fails (a WNS token endpoint, refused credentials, a Web\n"+
 		"Push service paused after a run of VAPID refusals).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
+	instance := fs.String("instance", "", "with a PostgreSQL state: this daemon's name among the instances sharing it,\n"+
+		"unique to it (default: host-PID; tilecast@.service gives host-N)")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
 	}
@@ -52,7 +61,11 @@ func cmdRun(ctx context.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	bot, db, log, err := openBot(cfg, e.stderr)
+	name := *instance
+	if name == "" {
+		name = defaultInstance("")
+	}
+	bot, db, log, err := openBot(cfg, e.stderr, name)
 	if err != nil {
 		return err
 	}
@@ -63,9 +76,25 @@ func cmdRun(ctx context.Context, e env) error {
 // openBot builds the logger, opens the state (waiting at most 5 s for the
 // lock of a file; taking the shared run lock of a database, which only a
 // state copy holds against it) and wires a Bot; the caller closes the store.
-func openBot(cfg *config.Config, stderr io.Writer) (*daemonBot, stateStore, *slog.Logger, error) {
+//
+// On a database the process is an instance named instance among those
+// sharing it (design.md §10): it leases the entries it sends, about its
+// send window at a time, and its scheduled runs claim their ticks.
+func openBot(cfg *config.Config, stderr io.Writer, instance string) (*daemonBot, stateStore, *slog.Logger, error) {
 	log := newLogger(cfg, stderr)
-	db, err := openStore(cfg, log, 5*time.Second, migrationProgress(log))
+	var db stateStore
+	var err error
+	dups := &duplicateSink{}
+	if config.IsDatabaseURL(cfg.State) {
+		window := cfg.Push.Concurrency
+		if window <= 0 {
+			window = tilecast.DefaultPushConcurrency
+		}
+		db, err = openDatabaseAs(cfg, log, migrationProgress(log), postgres.Options{
+			Instance: instance, LeaseBatch: 2 * window, PossibleDuplicates: dups.observe, Wake: dups.wake, Version: version})
+	} else {
+		db, err = openStore(cfg, log, 5*time.Second, migrationProgress(log))
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -80,6 +109,10 @@ func openBot(cfg *config.Config, stderr io.Writer) (*daemonBot, stateStore, *slo
 		db.Close()
 		return nil, nil, nil, err
 	}
+	if pg, ok := db.(*postgres.DB); ok {
+		bot.Ticks = pg
+	}
+	dups.set(bot.Bot)
 	return bot, db, log, nil
 }
 
@@ -101,6 +134,10 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 	cur.cfg = cfg
 	current := func() *config.Config { cur.Lock(); defer cur.Unlock(); return cur.cfg }
 	health := func() error { return daemonHealth(ctx, current(), sched, bot.Bot, db) }
+	alive := health
+	if pg, ok := db.(*postgres.DB); ok {
+		health, alive = databaseHealth(ctx, current, sched, bot.Bot, pg)
+	}
 
 	var api *web.Server
 	var httpSrv *http.Server
@@ -110,6 +147,10 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 		var backup func(io.Writer) (int64, error)
 		if b, ok := db.(*store.DB); ok {
 			backup = b.Backup
+		}
+		var instances func() ([]tilecast.Instance, error)
+		if pg, ok := db.(*postgres.DB); ok {
+			instances = pg.Instances
 		}
 		var err error
 		api, err = web.New(web.Options{
@@ -130,6 +171,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			Degraded:               bot.Degraded,
 			WebPushPublicKey:       bot.webPushPublicKey(),
 			NextRun:                sched.Next,
+			Instances:              instances,
 			Backup:                 backup,
 			PreviewImage:           previewImages(current, log.With("component", "dashboard")),
 			DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
@@ -194,7 +236,12 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 
 	// systemd: ready only now that config, store, listener and scheduler are up.
 	sdNotify(log, daemon.SdNotifyReady)
-	go watchdog(ctx, log, health)
+	go watchdog(ctx, log, alive)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pruneLedgers(ctx, db, log, ledgerPruneFirst, ledgerPruneInterval)
+	}()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -306,11 +353,26 @@ func reload(path string, running *config.Config, sched *schedule.Scheduler, bot 
 // heartbeat is the part of the scheduler health reads.
 type heartbeat interface{ LastBeat() time.Time }
 
-// daemonHealth is /healthz and the watchdog's condition: the scheduler
-// ticks, no fetch is stuck, the deliverer makes passes, the store answers.
+// daemonHealth is /healthz and, for a bbolt state, the watchdog's
+// condition: the scheduler ticks, no fetch is stuck, the deliverer makes
+// passes, the store answers.
 func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, db interface {
 	Counts() (tilecast.Counts, error)
 }) error {
+	if err := loopHealth(ctx, cfg, sched, bot, 0); err != nil {
+		return err
+	}
+	if _, err := db.Counts(); err != nil { // one record: no scan of the file
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// loopHealth is the daemon's own loops' part of health: the scheduler
+// ticks, no fetch is stuck, the deliverer makes passes. slack is how long
+// a store call may wait on top (a database's timeout): a loop waiting for
+// an unreachable database is not stuck.
+func loopHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, slack time.Duration) error {
 	if ctx.Err() != nil {
 		return errors.New("stopping")
 	}
@@ -318,16 +380,56 @@ func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot 
 		return fmt.Errorf("scheduler has not ticked for %s", age.Round(time.Second))
 	}
 	oldest, lastPass := bot.Progress()
-	if limit := 2*cfg.Fetch.Timeout + time.Minute; oldest > limit {
+	if limit := 2*cfg.Fetch.Timeout + time.Minute + slack; oldest > limit {
 		return fmt.Errorf("a fetch has been running for %s", oldest.Round(time.Second))
 	}
-	if age := time.Since(lastPass); age > 2*time.Minute {
+	if age := time.Since(lastPass); age > 2*time.Minute+slack {
 		return fmt.Errorf("the deliverer has not run for %s", age.Round(time.Second))
 	}
-	if _, err := db.Counts(); err != nil { // one record: no scan of the file
-		return fmt.Errorf("store: %w", err)
-	}
 	return nil
+}
+
+// databaseHealth is /healthz (health) and the watchdog's condition
+// (alive) on a PostgreSQL state. /healthz is 503 while the database does
+// not answer, so a load balancer sends API calls to another instance; the
+// watchdog stays fed while the daemon's own loops run, since restarting
+// the process does not bring a database back.
+func databaseHealth(ctx context.Context, cfg func() *config.Config, sched heartbeat, bot *tilecast.Bot, db *postgres.DB) (health, alive func() error) {
+	alive = func() error { return loopHealth(ctx, cfg(), sched, bot, postgres.DefaultTimeout) }
+	health = func() error {
+		if err := alive(); err != nil {
+			return err
+		}
+		return db.Ping(ctx, databasePingTimeout)
+	}
+	return health, alive
+}
+
+// databasePingTimeout bounds the database check of /healthz.
+const databasePingTimeout = 5 * time.Second
+
+// pruneLedgers runs PruneLedger first after first, then every interval,
+// until ctx is done: a channel's ledger is pruned when its sends are
+// recorded, this drops what no write touches any more (the ledgers of
+// removed channels) and payloads nothing references. With several
+// instances each prunes; the deletes are idempotent.
+func pruneLedgers(ctx context.Context, db interface{ PruneLedger() (int, error) }, log *slog.Logger, first, interval time.Duration) {
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t.Reset(interval)
+			n, err := db.PruneLedger()
+			if err != nil {
+				log.Error("prune the delivery ledger", "error", err.Error())
+				continue
+			}
+			log.Info("delivery ledger pruned", "dropped", n)
+		}
+	}
 }
 
 // startExtension is how much longer systemd is asked to wait for start-up

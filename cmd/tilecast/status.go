@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/store/postgres"
 )
 
 // statusDeadLetters is how many of the newest dead letters status lists.
@@ -26,6 +27,8 @@ type statusReport struct {
 	// RecentDeadLetters are the newest dead letters, newest first (at most
 	// statusDeadLetters); not in /v1/status.
 	RecentDeadLetters []tilecast.DeadLetter `json:"recent_dead_letters"`
+	// Instances are the daemons sharing a PostgreSQL state (none on bbolt).
+	Instances []tilecast.Instance `json:"instances,omitempty"`
 
 	noDeadLetterList bool // the daemon's API does not serve them
 }
@@ -45,6 +48,12 @@ func localStatus(db stateStore, feeds []tilecast.Feed) (statusReport, error) {
 	}
 	rep.Feeds, rep.FeedsBroken = tilecast.FeedStatuses(feeds, states)
 	rep.RecentDeadLetters, err = db.DeadLetters(statusDeadLetters)
+	if err != nil {
+		return rep, err
+	}
+	if pg, ok := db.(*postgres.DB); ok {
+		rep.Instances, err = pg.Instances()
+	}
 	return rep, err
 }
 
@@ -111,6 +120,17 @@ func cmdStatus(ctx context.Context, e env) error {
 			flag = "  BROKEN since " + fmtTime(st.FailingSince)
 		}
 		fmt.Fprintf(e.stdout, "  %-24s last fetch %s  %s%s\n", k, fmtTime(st.LastFetch), st.LastResult, flag)
+	}
+	if len(rep.Instances) > 0 {
+		fmt.Fprintln(e.stdout, "\ninstances:")
+		for _, in := range rep.Instances {
+			state := "alive"
+			if !in.Alive {
+				state = "GONE"
+			}
+			fmt.Fprintf(e.stdout, "  %-24s %-5s heartbeat %s  leases %d  %s pid %d  %s\n", in.ID, state, fmtTime(in.Heartbeat),
+				in.Leases, in.Host, in.PID, in.Version)
+		}
 	}
 	if len(rep.RecentDeadLetters) > 0 {
 		fmt.Fprintf(e.stdout, "\ndead letters (newest %d):\n", statusDeadLetters)

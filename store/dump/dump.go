@@ -43,10 +43,12 @@ type Seen struct {
 	Listed time.Time // when the feed last listed it (whole seconds)
 }
 
-// LastTile is the SHA-256 of the last tile delivered to a channel for a feed.
+// LastTile is the SHA-256 of the last tile (or badge: Kind) delivered to a
+// channel for a feed.
 type LastTile struct {
 	Channel string
 	Feed    string
+	Kind    tilecast.Kind // tilecast.KindTile or tilecast.KindBadge
 	Sum     []byte
 }
 

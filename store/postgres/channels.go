@@ -230,7 +230,7 @@ func (t *txn) rotate(ch *tilecast.Channel, dev, cur tilecast.Channel, found bool
 
 // takeOver moves the waiting notifications of channel oldID that ch would
 // get (rules.Moves) to ch, drops the others and removes oldID. Of two
-// waiting tiles for one feed the newer (higher ID) stays.
+// waiting tiles (badges) for one feed the newer (higher ID) stays.
 func (t *txn) takeOver(oldID string, ch *tilecast.Channel) error {
 	rows, err := t.Query(t.ctx, "SELECT id, channel_id, feed, user_name, kind FROM outbox WHERE channel_id = ANY($1) ORDER BY id",
 		[]string{oldID, ch.ID})
@@ -254,10 +254,10 @@ func (t *txn) takeOver(oldID string, ch *tilecast.Channel) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	tiles := map[string]int64{} // feed → ch's waiting tile
+	tiles := map[stateKey]int64{} // ch's waiting tiles and badges
 	for _, w := range ents {
-		if w.channel == ch.ID && w.kd == string(tilecast.KindTile) {
-			tiles[w.feed] = w.id
+		if w.channel == ch.ID && isState(tilecast.Kind(w.kd)) {
+			tiles[stateKey{ch.ID, w.feed, w.kd}] = w.id
 		}
 	}
 	var drop, move []int64
@@ -270,15 +270,16 @@ func (t *txn) takeOver(oldID string, ch *tilecast.Channel) error {
 			drop = append(drop, w.id)
 			continue
 		}
-		if n.Kind == tilecast.KindTile {
-			if other, ok := tiles[w.feed]; ok {
+		if isState(n.Kind) {
+			k := stateKey{ch.ID, w.feed, w.kd}
+			if other, ok := tiles[k]; ok {
 				if other > w.id {
 					drop = append(drop, w.id)
 					continue
 				}
 				drop = append(drop, other)
 			}
-			tiles[w.feed] = w.id
+			tiles[k] = w.id
 		}
 		move = append(move, w.id)
 	}

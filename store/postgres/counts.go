@@ -34,10 +34,16 @@ type countDelta struct{ channels, outbox, dead int64 }
 // saveCounts adds the transaction's changes to the counts.
 func (t *txn) saveCounts() error {
 	d := &t.delta
-	if d.channels == 0 && d.outbox == 0 && d.dead == 0 {
+	if d.channels == 0 && d.outbox == 0 && d.dead == 0 && !t.notify {
 		return nil
 	}
-	_, err := t.Exec(t.ctx, `UPDATE counts SET channels = channels + $1, outbox = outbox + $2, dead = dead + $3
+	from := ""
+	if t.notify {
+		// New work wakes the idle instances (listen) when this commits;
+		// in the same statement, for nothing more to send.
+		from = " FROM (SELECT pg_notify('" + workChannel + "', current_schema())) AS wake"
+	}
+	_, err := t.Exec(t.ctx, `UPDATE counts SET channels = channels + $1, outbox = outbox + $2, dead = dead + $3`+from+`
 		WHERE shard = pg_backend_pid() % $4`, d.channels, d.outbox, d.dead, shards)
 	if err != nil {
 		return fmt.Errorf("save counts: %w", err)

@@ -53,6 +53,33 @@ type Options struct {
 	// MaxConns is the size of the connection pool; zero means pgxpool's
 	// default (4, or the number of CPUs if more).
 	MaxConns int32
+
+	// Instance, when set, names this process among the daemons sharing
+	// the database (design.md §10): it heartbeats into the instances
+	// table, Due leases the entries it returns to it (FOR UPDATE SKIP
+	// LOCKED) for Lease, extended by each heartbeat, and ClaimTick works.
+	// Unset, Due leases nothing (tools, tests) but still passes over
+	// entries another instance holds.
+	Instance string
+	// Lease is how long a lease lasts without a heartbeat; zero means
+	// DefaultLease.
+	Lease time.Duration
+	// LeaseBatch caps the entries one Due leases (0: its limit). Leases
+	// a dead instance leaves are counted as possible duplicates, so the
+	// daemon keeps them near its send window (2 × push.concurrency).
+	LeaseBatch int
+	// PossibleDuplicates, when set, is told how many entries Due took
+	// over whose lease ended without an outcome recorded (an instance
+	// died, or this one before a restart): each may have reached its
+	// device already and goes out again.
+	PossibleDuplicates func(n int)
+	// Version is the tilecast version an instance's row shows.
+	Version string
+	// Wake, when set (with Instance), is called when another process
+	// committed new outbox entries (LISTEN/NOTIFY), and after the
+	// listening connection was lost and is back; the daemon wakes its
+	// deliverer, which otherwise polls.
+	Wake func()
 }
 
 // DB is tilecast's state in a PostgreSQL database. It implements
@@ -74,6 +101,8 @@ type DB struct {
 
 	holdMu sync.Mutex
 	hold   *pgxpool.Conn // the connection holding the run lock (Hold)
+
+	inst *instance // nil unless Options.Instance
 }
 
 //go:embed migrations/*.sql
@@ -217,11 +246,21 @@ func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("state %s: %w", red, err)
 	}
+	if opts.Instance != "" {
+		if err := db.join(opts); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("state %s: %w", red, err)
+		}
+	}
 	return db, nil
 }
 
-// Close releases the run lock (Hold) and closes the pool.
+// Close leaves the instances (releasing the leases this instance holds),
+// releases the run lock (Hold) and closes the pool.
 func (db *DB) Close() error {
+	if db.inst != nil {
+		db.leave()
+	}
 	db.holdMu.Lock()
 	if db.hold != nil {
 		// Unlocked here, not when the server notices the connection
@@ -352,6 +391,7 @@ type txn struct {
 	ctx     context.Context
 	delta   countDelta
 	garbage bool // entries were deleted (payloads may be left unreferenced)
+	notify  bool // entries were added: NOTIFY the listening instances
 }
 
 // maxRetries is how often a transaction that lost a deadlock or a unique

@@ -29,17 +29,21 @@
 //	outbox         id (from outbox_ids, in enqueue order), channel, feed,
 //	               user, item (bytea), kind, payload_id, attempts,
 //	               next_attempt, created; index (next_attempt, id) for Due,
-//	               channel_id, and a unique (channel_id, feed) for tiles.
+//	               channel_id, and a unique (channel_id, feed, kind) for
+//	               tiles and badges (state: a newer one replaces it).
 //	               lease_owner / lease_until are for several instances
 //	               sharing the outbox (claims with SKIP LOCKED); one
 //	               instance leaves them NULL
-//	tile_last      (channel_id, feed) PK → SHA-256 of the last delivered tile
+//	tile_last      (channel_id, feed, kind) PK → SHA-256 of the last
+//	               delivered tile or badge
 //	dead_letters   id (the notification's) PK → the entry, its payload and
 //	               last outcome (JSON)
 //	ledger         (channel_id, time, seq) PK → outcome (JSON); index on time
 //	fanout_jobs    feed PK → tilecast.FanOutJob (JSON)
 //	counts         16 shards of the running counts (counts.go)
 //	broken_counts  feed PK → broken global state, broken per-user states
+//	instances      id PK → host, pid, version, started, heartbeat
+//	feed_ticks     (feed, user_name, at) PK → instance, claimed, done
 //
 // Item IDs are bytea because a feed may send any bytes; outcomes, feed
 // states and jobs are JSON (the json type, which keeps what jsonb cannot,
@@ -54,6 +58,29 @@
 // loses a deadlock or a unique race is run again. Record locks the
 // entries and channels of its batch (FOR UPDATE, in ID order).
 //
-// There is no send log: possible duplicates after a crash will be
-// counted from the leases a dead instance left (design.md §10).
+// # Several instances
+//
+// Any number of daemons may share one database (design.md §10). Each
+// opens it with Options.Instance, its name, and then:
+//
+//   - heartbeats into instances every quarter lease; the heartbeat also
+//     extends the leases it holds, so a live instance keeps them however
+//     long its sends wait, and one that died loses them a lease later;
+//   - claims due entries in Due with UPDATE … FOR UPDATE SKIP LOCKED,
+//     leasing them (lease_owner, lease_until): instances never wait for
+//     each other's claims and never get the same entry while a lease
+//     lasts. Record gives an entry it keeps back (retry, postpone); a
+//     stop (Close) gives back all of the instance's leases;
+//   - counts the entries it takes over from ended leases as possible
+//     duplicates (Options.PossibleDuplicates): they were handed to a
+//     send that left no outcome. There is no local send log: a lease is
+//     the record of a send that may be in flight, so Options.LeaseBatch
+//     keeps what one Due leases near the daemon's send window;
+//   - claims each scheduled tick of a feed key (ClaimTick, the
+//     tilecast.TickClaimer of the Bot) under feed_ticks' primary key, so
+//     exactly one instance fetches and commits it;
+//   - with Options.Wake, LISTENs on a connection of its own: a
+//     transaction that adds outbox entries NOTIFYs tilecast_work (with
+//     its schema) as it commits, so idle instances look at once instead
+//     of at their next poll, which stays the fallback.
 package postgres

@@ -121,9 +121,9 @@ func (db *DB) Export(ctx context.Context, fn func(dump.Item) error) error {
 				e.n.Payload = body
 				return dump.Item{Entry: &e.n}, nil
 			}},
-			{dump.KindLastTile, "SELECT channel_id, feed, sum FROM tile_last ORDER BY channel_id, feed", func(rows pgx.Rows) (dump.Item, error) {
+			{dump.KindLastTile, "SELECT channel_id, feed, kind, sum FROM tile_last ORDER BY channel_id, feed, kind", func(rows pgx.Rows) (dump.Item, error) {
 				var l dump.LastTile
-				err := rows.Scan(&l.Channel, &l.Feed, &l.Sum)
+				err := rows.Scan(&l.Channel, &l.Feed, (*kindScan)(&l.Kind), &l.Sum)
 				return dump.Item{LastTile: &l}, err
 			}},
 			{dump.KindDead, "SELECT " + deadCols + " FROM dead_letters ORDER BY id", func(rows pgx.Rows) (dump.Item, error) {
@@ -287,9 +287,12 @@ func (t *txn) importItems(kind string, items []dump.Item) error {
 		t.delta.outbox += copied
 		return err
 	case dump.KindLastTile:
-		_, err := t.copyRows("tile_last", []string{"channel_id", "feed", "sum"}, n, func(i int) ([]any, error) {
+		_, err := t.copyRows("tile_last", []string{"channel_id", "feed", "kind", "sum"}, n, func(i int) ([]any, error) {
 			l := items[i].LastTile
-			return []any{l.Channel, l.Feed, l.Sum}, nil
+			if !isState(l.Kind) {
+				return nil, fmt.Errorf("last tile of channel %s, feed %s: kind %q is not state", l.Channel, l.Feed, l.Kind)
+			}
+			return []any{l.Channel, l.Feed, string(l.Kind), l.Sum}, nil
 		})
 		return err
 	case dump.KindDead:

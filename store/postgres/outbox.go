@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"slices"
@@ -29,7 +30,8 @@ var outboxCols = []string{"channel_id", "feed", "user_name", "item", "kind", "pa
 // channel that no longer exists is dropped; a tile replaces a tile still
 // waiting for the same channel and feed (an earlier one of the same call
 // too), and is then skipped when its payload equals the last one
-// delivered there. It is set-based whatever the number of entries: one
+// delivered there; a badge is state too, the same way, apart from the
+// tile of its channel and feed. It is set-based whatever the number of entries: one
 // read of the channels, of the waiting and last tiles, a write per
 // distinct payload, and one INSERT (COPY for many).
 func (t *txn) enqueue(ns []tilecast.Notification, now time.Time) error {
@@ -62,48 +64,47 @@ func (t *txn) enqueue(ns []tilecast.Notification, now time.Time) error {
 	for _, id := range existing {
 		exists[id] = true
 	}
-	type tileKey struct{ channel, feed string }
 	keep := make([]bool, len(ns))
-	lastTile := map[tileKey]int{} // the tile of this call that stays
+	lastState := map[stateKey]int{} // the tile or badge of this call that stays
 	for i := range ns {
 		n := &ns[i]
 		if !exists[n.ChannelID] {
 			continue
 		}
 		keep[i] = true
-		if n.Kind == tilecast.KindTile {
-			k := tileKey{n.ChannelID, n.Feed}
-			if j, ok := lastTile[k]; ok {
-				keep[j] = false // replaced by a newer tile of this call
+		if isState(n.Kind) {
+			k := stateKey{n.ChannelID, n.Feed, string(n.Kind)}
+			if j, ok := lastState[k]; ok {
+				keep[j] = false // replaced by a newer one of this call
 			}
-			lastTile[k] = i
+			lastState[k] = i
 		}
 	}
-	if len(lastTile) > 0 {
-		tc, tf := make([]string, 0, len(lastTile)), make([]string, 0, len(lastTile))
-		for k := range lastTile {
-			tc, tf = append(tc, k.channel), append(tf, k.feed)
+	if len(lastState) > 0 {
+		tc, tf, tk := make([]string, 0, len(lastState)), make([]string, 0, len(lastState)), make([]string, 0, len(lastState))
+		for k := range lastState {
+			tc, tf, tk = append(tc, k.channel), append(tf, k.feed), append(tk, k.kind)
 		}
 		var b pgx.Batch
-		// A waiting tile is replaced (even when the new one is then
-		// skipped as unchanged: the device shows the new one already).
-		b.Queue(`DELETE FROM outbox o USING unnest($1::text[], $2::text[]) AS u(c, f)
-			WHERE o.kind = 'tile' AND o.channel_id = u.c AND o.feed = u.f`, tc, tf).Exec(func(tag pgconn.CommandTag) error {
+		// A waiting tile (badge) is replaced (even when the new one is
+		// then skipped as unchanged: the device shows the new one already).
+		b.Queue(`DELETE FROM outbox o USING unnest($1::text[], $2::text[], $3::text[]) AS u(c, f, k)
+			WHERE o.kind IN ('tile', 'badge') AND o.channel_id = u.c AND o.feed = u.f AND o.kind = u.k`, tc, tf, tk).Exec(func(tag pgconn.CommandTag) error {
 			t.delta.outbox -= tag.RowsAffected()
 			if tag.RowsAffected() > 0 {
 				t.garbage = true
 			}
 			return nil
 		})
-		b.Queue(`SELECT l.channel_id, l.feed, l.sum FROM tile_last l JOIN unnest($1::text[], $2::text[]) AS u(c, f)
-			ON l.channel_id = u.c AND l.feed = u.f`, tc, tf).Query(func(rows pgx.Rows) error {
+		b.Queue(`SELECT l.channel_id, l.feed, l.kind, l.sum FROM tile_last l JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(c, f, k)
+			ON l.channel_id = u.c AND l.feed = u.f AND l.kind = u.k`, tc, tf, tk).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var k tileKey
+				var k stateKey
 				var sum []byte
-				if err := rows.Scan(&k.channel, &k.feed, &sum); err != nil {
+				if err := rows.Scan(&k.channel, &k.feed, &k.kind, &sum); err != nil {
 					return err
 				}
-				i := lastTile[k]
+				i := lastState[k]
 				if s := sha256.Sum256(ns[i].Payload); bytes.Equal(s[:], sum) {
 					keep[i] = false // the device already shows it
 				}
@@ -203,8 +204,17 @@ func (t *txn) enqueue(ns []tilecast.Notification, now time.Time) error {
 		return fmt.Errorf("enqueue: %w", err)
 	}
 	t.delta.outbox += int64(len(r.ch))
+	t.notify = len(r.ch) > 0
 	return nil
 }
+
+// stateKey is what a newer tile or badge replaces: at most one waits per
+// channel, feed and kind, and the last delivered one is kept per kind.
+type stateKey struct{ channel, feed, kind string }
+
+// isState reports whether notifications of kind k are state (a newer one
+// replaces a waiting one; an unchanged one is not sent again), not events.
+func isState(k tilecast.Kind) bool { return k == tilecast.KindTile || k == tilecast.KindBadge }
 
 // outboxRows are entries to insert, as columns (outboxCols).
 type outboxRows struct {
@@ -274,12 +284,19 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 	var out []tilecast.Pending
 	var pids []int64
 	var stale []int64
+	if db.inst != nil {
+		var err error
+		if out, pids, stale, err = db.lease(ctx, now, limit, busy); err != nil {
+			return nil, fmt.Errorf("due: %w", err)
+		}
+	}
 	afterT, afterID := time.Time{}, int64(-1)
-	for len(out) < limit {
+	for db.inst == nil && len(out) < limit {
 		want := limit - len(out) + duePage
+		// An entry another instance leased is being sent by it.
 		rows, err := db.pool.Query(ctx, "SELECT "+entryCols+", c.id IS NOT NULL, "+chanColsOf("c")+`
 			FROM outbox o LEFT JOIN channels c ON c.id = o.channel_id
-			WHERE o.next_attempt <= $1 AND (o.next_attempt, o.id) > ($2, $3)
+			WHERE o.next_attempt <= $1 AND (o.next_attempt, o.id) > ($2, $3) AND (o.lease_until IS NULL OR o.lease_until <= $1)
 			ORDER BY o.next_attempt, o.id LIMIT $4`, now, afterT, afterID, want)
 		if err != nil {
 			return nil, fmt.Errorf("due: %w", err)
@@ -354,6 +371,69 @@ func (db *DB) Due(now time.Time, limit int, busy func(id uint64) bool) ([]tileca
 	return out, nil
 }
 
+// lease is Due for an instance: it claims up to limit due entries no
+// live lease holds (FOR UPDATE SKIP LOCKED: instances claiming at once
+// take different entries, none waits for another) until now + the
+// lease, and returns them in due order with their channels and payload
+// IDs, and the IDs of entries whose channel is gone. Entries it took over
+// from an ended lease are possible duplicates: logged and counted.
+func (db *DB) lease(ctx context.Context, now time.Time, limit int, busy func(id uint64) bool) (out []tilecast.Pending, pids, stale []int64, err error) {
+	if db.inst.batch > 0 {
+		limit = min(limit, db.inst.batch)
+	}
+	rows, err := db.pool.Query(ctx, `WITH c AS (
+			SELECT id, lease_owner FROM outbox
+			WHERE next_attempt <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+			ORDER BY next_attempt, id LIMIT $2 FOR UPDATE SKIP LOCKED
+		), o AS (
+			UPDATE outbox o SET lease_owner = $3, lease_until = $4 FROM c WHERE o.id = c.id
+			RETURNING o.*, c.lease_owner AS prev
+		)
+		SELECT `+entryCols+", o.prev IS NOT NULL, c.id IS NOT NULL, "+chanColsOf("c")+`
+		FROM o LEFT JOIN channels c ON c.id = o.channel_id
+		ORDER BY o.next_attempt, o.id`, now, limit, db.inst.id, now.Add(db.inst.lease))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer rows.Close()
+	taken := 0
+	for rows.Next() {
+		var e entry
+		var prev, ok bool
+		var s nullChannel
+		dest := append(e.dest(), &prev, &ok)
+		dest = append(dest, s.dest()...)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, nil, err
+		}
+		e.fix()
+		switch {
+		case !ok:
+			stale = append(stale, int64(e.n.ID))
+		case busy != nil && busy(e.n.ID):
+			// In flight here already (its lease ran out while this
+			// instance could not reach the database): its send records it.
+		default:
+			if prev {
+				taken++
+			}
+			out = append(out, tilecast.Pending{Notification: e.n, Channel: s.channel()})
+			pids = append(pids, e.payload)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	if taken > 0 {
+		db.log.Warn("possible duplicates: took over entries whose lease ended without a recorded outcome; they are sent again",
+			"instance", db.inst.id, "count", taken)
+		if db.inst.dupFn != nil {
+			db.inst.dupFn(taken)
+		}
+	}
+	return out, pids, stale, nil
+}
+
 // nullChannel scans the channel columns of an outer join.
 type nullChannel struct {
 	id, uri, user, device, transport, lastOutcome, sendsDay pgtype.Text
@@ -393,13 +473,17 @@ func distinctIDs(ids []int64) []int64 {
 }
 
 // NextDue returns the earliest NextAttempt in the outbox (zero when
-// empty). An empty outbox is when the payload rows no entry references
+// empty); an entry an instance holds counts from when its lease ends,
+// not before (Due passes over it until then). An empty outbox is when the payload rows no entry references
 // are cleared, if deletes may have left some.
 func (db *DB) NextDue() (time.Time, error) {
 	ctx, cancel := db.opCtx()
 	defer cancel()
 	var t pgtype.Timestamptz
-	if err := db.pool.QueryRow(ctx, "SELECT min(next_attempt) FROM outbox").Scan(&t); err != nil {
+	// A leased entry is due to others when its lease ends.
+	if err := db.pool.QueryRow(ctx, `SELECT least(
+			(SELECT min(next_attempt) FROM outbox WHERE lease_until IS NULL),
+			(SELECT min(greatest(next_attempt, lease_until)) FROM outbox WHERE lease_until IS NOT NULL))`).Scan(&t); err != nil {
 		return time.Time{}, fmt.Errorf("next due: %w", err)
 	}
 	if !t.Valid && db.garbage.Swap(false) {
@@ -541,8 +625,8 @@ func (t *txn) record(recs []tilecast.Record, now time.Time) error {
 			switch rec.Op {
 			case tilecast.OpDone:
 				f.gone, f.deleted = true, true
-				if rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered && n.Kind == tilecast.KindTile {
-					w.tile(n.ChannelID, n.Feed, f.e.payload)
+				if rec.Sent && rec.Outcome.Action == tilecast.ActionDelivered && isState(n.Kind) {
+					w.tile(stateKey{n.ChannelID, n.Feed, string(n.Kind)}, f.e.payload)
 				}
 			case tilecast.OpRetry:
 				n.Attempts++
@@ -626,8 +710,8 @@ func (t *txn) record(recs []tilecast.Record, now time.Time) error {
 
 // recordWrites collects a Record batch's changes as column arrays.
 type recordWrites struct {
-	tileCh, tileFeed []string
-	tilePayload      []int64
+	tileCh, tileFeed, tileKind []string
+	tilePayload                []int64
 
 	deadID                              []int64
 	deadCh, deadFeed, deadUser, deadKnd []string
@@ -641,14 +725,15 @@ type recordWrites struct {
 	ledTime                    []time.Time
 }
 
-func (w *recordWrites) tile(ch, feed string, payload int64) {
-	for i := range w.tileCh { // the last delivered tile of a channel+feed wins
-		if w.tileCh[i] == ch && w.tileFeed[i] == feed {
+func (w *recordWrites) tile(k stateKey, payload int64) {
+	for i := range w.tileCh { // the last delivered tile (badge) of a channel+feed wins
+		if w.tileCh[i] == k.channel && w.tileFeed[i] == k.feed && w.tileKind[i] == k.kind {
 			w.tilePayload[i] = payload
 			return
 		}
 	}
-	w.tileCh, w.tileFeed, w.tilePayload = append(w.tileCh, ch), append(w.tileFeed, feed), append(w.tilePayload, payload)
+	w.tileCh, w.tileFeed, w.tileKind = append(w.tileCh, k.channel), append(w.tileFeed, k.feed), append(w.tileKind, k.kind)
+	w.tilePayload = append(w.tilePayload, payload)
 }
 
 func (w *recordWrites) dead(f *found, o tilecast.Outcome) error {
@@ -717,9 +802,10 @@ func (t *txn) applyRecord(w *recordWrites, ents map[uint64]*found, chans map[str
 			Exec(func(tag pgconn.CommandTag) error { t.delta.dead += tag.RowsAffected(); return nil })
 	}
 	if len(w.tileCh) > 0 {
-		b.Queue(`INSERT INTO tile_last (channel_id, feed, sum)
-			SELECT u.c, u.f, p.sum FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(c, f, pid) JOIN payloads p ON p.id = u.pid
-			ON CONFLICT (channel_id, feed) DO UPDATE SET sum = EXCLUDED.sum`, w.tileCh, w.tileFeed, w.tilePayload)
+		b.Queue(`INSERT INTO tile_last (channel_id, feed, kind, sum)
+			SELECT u.c, u.f, u.k, p.sum FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(c, f, k, pid)
+			JOIN payloads p ON p.id = u.pid
+			ON CONFLICT (channel_id, feed, kind) DO UPDATE SET sum = EXCLUDED.sum`, w.tileCh, w.tileFeed, w.tileKind, w.tilePayload)
 	}
 	if len(del) > 0 {
 		b.Queue("DELETE FROM outbox WHERE id = ANY($1)", del).Exec(func(tag pgconn.CommandTag) error {
@@ -729,7 +815,7 @@ func (t *txn) applyRecord(w *recordWrites, ents map[uint64]*found, chans map[str
 		t.garbage = true
 	}
 	if len(movID) > 0 {
-		b.Queue(`UPDATE outbox o SET attempts = u.a, next_attempt = u.n
+		b.Queue(`UPDATE outbox o SET attempts = u.a, next_attempt = u.n, lease_owner = NULL, lease_until = NULL
 			FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) AS u(id, a, n) WHERE o.id = u.id`, movID, movAtt, movAt)
 	}
 	if len(w.ledCh) > 0 {

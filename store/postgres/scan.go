@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -134,20 +135,37 @@ func scanChannels(rows pgx.Rows, more func() []any) ([]tilecast.Channel, error) 
 	return out, rows.Err()
 }
 
-// outcomeJSON is o as the ledger's and dead letters' outcome column.
+// outcomeJSON is o as the ledger's and dead letters' outcome column. An
+// item ID that is not UTF-8 (a feed sends any bytes) goes in
+// item_id_bytes: JSON would replace its bytes.
 func outcomeJSON(o *tilecast.Outcome) (string, error) {
-	b, err := json.Marshal(o)
+	v := storedOutcome{Outcome: *o}
+	if !utf8.ValidString(o.ItemID) {
+		v.ItemID, v.ItemIDBytes = "", []byte(o.ItemID)
+	}
+	b, err := json.Marshal(&v)
 	if err != nil {
 		return "", fmt.Errorf("encode outcome: %w", err)
 	}
 	return string(b), nil
 }
 
+// storedOutcome is an outcome column: the outcome, and an item ID that
+// is not UTF-8 as bytes (base64 in JSON).
+type storedOutcome struct {
+	tilecast.Outcome
+	ItemIDBytes []byte `json:"item_id_bytes,omitempty"`
+}
+
 // parseOutcome reads an outcome column.
 func parseOutcome(b []byte) (tilecast.Outcome, error) {
-	var o tilecast.Outcome
-	if err := json.Unmarshal(b, &o); err != nil {
-		return o, fmt.Errorf("decode outcome: %w", err)
+	var v storedOutcome
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v.Outcome, fmt.Errorf("decode outcome: %w", err)
+	}
+	o := v.Outcome
+	if v.ItemIDBytes != nil {
+		o.ItemID = string(v.ItemIDBytes)
 	}
 	if !o.Time.IsZero() {
 		o.Time = o.Time.UTC()

@@ -86,7 +86,25 @@ func CheckCopy(t testing.TB, src, dst Copier) {
 	if target.ID == "" {
 		t.Fatal("no channel with a delivered tile: Populate should make some")
 	}
+	// The WNS channel's delivered badge is "badge 2"; "badge 3" waits.
+	var wns tilecast.Channel
+	for _, ch := range a.Channels {
+		if ch.Transport == tilecast.TransportWNS {
+			wns = ch
+		}
+	}
 	for _, db := range []Copier{src, dst} {
+		must(t, db.Enqueue([]tilecast.Notification{badge(wns, "news", "badge 2")}))
+		var got []string
+		for _, p := range outboxOf(t, db, wns.ID, farFuture) {
+			if p.Kind == tilecast.KindBadge {
+				got = append(got, string(p.Payload))
+			}
+		}
+		if len(got) != 0 {
+			t.Errorf("badges waiting for %s after enqueueing the delivered one = %q: want the waiting one replaced and "+
+				"the delivered one skipped", wns.ID, got)
+		}
 		before := len(mustDue(t, db, farFuture))
 		must(t, db.Enqueue([]tilecast.Notification{tile(target, "news", shown), toast(target, "news", "after copy")}))
 		ps := mustDue(t, db, farFuture)

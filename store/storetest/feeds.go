@@ -19,6 +19,7 @@ func feedTests() []test {
 		{"CommitAtomic", testCommitAtomic},
 		{"CommitPrunesSeenAfter30Days", testCommitPrunesSeen},
 		{"TileCoalescingAndLastTile", testTileCoalescingAndLastTile},
+		{"BadgeCoalescingAndLastBadge", testBadgeCoalescingAndLastBadge},
 		{"SubscribersAfterPages", testSubscribersAfterPages},
 		{"FanOutJobLifecycle", testFanOutJobLifecycle},
 		{"FanOutResumes", testFanOutResumes},
@@ -331,6 +332,74 @@ func testTileCoalescingAndLastTile(t *testing.T, newState NewState) {
 	}
 	if got := bodies(b); !slices.Equal(got, []string{"tile:T2"}) {
 		t.Errorf("b after a fan-out step = %v, want [tile:T2] (it waits; nothing delivered yet)", got)
+	}
+}
+
+// A badge is state like a tile, apart from it: a newer badge for the same
+// channel+feed replaces a waiting one (not the tile, not another feed's),
+// an unchanged badge is not sent again (Commit, Enqueue, a fan-out step),
+// and a removed channel's badge state goes with it.
+func testBadgeCoalescingAndLastBadge(t *testing.T, newState NewState) {
+	h := newHarness(t, newState)
+	db, clk := h.db, h.clk
+	uri := "https://a.notify.windows.com/w/?token=a"
+	a := addChannel(t, db, tilecast.Channel{URI: uri, Transport: tilecast.TransportWNS})
+	k := tilecast.FeedKey{Feed: "news"}
+	commit := func(ns ...tilecast.Notification) {
+		t.Helper()
+		must(t, db.Commit(tilecast.Commit{Key: k, Seen: []string{"x"}, Now: clk.Now(), Notifications: ns}))
+	}
+	bodies := func(ch tilecast.Channel) []string {
+		var out []string
+		for _, p := range outboxOf(t, db, ch.ID, clk.Now()) {
+			out = append(out, string(p.Kind)+":"+string(p.Payload))
+		}
+		return out
+	}
+	commit(tile(a, "news", "T1"), badge(a, "news", "B1"), badge(a, "weather", "W1"))
+	commit(tile(a, "news", "T2"), badge(a, "news", "B2"))
+	if got := bodies(a); !slices.Equal(got, []string{"badge:W1", "tile:T2", "badge:B2"}) {
+		t.Errorf("a = %v: B2 replaces B1 and T2 replaces T1, each on its own; the other feed's badge stays", got)
+	}
+	ps := mustDue(t, db, clk.Now())
+	var recs []tilecast.Record
+	for _, p := range ps {
+		recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true,
+			Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered}})
+	}
+	must(t, db.Record(recs))
+	clk.Add(time.Minute)
+	// The badge shown is B2: an unchanged badge is skipped even when the
+	// tile changed, and the unchanged tile is skipped even when the badge did.
+	commit(tile(a, "news", "T3"), badge(a, "news", "B2"))
+	if got := bodies(a); !slices.Equal(got, []string{"tile:T3"}) {
+		t.Errorf("a = %v, want only the changed tile", got)
+	}
+	commit(tile(a, "news", "T2"), badge(a, "news", "B3"))
+	if got := bodies(a); !slices.Equal(got, []string{"badge:B3"}) {
+		t.Errorf("a = %v, want only the changed badge (T2 replaced T3 and equals the tile shown)", got)
+	}
+	// Enqueue and a fan-out step follow the same rules, within one call too.
+	must(t, db.Enqueue([]tilecast.Notification{badge(a, "news", "B4"), badge(a, "news", "B5")}))
+	if got := bodies(a); !slices.Equal(got, []string{"badge:B5"}) {
+		t.Errorf("a after Enqueue = %v, want [badge:B5]", got)
+	}
+	must(t, db.Commit(tilecast.Commit{Key: tilecast.FeedKey{Feed: "sports"}, Now: clk.Now(), FanOut: &tilecast.FanOutJob{Feed: "sports", Now: clk.Now()}}))
+	must(t, db.FanOutStep(tilecast.FanOutJob{Feed: "sports", Now: clk.Now()}, []tilecast.Notification{
+		badge(a, "news", "B6"), badge(a, "news", "B2")}, true))
+	if got := bodies(a); len(got) != 0 {
+		t.Errorf("a after a fan-out step = %v: back to the badge shown, nothing to send", got)
+	}
+	// Removing the channel removes its waiting badge and what it last showed.
+	commit(badge(a, "news", "B7"))
+	must(t, db.RemoveChannel(a.ID))
+	b := addChannel(t, db, tilecast.Channel{URI: uri, Transport: tilecast.TransportWNS})
+	if got := bodies(b); len(got) != 0 {
+		t.Errorf("re-registered channel = %v: the removed channel's badge went with it", got)
+	}
+	commit(badge(b, "news", "B2"))
+	if got := bodies(b); !slices.Equal(got, []string{"badge:B2"}) {
+		t.Errorf("re-registered channel = %v: its badge state starts afresh", got)
 	}
 }
 

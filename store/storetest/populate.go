@@ -18,7 +18,8 @@ import (
 // transport (Web Push keys and expiry), users, devices (one rotated),
 // feed lists; global and per-user feed states, one broken; seen sets with
 // a long and an odd item ID; waiting toasts, tiles and raw entries,
-// retried and postponed ones, delivered tiles (last tiles), a channel
+// retried and postponed ones, delivered tiles and a badge (last tiles),
+// a waiting badge, a channel
 // told to wait; dead letters; ledger entries, some of a removed channel
 // and an expiry; a paged delivery half done. State copies are tested on
 // it (tilecast state copy).
@@ -61,7 +62,7 @@ func Populate(t testing.TB, db Backend, clk *Clock) {
 	for i, ch := range chs {
 		ns = append(ns, toast(ch, "news", fmt.Sprint("n", i)), tile(ch, "news", fmt.Sprint("tile ", i%3)))
 	}
-	ns = append(ns, toast(gone, "news", "g1"))
+	ns = append(ns, toast(gone, "news", "g1"), badge(wns, "news", "badge 2"))
 	raw := tilecast.Notification{ChannelID: chs[1].ID, Feed: "inbox", User: "ana", ItemID: "odd\x00\xff", Kind: tilecast.KindRaw,
 		Payload: []byte{0, 1, 0xfe, 0xff}, Created: clk.Now().Add(-time.Hour), NextAttempt: clk.Now().Add(time.Minute)}
 	must(t, db.Commit(tilecast.Commit{Key: news, State: st, Seen: []string{"n1", "n2", long, "odd\x00\xff"}, Now: clk.Now(), Notifications: ns}))
@@ -88,7 +89,7 @@ func Populate(t testing.TB, db Backend, clk *Clock) {
 		switch {
 		case p.ChannelID == gone.ID:
 			r.Op, o.Action, o.Status = tilecast.OpRemoveChannel, tilecast.ActionChannelRemoved, 404
-		case p.Kind == tilecast.KindTile && i%3 != 0:
+		case p.Kind == tilecast.KindTile && i%3 != 0, p.Kind == tilecast.KindBadge:
 			r.Op, o.Action = tilecast.OpDone, tilecast.ActionDelivered
 		case i%5 == 0:
 			r.Op, o.Action, o.Status, o.Error = tilecast.OpDead, tilecast.ActionFailed, 400, "bad request"
@@ -105,6 +106,8 @@ func Populate(t testing.TB, db Backend, clk *Clock) {
 		recs = append(recs, r)
 	}
 	must(t, db.Record(recs))
+	// A newer badge waits (the delivered one is its channel's last badge).
+	must(t, db.Enqueue([]tilecast.Notification{badge(wns, "news", "badge 3")}))
 
 	// A device rotates to a new URI: its channel keeps its entries, loses
 	// its last tiles.

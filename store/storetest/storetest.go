@@ -236,6 +236,10 @@ func tile(ch tilecast.Channel, feed, body string) tilecast.Notification {
 	return tilecast.Notification{ChannelID: ch.ID, Feed: feed, Kind: tilecast.KindTile, Payload: []byte(body)}
 }
 
+func badge(ch tilecast.Channel, feed, body string) tilecast.Notification {
+	return tilecast.Notification{ChannelID: ch.ID, Feed: feed, Kind: tilecast.KindBadge, Payload: []byte(body)}
+}
+
 // farFuture is after every entry's next attempt in any test.
 var farFuture = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 

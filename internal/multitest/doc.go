@@ -1,0 +1,17 @@
+// Package multitest runs several tilecast instances on one PostgreSQL
+// state (design.md §10): Bots in the test process and, for crashes, the
+// test binary re-run as a separate instance that kills itself mid
+// fan-out. The feeds are real RSS on a loopback server, the pushes go to
+// the project's MPNS emulator, and the database is a throw-away cluster
+// (internal/pgtest). The tests show that each feed tick is fetched once
+// however many instances run it, that instances share deliveries without
+// sending one twice, and that what a killed instance leased is delivered
+// by another once its lease ends, with the duplicates within its send
+// window and counted.
+//
+// TestKillRunInstances (build tag crash, like internal/crashtest) runs
+// three real `tilecast run` processes on one database and kill -9s one at
+// a time for -kill-rounds rounds:
+//
+//	go test -tags crash ./internal/multitest -run KillRun -kill-rounds=20
+package multitest

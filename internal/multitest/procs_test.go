@@ -1,0 +1,232 @@
+//go:build crash
+
+package multitest
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/internal/pgtest"
+	"github.com/tilecast/tilecast/store/postgres"
+)
+
+var killRounds = flag.Int("kill-rounds", 4, "kill -9 rounds of TestKillRunInstances (the short mode is the default)")
+
+// growingFeed gains an item per fetch and keeps the newest 20; it logs
+// each fetch.
+type growingFeed struct {
+	*httptest.Server
+	mu      sync.Mutex
+	n       int
+	fetched []time.Time
+}
+
+func (f *growingFeed) serve(w http.ResponseWriter, _ *http.Request) {
+	f.mu.Lock()
+	f.n++
+	n := f.n
+	f.fetched = append(f.fetched, time.Now())
+	f.mu.Unlock()
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Multi</title><link>http://127.0.0.1/</link>`)
+	for i := n; i >= 1 && i > n-20; i-- {
+		fmt.Fprintf(&b, "<item><guid>item-%d</guid><title>item-%d</title></item>", i, i)
+	}
+	b.WriteString("</channel></rss>")
+	w.Header().Set("Content-Type", "application/rss+xml")
+	io.WriteString(w, b.String())
+}
+
+func (f *growingFeed) stop() (items, fetches int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n, len(f.fetched)
+}
+
+// TestKillRunInstances is the multi-instance crash test: three `tilecast
+// run` processes on one database, phones on the emulator, a feed gaining
+// an item on every fetch, and rounds of kill -9 of a random instance (at
+// a random moment) and its restart. At the end: each tick was fetched by
+// one instance (the feed's fetches are the claimed ticks), every item
+// committed reached every phone, duplicates stay within the killed
+// instances' send windows, no phone was pushed past its daily cap, and
+// the dead instances' leases are gone.
+//
+//	go test -tags crash ./internal/multitest -run KillRun -kill-rounds=20
+func TestKillRunInstances(t *testing.T) {
+	const (
+		phoneN = 150
+		conc   = 4
+	)
+	bin := filepath.Join(t.TempDir(), "tilecast")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/tilecast/tilecast/cmd/tilecast").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	url := pgtest.New(t)
+	emu := emulator.New(emulator.Options{Rand: rand.New(rand.NewPCG(3, 4))})
+	esrv := httptest.NewServer(emu.Handler())
+	defer esrv.Close()
+	defer emu.Close()
+	emu.SetBaseURL(esrv.URL)
+	feed := &growingFeed{}
+	feed.Server = httptest.NewServer(http.HandlerFunc(feed.serve))
+	defer feed.Close()
+
+	db, err := postgres.Open(context.Background(), url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ps := phones(t, emu, db, phoneN)
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tilecast.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`state = %q
+[http]
+listen = ""
+[fetch]
+allow_private = true
+[push]
+allow_private = true
+allowed_hosts = ["127.0.0.1"]
+concurrency = %d
+[[feed]]
+name = "multi"
+url = "%s/multi.xml"
+schedule = "@every 1s"
+[feed.toast]
+text1 = "Multi"
+text2 = "{{.Item.Title}}"
+`, url, conc, feed.URL)), 0o600)
+
+	procs := map[string]*exec.Cmd{}
+	start := func(name string) {
+		cmd := exec.Command(bin, "run", "--config", cfg, "--instance", name)
+		logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs[name] = cmd
+	}
+	names := []string{"i1", "i2", "i3"}
+	for _, n := range names {
+		start(n)
+	}
+	defer func() {
+		for _, c := range procs {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for round := range *killRounds {
+		time.Sleep(time.Duration(1500+rnd.IntN(2500)) * time.Millisecond)
+		victim := names[rnd.IntN(len(names))]
+		procs[victim].Process.Signal(syscall.SIGKILL)
+		procs[victim].Wait()
+		t.Logf("round %d: killed %s", round, victim)
+		time.Sleep(time.Duration(rnd.IntN(1500)) * time.Millisecond)
+		start(victim)
+	}
+	// A clean stop of all, then the feed stops growing: what they
+	// committed must all be delivered; restart one to drain.
+	time.Sleep(2 * time.Second)
+	for _, n := range names {
+		procs[n].Process.Signal(syscall.SIGTERM)
+		procs[n].Wait()
+	}
+	items, fetches := feed.stop()
+	feed.Close()
+
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var claimed int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM feed_ticks WHERE feed = 'multi'").Scan(&claimed); err != nil {
+		t.Fatal(err)
+	}
+	if fetches != claimed {
+		t.Errorf("the feed was fetched %d times for %d claimed ticks: a tick fetched twice", fetches, claimed)
+	}
+	// Items of the fetches whose commit a kill prevented are still in
+	// the feed's window when the next instance fetches; only the first
+	// fetch (the baseline) sends nothing.
+	start("i1")
+	var st emulator.ChannelState
+	waitFor(t, "every phone to get every item after the baseline", func() bool {
+		for _, p := range ps {
+			st, _ = emu.Channel(p.Token)
+			if len(distinctToasts(st)) < items-1 {
+				return false
+			}
+		}
+		return true
+	})
+	procs["i1"].Process.Signal(syscall.SIGTERM)
+	procs["i1"].Wait()
+
+	total, dups := 0, 0
+	for _, p := range ps {
+		st, _ := emu.Channel(p.Token)
+		if st.Counts.Throttled != 0 {
+			t.Errorf("%s was pushed past its daily cap", p.Name)
+		}
+		total += st.Counts.Received
+		dups += len(st.Toasts) - len(distinctToasts(st))
+	}
+	t.Logf("%d rounds: %d items, %d fetches, %d toasts received, %d duplicates", *killRounds, items, fetches, total, dups)
+	if limit := *killRounds * 2 * conc; dups > limit {
+		t.Errorf("%d duplicates after %d kills: more than %d (2 × push.concurrency per kill)", dups, *killRounds, limit)
+	}
+	var leased int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL").Scan(&leased); err != nil {
+		t.Fatal(err)
+	}
+	if leased != 0 {
+		t.Errorf("%d entries still leased after every instance stopped", leased)
+	}
+	if t.Failed() {
+		for _, n := range names {
+			b, _ := os.ReadFile(filepath.Join(dir, n+".log"))
+			t.Logf("%s log (tail):\n%s", n, tail(string(b), 3000))
+		}
+	}
+}
+
+// distinctToasts is the set of toast texts a phone received.
+func distinctToasts(st emulator.ChannelState) map[string]bool {
+	out := map[string]bool{}
+	for _, ts := range st.Toasts {
+		out[ts.Text2] = true
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

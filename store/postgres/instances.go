@@ -1,0 +1,346 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tilecast/tilecast"
+)
+
+// DefaultLease is how long an outbox entry Due hands to an instance stays
+// its own when Options.Lease is zero. The instance's heartbeat (every
+// quarter lease) extends the leases it holds, so a live instance keeps
+// them however long a send waits; an instance that died loses them a
+// lease after its last heartbeat.
+const DefaultLease = 2 * time.Minute
+
+// maxTickRun is how long a live instance's unfinished tick holds back the
+// next ticks of its feed key: a run longer than that is stuck, or its end
+// was not recorded.
+const maxTickRun = time.Hour
+
+// Tick rows and heartbeats of stopped instances are kept this long, for
+// status and for a look at who ran what.
+const (
+	tickRetention     = 48 * time.Hour
+	instanceRetention = 24 * time.Hour
+)
+
+// instance is the part of a DB that one of several daemons sharing the
+// database has (Options.Instance).
+type instance struct {
+	id      string
+	lease   time.Duration
+	batch   int
+	dupFn   func(n int)
+	version string
+
+	stop chan struct{}
+	done chan struct{}
+	left sync.Once
+
+	stopListen context.CancelFunc // nil: not listening (no Options.Wake)
+	listenDone chan struct{}
+	// beatErr is the last heartbeat's error (nil: it got through).
+	beatErr errBox
+}
+
+// errBox holds an error for concurrent readers.
+type errBox struct{ p atomic.Pointer[error] }
+
+func (b *errBox) load() error {
+	if p := b.p.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (b *errBox) store(err error) {
+	if err == nil {
+		b.p.Store(nil)
+		return
+	}
+	b.p.Store(&err)
+}
+
+// join registers the instance (its row in instances), finishes the ticks
+// a previous run of the same instance ID left unfinished, and starts the
+// heartbeat.
+func (db *DB) join(opts Options) error {
+	inst := &instance{id: opts.Instance, lease: opts.Lease, batch: opts.LeaseBatch, dupFn: opts.PossibleDuplicates,
+		version: opts.Version, stop: make(chan struct{}), done: make(chan struct{})}
+	if inst.lease <= 0 {
+		inst.lease = DefaultLease
+	}
+	if !okText(inst.id) || inst.id == "" {
+		return fmt.Errorf("instance name %q: want a non-empty UTF-8 name without NUL", inst.id)
+	}
+	db.inst = inst
+	if err := db.beat(true); err != nil {
+		return fmt.Errorf("instance %s: %w", inst.id, err)
+	}
+	ctx, cancel := db.opCtx()
+	defer cancel()
+	// This instance runs nothing yet: a tick a previous run of it left
+	// open must not hold back the next tick of that feed.
+	if _, err := db.pool.Exec(ctx, "UPDATE feed_ticks SET done = $2 WHERE instance = $1 AND done IS NULL", inst.id, db.now()); err != nil {
+		return fmt.Errorf("instance %s: open ticks: %w", inst.id, err)
+	}
+	go db.heartbeats()
+	if opts.Wake != nil {
+		var schema string
+		if err := db.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+			return fmt.Errorf("instance %s: %w", inst.id, err)
+		}
+		lctx, stop := context.WithCancel(context.Background())
+		inst.stopListen, inst.listenDone = stop, make(chan struct{})
+		go db.listen(lctx, schema, opts.Wake)
+	}
+	return nil
+}
+
+// workChannel is the NOTIFY channel of new outbox entries; the payload is
+// the schema, since states in different schemas of one database share
+// channel names.
+const workChannel = "tilecast_work"
+
+// listen calls wake for each notification of new work in schema until
+// ctx is done, on a connection of its own (LISTEN holds it), and again
+// each time it reconnects after losing it: what was committed meanwhile
+// was not announced. A lost connection is retried every few seconds;
+// meanwhile the deliverer's polling finds the work.
+func (db *DB) listen(ctx context.Context, schema string, wake func()) {
+	defer close(db.inst.listenDone)
+	cfg := db.pool.Config().ConnConfig.Copy()
+	for first := true; ; first = false {
+		err := func() error {
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			if _, err := conn.Exec(ctx, "LISTEN "+workChannel); err != nil {
+				return err
+			}
+			if !first {
+				wake()
+			}
+			for {
+				n, err := conn.WaitForNotification(ctx)
+				if err != nil {
+					return err
+				}
+				if n.Payload == schema {
+					wake()
+				}
+			}
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		db.log.Warn("state database: listening for new work failed; polling until it is back", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(3 * time.Second):
+		}
+	}
+}
+
+// heartbeats beats every quarter lease until leave.
+func (db *DB) heartbeats() {
+	inst := db.inst
+	defer close(inst.done)
+	t := time.NewTicker(max(inst.lease/4, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-inst.stop:
+			return
+		case <-t.C:
+			err := db.beat(false)
+			if err != nil && inst.beatErr.load() == nil {
+				db.log.Error("state database heartbeat failed", "instance", inst.id, "error", err.Error())
+			}
+			if err == nil && inst.beatErr.load() != nil {
+				db.log.Info("state database heartbeat back", "instance", inst.id)
+			}
+			inst.beatErr.store(err)
+		}
+	}
+}
+
+// beat writes the instance's heartbeat, extends the leases it holds, and
+// drops tick rows and stopped instances past their retention. first (at
+// Open) also sets the start time and process.
+func (db *DB) beat(first bool) error {
+	inst := db.inst
+	ctx, cancel := context.WithTimeout(context.Background(), min(db.timeout, inst.lease/2))
+	defer cancel()
+	now := db.now()
+	host, _ := os.Hostname()
+	var b pgx.Batch
+	set := "heartbeat = EXCLUDED.heartbeat"
+	if first {
+		set += ", started = EXCLUDED.started, host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version, lease = EXCLUDED.lease"
+	}
+	b.Queue(`INSERT INTO instances (id, host, pid, version, started, heartbeat, lease) VALUES ($1, $2, $3, $4, $5, $5, $6)
+		ON CONFLICT (id) DO UPDATE SET `+set, inst.id, host, os.Getpid(), inst.version, now, inst.lease)
+	b.Queue("UPDATE outbox SET lease_until = $2 WHERE lease_owner = $1 AND lease_until IS NOT NULL", inst.id, now.Add(inst.lease))
+	b.Queue("DELETE FROM feed_ticks WHERE claimed < $1", now.Add(-tickRetention))
+	b.Queue("DELETE FROM instances WHERE heartbeat < $1", now.Add(-instanceRetention))
+	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}
+
+// leave stops the heartbeat, gives back the leases this instance holds
+// (a stop lets its sends finish and be recorded first: what is left was
+// never handed to a push service) and removes its row.
+func (db *DB) leave() {
+	inst := db.inst
+	inst.left.Do(func() { db.leaveOnce(inst) })
+}
+
+func (db *DB) leaveOnce(inst *instance) {
+	close(inst.stop)
+	<-inst.done
+	if inst.stopListen != nil {
+		inst.stopListen()
+		<-inst.listenDone
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var b pgx.Batch
+	b.Queue("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1", inst.id)
+	// What it gave back is work for the others now.
+	b.Queue("SELECT pg_notify('" + workChannel + "', current_schema())")
+	b.Queue("DELETE FROM instances WHERE id = $1", inst.id)
+	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
+		db.log.Warn("leave the state database: leases stay until they end", "instance", inst.id, "error", err.Error())
+	}
+}
+
+// Instance returns this DB's instance name ("" when it is not one of
+// several: Options.Instance unset).
+func (db *DB) Instance() string {
+	if db.inst == nil {
+		return ""
+	}
+	return db.inst.id
+}
+
+// Ping reports whether the database answers now (a trivial query within
+// timeout), for health checks.
+func (db *DB) Ping(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("state database %s unreachable: %w", db.url, err)
+	}
+	return nil
+}
+
+// Instances lists the instances that heartbeat into the database, alive
+// or stopped within the last day, by name, with the leases each holds.
+func (db *DB) Instances() ([]tilecast.Instance, error) {
+	ctx, cancel := db.opCtx()
+	defer cancel()
+	now := db.now()
+	rows, err := db.pool.Query(ctx, `SELECT i.id, i.host, i.pid, i.version, i.started, i.heartbeat, i.heartbeat + i.lease > $1,
+			(SELECT count(*) FROM outbox o WHERE o.lease_owner = i.id AND o.lease_until > $1)
+		FROM instances i ORDER BY i.id`, now)
+	if err != nil {
+		return nil, fmt.Errorf("instances: %w", err)
+	}
+	defer rows.Close()
+	var out []tilecast.Instance
+	for rows.Next() {
+		var in tilecast.Instance
+		var leases int64
+		if err := rows.Scan(&in.ID, &in.Host, &in.PID, &in.Version, &in.Started, &in.Heartbeat, &in.Alive, &leases); err != nil {
+			return nil, fmt.Errorf("instances: %w", err)
+		}
+		in.Started, in.Heartbeat = in.Started.UTC(), in.Heartbeat.UTC()
+		in.Leases = int(leases)
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("instances: %w", err)
+	}
+	return out, nil
+}
+
+// errNoInstance is the error of the calls only an instance may make.
+var errNoInstance = errors.New("not opened as an instance (Options.Instance)")
+
+// ClaimTick records that this instance runs the tick of feed key k
+// scheduled at at, and reports whether it got it: the first claim of
+// (k, at) wins (its primary key), whichever instance's clock was first.
+// A tick is refused too while another live instance still runs an
+// earlier tick of k (for up to maxTickRun); a tick an instance that died
+// left unfinished holds nothing back.
+// It implements tilecast.TickClaimer.
+func (db *DB) ClaimTick(k tilecast.FeedKey, at time.Time) (bool, error) {
+	if db.inst == nil {
+		return false, fmt.Errorf("claim tick: %w", errNoInstance)
+	}
+	if !okText(k.Feed) || !okText(k.User) {
+		return false, fmt.Errorf("claim tick: feed %q, user %q cannot be stored", k.Feed, k.User)
+	}
+	now := db.now()
+	got := false
+	err := db.write("", func(t *txn) error {
+		got = false
+		// Claims of one key one at a time: the check of a running tick
+		// and the insert must not interleave with another claim's. (Two
+		// keys sharing a lock key only wait for each other.)
+		if _, err := t.Exec(t.ctx, "SELECT pg_advisory_xact_lock("+lockKey+")", "tick "+k.Feed+"\n"+k.User); err != nil {
+			return err
+		}
+		// A run of this instance's own is the Bot's to hold back (it
+		// does); one whose end was not recorded (TickDone failed) or that
+		// has run for an hour holds nothing back.
+		var running bool
+		err := t.QueryRow(t.ctx, `SELECT EXISTS (SELECT 1 FROM feed_ticks f JOIN instances i ON i.id = f.instance
+			WHERE f.feed = $1 AND f.user_name = $2 AND f.done IS NULL AND f.at <> $3 AND f.instance <> $5
+				AND i.heartbeat + i.lease > $4 AND f.claimed > $6)`,
+			k.Feed, k.User, at, now, db.inst.id, now.Add(-maxTickRun)).Scan(&running)
+		if err != nil || running {
+			return err
+		}
+		tag, err := t.Exec(t.ctx, `INSERT INTO feed_ticks (feed, user_name, at, instance, claimed) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT DO NOTHING`, k.Feed, k.User, at, db.inst.id, now)
+		got = err == nil && tag.RowsAffected() == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim tick: %w", err)
+	}
+	return got, nil
+}
+
+// TickDone marks this instance's run of the tick (k, at) finished.
+func (db *DB) TickDone(k tilecast.FeedKey, at time.Time) error {
+	if db.inst == nil {
+		return fmt.Errorf("tick done: %w", errNoInstance)
+	}
+	ctx, cancel := db.opCtx()
+	defer cancel()
+	_, err := db.pool.Exec(ctx, "UPDATE feed_ticks SET done = $5 WHERE feed = $1 AND user_name = $2 AND at = $3 AND instance = $4",
+		k.Feed, k.User, at, db.inst.id, db.now())
+	if err != nil {
+		return fmt.Errorf("tick done: %w", err)
+	}
+	return nil
+}
+
+var _ tilecast.TickClaimer = (*DB)(nil)

@@ -1,0 +1,313 @@
+package postgres
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/pgtest"
+	"github.com/tilecast/tilecast/store/storetest"
+)
+
+// instanceRig is a state shared by instances with one settable clock. Its
+// lease is long, so no heartbeat runs during a test unless the test beats.
+type instanceRig struct {
+	t   *testing.T
+	url string
+	clk *storetest.Clock
+}
+
+func newInstanceRig(t *testing.T) *instanceRig {
+	return &instanceRig{t: t, url: pgtest.New(t), clk: storetest.NewClock()}
+}
+
+const rigLease = time.Hour
+
+func (r *instanceRig) instance(name string, o Options) *DB {
+	r.t.Helper()
+	o.Instance, o.Now, o.Lease = name, r.clk.Now, rigLease
+	return open(r.t, r.url, o)
+}
+
+// enqueue registers n channels and one toast due now for each.
+func (r *instanceRig) enqueue(db *DB, n int) {
+	r.t.Helper()
+	var ns []tilecast.Notification
+	for i := range n {
+		ch, _, err := db.AddChannel(tilecast.Channel{URI: fmt.Sprintf("http://127.0.0.1/ch/%d", i)})
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		ns = append(ns, tilecast.Notification{ChannelID: ch.ID, Feed: "news", ItemID: fmt.Sprint(i), Kind: tilecast.KindToast,
+			Payload: []byte("toast"), NextAttempt: r.clk.Now()})
+	}
+	if err := db.Enqueue(ns); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// drain claims what db may have due at now, a Due at a time.
+func drain(t *testing.T, db *DB, now time.Time) []tilecast.Pending {
+	t.Helper()
+	var out []tilecast.Pending
+	for {
+		ps, err := db.Due(now, 100, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) == 0 {
+			return out
+		}
+		out = append(out, ps...)
+	}
+}
+
+func ids(ps []tilecast.Pending) []uint64 {
+	out := make([]uint64, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Instances claiming due entries at once each get their own (SKIP
+// LOCKED), none twice; a lease keeps an entry from the others until it
+// ends, a heartbeat extends it, a record or a stop gives it back; an
+// entry whose lease ended unrecorded (its instance died) goes to another
+// instance, counted as a possible duplicate.
+func TestLeases(t *testing.T) {
+	r := newInstanceRig(t)
+	var dupsA, dupsB atomic.Int64
+	a := r.instance("a", Options{PossibleDuplicates: func(n int) { dupsA.Add(int64(n)) }})
+	b := r.instance("b", Options{PossibleDuplicates: func(n int) { dupsB.Add(int64(n)) }, LeaseBatch: 7})
+	r.enqueue(a, 40)
+	now := r.clk.Now()
+
+	var wg sync.WaitGroup
+	got := make([][]tilecast.Pending, 4)
+	for i := range got {
+		db := a
+		if i%2 == 1 {
+			db = b
+		}
+		wg.Go(func() {
+			ps, err := db.Due(now, 10, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = ps
+		})
+	}
+	wg.Wait()
+	seen := map[uint64]int{}
+	for i, ps := range got {
+		if want := []int{10, 7}[i%2]; len(ps) != want {
+			t.Errorf("claim %d: %d entries, want %d (b leases at most 7 at a time)", i, len(ps), want)
+		}
+		for _, p := range ps {
+			seen[p.ID]++
+			if p.Channel.ID != p.ChannelID || string(p.Payload) != "toast" {
+				t.Errorf("claimed entry %d without its channel or payload: %+v", p.ID, p)
+			}
+		}
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("entry %d claimed %d times", id, n)
+		}
+	}
+	if len(seen) != 34 {
+		t.Errorf("%d distinct entries claimed, want 34", len(seen))
+	}
+	if rest := drain(t, b, now); len(rest) != 6 {
+		t.Fatalf("the unleased rest: %d; want 6", len(rest))
+	}
+	// Everything is leased: no one sees anything due until a lease ends.
+	if ps, _ := a.Due(now.Add(time.Minute), 100, nil); len(ps) != 0 {
+		t.Errorf("a sees %d leased entries due", len(ps))
+	}
+	// Tools (no instance) pass over leased entries too.
+	tool := open(t, r.url, Options{Now: r.clk.Now})
+	if ps, _ := tool.Due(now, 100, nil); len(ps) != 0 {
+		t.Errorf("a tool sees %d leased entries due", len(ps))
+	}
+	if next, err := a.NextDue(); err != nil || !next.Equal(now.Add(rigLease)) {
+		t.Errorf("NextDue = %v, %v; want the end of the leases %v", next, err, now.Add(rigLease))
+	}
+	ins, err := tool.Instances()
+	if err != nil || len(ins) != 2 || ins[0].ID != "a" || ins[1].ID != "b" || ins[0].Leases != 20 || ins[1].Leases != 20 ||
+		!ins[0].Alive || ins[0].PID == 0 {
+		t.Errorf("Instances = %+v, %v; want a and b alive with 20 leases each", ins, err)
+	}
+
+	// a records some: a retry leaves its lease, due again for anyone.
+	aps := append(slices.Clone(got[0]), got[2]...)
+	retryAt := now.Add(time.Minute)
+	if err := a.Record([]tilecast.Record{
+		{ID: aps[0].ID, Due: aps[0].NextAttempt, Op: tilecast.OpDone, Sent: true, Outcome: tilecast.Outcome{Action: tilecast.ActionDelivered}},
+		{ID: aps[1].ID, Due: aps[1].NextAttempt, Op: tilecast.OpRetry, NextAttempt: retryAt, Sent: true,
+			Outcome: tilecast.Outcome{Action: tilecast.ActionRetry}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := b.Due(retryAt, 100, nil); !slices.Equal(ids(ps), []uint64{aps[1].ID}) {
+		t.Errorf("after a's records b gets %v, want the retried entry %d only", ids(ps), aps[1].ID)
+	}
+	if dupsB.Load() != 0 {
+		t.Errorf("b counted %d possible duplicates from a recorded retry", dupsB.Load())
+	}
+
+	// a heartbeats: its 18 remaining leases last a lease from now.
+	r.clk.Add(50 * time.Minute)
+	if err := a.beat(false); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.Add(20 * time.Minute) // past the first lease end, within a's extension
+	// b's own 21 (20 and the retried one; its heartbeat did not run)
+	// are due again: it takes them back, unrecorded.
+	if ps := drain(t, b, r.clk.Now()); len(ps) != 21 {
+		t.Errorf("b after its own leases ended: %d entries, want its own 21 back", len(ps))
+	}
+	if n := dupsB.Load(); n != 21 {
+		t.Errorf("b counted %d possible duplicates, want the 21 it took back unrecorded", n)
+	}
+	// a dies: its leases end a lease after its last heartbeat, and b
+	// takes its entries, each a possible duplicate.
+	r.clk.Add(rigLease)
+	if ps := drain(t, b, r.clk.Now()); len(ps) != 18+21 {
+		t.Fatalf("b after a died: %d; want a's 18 and its own 21 again", len(ps))
+	}
+	if n := dupsB.Load(); n != 21+39 {
+		t.Errorf("possible duplicates %d, want %d", n, 21+39)
+	}
+	if ins, _ := tool.Instances(); len(ins) != 2 || ins[0].Alive || ins[0].Leases != 0 {
+		t.Errorf("Instances after a died = %+v; want a not alive, without leases", ins)
+	}
+
+	// A stop gives the leases back at once, uncounted: nothing of them
+	// was handed to a push service.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ps := drain(t, a, r.clk.Now()); len(ps) != 39 || dupsA.Load() != 0 {
+		t.Errorf("after b stopped a gets %d entries, %d counted as duplicates; want 39 and none", len(ps), dupsA.Load())
+	}
+	if ins, _ := tool.Instances(); len(ins) != 1 || ins[0].ID != "a" {
+		t.Errorf("Instances after b stopped = %+v; want a only", ins)
+	}
+}
+
+// Each tick of a feed key is claimed by one instance, whichever asks
+// first; a tick is refused while a live instance still runs an earlier
+// one, not when that instance died; a restarted instance's open ticks
+// hold nothing back.
+func TestTickClaims(t *testing.T) {
+	r := newInstanceRig(t)
+	a, b := r.instance("a", Options{}), r.instance("b", Options{})
+	k := tilecast.FeedKey{Feed: "news"}
+	t0 := r.clk.Now().Truncate(time.Minute)
+
+	var wins atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		db := []*DB{a, b}[i%2]
+		wg.Go(func() {
+			ok, err := db.ClaimTick(k, t0)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d claims of one tick won, want 1", wins.Load())
+	}
+	owner := a
+	if ok, _ := a.ClaimTick(k, t0); ok {
+		t.Fatal("a second claim of the tick won")
+	}
+	if n := sql(t, r.url, "SELECT instance FROM feed_ticks WHERE at = $1", t0); n == "b" {
+		owner = b
+	}
+	other := map[*DB]*DB{a: b, b: a}[owner]
+
+	// The next tick while the first still runs: refused, then taken once done.
+	t1 := t0.Add(time.Minute)
+	if ok, err := other.ClaimTick(k, t1); ok || err != nil {
+		t.Errorf("tick 1 while tick 0 runs: %v, %v; want refused", ok, err)
+	}
+	if ok, _ := other.ClaimTick(tilecast.FeedKey{Feed: "news", User: "ana"}, t1); !ok {
+		t.Error("another key's tick was refused")
+	}
+	if err := owner.TickDone(k, t0); err != nil {
+		t.Fatal(err)
+	}
+	t2 := t1.Add(time.Minute)
+	if ok, _ := other.ClaimTick(k, t2); !ok {
+		t.Error("tick 2 after tick 0 finished was refused")
+	}
+	// other dies while running tick 2: after a lease without heartbeat,
+	// the owner takes tick 3.
+	t3 := t2.Add(time.Minute)
+	if ok, _ := owner.ClaimTick(k, t3); ok {
+		t.Error("tick 3 while a live instance runs tick 2 was taken")
+	}
+	r.clk.Add(rigLease + time.Second)
+	if err := owner.beat(false); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := owner.ClaimTick(k, t3); !ok {
+		t.Error("tick 3 after the instance running tick 2 died was refused")
+	}
+	// A restart of the same instance closes what it left open.
+	if err := owner.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := r.instance(owner.Instance(), Options{})
+	t4 := t3.Add(time.Minute)
+	if ok, _ := other.ClaimTick(k, t4); !ok {
+		t.Error("tick 4 refused: the restarted instance's open tick 3 still holds it back")
+	}
+	if ok, _ := again.ClaimTick(k, t4); ok {
+		t.Error("tick 4 claimed twice")
+	}
+	// An unfinished tick of a live instance holds the key for an hour at
+	// most (a stuck run, or a TickDone that failed), and never its own
+	// instance (whose Bot holds its own runs back).
+	t5 := t4.Add(time.Minute)
+	if err := other.beat(false); err != nil { // alive again
+		t.Fatal(err)
+	}
+	if ok, _ := other.ClaimTick(k, t5); !ok {
+		t.Fatal("tick 5 refused")
+	}
+	if ok, _ := other.ClaimTick(k, t5.Add(time.Minute)); !ok {
+		t.Error("an instance's own unfinished tick held back its next one")
+	}
+	if ok, _ := again.ClaimTick(k, t5.Add(2*time.Minute)); ok {
+		t.Error("tick 7 taken while a live instance runs tick 6")
+	}
+	r.clk.Add(maxTickRun + time.Second)
+	if err := other.beat(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.beat(false); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := again.ClaimTick(k, t5.Add(3*time.Minute)); !ok {
+		t.Error("a live instance's tick unfinished for over an hour still holds the key")
+	}
+	// Without Options.Instance there is nothing to claim with.
+	tool := open(t, r.url, Options{})
+	if _, err := tool.ClaimTick(k, t4); err == nil {
+		t.Error("ClaimTick without an instance name succeeded")
+	}
+}
