@@ -35,7 +35,6 @@ type dbProxy struct {
 	addr   string
 
 	mu      sync.Mutex
-	down    bool
 	conns   []net.Conn
 	stopped chan struct{}
 }
