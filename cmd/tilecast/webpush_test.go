@@ -236,7 +236,7 @@ func TestPreviewWebPush(t *testing.T) {
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
 	cfg := e2eConfig(t, fsrv.URL)
-	code, out, errs := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--transport", "webpush")
+	code, out, errs := runCLI(t, t.Context(), "preview", "--config", cfg, "--feed", "news", "--transport", "webpush", "--as-new")
 	if code != exitOK {
 		t.Fatalf("preview: exit %d %s", code, errs)
 	}
@@ -260,7 +260,7 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 	o := newOpsEnv(t)
 	subFile := filepath.Join(o.dir, "sub.json")
 	os.WriteFile(subFile, []byte(fcmSubscription), 0o600)
-	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--subscription", "@"+subFile, "--user", "ana")
+	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", o.cfg, "--subscription", "@"+subFile, "--user", "ana")
 	if code != exitOK {
 		t.Fatalf("add: exit %d %s", code, errs)
 	}
@@ -282,7 +282,7 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 	}
 	// Edge's endpoints are on notify.windows.com: with keys, Web Push.
 	edge := strings.Replace(fcmSubscription, "https://fcm.googleapis.com/fcm/send/", "https://wns2-par02p.notify.windows.com/w/?token=", 1)
-	if code, out, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--subscription", edge); code != exitOK ||
+	if code, out, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", o.cfg, "--subscription", edge); code != exitOK ||
 		!strings.Contains(out, `"transport": "webpush"`) {
 		t.Errorf("Edge subscription: exit %d %s %s; want a webpush channel", code, out, errs)
 	}
@@ -293,7 +293,7 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 	}
 	resub := fmt.Sprintf(`{"endpoint":"https://fcm.googleapis.com/fcm/send/dpH5lCsTSSM:APA91bH","expirationTime":null,"keys":{"p256dh":%q,"auth":%q}}`,
 		fresh.Subscription.Keys.P256DH, fresh.Subscription.Keys.Auth)
-	code, out2, errs := runCLI(t, t.Context(), "channels", "add", "--config", o.cfg, "--subscription", resub, "--user", "ana")
+	code, out2, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", o.cfg, "--subscription", resub, "--user", "ana")
 	if code != exitOK || !strings.Contains(out2, `"id": "`+view.ID+`"`) || strings.Contains(out2, view.Subscription.Hash) {
 		t.Errorf("re-subscription: exit %d %s %s; want channel %s with a new keys hash", code, out2, errs, view.ID)
 	}
