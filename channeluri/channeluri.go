@@ -463,7 +463,7 @@ func CheckChannel(raw string, t tilecast.Transport, hasKeys bool, rules Rules) (
 	}
 	allowed, list := rules.AllowedHosts, "push.allowed_hosts"
 	if hs, ok := rules.TransportHosts[t]; ok {
-		allowed, list = hs, "the allowed hosts of transport "+string(t)
+		allowed, list = hs, "push."+string(t)+".allowed_hosts"
 	}
 	if !hostAllowed(host, allowed) {
 		return "", "", fmt.Errorf("%w: host %q is not in %s", tilecast.ErrHostNotAllowed, host, list)

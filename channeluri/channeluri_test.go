@@ -298,7 +298,7 @@ func TestCheckChannel(t *testing.T) {
 		{name: "web push off its own list", uri: "https://db3.notify.live.net/x", keys: true,
 			rules: Rules{AllowedHosts: def.AllowedHosts, TransportHosts: map[tilecast.Transport][]string{
 				tilecast.TransportWebPush: {"fcm.googleapis.com"}}},
-			wantErr: "not in the allowed hosts of transport webpush", is: tilecast.ErrHostNotAllowed},
+			wantErr: "not in push.webpush.allowed_hosts", is: tilecast.ErrHostNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -209,7 +209,7 @@ func TestRegisterSubscription(t *testing.T) {
 		{"transport wns with keys", reg(edge.json(), `,"transport":"wns"`), false, 400, nil, "takes no subscription keys"},
 		{"http endpoint", reg(plain.json()), true, 400, nil, "subscription.endpoint: http is only accepted on a loopback host"},
 		{"emulator without allow_private", reg(emu.json()), false, 400, nil, "subscription.endpoint: http is refused"},
-		{"host not allowed", reg(foreign.json()), false, 422, nil, "not in the allowed hosts of transport webpush"},
+		{"host not allowed", reg(foreign.json()), false, 422, nil, "not in push.webpush.allowed_hosts"},
 		{"expired", reg(lapsed.json()), false, 400, nil, "subscription.expirationTime: 1600000000000"},
 		{"expirationTime a string", reg(strings.Replace(fcm.json(), `"expirationTime":null`, `"expirationTime":"soon"`, 1)),
 			false, 400, nil, "subscription.expirationTime: want null or a number"},

@@ -303,7 +303,7 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 	}{
 		{[]string{"--subscription", strings.Replace(fcmSubscription, "R7sQMSD-sO4heEqd2ME0mw", "c2hvcnQ", 1)}, "keys.auth"},
 		{[]string{"--subscription", strings.Replace(fcmSubscription, "BFDZ5JD0", "BADZ5JD0", 1)}, "keys.p256dh"},
-		{[]string{"--subscription", strings.Replace(fcmSubscription, "fcm.googleapis.com", "push.evil.dev", 1)}, "allowed hosts of transport webpush"},
+		{[]string{"--subscription", strings.Replace(fcmSubscription, "fcm.googleapis.com", "push.evil.dev", 1)}, "push.webpush.allowed_hosts"},
 		{[]string{"--subscription", strings.Replace(fcmSubscription, `"expirationTime":null`, `"expirationTime":1000`, 1)}, "expirationTime"},
 		{[]string{"--subscription", fcmSubscription, "--uri", "https://db3.notify.live.net/x"}, "--subscription"},
 		{[]string{"--transport", "webpush", "--uri", "https://fcm.googleapis.com/fcm/send/x"}, "takes --subscription"},
