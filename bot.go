@@ -789,8 +789,16 @@ func (b *Bot) fanOut(ctx context.Context, f *Feed, job FanOutJob, r *fanRenderer
 		if err != nil {
 			return nil // cancelled
 		}
+		from := job.Cursor
 		job.Cursor = next
-		if err := b.Store.FanOutStep(job, ns, next == ""); err != nil {
+		if err := b.Store.FanOutStep(job, from, ns, next == ""); err != nil {
+			if errors.Is(err, ErrFanOutMoved) {
+				// Another instance resuming the same job enqueued this
+				// page first (or finished the job): it carries on, and
+				// this run's copy of the page is dropped, not sent twice.
+				b.log().Info("interrupted delivery taken over by another run", "feed", f.Name)
+				return nil
+			}
 			return err
 		}
 		if len(ns) > 0 {
@@ -834,7 +842,9 @@ func (b *Bot) ResumeFanOuts(ctx context.Context) error {
 		if !ok || f.PerUser() {
 			b.log().Warn("dropping an interrupted delivery: its feed is no longer configured", "feed", job.Feed,
 				"new", len(job.Fresh))
-			errs = append(errs, b.Store.FanOutStep(job, nil, true))
+			if err := b.Store.FanOutStep(job, job.Cursor, nil, true); err != nil && !errors.Is(err, ErrFanOutMoved) {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		k := FeedKey{Feed: f.Name}

@@ -21,11 +21,11 @@ type stepFailer struct {
 
 var errStep = errors.New("injected: crash between pages")
 
-func (s *stepFailer) FanOutStep(job tilecast.FanOutJob, ns []tilecast.Notification, done bool) error {
+func (s *stepFailer) FanOutStep(job tilecast.FanOutJob, from string, ns []tilecast.Notification, done bool) error {
 	if s.calls++; s.calls == s.n {
 		return errStep
 	}
-	return s.Store.FanOutStep(job, ns, done)
+	return s.Store.FanOutStep(job, from, ns, done)
 }
 
 // TestPagedFanOut: a global feed with more subscribers than a page is

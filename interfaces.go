@@ -2,8 +2,15 @@ package tilecast
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrFanOutMoved is a FanOutStep refused because the job is no longer at
+// the page the caller read: another run (another instance resuming the same
+// job) enqueued that page or finished the job. The caller stops: the job is
+// that run's now.
+var ErrFanOutMoved = errors.New("fan-out job moved on: another run stepped past this page")
 
 // The interfaces below are what the Bot calls. They are declared here, by
 // their consumer; fetch, notify/mpns and store implement them without
@@ -62,8 +69,14 @@ type Store interface {
 	// next page ("" when this page is the last).
 	SubscribersAfter(f *Feed, cursor string, limit int) ([]Channel, string, error)
 	// FanOutStep enqueues ns and saves job (its Cursor moved past them) in
-	// one transaction; done deletes the job instead.
-	FanOutStep(job FanOutJob, ns []Notification, done bool) error
+	// one transaction; done deletes the job instead. from is the cursor the
+	// page was read at: when the stored job's cursor is no longer from (or
+	// the job is gone), another run already stepped past this page, and
+	// FanOutStep enqueues nothing and returns an error wrapping
+	// ErrFanOutMoved. With several instances on one state (PostgreSQL) the
+	// check and the step are one transaction under the job's row lock, so
+	// a page is enqueued once however many instances resume the job.
+	FanOutStep(job FanOutJob, from string, ns []Notification, done bool) error
 	// FanOutJobs returns the unfinished jobs, at most one per feed.
 	FanOutJobs() ([]FanOutJob, error)
 	// FeedUsers returns the distinct users with a channel naming feed f.

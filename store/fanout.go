@@ -66,7 +66,11 @@ func (db *DB) SubscribersAfter(f *tilecast.Feed, cursor string, limit int) ([]ti
 
 // FanOutStep enqueues one page of a paged delivery and, in the same
 // transaction, saves the job with its moved cursor, or deletes it when done.
-func (db *DB) FanOutStep(job tilecast.FanOutJob, ns []tilecast.Notification, done bool) error {
+// from is the cursor the page was read at; a job stored at another cursor
+// (or gone) is refused with tilecast.ErrFanOutMoved. One process holds a
+// bbolt file, whose Bot runs one delivery per feed, so that refusal only
+// catches a caller's mistake here (on PostgreSQL it keeps instances apart).
+func (db *DB) FanOutStep(job tilecast.FanOutJob, from string, ns []tilecast.Notification, done bool) error {
 	var v []byte
 	if !done {
 		var err error
@@ -83,10 +87,18 @@ func (db *DB) FanOutStep(job tilecast.FanOutJob, ns []tilecast.Notification, don
 		if err != nil {
 			return err
 		}
-		if jobs.Get([]byte(job.Feed)) == nil {
+		stored := jobs.Get([]byte(job.Feed))
+		if stored == nil {
 			// Finished or dropped meanwhile: enqueueing again would
 			// send this page twice.
-			return fmt.Errorf("no fan-out job for %s", job.Feed)
+			return fmt.Errorf("no fan-out job for %s: %w", job.Feed, tilecast.ErrFanOutMoved)
+		}
+		var cur struct{ Cursor string }
+		if err := json.Unmarshal(stored, &cur); err != nil {
+			return fmt.Errorf("%w: fan-out job %s: %w", ErrCorrupt, job.Feed, err)
+		}
+		if cur.Cursor != from {
+			return fmt.Errorf("page at %q of %s: the job is at %q: %w", from, job.Feed, cur.Cursor, tilecast.ErrFanOutMoved)
 		}
 		q := b.enqueuer(now)
 		for i := range ns {

@@ -5,9 +5,10 @@
 // the project's MPNS emulator, and the database is a throw-away cluster
 // (internal/pgtest). The tests show that each feed tick is fetched once
 // however many instances run it, that instances share deliveries without
-// sending one twice, and that what a killed instance leased is delivered
-// by another once its lease ends, with the duplicates within its send
-// window and counted.
+// sending one twice, that instances all resuming the same interrupted
+// paged delivery enqueue each page once, and that what a killed instance
+// leased is delivered by another once its lease ends, with the duplicates
+// within its send window and counted.
 //
 // TestKillRunInstances (build tag crash, like internal/crashtest) runs
 // three real `tilecast run` processes on one database and kill -9s one at

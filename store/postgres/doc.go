@@ -79,6 +79,10 @@
 //   - claims each scheduled tick of a feed key (ClaimTick, the
 //     tilecast.TickClaimer of the Bot) under feed_ticks' primary key, so
 //     exactly one instance fetches and commits it;
+//   - steps a paged delivery (FanOutStep) under the job's row lock
+//     (SELECT … FOR UPDATE), enqueueing the page only while the stored
+//     cursor is still the one the page was read at, so instances that
+//     all resume the same job at start enqueue each page once;
 //   - with Options.Wake, LISTENs on a connection of its own: a
 //     transaction that adds outbox entries NOTIFYs tilecast_work (with
 //     its schema) as it commits, so idle instances look at once instead

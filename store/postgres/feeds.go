@@ -236,7 +236,13 @@ func (db *DB) Commit(c tilecast.Commit) error {
 
 // FanOutStep enqueues one page of a paged delivery and, in the same
 // transaction, saves the job with its moved cursor, or deletes it when done.
-func (db *DB) FanOutStep(job tilecast.FanOutJob, ns []tilecast.Notification, done bool) error {
+// from is the cursor the page was read at. Every instance resumes the
+// unfinished jobs at start (Bot.ResumeFanOuts), so two may read the same
+// page: the job's row is locked and its stored cursor compared with from
+// in the transaction that enqueues, and the second step, which waited for
+// the first's lock and then sees the moved cursor (or no job), enqueues
+// nothing and returns tilecast.ErrFanOutMoved.
+func (db *DB) FanOutStep(job tilecast.FanOutJob, from string, ns []tilecast.Notification, done bool) error {
 	if !okText(job.Feed) {
 		return fmt.Errorf("fan-out %q: no such job", job.Feed)
 	}
@@ -252,15 +258,26 @@ func (db *DB) FanOutStep(job tilecast.FanOutJob, ns []tilecast.Notification, don
 		now = db.now()
 	}
 	err := db.write("", func(t *txn) error {
-		var one int
-		err := t.QueryRow(t.ctx, "SELECT 1 FROM fanout_jobs WHERE feed = $1 FOR UPDATE", job.Feed).Scan(&one)
+		// Read committed: FOR UPDATE waits for a step holding the row and
+		// then reads the row as that step left it. The cursor is compared
+		// here, not in SQL: it may hold a NUL (the bbolt-compatible index
+		// key), which PostgreSQL's text (job->>'Cursor') refuses.
+		var stored []byte
+		err := t.QueryRow(t.ctx, "SELECT job FROM fanout_jobs WHERE feed = $1 FOR UPDATE", job.Feed).Scan(&stored)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Finished or dropped meanwhile: enqueueing again would
 			// send this page twice.
-			return fmt.Errorf("no fan-out job for %s", job.Feed)
+			return fmt.Errorf("no fan-out job for %s: %w", job.Feed, tilecast.ErrFanOutMoved)
 		}
 		if err != nil {
 			return err
+		}
+		var cur struct{ Cursor string }
+		if err := json.Unmarshal(stored, &cur); err != nil {
+			return fmt.Errorf("stored fan-out job %s: %w", job.Feed, err)
+		}
+		if cur.Cursor != from {
+			return fmt.Errorf("page at %q of %s: the job is at %q: %w", from, job.Feed, cur.Cursor, tilecast.ErrFanOutMoved)
 		}
 		if err := t.enqueue(ns, now); err != nil {
 			return err

@@ -228,7 +228,7 @@ func TestStatementsPerNotification(t *testing.T) {
 	}
 	job.Cursor = next
 	before := db.Statements()
-	if err := db.FanOutStep(job, ns, false); err != nil {
+	if err := db.FanOutStep(job, "", ns, false); err != nil {
 		t.Fatal(err)
 	}
 	if st := db.Statements() - before; st > 15 {

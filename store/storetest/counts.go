@@ -177,9 +177,10 @@ func (m *countsModel) fanOut(c tilecast.Commit) string {
 			m.item++
 			ns = append(ns, toast(ch, job.Feed, fmt.Sprint(m.item)))
 		}
+		from := job.Cursor
 		job.Cursor = next
 		done := next == ""
-		if err := db.FanOutStep(job, ns, done); err != nil {
+		if err := db.FanOutStep(job, from, ns, done); err != nil {
 			m.t.Fatal(err)
 		}
 		if done {

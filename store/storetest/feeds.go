@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -325,7 +326,7 @@ func testTileCoalescingAndLastTile(t *testing.T, newState NewState) {
 	}
 	// A fan-out step follows them too.
 	must(t, db.Commit(tilecast.Commit{Key: tilecast.FeedKey{Feed: "sports"}, Now: clk.Now(), FanOut: &tilecast.FanOutJob{Feed: "sports", Now: clk.Now()}}))
-	must(t, db.FanOutStep(tilecast.FanOutJob{Feed: "sports", Now: clk.Now()}, []tilecast.Notification{
+	must(t, db.FanOutStep(tilecast.FanOutJob{Feed: "sports", Now: clk.Now()}, "", []tilecast.Notification{
 		tile(a, "news", "T6"), tile(b, "news", "T2"), tile(a, "news", "T7")}, true))
 	if got := bodies(a); !slices.Equal(got, []string{"tile:T7"}) {
 		t.Errorf("a after a fan-out step = %v, want [tile:T7]", got)
@@ -385,7 +386,7 @@ func testBadgeCoalescingAndLastBadge(t *testing.T, newState NewState) {
 		t.Errorf("a after Enqueue = %v, want [badge:B5]", got)
 	}
 	must(t, db.Commit(tilecast.Commit{Key: tilecast.FeedKey{Feed: "sports"}, Now: clk.Now(), FanOut: &tilecast.FanOutJob{Feed: "sports", Now: clk.Now()}}))
-	must(t, db.FanOutStep(tilecast.FanOutJob{Feed: "sports", Now: clk.Now()}, []tilecast.Notification{
+	must(t, db.FanOutStep(tilecast.FanOutJob{Feed: "sports", Now: clk.Now()}, "", []tilecast.Notification{
 		badge(a, "news", "B6"), badge(a, "news", "B2")}, true))
 	if got := bodies(a); len(got) != 0 {
 		t.Errorf("a after a fan-out step = %v: back to the badge shown, nothing to send", got)
@@ -473,17 +474,27 @@ func testFanOutJobLifecycle(t *testing.T, newState NewState) {
 	}
 
 	job.Cursor = "somewhere"
-	must(t, db.FanOutStep(job, []tilecast.Notification{toast(a, "news", "1")}, false))
+	must(t, db.FanOutStep(job, "", []tilecast.Notification{toast(a, "news", "1")}, false))
 	jobs, err = db.FanOutJobs()
 	if err != nil || len(jobs) != 1 || jobs[0].Cursor != "somewhere" || jobs[0].Fresh[0].ID != "1" {
 		t.Fatalf("jobs = %+v, %v", jobs, err)
 	}
-	must(t, db.FanOutStep(job, nil, true))
+	// A step for the page already stepped past (another instance read it
+	// at the old cursor) enqueues nothing and leaves the job where it is.
+	stale := job
+	stale.Cursor = "elsewhere"
+	if err := db.FanOutStep(stale, "", []tilecast.Notification{toast(a, "news", "2")}, false); !errors.Is(err, tilecast.ErrFanOutMoved) {
+		t.Errorf("a step from a stale cursor: %v, want ErrFanOutMoved", err)
+	}
+	if jobs, _ := db.FanOutJobs(); len(jobs) != 1 || jobs[0].Cursor != "somewhere" {
+		t.Errorf("jobs after a stale step = %+v, want the cursor left at somewhere", jobs)
+	}
+	must(t, db.FanOutStep(job, "somewhere", nil, true))
 	if jobs, _ := db.FanOutJobs(); len(jobs) != 0 {
 		t.Errorf("jobs after the last step: %+v", jobs)
 	}
-	if err := db.FanOutStep(job, []tilecast.Notification{toast(a, "news", "1")}, false); err == nil {
-		t.Error("a step for a finished job was accepted (it would send a page twice)")
+	if err := db.FanOutStep(job, "somewhere", []tilecast.Notification{toast(a, "news", "1")}, false); !errors.Is(err, tilecast.ErrFanOutMoved) {
+		t.Errorf("a step for a finished job: %v, want ErrFanOutMoved (it would send a page twice)", err)
 	}
 	due, err := db.Due(clk.Now(), 10, func(uint64) bool { return false })
 	if err != nil || len(due) != 1 {
@@ -537,8 +548,9 @@ func testFanOutResumes(t *testing.T, newState NewState) {
 			n.Created = job.Now
 			ns = append(ns, n)
 		}
+		from := job.Cursor
 		job.Cursor = next
-		must(t, h.db.FanOutStep(job, ns, next == ""))
+		must(t, h.db.FanOutStep(job, from, ns, next == ""))
 		return next == ""
 	}
 	step()

@@ -133,7 +133,7 @@ func Populate(t testing.TB, db Backend, clk *Clock) {
 		pageNs = append(pageNs, n)
 	}
 	job.Cursor = next
-	must(t, db.FanOutStep(job, pageNs, false))
+	must(t, db.FanOutStep(job, "", pageNs, false))
 }
 
 // Snapshot is every listing of a state, in a canonical order, for
