@@ -190,18 +190,14 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 				capCount = sentToday[ch.ID]
 				if capCount == nil {
 					capCount = new(atomic.Int64)
-					if ch.SendsDay == day {
-						capCount.Store(int64(ch.SendsToday))
-					}
 					sentToday[strings.Clone(ch.ID)] = capCount
 				}
-				// Other instances sharing the state send to it too: what
-				// the store has recorded today, plus what this one has
-				// in flight, is a floor (their sends in flight are not).
+				// What the store has recorded today plus what this
+				// instance has in flight is a floor: other instances
+				// sharing the state send to the channel too (their sends
+				// in flight are not counted).
 				if ch.SendsDay == day {
-					floor := int64(ch.SendsToday + fl.unrecordedTo(ch.ID))
-					for c := capCount.Load(); c < floor && !capCount.CompareAndSwap(c, floor); c = capCount.Load() {
-					}
+					raiseTo(capCount, int64(ch.SendsToday+fl.unrecordedTo(ch.ID)))
 				}
 				if capCount.Load() >= DailyCap {
 					midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
@@ -644,5 +640,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// raiseTo sets a to v if v is larger; workers lower a at the same time
+// (a send that got no answer is taken back).
+func raiseTo(a *atomic.Int64, v int64) {
+	for c := a.Load(); c < v && !a.CompareAndSwap(c, v); c = a.Load() {
 	}
 }
