@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -119,6 +120,9 @@ const workChannel = "tilecast_work"
 func (db *DB) listen(ctx context.Context, schema string, wake func()) {
 	defer close(db.inst.listenDone)
 	cfg := db.pool.Config().ConnConfig.Copy()
+	// Named apart from the pool's connections, so an operator (or a test)
+	// sees in pg_stat_activity which connection listens for which instance.
+	cfg.RuntimeParams["application_name"] = listenerName(cfg.RuntimeParams["application_name"], db.inst.id)
 	for first := true; ; first = false {
 		err := func() error {
 			conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -152,6 +156,18 @@ func (db *DB) listen(ctx context.Context, schema string, wake func()) {
 		case <-time.After(3 * time.Second):
 		}
 	}
+}
+
+// listenerName is the application_name of instance id's listening
+// connection: app's, with " listen " and the instance, cut to the 63
+// bytes PostgreSQL keeps (at a rune boundary).
+func listenerName(app, id string) string {
+	n := app + " listen " + id
+	for len(n) > 63 {
+		_, size := utf8.DecodeLastRuneInString(n)
+		n = n[:len(n)-size]
+	}
+	return n
 }
 
 // heartbeats beats every quarter lease until leave.
