@@ -195,7 +195,8 @@ func (db *DB) heartbeats() {
 
 // beat writes the instance's heartbeat, extends the leases it holds, and
 // drops tick rows and stopped instances past their retention. first (at
-// Open) also sets the start time and process.
+// Open) also sets the start time and process, and ends the leases a
+// previous run under the same name left (it died holding them).
 func (db *DB) beat(first bool) error {
 	inst := db.inst
 	ctx, cancel := context.WithTimeout(context.Background(), min(db.timeout, inst.lease/2))
@@ -209,7 +210,17 @@ func (db *DB) beat(first bool) error {
 	}
 	b.Queue(`INSERT INTO instances (id, host, pid, version, started, heartbeat, lease) VALUES ($1, $2, $3, $4, $5, $5, $6)
 		ON CONFLICT (id) DO UPDATE SET `+set, inst.id, host, os.Getpid(), inst.version, now, inst.lease)
-	b.Queue("UPDATE outbox SET lease_until = $2 WHERE lease_owner = $1 AND lease_until IS NOT NULL", inst.id, now.Add(inst.lease))
+	if first {
+		// Leases under this name now are a previous run's, which died
+		// (a stop gives them back): they end now, so Due takes them over
+		// at once, as possible duplicates (the owner stays to say so).
+		// Extended, they would be held for a process that is gone as long
+		// as this one heartbeats; with the end NULL no heartbeat extends
+		// them.
+		b.Queue("UPDATE outbox SET lease_until = NULL WHERE lease_owner = $1 AND lease_until IS NOT NULL", inst.id)
+	} else {
+		b.Queue("UPDATE outbox SET lease_until = $2 WHERE lease_owner = $1 AND lease_until IS NOT NULL", inst.id, now.Add(inst.lease))
+	}
 	b.Queue("DELETE FROM feed_ticks WHERE claimed < $1", now.Add(-tickRetention))
 	b.Queue("DELETE FROM instances WHERE heartbeat < $1", now.Add(-instanceRetention))
 	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {

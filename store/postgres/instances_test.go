@@ -414,3 +414,38 @@ func TestListenerReconnects(t *testing.T) {
 		t.Errorf("listening backend %d, want %d: it reconnected again without cause", pid, second)
 	}
 }
+
+// An instance that was killed and starts again under its name (as
+// `tilecast run --instance NAME` after a crash) takes over the leases its
+// dead run left, at once and counted as possible duplicates: its
+// heartbeat must not keep them alive for a process that is gone, or no
+// instance would ever send those entries while it runs.
+func TestRestartedInstanceTakesOverItsLeases(t *testing.T) {
+	r := newInstanceRig(t)
+	dead := r.instance("a", Options{})
+	r.enqueue(dead, 12)
+	now := r.clk.Now()
+	left := drain(t, dead, now)
+	if len(left) != 12 {
+		t.Fatalf("the first run leased %d entries, want 12", len(left))
+	}
+	// No Close: the first run died with its leases. Its heartbeat ticks
+	// once an hour (rigLease), so it extends nothing during the test.
+	var dups atomic.Int64
+	again := r.instance("a", Options{PossibleDuplicates: func(n int) { dups.Add(int64(n)) }})
+	if err := again.beat(false); err != nil { // a heartbeat of the new run
+		t.Fatal(err)
+	}
+	got := drain(t, again, r.clk.Now())
+	if !slices.Equal(ids(got), ids(left)) {
+		t.Errorf("the restarted instance took over %d entries (%v), want the 12 its dead run leased (%v)", len(got), ids(got), ids(left))
+	}
+	if dups.Load() != 12 {
+		t.Errorf("%d possible duplicates counted, want 12", dups.Load())
+	}
+	// Another instance sees none of them: the restarted one holds them now.
+	other := r.instance("b", Options{})
+	if rest := drain(t, other, r.clk.Now()); len(rest) != 0 {
+		t.Errorf("another instance claimed %d entries the restarted one holds", len(rest))
+	}
+}
