@@ -123,13 +123,15 @@ func RunFanOutPG(ctx context.Context, dbURL string, opts FanOutOptions) (PGFanOu
 	f := BenchFeed("news", "http://127.0.0.1/news.xml")
 	t1 := fanOutT0.Add(time.Hour)
 	var stray atomic.Int64
+	// The store calls of each side, for the bench's log.
+	enqCS, delCS := newCountingStore(enq), newCountingStore(del)
 	runner := &tilecast.Bot{
 		Fetcher: &fixedFetcher{tilecast.FeedResult{Status: 200, Title: "Bench news",
 			Items: []tilecast.Item{benchItem("new", t1), benchItem("old", fanOutT0)}}},
-		Renderer: newRenderer(), Renderers: renderers(), Pusher: strayPusher{&stray}, Store: enq,
+		Renderer: newRenderer(), Renderers: renderers(), Pusher: strayPusher{&stray}, Store: enqCS,
 		PushConcurrency: concurrency,
 	}
-	deliverer := &tilecast.Bot{Renderer: newRenderer(), Renderers: renderers(), Pusher: pusher, Store: del,
+	deliverer := &tilecast.Bot{Renderer: newRenderer(), Renderers: renderers(), Pusher: pusher, Store: delCS,
 		PushConcurrency: concurrency}
 	var outcomes atomic.Int64
 	deliverer.Observer = outcomeCounter{&outcomes}
@@ -162,6 +164,13 @@ func RunFanOutPG(ctx context.Context, dbURL string, opts FanOutOptions) (PGFanOu
 	res := PGFanOutResult{FanOutResult: FanOutResult{Notifications: int(outcomes.Load()),
 		Commit: committed.Sub(start), Deliver: end.Sub(committed), Elapsed: end.Sub(start)},
 		EnqueueStatements: enq.Statements() - enq0, DeliverStatements: del.Statements() - del0}
+	res.Store = map[string]OpStat{}
+	for name, st := range enqCS.Stats() {
+		res.Store["enqueue "+name] = st
+	}
+	for name, st := range delCS.Stats() {
+		res.Store["deliver "+name] = st
+	}
 	if n := stray.Load(); n > 0 {
 		return res, fmt.Errorf("the run that enqueued pushed %d notifications itself: the statement split is wrong", n)
 	}

@@ -80,6 +80,9 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 				if err != nil {
 					return err
 				}
+				for name, st := range res.Store {
+					fmt.Fprintf(os.Stderr, "  store %s: %d calls, %d items, %s\n", name, st.Calls, st.Items, st.Time.Round(time.Millisecond))
+				}
 				rres, err := bench.RunRawFanOutWith(ctx, uris, rawNs, opts)
 				if err != nil {
 					return err
