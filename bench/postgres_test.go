@@ -4,8 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/internal/pgtest"
+	"github.com/tilecast/tilecast/store/postgres"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -37,6 +40,33 @@ func TestFanOutPGSmoke(t *testing.T) {
 	if res.Notifications != want || s.Received() != want || res.Outcomes != want {
 		t.Fatalf("notifications = %d, sink received %d, delivered outcomes in the ledger %d; want %d each",
 			res.Notifications, s.Received(), res.Outcomes, want)
+	}
+	// Each channel's toast and tile, delivered, in the database's ledger.
+	db, err := postgres.Open(t.Context(), dbURL, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	list, err := db.Outcomes("", "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, o := range list {
+		if o.Action == tilecast.ActionDelivered {
+			got[o.ChannelID+" "+string(o.Kind)]++
+		}
+	}
+	chs, err := db.Channels("")
+	if err != nil || len(chs) != channels {
+		t.Fatalf("channels = %d, %v; want %d", len(chs), err, channels)
+	}
+	for _, ch := range chs {
+		for _, k := range []tilecast.Kind{tilecast.KindToast, tilecast.KindTile} {
+			if n := got[ch.ID+" "+string(k)]; n != 1 {
+				t.Errorf("channel %s: %d delivered %s outcomes in the ledger, want 1", ch.ID, n, k)
+			}
+		}
 	}
 	// Enqueue is set-based: its statements do not grow with the channels
 	// one by one. Delivery leases and records in batches of the send
