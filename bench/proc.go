@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -93,4 +94,64 @@ func CPUModel() string {
 		}
 	}
 	return "unknown"
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name
+// (field 3, the state, first).
+func procStat(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, fmt.Errorf("proc stat: %w", err)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("proc stat: malformed")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return nil, fmt.Errorf("proc stat: short")
+	}
+	return f, nil
+}
+
+// ParentPID returns the parent of pid.
+func ParentPID(pid int) (int, error) {
+	f, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(f[1])
+}
+
+// TreeCPUTicks returns the CPU time (user+system, clock ticks) of a server
+// whose main process is pid and whose workers are its children (the
+// PostgreSQL postmaster): its own, its exited children's it waited for
+// (cutime+cstime), and its live children's.
+func TreeCPUTicks(pid int) (int64, error) {
+	f, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, k := range f[11:15] {
+		n, err := strconv.ParseInt(k, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("proc stat: bad cpu fields")
+		}
+		total += n
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		child, err := strconv.Atoi(filepath.Base(d))
+		if err != nil || child == pid {
+			continue
+		}
+		if pp, err := ParentPID(child); err != nil || pp != pid {
+			continue
+		}
+		if t, err := CPUTicks(child); err == nil {
+			total += t
+		}
+	}
+	return total, nil
 }

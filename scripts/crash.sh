@@ -8,8 +8,11 @@
 # 32, and checks each kill's duplicates against 2 × push.concurrency. Also
 # runs the failpoint (a stop at each commit boundary), first-open,
 # second-instance, corrupt-file and disk-full (needs root for a tmpfs)
-# tests.
-# Loopback only.
+# tests. Then the multi-instance crash tests on PostgreSQL
+# (internal/multitest, tag crash): three `tilecast run` instances on one
+# database, kill -9 of one at a time — TestKillRunInstances (feed ticks,
+# 4 rounds) and TestKillRunFanOuts (2,000 phones, 4 fan-outs, 8 kills;
+# about a minute). Loopback only.
 #
 #   scripts/crash.sh          # short run, as in CI (5 fan-out kills)
 #   scripts/crash.sh 1000     # long run (about 20 minutes; 100 fan-out kills)
@@ -29,4 +32,5 @@ if [ "$(id -u)" != 0 ]; then
 	skip="-skip=TestDiskFull"
 	echo "crash.sh: not root, leaving out TestDiskFull (it mounts a tmpfs)" >&2
 fi
-exec go test -tags crash -count=1 -v -timeout "$timeout" $skip ./internal/crashtest -kills="$kills" -fanout-kills="$fanout_kills"
+go test -tags crash -count=1 -v -timeout "$timeout" $skip ./internal/crashtest -kills="$kills" -fanout-kills="$fanout_kills"
+exec go test -tags crash -count=1 -v -timeout 10m -run 'TestKillRun' ./internal/multitest

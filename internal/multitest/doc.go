@@ -12,7 +12,10 @@
 //
 // TestKillRunInstances (build tag crash, like internal/crashtest) runs
 // three real `tilecast run` processes on one database and kill -9s one at
-// a time for -kill-rounds rounds:
+// a time for -kill-rounds rounds; TestKillRunFanOuts does the same at
+// scale, 2,000 phones and two kills in each of -fanout-waves fan-outs,
+// checking each phone's toasts, duplicates and last tile. scripts/crash.sh
+// (CI) runs both in their short modes:
 //
-//	go test -tags crash ./internal/multitest -run KillRun -kill-rounds=20
+//	go test -tags crash ./internal/multitest -run KillRun -kill-rounds=20 -fanout-waves=10
 package multitest

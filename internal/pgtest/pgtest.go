@@ -196,9 +196,26 @@ func version(binDir string) int {
 	return n
 }
 
-// start initialises and starts a cluster, as the postgres OS user when
-// the tests run as root.
-func start() (*cluster, error) {
+// Start initialises and starts a throw-away cluster as Main does, for a
+// program that is not a test (the benchmark): it returns the cluster's
+// URL (a superuser that may create schemas) and a function that stops it
+// and removes its directory. Durable keeps PostgreSQL's defaults (fsync,
+// synchronous_commit, full_page_writes on), so what is measured is what a
+// production primary does; the tests' cluster turns them off.
+func Start(durable bool) (url string, stop func() error, err error) {
+	c, err := startCluster(durable)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.url, c.stop, nil
+}
+
+// start initialises and starts the tests' cluster (not durable).
+func start() (*cluster, error) { return startCluster(false) }
+
+// startCluster initialises and starts a cluster, as the postgres OS user
+// when the process runs as root.
+func startCluster(durable bool) (*cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -251,10 +268,14 @@ func start() (*cluster, error) {
 	// exits: the server dies with the test binary, not before.
 	go func() {
 		runtime.LockOSThread()
-		c.proc = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir,
-			"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
-			"-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "shared_buffers=64MB",
-			"-c", "log_min_messages=warning")
+		args := []string{"-D", data, "-k", dir, "-c", "listen_addresses=", "-c", "max_connections=300",
+			"-c", "log_min_messages=warning"}
+		if durable {
+			args = append(args, "-c", "shared_buffers=256MB")
+		} else {
+			args = append(args, "-c", "shared_buffers=64MB", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+		}
+		c.proc = exec.Command(filepath.Join(bin, "postgres"), args...)
 		c.proc.Dir = dir
 		logf, err := os.Create(filepath.Join(dir, "server.log"))
 		if err != nil {

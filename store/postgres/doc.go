@@ -65,7 +65,9 @@
 //
 //   - heartbeats into instances every quarter lease; the heartbeat also
 //     extends the leases it holds, so a live instance keeps them however
-//     long its sends wait, and one that died loses them a lease later;
+//     long its sends wait, and one that died loses them a lease later,
+//     or at once when it opens the database again under the same name
+//     (its first heartbeat ends its dead run's leases);
 //   - claims due entries in Due with UPDATE … FOR UPDATE SKIP LOCKED,
 //     leasing them (lease_owner, lease_until): instances never wait for
 //     each other's claims and never get the same entry while a lease
@@ -86,5 +88,7 @@
 //   - with Options.Wake, LISTENs on a connection of its own: a
 //     transaction that adds outbox entries NOTIFYs tilecast_work (with
 //     its schema) as it commits, so idle instances look at once instead
-//     of at their next poll, which stays the fallback.
+//     of at their next poll, which stays the fallback; a lost listening
+//     connection (application_name "… listen NAME") is made again every
+//     few seconds, and its return wakes the instance once.
 package postgres

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -119,6 +120,9 @@ const workChannel = "tilecast_work"
 func (db *DB) listen(ctx context.Context, schema string, wake func()) {
 	defer close(db.inst.listenDone)
 	cfg := db.pool.Config().ConnConfig.Copy()
+	// Named apart from the pool's connections, so an operator (or a test)
+	// sees in pg_stat_activity which connection listens for which instance.
+	cfg.RuntimeParams["application_name"] = listenerName(cfg.RuntimeParams["application_name"], db.inst.id)
 	for first := true; ; first = false {
 		err := func() error {
 			conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -154,6 +158,18 @@ func (db *DB) listen(ctx context.Context, schema string, wake func()) {
 	}
 }
 
+// listenerName is the application_name of instance id's listening
+// connection: app's, with " listen " and the instance, cut to the 63
+// bytes PostgreSQL keeps (at a rune boundary).
+func listenerName(app, id string) string {
+	n := app + " listen " + id
+	for len(n) > 63 {
+		_, size := utf8.DecodeLastRuneInString(n)
+		n = n[:len(n)-size]
+	}
+	return n
+}
+
 // heartbeats beats every quarter lease until leave.
 func (db *DB) heartbeats() {
 	inst := db.inst
@@ -179,7 +195,8 @@ func (db *DB) heartbeats() {
 
 // beat writes the instance's heartbeat, extends the leases it holds, and
 // drops tick rows and stopped instances past their retention. first (at
-// Open) also sets the start time and process.
+// Open) also sets the start time and process, and ends the leases a
+// previous run under the same name left (it died holding them).
 func (db *DB) beat(first bool) error {
 	inst := db.inst
 	ctx, cancel := context.WithTimeout(context.Background(), min(db.timeout, inst.lease/2))
@@ -193,7 +210,17 @@ func (db *DB) beat(first bool) error {
 	}
 	b.Queue(`INSERT INTO instances (id, host, pid, version, started, heartbeat, lease) VALUES ($1, $2, $3, $4, $5, $5, $6)
 		ON CONFLICT (id) DO UPDATE SET `+set, inst.id, host, os.Getpid(), inst.version, now, inst.lease)
-	b.Queue("UPDATE outbox SET lease_until = $2 WHERE lease_owner = $1 AND lease_until IS NOT NULL", inst.id, now.Add(inst.lease))
+	if first {
+		// Leases under this name now are a previous run's, which died
+		// (a stop gives them back): they end now, so Due takes them over
+		// at once, as possible duplicates (the owner stays to say so).
+		// Extended, they would be held for a process that is gone as long
+		// as this one heartbeats; with the end NULL no heartbeat extends
+		// them.
+		b.Queue("UPDATE outbox SET lease_until = NULL WHERE lease_owner = $1 AND lease_until IS NOT NULL", inst.id)
+	} else {
+		b.Queue("UPDATE outbox SET lease_until = $2 WHERE lease_owner = $1 AND lease_until IS NOT NULL", inst.id, now.Add(inst.lease))
+	}
 	b.Queue("DELETE FROM feed_ticks WHERE claimed < $1", now.Add(-tickRetention))
 	b.Queue("DELETE FROM instances WHERE heartbeat < $1", now.Add(-instanceRetention))
 	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {

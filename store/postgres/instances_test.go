@@ -311,3 +311,141 @@ func TestTickClaims(t *testing.T) {
 		t.Error("ClaimTick without an instance name succeeded")
 	}
 }
+
+// The connection that listens for new work may be lost (here the server
+// terminates it, as an administrator or a failover would). While it is
+// down the instance's own calls still find new work (the deliverer's
+// polling Due); the listener connects again, wakes the instance once for
+// what was committed meanwhile unannounced, and an enqueue by another
+// process after that wakes it again.
+func TestListenerReconnects(t *testing.T) {
+	url := pgtest.New(t)
+	name := fmt.Sprintf("listen-%d", time.Now().UnixNano()) // apart from other tests' listeners on the server
+	wakes := make(chan struct{}, 100)
+	inst := open(t, url, Options{Instance: name, Lease: rigLease, Wake: func() { wakes <- struct{}{} }})
+	other := open(t, url, Options{})
+	app := listenerName("tilecast", name)
+	listener := func() int64 {
+		v := sql(t, url, "SELECT pid::bigint FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", app)
+		if v == nil {
+			return 0
+		}
+		return v.(int64)
+	}
+	// waitListener returns the listening backend once there is one other
+	// than old.
+	waitListener := func(old int64) int64 {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if pid := listener(); pid != 0 && pid != old {
+				return pid
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no listening connection %q (other than backend %d) within 15 s", app, old)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitWake := func(after string) {
+		t.Helper()
+		select {
+		case <-wakes:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Wake not called within 10 s after %s", after)
+		}
+	}
+	drainWakes := func() {
+		for {
+			select {
+			case <-wakes:
+			default:
+				return
+			}
+		}
+	}
+	n := 0
+	enqueue := func() string {
+		t.Helper()
+		n++
+		ch, _, err := other.AddChannel(tilecast.Channel{URI: fmt.Sprintf("http://127.0.0.1/ch/%d", n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		item := fmt.Sprint(n)
+		if err := other.Enqueue([]tilecast.Notification{{ChannelID: ch.ID, Feed: "news", ItemID: item, Kind: tilecast.KindToast,
+			Payload: []byte("toast"), NextAttempt: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		return item
+	}
+
+	first := waitListener(0)
+	enqueue()
+	waitWake("an enqueue by another connection")
+	drainWakes()
+
+	if ok, _ := sql(t, url, "SELECT pg_terminate_backend($1)", first).(bool); !ok {
+		t.Fatalf("pg_terminate_backend(%d) did not terminate the listener", first)
+	}
+	for listener() == first {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Down: what another process enqueues now is announced to no one, and
+	// Due finds it all the same.
+	missed := enqueue()
+	ps, err := inst.Due(time.Now(), 100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ps, func(p tilecast.Pending) bool { return p.ItemID == missed }) {
+		t.Errorf("Due while the listener was down returned %d entries without item %s", len(ps), missed)
+	}
+	if pid := listener(); pid != 0 {
+		t.Fatalf("the listener (backend %d) was back before the check of polling ran: the test proved nothing of the down time", pid)
+	}
+
+	second := waitListener(first)
+	waitWake("the listener connected again (what was committed meanwhile)")
+	drainWakes()
+	enqueue()
+	waitWake("an enqueue by another connection after the reconnect")
+	if pid := listener(); pid != second {
+		t.Errorf("listening backend %d, want %d: it reconnected again without cause", pid, second)
+	}
+}
+
+// An instance that was killed and starts again under its name (as
+// `tilecast run --instance NAME` after a crash) takes over the leases its
+// dead run left, at once and counted as possible duplicates: its
+// heartbeat must not keep them alive for a process that is gone, or no
+// instance would ever send those entries while it runs.
+func TestRestartedInstanceTakesOverItsLeases(t *testing.T) {
+	r := newInstanceRig(t)
+	dead := r.instance("a", Options{})
+	r.enqueue(dead, 12)
+	now := r.clk.Now()
+	left := drain(t, dead, now)
+	if len(left) != 12 {
+		t.Fatalf("the first run leased %d entries, want 12", len(left))
+	}
+	// No Close: the first run died with its leases. Its heartbeat ticks
+	// once an hour (rigLease), so it extends nothing during the test.
+	var dups atomic.Int64
+	again := r.instance("a", Options{PossibleDuplicates: func(n int) { dups.Add(int64(n)) }})
+	if err := again.beat(false); err != nil { // a heartbeat of the new run
+		t.Fatal(err)
+	}
+	got := drain(t, again, r.clk.Now())
+	if !slices.Equal(ids(got), ids(left)) {
+		t.Errorf("the restarted instance took over %d entries (%v), want the 12 its dead run leased (%v)", len(got), ids(got), ids(left))
+	}
+	if dups.Load() != 12 {
+		t.Errorf("%d possible duplicates counted, want 12", dups.Load())
+	}
+	// Another instance sees none of them: the restarted one holds them now.
+	other := r.instance("b", Options{})
+	if rest := drain(t, other, r.clk.Now()); len(rest) != 0 {
+		t.Errorf("another instance claimed %d entries the restarted one holds", len(rest))
+	}
+}

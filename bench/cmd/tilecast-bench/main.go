@@ -234,6 +234,9 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	transportFlag := fs.String("transport", "mpns", "mpns: phones, a toast and a tile each; wns: Windows devices, a toast, a tile and a badge each, "+
 		"with access tokens from the sink's token endpoint (the raw loop gets one token before it starts); webpush: browsers, "+
 		"a toast and a tile each, encrypted and VAPID-signed per request by tilecast and the raw loop alike")
+	state := fs.String("state", "bbolt", "bbolt: a state file per run; postgres: a throw-away PostgreSQL cluster started for the bench "+
+		"(initdb + postgres from /usr/lib/postgresql/*/bin, unix socket, durable settings), a schema per run; postgres://…: that server "+
+		"(a role that may create schemas); PostgreSQL runs also report SQL statements per notification")
 	_ = fs.Parse(args)
 	transport, err := tilecast.ParseTransport(*transportFlag)
 	if err != nil || transport == "" {
@@ -258,6 +261,9 @@ func cmdFanOut(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(bdir)
+	if *state != "bbolt" {
+		return pgFanOut(ctx, *state, *kind, transport, counts, rr, *conc, bdir)
+	}
 	rawNs, err := bench.RawNotificationsFor(transport)
 	if err != nil {
 		return err
