@@ -178,7 +178,8 @@ func (db *DB) heartbeats() {
 }
 
 // beat writes the instance's heartbeat, extends the leases it holds, and
-// drops tick rows and stopped instances past their retention. first (at
+// drops tick rows, stopped instances and daily cap rows past their
+// retention. first (at
 // Open) also sets the start time and process.
 func (db *DB) beat(first bool) error {
 	inst := db.inst
@@ -196,6 +197,7 @@ func (db *DB) beat(first bool) error {
 	b.Queue("UPDATE outbox SET lease_until = $2 WHERE lease_owner = $1 AND lease_until IS NOT NULL", inst.id, now.Add(inst.lease))
 	b.Queue("DELETE FROM feed_ticks WHERE claimed < $1", now.Add(-tickRetention))
 	b.Queue("DELETE FROM instances WHERE heartbeat < $1", now.Add(-instanceRetention))
+	b.Queue("DELETE FROM daily_caps WHERE day < $1::date", now.UTC().Add(-capsRetention).Format(time.DateOnly))
 	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
