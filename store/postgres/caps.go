@@ -27,7 +27,7 @@ import (
 
 // capsRetention: rows of days before yesterday are dropped by heartbeats
 // (a reservation of an older day is never asked for again).
-const capsRetention = 48 * time.Hour
+const capsRetention = 24 * time.Hour
 
 // ReserveSends reserves up to want[i] sends on day (UTC, "2006-01-02") to
 // channel ids[i], a channel's reservations of the day never passing
