@@ -253,6 +253,9 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 			}
 			b.lastPass.Store(time.Now().UnixNano())
 		}
+		// The pass asked for what it sends, so nothing is left over; a
+		// grant it did not use would otherwise count until midnight.
+		b.giveBack(day, grants)
 		if len(unsent) > 0 {
 			if err := b.Store.Record(unsent); err != nil {
 				// Not fatal: the entries stay due and are looked at again.
@@ -379,7 +382,7 @@ func (b *Bot) reserve(due []Pending, now time.Time, day string, fl *flight) (map
 }
 
 // giveBack returns to b.Caps the reservations of day a dispatch pass
-// did not use (it stopped early).
+// did not use (it stopped early, at shutdown).
 func (b *Bot) giveBack(day string, grants map[string]int) {
 	var ids []string
 	for id, n := range grants {
