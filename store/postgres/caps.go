@@ -21,9 +21,15 @@ import (
 // the cap must not be passed; the entry's resend by another instance
 // reserves again, so a crash can only cost a channel some of its day).
 // channels.sends_today, what Record counts from outcomes, is what status
-// shows; it seeds a channel's first reservation of a day (sends recorded
-// before this schema, or under a day another instance's clock began),
-// and is never added to the reservations: no send counts twice.
+// shows. It only seeds a channel's first reservation of a day, with the
+// sends recorded that day before any was reserved (made by a version
+// before this schema, or reserved the day before and answered after
+// midnight); it is never added to the reservations, so no send counts
+// twice within a day.
+//
+// The day of a reservation is the dispatcher's when it reserves: a send
+// reserved just before midnight and made just after counts toward the
+// day it was reserved in (at most a send window of them per instance).
 
 // capsRetention: rows of days before yesterday are dropped by heartbeats
 // (a reservation of an older day is never asked for again).
