@@ -109,6 +109,10 @@ type Bot struct {
 	// Ticks, when set, is asked before each scheduled run (RunTick) of a
 	// feed key, so that instances sharing a state run each tick once.
 	Ticks TickClaimer
+	// Caps, when set, holds the daily cap of unauthenticated channels
+	// across the instances sharing the state (see DailyCaps); nil, the
+	// dispatcher counts each channel's sends of the day itself.
+	Caps DailyCaps
 	// Failpoint, when set, is called at the pipeline's commit boundaries
 	// with the names Failpoint* below; the crash tests panic or exit there.
 	Failpoint func(point string)

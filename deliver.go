@@ -31,15 +31,21 @@ type dispatched struct {
 	Pending
 	expires time.Time
 	// capCount is the channel's count of sends today toward DailyCap
-	// (nil for an https channel): a push that got no answer never reached
-	// the push service and is taken back off it.
+	// (nil for an https channel, and with Bot.Caps): a push that got no
+	// answer never reached the push service and is taken back off it.
 	capCount *atomic.Int64
+	// capDay is the day of the entry's reservation in Bot.Caps ("" when
+	// it has none): a push that got no answer gives it back.
+	capDay string
 }
 
 type sendResult struct {
 	p   Pending
 	res Result
 	at  time.Time
+	// release: the day whose reservation (Bot.Caps) the send gives back,
+	// as it never reached the push service; "" for none.
+	release string
 }
 
 func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
@@ -85,11 +91,15 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 				if res.Duration == 0 {
 					res.Duration = b.now().Sub(start)
 				}
-				if p.capCount != nil && res.Status == 0 {
-					p.capCount.Add(-1) // no answer: never reached the push service
+				release := ""
+				if res.Status == 0 { // no answer: never reached the push service
+					if p.capCount != nil {
+						p.capCount.Add(-1)
+					}
+					release = p.capDay
 				}
 				b.failpoint(FailAfterSend)
-				results <- sendResult{p: p.Pending, res: res, at: b.now()}
+				results <- sendResult{p: p.Pending, res: res, at: b.now(), release: release}
 			}
 		}()
 	}
@@ -159,48 +169,66 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 		// Entries not sent: postponed (OpPostpone) or expired (OpExpire).
 		var unsent []Record
 		expired := 0
+		midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+		// With shared caps, the sends this batch makes to unauthenticated
+		// channels are reserved first, all at once; grants is what each
+		// channel got, used up below. Whatever is left when the pass
+		// stops early is given back.
+		var grants map[string]int
+		capsDown := false
+		if b.Caps != nil {
+			if grants, err = b.reserve(due, now, day, fl); err != nil {
+				if untilIdle {
+					return err
+				}
+				b.log().Error("reserve sends toward the daily cap; holding those entries back a little", "error", err.Error())
+				capsDown = true
+			}
+		}
+		stop := func() error {
+			b.giveBack(day, grants)
+			return nil
+		}
 		for _, p := range due {
 			ch := &p.Channel
-			// Past its time to live an entry is stale news, whatever
-			// kept it (an outage, a rest, a day at the cap): dropped
-			// before it could count toward the cap or be sent.
-			ttl := b.ttl(p.Feed, p.Kind)
-			expires := p.Created.Add(ttl)
-			if p.Created.IsZero() {
-				expires = now.Add(ttl) // age unknown: the whole TTL
-			}
-			if !now.Before(expires) {
-				unsent = append(unsent, expire(&p, ttl, now))
-				expired++
-				continue
-			}
-			if wait := ch.NextAllowedAt; wait.After(now) {
-				unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: wait})
-				continue
-			}
-			// A channel back from a 406/412 rest that has not succeeded since
-			// gets one probe at a time: MPNS wants at most one retry an
-			// hour, not the channel's whole backlog at the end of the rest.
-			if !ch.NextAllowedAt.IsZero() && ch.FailureStreak > 0 && fl.channelBusy(ch.ID) {
-				unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(time.Minute)})
+			rec, off, expires := b.putOff(&p, now, fl.channelBusy)
+			if off {
+				unsent = append(unsent, rec)
+				if rec.Op == OpExpire {
+					expired++
+				}
 				continue
 			}
 			var capCount *atomic.Int64
-			if !ch.Authenticated() {
+			capDay := ""
+			switch {
+			case ch.Authenticated():
+			case capsDown:
+				unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(5 * time.Second)})
+				continue
+			case b.Caps != nil:
+				// Another instance may have taken the rest of the day.
+				if grants[ch.ID] <= 0 {
+					unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
+					continue
+				}
+				grants[ch.ID]--
+				capDay = day
+			default:
 				capCount = sentToday[ch.ID]
 				if capCount == nil {
 					capCount = new(atomic.Int64)
 					sentToday[strings.Clone(ch.ID)] = capCount
 				}
 				// What the store has recorded today plus what this
-				// instance has in flight is a floor: other instances
-				// sharing the state send to the channel too (their sends
-				// in flight are not counted).
+				// run has in flight: exact for a state only this
+				// process sends from (bbolt). Instances sharing one
+				// state would each see only their own sends in flight:
+				// they reserve through Caps instead.
 				if ch.SendsDay == day {
 					raiseTo(capCount, int64(ch.SendsToday+fl.unrecordedTo(ch.ID)))
 				}
 				if capCount.Load() >= DailyCap {
-					midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 					unsent = append(unsent, Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: midnight})
 					continue
 				}
@@ -209,16 +237,25 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 			select {
 			case window <- struct{}{}:
 			case <-ctx.Done():
-				return nil
+				if capDay != "" {
+					grants[ch.ID]++ // not sent
+				}
+				return stop()
 			}
 			fl.start(&p)
 			select {
-			case work <- dispatched{p, expires, capCount}:
+			case work <- dispatched{p, expires, capCount, capDay}:
 			case <-ctx.Done():
-				return nil
+				if capDay != "" {
+					grants[ch.ID]++
+				}
+				return stop()
 			}
 			b.lastPass.Store(time.Now().UnixNano())
 		}
+		// The pass asked for what it sends, so nothing is left over; a
+		// grant it did not use would otherwise count until midnight.
+		b.giveBack(day, grants)
 		if len(unsent) > 0 {
 			if err := b.Store.Record(unsent); err != nil {
 				// Not fatal: the entries stay due and are looked at again.
@@ -267,6 +304,97 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// putOff returns the record that keeps due entry p from being sent at
+// now, if anything does (off), and when p's time to live ends. busy
+// reports whether an entry of a channel is in flight.
+func (b *Bot) putOff(p *Pending, now time.Time, busy func(ch string) bool) (rec Record, off bool, expires time.Time) {
+	ch := &p.Channel
+	// Past its time to live an entry is stale news, whatever kept it (an
+	// outage, a rest, a day at the cap): dropped before it could count
+	// toward the cap or be sent.
+	ttl := b.ttl(p.Feed, p.Kind)
+	expires = p.Created.Add(ttl)
+	if p.Created.IsZero() {
+		expires = now.Add(ttl) // age unknown: the whole TTL
+	}
+	if !now.Before(expires) {
+		return expire(p, ttl, now), true, expires
+	}
+	if wait := ch.NextAllowedAt; wait.After(now) {
+		return Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: wait}, true, expires
+	}
+	// A channel back from a 406/412 rest that has not succeeded since
+	// gets one probe at a time: MPNS wants at most one retry an hour,
+	// not the channel's whole backlog at the end of the rest.
+	if !ch.NextAllowedAt.IsZero() && ch.FailureStreak > 0 && busy(ch.ID) {
+		return Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: now.Add(time.Minute)}, true, expires
+	}
+	return Record{}, false, expires
+}
+
+// reserve asks b.Caps for the sends the dispatch pass over due will make
+// to unauthenticated channels on day — the entries putOff lets through,
+// with the probes the pass itself starts — in one call, and returns what
+// each channel got. The pass then sends only what was granted: the
+// reservation, not a count read earlier, is what keeps the instances
+// sharing the state within DailyCap together.
+func (b *Bot) reserve(due []Pending, now time.Time, day string, fl *flight) (map[string]int, error) {
+	want := map[string]int{}
+	var ids []string
+	started := map[string]bool{} // by this pass, were nothing refused
+	busy := func(ch string) bool { return started[ch] || fl.channelBusy(ch) }
+	for i := range due {
+		p := &due[i]
+		if p.Channel.Authenticated() {
+			continue
+		}
+		if _, off, _ := b.putOff(p, now, busy); off {
+			continue
+		}
+		id := p.Channel.ID
+		started[id] = true
+		if want[id] == 0 {
+			ids = append(ids, id)
+		}
+		want[id]++
+	}
+	if len(ids) == 0 {
+		return want, nil // empty: nothing to use up
+	}
+	n := make([]int, len(ids))
+	for i, id := range ids {
+		n[i] = want[id]
+	}
+	got, err := b.Caps.ReserveSends(day, ids, n, DailyCap)
+	if err != nil {
+		return nil, fmt.Errorf("reserve sends of %d channels: %w", len(ids), err)
+	}
+	grants := make(map[string]int, len(ids))
+	for i, id := range ids {
+		if i < len(got) && got[i] > 0 {
+			grants[id] = min(got[i], want[id])
+		}
+	}
+	return grants, nil
+}
+
+// giveBack returns to b.Caps the reservations of day a dispatch pass
+// did not use (it stopped early, at shutdown).
+func (b *Bot) giveBack(day string, grants map[string]int) {
+	var ids []string
+	for id, n := range grants {
+		for range n {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if err := b.Caps.ReleaseSends(day, ids); err != nil {
+		b.log().Warn("give back unused daily cap reservations: they count until the day ends", "error", err.Error(), "count", len(ids))
 	}
 }
 
@@ -345,6 +473,7 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 				refused[i] = true
 			}
 		}
+		b.releaseCaps(batch)
 		batch = batch[:0]
 		t0 := time.Now()
 		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
@@ -398,6 +527,28 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 	}
 	flush()
 	return errors.Join(errs...)
+}
+
+// releaseCaps gives back to b.Caps, in one call per day, the reservations
+// of the sends of batch that never reached the push service. One that
+// cannot be given back counts until its day ends: the cap may then hold
+// a channel to a few sends less that day, never more.
+func (b *Bot) releaseCaps(batch []sendResult) {
+	var days map[string][]string
+	for i := range batch {
+		if d := batch[i].release; d != "" {
+			if days == nil {
+				days = map[string][]string{}
+			}
+			days[d] = append(days[d], batch[i].p.Channel.ID)
+		}
+	}
+	for d, ids := range days {
+		if err := b.Caps.ReleaseSends(d, ids); err != nil {
+			b.log().Warn("give back the daily cap reservations of sends that got no answer: they count until the day ends",
+				"error", err.Error(), "count", len(ids))
+		}
+	}
 }
 
 // gather appends results to batch until it holds limit or results is

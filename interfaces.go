@@ -161,6 +161,26 @@ type TickClaimer interface {
 	TickDone(k FeedKey, at time.Time) error
 }
 
+// DailyCaps holds the daily cap of unauthenticated channels (DailyCap)
+// for several instances sharing one state (design.md §10): the
+// dispatcher reserves a send before it hands the entry to a worker and
+// sends only what it got, so however many instances send, a channel
+// never gets more than the cap in a UTC day. A reservation counts until
+// the day ends: recorded or not, and when its instance dies mid-send
+// (the push may have reached the service). Only a send that never
+// reached the push service (no answer) is given back. Without it
+// (bbolt: one process) the dispatcher counts the day's sends itself.
+type DailyCaps interface {
+	// ReserveSends reserves up to want[i] sends on day (UTC,
+	// "2006-01-02") to channel ids[i] (distinct), each channel's
+	// reservations of the day staying within limit, and returns how
+	// many each got.
+	ReserveSends(day string, ids []string, want []int, limit int) ([]int, error)
+	// ReleaseSends gives back one reservation of day per element of
+	// ids (a channel repeats once per send).
+	ReleaseSends(day string, ids []string) error
+}
+
 // SendLog remembers, outside the state file's transactions, which outbox
 // entries are being sent. An entry a crash leaves Sending but not Recorded
 // was handed to the transport without its outcome being committed: it is

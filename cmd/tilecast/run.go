@@ -111,6 +111,7 @@ func openBot(cfg *config.Config, stderr io.Writer, instance string) (*daemonBot,
 	}
 	if pg, ok := db.(*postgres.DB); ok {
 		bot.Ticks = pg
+		bot.Caps = pg
 	}
 	dups.set(bot.Bot)
 	return bot, db, log, nil

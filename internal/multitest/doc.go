@@ -8,7 +8,8 @@
 // sending one twice, that instances all resuming the same interrupted
 // paged delivery enqueue each page once, and that what a killed instance
 // leased is delivered by another once its lease ends, with the duplicates
-// within its send window and counted.
+// within its send window and counted, and that a channel's daily cap is
+// exact however many instances send to it (TestDailyCapExactAcrossInstances).
 //
 // TestKillRunInstances (build tag crash, like internal/crashtest) runs
 // three real `tilecast run` processes on one database and kill -9s one at

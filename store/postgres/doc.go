@@ -44,6 +44,8 @@
 //	broken_counts  feed PK → broken global state, broken per-user states
 //	instances      id PK → host, pid, version, started, heartbeat
 //	feed_ticks     (feed, user_name, at) PK → instance, claimed, done
+//	daily_caps     channel_id PK → day, n: sends reserved that UTC day
+//	               toward the daily cap (caps.go); index on day
 //
 // Item IDs are bytea because a feed may send any bytes; outcomes, feed
 // states and jobs are JSON (the json type, which keeps what jsonb cannot,
@@ -85,6 +87,9 @@
 //     (SELECT … FOR UPDATE), enqueueing the page only while the stored
 //     cursor is still the one the page was read at, so instances that
 //     all resume the same job at start enqueue each page once;
+//   - reserves the sends to an unauthenticated channel in daily_caps
+//     (ReserveSends, the tilecast.DailyCaps of the Bot) before sending
+//     them, so the instances together never pass a channel's daily cap;
 //   - with Options.Wake, LISTENs on a connection of its own: a
 //     transaction that adds outbox entries NOTIFYs tilecast_work (with
 //     its schema) as it commits, so idle instances look at once instead

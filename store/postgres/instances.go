@@ -194,9 +194,10 @@ func (db *DB) heartbeats() {
 }
 
 // beat writes the instance's heartbeat, extends the leases it holds, and
-// drops tick rows and stopped instances past their retention. first (at
-// Open) also sets the start time and process, and ends the leases a
-// previous run under the same name left (it died holding them).
+// drops tick rows, stopped instances and daily cap rows past their
+// retention. first (at Open) also sets the start time and process, and
+// ends the leases a previous run under the same name left (it died
+// holding them).
 func (db *DB) beat(first bool) error {
 	inst := db.inst
 	ctx, cancel := context.WithTimeout(context.Background(), min(db.timeout, inst.lease/2))
@@ -223,6 +224,7 @@ func (db *DB) beat(first bool) error {
 	}
 	b.Queue("DELETE FROM feed_ticks WHERE claimed < $1", now.Add(-tickRetention))
 	b.Queue("DELETE FROM instances WHERE heartbeat < $1", now.Add(-instanceRetention))
+	b.Queue("DELETE FROM daily_caps WHERE day < $1::date", now.UTC().Add(-capsRetention).Format(time.DateOnly))
 	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
