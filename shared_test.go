@@ -1,17 +1,22 @@
 package tilecast_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/internal/pgtest"
+	"github.com/tilecast/tilecast/notify/wns"
 	"github.com/tilecast/tilecast/store/postgres"
 )
 
@@ -189,4 +194,194 @@ func TestBreakerSharedAcrossInstances(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tokenEndpoint is a loopback WNS token endpoint: each request gets a new
+// token, prefix + its number, valid for an hour.
+type tokenEndpoint struct {
+	*httptest.Server
+	prefix   string
+	requests atomic.Int64
+}
+
+func newTokenEndpoint(t *testing.T, prefix string) *tokenEndpoint {
+	e := &tokenEndpoint{prefix: prefix}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("client_secret") != "s3cret" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		n := e.requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"%s%d","token_type":"bearer","expires_in":3600}`, e.prefix, n)
+	}))
+	t.Cleanup(e.Close)
+	return e
+}
+
+func newSharedTokens(t *testing.T, e *tokenEndpoint, db *postgres.DB, now func() time.Time, log *slog.Logger) *wns.TokenSource {
+	t.Helper()
+	ts, err := wns.NewTokenSource(wns.Credentials{ClientID: "ms-app://s-1-15-2-1", Secret: []byte("s3cret"), TokenURL: e.URL + "/accesstoken.srf"},
+		wns.TokenOptions{AllowHTTP: true, Now: now, Logger: log, Shared: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+func token(t *testing.T, ts *wns.TokenSource) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := ts.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestWNSTokenSharedAcrossInstances: a token one instance obtained is
+// used by the others without a request of theirs; one within its renewal
+// margin is not; a token WNS refused (401) is dropped for all, and a
+// newer one is never dropped by an instance that was refused the old one.
+func TestWNSTokenSharedAcrossInstances(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	dbs := openShared(t, 3, c.Now)
+	e := newTokenEndpoint(t, "tok-")
+	a := newSharedTokens(t, e, dbs[0], c.Now, nil)
+	b := newSharedTokens(t, e, dbs[1], c.Now, nil)
+
+	if tok := token(t, a); tok != "tok-1" {
+		t.Fatalf("A: %q, want tok-1", tok)
+	}
+	if tok := token(t, b); tok != "tok-1" {
+		t.Fatalf("B: %q, want A's tok-1", tok)
+	}
+	if n := e.requests.Load(); n != 1 {
+		t.Fatalf("%d token requests, want 1: B should take A's token", n)
+	}
+
+	// A is refused tok-1 and gets tok-2; B, refused tok-1 later, takes
+	// tok-2 (its drop of tok-1 leaves tok-2) without a request.
+	a.Invalidate("tok-1")
+	if tok := token(t, a); tok != "tok-2" {
+		t.Fatalf("A after 401: %q, want tok-2", tok)
+	}
+	b.Invalidate("tok-1")
+	if tok := token(t, b); tok != "tok-2" {
+		t.Fatalf("B after 401: %q, want tok-2 from A", tok)
+	}
+	if n := e.requests.Load(); n != 2 {
+		t.Fatalf("%d token requests, want 2", n)
+	}
+
+	// Both refused at once: each converges on a token other than the
+	// refused one, with one request each at most.
+	a.Invalidate("tok-2")
+	b.Invalidate("tok-2")
+	var wg sync.WaitGroup
+	got := make([]string, 2)
+	for i, ts := range []*wns.TokenSource{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tok, err := ts.Token(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = tok
+		}()
+	}
+	wg.Wait()
+	for i, tok := range got {
+		if tok == "" || tok == "tok-2" || tok == "tok-1" {
+			t.Fatalf("source %d after both were refused tok-2: %q, want a new token", i, tok)
+		}
+	}
+	if n := e.requests.Load(); n < 3 || n > 4 {
+		t.Fatalf("%d token requests, want 3 or 4 (one each at most)", n)
+	}
+	// A third instance starting now takes the token saved last.
+	newest := fmt.Sprintf("tok-%d", e.requests.Load())
+	if tok := token(t, newSharedTokens(t, e, dbs[2], c.Now, nil)); tok != got[0] && tok != got[1] {
+		t.Fatalf("third instance: %q, want one of %q", tok, got)
+	} else if n := e.requests.Load(); fmt.Sprintf("tok-%d", n) != newest {
+		t.Fatalf("third instance made a token request (%d in all)", n)
+	}
+
+	// A token within its renewal margin (the last five minutes of its
+	// hour) is not taken: the new instance requests its own.
+	c.Add(56 * time.Minute)
+	before := e.requests.Load()
+	d := newSharedTokens(t, e, dbs[2], c.Now, nil)
+	if tok := token(t, d); tok != fmt.Sprintf("tok-%d", before+1) {
+		t.Fatalf("instance starting in the renewal margin: %q, want a new token tok-%d", tok, before+1)
+	}
+}
+
+// TestWNSSharedTokenNeverLogged: the token is a bearer secret. Through
+// every path that logs (a request, a token taken from the database, a
+// refused token dropped, a database that fails) no log line, of the
+// sources or of the stores, holds a token value.
+func TestWNSSharedTokenNeverLogged(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	url := pgtest.New(t)
+	open := func() *postgres.DB {
+		db, err := postgres.Open(context.Background(), url, postgres.Options{Logger: log, MaxConns: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dba, dbb := open(), open()
+	e := newTokenEndpoint(t, "bearer-6a1f0c-")
+	a := newSharedTokens(t, e, dba, nil, log)
+	b := newSharedTokens(t, e, dbb, nil, log)
+	tokens := []string{token(t, a), token(t, b)}
+	a.Invalidate(tokens[0])
+	tokens = append(tokens, token(t, a))
+	b.Invalidate(tokens[1])
+	tokens = append(tokens, token(t, b))
+	// B's database goes away: its drop, load and save fail and are
+	// logged, and B requests its own token.
+	dbb.Close()
+	b.Invalidate(tokens[3])
+	tokens = append(tokens, token(t, b))
+
+	out := buf.String()
+	for _, want := range []string{"wns access token obtained", "wns access token taken from the shared cache",
+		"wns shared access token unavailable", "wns access token not shared"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log has no %q line; the test does not reach every path that logs:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "bearer-6a1f0c-") {
+		t.Fatalf("a token value reached the log:\n%s", out)
+	}
+	if n := e.requests.Load(); n != 3 {
+		t.Fatalf("%d token requests, want 3 (A twice, B once its database was gone)", n)
+	}
+	t.Logf("tokens: %d handed out, %d requested", len(tokens), e.requests.Load())
+}
+
+// syncBuffer is a bytes.Buffer for concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
