@@ -44,6 +44,9 @@
 //	broken_counts  feed PK → broken global state, broken per-user states
 //	instances      id PK → host, pid, version, started, heartbeat
 //	feed_ticks     (feed, user_name, at) PK → instance, claimed, done
+//	push_hosts     host PK → probe_at, opened: open circuits (HostHealth)
+//	wns_tokens     key PK (hash of client id + token URL) → token,
+//	               expires, renew_at, saved (wns.TokenCache)
 //
 // Item IDs are bytea because a feed may send any bytes; outcomes, feed
 // states and jobs are JSON (the json type, which keeps what jsonb cannot,
@@ -86,5 +89,11 @@
 //   - with Options.Wake, LISTENs on a connection of its own: a
 //     transaction that adds outbox entries NOTIFYs tilecast_work (with
 //     its schema) as it commits, so idle instances look at once instead
-//     of at their next poll, which stays the fallback.
+//     of at their next poll, which stays the fallback;
+//   - shares what it learns about the push services (shared.go): the
+//     open circuits of tilecast.Breaker (tilecast.HostHealth: written on
+//     open and close, read every few seconds) and the WNS access tokens
+//     (wns.TokenCache: read before a token request, written after one; a
+//     refused token deleted by value, so a newer one stays). Neither is
+//     part of a state copy: both are relearnt in seconds.
 package postgres
