@@ -309,6 +309,9 @@ func (b *Breaker) readShared(ctx context.Context) {
 	defer b.mu.Unlock()
 	b.reading = false
 	b.readAt = b.now()
+	if err != nil && ctx.Err() != nil {
+		return // the push was cancelled (a stop), not the view's fault
+	}
 	b.noteShared(err)
 	if err != nil {
 		return

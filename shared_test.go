@@ -385,3 +385,49 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestBreakerSharedConcurrent: two Breakers on one database, each pushed
+// to by many goroutines at once while the host fails and then recovers
+// (for the race detector, and for the end state): once the host answers
+// and a probe got through on each, neither refuses it.
+func TestBreakerSharedConcurrent(t *testing.T) {
+	dbs := openShared(t, 2, nil)
+	h := newPushHost(t)
+	p := httpPusher{hc: &http.Client{Timeout: 10 * time.Second}}
+	var br [2]*tilecast.Breaker
+	for i := range br {
+		br[i] = tilecast.NewBreaker(p, tilecast.BreakerOptions{Failures: 3, Interval: 50 * time.Millisecond,
+			Shared: dbs[i], SharedRefresh: 10 * time.Millisecond})
+	}
+	host := strings.TrimPrefix(h.URL, "http://")
+	h.failing.Store(true)
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				if r := pushTo(br[g%2], h); errors.Is(r.Err, tilecast.ErrCircuitOpen) {
+					refused.Add(1)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if refused.Load() == 0 || !br[0].Open(host) && !br[1].Open(host) {
+		t.Fatalf("a failing host: %d pushes refused, open on A %v, on B %v", refused.Load(), br[0].Open(host), br[1].Open(host))
+	}
+	h.failing.Store(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for br[0].Open(host) || br[1].Open(host) {
+		if time.Now().After(deadline) {
+			t.Fatalf("host answers again but the circuit stays open: A %v, B %v", br[0].Open(host), br[1].Open(host))
+		}
+		for _, b := range br {
+			pushTo(b, h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
