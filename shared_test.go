@@ -311,10 +311,21 @@ func TestWNSTokenSharedAcrossInstances(t *testing.T) {
 		t.Fatalf("third instance made a token request (%d in all)", n)
 	}
 
+	// Other credentials (another app) do not take this app's token.
+	before := e.requests.Load()
+	other, err := wns.NewTokenSource(wns.Credentials{ClientID: "ms-app://s-1-15-2-2", Secret: []byte("s3cret"), TokenURL: e.URL + "/accesstoken.srf"},
+		wns.TokenOptions{AllowHTTP: true, Now: c.Now, Shared: dbs[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := token(t, other); tok != fmt.Sprintf("tok-%d", before+1) {
+		t.Fatalf("another client id: %q, want its own token tok-%d", tok, before+1)
+	}
+
 	// A token within its renewal margin (the last five minutes of its
 	// hour) is not taken: the new instance requests its own.
 	c.Add(56 * time.Minute)
-	before := e.requests.Load()
+	before = e.requests.Load()
 	d := newSharedTokens(t, e, dbs[2], c.Now, nil)
 	if tok := token(t, d); tok != fmt.Sprintf("tok-%d", before+1) {
 		t.Fatalf("instance starting in the renewal margin: %q, want a new token tok-%d", tok, before+1)

@@ -135,10 +135,10 @@ type TokenCache interface {
 	DropWNSToken(ctx context.Context, key, token string) error
 }
 
-// TokenKey is the TokenCache key of credentials: a SHA-256 of the client
+// tokenKey is the TokenCache key of credentials: a SHA-256 of the client
 // id and token URL. The secret is not part of it; a new secret for the
 // same client gets tokens for the same client.
-func TokenKey(c Credentials) string {
+func tokenKey(c Credentials) string {
 	tokenURL, _ := c.Endpoint()
 	sum := sha256.Sum256([]byte(c.ClientID + "\n" + tokenURL))
 	return hex.EncodeToString(sum[:])
@@ -240,7 +240,7 @@ func NewTokenSource(c Credentials, o TokenOptions) (*TokenSource, error) {
 		now:      o.Now,
 		log:      o.Logger,
 		shared:   o.Shared,
-		key:      TokenKey(c),
+		key:      tokenKey(c),
 	}
 	if s.hc == nil {
 		s.hc = NewTokenClient(TokenClientOptions{})
