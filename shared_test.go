@@ -202,6 +202,7 @@ type tokenEndpoint struct {
 	*httptest.Server
 	prefix   string
 	requests atomic.Int64
+	failing  atomic.Bool // answer 503
 }
 
 func newTokenEndpoint(t *testing.T, prefix string) *tokenEndpoint {
@@ -212,6 +213,10 @@ func newTokenEndpoint(t *testing.T, prefix string) *tokenEndpoint {
 			return
 		}
 		n := e.requests.Add(1)
+		if e.failing.Load() {
+			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"access_token":"%s%d","token_type":"bearer","expires_in":3600}`, e.prefix, n)
 	}))
@@ -329,6 +334,48 @@ func TestWNSTokenSharedAcrossInstances(t *testing.T) {
 	d := newSharedTokens(t, e, dbs[2], c.Now, nil)
 	if tok := token(t, d); tok != fmt.Sprintf("tok-%d", before+1) {
 		t.Fatalf("instance starting in the renewal margin: %q, want a new token tok-%d", tok, before+1)
+	}
+}
+
+// TestWNSSharedTokenDuringBackoff: a source whose token request failed
+// does not ask the endpoint again before its backoff ends, but takes a
+// token another instance got meanwhile from the shared cache.
+func TestWNSSharedTokenDuringBackoff(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	dbs := openShared(t, 2, c.Now)
+	e := newTokenEndpoint(t, "tok-")
+	a, err := wns.NewTokenSource(wns.Credentials{ClientID: "ms-app://s-1-15-2-1", Secret: []byte("s3cret"), TokenURL: e.URL + "/accesstoken.srf"},
+		wns.TokenOptions{AllowHTTP: true, Now: c.Now, Shared: dbs[0], RetryBase: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newSharedTokens(t, e, dbs[1], c.Now, nil)
+
+	e.failing.Store(true)
+	var te *wns.TokenError
+	if _, err := a.Token(t.Context()); !errors.As(err, &te) {
+		t.Fatalf("A with the endpoint failing: %v, want a TokenError", err)
+	}
+	if _, err := a.Token(t.Context()); !errors.As(err, &te) || e.requests.Load() != 1 {
+		t.Fatalf("A again, in its backoff: %v, %d requests; want the error and no new request", err, e.requests.Load())
+	}
+	e.failing.Store(false)
+	if tok := token(t, b); tok != "tok-2" {
+		t.Fatalf("B: %q, want tok-2", tok)
+	}
+	c.Add(time.Second) // A's backoff (1 min) runs; no look in the cache for 5 s
+	if _, err := a.Token(t.Context()); !errors.As(err, &te) {
+		t.Fatalf("A one second later: %v, want the error (no look in the cache yet)", err)
+	}
+	c.Add(5 * time.Second) // still in A's backoff
+	if tok, err := a.Token(t.Context()); err != nil || tok != "tok-2" {
+		t.Fatalf("A in its backoff, looking in the cache: %q %v, want B's tok-2", tok, err)
+	}
+	if n := e.requests.Load(); n != 2 {
+		t.Fatalf("%d token requests, want 2 (A's failed one, B's)", n)
+	}
+	if bad, why := a.Degraded(); bad {
+		t.Errorf("A degraded with a token: %s", why)
 	}
 }
 

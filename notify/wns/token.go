@@ -55,6 +55,10 @@ const (
 	// renewMargin is how long before expiry a token is renewed (at most a
 	// fifth of its lifetime, for short-lived test tokens).
 	renewMargin = 5 * time.Minute
+	// sharedPeek is how often a source backing off after a failed
+	// request looks in the shared cache for a token another instance
+	// got (a statement, not a request to the endpoint).
+	sharedPeek = 5 * time.Second
 )
 
 // maxTokenAnswer bounds the token endpoint's answer read.
@@ -188,7 +192,9 @@ func NewTokenClient(o TokenClientOptions) *http.Client {
 // in the background while sends go on with the old one), and renewed at
 // once when a send reports it refused (Invalidate). After a failed request
 // it waits (2 s doubling to 5 min) before the next, and sends meanwhile
-// get the last error at once. It is safe for concurrent use.
+// get the last error at once (with a shared cache, once every 5 s a send
+// first looks there for a token another instance got). It is safe for
+// concurrent use.
 type TokenSource struct {
 	clientID string
 	secret   []byte
@@ -212,6 +218,7 @@ type TokenSource struct {
 	fails    int           // consecutive failed requests
 	lastErr  error
 	nextTry  time.Time // after a failure, no request before this
+	peekAt   time.Time // meanwhile, no look in the shared cache before this
 }
 
 // NewTokenSource returns a TokenSource for c. It makes no request until a
@@ -287,19 +294,26 @@ func (s *TokenSource) Token(ctx context.Context) (string, error) {
 		now := s.now()
 		if s.tok != "" && now.Before(s.expires) {
 			if !now.Before(s.renewAt) && s.fetching == nil && !now.Before(s.nextTry) {
-				s.startLocked() // renew in the background; this send uses the old one
+				s.startLocked(false) // renew in the background; this send uses the old one
 			}
 			tok := s.tok
 			s.mu.Unlock()
 			return tok, nil
 		}
 		if s.fetching == nil {
-			if now.Before(s.nextTry) {
+			switch {
+			case !now.Before(s.nextTry):
+				s.startLocked(false)
+			case s.shared != nil && !now.Before(s.peekAt):
+				// Backing off after a failed request: another
+				// instance may have got a token meanwhile.
+				s.peekAt = now.Add(sharedPeek)
+				s.startLocked(true)
+			default:
 				err := &TokenError{Err: s.lastErr, RetryAt: s.nextTry}
 				s.mu.Unlock()
 				return "", err
 			}
-			s.startLocked()
 		}
 		done := s.fetching
 		s.mu.Unlock()
@@ -343,10 +357,12 @@ func (s *TokenSource) Degraded() (bool, string) {
 		s.fails, s.nextTry.UTC().Format(time.RFC3339), s.lastErr)
 }
 
-func (s *TokenSource) startLocked() {
+// startLocked starts getting the next token (renew); cacheOnly, only
+// from the shared cache, with no request.
+func (s *TokenSource) startLocked(cacheOnly bool) {
 	done := make(chan struct{})
 	s.fetching = done
-	go s.renew(done, s.bad, s.tok)
+	go s.renew(done, s.bad, s.tok, cacheOnly)
 }
 
 // renew gets the next token: from the shared cache when another instance
@@ -354,7 +370,7 @@ func (s *TokenSource) startLocked() {
 // WNS refused, nor cur, the one being renewed), else with a request. A
 // new token is saved to the shared cache before done is closed: once a
 // Token call returns it, the other instances find it.
-func (s *TokenSource) renew(done chan struct{}, bad, cur string) {
+func (s *TokenSource) renew(done chan struct{}, bad, cur string, cacheOnly bool) {
 	var save func()
 	defer func() {
 		if save != nil {
@@ -363,6 +379,12 @@ func (s *TokenSource) renew(done chan struct{}, bad, cur string) {
 		close(done)
 	}()
 	if s.shared != nil && s.fromShared(bad, cur) {
+		return
+	}
+	if cacheOnly {
+		s.mu.Lock()
+		s.fetching = nil
+		s.mu.Unlock()
 		return
 	}
 	tok, life, err := s.fetch()
