@@ -73,8 +73,10 @@ const sharedTimeout = 5 * time.Second
 // starve the healthy hosts; once its circuit is open, pushes to it return
 // at once (VerdictRetry, Wait = time to the next probe, ErrCircuitOpen)
 // without a request, and one push per Interval goes through as a probe. A
-// probe that succeeds closes the circuit. Hosts are independent. A Breaker
-// is safe for concurrent use.
+// probe that succeeds closes the circuit. Hosts are independent. With
+// BreakerOptions.Shared the open circuits are those of every instance on
+// the state (read every few seconds, written on each transition). A
+// Breaker is safe for concurrent use.
 type Breaker struct {
 	next     Pusher
 	failures int
