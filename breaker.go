@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -32,15 +33,50 @@ type BreakerOptions struct {
 	Now func() time.Time
 	// Logger is told when a host's circuit opens and closes; nil discards.
 	Logger *slog.Logger
+	// Shared, when set, is the circuits' view shared with the other
+	// instances on one state (design.md §10): a circuit this Breaker opens
+	// is written there, hosts another instance opened are refused here
+	// too until their probe time, and a probe that succeeds anywhere
+	// closes the host for all. nil keeps every circuit in this process.
+	Shared HostHealth
+	// SharedRefresh is how long the shared view is used before it is read
+	// again (one read per interval, not one per push); zero means
+	// DefaultSharedRefresh.
+	SharedRefresh time.Duration
 }
+
+// HostHealth is the open circuits shared by the instances of one state:
+// the PostgreSQL store implements it. Host is the circuit key (the
+// channel URI's lower-cased host:port).
+type HostHealth interface {
+	// HostOpened records that host's circuit is open until probeAt, the
+	// time of its next probe (also to move that time after a failed
+	// probe).
+	HostOpened(ctx context.Context, host string, probeAt time.Time) error
+	// HostClosed records that host answered a probe: closed for all.
+	HostClosed(ctx context.Context, host string) error
+	// OpenHosts returns every open host with its next probe time.
+	OpenHosts(ctx context.Context) (map[string]time.Time, error)
+}
+
+// DefaultSharedRefresh is how long a Breaker uses the shared view of the
+// open hosts before reading it again: short against a push rate of
+// thousands a second, long against one statement per push.
+const DefaultSharedRefresh = 3 * time.Second
+
+// sharedTimeout bounds one read or write of the shared view: a database
+// that hangs must not hold a push worker for the store's whole timeout.
+const sharedTimeout = 5 * time.Second
 
 // Breaker is a Pusher wrapper with one circuit per push host. A host that
 // keeps failing would otherwise hold every push worker in its timeouts and
 // starve the healthy hosts; once its circuit is open, pushes to it return
 // at once (VerdictRetry, Wait = time to the next probe, ErrCircuitOpen)
 // without a request, and one push per Interval goes through as a probe. A
-// probe that succeeds closes the circuit. Hosts are independent. A Breaker
-// is safe for concurrent use.
+// probe that succeeds closes the circuit. Hosts are independent. With
+// BreakerOptions.Shared the open circuits are those of every instance on
+// the state (read every few seconds, written on each transition). A
+// Breaker is safe for concurrent use.
 type Breaker struct {
 	next     Pusher
 	failures int
@@ -48,8 +84,19 @@ type Breaker struct {
 	now      func() time.Time
 	log      *slog.Logger
 
+	shared  HostHealth
+	refresh time.Duration
+
 	mu    sync.Mutex
 	hosts map[string]*circuit // only hosts with a failure streak
+
+	// The shared view (with shared set): when it was last read, whether
+	// a read is under way, and a sequence that orders reads after writes.
+	readAt    time.Time
+	reading   bool
+	seq       uint64
+	closed    map[string]uint64 // hosts closed here: the seq after the view was told (MaxUint64: not yet)
+	sharedErr bool              // the last read or write failed (logged once per streak)
 }
 
 type circuit struct {
@@ -57,6 +104,10 @@ type circuit struct {
 	open      bool
 	probing   bool      // a probe is in flight
 	nextProbe time.Time // open: the earliest time of the next probe
+	// shared is the seq after which the shared view has this circuit
+	// open: a read started later that lacks the host means another
+	// instance closed it. 0: not (yet) written there.
+	shared uint64
 }
 
 var _ Pusher = (*Breaker)(nil)
@@ -64,7 +115,10 @@ var _ Pusher = (*Breaker)(nil)
 // NewBreaker wraps next.
 func NewBreaker(next Pusher, opts BreakerOptions) *Breaker {
 	b := &Breaker{next: next, failures: opts.Failures, interval: opts.Interval, now: opts.Now, log: opts.Logger,
-		hosts: make(map[string]*circuit)}
+		shared: opts.Shared, refresh: opts.SharedRefresh, hosts: make(map[string]*circuit)}
+	if b.refresh <= 0 {
+		b.refresh = DefaultSharedRefresh
+	}
 	if b.failures <= 0 {
 		b.failures = DefaultBreakerFailures
 	}
@@ -111,6 +165,9 @@ func (b *Breaker) Push(ctx context.Context, ch *Channel, n *Notification, ttl ti
 	if host == "" {
 		return b.next.Push(ctx, ch, n, ttl)
 	}
+	if b.shared != nil {
+		b.readShared(ctx)
+	}
 	b.mu.Lock()
 	c := b.hosts[host]
 	probe := false
@@ -132,7 +189,6 @@ func (b *Breaker) Push(ctx context.Context, ch *Channel, n *Notification, ttl ti
 	res := b.next.Push(ctx, ch, n, ttl)
 
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	c = b.hosts[host]
 	if NotSent(res) {
 		// No request was made: the host was not tried. A probe that
@@ -140,14 +196,24 @@ func (b *Breaker) Push(ctx context.Context, ch *Channel, n *Notification, ttl ti
 		if probe && c != nil {
 			c.probing = false
 		}
+		b.mu.Unlock()
 		return res
 	}
 	if !hostFailed(res) {
+		closed := false
 		if c != nil {
 			if c.open {
 				b.log.Warn("push host recovered: circuit closed", "host", host)
+				closed = b.shared != nil
+				if closed {
+					b.closing(host)
+				}
 			}
 			delete(b.hosts, host)
+		}
+		b.mu.Unlock()
+		if closed {
+			b.writeShared(ctx, host, time.Time{}, nil)
 		}
 		return res
 	}
@@ -156,20 +222,142 @@ func (b *Breaker) Push(ctx context.Context, ch *Channel, n *Notification, ttl ti
 		b.hosts[host] = c
 	}
 	c.fails++
+	write := false
 	switch {
 	case c.open && probe:
 		c.probing = false
 		c.nextProbe = b.now().Add(b.interval)
+		write = true // the others wait for this next probe too
 	case c.open:
 		// A send that started before the circuit opened: the probe
 		// schedule stands.
 	case c.fails >= b.failures:
 		c.open = true
 		c.nextProbe = b.now().Add(b.interval)
+		write = true
 		b.log.Warn("push host failing: circuit open", "host", host, "failures", c.fails,
 			"probe_every", b.interval, "error", errString(res.Err), "status", res.Status)
 	}
+	until := c.nextProbe
+	b.mu.Unlock()
+	if write && b.shared != nil {
+		b.writeShared(ctx, host, until, c)
+	}
 	return res
+}
+
+// closing notes (b.mu held) that host's circuit closed here and the
+// shared view is being told: a read of the view that started before it
+// was told must not open the host again.
+func (b *Breaker) closing(host string) {
+	if b.closed == nil {
+		b.closed = make(map[string]uint64)
+	}
+	b.closed[host] = math.MaxUint64
+}
+
+// writeShared tells the shared view that host is open until the time of
+// its next probe (c is the circuit that opened), or, with a zero until,
+// closed. It is called on transitions only (an open, a failed probe, a
+// close), not per push. A failure is logged (once per streak): the
+// circuit still works in this process.
+func (b *Breaker) writeShared(ctx context.Context, host string, until time.Time, c *circuit) {
+	// Not bound to the push's cancellation: the others should learn of
+	// the transition even when this push was cut short.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
+	var err error
+	if until.IsZero() {
+		err = b.shared.HostClosed(wctx, host)
+	} else {
+		err = b.shared.HostOpened(wctx, host, until)
+	}
+	cancel()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.noteShared(err)
+	b.seq++
+	switch {
+	case until.IsZero():
+		if err != nil {
+			delete(b.closed, host)
+		} else {
+			b.closed[host] = b.seq
+		}
+	case err == nil && b.hosts[host] == c && c.open:
+		c.shared = b.seq
+	}
+}
+
+// readShared reads the shared view of the open hosts when the last read
+// is older than the refresh interval (one push reads it; the others go on
+// with the view they have), and applies it: a host open there is open
+// here until its probe time; a host this Breaker has open that the view
+// no longer has was closed by another instance's probe.
+func (b *Breaker) readShared(ctx context.Context) {
+	b.mu.Lock()
+	if b.reading || (!b.readAt.IsZero() && b.now().Sub(b.readAt) < b.refresh) {
+		b.mu.Unlock()
+		return
+	}
+	b.reading = true
+	start := b.seq
+	b.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(ctx, sharedTimeout)
+	open, err := b.shared.OpenHosts(rctx)
+	cancel()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reading = false
+	b.readAt = b.now()
+	if err != nil && ctx.Err() != nil {
+		return // the push was cancelled (a stop), not the view's fault
+	}
+	b.noteShared(err)
+	if err != nil {
+		return
+	}
+	for host, c := range b.hosts {
+		if _, ok := open[host]; ok || !c.open || c.shared == 0 || c.shared > start {
+			continue // open there, not open here, or told after this read began
+		}
+		delete(b.hosts, host)
+		b.log.Warn("push host recovered on another instance: circuit closed", "host", host)
+	}
+	for host, at := range open {
+		if s, ok := b.closed[host]; ok && s > start {
+			continue // closed here after this read began
+		}
+		c := b.hosts[host]
+		switch {
+		case c == nil || !c.open:
+			b.hosts[host] = &circuit{fails: b.failures, open: true, nextProbe: at, shared: start}
+			b.log.Warn("push host failing on another instance: circuit open", "host", host,
+				"probe_at", at.UTC().Format(time.RFC3339))
+		case !c.probing && at.After(c.nextProbe):
+			c.nextProbe = at // another instance's probe failed later than ours
+		}
+	}
+	for host, s := range b.closed {
+		if s <= start {
+			delete(b.closed, host)
+		}
+	}
+}
+
+// noteShared logs (b.mu held) a failed read or write of the shared view
+// once per streak, and its end.
+func (b *Breaker) noteShared(err error) {
+	switch {
+	case err != nil && !b.sharedErr:
+		b.sharedErr = true
+		b.log.Warn("shared push host view unavailable: circuits are this instance's own until it is back",
+			"error", err.Error())
+	case err == nil && b.sharedErr:
+		b.sharedErr = false
+		b.log.Info("shared push host view back")
+	}
 }
 
 // Open reports whether host's circuit is open (host as in the channel URI).

@@ -195,8 +195,9 @@ func newPusher(cfg *config.Config) (*mpns.Client, error) {
 // newWNSClient returns the WNS client of [push.wns] (its access tokens
 // from the configured flow) and the http.Client of its token requests;
 // nil, nil without [push.wns]. The secret is read here, at start and on
-// each reload, and is never logged.
-func newWNSClient(cfg *config.Config, log *slog.Logger) (*wns.Client, *http.Client, error) {
+// each reload, and is never logged. shared, when set (a PostgreSQL
+// state), is where the instances share their access tokens.
+func newWNSClient(cfg *config.Config, log *slog.Logger, shared wns.TokenCache) (*wns.Client, *http.Client, error) {
 	w := cfg.Push.WNS
 	if w == nil {
 		return nil, nil, nil
@@ -212,6 +213,7 @@ func newWNSClient(cfg *config.Config, log *slog.Logger) (*wns.Client, *http.Clie
 		// allow_private is set (the emulator).
 		AllowHTTP: cfg.Push.AllowPrivate,
 		Logger:    log,
+		Shared:    shared,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("push.wns: %w", err)
@@ -311,8 +313,9 @@ type pushers struct {
 }
 
 // newPushers builds the clients of cfg's [push] section; Web Push signs
-// with vapid, the key read at start (nil: read it from the config).
-func newPushers(cfg *config.Config, log *slog.Logger, vapid *webpush.VAPIDKey) (*pushers, error) {
+// with vapid, the key read at start (nil: read it from the config); WNS
+// shares its access tokens through tokens (nil: its own).
+func newPushers(cfg *config.Config, log *slog.Logger, vapid *webpush.VAPIDKey, tokens wns.TokenCache) (*pushers, error) {
 	m, err := newPusher(cfg)
 	if err != nil {
 		return nil, err
@@ -323,7 +326,7 @@ func newPushers(cfg *config.Config, log *slog.Logger, vapid *webpush.VAPIDKey) (
 		tilecast.TransportWNS:     "the config has no [push.wns] credentials (client_id, client_secret_file)",
 		tilecast.TransportWebPush: "the config has no [push.webpush] (subject, vapid_private_key_file)",
 	}
-	w, hc, err := newWNSClient(cfg, log)
+	w, hc, err := newWNSClient(cfg, log, tokens)
 	if err != nil {
 		p.Close()
 		return nil, err
@@ -386,7 +389,15 @@ func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, er
 	if err != nil {
 		return nil, err
 	}
-	ps, err := newPushers(cfg, log, vapid)
+	// On PostgreSQL the instances share what they learn of the push
+	// services (design.md §10): the hosts whose circuit is open and the
+	// WNS access tokens. A bbolt state is one process's: nothing to share.
+	var tokens wns.TokenCache
+	var hosts tilecast.HostHealth
+	if pg, ok := db.(*postgres.DB); ok {
+		tokens, hosts = pg, pg
+	}
+	ps, err := newPushers(cfg, log, vapid, tokens)
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +417,7 @@ func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, er
 		fetcher: tilecast.NewReloadable(newFetcher(cfg, log), (*fetch.Client).Close),
 		pushers: tilecast.NewReloadable(ps, (*pushers).Close),
 		vapid:   vapid,
+		tokens:  tokens,
 	}
 	fetcher := liveFetcher{d.fetcher} // also checks tile images, through the same guarded transport
 	mpnsRenderer, renderers := newRenderers(cfg, fetcher)
@@ -413,7 +425,7 @@ func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, er
 		Fetcher:          fetcher,
 		Renderer:         mpnsRenderer,
 		Renderers:        renderers,
-		Pusher:           tilecast.NewBreaker(livePusher{d.pushers}, tilecast.BreakerOptions{Logger: log}),
+		Pusher:           tilecast.NewBreaker(livePusher{d.pushers}, tilecast.BreakerOptions{Logger: log, Shared: hosts}),
 		Store:            db,
 		Logger:           log,
 		PushConcurrency:  cfg.Push.Concurrency,

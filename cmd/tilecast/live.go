@@ -8,6 +8,7 @@ import (
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/fetch"
 	"github.com/tilecast/tilecast/notify/webpush"
+	"github.com/tilecast/tilecast/notify/wns"
 )
 
 // daemonBot is a Bot with the parts a config reload rebuilds: the Bot
@@ -22,6 +23,9 @@ type daemonBot struct {
 	// every Web Push client a reload builds signs with it, and GET
 	// /v1/webpush/key serves its public half.
 	vapid *webpush.VAPIDKey
+	// tokens is where the WNS clients a reload builds share their access
+	// tokens (nil: a bbolt state, each client its own).
+	tokens wns.TokenCache
 }
 
 // webPushPublicKey is what GET /v1/webpush/key serves: "" without Web Push.

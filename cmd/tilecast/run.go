@@ -319,7 +319,7 @@ func reload(path string, running *config.Config, sched *schedule.Scheduler, bot 
 	next, restart := config.ApplyReload(running, loaded)
 	// The push clients first: their certificate files and the WNS
 	// client secret must load before anything changes.
-	pusher, err := newPushers(next, bot.Logger, bot.vapid)
+	pusher, err := newPushers(next, bot.Logger, bot.vapid, bot.tokens)
 	if err != nil {
 		log.Error("config reload failed; the running config stays", "error", err.Error())
 		return

@@ -433,7 +433,7 @@ func sendWNS(ctx context.Context, e env, cfg *config.Config, uri string, n *tile
 	if cfg.Push.WNS == nil {
 		return usagef("send: sending to WNS needs --config FILE with [push.wns] credentials (--dry-run needs none)")
 	}
-	client, hc, err := newWNSClient(cfg, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	client, hc, err := newWNSClient(cfg, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 	if err != nil {
 		return err
 	}

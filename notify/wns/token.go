@@ -3,8 +3,10 @@ package wns
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +55,10 @@ const (
 	// renewMargin is how long before expiry a token is renewed (at most a
 	// fifth of its lifetime, for short-lived test tokens).
 	renewMargin = 5 * time.Minute
+	// sharedPeek is how often a source backing off after a failed
+	// request looks in the shared cache for a token another instance
+	// got (a statement, not a request to the endpoint).
+	sharedPeek = 5 * time.Second
 )
 
 // maxTokenAnswer bounds the token endpoint's answer read.
@@ -107,6 +113,39 @@ type TokenOptions struct {
 	// Logger is told about token requests and failures (never the secret
 	// or the token); nil discards.
 	Logger *slog.Logger
+	// Shared, when set, is a token cache the instances sharing one state
+	// use (design.md §10): before a token request the source takes a
+	// token another instance saved there, if it is not due for renewal,
+	// and a token it obtains is saved there. nil: each source requests
+	// its own tokens.
+	Shared TokenCache
+}
+
+// TokenCache keeps the access tokens of credentials for several
+// processes: the PostgreSQL store implements it. key names the
+// credentials (a hash of client id and token URL, never the secret).
+// The token is a bearer secret for WNS: an implementation keeps it out of
+// its errors and logs.
+type TokenCache interface {
+	// LoadWNSToken returns the token saved under key, its expiry and when
+	// it is due for renewal; "" when there is none that has not expired.
+	LoadWNSToken(ctx context.Context, key string) (token string, expires, renewAt time.Time, err error)
+	// SaveWNSToken saves a token just obtained under key (unless a token
+	// saved there expires later).
+	SaveWNSToken(ctx context.Context, key, token string, expires, renewAt time.Time) error
+	// DropWNSToken deletes the token saved under key if it is token (WNS
+	// refused it), and only then: a newer one another process saved
+	// meanwhile must stay.
+	DropWNSToken(ctx context.Context, key, token string) error
+}
+
+// tokenKey is the TokenCache key of credentials: a SHA-256 of the client
+// id and token URL. The secret is not part of it; a new secret for the
+// same client gets tokens for the same client.
+func tokenKey(c Credentials) string {
+	tokenURL, _ := c.Endpoint()
+	sum := sha256.Sum256([]byte(c.ClientID + "\n" + tokenURL))
+	return hex.EncodeToString(sum[:])
 }
 
 // TokenClientOptions configure NewTokenClient.
@@ -153,7 +192,9 @@ func NewTokenClient(o TokenClientOptions) *http.Client {
 // in the background while sends go on with the old one), and renewed at
 // once when a send reports it refused (Invalidate). After a failed request
 // it waits (2 s doubling to 5 min) before the next, and sends meanwhile
-// get the last error at once. It is safe for concurrent use.
+// get the last error at once (with a shared cache, once every 5 s a send
+// first looks there for a token another instance got). It is safe for
+// concurrent use.
 type TokenSource struct {
 	clientID string
 	secret   []byte
@@ -165,8 +206,11 @@ type TokenSource struct {
 	maxWait  time.Duration
 	now      func() time.Time
 	log      *slog.Logger
+	shared   TokenCache
+	key      string // in shared
 
 	mu       sync.Mutex
+	bad      string // the token last invalidated: dropped from shared, never taken from it again
 	tok      string
 	expires  time.Time
 	renewAt  time.Time
@@ -174,6 +218,7 @@ type TokenSource struct {
 	fails    int           // consecutive failed requests
 	lastErr  error
 	nextTry  time.Time // after a failure, no request before this
+	peekAt   time.Time // meanwhile, no look in the shared cache before this
 }
 
 // NewTokenSource returns a TokenSource for c. It makes no request until a
@@ -201,6 +246,8 @@ func NewTokenSource(c Credentials, o TokenOptions) (*TokenSource, error) {
 		maxWait:  o.RetryMax,
 		now:      o.Now,
 		log:      o.Logger,
+		shared:   o.Shared,
+		key:      tokenKey(c),
 	}
 	if s.hc == nil {
 		s.hc = NewTokenClient(TokenClientOptions{})
@@ -247,19 +294,26 @@ func (s *TokenSource) Token(ctx context.Context) (string, error) {
 		now := s.now()
 		if s.tok != "" && now.Before(s.expires) {
 			if !now.Before(s.renewAt) && s.fetching == nil && !now.Before(s.nextTry) {
-				s.startLocked() // renew in the background; this send uses the old one
+				s.startLocked(false) // renew in the background; this send uses the old one
 			}
 			tok := s.tok
 			s.mu.Unlock()
 			return tok, nil
 		}
 		if s.fetching == nil {
-			if now.Before(s.nextTry) {
+			switch {
+			case !now.Before(s.nextTry):
+				s.startLocked(false)
+			case s.shared != nil && !now.Before(s.peekAt):
+				// Backing off after a failed request: another
+				// instance may have got a token meanwhile.
+				s.peekAt = now.Add(sharedPeek)
+				s.startLocked(true)
+			default:
 				err := &TokenError{Err: s.lastErr, RetryAt: s.nextTry}
 				s.mu.Unlock()
 				return "", err
 			}
-			s.startLocked()
 		}
 		done := s.fetching
 		s.mu.Unlock()
@@ -287,6 +341,7 @@ func (s *TokenSource) Invalidate(tok string) {
 	if tok != "" && s.tok == tok {
 		s.tok = ""
 		s.expires = time.Time{}
+		s.bad = tok // the next request drops it from the shared cache
 	}
 }
 
@@ -302,37 +357,110 @@ func (s *TokenSource) Degraded() (bool, string) {
 		s.fails, s.nextTry.UTC().Format(time.RFC3339), s.lastErr)
 }
 
-func (s *TokenSource) startLocked() {
+// startLocked starts getting the next token (renew); cacheOnly, only
+// from the shared cache, with no request.
+func (s *TokenSource) startLocked(cacheOnly bool) {
 	done := make(chan struct{})
 	s.fetching = done
-	go func() {
-		defer close(done)
-		tok, life, err := s.fetch()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.fetching = nil
-		now := s.now()
-		if err != nil {
-			s.fails++
-			s.lastErr = err
-			wait := s.maxWait
-			if s.fails <= 30 {
-				wait = min(s.base*time.Duration(1<<(s.fails-1)), s.maxWait)
-			}
-			s.nextTry = now.Add(wait)
-			s.log.Warn("wns access token request failed", "url", s.tokenURL, "failures", s.fails,
-				"retry_in", wait, "error", err.Error())
-			return
+	go s.renew(done, s.bad, s.tok, cacheOnly)
+}
+
+// renew gets the next token: from the shared cache when another instance
+// saved one that is not due for renewal (and is neither bad, the token
+// WNS refused, nor cur, the one being renewed), else with a request. A
+// new token is saved to the shared cache before done is closed: once a
+// Token call returns it, the other instances find it.
+func (s *TokenSource) renew(done chan struct{}, bad, cur string, cacheOnly bool) {
+	var save func()
+	defer func() {
+		if save != nil {
+			save()
 		}
-		if s.fails > 0 {
-			s.log.Info("wns token endpoint recovered", "url", s.tokenURL, "failures", s.fails)
-		}
-		s.fails, s.lastErr, s.nextTry = 0, nil, time.Time{}
-		s.tok = tok
-		s.expires = now.Add(life)
-		s.renewAt = s.expires.Add(-min(renewMargin, life/5))
-		s.log.Info("wns access token obtained", "url", s.tokenURL, "expires_in", life)
+		close(done)
 	}()
+	if s.shared != nil && s.fromShared(bad, cur) {
+		return
+	}
+	if cacheOnly {
+		s.mu.Lock()
+		s.fetching = nil
+		s.mu.Unlock()
+		return
+	}
+	tok, life, err := s.fetch()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fetching = nil
+	now := s.now()
+	if err != nil {
+		s.fails++
+		s.lastErr = err
+		wait := s.maxWait
+		if s.fails <= 30 {
+			wait = min(s.base*time.Duration(1<<(s.fails-1)), s.maxWait)
+		}
+		s.nextTry = now.Add(wait)
+		s.log.Warn("wns access token request failed", "url", s.tokenURL, "failures", s.fails,
+			"retry_in", wait, "error", err.Error())
+		return
+	}
+	if s.fails > 0 {
+		s.log.Info("wns token endpoint recovered", "url", s.tokenURL, "failures", s.fails)
+	}
+	s.fails, s.lastErr, s.nextTry = 0, nil, time.Time{}
+	s.tok, s.bad = tok, ""
+	s.expires = now.Add(life)
+	s.renewAt = s.expires.Add(-min(renewMargin, life/5))
+	s.log.Info("wns access token obtained", "url", s.tokenURL, "expires_in", life)
+	if s.shared != nil {
+		expires, renewAt := s.expires, s.renewAt
+		save = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			defer cancel()
+			if err := s.shared.SaveWNSToken(ctx, s.key, tok, expires, renewAt); err != nil {
+				s.log.Warn("wns access token not shared with the other instances", "url", s.tokenURL, "error", err.Error())
+			}
+		}
+	}
+}
+
+// fromShared drops bad from the shared cache (compare and delete: a newer
+// token stays) and takes the token there if it is good for a while yet,
+// reporting whether it did. A failing cache is logged and leaves the
+// source to request its own token.
+func (s *TokenSource) fromShared(bad, cur string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	if bad != "" {
+		if err := s.shared.DropWNSToken(ctx, s.key, bad); err != nil {
+			s.log.Warn("wns refused access token not dropped from the shared cache", "url", s.tokenURL, "error", err.Error())
+		}
+	}
+	tok, expires, renewAt, err := s.shared.LoadWNSToken(ctx, s.key)
+	if err != nil {
+		s.log.Warn("wns shared access token unavailable: requesting one", "url", s.tokenURL, "error", err.Error())
+		return false
+	}
+	now := s.now()
+	if tok == "" || tok == bad || tok == cur || !now.Before(renewAt) || !now.Before(expires) {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c <= ' ' || c >= 0x7f {
+			return false // not a token a header can carry: request a good one
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fetching = nil
+	if s.fails > 0 {
+		s.log.Info("wns token endpoint failures end: another instance obtained a token", "url", s.tokenURL, "failures", s.fails)
+	}
+	s.fails, s.lastErr, s.nextTry = 0, nil, time.Time{}
+	s.tok, s.bad = tok, ""
+	s.expires, s.renewAt = expires, renewAt
+	s.log.Info("wns access token taken from the shared cache", "url", s.tokenURL, "expires_in", expires.Sub(now).Round(time.Second))
+	return true
 }
 
 // tokenAnswer is the JSON both flows answer with.

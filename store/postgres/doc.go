@@ -46,6 +46,9 @@
 //	feed_ticks     (feed, user_name, at) PK → instance, claimed, done
 //	daily_caps     channel_id PK → day, n: sends reserved that UTC day
 //	               toward the daily cap (caps.go); index on day
+//	push_hosts     host PK → probe_at, opened: open circuits (HostHealth)
+//	wns_tokens     key PK (hash of client id + token URL) → token,
+//	               expires, renew_at, saved (wns.TokenCache)
 //
 // Item IDs are bytea because a feed may send any bytes; outcomes, feed
 // states and jobs are JSON (the json type, which keeps what jsonb cannot,
@@ -95,5 +98,11 @@
 //     its schema) as it commits, so idle instances look at once instead
 //     of at their next poll, which stays the fallback; a lost listening
 //     connection (application_name "… listen NAME") is made again every
-//     few seconds, and its return wakes the instance once.
+//     few seconds, and its return wakes the instance once;
+//   - shares what it learns about the push services (shared.go): the
+//     open circuits of tilecast.Breaker (tilecast.HostHealth: written on
+//     open and close, read every few seconds) and the WNS access tokens
+//     (wns.TokenCache: read before a token request, written after one; a
+//     refused token deleted by value, so a newer one stays). Neither is
+//     part of a state copy: both are relearnt in seconds.
 package postgres
