@@ -131,8 +131,10 @@ func RunFanOutPG(ctx context.Context, dbURL string, opts FanOutOptions) (PGFanOu
 		Renderer: newRenderer(), Renderers: renderers(), Pusher: strayPusher{&stray}, Store: enqCS,
 		PushConcurrency: concurrency,
 	}
+	// Caps as `tilecast run` wires it on PostgreSQL: the daily cap's
+	// reservations are part of what a delivery costs.
 	deliverer := &tilecast.Bot{Renderer: newRenderer(), Renderers: renderers(), Pusher: pusher, Store: delCS,
-		PushConcurrency: concurrency}
+		Caps: del, PushConcurrency: concurrency}
 	var outcomes atomic.Int64
 	deliverer.Observer = outcomeCounter{&outcomes}
 	enq0, del0 := enq.Statements(), del.Statements()
