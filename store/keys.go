@@ -35,6 +35,10 @@ const (
 	// Created by the first write that needs it, so it is not in
 	// bucketNames (the first migration's list, which never changes).
 	bucketBodies = "bodies"
+	// bucketChannelExpiry lists the channels that expire, by expiry
+	// (channels.go, expiry.go). Created by the schema 5 migration, so not
+	// in bucketNames either.
+	bucketChannelExpiry = "channel_expiry"
 )
 
 func bucketNames() []string {
@@ -54,6 +58,9 @@ type buckets struct {
 	outbox, outboxChan                                *bolt.Bucket
 	tileWaiting, tileLast, dead, ledger               *bolt.Bucket
 	bodies                                            *bolt.Bucket // nil until the first payload is stored
+	// chanExpiry is nil only while a migration before schema 5 runs (the
+	// schema 5 step builds it from the channels, see expiry.go).
+	chanExpiry *bolt.Bucket
 
 	refs *payloadRefs // payload reference changes waiting for applyRefs; nil: apply at once
 
@@ -88,6 +95,7 @@ func bucketsOf(tx *bolt.Tx) (*buckets, error) {
 		}
 	}
 	b.bodies = tx.Bucket([]byte(bucketBodies))
+	b.chanExpiry = tx.Bucket([]byte(bucketChannelExpiry))
 	if tx.Writable() {
 		// Outbox and ledger keys grow mostly in order (time, then sequence):
 		// fuller pages on split mean fewer pages to write.
