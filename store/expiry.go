@@ -18,6 +18,10 @@ import (
 // so every write that creates, updates, rotates, merges, imports or
 // removes a channel keeps it in the same transaction.
 
+// schemaExpiryIndex is the schema whose migration (buildExpiryIndex)
+// creates channel_expiry: every file at it or later has the bucket.
+const schemaExpiryIndex = 5
+
 // expiryKey is ch's channel_expiry key; ch.Expires must be set.
 func expiryKey(ch *tilecast.Channel) []byte {
 	k := make([]byte, 0, 9+len(ch.ID))
@@ -51,7 +55,7 @@ func (db *DB) ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, err
 	end := timeNanos(now)
 	var out []tilecast.Channel
 	err := db.view(func(b *buckets) error {
-		if b.chanExpiry == nil {
+		if b.chanExpiry == nil { // a read of a file not migrated yet
 			return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, bucketChannelExpiry)
 		}
 		c := b.chanExpiry.Cursor()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -211,4 +212,25 @@ func TestMigrateExpiryIndexSkipsUnreadable(t *testing.T) {
 	if chs, err := db.ExpiredChannels(clk.Now(), 0); err != nil || len(chs) != 1 || chs[0].ID != ok.ID {
 		t.Errorf("ExpiredChannels = %v, %v; want %s", chs, err, ok.ID)
 	}
+}
+
+// The index step is schema 5 (schemaExpiryIndex), and a file of that
+// schema without the bucket is damaged: a write is refused rather than
+// made without the index.
+func TestMissingExpiryIndexIsDamage(t *testing.T) {
+	if ms := migrations(); len(ms) < schemaExpiryIndex || ms[schemaExpiryIndex-1].name != "index channel expiry" {
+		t.Fatalf("migration %d is not the expiry index step", schemaExpiryIndex)
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(path, Options{})
+	must(t, err)
+	err = db.bolt.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(bucketChannelExpiry)) })
+	must(t, err)
+	if _, _, err := db.AddChannel(expiringChannel("a", time.Now())); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("AddChannel without the bucket: %v, want ErrCorrupt", err)
+	}
+	if _, err := db.ExpiredChannels(time.Now(), 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ExpiredChannels without the bucket: %v, want ErrCorrupt", err)
+	}
+	must(t, db.Close())
 }
