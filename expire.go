@@ -7,17 +7,20 @@ import (
 	"time"
 )
 
-// ChannelSweeper is what Bot.SweepExpired uses of the store: a paged
-// listing of every channel and their removal.
+// ChannelSweeper is what Bot.SweepExpired uses of the store: the
+// channels whose expiry has come, from an index (so a sweep costs what
+// expired, not every channel), and their removal.
 type ChannelSweeper interface {
-	ChannelsPage(f ChannelFilter, cursor string, limit int) ([]Channel, string, error)
+	// ExpiredChannels returns up to limit channels whose Expires is set
+	// and not after now, the earliest expiry first.
+	ExpiredChannels(now time.Time, limit int) ([]Channel, error)
 	RemoveChannel(id string) error
 }
 
 // ExpirySweepInterval is how often the daemon removes the channels whose
-// Web Push subscription expired (Bot.SweepExpired). A push to one of them
-// in between is not sent either (the transport answers it as gone), so
-// the interval only bounds how long a silent channel stays listed.
+// Web Push subscription expired (Bot.RunExpirySweeps). A push to one of
+// them in between is not sent either (the transport answers it as gone),
+// so the interval only bounds how long a silent channel stays listed.
 const ExpirySweepInterval = time.Hour
 
 // SweepExpired removes the channels whose Expires (a Web Push
@@ -30,20 +33,19 @@ const ExpirySweepInterval = time.Hour
 func (b *Bot) SweepExpired(ctx context.Context, st ChannelSweeper) (int, error) {
 	now := b.now()
 	removed := 0
-	cursor := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		chs, next, err := st.ChannelsPage(ChannelFilter{}, cursor, MaxPageLimit)
+		// What is removed leaves the index, so each call lists the next
+		// ones: no cursor is needed.
+		chs, err := st.ExpiredChannels(now, MaxPageLimit)
 		if err != nil {
 			return removed, fmt.Errorf("expired channels: list: %w", err)
 		}
+		progress := 0
 		for i := range chs {
 			ch := &chs[i]
-			if ch.Expires.IsZero() || now.Before(ch.Expires) {
-				continue
-			}
 			if err := st.RemoveChannel(ch.ID); err != nil {
 				if errors.Is(err, ErrNotFound) {
 					continue
@@ -51,12 +53,42 @@ func (b *Bot) SweepExpired(ctx context.Context, st ChannelSweeper) (int, error) 
 				return removed, fmt.Errorf("expired channels: remove %s: %w", ch.ID, err)
 			}
 			removed++
+			progress++
 			b.log().Info("channel removed: subscription expired", "channel", ch.ID, "user", ch.User,
 				"transport", string(TransportOf(ch)), "expires", ch.Expires.UTC().Format(time.RFC3339))
 		}
-		if next == "" {
+		if len(chs) < MaxPageLimit {
 			return removed, nil
 		}
-		cursor = next
+		if progress == 0 {
+			// A full page of which nothing could be removed would be
+			// listed again and again: the index names channels that are
+			// gone.
+			return removed, fmt.Errorf("expired channels: %d listed, none could be removed", len(chs))
+		}
+	}
+}
+
+// RunExpirySweeps runs SweepExpired at once and then every interval
+// (ExpirySweepInterval when ≤ 0) until ctx ends, logging what each sweep
+// removed and any failure (the next sweep tries again). Expiry is judged
+// by the Bot's clock (Now), the interval by a real ticker.
+func (b *Bot) RunExpirySweeps(ctx context.Context, st ChannelSweeper, interval time.Duration) {
+	if interval <= 0 {
+		interval = ExpirySweepInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := b.SweepExpired(ctx, st); err != nil && ctx.Err() == nil {
+			b.log().Error("removing expired channels failed", "error", err.Error())
+		} else if n > 0 {
+			b.log().Info("expired channels removed", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

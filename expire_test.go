@@ -2,11 +2,14 @@ package tilecast_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,5 +94,171 @@ func TestSweepExpiredRemovesOnlyExpiredChannels(t *testing.T) {
 	now = now.Add(time.Hour)
 	if n, err := bot.SweepExpired(t.Context(), db); err != nil || n != 13 {
 		t.Errorf("sweep an hour later removed %d (%v), want the 13 that expired meanwhile", n, err)
+	}
+}
+
+// sweepCounter is a real store that reports the clock time of each
+// listing a sweep starts with to a test waiting for it (a listing nobody
+// waits for goes unreported), so the test knows when a sweep is over —
+// the next one has begun — without sleeping.
+type sweepCounter struct {
+	*store.DB
+	sweeps chan time.Time
+}
+
+func (s sweepCounter) ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, error) {
+	select {
+	case s.sweeps <- now:
+	default: // the test is not listening: it saw enough
+	}
+	return s.DB.ExpiredChannels(now, limit)
+}
+
+// RunExpirySweeps sweeps at once and then on its ticker: a channel that
+// expires after the first sweep stays until a later one, which removes
+// it; cancelling the context ends the loop.
+func TestRunExpirySweepsRemovesLaterExpiriesAndStops(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	keys := &tilecast.PushKeys{P256DH: bytes.Repeat([]byte{4}, 65), Auth: bytes.Repeat([]byte{1}, 16)}
+	add := func(name string, exp time.Time) tilecast.Channel {
+		ch, _, err := db.AddChannel(tilecast.Channel{URI: "https://fcm.googleapis.com/fcm/send/" + name, User: name,
+			Transport: tilecast.TransportWebPush, Keys: keys, Expires: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	early := add("early", now.Add(-time.Minute))
+	later := add("later", now.Add(time.Hour))
+	never := add("never", time.Time{})
+	exists := func(ch tilecast.Channel) bool {
+		_, err := db.Channel(ch.ID)
+		if err != nil && !errors.Is(err, tilecast.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	var logs syncBuffer
+	bot := &tilecast.Bot{Store: db, Now: clock, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	st := sweepCounter{DB: db, sweeps: make(chan time.Time)}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		bot.RunExpirySweeps(ctx, st, 5*time.Millisecond)
+	}()
+	// next waits for the next sweep to start and returns its time.
+	next := func(what string) time.Time {
+		t.Helper()
+		select {
+		case at := <-st.sweeps:
+			return at
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no sweep started (%s)", what)
+			return time.Time{}
+		}
+	}
+
+	if at := next("first"); !at.Equal(now) {
+		t.Errorf("first sweep at %v, want the Bot's clock %v", at, now)
+	}
+	next("second") // the first sweep is over
+	if exists(early) || !exists(later) || !exists(never) {
+		t.Errorf("after the first sweep: early %v later %v never %v; want only early gone", exists(early), exists(later), exists(never))
+	}
+
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	// A sweep that starts at the new time, and the one after it: the
+	// first of them has finished.
+	for at := next("after the clock moved"); at.Before(later.Expires); at = next("after the clock moved") {
+	}
+	next("after the later channel's sweep")
+	if exists(later) || !exists(never) {
+		t.Errorf("after a later sweep: later %v never %v; want later gone", exists(later), exists(never))
+	}
+	out := logs.String()
+	for _, ch := range []tilecast.Channel{early, later} {
+		want := fmt.Sprintf(`msg="channel removed: subscription expired" channel=%s user=%s transport=webpush expires=%s`,
+			ch.ID, ch.User, ch.Expires.UTC().Format(time.RFC3339))
+		if strings.Count(out, want) != 1 {
+			t.Errorf("want one line %q in:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, `msg="expired channels removed" count=1`) != 2 {
+		t.Errorf("want two sweep summaries of one channel each:\n%s", out)
+	}
+
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("RunExpirySweeps did not return after its context ended")
+	}
+	// Stopped: no sweep starts any more (the loop has returned, so none can).
+	select {
+	case at := <-st.sweeps:
+		t.Errorf("a sweep started at %v after the loop returned", at)
+	default:
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from the loop's
+// goroutine while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// staleIndex lists a full page of channels none of which exists: an
+// index that names removed channels.
+type staleIndex struct{ listings int }
+
+func (s *staleIndex) ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, error) {
+	s.listings++
+	chs := make([]tilecast.Channel, limit)
+	for i := range chs {
+		chs[i] = tilecast.Channel{ID: fmt.Sprintf("gone%012d", i), Expires: now}
+	}
+	return chs, nil
+}
+
+func (s *staleIndex) RemoveChannel(id string) error {
+	return fmt.Errorf("channel %s: %w", id, tilecast.ErrNotFound)
+}
+
+// A sweep whose listing names only channels that are gone stops with an
+// error instead of listing the same page forever.
+func TestSweepExpiredStopsOnAStaleIndex(t *testing.T) {
+	st := &staleIndex{}
+	bot := &tilecast.Bot{Now: func() time.Time { return time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC) }}
+	n, err := bot.SweepExpired(t.Context(), st)
+	if err == nil || n != 0 || !strings.Contains(err.Error(), "none could be removed") {
+		t.Errorf("SweepExpired = %d, %v; want an error naming the stale listing", n, err)
+	}
+	if st.listings != 1 {
+		t.Errorf("%d listings, want 1", st.listings)
 	}
 }

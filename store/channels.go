@@ -42,10 +42,16 @@ func (b *buckets) putChannel(ch *tilecast.Channel) error {
 // scoped to its user (no user is a scope of its own, "").
 func deviceKey(user, device string) []byte { return joinStr(user, device) }
 
-// index writes ch's entries in the uri, device, feed and user indexes.
-// channel_feed values hold the user so FeedUsers needs no channel decode.
+// index writes ch's entries in the uri, device, feed, user and expiry
+// indexes. channel_feed values hold the user so FeedUsers needs no channel
+// decode. Every write of a channel unindexes the record it replaces and
+// indexes the new one, so an index follows every change of the fields it
+// is keyed by (a re-subscription's new expirationTime included).
 func (b *buckets) index(ch *tilecast.Channel) error {
 	id := []byte(ch.ID)
+	if err := b.indexExpiry(ch); err != nil {
+		return err
+	}
 	if err := b.chanURI.Put([]byte(ch.URI), id); err != nil {
 		return err
 	}
@@ -74,6 +80,9 @@ func (b *buckets) index(ch *tilecast.Channel) error {
 }
 
 func (b *buckets) unindex(ch *tilecast.Channel) error {
+	if err := b.unindexExpiry(ch); err != nil {
+		return err
+	}
 	if bytes.Equal(b.get(b.chanURI, []byte(ch.URI)), []byte(ch.ID)) {
 		if err := b.del(b.chanURI, []byte(ch.URI)); err != nil {
 			return err

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,7 +11,9 @@ import (
 )
 
 // TestConformance runs the stores' conformance suite on bbolt; each test
-// of it also ends with bbolt's page check of the file.
+// of it also ends with bbolt's page check of the file and a check that
+// the expiry index holds exactly what the channels say (so a write path
+// that forgets it fails whichever test uses that path).
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(tb testing.TB) storetest.Opener {
 		path := filepath.Join(tb.TempDir(), "state.db")
@@ -23,13 +27,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// checked is a DB that runs Check before it closes.
+// checked is a DB that runs Check and checks its expiry index before it
+// closes.
 type checked struct{ *DB }
 
 func (c checked) Close() error {
 	if err := c.Check(); err != nil {
 		_ = c.DB.Close()
 		return err
+	}
+	if probs, err := expiryIndexProblems(c.DB); err != nil || len(probs) > 0 {
+		_ = c.DB.Close()
+		return fmt.Errorf("channel_expiry does not match the channels: %v %v", err, strings.Join(probs, "; "))
 	}
 	return c.DB.Close()
 }

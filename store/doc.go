@@ -28,6 +28,11 @@
 //	                subscribers are decoded; FeedUsers reads the values alone.
 //	channel_user    user + 0x00 + channel ID → empty (per-user feed runs and
 //	                Channels(user))
+//	channel_expiry  Expires (8-byte BE Unix nanoseconds) + 0x00 + channel
+//	                ID → empty, for the channels whose Expires is set (a
+//	                Web Push subscription's expirationTime): the expiry
+//	                sweep reads only those due (ExpiredChannels, expiry.go).
+//	                Kept by every write of a channel; schema 5 built it
 //	feedstate       feed [+ 0x00 + user] → feed state record (feedcodec.go)
 //	seen            one sub-bucket per feed [+ 0x00 + user]: item ID → 8-byte
 //	                BE Unix seconds when the feed last listed it. IDs over

@@ -35,6 +35,10 @@ const (
 	// Created by the first write that needs it, so it is not in
 	// bucketNames (the first migration's list, which never changes).
 	bucketBodies = "bodies"
+	// bucketChannelExpiry lists the channels that expire, by expiry
+	// (channels.go, expiry.go). Created by the schema 5 migration, so not
+	// in bucketNames either.
+	bucketChannelExpiry = "channel_expiry"
 )
 
 func bucketNames() []string {
@@ -54,6 +58,10 @@ type buckets struct {
 	outbox, outboxChan                                *bolt.Bucket
 	tileWaiting, tileLast, dead, ledger               *bolt.Bucket
 	bodies                                            *bolt.Bucket // nil until the first payload is stored
+	// chanExpiry is nil only while a migration before schema 5 runs (the
+	// schema 5 step builds it from the channels, see expiry.go); bucketsOf
+	// refuses a file of schema 5 or later without it.
+	chanExpiry *bolt.Bucket
 
 	refs *payloadRefs // payload reference changes waiting for applyRefs; nil: apply at once
 
@@ -88,6 +96,13 @@ func bucketsOf(tx *bolt.Tx) (*buckets, error) {
 		}
 	}
 	b.bodies = tx.Bucket([]byte(bucketBodies))
+	if b.chanExpiry = tx.Bucket([]byte(bucketChannelExpiry)); b.chanExpiry == nil {
+		// Expected only before the schema 5 step ran; after it, a write
+		// without the index would leave the sweep blind to a channel.
+		if v, err := schemaOf(tx); err != nil || v >= schemaExpiryIndex {
+			return nil, fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, bucketChannelExpiry)
+		}
+	}
 	if tx.Writable() {
 		// Outbox and ledger keys grow mostly in order (time, then sequence):
 		// fuller pages on split mean fewer pages to write.

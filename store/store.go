@@ -255,6 +255,10 @@ func migrations() []migration {
 		// Every record in the tagged form, URIs canonical, duplicates
 		// merged (migrate.go).
 		{name: "rewrite records", batched: (*DB).rewriteRecords},
+		// The expiry sweep reads the channels that expired from an index
+		// (expiry.go) instead of every channel; built from the records,
+		// which schema 4 put in the current form.
+		{name: "index channel expiry", apply: buildExpiryIndex},
 	}
 }
 

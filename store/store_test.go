@@ -50,6 +50,7 @@ func openAt(tb testing.TB, path string, c *clock) *DB {
 			tb.Errorf("check: %v", err)
 		}
 		checkCounts(tb, db, "at the end")
+		checkExpiryIndex(tb, db, "at the end")
 		if err := db.Close(); err != nil {
 			tb.Error(err)
 		}

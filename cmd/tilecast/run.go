@@ -229,7 +229,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sweepExpired(ctx, bot.Bot, db, log)
+		bot.RunExpirySweeps(ctx, db, tilecast.ExpirySweepInterval)
 	}()
 	// Cron does not catch up on runs missed while the daemon was down:
 	// fetch at once every feed whose last fetch is older than its schedule.
@@ -271,25 +271,6 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 			wg.Wait()
 			log.Info("stopped")
 			return deliverErr
-		}
-	}
-}
-
-// sweepExpired removes the channels whose subscription expired, now and
-// every tilecast.ExpirySweepInterval until ctx ends.
-func sweepExpired(ctx context.Context, bot *tilecast.Bot, db stateStore, log *slog.Logger) {
-	t := time.NewTicker(tilecast.ExpirySweepInterval)
-	defer t.Stop()
-	for {
-		if n, err := bot.SweepExpired(ctx, db); err != nil && ctx.Err() == nil {
-			log.Error("removing expired channels failed", "error", err.Error())
-		} else if n > 0 {
-			log.Info("expired channels removed", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
 }

@@ -619,3 +619,23 @@ func (t *txn) importBatch(batch []tilecast.Channel, now time.Time, rotated *[]ru
 	}
 	return added + len(fresh), updated, nil
 }
+
+// ExpiredChannels returns up to limit channels (tilecast.PageLimit) whose
+// expires is set and not after now, the earliest expiry first (then by
+// ID), read through the partial index channels_expires: channels that
+// never expire are not in it and cost nothing.
+func (db *DB) ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, error) {
+	limit = tilecast.PageLimit(limit)
+	ctx, cancel := db.opCtx()
+	defer cancel()
+	rows, err := db.pool.Query(ctx, "SELECT "+chanCols+
+		" FROM channels WHERE expires IS NOT NULL AND expires <= $1 ORDER BY expires, id LIMIT $2", now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("expired channels: %w", err)
+	}
+	out, err := scanChannels(rows, nil)
+	if err != nil {
+		return nil, fmt.Errorf("expired channels: %w", err)
+	}
+	return out, nil
+}

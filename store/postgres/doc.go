@@ -17,7 +17,9 @@
 //
 //	channels       id (PK), uri (unique, canonical), user_name + device
 //	               (unique when device is set), feeds (text[], in order),
-//	               transport, p256dh/auth (bytea), the delivery counters
+//	               transport, p256dh/auth (bytea), expires (NULL: never;
+//	               a partial index (expires, id) where set, for
+//	               ExpiredChannels), the delivery counters
 //	channel_feeds  (feed, channel_id) PK: feed "" is the default list; the
 //	               subscribers of a global feed are paged in this key's
 //	               order, so the fan-out cursor is the bbolt store's

@@ -148,6 +148,7 @@ type Snapshot struct {
 	Counts     tilecast.Counts
 	Unseen     map[tilecast.FeedKey][]string // of SeenProbes
 	Subscribed map[string][]string           // feed → subscriber IDs (Subscribers, FeedUsers)
+	Expired    []string                      // IDs of the channels that expire (ExpiredChannels), by expiry
 }
 
 // SeenProbes are the item IDs Snapshot asks each feed's seen set about.
@@ -201,6 +202,13 @@ func Take(t testing.TB, db Backend) Snapshot {
 		t.Fatal(err)
 	}
 	s.Subscribed["inbox users"] = users
+	expiring, err := db.ExpiredChannels(farFuture, tilecast.MaxPageLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range expiring {
+		s.Expired = append(s.Expired, ch.ID)
+	}
 	return s
 }
 

@@ -37,6 +37,7 @@ type Backend interface {
 	RemoveChannel(id string) error
 	Channels(user string) ([]tilecast.Channel, error)
 	ChannelsPage(f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error)
+	ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, error)
 
 	Outcomes(channelID, feed string, since time.Time) ([]tilecast.Outcome, error)
 	OutcomesPage(f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error)
@@ -78,7 +79,7 @@ type test struct {
 
 func tests() []test {
 	var all []test
-	for _, group := range [][]test{channelTests(), feedTests(), outboxTests(), pageTests(), countTests()} {
+	for _, group := range [][]test{channelTests(), expiryTests(), feedTests(), outboxTests(), pageTests(), countTests()} {
 		all = append(all, group...)
 	}
 	return all
