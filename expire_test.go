@@ -213,25 +213,6 @@ func TestRunExpirySweepsRemovesLaterExpiriesAndStops(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for a logger written from the loop's
-// goroutine while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // staleIndex lists a full page of channels none of which exists: an
 // index that names removed channels.
 type staleIndex struct{ listings int }

@@ -426,7 +426,8 @@ func TestWNSSharedTokenNeverLogged(t *testing.T) {
 	t.Logf("tokens: %d handed out, %d requested", len(tokens), e.requests.Load())
 }
 
-// syncBuffer is a bytes.Buffer for concurrent log writes.
+// syncBuffer is a bytes.Buffer for log writes from other goroutines
+// while the test reads it.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
