@@ -2,19 +2,23 @@ package tilecast
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
 
 // ChannelSweeper is what Bot.SweepExpired uses of the store: the
 // channels whose expiry has come, from an index (so a sweep costs what
-// expired, not every channel), and their removal.
+// expired, not every channel), and their removal if they still have
+// expired when it happens.
 type ChannelSweeper interface {
 	// ExpiredChannels returns up to limit channels whose Expires is set
 	// and not after now, the earliest expiry first.
 	ExpiredChannels(now time.Time, limit int) ([]Channel, error)
-	RemoveChannel(id string) error
+	// RemoveExpiredChannel removes the channel if its Expires is still
+	// set and not after now, in one transaction with that check, and
+	// reports whether it did: a browser may re-subscribe between the
+	// listing and the removal, and its new subscription must stay.
+	RemoveExpiredChannel(id string, now time.Time) (bool, error)
 }
 
 // ExpirySweepInterval is how often the daemon removes the channels whose
@@ -46,11 +50,12 @@ func (b *Bot) SweepExpired(ctx context.Context, st ChannelSweeper) (int, error) 
 		progress := 0
 		for i := range chs {
 			ch := &chs[i]
-			if err := st.RemoveChannel(ch.ID); err != nil {
-				if errors.Is(err, ErrNotFound) {
-					continue
-				}
+			ok, err := st.RemoveExpiredChannel(ch.ID, now)
+			if err != nil {
 				return removed, fmt.Errorf("expired channels: remove %s: %w", ch.ID, err)
+			}
+			if !ok {
+				continue // removed meanwhile, or re-subscribed
 			}
 			removed++
 			progress++

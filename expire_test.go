@@ -226,9 +226,7 @@ func (s *staleIndex) ExpiredChannels(now time.Time, limit int) ([]tilecast.Chann
 	return chs, nil
 }
 
-func (s *staleIndex) RemoveChannel(id string) error {
-	return fmt.Errorf("channel %s: %w", id, tilecast.ErrNotFound)
-}
+func (s *staleIndex) RemoveExpiredChannel(string, time.Time) (bool, error) { return false, nil }
 
 // A sweep whose listing names only channels that are gone stops with an
 // error instead of listing the same page forever.

@@ -111,3 +111,24 @@ func buildExpiryIndex(tx *bolt.Tx) error {
 		return idx.Put(expiryKey(&ch), nil)
 	})
 }
+
+// RemoveExpiredChannel removes the channel id, with what waits for it, if
+// its Expires is set and not after now, and reports whether it did. The
+// check and the removal are one transaction: a browser that re-subscribed
+// (a later expirationTime, or none) after a sweep listed its channel keeps
+// it. An unknown id is (false, nil): someone else removed it.
+func (db *DB) RemoveExpiredChannel(id string, now time.Time) (bool, error) {
+	removed := false
+	err := db.update(func(b *buckets) error {
+		ch, ok, err := b.getChannel(id)
+		if err != nil || !ok || ch.Expires.IsZero() || ch.Expires.After(now) {
+			return err
+		}
+		removed, err = b.removeChannel(id)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("remove expired channel %s: %w", id, err)
+	}
+	return removed, nil
+}

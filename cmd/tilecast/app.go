@@ -62,6 +62,7 @@ type stateStore interface {
 	Channels(user string) ([]tilecast.Channel, error)
 	ChannelsPage(f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error)
 	ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, error)
+	RemoveExpiredChannel(id string, now time.Time) (bool, error)
 	OutcomesPage(f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error)
 	DeadLetters(limit int) ([]tilecast.DeadLetter, error)
 	DeadLettersPage(cursor string, limit int) ([]tilecast.DeadLetter, string, error)

@@ -639,3 +639,35 @@ func (db *DB) ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, err
 	}
 	return out, nil
 }
+
+// RemoveExpiredChannel removes the channel id, with what waits for it, if
+// its expires is set and not after now, and reports whether it did. It
+// holds the channels lock every channel write takes, so a re-subscription
+// (a later expiry, or none) that committed after a sweep listed the
+// channel keeps it. An unknown id is (false, nil).
+func (db *DB) RemoveExpiredChannel(id string, now time.Time) (bool, error) {
+	if !okText(id) {
+		return false, nil
+	}
+	removed := false
+	err := db.write("", func(t *txn) error {
+		if err := t.lockChannels(); err != nil {
+			return err
+		}
+		var expired bool
+		err := t.QueryRow(t.ctx, "SELECT expires IS NOT NULL AND expires <= $2 FROM channels WHERE id = $1", id, now).Scan(&expired)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && !expired) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n, err := t.removeChannels([]string{id})
+		removed = n > 0
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("remove expired channel %s: %w", id, err)
+	}
+	return removed, nil
+}

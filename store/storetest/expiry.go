@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -18,6 +19,8 @@ func expiryTests() []test {
 		{"ExpiredChannelsFollowWrites", testExpiredChannelsFollowWrites},
 		{"ExpiredChannelsLimit", testExpiredChannelsLimit},
 		{"SweepExpired", testSweepExpired},
+		{"RemoveExpiredChannel", testRemoveExpiredChannel},
+		{"SweepKeepsResubscribed", testSweepKeepsResubscribed},
 	}
 }
 
@@ -289,4 +292,119 @@ func testSweepExpired(t *testing.T, newState NewState) {
 	if s, err := db.Counts(); err != nil || s.Channels != len(all)-len(gone)-soon {
 		t.Errorf("counts %+v, %v; want %d channels", s, err, len(all)-len(gone)-soon)
 	}
+}
+
+// RemoveExpiredChannel removes a channel only if it has expired when the
+// removal happens: one that expires later or never, one re-subscribed
+// since it was listed, and an unknown ID are left alone, without error.
+func testRemoveExpiredChannel(t *testing.T, newState NewState) {
+	h := newHarness(t, newState)
+	db, clk := h.db, h.clk
+	now := clk.Now()
+	expired := addChannel(t, db, webPush("old", now.Add(-time.Minute)))
+	atNow := addChannel(t, db, webPush("now", now))
+	later := addChannel(t, db, webPush("later", now.Add(time.Hour)))
+	never := addChannel(t, db, webPush("never", time.Time{}))
+	listed := addChannel(t, db, webPush("listed", now.Add(-time.Hour)))
+	checkExpired(t, db, now, "at the start", listed, expired, atNow)
+
+	// listed re-subscribes after the listing, before the removal.
+	if _, created, err := db.AddChannel(webPush("listed", now.Add(24*time.Hour))); err != nil || created {
+		t.Fatalf("re-subscription: created %v, %v", created, err)
+	}
+	for _, c := range []struct {
+		name string
+		id   string
+		want bool
+	}{
+		{"expires later", later.ID, false},
+		{"never expires", never.ID, false},
+		{"re-subscribed since listed", listed.ID, false},
+		{"unknown", "no-such-channel", false},
+		{"expired", expired.ID, true},
+		{"expires at this instant", atNow.ID, true},
+		{"expired, again", expired.ID, false},
+	} {
+		got, err := db.RemoveExpiredChannel(c.id, now)
+		if err != nil || got != c.want {
+			t.Errorf("%s: RemoveExpiredChannel = %v, %v; want %v", c.name, got, err, c.want)
+		}
+	}
+	for _, ch := range []tilecast.Channel{later, never, listed} {
+		if _, err := db.ChannelByURI(ch.URI); err != nil {
+			t.Errorf("channel %s (%s) was removed: %v", ch.ID, ch.URI, err)
+		}
+	}
+	for _, ch := range []tilecast.Channel{expired, atNow} {
+		if _, err := db.ChannelByURI(ch.URI); !errors.Is(err, tilecast.ErrNotFound) {
+			t.Errorf("expired channel %s still there: %v", ch.ID, err)
+		}
+	}
+	checkExpired(t, db, now, "at the end")
+}
+
+// resubscribing is a store on which, right after each listing of expired
+// channels, the browser of the first listed one re-subscribes with a
+// later expirationTime: the race between a sweep's listing and its
+// removals.
+type resubscribing struct {
+	Backend
+	t     testing.TB
+	later time.Time
+	did   []string
+}
+
+func (r *resubscribing) ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, error) {
+	chs, err := r.Backend.ExpiredChannels(now, limit)
+	if err == nil && len(chs) > 0 {
+		ch := chs[0]
+		ch.Expires = r.later
+		if _, _, err := r.Backend.AddChannel(ch); err != nil {
+			r.t.Errorf("re-subscribe %s: %v", ch.ID, err)
+		}
+		r.did = append(r.did, ch.ID)
+	}
+	return chs, err
+}
+
+// A sweep removes the channels that still have expired when it removes
+// them: a browser that re-subscribed after the sweep listed its channel
+// keeps it (and its new expiry), and is not counted or logged as removed.
+func testSweepKeepsResubscribed(t *testing.T, newState NewState) {
+	h := newHarness(t, newState)
+	db, clk := h.db, h.clk
+	now := clk.Now()
+	var all []tilecast.Channel
+	for n := range 5 {
+		all = append(all, addChannel(t, db, webPush(fmt.Sprint("r", n), now.Add(-time.Duration(5-n)*time.Minute))))
+	}
+	st := &resubscribing{Backend: db, t: t, later: now.Add(48 * time.Hour)}
+	var logs logBuffer
+	bot := &tilecast.Bot{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	n, err := bot.SweepExpired(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first listing's first channel re-subscribed; the second listing
+	// is empty (everything else was removed), so it re-subscribes nothing.
+	if len(st.did) != 1 || st.did[0] != all[0].ID {
+		t.Fatalf("re-subscribed %v, want [%s]", st.did, all[0].ID)
+	}
+	if n != len(all)-1 {
+		t.Errorf("SweepExpired = %d, want %d", n, len(all)-1)
+	}
+	kept, err := db.ChannelByURI(all[0].URI)
+	if err != nil {
+		t.Fatalf("the re-subscribed channel was removed: %v", err)
+	}
+	if !kept.Expires.Equal(st.later) {
+		t.Errorf("kept channel expires %v, want %v", kept.Expires, st.later)
+	}
+	if strings.Contains(logs.String(), "channel="+all[0].ID+" ") {
+		t.Errorf("the re-subscribed channel is logged as removed:\n%s", logs.String())
+	}
+	if c := strings.Count(logs.String(), `msg="channel removed: subscription expired"`); c != len(all)-1 {
+		t.Errorf("%d removal lines, want %d", c, len(all)-1)
+	}
+	checkExpired(t, db, st.later, "at the new expiry", kept)
 }

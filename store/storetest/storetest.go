@@ -38,6 +38,7 @@ type Backend interface {
 	Channels(user string) ([]tilecast.Channel, error)
 	ChannelsPage(f tilecast.ChannelFilter, cursor string, limit int) ([]tilecast.Channel, string, error)
 	ExpiredChannels(now time.Time, limit int) ([]tilecast.Channel, error)
+	RemoveExpiredChannel(id string, now time.Time) (bool, error)
 
 	Outcomes(channelID, feed string, since time.Time) ([]tilecast.Outcome, error)
 	OutcomesPage(f tilecast.OutcomeFilter, cursor string, limit int) ([]tilecast.Outcome, string, error)
