@@ -230,15 +230,24 @@ func parseFeedKey(k []byte) tilecast.FeedKey {
 // arena hands out byte slices carved from larger blocks. bbolt keeps the
 // key and value slices given to Put until the transaction ends, so each Put
 // needs its own memory; carving it from blocks saves an allocation per entry
-// when a fan-out enqueues 100k notifications.
+// when a fan-out enqueues 100k notifications. Blocks start small and
+// double up to arenaMaxBlock: a transaction that records a batch of a few
+// dozen outcomes needs a few KiB, and a fixed 64 KiB block per transaction
+// was most of what the recorder allocated.
 type arena struct {
 	buf     []byte
 	scratch []byte // where records are encoded before they are copied into buf
 }
 
+const (
+	arenaMinBlock = 4 << 10
+	arenaMaxBlock = 64 << 10
+)
+
 func (a *arena) take(n int) []byte {
 	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, max(n, 64<<10))
+		block := min(max(2*cap(a.buf), arenaMinBlock), arenaMaxBlock)
+		a.buf = make([]byte, 0, max(n, block))
 	}
 	l := len(a.buf)
 	a.buf = a.buf[:l+n]
