@@ -241,6 +241,15 @@ func cmdFanOut(ctx context.Context, args []string) error {
 		"(own instance name and row, pool, leases and daily-cap reservations), started together on the same sink")
 	topStatements := fs.Int("pg-statements", 0, "PostgreSQL only: after each run, print the N statements that took the server's "+
 		"time (pg_stat_statements: the bench's own cluster loads it; a postgres://… server must have it in shared_preload_libraries)")
+	var pgSettings []string
+	fs.Func("pg-setting", "PostgreSQL only, the bench's own cluster: one more server setting, name=value (postgres -c), such as "+
+		"auto_explain.log_min_duration=3ms; may be repeated", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want name=value, got %q", v)
+		}
+		pgSettings = append(pgSettings, v)
+		return nil
+	})
 	_ = fs.Parse(args)
 	transport, err := tilecast.ParseTransport(*transportFlag)
 	if err != nil || transport == "" {
@@ -266,7 +275,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(bdir)
 	if *state != "bbolt" {
-		return pgFanOut(ctx, *state, *kind, transport, counts, rr, *conc, bdir, *instances, *topStatements)
+		return pgFanOut(ctx, *state, *kind, transport, counts, rr, *conc, bdir, *instances, *topStatements, pgSettings)
 	}
 	rawNs, err := bench.RawNotificationsFor(transport)
 	if err != nil {

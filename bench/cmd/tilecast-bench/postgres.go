@@ -20,13 +20,13 @@ import (
 // of its own, with the statements per notification the store's pgx
 // tracer counted for the enqueue and the delivery.
 func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transport, counts, rr []int, conc int, bdir string,
-	instances, topStatements int) error {
+	instances, topStatements int, pgSettings []string) error {
 	base := state
 	if !postgres.IsURL(state) {
 		if state != "postgres" {
 			return fmt.Errorf("fanout -state: want bbolt, postgres or a postgres:// URL, got %q", state)
 		}
-		var settings []string
+		settings := pgSettings
 		if topStatements > 0 {
 			settings = append(settings, "shared_preload_libraries=pg_stat_statements")
 		}
@@ -38,7 +38,13 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 		base = u
 		fmt.Printf("PostgreSQL: a throw-away cluster (initdb, unix socket, fsync/synchronous_commit/full_page_writes on, shared_buffers 256MB%s)\n",
 			map[bool]string{true: ", pg_stat_statements loaded", false: ""}[topStatements > 0])
+		for _, kv := range pgSettings {
+			fmt.Printf("PostgreSQL setting: %s\n", kv)
+		}
 	} else {
+		if len(pgSettings) > 0 {
+			return fmt.Errorf("fanout -pg-setting: only for the bench's own cluster (-state postgres)")
+		}
 		fmt.Printf("PostgreSQL: %s\n", postgres.Redact(state))
 	}
 	pm := postmasterPID(ctx, base)
