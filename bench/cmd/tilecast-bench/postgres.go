@@ -59,8 +59,8 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 	}
 	fmt.Printf("transport %s: %d notifications per channel; statements counted by pgx tracers on the pools (queries, batched queries, COPY, BEGIN/COMMIT)\n\n",
 		transport, len(rawNs))
-	fmt.Printf("| N | instances | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | statements per notification: enqueue | delivery + recording | commit phase | deliver phase | CPU per notification: tilecast | PostgreSQL server (postmaster and its backends) |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| N | instances | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | statements per notification: enqueue | delivery + recording | commit phase | deliver phase | CPU per notification: tilecast | PostgreSQL server (postmaster and its backends) | sink |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, n := range counts {
 		r := rr[min(i, len(rr)-1)]
 		uris, sinkPid, stopSink, err := startSinkProcess(kind, transport, n, bdir)
@@ -77,7 +77,7 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 			if err := bench.BuildFanOutStateFor(tmpl, uris, transport); err != nil {
 				return err
 			}
-			var tc, raw, ratio, enq, del, commit, deliver, cpuTC, cpuPG []float64
+			var tc, raw, ratio, enq, del, commit, deliver, cpuTC, cpuPG, cpuSink []float64
 			for run := range r {
 				schema := fmt.Sprintf("bench_%d_%d_%d", n, run, time.Now().UnixNano())
 				dbURL, drop, err := bench.NewSchema(ctx, base, schema)
@@ -117,6 +117,7 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 				perN := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(max(res.Notifications, 1)) }
 				cpuTC = append(cpuTC, perN(c1.self-c0.self))
 				cpuPG = append(cpuPG, perN(pg1-pg0))
+				cpuSink = append(cpuSink, perN(c1.sink-c0.sink))
 				tc = append(tc, res.PerSecond())
 				raw = append(raw, rres.PerSecond())
 				ratio = append(ratio, res.PerSecond()/rres.PerSecond())
@@ -129,9 +130,9 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 					res.Deliver.Round(time.Millisecond), res.PerSecond(), rres.PerSecond(), res.PerSecond()/rres.PerSecond(),
 					res.EnqueueStatements, res.EnqueuePerNotification(), res.DeliverStatements, res.DeliverPerNotification())
 			}
-			fmt.Printf("| %d | %d | %d | %.0f | %.0f | %.2f | %.3f | %.3f | %.2f s | %.2f s | %.0f µs | %.0f µs |\n",
+			fmt.Printf("| %d | %d | %d | %.0f | %.0f | %.2f | %.3f | %.3f | %.2f s | %.2f s | %.0f µs | %.0f µs | %.0f µs |\n",
 				n, instances, r, median(tc), median(raw), median(ratio), median(enq), median(del), median(commit), median(deliver),
-				median(cpuTC), median(cpuPG))
+				median(cpuTC), median(cpuPG), median(cpuSink))
 			return nil
 		}()
 		if err != nil {
