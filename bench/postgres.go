@@ -216,6 +216,8 @@ func RunFanOutPG(ctx context.Context, dbURL string, opts FanOutOptions, instance
 	res := PGFanOutResult{FanOutResult: FanOutResult{Notifications: int(outcomes()),
 		Commit: committed.Sub(start), Deliver: end.Sub(committed), Elapsed: end.Sub(start)},
 		EnqueueStatements: enq.Statements() - enq0, Instances: instances}
+	// The deliverers' store calls are summed over the instances: their
+	// times overlap, so a sum may exceed the run's elapsed time.
 	res.Store = map[string]OpStat{}
 	for name, st := range enqCS.Stats() {
 		res.Store["enqueue "+name] = st
