@@ -16,9 +16,12 @@ go build -o "$out/tilecast" ./cmd/tilecast
 # The same fan-out on a throw-away PostgreSQL cluster (durable settings),
 # with SQL statements per notification.
 "$out/tilecast-bench" fanout -state postgres -n 10000,100000 -runs "3,${RUNS_100K:-5}" > "$out/fanout-postgres.md" 2> "$out/fanout-postgres.log"
+# Three delivering instances (in one process, a pool and instance row
+# each) on the same 2 cores: contention, not scaling.
+"$out/tilecast-bench" fanout -state postgres -instances 3 -n 10000,100000 -runs "3,${RUNS_100K:-5}" > "$out/fanout-postgres-3.md" 2> "$out/fanout-postgres-3.log"
 "$out/tilecast-bench" tick -f 1000,5000 -runs 5 > "$out/tick.md" 2> "$out/tick.log"
 "$out/tilecast-bench" retention -feeds 500 -days 90 > "$out/retention.md" 2> "$out/retention.log"
 "$out/tilecast-bench" idle -tilecast "$out/tilecast" -f 1000 -window "${IDLE_WINDOW:-5m}" > "$out/idle.md" 2> "$out/idle.log"
 go test -run '^$' -bench 'Build|Diff|FeedState304|CommitUnchanged|Subscribers10k' -benchmem ./bench/ > "$out/micro.txt"
 go test -run '^$' -bench . -benchmem ./store/ ./notify/... > "$out/micro-store-notify.txt"
-cat "$out/machine.txt" "$out/fanout.md" "$out/fanout-postgres.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt"
+cat "$out/machine.txt" "$out/fanout.md" "$out/fanout-postgres.md" "$out/fanout-postgres-3.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt"

@@ -201,9 +201,11 @@ func version(binDir string) int {
 // URL (a superuser that may create schemas) and a function that stops it
 // and removes its directory. Durable keeps PostgreSQL's defaults (fsync,
 // synchronous_commit, full_page_writes on), so what is measured is what a
-// production primary does; the tests' cluster turns them off.
-func Start(durable bool) (url string, stop func() error, err error) {
-	c, err := startCluster(durable)
+// production primary does; the tests' cluster turns them off. Settings
+// are more server settings, "name=value" each (postgres -c), such as
+// shared_preload_libraries=pg_stat_statements.
+func Start(durable bool, settings ...string) (url string, stop func() error, err error) {
+	c, err := startCluster(durable, settings...)
 	if err != nil {
 		return "", nil, err
 	}
@@ -215,7 +217,7 @@ func start() (*cluster, error) { return startCluster(false) }
 
 // startCluster initialises and starts a cluster, as the postgres OS user
 // when the process runs as root.
-func startCluster(durable bool) (*cluster, error) {
+func startCluster(durable bool, settings ...string) (*cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -274,6 +276,9 @@ func startCluster(durable bool) (*cluster, error) {
 			args = append(args, "-c", "shared_buffers=256MB")
 		} else {
 			args = append(args, "-c", "shared_buffers=64MB", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+		}
+		for _, kv := range settings {
+			args = append(args, "-c", kv)
 		}
 		c.proc = exec.Command(filepath.Join(bin, "postgres"), args...)
 		c.proc.Dir = dir

@@ -237,6 +237,19 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	state := fs.String("state", "bbolt", "bbolt: a state file per run; postgres: a throw-away PostgreSQL cluster started for the bench "+
 		"(initdb + postgres from /usr/lib/postgresql/*/bin, unix socket, durable settings), a schema per run; postgres://…: that server "+
 		"(a role that may create schemas); PostgreSQL runs also report SQL statements per notification")
+	instances := fs.Int("instances", 1, "PostgreSQL only: delivering instances, each a Bot in this process with a DB of its own "+
+		"(own instance name and row, pool, leases and daily-cap reservations), started together on the same sink")
+	topStatements := fs.Int("pg-statements", 0, "PostgreSQL only: after each run, print the N statements that took the server's "+
+		"time (pg_stat_statements: the bench's own cluster loads it; a postgres://… server must have it in shared_preload_libraries)")
+	var pgSettings []string
+	fs.Func("pg-setting", "PostgreSQL only, the bench's own cluster: one more server setting, name=value (postgres -c), such as "+
+		"auto_explain.log_min_duration=3ms; may be repeated", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want name=value, got %q", v)
+		}
+		pgSettings = append(pgSettings, v)
+		return nil
+	})
 	_ = fs.Parse(args)
 	transport, err := tilecast.ParseTransport(*transportFlag)
 	if err != nil || transport == "" {
@@ -262,7 +275,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(bdir)
 	if *state != "bbolt" {
-		return pgFanOut(ctx, *state, *kind, transport, counts, rr, *conc, bdir)
+		return pgFanOut(ctx, *state, *kind, transport, counts, rr, *conc, bdir, *instances, *topStatements, pgSettings)
 	}
 	rawNs, err := bench.RawNotificationsFor(transport)
 	if err != nil {
