@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The daily cap of an unauthenticated channel across instances
@@ -83,9 +84,13 @@ func (db *DB) ReserveSends(day string, ids []string, want []int, limit int) ([]i
 	var b pgx.Batch
 	// In ID order, so that inserting instances wait for each other in
 	// one order. An existing row is left alone here (not locked).
+	var inserted int64
 	b.Queue(`INSERT INTO daily_caps (channel_id, day, n)
 		SELECT c, '-infinity', 0 FROM unnest($1::text[]) AS c ORDER BY c
-		ON CONFLICT (channel_id) DO NOTHING`, cs)
+		ON CONFLICT (channel_id) DO NOTHING`, cs).Exec(func(tag pgconn.CommandTag) error {
+		inserted = tag.RowsAffected()
+		return nil
+	})
 	// FOR UPDATE reads each row's newest committed version and holds it
 	// until the batch commits; the raise is computed from that version.
 	b.Queue(`WITH o AS (
@@ -117,6 +122,7 @@ func (db *DB) ReserveSends(day string, ids []string, want []int, limit int) ([]i
 	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, fmt.Errorf("reserve sends: %w", err)
 	}
+	db.grew("daily_caps", inserted)
 	return granted, nil
 }
 

@@ -103,6 +103,8 @@ type DB struct {
 	hold   *pgxpool.Conn // the connection holding the run lock (Hold)
 
 	inst *instance // nil unless Options.Instance
+
+	growth growth // rows added to the tables the store analyzes itself (analyze.go)
 }
 
 //go:embed migrations/*.sql
@@ -423,6 +425,10 @@ func (db *DB) write(point string, fn func(t *txn) error) error {
 		}
 		if err == nil && t.garbage {
 			db.garbage.Store(true)
+		}
+		if err == nil {
+			db.grew("outbox", t.delta.outbox)
+			db.grew("channels", t.delta.channels)
 		}
 		return err
 	}

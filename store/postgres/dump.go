@@ -189,10 +189,21 @@ func (im *importer) Close() error {
 	if err := im.flush(); err != nil {
 		return err
 	}
-	return im.db.write("", func(t *txn) error {
+	err := im.db.write("", func(t *txn) error {
 		_, err := t.Exec(t.ctx, "SELECT setval('outbox_ids', greatest((SELECT max(id) FROM outbox), (SELECT max(id) FROM dead_letters), 1))")
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// A bulk load leaves the planner's statistics behind (analyze.go):
+	// the daemon started next plans from what is there now.
+	ctx, cancel := im.db.opCtx()
+	defer cancel()
+	if _, err := im.db.pool.Exec(ctx, "ANALYZE"); err != nil {
+		return fmt.Errorf("import into %s: analyze: %w", im.db.url, err)
+	}
+	return nil
 }
 
 func (im *importer) flush() error {
