@@ -29,19 +29,23 @@ import (
 var killRounds = flag.Int("kill-rounds", 4, "kill -9 rounds of TestKillRunInstances (the short mode is the default)")
 
 // growingFeed gains an item per fetch and keeps the newest 20; it logs
-// each fetch.
+// each fetch. Once stopped it keeps serving its last items, unchanged
+// and uncounted.
 type growingFeed struct {
 	*httptest.Server
 	mu      sync.Mutex
 	n       int
 	fetched []time.Time
+	stopped bool
 }
 
 func (f *growingFeed) serve(w http.ResponseWriter, _ *http.Request) {
 	f.mu.Lock()
-	f.n++
+	if !f.stopped {
+		f.n++
+		f.fetched = append(f.fetched, time.Now())
+	}
 	n := f.n
-	f.fetched = append(f.fetched, time.Now())
 	f.mu.Unlock()
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Multi</title><link>http://127.0.0.1/</link>`)
@@ -56,6 +60,7 @@ func (f *growingFeed) serve(w http.ResponseWriter, _ *http.Request) {
 func (f *growingFeed) stop() (items, fetches int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stopped = true
 	return f.n, len(f.fetched)
 }
 
@@ -155,8 +160,11 @@ text2 = "{{.Item.Title}}"
 		procs[n].Process.Signal(syscall.SIGTERM)
 		procs[n].Wait()
 	}
+	// The feed stops growing but stays up: an instance stopped between
+	// its fetch and its commit left that tick's new item uncommitted
+	// (a stop does not finish a tick), and the draining instance's
+	// next fetch of the unchanged feed commits it, as any next run would.
 	items, fetches := feed.stop()
-	feed.Close()
 
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
@@ -170,20 +178,57 @@ text2 = "{{.Item.Title}}"
 	if fetches != claimed {
 		t.Errorf("the feed was fetched %d times for %d claimed ticks: a tick fetched twice", fetches, claimed)
 	}
-	// Items of the fetches whose commit a kill prevented are still in
-	// the feed's window when the next instance fetches; only the first
-	// fetch (the baseline) sends nothing.
+	// Items of the fetches whose commit a kill or the stop prevented are
+	// still in the feed's window when the next instance fetches; only the
+	// first fetch (the baseline) sends nothing.
 	start("i1")
 	var st emulator.ChannelState
-	waitFor(t, "every phone to get every item after the baseline", func() bool {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		short := 0
 		for _, p := range ps {
 			st, _ = emu.Channel(p.Token)
 			if len(distinctToasts(st)) < items-1 {
-				return false
+				short++
 			}
 		}
-		return true
-	})
+		if short == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			// What a failure needs to be understood: which items are
+			// missing where, what still waits, and what the instances
+			// logged beyond info.
+			missing := map[string]int{}
+			for _, p := range ps {
+				st, _ := emu.Channel(p.Token)
+				got := distinctToasts(st)
+				for i := 2; i <= items; i++ {
+					if !got[fmt.Sprint("item-", i)] {
+						missing[fmt.Sprint("item-", i)]++
+					}
+				}
+			}
+			t.Logf("%d of %d phones miss items (items 2..%d; phones missing each): %v", short, len(ps), items, missing)
+			var waiting, leased int
+			_ = conn.QueryRow(context.Background(), "SELECT count(*), count(lease_owner) FROM outbox").Scan(&waiting, &leased)
+			var jobs int
+			_ = conn.QueryRow(context.Background(), "SELECT count(*) FROM fanout_jobs").Scan(&jobs)
+			t.Logf("outbox: %d entries (%d with a lease owner); fan-out jobs: %d", waiting, leased, jobs)
+			for _, n := range names {
+				b, _ := os.ReadFile(filepath.Join(dir, n+".log"))
+				var notable []string
+				for _, line := range strings.Split(string(b), "\n") {
+					if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") || strings.Contains(line, "interrupted") || strings.Contains(line, "resum") {
+						notable = append(notable, line)
+					}
+				}
+				t.Logf("%s log, warnings and errors:\n%s", n, tail(strings.Join(notable, "\n"), 4000))
+			}
+			t.Fatalf("timed out waiting for every phone to get every item after the baseline")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	procs["i1"].Process.Signal(syscall.SIGTERM)
 	procs["i1"].Wait()
 
