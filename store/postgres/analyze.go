@@ -58,7 +58,7 @@ func (db *DB) grew(table string, n int64) {
 		return
 	}
 	g.running = true
-	base := tg.base
+	base, added := tg.base, tg.added
 	g.mu.Unlock()
 
 	done := func(newBase int64, analyzed bool) {
@@ -66,7 +66,9 @@ func (db *DB) grew(table string, n int64) {
 		defer g.mu.Unlock()
 		g.running = false
 		if analyzed {
-			tg.base, tg.added = newBase, 0
+			// What others added meanwhile may not be in the statistics:
+			// it counts toward the next doubling.
+			tg.base, tg.added = newBase, tg.added-added
 		} else if newBase >= 0 {
 			tg.base = newBase
 		}
@@ -82,7 +84,7 @@ func (db *DB) grew(table string, n int64) {
 			return
 		}
 		base = max(int64(est), 0)
-		if tg.added < base {
+		if added < base {
 			done(base, false)
 			return
 		}

@@ -86,3 +86,43 @@ func TestTablesAnalyzedAsTheyGrow(t *testing.T) {
 		t.Errorf("outbox after doubling: the planner counts %v, want %v", got, wantRows)
 	}
 }
+
+// Writers growing one table at once share its count (run with -race):
+// the table is analyzed once it has grown past analyzeMin, whichever
+// writer crossed it.
+func TestAnalyzeConcurrentWriters(t *testing.T) {
+	url := pgtest.New(t)
+	db := open(t, url, Options{})
+	const writers, each = 8, 200
+	chs := make([]tilecast.Channel, each)
+	for i := range chs {
+		chs[i] = tilecast.Channel{URI: fmt.Sprintf("http://127.0.0.1/conc/%d", i)}
+	}
+	if _, _, err := db.ImportChannels(chs); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.Channels("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			ns := make([]tilecast.Notification, 0, len(all))
+			for i, ch := range all {
+				ns = append(ns, tilecast.Notification{ChannelID: ch.ID, Feed: fmt.Sprint("f", w), ItemID: fmt.Sprint(i),
+					Kind: tilecast.KindToast, Payload: []byte("toast")})
+			}
+			errs <- db.Enqueue(ns)
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := sql(t, url, "SELECT reltuples::float8 FROM pg_class WHERE oid = 'outbox'::regclass").(float64)
+	if got < analyzeMin {
+		t.Errorf("outbox after %d rows from %d writers: the planner counts %v", writers*each, writers, got)
+	}
+}
