@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/store"
 )
 
@@ -146,7 +147,7 @@ func TestRunExpirySweepsRemovesLaterExpiriesAndStops(t *testing.T) {
 		return err == nil
 	}
 
-	var logs syncBuffer
+	var logs logtest.Buffer
 	bot := &tilecast.Bot{Store: db, Now: clock, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	st := sweepCounter{DB: db, sweeps: make(chan time.Time)}
 	ctx, cancel := context.WithCancel(t.Context())

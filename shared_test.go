@@ -1,7 +1,6 @@
 package tilecast_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 	"github.com/tilecast/tilecast/notify/wns"
 	"github.com/tilecast/tilecast/store/postgres"
@@ -384,7 +384,7 @@ func TestWNSSharedTokenDuringBackoff(t *testing.T) {
 // refused token dropped, a database that fails) no log line, of the
 // sources or of the stores, holds a token value.
 func TestWNSSharedTokenNeverLogged(t *testing.T) {
-	var buf syncBuffer
+	var buf logtest.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	url := pgtest.New(t)
 	open := func() *postgres.DB {
@@ -424,25 +424,6 @@ func TestWNSSharedTokenNeverLogged(t *testing.T) {
 		t.Fatalf("%d token requests, want 3 (A twice, B once its database was gone)", n)
 	}
 	t.Logf("tokens: %d handed out, %d requested", len(tokens), e.requests.Load())
-}
-
-// syncBuffer is a bytes.Buffer for log writes from other goroutines
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestBreakerSharedConcurrent: two Breakers on one database, each pushed

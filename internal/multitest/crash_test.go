@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 	"github.com/tilecast/tilecast/store/postgres"
 )
@@ -94,7 +95,7 @@ func TestKillOneInstance(t *testing.T) {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), envChild+"=doomed", envChildURL+"="+url,
 				envChildConc+"="+strconv.Itoa(conc), envChildKillAt+"="+strconv.Itoa(40+round*37))
-			out := &syncBuffer{}
+			out := &logtest.Buffer{}
 			cmd.Stdout, cmd.Stderr = out, out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -104,7 +105,7 @@ func TestKillOneInstance(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			var wg sync.WaitGroup
-			bot := newBot(t, survivor, conc, &syncBuffer{})
+			bot := newBot(t, survivor, conc, &logtest.Buffer{})
 			wg.Go(func() {
 				if err := bot.Deliver(ctx); err != nil {
 					t.Error(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 	"github.com/tilecast/tilecast/store/postgres"
 )
@@ -119,7 +120,7 @@ func TestDailyCapExactAcrossInstances(t *testing.T) {
 			flaky.Store(true)
 			bots := make([]*tilecast.Bot, len(dbs))
 			for i, db := range dbs {
-				bots[i] = newBot(t, db, c.conc, &syncBuffer{})
+				bots[i] = newBot(t, db, c.conc, &logtest.Buffer{})
 				bots[i].Now = clk.now
 				bots[i].Pusher = unanswering{bots[i].Pusher, 7, &calls, &flaky}
 				bots[i].SetDefaultTTL(tilecast.TTL{tilecast.KindToast: 7 * 24 * time.Hour})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 	"github.com/tilecast/tilecast/store/postgres"
 )
@@ -53,7 +54,7 @@ func (s *barrierStore) SubscribersAfter(f *tilecast.Feed, cursor string, limit i
 func TestResumeFanOutOnce(t *testing.T) {
 	url := pgtest.New(t)
 	emu := newEmulator(t)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	a := openInstance(t, url, "a", postgres.Options{})
 	b := openInstance(t, url, "b", postgres.Options{})
 	ps := phones(t, emu, a, 23)

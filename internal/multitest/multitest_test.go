@@ -18,6 +18,7 @@ import (
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
 	"github.com/tilecast/tilecast/fetch"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 	"github.com/tilecast/tilecast/notify"
 	"github.com/tilecast/tilecast/notify/mpns"
@@ -129,24 +130,6 @@ func newBot(t testing.TB, db *postgres.DB, concurrency int, log io.Writer) *tile
 	}
 }
 
-// syncBuffer is a log both instances write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Two instances run every tick of a feed at once, each on its own
 // clock's idea of "now" a little apart: each tick is fetched and
 // committed once (the feed server's count), and every phone gets each new
@@ -155,7 +138,7 @@ func TestEachTickOnce(t *testing.T) {
 	url := pgtest.New(t)
 	emu := newEmulator(t)
 	feeds := newFeedServer(t)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	a := openInstance(t, url, "a", postgres.Options{})
 	b := openInstance(t, url, "b", postgres.Options{})
 	ps := phones(t, emu, a, 20)
@@ -244,7 +227,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestDeliveriesShared(t *testing.T) {
 	url := pgtest.New(t)
 	emu := newEmulator(t)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	var dups atomic.Int64
 	count := func(n int) { dups.Add(int64(n)) }
 	a := openInstance(t, url, "a", postgres.Options{LeaseBatch: 8, PossibleDuplicates: count})
@@ -356,7 +339,7 @@ func TestNewWorkWakesIdleInstance(t *testing.T) {
 	if err := a.Enqueue([]tilecast.Notification{later}); err != nil {
 		t.Fatal(err)
 	}
-	bot.Store(newBot(t, b, 2, &syncBuffer{}))
+	bot.Store(newBot(t, b, 2, &logtest.Buffer{}))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { bot.Load().Deliver(ctx); close(done) }()
@@ -393,7 +376,7 @@ func TestRestAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	enqueueToasts(t, a, 1)
-	if err := newBot(t, a, 2, &syncBuffer{}).DeliverDue(t.Context()); err != nil {
+	if err := newBot(t, a, 2, &logtest.Buffer{}).DeliverDue(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if pushes.Load() != 1 {
@@ -405,7 +388,7 @@ func TestRestAcrossInstances(t *testing.T) {
 	}
 	// b delivers the retry and a new toast: neither goes out yet.
 	enqueueToasts(t, b, 2)
-	if err := newBot(t, b, 2, &syncBuffer{}).DeliverDue(t.Context()); err != nil {
+	if err := newBot(t, b, 2, &logtest.Buffer{}).DeliverDue(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if pushes.Load() != 1 {
