@@ -268,13 +268,7 @@ func testTileCoalescingAndLastTile(t *testing.T, newState NewState) {
 		t.Helper()
 		must(t, db.Commit(tilecast.Commit{Key: k, Seen: []string{"x"}, Now: clk.Now(), Notifications: ns}))
 	}
-	bodies := func(ch tilecast.Channel) []string {
-		var out []string
-		for _, p := range outboxOf(t, db, ch.ID, clk.Now()) {
-			out = append(out, string(p.Kind)+":"+string(p.Payload))
-		}
-		return out
-	}
+	bodies := func(ch tilecast.Channel) []string { return outboxBodies(t, db, ch.ID, clk.Now()) }
 	deliver := func(action tilecast.Action) {
 		t.Helper()
 		ps, _ := db.Due(clk.Now(), 100, nil)
@@ -350,13 +344,7 @@ func testBadgeCoalescingAndLastBadge(t *testing.T, newState NewState) {
 		t.Helper()
 		must(t, db.Commit(tilecast.Commit{Key: k, Seen: []string{"x"}, Now: clk.Now(), Notifications: ns}))
 	}
-	bodies := func(ch tilecast.Channel) []string {
-		var out []string
-		for _, p := range outboxOf(t, db, ch.ID, clk.Now()) {
-			out = append(out, string(p.Kind)+":"+string(p.Payload))
-		}
-		return out
-	}
+	bodies := func(ch tilecast.Channel) []string { return outboxBodies(t, db, ch.ID, clk.Now()) }
 	commit(tile(a, "news", "T1"), badge(a, "news", "B1"), badge(a, "weather", "W1"))
 	commit(tile(a, "news", "T2"), badge(a, "news", "B2"))
 	if got := bodies(a); !slices.Equal(got, []string{"badge:W1", "tile:T2", "badge:B2"}) {

@@ -249,6 +249,16 @@ var farFuture = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 const everything = 1000 * time.Hour
 
 // outboxOf returns every outbox entry of a channel, in due order.
+// outboxBodies is what waits for chID, as kind:payload, in due order.
+func outboxBodies(tb testing.TB, db Backend, chID string, now time.Time) []string {
+	tb.Helper()
+	var out []string
+	for _, p := range outboxOf(tb, db, chID, now) {
+		out = append(out, string(p.Kind)+":"+string(p.Payload))
+	}
+	return out
+}
+
 func outboxOf(tb testing.TB, db Backend, chID string, now time.Time) []tilecast.Pending {
 	tb.Helper()
 	ps, err := db.Due(now.Add(everything), 1<<30, nil)
