@@ -573,20 +573,32 @@ func TestTileOnSubscribe(t *testing.T) {
 	}
 }
 
-func TestFeedFailureBacksOffAndMarksBroken(t *testing.T) {
-	h := newHarness(t)
+// flakyFeed serves a one-item RSS feed, or answers status while it is
+// set to fail (as it is at first); closed at the test's end.
+func flakyFeed(t *testing.T, status int) (*httptest.Server, func(fail bool)) {
+	t.Helper()
 	var mu sync.Mutex
-	fail := true
+	failing := true
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		if fail {
-			http.Error(w, "down", http.StatusInternalServerError)
+		if failing {
+			http.Error(w, "down", status)
 			return
 		}
 		io.WriteString(w, `<rss version="2.0"><channel><title>T</title><item><guid>x</guid><title>X</title></item></channel></rss>`)
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv, func(fail bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		failing = fail
+	}
+}
+
+func TestFeedFailureBacksOffAndMarksBroken(t *testing.T) {
+	h := newHarness(t)
+	srv, setFail := flakyFeed(t, http.StatusInternalServerError)
 	f := h.feed("flaky", "")
 	f.URL = srv.URL + "/feed.xml"
 	f.BrokenAfter = time.Hour
@@ -619,9 +631,7 @@ func TestFeedFailureBacksOffAndMarksBroken(t *testing.T) {
 	if strings.Count(h.logs.String(), "feed broken") != 1 {
 		t.Errorf("want exactly one 'feed broken' line")
 	}
-	mu.Lock()
-	fail = false
-	mu.Unlock()
+	setFail(false)
 	h.clock.Add(7 * time.Hour)
 	h.run(f)
 	st, _, _ = h.db.FeedState(k)
@@ -717,18 +727,7 @@ func TestFetchLogLevels(t *testing.T) {
 	h := newHarness(t)
 	rec := &levelRecorder{}
 	h.bot.Logger = slog.New(rec)
-	var mu sync.Mutex
-	fail := true
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if fail {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, `<rss version="2.0"><channel><title>T</title><item><guid>x</guid><title>X</title></item></channel></rss>`)
-	}))
-	defer srv.Close()
+	srv, setFail := flakyFeed(t, http.StatusServiceUnavailable)
 	f := h.feed("flaky", "")
 	f.URL = srv.URL + "/feed.xml"
 	f.BrokenAfter = 10 * time.Hour
@@ -746,9 +745,7 @@ func TestFetchLogLevels(t *testing.T) {
 		{"recovered", false, []loggedRecord{{level: slog.LevelInfo, msg: "feed recovered"}, {level: slog.LevelInfo, msg: "fetch"}}},
 	}
 	for _, s := range steps {
-		mu.Lock()
-		fail = s.fail
-		mu.Unlock()
+		setFail(s.fail)
 		h.run(f)
 		got := rec.take()
 		if len(got) != len(s.want) {
