@@ -257,9 +257,9 @@ func TestRecorderWaitsForSendsInFlight(t *testing.T) {
 			return 0, time.Time{}
 		}
 	}
-	// Each commit is held 2 s, so the next batch may wait up to 2 s.
+	// Each commit is held 1 s, so the next batch may wait up to 1 s.
 	hold := func() {
-		time.Sleep(2 * time.Second)
+		time.Sleep(time.Second)
 		st.release <- struct{}{}
 	}
 
@@ -293,7 +293,7 @@ func TestRecorderWaitsForSendsInFlight(t *testing.T) {
 	if n != 4 {
 		t.Fatalf("batch with ten sends in flight = %d, want 4 (half the window)", n)
 	}
-	if d := at.Sub(sent); d > time.Second {
+	if d := at.Sub(sent); d > 500*time.Millisecond {
 		t.Fatalf("half the window answered, yet the batch came %s later (waited for the rest in flight)", d)
 	}
 	hold()
@@ -301,7 +301,7 @@ func TestRecorderWaitsForSendsInFlight(t *testing.T) {
 	// That batch was a burst's: the next waits for the whole window,
 	// but only as long as the last commit took. The one after is no
 	// burst's, and with nothing in flight its result goes at once
-	// although the last commit took 2 s.
+	// although the last commit took 1 s.
 	sendResults(results, 8, 1)
 	if n, _ := next(); n != 1 {
 		t.Fatalf("burst batch = %d, want 1", n)
@@ -314,7 +314,7 @@ func TestRecorderWaitsForSendsInFlight(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("batch with nothing in flight = %d, want 1", n)
 	}
-	if d := at.Sub(sent); d > time.Second {
+	if d := at.Sub(sent); d > 500*time.Millisecond {
 		t.Fatalf("nothing in flight, yet the batch came %s after its result (it waited)", d)
 	}
 	close(results)
