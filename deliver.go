@@ -106,7 +106,11 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 
 	recErr := make(chan error, 1)
 	go func() {
-		recErr <- b.recorder(ctx, results, cap(window), recordFillWait, func(ids []uint64, committed bool) {
+		// Sends dispatched and not yet answered: the window's taken slots
+		// less the answers waiting to be recorded (a hint: it only
+		// decides how long the recorder waits).
+		inFlight := func(answered int) int { return len(window) - len(results) - answered }
+		recErr <- b.recorder(ctx, results, cap(window), recordFillWait, inFlight, func(ids []uint64, committed bool) {
 			if committed {
 				fl.finish(ids)
 			}
@@ -442,14 +446,23 @@ func (b *Bot) countUnfinished() {
 // sent again after the restart, which loses nothing.
 //
 // A batch holds at most limit results, the send window (a result holds
-// its slot until done, so the window bounds a batch anyway). Under a burst
-// (the previous batch held at least half the window) it waits for the whole
-// window to be answered, but no longer than fillWait nor than its last
-// commit took: a commit writes its pages and an fsync pair however few
-// outcomes it holds, so fuller batches cost less per outcome, while a wait
-// longer than a commit costs more than a second commit would. The window,
-// not the wait, bounds what a crash can send twice.
-func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int, fillWait time.Duration, done func(ids []uint64, committed bool)) error {
+// its slot until done, so the window bounds a batch anyway). A commit
+// writes its pages and an fsync pair however few outcomes it holds, so
+// fuller batches cost less per outcome, and the recorder waits for more
+// results, but no longer than fillWait nor than its last commit took (a
+// wait longer than a commit costs more than a second commit would):
+//
+//   - under a burst (the previous batch held at least half the window),
+//     for the whole window to be answered;
+//   - otherwise for the sends in flight (inFlight, told how many answers
+//     the batch holds), up to half the window: that many answers can wait
+//     while every worker keeps sending, so the wait costs the sends
+//     nothing. Slow sends (Web Push's encryption, a loaded machine) would
+//     otherwise be committed a few at a time. With nothing in flight it
+//     commits at once.
+//
+// The window, not the wait, bounds what a crash can send twice.
+func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int, fillWait time.Duration, inFlight func(answered int) int, done func(ids []uint64, committed bool)) error {
 	var errs []error
 	var creds credentialWatch
 	limit = max(limit, 1)
@@ -517,10 +530,15 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 	for r := range results {
 		// Group commit: take whatever else has already arrived, then write.
 		batch = gather(append(batch, r), results, limit, nil)
-		if burst && len(batch) < limit {
+		target := limit
+		if !burst {
+			target = min(limit/2, len(batch)+inFlight(len(batch)))
+		}
+		if len(batch) < target {
 			t := time.NewTimer(min(fillWait, lastCommit))
-			batch = gather(batch, results, limit, t.C)
+			batch = gather(batch, results, target, t.C)
 			t.Stop()
+			batch = gather(batch, results, limit, nil) // and what came meanwhile
 		}
 		burst = 2*len(batch) >= limit
 		flush()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -34,8 +35,8 @@ func sendResults(results chan<- sendResult, from, n int) {
 // TestRecorderFillsBatchesInABurst: after a batch of at least half the
 // window the recorder waits for the whole window (4 results for 2
 // workers), but no longer than its last commit took; after a smaller
-// batch (no burst) it commits what it has at once; a closed channel ends
-// the wait.
+// batch (no burst), with no send in flight, it commits what it has at
+// once; a closed channel ends the wait.
 func TestRecorderFillsBatchesInABurst(t *testing.T) {
 	const window = 4 // 2 × 2 workers
 	st := &batchStore{sizes: make(chan int), release: make(chan struct{})}
@@ -56,7 +57,7 @@ func TestRecorderFillsBatchesInABurst(t *testing.T) {
 	// No burst yet: one result is committed without waiting for more
 	// (the fill wait is an hour: waiting would fail the test).
 	go func() {
-		recErr <- b.recorder(context.Background(), results, window, time.Hour, func([]uint64, bool) {})
+		recErr <- b.recorder(context.Background(), results, window, time.Hour, func(int) int { return 0 }, func([]uint64, bool) {})
 	}()
 	sendResults(results, 0, 1)
 	if n := next(); n != 1 {
@@ -228,5 +229,97 @@ func TestChannelAuthenticated(t *testing.T) {
 		if got := (&Channel{URI: tt.uri}).Authenticated(); got != tt.want {
 			t.Errorf("Authenticated(%q) = %v, want %v", tt.uri, got, tt.want)
 		}
+	}
+}
+
+// TestRecorderWaitsForSendsInFlight: outside a burst the recorder waits
+// for the sends in flight, up to half the window, before it commits, but
+// no longer than its last commit took; with nothing in flight it commits
+// at once.
+func TestRecorderWaitsForSendsInFlight(t *testing.T) {
+	const window = 8 // 2 × 4 workers
+	st := &batchStore{sizes: make(chan int), release: make(chan struct{})}
+	b := &Bot{Store: st}
+	results := make(chan sendResult, window)
+	var flying atomic.Int64 // what the test says is in flight
+	recErr := make(chan error, 1)
+	go func() {
+		recErr <- b.recorder(context.Background(), results, window, time.Hour,
+			func(int) int { return int(flying.Load()) }, func([]uint64, bool) {})
+	}()
+	next := func() (int, time.Time) {
+		t.Helper()
+		select {
+		case n := <-st.sizes:
+			return n, time.Now()
+		case <-time.After(30 * time.Second):
+			t.Fatal("no batch committed within 30 s")
+			return 0, time.Time{}
+		}
+	}
+	// Each commit is held 1 s, so the next batch may wait up to 1 s.
+	hold := func() {
+		time.Sleep(time.Second)
+		st.release <- struct{}{}
+	}
+
+	// Nothing in flight: a lone result is committed at once.
+	sendResults(results, 0, 1)
+	if n, _ := next(); n != 1 {
+		t.Fatalf("first batch = %d, want 1", n)
+	}
+	hold()
+
+	// Two sends in flight: the recorder waits for their answers.
+	flying.Store(2)
+	sendResults(results, 1, 1)
+	for i := range 2 {
+		time.Sleep(100 * time.Millisecond)
+		flying.Add(-1)
+		sendResults(results, 2+i, 1)
+	}
+	if n, _ := next(); n != 3 {
+		t.Fatalf("batch with two sends in flight = %d, want 3 (it should wait for them)", n)
+	}
+	hold()
+
+	// Ten in flight: it waits for half the window (4), not for all ten.
+	flying.Store(10)
+	sendResults(results, 4, 1)
+	time.Sleep(100 * time.Millisecond)
+	sendResults(results, 5, 3)
+	sent := time.Now()
+	n, at := next()
+	if n != 4 {
+		t.Fatalf("batch with ten sends in flight = %d, want 4 (half the window)", n)
+	}
+	if d := at.Sub(sent); d > 500*time.Millisecond {
+		t.Fatalf("half the window answered, yet the batch came %s later (waited for the rest in flight)", d)
+	}
+	hold()
+
+	// That batch was a burst's: the next waits for the whole window,
+	// but only as long as the last commit took. The one after is no
+	// burst's, and with nothing in flight its result goes at once
+	// although the last commit took 1 s.
+	sendResults(results, 8, 1)
+	if n, _ := next(); n != 1 {
+		t.Fatalf("burst batch = %d, want 1", n)
+	}
+	hold()
+	flying.Store(0)
+	sendResults(results, 9, 1)
+	sent = time.Now()
+	n, at = next()
+	if n != 1 {
+		t.Fatalf("batch with nothing in flight = %d, want 1", n)
+	}
+	if d := at.Sub(sent); d > 500*time.Millisecond {
+		t.Fatalf("nothing in flight, yet the batch came %s after its result (it waited)", d)
+	}
+	close(results)
+	st.release <- struct{}{}
+	if err := <-recErr; err != nil {
+		t.Fatal(err)
 	}
 }
