@@ -13,6 +13,11 @@ go build -o "$out/tilecast" ./cmd/tilecast
   go version
 } > "$out/machine.txt"
 "$out/tilecast-bench" fanout -n 1000,10000,100000 -runs "5,5,${RUNS_100K:-5}" > "$out/fanout.md" 2> "$out/fanout.log"
+# The other transports: WNS (toast, tile and badge, with access tokens
+# from the sink's token endpoint) and Web Push (encrypted and signed per
+# request in both loops; the crypto cost per notification is reported).
+"$out/tilecast-bench" fanout -transport wns -n 10000,100000 -runs "5,${RUNS_100K:-5}" > "$out/fanout-wns.md" 2> "$out/fanout-wns.log"
+"$out/tilecast-bench" fanout -transport webpush -n 10000,100000 -runs "5,${RUNS_100K:-5}" > "$out/fanout-webpush.md" 2> "$out/fanout-webpush.log"
 # The same fan-out on a throw-away PostgreSQL cluster (durable settings),
 # with SQL statements per notification.
 "$out/tilecast-bench" fanout -state postgres -n 10000,100000 -runs "3,${RUNS_100K:-5}" > "$out/fanout-postgres.md" 2> "$out/fanout-postgres.log"
@@ -24,4 +29,4 @@ go build -o "$out/tilecast" ./cmd/tilecast
 "$out/tilecast-bench" idle -tilecast "$out/tilecast" -f 1000 -window "${IDLE_WINDOW:-5m}" > "$out/idle.md" 2> "$out/idle.log"
 go test -run '^$' -bench 'Build|Diff|FeedState304|CommitUnchanged|Subscribers10k' -benchmem ./bench/ > "$out/micro.txt"
 go test -run '^$' -bench . -benchmem ./store/ ./notify/... > "$out/micro-store-notify.txt"
-cat "$out/machine.txt" "$out/fanout.md" "$out/fanout-postgres.md" "$out/fanout-postgres-3.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt"
+cat "$out/machine.txt" "$out/fanout.md" "$out/fanout-wns.md" "$out/fanout-webpush.md" "$out/fanout-postgres.md" "$out/fanout-postgres-3.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt"
