@@ -1,7 +1,6 @@
 package schedule
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // recorder counts runs per feed and can hold them until released.
@@ -58,24 +58,6 @@ func (r *recorder) ranFeeds() []string {
 	return out
 }
 
-// lockedBuffer is a log destination safe for cron's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // within reports whether got is d after a moment in [from, to], to the
@@ -88,7 +70,7 @@ func within(got time.Time, from, to time.Time, d time.Duration) bool {
 // changed ones (schedule or any other field), keeps unchanged ones with
 // their entry, and drops removed ones — before and after Start.
 func TestApplyAddsChangesRemoves(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	s := New(newRecorder(), slog.New(slog.NewTextHandler(&logs, nil)))
 	feeds := []tilecast.Feed{
 		{Name: "news", Schedule: "@every 1h"},
@@ -201,7 +183,7 @@ func TestApplyBadScheduleChangesNothing(t *testing.T) {
 // A scheduled run gets the context given to Start, moves the heartbeat,
 // and a failing run is logged without stopping the schedule.
 func TestScheduledRunsUseStartContext(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	r := newRecorder()
 	s := New(r, slog.New(slog.NewTextHandler(&logs, nil)))
 	if !s.LastBeat().IsZero() {
@@ -281,7 +263,7 @@ func (p *panicRunner) RunTick(context.Context, *tilecast.Feed, time.Time) error 
 // A panicking feed run is recovered by the scheduler (cron.Recover), logged,
 // and the feed keeps being scheduled: the daemon lives on.
 func TestSchedulerRecoversPanickingJob(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	pr := &panicRunner{ran: make(chan struct{}, 1)}
 	s := New(pr, log)
@@ -339,7 +321,7 @@ func TestCatchUp(t *testing.T) {
 	}
 
 	// A store that cannot be read: logged, and only per-user feeds run.
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	r = newRecorder()
 	s = New(r, slog.New(slog.NewTextHandler(&logs, nil)))
 	s.CatchUp(t.Context(), feeds, fakeStates{err: errors.New("disk on fire")})

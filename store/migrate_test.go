@@ -10,11 +10,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -236,25 +236,8 @@ func checkCurrentForms(t *testing.T, db *DB) {
 	}
 }
 
-// logBuffer is a concurrency-safe log destination.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+// textLogger logs as the daemon does (text lines) to w.
+func textLogger(w *logtest.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // TestMigrateRewritesOldForms: a file of schema 1, 2 or 3 with every old
 // record form is rewritten on a read-write open: every record decodes with
@@ -269,9 +252,9 @@ func TestMigrateRewritesOldForms(t *testing.T) {
 			if _, err := Open(f.path, Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "needs migrating") {
 				t.Fatalf("read-only open of schema %d: %v, want a request to migrate", schema, err)
 			}
-			var logs logBuffer
+			var logs logtest.Buffer
 			var calls [][2]int
-			db, err := Open(f.path, Options{Now: f.clk.Now, Logger: logs.logger(),
+			db, err := Open(f.path, Options{Now: f.clk.Now, Logger: textLogger(&logs),
 				Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) }})
 			if err != nil {
 				t.Fatal(err)
@@ -580,8 +563,8 @@ func TestMigrateLargeFileInBatches(t *testing.T) {
 
 	txs := 0
 	var calls [][2]int
-	var logs logBuffer
-	db, err = Open(path, Options{Now: clk.Now, Logger: logs.logger(),
+	var logs logtest.Buffer
+	db, err = Open(path, Options{Now: clk.Now, Logger: textLogger(&logs),
 		Failpoint: func(point string) {
 			if point == tilecast.FailInMigrate {
 				txs++
@@ -624,8 +607,8 @@ func TestMigrateLeavesUnreadable(t *testing.T) {
 	must(t, bdb.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte(bucketLedger)).Put(append(prefix("zz"), outboxKey(nil, f.clk.Now(), 1)...), []byte{9, 9})
 	}), bdb.Close())
-	var logs logBuffer
-	db, err := Open(f.path, Options{Now: f.clk.Now, Logger: logs.logger()})
+	var logs logtest.Buffer
+	db, err := Open(f.path, Options{Now: f.clk.Now, Logger: textLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

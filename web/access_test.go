@@ -13,11 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/web"
 )
@@ -28,30 +28,12 @@ const (
 	wrongKey = "wrong-key-0000000000000000000000"
 )
 
-// syncBuffer is a log sink the server writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // accessEnv is a web.Server on a real store behind a real listener.
 type accessEnv struct {
 	db   *store.DB
 	srv  *web.Server
 	url  string
-	logs *syncBuffer
+	logs *logtest.Buffer
 	keys string // the keys file
 }
 
@@ -71,7 +53,7 @@ func accessSetup(t *testing.T, keys string) (web.Options, *accessEnv) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	e := &accessEnv{db: db, logs: &syncBuffer{}, keys: filepath.Join(dir, "api-keys")}
+	e := &accessEnv{db: db, logs: &logtest.Buffer{}, keys: filepath.Join(dir, "api-keys")}
 	if err := os.WriteFile(e.keys, []byte(keys), 0o600); err != nil {
 		t.Fatal(err)
 	}

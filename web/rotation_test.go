@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/web"
 )
@@ -23,7 +24,7 @@ import (
 // without the URI.
 func TestRegistrationDeviceScopedToUser(t *testing.T) {
 	dir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	db, err := store.Open(filepath.Join(dir, "state.db"), store.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

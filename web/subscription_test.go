@@ -16,12 +16,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/web"
 )
 
@@ -79,23 +79,6 @@ func leaks(text string, subs ...testSub) []string {
 		}
 	}
 	return found
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuf) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuf) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // webPushServer is the API on a real store with the default Web Push
@@ -216,7 +199,7 @@ func TestRegisterSubscription(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &syncBuf{}
+			logs := &logtest.Buffer{}
 			db, h := webPushServer(t, tt.private, logs)
 			rec := postReg(t, h, apiKey, tt.body)
 			if rec.Code != tt.status {
@@ -286,7 +269,7 @@ func errorText(t *testing.T, rec *httptest.ResponseRecorder) string {
 // X-Channel-URI reads and removes its channel as for any other.
 func TestSubscriptionDedupAndViews(t *testing.T) {
 	const admin, app = "admin-key-0123456789abcdef", "app-key-fedcba9876543210"
-	logs := &syncBuf{}
+	logs := &logtest.Buffer{}
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys")
 	if err := os.WriteFile(keys, []byte("admin "+admin+"\napp "+app+"\n"), 0o600); err != nil {

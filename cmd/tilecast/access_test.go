@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/tlstest"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/web"
@@ -187,7 +188,7 @@ tls_key = %q
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // TestDaemonReadsCredentials runs the daemon as systemd would with
@@ -31,7 +33,7 @@ func TestDaemonReadsCredentials(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	defer func() {

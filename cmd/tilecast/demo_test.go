@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // TestDemo runs the demo as README tells a newcomer to, for a few seconds,
 // and checks what the phone view shows and what the log says.
 func TestDemo(t *testing.T) {
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &logtest.Buffer{}, &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(context.Background(), []string{"demo", "--seconds", "16", "--every", "2s"}, strings.NewReader(""), stdout, stderr)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // TestEmulateWNS: with --wns-client-id and --wns-client-secret-file the
@@ -22,7 +24,7 @@ func TestEmulateWNS(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	out := &lockedBuffer{}
+	out := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"emulate", "--listen", addr, "--wns-client-id", "ms-app://s-1-15-2-7",
@@ -107,7 +109,7 @@ func TestEmulateWNSFlags(t *testing.T) {
 // an unknown behaviour lists the valid ones, and its log lines carry
 // component=emulator once.
 func TestEmulateStateAcrossRestart(t *testing.T) {
-	help := &lockedBuffer{}
+	help := &logtest.Buffer{}
 	run(t.Context(), []string{"emulate", "--help"}, strings.NewReader(""), help, help)
 	for _, want := range []string{"curl -X POST", "/channels", "?poll", "Without --state", "Expired", "healthy, expired, inactive"} {
 		if !strings.Contains(help.String(), want) {
@@ -117,9 +119,9 @@ func TestEmulateStateAcrossRestart(t *testing.T) {
 
 	state := filepath.Join(t.TempDir(), "emulator.json")
 	addr := freeAddr(t)
-	start := func() (stop func(), out, logs *lockedBuffer) {
+	start := func() (stop func(), out, logs *logtest.Buffer) {
 		ctx, cancel := context.WithCancel(t.Context())
-		out, logs = &lockedBuffer{}, &lockedBuffer{}
+		out, logs = &logtest.Buffer{}, &logtest.Buffer{}
 		done := make(chan int, 1)
 		go func() {
 			done <- run(ctx, []string{"emulate", "--listen", addr, "--state", state}, strings.NewReader(""), out, logs)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 	"github.com/tilecast/tilecast/store/postgres"
 )
@@ -203,7 +204,7 @@ func TestPruneLedgers(t *testing.T) {
 		}
 		return 3, nil
 	})
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {

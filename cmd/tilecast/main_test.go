@@ -20,6 +20,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 )
 
@@ -311,7 +312,7 @@ func TestRunStopsCleanlyAndSecondInstanceIsRefused(t *testing.T) {
 	cfg := e2eConfig(t, fsrv.URL)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	go func() {
 		done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs)
 	}()
@@ -339,23 +340,6 @@ func TestRunStopsCleanlyAndSecondInstanceIsRefused(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not stop")
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // freeAddr returns a loopback address that was free a moment ago.
@@ -409,7 +393,7 @@ text2 = "{{.Item.Title}}"
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
@@ -518,7 +502,7 @@ func TestPreviewPrintsRequestsAndChangesNothing(t *testing.T) {
 func TestEmulateServesPhoneView(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	out := &lockedBuffer{}
+	out := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"emulate", "--listen", addr, "--host", "emulator"}, strings.NewReader(""), out, io.Discard)

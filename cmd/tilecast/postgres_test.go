@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 )
 
@@ -44,7 +45,7 @@ func TestPostgresDaemonAndCommands(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	waitFor(t, "the daemon to run", func() bool { return strings.Contains(logs.String(), "tilecast running") })
 	if !strings.Contains(logs.String(), `state="postgres://`+"tilecast_pw@") {

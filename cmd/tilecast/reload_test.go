@@ -14,6 +14,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/store"
 )
 
@@ -53,7 +54,7 @@ text2 = "{{.Item.Title}}"
 }
 
 // logLines returns the log lines containing every one of parts.
-func logLines(logs *lockedBuffer, parts ...string) []string {
+func logLines(logs *logtest.Buffer, parts ...string) []string {
 	var out []string
 	for _, l := range strings.Split(logs.String(), "\n") {
 		ok := true
@@ -112,7 +113,7 @@ func TestReloadApplies(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/store"
 )
 
@@ -60,7 +61,7 @@ func TestSIGTERMDuringFanOutAccountsForEverything(t *testing.T) {
 	feed.add("Breaking")
 
 	ctx, cancel := context.WithCancel(t.Context())
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	waitFor(t, "the fan-out to start", func() bool { return strings.Count(logs.String(), "msg=push") >= 10 })

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/config"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/store"
 )
 
@@ -50,7 +51,7 @@ func TestSystemdNotify(t *testing.T) {
 	defer fsrv.Close()
 	cfg := e2eConfig(t, fsrv.URL)
 	ctx, cancel := context.WithCancel(t.Context())
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	waitFor(t, "READY=1", func() bool { return strings.Contains(got(), "READY=1") })
@@ -126,7 +127,7 @@ func TestMigrationProgressExtendsStartTimeout(t *testing.T) {
 	}
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sock)
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	progress := migrationProgress(newLogger(config.Default(), logs))
 	progress(5000, 12000)
 	progress(10000, 12000)

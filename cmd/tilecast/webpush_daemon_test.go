@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // The daemon with [push.webpush], end to end: a subscription that expired
@@ -106,7 +107,7 @@ back_content = "{{.Item.Title}}"
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })

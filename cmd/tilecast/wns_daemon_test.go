@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast/emulator"
+	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // The daemon with [push.wns] whose secret the token endpoint refuses:
@@ -72,7 +73,7 @@ text2 = "{{.Item.Title}}"
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
 	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 func expiryTests() []test {
@@ -248,7 +249,7 @@ func testSweepExpired(t *testing.T, newState NewState) {
 		}
 	}
 	must(t, db.Enqueue([]tilecast.Notification{toast(waiting, "news", "w1")}))
-	var logs logBuffer
+	var logs logtest.Buffer
 	bot := &tilecast.Bot{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 
 	if len(gone) <= tilecast.MaxPageLimit {
@@ -379,7 +380,7 @@ func testSweepKeepsResubscribed(t *testing.T, newState NewState) {
 		all = append(all, addChannel(t, db, webPush(fmt.Sprint("r", n), now.Add(-time.Duration(5-n)*time.Minute))))
 	}
 	st := &resubscribing{Backend: db, t: t, later: now.Add(48 * time.Hour)}
-	var logs logBuffer
+	var logs logtest.Buffer
 	bot := &tilecast.Bot{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	n, err := bot.SweepExpired(t.Context(), st)
 	if err != nil {

@@ -14,7 +14,6 @@
 package storetest
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // Backend is a state store as the daemon and the operator commands use it.
@@ -110,31 +110,13 @@ func (c *Clock) Add(d time.Duration) time.Time {
 	return c.t
 }
 
-// logBuffer collects a backend's log lines (text handler).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // harness is one test's state: the open backend, its clock and log, and
 // a failpoint the test may set.
 type harness struct {
 	t    testing.TB
 	db   Backend
 	clk  *Clock
-	logs *logBuffer
+	logs *logtest.Buffer
 	open Opener
 
 	mu   sync.Mutex
@@ -145,7 +127,7 @@ type harness struct {
 // counts are checked and the backend is closed.
 func newHarness(t testing.TB, newState NewState) *harness {
 	t.Helper()
-	h := &harness{t: t, clk: NewClock(), logs: &logBuffer{}, open: newState(t)}
+	h := &harness{t: t, clk: NewClock(), logs: &logtest.Buffer{}, open: newState(t)}
 	h.db = h.open(t, h.options())
 	t.Cleanup(func() {
 		if h.db != nil {
