@@ -25,6 +25,19 @@ func (s *batchStore) Record(recs []Record) error {
 	return nil
 }
 
+// next waits for the recorder's next commit and returns its size and
+// when it began.
+func (s *batchStore) next(t *testing.T) (int, time.Time) {
+	t.Helper()
+	select {
+	case n := <-s.sizes:
+		return n, time.Now()
+	case <-time.After(30 * time.Second):
+		t.Fatal("no batch committed within 30 s")
+		return 0, time.Time{}
+	}
+}
+
 func sendResults(results chan<- sendResult, from, n int) {
 	for i := range n {
 		results <- sendResult{p: Pending{Notification: Notification{ID: uint64(from + i), ChannelID: "c"}},
@@ -45,13 +58,8 @@ func TestRecorderFillsBatchesInABurst(t *testing.T) {
 	recErr := make(chan error, 1)
 	next := func() int {
 		t.Helper()
-		select {
-		case n := <-st.sizes:
-			return n
-		case <-time.After(30 * time.Second):
-			t.Fatal("no batch committed within 30 s")
-			return 0
-		}
+		n, _ := st.next(t)
+		return n
 	}
 
 	// No burst yet: one result is committed without waiting for more
@@ -249,13 +257,7 @@ func TestRecorderWaitsForSendsInFlight(t *testing.T) {
 	}()
 	next := func() (int, time.Time) {
 		t.Helper()
-		select {
-		case n := <-st.sizes:
-			return n, time.Now()
-		case <-time.After(30 * time.Second):
-			t.Fatal("no batch committed within 30 s")
-			return 0, time.Time{}
-		}
+		return st.next(t)
 	}
 	// Each commit is held 1 s, so the next batch may wait up to 1 s.
 	hold := func() {
@@ -263,7 +265,7 @@ func TestRecorderWaitsForSendsInFlight(t *testing.T) {
 		st.release <- struct{}{}
 	}
 
-	// Nothing in flight: a lone result is committed at once.
+	// The first result: nothing in flight, nothing to wait for.
 	sendResults(results, 0, 1)
 	if n, _ := next(); n != 1 {
 		t.Fatalf("first batch = %d, want 1", n)
