@@ -77,13 +77,12 @@ func (db *DB) grew(table string, n int64) {
 	defer cancel()
 	if base < 0 {
 		// The first look: what the planner believes now.
-		var est float64
-		if err := db.pool.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table).Scan(&est); err != nil {
+		var err error
+		if base, err = db.reltuples(ctx, table); err != nil {
 			db.log.Warn("read table statistics", "table", table, "error", err.Error())
 			done(-1, false)
 			return
 		}
-		base = max(int64(est), 0)
 		if added < base {
 			done(base, false)
 			return
@@ -103,9 +102,19 @@ func (db *DB) analyze(ctx context.Context, table string) (int64, error) {
 	if _, err := db.pool.Exec(ctx, "ANALYZE "+table); err != nil {
 		return 0, fmt.Errorf("analyze %s: %w", table, err)
 	}
+	rows, err := db.reltuples(ctx, table)
+	if err != nil {
+		return 0, fmt.Errorf("analyze %s: %w", table, err)
+	}
+	return rows, nil
+}
+
+// reltuples is the planner's row count of table (pg_class.reltuples; -1,
+// never analyzed, reads as 0).
+func (db *DB) reltuples(ctx context.Context, table string) (int64, error) {
 	var est float64
 	if err := db.pool.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table).Scan(&est); err != nil {
-		return 0, fmt.Errorf("analyze %s: %w", table, err)
+		return 0, err
 	}
 	return max(int64(est), 0), nil
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -62,15 +63,7 @@ func (db *DB) ReserveSends(day string, ids []string, want []int, limit int) ([]i
 	if len(order) == 0 || limit <= 0 {
 		return granted, nil
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		if ids[a] < ids[b] {
-			return -1
-		}
-		if ids[a] > ids[b] {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(ids[a], ids[b]) })
 	cs, ks := make([]string, len(order)), make([]int32, len(order))
 	at := make(map[string]int, len(order))
 	for j, i := range order {
