@@ -29,4 +29,6 @@ go build -o "$out/tilecast" ./cmd/tilecast
 "$out/tilecast-bench" idle -tilecast "$out/tilecast" -f 1000 -window "${IDLE_WINDOW:-5m}" > "$out/idle.md" 2> "$out/idle.log"
 go test -run '^$' -bench 'Build|Diff|FeedState304|CommitUnchanged|Subscribers10k' -benchmem ./bench/ > "$out/micro.txt"
 go test -run '^$' -bench . -benchmem ./store/ ./notify/... > "$out/micro-store-notify.txt"
-cat "$out/machine.txt" "$out/fanout.md" "$out/fanout-wns.md" "$out/fanout-webpush.md" "$out/fanout-postgres.md" "$out/fanout-postgres-3.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt"
+# /healthz and /metrics at 1,000 and at 1,000,000 channels: the same cost.
+go test -run '^$' -bench 'HealthzMetrics' -benchmem ./web/ > "$out/healthz-metrics.txt"
+cat "$out/machine.txt" "$out/fanout.md" "$out/fanout-wns.md" "$out/fanout-webpush.md" "$out/fanout-postgres.md" "$out/fanout-postgres-3.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt" "$out/healthz-metrics.txt"
