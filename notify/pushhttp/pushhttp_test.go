@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/tilecast/tilecast/internal/netguardtest"
 	"github.com/tilecast/tilecast/netguard"
 	"github.com/tilecast/tilecast/notify/pushhttp"
@@ -107,6 +109,68 @@ func TestPostOnReusedConnectionIsNotResent(t *testing.T) {
 	}
 	if n := firsts.Load(); n != 1 {
 		t.Errorf("server read the first push %d times, want 1", n)
+	}
+}
+
+// The same over HTTP/2: a POST the host read in full (END_STREAM) and then
+// refused on its stream — RST_STREAM with PROTOCOL_ERROR or
+// REFUSED_STREAM, or a GOAWAY whose last stream is the one before — is not
+// sent again by the client. net/http's HTTP/2 transport resends such a
+// request on its own when the request has a GetBody; the host would act
+// on the push twice while the outbox counts one attempt. The host answers
+// a resend with 200, so a client that resends reports a delivery.
+func TestPostOnReusedHTTP2ConnectionIsNotResent(t *testing.T) {
+	tests := []struct {
+		name   string
+		refuse func(h *h2Conn, stream uint32) error
+	}{
+		{"RST_STREAM PROTOCOL_ERROR", func(h *h2Conn, stream uint32) error {
+			return h.fr.WriteRSTStream(stream, http2.ErrCodeProtocol)
+		}},
+		{"RST_STREAM REFUSED_STREAM", func(h *h2Conn, stream uint32) error {
+			return h.fr.WriteRSTStream(stream, http2.ErrCodeRefusedStream)
+		}},
+		{"GOAWAY", func(h *h2Conn, stream uint32) error {
+			return h.fr.WriteGoAway(stream-2, http2.ErrCodeNo, nil) // client streams are odd
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var firsts, seconds atomic.Int64
+			srv, roots := startRawTLS(t, func(c *rawConn) {
+				c.serveH2(func(h *h2Conn, stream uint32, body []byte) error {
+					switch string(body) {
+					case "first":
+						firsts.Add(1)
+					case "second":
+						if seconds.Add(1) == 1 {
+							return tt.refuse(h, stream)
+						}
+					}
+					return h.answer(stream, http.StatusOK)
+				})
+			})
+			c := loopbackClient(t, pushhttp.Options{RootCAs: roots, Timeout: bound})
+			if r, err := c.Do(t.Context(), post(t, srv.URL+"/ch", "first")); err != nil || r.Status != http.StatusOK || r.Proto != "HTTP/2.0" {
+				t.Fatalf("first push: %+v, %v; want 200 over HTTP/2.0", r, err)
+			}
+			r, err := c.Do(t.Context(), post(t, srv.URL+"/ch", "second"))
+			if err == nil {
+				t.Errorf("second push: %+v, want an error (no answer)", r)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("second push waited out the deadline: %v", err)
+			}
+			if n := seconds.Load(); n != 1 {
+				t.Errorf("server read the second push %d times, want exactly 1", n)
+			}
+			if n := firsts.Load(); n != 1 {
+				t.Errorf("server read the first push %d times, want 1", n)
+			}
+			if n := srv.accepted.Load(); n != 1 {
+				t.Errorf("server accepted %d connections, want 1: the second push goes on the reused one, and nothing follows it", n)
+			}
+		})
 	}
 }
 
