@@ -709,6 +709,65 @@ func TestKeepAlive(t *testing.T) {
 	waitFor(t, "Close to end the idle connections", func() bool { return st.closed.Load() == st.opened.Load() })
 }
 
+// The pool keeps a connection for every worker: Concurrency pushes in
+// flight to one host at once, round after round, reuse the connections of
+// the first round. A pool smaller than Concurrency would close the
+// surplus after each round and dial it again in the next. The host holds
+// each round's answers until all of its pushes have arrived, so every
+// round has exactly Concurrency connections busy at once (HTTP/1.1: one
+// push per connection), whatever the scheduling.
+func TestIdlePoolHoldsConcurrency(t *testing.T) {
+	const (
+		n      = 8
+		rounds = 20
+		// net/http gives up on reusing a connection whose writer has not
+		// reported within 50 ms of the answer (maxWriteWaitBeforeConnReuse),
+		// possible on a loaded machine; each such miss costs one dial. A
+		// pool of n-1 would cost rounds-1 dials, far over this.
+		slack = n / 2
+	)
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	srv, st := httpServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		case <-t.Context().Done():
+			return
+		}
+		select {
+		case <-release:
+		case <-t.Context().Done():
+			return
+		}
+		received(w, r)
+	}, false)
+	c := loopbackClient(t, pushhttp.Options{Concurrency: n, Timeout: bound})
+	var wg sync.WaitGroup
+	defer wg.Wait() // no t.Errorf after the test ends, should a round stall
+	for round := range rounds {
+		for i := range n {
+			wg.Go(func() {
+				if r, err := c.Do(t.Context(), post(t, srv.URL+"/ch", "x")); err != nil || r.Status != http.StatusOK {
+					t.Errorf("round %d push %d: %+v, %v", round, i, r, err)
+				}
+			})
+		}
+		for range n {
+			recv(t, arrived, fmt.Sprintf("push of round %d at the host", round))
+		}
+		for range n {
+			release <- struct{}{}
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	if got := st.opened.Load(); got < n || got > n+slack {
+		t.Errorf("%d rounds of %d parallel pushes opened %d connections, want %d (at most %d)", rounds, n, got, n, n+slack)
+	}
+}
+
 // waitFor polls cond until it holds, failing the test after bound.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
