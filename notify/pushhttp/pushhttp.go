@@ -57,6 +57,13 @@ const maxHeaderBytes = 64 << 10
 // idleTimeout is how long an unused connection is kept.
 const idleTimeout = 90 * time.Second
 
+// untilCloseGrace is how long Do waits, after the headers, for the end of
+// an answer whose body ends only when the host closes the connection. A
+// host that sends its reason and closes at once is done well within it; a
+// host that keeps the connection open costs a push this much, not the
+// push timeout.
+const untilCloseGrace = 300 * time.Millisecond
+
 // Options configure New. The zero value is usable: default timeout and
 // concurrency, the guard on, system roots, no client certificate.
 type Options struct {
@@ -162,8 +169,9 @@ type Response struct {
 	Status int         // HTTP status code
 	Proto  string      // "HTTP/1.1", "HTTP/2.0"
 	Header http.Header // canonical names, as net/http parsed them
-	// Body is at most MaxBody bytes of the answer's body. It is empty for
-	// an HTTP/1.x answer delimited by the end of its connection (see Do).
+	// Body is at most MaxBody bytes of the answer's body. For an HTTP/1.x
+	// answer delimited by the end of its connection it is what arrived
+	// within a short grace after the headers (see Do).
 	Body []byte
 }
 
@@ -198,10 +206,12 @@ func NewPost(uri string, body []byte) (*http.Request, error) {
 // chunked that ends within it is drained, and the connection is reused;
 // a longer one is cut and its connection closed. An HTTP/1.x answer with
 // neither Content-Length nor chunking ends only when the host closes the
-// connection; Do does not wait for that (a host that keeps it open would
-// hold the push until the deadline): such a body is not read, and
-// net/http drops the connection. A body that fails after the status and
-// headers arrived does not fail the push: the answer is in them.
+// connection. Do reads such a body, for the reason a push service may
+// give in it, but for at most a short grace after the headers (300 ms): a
+// host that keeps the connection open would otherwise hold the push until
+// the deadline. Do keeps what arrived, and the connection is dropped. A
+// body that fails after the status and headers arrived does not fail the
+// push: the answer is in them.
 //
 // An error means no answer arrived: the connection failed, the deadline
 // passed, ctx ended, or the guard refused the address (a
@@ -242,11 +252,14 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (Response, error) {
 		return Response{}, fmt.Errorf("post: malformed answer: status %03d", resp.StatusCode)
 	}
 	r := Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header}
-	switch {
-	case resp.ContentLength == 0:
+	if resp.ContentLength == 0 {
 		return r, nil // the common push answer: nothing to read, no buffer
-	case untilClose(resp):
-		return r, nil // Close drops the connection without reading
+	}
+	if untilClose(resp) {
+		// Ending the request's context ends the read (net/http closes the
+		// connection); ReadAll keeps what arrived before.
+		grace := time.AfterFunc(untilCloseGrace, cancel)
+		defer grace.Stop()
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if len(body) > MaxBody {
