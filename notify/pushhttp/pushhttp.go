@@ -7,10 +7,10 @@
 //     variables are ignored (through a proxy the guard would only see the
 //     proxy), and redirects are returned, never followed;
 //   - HTTP/2 is negotiated on https (WNS and Web Push services speak it);
-//   - a POST written on a kept-alive connection is never sent again by the
-//     client: net/http replays only requests it knows to be idempotent, and
-//     a push is not. A resend is the outbox's next attempt, counted and
-//     logged by the deliverer;
+//   - a POST whose body may have been written is never sent again by the
+//     client, on HTTP/1.1 as on HTTP/2: Do hands net/http no way to rewind
+//     the body (see Do). A resend is the outbox's next attempt, counted
+//     and logged by the deliverer;
 //   - each request has its own deadline, and the answer body is read up to
 //     MaxBody and drained, so the connection carries the next push.
 //
@@ -56,6 +56,13 @@ const maxHeaderBytes = 64 << 10
 
 // idleTimeout is how long an unused connection is kept.
 const idleTimeout = 90 * time.Second
+
+// untilCloseGrace is how long Do waits, after the headers, for the end of
+// an answer whose body ends only when the host closes the connection. A
+// host that sends its reason and closes at once is done well within it; a
+// host that keeps the connection open costs a push this much, not the
+// push timeout.
+const untilCloseGrace = 300 * time.Millisecond
 
 // Options configure New. The zero value is usable: default timeout and
 // concurrency, the guard on, system roots, no client certificate.
@@ -162,15 +169,19 @@ type Response struct {
 	Status int         // HTTP status code
 	Proto  string      // "HTTP/1.1", "HTTP/2.0"
 	Header http.Header // canonical names, as net/http parsed them
-	// Body is at most MaxBody bytes of the answer's body. It is empty for
-	// an HTTP/1.x answer delimited by the end of its connection (see Do).
+	// Body is at most MaxBody bytes of the answer's body. For an HTTP/1.x
+	// answer delimited by the end of its connection it is what arrived
+	// within a short grace after the headers (see Do).
 	Body []byte
 }
 
-// NewPost returns a POST of body to uri with its length set and a GetBody
-// (net/http may rewind a request that was never written), for a
+// NewPost returns a POST of body to uri with its length set, for a
 // transport to add its headers to. It refuses a URI that is not an
 // absolute http or https URL with a host.
+//
+// The request has a GetBody, for its builder: Dump uses it to leave the
+// body in place for a later Do. Do does not pass it on to net/http, which
+// would use it to resend the push by itself (see Do).
 func NewPost(uri string, body []byte) (*http.Request, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
@@ -195,19 +206,35 @@ func NewPost(uri string, body []byte) (*http.Request, error) {
 // chunked that ends within it is drained, and the connection is reused;
 // a longer one is cut and its connection closed. An HTTP/1.x answer with
 // neither Content-Length nor chunking ends only when the host closes the
-// connection; Do does not wait for that (a host that keeps it open would
-// hold the push until the deadline): such a body is not read, and
-// net/http drops the connection. A body that fails after the status and
-// headers arrived does not fail the push: the answer is in them.
+// connection. Do reads such a body, for the reason a push service may
+// give in it, but for at most a short grace after the headers (300 ms): a
+// host that keeps the connection open would otherwise hold the push until
+// the deadline. Do keeps what arrived, and the connection is dropped. A
+// body that fails after the status and headers arrived does not fail the
+// push: the answer is in them.
 //
 // An error means no answer arrived: the connection failed, the deadline
 // passed, ctx ended, or the guard refused the address (a
-// *netguard.ProhibitedError in the chain). A request written on a reused
-// connection that then fails is not sent again.
+// *netguard.ProhibitedError in the chain).
+//
+// A request whose body may have been written is not sent again, by Do or
+// by net/http: the host may have acted on it, and a resend is the outbox's
+// next attempt, counted and logged. So the request handed to net/http has
+// no GetBody, whoever built req. With one, net/http's HTTP/2 transport
+// resends a request it wrote in full when the host resets its stream
+// (PROTOCOL_ERROR, REFUSED_STREAM) or leaves it out of a GOAWAY; without
+// one, that push fails with an error. net/http still retries, on another
+// connection, a request that never started because its connection was
+// already unusable: its body was not read. On HTTP/1.1 net/http replays no
+// POST once written; without GetBody it also gives up on one whose write
+// failed before any byte left on a reused connection, and that push fails
+// too (the outbox tries again). Redirects, the other use of GetBody, are
+// not followed.
 func (c *Client) Do(ctx context.Context, req *http.Request) (Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req = req.WithContext(ctx)
+	req = req.WithContext(ctx) // a shallow copy: req itself keeps its GetBody
+	req.GetBody = nil
 	if _, ok := req.Header["User-Agent"]; !ok {
 		req.Header = req.Header.Clone()
 		if req.Header == nil {
@@ -225,11 +252,14 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (Response, error) {
 		return Response{}, fmt.Errorf("post: malformed answer: status %03d", resp.StatusCode)
 	}
 	r := Response{Status: resp.StatusCode, Proto: resp.Proto, Header: resp.Header}
-	switch {
-	case resp.ContentLength == 0:
+	if resp.ContentLength == 0 {
 		return r, nil // the common push answer: nothing to read, no buffer
-	case untilClose(resp):
-		return r, nil // Close drops the connection without reading
+	}
+	if untilClose(resp) {
+		// Ending the request's context ends the read (net/http closes the
+		// connection); ReadAll keeps what arrived before.
+		grace := time.AfterFunc(untilCloseGrace, cancel)
+		defer grace.Stop()
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if len(body) > MaxBody {

@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/tilecast/tilecast/internal/netguardtest"
 	"github.com/tilecast/tilecast/netguard"
 	"github.com/tilecast/tilecast/notify/pushhttp"
@@ -110,18 +112,81 @@ func TestPostOnReusedConnectionIsNotResent(t *testing.T) {
 	}
 }
 
+// The same over HTTP/2: a POST the host read in full (END_STREAM) and then
+// refused on its stream — RST_STREAM with PROTOCOL_ERROR or
+// REFUSED_STREAM, or a GOAWAY whose last stream is the one before — is not
+// sent again by the client. net/http's HTTP/2 transport resends such a
+// request on its own when the request has a GetBody; the host would act
+// on the push twice while the outbox counts one attempt. The host answers
+// a resend with 200, so a client that resends reports a delivery.
+func TestPostOnReusedHTTP2ConnectionIsNotResent(t *testing.T) {
+	tests := []struct {
+		name   string
+		refuse func(h *h2Conn, stream uint32) error
+	}{
+		{"RST_STREAM PROTOCOL_ERROR", func(h *h2Conn, stream uint32) error {
+			return h.fr.WriteRSTStream(stream, http2.ErrCodeProtocol)
+		}},
+		{"RST_STREAM REFUSED_STREAM", func(h *h2Conn, stream uint32) error {
+			return h.fr.WriteRSTStream(stream, http2.ErrCodeRefusedStream)
+		}},
+		{"GOAWAY", func(h *h2Conn, stream uint32) error {
+			return h.fr.WriteGoAway(stream-2, http2.ErrCodeNo, nil) // client streams are odd
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var firsts, seconds atomic.Int64
+			srv, roots := startRawTLS(t, func(c *rawConn) {
+				c.serveH2(func(h *h2Conn, stream uint32, body []byte) error {
+					switch string(body) {
+					case "first":
+						firsts.Add(1)
+					case "second":
+						if seconds.Add(1) == 1 {
+							return tt.refuse(h, stream)
+						}
+					}
+					return h.answer(stream, http.StatusOK)
+				})
+			})
+			c := loopbackClient(t, pushhttp.Options{RootCAs: roots, Timeout: bound})
+			if r, err := c.Do(t.Context(), post(t, srv.URL+"/ch", "first")); err != nil || r.Status != http.StatusOK || r.Proto != "HTTP/2.0" {
+				t.Fatalf("first push: %+v, %v; want 200 over HTTP/2.0", r, err)
+			}
+			r, err := c.Do(t.Context(), post(t, srv.URL+"/ch", "second"))
+			if err == nil {
+				t.Errorf("second push: %+v, want an error (no answer)", r)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("second push waited out the deadline: %v", err)
+			}
+			if n := seconds.Load(); n != 1 {
+				t.Errorf("server read the second push %d times, want exactly 1", n)
+			}
+			if n := firsts.Load(); n != 1 {
+				t.Errorf("server read the first push %d times, want 1", n)
+			}
+			if n := srv.accepted.Load(); n != 1 {
+				t.Errorf("server accepted %d connections, want 1: the second push goes on the reused one, and nothing follows it", n)
+			}
+		})
+	}
+}
+
 // An HTTP/1.x answer with neither Content-Length nor chunking ends when
 // the host closes the connection. A host that keeps it open must not hold
-// the push: the answer is taken when its headers are read. The hosts
-// below keep the connection open until the test releases it, which it
-// does only if a push has not returned after a while; a push that comes
-// back only then waited for the host, which fails the test. (The push
-// deadline is an hour, so it is not what ends the wait either.)
-func TestAnswerUntilCloseReturnsAtItsHeaders(t *testing.T) {
-	tests := []struct{ name, answer string }{
-		{"http/1.1 with body", "HTTP/1.1 200 OK\r\nX-NotificationStatus: Received\r\n\r\nbody until close"},
-		{"http/1.1 no body yet", "HTTP/1.1 200 OK\r\nX-NotificationStatus: Received\r\n\r\n"},
-		{"http/1.0 with body", "HTTP/1.0 200 OK\r\nX-NotificationStatus: Received\r\n\r\nbody until close"},
+// the push: the answer is taken with what of its body arrived within a
+// short grace. The hosts below keep the connection open until the test
+// releases it, which it does only if a push has not returned after bound
+// (5 s, against a grace of a fraction of a second); a push that comes back
+// only then waited for the host, which fails the test. (The push deadline
+// is an hour, so it is not what ends the wait either.)
+func TestAnswerUntilCloseOnHeldConnection(t *testing.T) {
+	tests := []struct{ name, answer, body string }{
+		{"http/1.1 with body", "HTTP/1.1 200 OK\r\nX-NotificationStatus: Received\r\n\r\nbody until close", "body until close"},
+		{"http/1.1 no body yet", "HTTP/1.1 200 OK\r\nX-NotificationStatus: Received\r\n\r\n", ""},
+		{"http/1.0 with body", "HTTP/1.0 200 OK\r\nX-NotificationStatus: Received\r\n\r\nbody until close", "body until close"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,13 +234,50 @@ func TestAnswerUntilCloseReturnsAtItsHeaders(t *testing.T) {
 				if res.afterReleased {
 					t.Fatalf("push %d returned only when the host closed the connection: %+v, %v", i, res.r, res.err)
 				}
-				if res.err != nil || res.r.Status != http.StatusOK || res.r.Header.Get("X-NotificationStatus") != "Received" || len(res.r.Body) != 0 {
-					t.Fatalf("push %d: %+v, %v; want 200 Received, no body, no error", i, res.r, res.err)
+				if res.err != nil || res.r.Status != http.StatusOK || res.r.Header.Get("X-NotificationStatus") != "Received" || string(res.r.Body) != tt.body {
+					t.Fatalf("push %d: %+v (body %q), %v; want 200 Received, body %q, no error", i, res.r, res.r.Body, res.err, tt.body)
 				}
 				// The client let go of the connection: it cannot carry
 				// another request.
 				if !recv(t, dropped, "close of the connection by the client") {
 					t.Fatalf("push %d: the connection was not closed by the client", i)
+				}
+			}
+			if n := srv.accepted.Load(); n != 2 {
+				t.Errorf("2 pushes used %d connections, want 2", n)
+			}
+		})
+	}
+}
+
+// A host that answers with a body delimited by the end of the connection
+// and closes it at once gives its reason: the body is read to its end (up
+// to MaxBody), as a push service's error reason must be.
+func TestAnswerUntilCloseReadToTheClose(t *testing.T) {
+	const reason = `{"code":400,"errno":999,"error":"Bad Request","message":"reason until close"}`
+	long := strings.Repeat("r", pushhttp.MaxBody+100)
+	tests := []struct {
+		name, answer string
+		status       int
+		body         string
+	}{
+		{"http/1.1", "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\r\n" + reason, 400, reason},
+		{"http/1.0", "HTTP/1.0 410 Gone\r\n\r\n" + reason, 410, reason},
+		{"over the cap", "HTTP/1.1 400 Bad Request\r\n\r\n" + long, 400, long[:pushhttp.MaxBody]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startRaw(t, func(c *rawConn) {
+				if _, _, err := c.readRequest(); err != nil {
+					return
+				}
+				_ = c.write(tt.answer) // then closed
+			})
+			c := loopbackClient(t, pushhttp.Options{Timeout: bound})
+			for i := range 2 {
+				r, err := c.Do(t.Context(), post(t, srv.URL+"/ch", "x"))
+				if err != nil || r.Status != tt.status || string(r.Body) != tt.body {
+					t.Fatalf("push %d: status %d, body %q, %v; want %d and %q", i, r.Status, r.Body, err, tt.status, tt.body)
 				}
 			}
 			if n := srv.accepted.Load(); n != 2 {
@@ -643,6 +745,65 @@ func TestKeepAlive(t *testing.T) {
 	waitFor(t, "at most 5 idle connections", func() bool { return st.opened.Load()-st.closed.Load() <= 5 })
 	c.Close()
 	waitFor(t, "Close to end the idle connections", func() bool { return st.closed.Load() == st.opened.Load() })
+}
+
+// The pool keeps a connection for every worker: Concurrency pushes in
+// flight to one host at once, round after round, reuse the connections of
+// the first round. A pool smaller than Concurrency would close the
+// surplus after each round and dial it again in the next. The host holds
+// each round's answers until all of its pushes have arrived, so every
+// round has exactly Concurrency connections busy at once (HTTP/1.1: one
+// push per connection), whatever the scheduling.
+func TestIdlePoolHoldsConcurrency(t *testing.T) {
+	const (
+		n      = 8
+		rounds = 20
+		// net/http gives up on reusing a connection whose writer has not
+		// reported within 50 ms of the answer (maxWriteWaitBeforeConnReuse),
+		// possible on a loaded machine; each such miss costs one dial. A
+		// pool of n-1 would cost rounds-1 dials, far over this.
+		slack = n / 2
+	)
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	srv, st := httpServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		case <-t.Context().Done():
+			return
+		}
+		select {
+		case <-release:
+		case <-t.Context().Done():
+			return
+		}
+		received(w, r)
+	}, false)
+	c := loopbackClient(t, pushhttp.Options{Concurrency: n, Timeout: bound})
+	var wg sync.WaitGroup
+	defer wg.Wait() // no t.Errorf after the test ends, should a round stall
+	for round := range rounds {
+		for i := range n {
+			wg.Go(func() {
+				if r, err := c.Do(t.Context(), post(t, srv.URL+"/ch", "x")); err != nil || r.Status != http.StatusOK {
+					t.Errorf("round %d push %d: %+v, %v", round, i, r, err)
+				}
+			})
+		}
+		for range n {
+			recv(t, arrived, fmt.Sprintf("push of round %d at the host", round))
+		}
+		for range n {
+			release <- struct{}{}
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	if got := st.opened.Load(); got < n || got > n+slack {
+		t.Errorf("%d rounds of %d parallel pushes opened %d connections, want %d (at most %d)", rounds, n, got, n, n+slack)
+	}
 }
 
 // waitFor polls cond until it holds, failing the test after bound.

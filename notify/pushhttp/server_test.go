@@ -2,14 +2,21 @@ package pushhttp_test
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/tilecast/tilecast/notify/pushhttp"
 )
@@ -54,7 +61,28 @@ func startRaw(t *testing.T, handle func(c *rawConn)) *rawServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rawServer{URL: "http://" + ln.Addr().String(), done: make(chan struct{}), ln: ln, conns: map[net.Conn]struct{}{}}
+	return serveRaw(t, "http://", ln, handle)
+}
+
+// startRawTLS is startRaw over TLS offering only HTTP/2 (ALPN h2), with
+// the pool a client must trust. The certificate is httptest's, for
+// 127.0.0.1.
+func startRawTLS(t *testing.T, handle func(c *rawConn)) (*rawServer, *x509.CertPool) {
+	t.Helper()
+	ts := httptest.NewTLSServer(http.NotFoundHandler()) // only for its certificate
+	cert := ts.TLS.Certificates[0]
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	ts.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{http2.NextProtoTLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveRaw(t, "https://", ln, handle), roots
+}
+
+func serveRaw(t *testing.T, scheme string, ln net.Listener, handle func(c *rawConn)) *rawServer {
+	s := &rawServer{URL: scheme + ln.Addr().String(), done: make(chan struct{}), ln: ln, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.serve(handle)
 	t.Cleanup(s.close)
@@ -136,6 +164,85 @@ func (c *rawConn) waitClientClose() bool {
 	}()
 	_, err := io.Copy(io.Discard, c.br)
 	return err == nil
+}
+
+// h2Conn is the host side of an HTTP/2 connection, written frame by
+// frame: net/http's server cannot be made to reset a stream it read in
+// full, or to disown it with a GOAWAY, which is what these tests need.
+type h2Conn struct {
+	fr   *http2.Framer
+	hbuf bytes.Buffer
+	enc  *hpack.Encoder
+}
+
+// serveH2 speaks HTTP/2 on c: it settles the settings and pings and calls
+// handle with each request whose body has arrived in full (END_STREAM),
+// until handle fails or the connection ends. Headers are not decoded: the
+// tests tell requests apart by their bodies.
+func (c *rawConn) serveH2(handle func(h *h2Conn, stream uint32, body []byte) error) {
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c.br, preface); err != nil || string(preface) != http2.ClientPreface {
+		return
+	}
+	h := &h2Conn{fr: http2.NewFramer(c.Conn, c.br)}
+	h.enc = hpack.NewEncoder(&h.hbuf)
+	if h.fr.WriteSettings() != nil {
+		return
+	}
+	bodies := map[uint32][]byte{}
+	for {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		var stream uint32
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() && h.fr.WriteSettingsAck() != nil {
+				return
+			}
+			continue
+		case *http2.PingFrame:
+			if !f.IsAck() && h.fr.WritePing(true, f.Data) != nil {
+				return
+			}
+			continue
+		case *http2.HeadersFrame:
+			stream = f.StreamID
+			bodies[stream] = []byte{}
+			if !f.StreamEnded() {
+				continue
+			}
+		case *http2.DataFrame:
+			stream = f.StreamID
+			bodies[stream] = append(bodies[stream], f.Data()...) // Data is valid until the next read
+			if !f.StreamEnded() {
+				continue
+			}
+		default:
+			continue
+		}
+		body := bodies[stream]
+		delete(bodies, stream)
+		if handle(h, stream, body) != nil {
+			return
+		}
+	}
+}
+
+// answer ends stream with status and X-NotificationStatus: Received,
+// without a body.
+func (h *h2Conn) answer(stream uint32, status int) error {
+	h.hbuf.Reset()
+	for _, f := range []hpack.HeaderField{
+		{Name: ":status", Value: strconv.Itoa(status)},
+		{Name: "x-notificationstatus", Value: "Received"},
+	} {
+		if err := h.enc.WriteField(f); err != nil {
+			return err
+		}
+	}
+	return h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: h.hbuf.Bytes(), EndHeaders: true, EndStream: true})
 }
 
 // serveAll answers every request on a connection with answer; closeAfter
