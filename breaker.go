@@ -114,8 +114,13 @@ var _ Pusher = (*Breaker)(nil)
 
 // NewBreaker wraps next.
 func NewBreaker(next Pusher, opts BreakerOptions) *Breaker {
+	// seq starts at 1, not 0: a circuit learned from a read made before
+	// this Breaker wrote anything takes that read's seq as its shared,
+	// and 0 there would mean "not in the view", so a later read that
+	// lacks the host (another instance's probe closed it) would never
+	// close it here.
 	b := &Breaker{next: next, failures: opts.Failures, interval: opts.Interval, now: opts.Now, log: opts.Logger,
-		shared: opts.Shared, refresh: opts.SharedRefresh, hosts: make(map[string]*circuit)}
+		shared: opts.Shared, refresh: opts.SharedRefresh, hosts: make(map[string]*circuit), seq: 1}
 	if b.refresh <= 0 {
 		b.refresh = DefaultSharedRefresh
 	}

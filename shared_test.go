@@ -196,6 +196,43 @@ func TestBreakerSharedAcrossInstances(t *testing.T) {
 	}
 }
 
+// TestBreakerSharedCloseReachesReader: an instance that only read of a
+// host's open circuit (it never wrote to the shared view) closes it at
+// its first read after another instance's probe succeeded, rather than
+// holding sends to the healthy host until the old probe time.
+func TestBreakerSharedCloseReachesReader(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	dbs := openShared(t, 2, c.Now)
+	failing, healthy := newPushHost(t), newPushHost(t)
+	p := httpPusher{hc: &http.Client{Timeout: 10 * time.Second}}
+	var br [2]*tilecast.Breaker
+	for i := range br {
+		br[i] = tilecast.NewBreaker(p, tilecast.BreakerOptions{Failures: 3, Interval: 30 * time.Second, Now: c.Now,
+			Shared: dbs[i], SharedRefresh: time.Second})
+	}
+	a, b := br[0], br[1]
+	host := strings.TrimPrefix(failing.URL, "http://")
+	failing.failing.Store(true)
+	for range 3 {
+		pushTo(a, failing)
+	}
+	if r := pushTo(b, healthy); r.Status != 200 || !b.Open(host) {
+		t.Fatalf("B's first push (%+v) read the view: open %v, want A's host open", r, b.Open(host))
+	}
+	failing.failing.Store(false)
+	c.Add(31 * time.Second)
+	if r := pushTo(a, failing); r.Status != 200 {
+		t.Fatalf("A's probe: %+v", r)
+	}
+	c.Add(2 * time.Second)
+	if r := pushTo(b, healthy); r.Status != 200 {
+		t.Fatalf("B's push to the healthy host: %+v", r)
+	}
+	if b.Open(host) {
+		t.Error("B: circuit still open after A's probe closed the host and B read the view again")
+	}
+}
+
 // tokenEndpoint is a loopback WNS token endpoint: each request gets a new
 // token, prefix + its number, valid for an hour.
 type tokenEndpoint struct {
