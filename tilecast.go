@@ -12,7 +12,7 @@
 // that depends on the protocol is picked by it from a map keyed by
 // Transport: InferTransport for registrations that name none, a Renderer
 // per transport (Bot.Renderers), a Pusher per transport (PushMux), and
-// DegradedReporter for /healthz. transport.go describes how a transport
+// DegradedReporter for /healthz (which the Breaker implements too). transport.go describes how a transport
 // plugs in.
 package tilecast
 

@@ -421,13 +421,14 @@ func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, er
 		vapid:   vapid,
 		tokens:  tokens,
 	}
+	d.breaker = tilecast.NewBreaker(livePusher{d.pushers}, tilecast.BreakerOptions{Logger: log, Shared: hosts})
 	fetcher := liveFetcher{d.fetcher} // also checks tile images, through the same guarded transport
 	mpnsRenderer, renderers := newRenderers(cfg, fetcher)
 	d.Bot = &tilecast.Bot{
 		Fetcher:          fetcher,
 		Renderer:         mpnsRenderer,
 		Renderers:        renderers,
-		Pusher:           tilecast.NewBreaker(livePusher{d.pushers}, tilecast.BreakerOptions{Logger: log, Shared: hosts}),
+		Pusher:           d.breaker,
 		Store:            db,
 		Logger:           log,
 		PushConcurrency:  cfg.Push.Concurrency,

@@ -49,8 +49,9 @@ func cmdRun(ctx context.Context, e env) error {
 		"restart and keep their value, and so are secret files read from systemd\n"+
 		"credentials ($CREDENTIALS_DIRECTORY).\n"+
 		"/healthz is 503 for the daemon's own faults and 200 \"degraded\" when only a\n"+
-		"service it sends to fails (a WNS token endpoint, refused credentials, a Web\n"+
-		"Push service paused after a run of VAPID refusals).\n")
+		"service it sends to fails (a push host whose circuit is open, a WNS token\n"+
+		"endpoint, refused credentials, a Web Push service paused after a run of\n"+
+		"VAPID refusals).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	instance := fs.String("instance", "", "with a PostgreSQL state: this daemon's name among the instances sharing it,\n"+
 		"unique to it (default: host-PID; tilecast@.service gives host-N)")
