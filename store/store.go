@@ -184,7 +184,11 @@ func (db *DB) Close() error {
 func (db *DB) Path() string { return db.path }
 
 // Backup writes a consistent copy of the whole file to w from a read
-// transaction (Tx.WriteTo), so the daemon keeps committing meanwhile.
+// transaction (Tx.WriteTo). The transaction lasts as long as w takes: a
+// commit that grows the file waits for it (bbolt remaps the file once no
+// read transaction is open), and so does every read begun after that
+// commit. Give it only a writer as quick as a local file; for anything
+// slower, such as a network client, take a Snapshot and send that.
 func (db *DB) Backup(w io.Writer) (int64, error) {
 	var n int64
 	err := db.bolt.View(func(tx *bolt.Tx) error {

@@ -144,11 +144,12 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 	var api *web.Server
 	var httpSrv *http.Server
 	if cfg.HTTP.Listen != "" {
-		// GET /v1/backup streams a bbolt file; a database is backed up
-		// with pg_dump (nil: 501).
-		var backup func(io.Writer) (int64, error)
+		// GET /v1/backup sends a bbolt file, spooled next to it first so
+		// that a slow client holds no read transaction; a database is
+		// backed up with pg_dump (nil: 501).
+		var backup web.BackupFunc
 		if b, ok := db.(*store.DB); ok {
-			backup = b.Backup
+			backup = b.Snapshot
 		}
 		var instances func() ([]tilecast.Instance, error)
 		if pg, ok := db.(*postgres.DB); ok {
