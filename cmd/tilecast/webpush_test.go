@@ -241,7 +241,8 @@ func TestPreviewWebPush(t *testing.T) {
 		t.Fatalf("preview: exit %d %s", code, errs)
 	}
 	for _, want := range []string{"# toast", "Host: fcm.googleapis.com", "Urgency: normal", "Content-Encoding: aes128gcm",
-		`{"kind":"toast","title":"Town News","body":"Only story bold"}`, "# tile", "Urgency: low", "Topic: news",
+		// The tag is the feed's and item g0's: printf g0 | sha256sum.
+		`{"kind":"toast","title":"Town News","body":"Only story bold","tag":"tilecast:news:f21b0ef89d8ee5da"}`, "# tile", "Urgency: low", "Topic: news",
 		`{"kind":"tile","count":1,"title":"News","body":"Only story bold"}`, "Authorization: " + dryRunVAPID} {
 		if !strings.Contains(out, want) {
 			t.Errorf("preview --transport webpush lacks %q:\n%s", want, out)

@@ -2,6 +2,7 @@ package webpush_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tilecast/tilecast"
@@ -45,7 +46,7 @@ func TestRendererTileUpdateIsOnePush(t *testing.T) {
 	// Toasts go through unchanged.
 	f := &tilecast.Feed{Name: "news", Toast: &tilecast.ToastSpec{Text1: "{{.Feed.Title}}", Text2: "{{.Item.Title}}"}}
 	b, err := r.Toast(f, d)
-	if err != nil || string(b) != `{"kind":"toast","title":"Daily News","body":"Storm watch"}` {
+	if err != nil || string(b) != `{"kind":"toast","title":"Daily News","body":"Storm watch","tag":"tilecast:news:6b86b273ff34fce1"}` {
 		t.Errorf("Toast = %s, %v", b, err)
 	}
 	b, err = r.SummaryToast(f, d, 3)
@@ -72,5 +73,47 @@ func TestErrorsMatchTheDeliverersSentinels(t *testing.T) {
 	}
 	if errors.Is(&webpush.StatusError{Status: 410}, tilecast.ErrCredentials) {
 		t.Error("410 reads as a credentials error")
+	}
+}
+
+// TestRendererToastTag: the rendered toast of an item carries the item's
+// tag (the same on every render, so a resend replaces the first on the
+// device), the summary toast the feed's, whichever item the template
+// data's newest is; texts too long for a push are cut, the tag never.
+func TestRendererToastTag(t *testing.T) {
+	r := webpush.NewRenderer(nil, notify.RendererOptions{})
+	f := &tilecast.Feed{Name: "news", Toast: &tilecast.ToastSpec{Text1: "{{.Feed.Title}}", Text2: "{{.Item.Title}}", Param: "/item/{{.Item.ID}}"}}
+	data := func(id, title string) *tilecast.TemplateData {
+		d := &tilecast.TemplateData{Feed: tilecast.FeedInfo{Name: "news", Title: "Daily News"}, Item: tilecast.Item{ID: id, Title: title}, NewCount: 1}
+		d.Items = []tilecast.Item{d.Item}
+		return d
+	}
+	long := strings.Repeat("Storm “watch” & more ", 400)
+	for _, tc := range []struct {
+		name    string
+		render  func() ([]byte, error)
+		wantTag string
+		cut     bool // the body is cut to fit
+	}{
+		{"item 1", func() ([]byte, error) { return r.Toast(f, data("1", "Storm watch")) }, "tilecast:news:6b86b273ff34fce1", false},
+		{"item 1 again", func() ([]byte, error) { return r.Toast(f, data("1", "Storm watch (updated)")) }, "tilecast:news:6b86b273ff34fce1", false},
+		{"item 2", func() ([]byte, error) { return r.Toast(f, data("2", "Ferry")) }, "tilecast:news:d4735e3a265e16ee", false},
+		{"summary", func() ([]byte, error) { return r.SummaryToast(f, data("1", "Storm watch"), 4) }, "tilecast:news", false},
+		{"item too long", func() ([]byte, error) { return r.Toast(f, data("1", long)) }, "tilecast:news:6b86b273ff34fce1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := checkPayload(t, b)
+			if m["tag"] != tc.wantTag {
+				t.Errorf("tag %v, want %s", m["tag"], tc.wantTag)
+			}
+			body, _ := m["body"].(string)
+			if cut := strings.HasSuffix(body, notify.Ellipsis); cut != tc.cut {
+				t.Errorf("body cut %v, want %v: %d bytes", cut, tc.cut, len(b))
+			}
+		})
 	}
 }
