@@ -106,7 +106,8 @@ func TestVAPIDCommands(t *testing.T) {
 
 // send --subscription --dry-run prints the request with its plaintext:
 // TTL always, Urgency per kind, the body described, the Authorization a
-// placeholder without a key and a real VAPID token with one.
+// placeholder without a key and a real VAPID token with one, a toast
+// without tag, and with the configured icon.
 func TestSendWebPushDryRun(t *testing.T) {
 	dir := t.TempDir()
 	subFile := filepath.Join(dir, "sub.json")
@@ -171,14 +172,14 @@ func TestSendWebPushDryRun(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "tilecast.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("state = %q\n[http]\nlisten = \"\"\n[push.webpush]\nsubject = \"mailto:ops@tilecast.dev\"\n"+
-		"vapid_private_key_file = %q\nurgency_toast = \"high\"\n", filepath.Join(dir, "state.db"), key)), 0o600)
+		"vapid_private_key_file = %q\nurgency_toast = \"high\"\nicon = \"/icons/app-192.png\"\n", filepath.Join(dir, "state.db"), key)), 0o600)
 	code, out, errs := runCLI(t, t.Context(), "send", "--config", cfg, "--subscription", fcmSubscription, "--set", "text1=x", "--dry-run")
 	if code != exitOK {
 		t.Fatalf("dry run with a key: exit %d %s", code, errs)
 	}
 	if !regexp.MustCompile(`Authorization: vapid t=eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+, k=`+strings.TrimSpace(pub)+"\r\n").MatchString(out) ||
-		!strings.Contains(out, "Urgency: high\r\n") {
-		t.Errorf("dry run with a key lacks the VAPID token or the configured urgency:\n%s", out)
+		!strings.Contains(out, "Urgency: high\r\n") || !strings.Contains(out, "\n"+`{"kind":"toast","title":"x","icon":"/icons/app-192.png"}`+"\n") {
+		t.Errorf("dry run with a key lacks the VAPID token, the configured urgency or the icon:\n%s", out)
 	}
 }
 
