@@ -97,7 +97,8 @@ type ClientOptions struct {
 // the service took the authorization: 2xx, 404, 410, 413), sending
 // resumes. Refusals of pushes that were already in flight when the pause
 // began count in the run but do not lengthen the pause: only the probe's
-// does, so the first pause is PauseMin however many pushes were in flight. Degraded reports the paused services for /healthz.
+// does, so the first pause is PauseMin however many pushes were in
+// flight. Degraded reports the paused services for /healthz.
 type Client struct {
 	http *pushhttp.Client
 	opts ClientOptions
@@ -286,9 +287,10 @@ func (c *Client) PushSubscription(ctx context.Context, sub Subscription, n *tile
 
 // admit decides whether a push to origin may be sent now: nil, or the
 // reason it may not. After a pause it lets one probe through and says so
-// (probe true): only the probe's answer may lengthen or end the pause,
-// because the answers of pushes admitted before the pause began say
-// nothing the refusals that caused it did not already say.
+// (probe true): only the probe's refusal lengthens the pause, and only
+// the probe's own end frees the way for the next probe, because a refusal
+// of a push admitted before the pause began says nothing the refusals
+// that caused it did not already say.
 func (c *Client) admit(origin string, now time.Time) (probe bool, pe *PausedError) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
