@@ -81,6 +81,9 @@ type Feed struct {
 	// WebPushUrgency is the Urgency of this feed's Web Push notifications
 	// ([feed.webpush] urgency); "" leaves each kind's default.
 	WebPushUrgency string
+	// WebPushIcon is the icon URL of this feed's Web Push toasts: its
+	// [feed.webpush] icon, else [push.webpush] icon; "" sends none.
+	WebPushIcon string
 }
 
 // WNSSpec is a feed's [feed.wns] table: options of its notifications to

@@ -56,10 +56,12 @@ sends nothing.
   Web Push  --subscription is the browser's subscription JSON
         ({"endpoint","expirationTime","keys":{"p256dh","auth"}}, or @FILE
         holding it); --type toast|tile|badge|raw with the same names:
-        text1 text2 param (toast: title, body, url); the tile names of flip
-        plus count (tile: count, title, body from backContent, image from
-        backgroundImage, url from id); count 0-99 (badge: a tile with only
-        the count; 0 clears it); payload (raw: for the app's own worker).
+        text1 text2 param (toast: title, body, url; the icon is
+        --config's [push.webpush] icon, and there is no tag); the tile
+        names of flip plus count (tile: count, title, body from
+        backContent, image from backgroundImage, url from id); count 0-99
+        (badge: a tile with only the count; 0 clears it); payload (raw:
+        for the app's own worker).
         TTL is 86400 (a day), Urgency the [push.webpush] default of the
         kind. The body is encrypted for the subscription's keys
         (aes128gcm); the dry run describes it (salt, record size) and
@@ -141,7 +143,7 @@ func cmdSend(ctx context.Context, e env) (err error) {
 	case tilecast.TransportWNS:
 		n, err = wnsNotification(*kind, props)
 	case tilecast.TransportWebPush:
-		n, err = webPushNotification(*kind, props)
+		n, err = webPushNotification(*kind, props, cfg.Push.WebPush.Icon)
 	default:
 		n, err = mpnsNotification(cfg, *kind, props)
 	}
@@ -267,8 +269,10 @@ func wnsNotification(kind string, props map[string]any) (*tilecast.Notification,
 // webPushNotification builds a Web Push notification (the shipped
 // worker's JSON): toast and raw from the mpns module's property names, a
 // tile from flip's names plus its count (the worker's tile carries it), a
-// badge from count.
-func webPushNotification(kind string, props map[string]any) (*tilecast.Notification, error) {
+// badge from count. A toast carries icon ([push.webpush] icon), as the
+// daemon's do, so a test send shows what users will see; it has no tag,
+// being about no feed item, so it replaces no notification.
+func webPushNotification(kind string, props map[string]any, icon string) (*tilecast.Notification, error) {
 	var payload notify.Payload
 	switch kind {
 	case mpns.KindToast, mpns.KindRaw:
@@ -292,7 +296,7 @@ func webPushNotification(kind string, props map[string]any) (*tilecast.Notificat
 	default:
 		return nil, usagef("send: unknown Web Push type %q (want toast, tile, badge or raw)", kind)
 	}
-	body, err := notify.Fit(&webpush.Encoder{}, payload)
+	body, err := notify.Fit(&webpush.Encoder{Icon: icon}, payload)
 	if err != nil {
 		if errors.Is(err, notify.ErrEmpty) {
 			return nil, usageError{err}
