@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/emulator"
 	"github.com/tilecast/tilecast/web"
 )
 
@@ -43,8 +44,12 @@ type ttlHarness struct {
 	reg    *prometheus.Registry
 }
 
-func newTTLHarness(t *testing.T) *ttlHarness {
-	h := &ttlHarness{harness: newHarness(t), reg: prometheus.NewRegistry()}
+func newTTLHarness(t *testing.T) *ttlHarness { return withTTL(newHarness(t)) }
+
+// withTTL wraps the pusher of hh's Bot and makes the daemon's metrics its
+// Observer.
+func withTTL(hh *harness) *ttlHarness {
+	h := &ttlHarness{harness: hh, reg: prometheus.NewRegistry()}
 	h.pusher = &ttlPusher{next: h.bot.Pusher, ttls: map[string][]time.Duration{}}
 	h.bot.Pusher = h.pusher
 	h.bot.Observer = web.NewMetrics(h.reg)
@@ -247,5 +252,37 @@ func TestToastExpiresWhileItsChannelRests(t *testing.T) {
 	}
 	if c, _ := h.db.Channel(ch.ID); c.SendsToday != 1 {
 		t.Errorf("sends today = %d, want 1 (the expiry is not a send)", c.SendsToday)
+	}
+}
+
+// wnsToken is how ttlPusher keys a push to Windows device d (its URI ends
+// in /w/?token=…).
+func wnsToken(d emulator.WindowsDevice) string { return "?token=" + d.Token }
+
+// TestPushTotalKindBadge: a new item sends a Windows device its toast,
+// its tile and its badge, and tilecast_push_total counts each under its
+// own kind label, the badge under kind="badge".
+func TestPushTotalKindBadge(t *testing.T) {
+	w := newWNSHarness(t)
+	h := withTTL(w.harness)
+	news := h.feed("news", "/news.xml")
+	h.bot.SetFeeds([]tilecast.Feed{*news})
+	d, _ := w.windows("pc")
+	h.feeds.add("/news.xml", rssItem{"n1", "Old", ""})
+	h.run(news)
+	h.deliver()
+	h.feeds.add("/news.xml", rssItem{"n2", "Fresh", ""})
+	h.run(news)
+	h.deliver()
+	if st, _ := w.emu.WindowsDeviceState(d.Token); st.Badge != "1" || len(st.Toasts) != 1 {
+		t.Fatalf("device badge %q, %d toasts; want badge 1 and one toast", st.Badge, len(st.Toasts))
+	}
+	for _, kind := range []tilecast.Kind{tilecast.KindToast, tilecast.KindTile, tilecast.KindBadge} {
+		if n := len(h.pusher.got(wnsToken(d), kind)); n != 1 {
+			t.Errorf("%s pushed %d times, want 1", kind, n)
+		}
+		if v := h.pushTotal(kind, tilecast.ActionDelivered); v != 1 {
+			t.Errorf(`push_total{kind=%q,outcome="delivered"} = %v, want 1`, kind, v)
+		}
 	}
 }
