@@ -38,6 +38,16 @@ sends nothing.
 --transport is inferred when left out: a --subscription is Web Push,
 *.notify.windows.com is WNS, anything else MPNS.
 
+--config FILE is optional. send reads from it: [push] class, timeout,
+client_cert and client_key (MPNS), allow_private (every transport) and
+allowed_hosts (WNS: further hosts, with allow_private); [push.wns]
+client_id, client_secret_file, tenant and token_url (the credentials);
+[push.webpush] subject and vapid_private_key_file (the VAPID key),
+urgency_toast, urgency_tile, pad, and allowed_hosts (with --config a
+--subscription's endpoint is checked as a registration would be).
+Without --config: the defaults, with allow_private on (you typed the
+URI, so a private or loopback address such as the emulator's is fine).
+
   MPNS  --type toast|tile|flip|iconic|cycle|raw, with the property names of
         the mpns module: text1 text2 param (toast); backgroundImage count
         title backBackgroundImage backTitle backContent id (tile); plus
@@ -84,7 +94,7 @@ func cmdSend(ctx context.Context, e env) (err error) {
 	kind := fs.String("type", "toast", "MPNS: toast | tile | flip | iconic | cycle | raw; WNS and Web Push: toast | tile | badge | raw")
 	jsonFile := fs.String("json", "", "read the properties from a JSON object in FILE (- for stdin)")
 	dryRun := fs.Bool("dry-run", false, "print the exact request and send nothing")
-	cfgPath := fs.String("config", "", "optional config: push.class, timeout, client certificate, allow_private, [push.wns] credentials")
+	cfgPath := fs.String("config", "", "optional config: [push] class, timeout, client certificate, allow_private, allowed_hosts; [push.wns] credentials; [push.webpush] subject, VAPID key, urgencies, pad, allowed_hosts (default: built-in defaults with allow_private on)")
 	var sets stringList
 	fs.Var(&sets, "set", "property=value, mpns property names (text1, text2, param, title, count, backContent, ...); repeatable")
 	if err := parseFlags(fs, e, e.args); err != nil {
