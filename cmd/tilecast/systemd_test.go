@@ -21,29 +21,7 @@ import (
 // checks READY=1 after start-up, watchdog pings while it makes progress,
 // and STOPPING=1 on shutdown.
 func TestSystemdNotify(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var mu sync.Mutex
-	var msgs []string
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			msgs = append(msgs, string(buf[:n]))
-			mu.Unlock()
-		}
-	}()
-	got := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(msgs, "|") }
-	t.Setenv("NOTIFY_SOCKET", sock)
-	t.Setenv("WATCHDOG_USEC", "200000") // ping every 100 ms
+	got := fakeSystemd(t)
 
 	feed := &growingFeed{}
 	feed.add("First")
@@ -69,6 +47,35 @@ func TestSystemdNotify(t *testing.T) {
 	if i, j := strings.Index(got(), "READY=1"), strings.Index(got(), "WATCHDOG=1"); i > j {
 		t.Errorf("a watchdog ping came before READY=1: %s", got())
 	}
+}
+
+// fakeSystemd points the daemon at a notify socket of the test's, with a
+// watchdog of 200 ms (pinged every 100 ms), and returns what it received
+// so far, messages joined by "|".
+func fakeSystemd(t *testing.T) (got func() string) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var mu sync.Mutex
+	var msgs []string
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			msgs = append(msgs, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "200000")
+	return func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(msgs, "|") }
 }
 
 // fakeBeat is a scheduler whose last heartbeat the test sets.
