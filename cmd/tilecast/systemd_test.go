@@ -96,31 +96,32 @@ func TestDaemonHealthGatesOnProgress(t *testing.T) {
 	cfg := config.Default()
 	bot := &tilecast.Bot{Store: db}
 	sched := &fakeBeat{}
+	lim := defaultHealthLimits(db)
 
 	// Never ticked, deliverer never ran.
-	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "scheduler") {
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db, lim); err == nil || !strings.Contains(err.Error(), "scheduler") {
 		t.Errorf("fresh scheduler: %v, want a scheduler error", err)
 	}
 	sched.at = time.Now()
-	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "deliverer") {
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db, lim); err == nil || !strings.Contains(err.Error(), "deliverer") {
 		t.Errorf("no deliverer pass: %v, want a deliverer error", err)
 	}
 	// A deliverer pass makes it healthy.
 	dctx, stop := context.WithCancel(t.Context())
 	deliverDone := make(chan struct{})
 	go func() { bot.Deliver(dctx); close(deliverDone) }()
-	waitFor(t, "healthy", func() bool { return daemonHealth(t.Context(), cfg, sched, bot, db) == nil })
+	waitFor(t, "healthy", func() bool { return daemonHealth(t.Context(), cfg, sched, bot, db, lim) == nil })
 	stop()
 	<-deliverDone
 	// A cancelled daemon is unhealthy (stopping).
 	cctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := daemonHealth(cctx, cfg, sched, bot, db); err == nil {
+	if err := daemonHealth(cctx, cfg, sched, bot, db, lim); err == nil {
 		t.Error("a stopping daemon reported healthy")
 	}
 	// An old heartbeat is unhealthy.
 	sched.at = time.Now().Add(-2 * time.Minute)
-	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "scheduler") {
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db, lim); err == nil || !strings.Contains(err.Error(), "scheduler") {
 		t.Errorf("stale scheduler: %v", err)
 	}
 }
