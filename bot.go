@@ -142,6 +142,53 @@ type Bot struct {
 	// for health and the watchdog: a dispatcher waiting for a slow push
 	// service to free a worker is working, not stuck.
 	lastPass atomic.Int64
+	// recordWait is set while the recorder retries outcomes the store
+	// refuses (a database down, a full disk): the dispatcher then waits
+	// for send-window slots and stops stamping lastPass, though the
+	// deliverer is working.
+	recordWait storeWaitMark
+}
+
+// StoreWait describes the deliverer waiting for a store that refuses to
+// record send outcomes. The zero value means it is not waiting.
+type StoreWait struct {
+	// Since is when the first write of the current wait failed.
+	Since time.Time
+	// RetryAt is when the recorder tries the write again: a recorder past
+	// it by more than a store call can take is stuck, not waiting.
+	RetryAt time.Time
+	// Err is the last failure.
+	Err error
+}
+
+// storeWaitMark holds the recorder's StoreWait for health checks, which
+// read it from other goroutines.
+type storeWaitMark struct {
+	mu sync.Mutex
+	w  StoreWait
+}
+
+// failed notes a failed write, retried after retryIn.
+func (m *storeWaitMark) failed(err error, retryIn time.Duration) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.w.Since.IsZero() {
+		m.w.Since = now
+	}
+	m.w.RetryAt, m.w.Err = now.Add(retryIn), err
+}
+
+func (m *storeWaitMark) clear() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.w = StoreWait{}
+}
+
+func (m *storeWaitMark) get() StoreWait {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.w
 }
 
 // SetFetchConcurrency changes FetchConcurrency of a running Bot (a config
@@ -351,6 +398,14 @@ func (b *Bot) Progress() (oldestFetch time.Duration, lastDispatch time.Time) {
 	}
 	return oldestFetch, lastDispatch
 }
+
+// StoreWait reports whether the deliverer is waiting for the store to
+// record send outcomes, and since when. While it waits, its dispatcher
+// stops (the send window is full of unrecorded results) and Progress's
+// lastDispatch ages, but the deliverer is not stuck: health checks count
+// a retry that is on time as progress, since restarting the process
+// would not make the store write.
+func (b *Bot) StoreWait() StoreWait { return b.recordWait.get() }
 
 func (b *Bot) release(k FeedKey) {
 	b.mu.Lock()

@@ -3,9 +3,11 @@ package tilecast
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,18 +106,29 @@ type circuit struct {
 	open      bool
 	probing   bool      // a probe is in flight
 	nextProbe time.Time // open: the earliest time of the next probe
+	// last is the last failure as Degraded tells it ("HTTP 503", "no
+	// answer: …"); "" for a circuit another instance opened.
+	last string
 	// shared is the seq after which the shared view has this circuit
 	// open: a read started later that lacks the host means another
 	// instance closed it. 0: not (yet) written there.
 	shared uint64
 }
 
-var _ Pusher = (*Breaker)(nil)
+var (
+	_ Pusher           = (*Breaker)(nil)
+	_ DegradedReporter = (*Breaker)(nil)
+)
 
 // NewBreaker wraps next.
 func NewBreaker(next Pusher, opts BreakerOptions) *Breaker {
+	// seq starts at 1, not 0: a circuit learned from a read made before
+	// this Breaker wrote anything takes that read's seq as its shared,
+	// and 0 there would mean "not in the view", so a later read that
+	// lacks the host (another instance's probe closed it) would never
+	// close it here.
 	b := &Breaker{next: next, failures: opts.Failures, interval: opts.Interval, now: opts.Now, log: opts.Logger,
-		shared: opts.Shared, refresh: opts.SharedRefresh, hosts: make(map[string]*circuit)}
+		shared: opts.Shared, refresh: opts.SharedRefresh, hosts: make(map[string]*circuit), seq: 1}
 	if b.refresh <= 0 {
 		b.refresh = DefaultSharedRefresh
 	}
@@ -222,6 +235,7 @@ func (b *Breaker) Push(ctx context.Context, ch *Channel, n *Notification, ttl ti
 		b.hosts[host] = c
 	}
 	c.fails++
+	c.last = failure(res)
 	write := false
 	switch {
 	case c.open && probe:
@@ -358,6 +372,96 @@ func (b *Breaker) noteShared(err error) {
 		b.sharedErr = false
 		b.log.Info("shared push host view back")
 	}
+}
+
+// degradedHosts is how many open hosts Degraded names: the reason is one
+// line of /healthz, which must stay short when a thousand hosts fail.
+const degradedHosts = 3
+
+// maxFailureText bounds the text of one host's last failure in Degraded.
+const maxFailureText = 120
+
+// Degraded reports whether some push host's circuit is open — the Breaker
+// refuses to send to it until a probe succeeds — and why: the first few
+// hosts (in name order) with their failures and next probe, and how many
+// more. A push service that fails is outside the daemon: /healthz says
+// degraded, never 503. With BreakerOptions.Shared the shared view is read
+// first (at most once per SharedRefresh, as pushes do), so that every
+// instance reports the hosts any of them opened, and stops when a probe
+// anywhere closes them, even while it sends nothing itself.
+func (b *Breaker) Degraded() (bool, string) {
+	if b.shared != nil {
+		// /healthz has no deadline of its own to pass on: readShared
+		// bounds the read with sharedTimeout.
+		b.readShared(context.Background())
+	}
+	now := b.now()
+	b.mu.Lock()
+	var open []string
+	for host, c := range b.hosts {
+		if c.open {
+			open = append(open, host)
+		}
+	}
+	slices.Sort(open)
+	named := make([]string, 0, min(len(open), degradedHosts))
+	for _, host := range open[:min(len(open), degradedHosts)] {
+		named = append(named, host+" ("+b.hosts[host].describe(now)+")")
+	}
+	b.mu.Unlock()
+	if len(open) == 0 {
+		return false, ""
+	}
+	var sb strings.Builder
+	if len(open) == 1 {
+		sb.WriteString("push host failing, circuit open (sends held until a probe succeeds): ")
+	} else {
+		fmt.Fprintf(&sb, "%d push hosts failing, circuits open (sends held until a probe succeeds): ", len(open))
+	}
+	sb.WriteString(strings.Join(named, "; "))
+	if more := len(open) - len(named); more > 0 {
+		fmt.Fprintf(&sb, "; and %d more", more)
+	}
+	return true, sb.String()
+}
+
+// describe says (b.mu held) why c is open and until when, for Degraded.
+func (c *circuit) describe(now time.Time) string {
+	why := "opened by another instance"
+	if c.last != "" {
+		why = fmt.Sprintf("%d failures in a row, last: %s", c.fails, c.last)
+	}
+	switch {
+	case c.probing:
+		return why + "; probing now"
+	case now.Before(c.nextProbe):
+		return why + "; next probe " + c.nextProbe.UTC().Format(time.RFC3339)
+	default:
+		return why + "; probe due with the next send to it"
+	}
+}
+
+// failure tells what a host failure r was, for Degraded: the status, or
+// why no answer came. /healthz is open to anyone and a channel URI is a
+// capability to push to a device, so a *url.Error's URL is left out (the
+// transports already drop it) and the text is bounded.
+func failure(r Result) string {
+	if r.Status != 0 {
+		return fmt.Sprintf("HTTP %d", r.Status)
+	}
+	err := r.Err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	msg := "no answer"
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	if len(msg) > maxFailureText {
+		msg = strings.ToValidUTF8(msg[:maxFailureText], "") + "…"
+	}
+	return msg
 }
 
 // Open reports whether host's circuit is open (host as in the channel URI).

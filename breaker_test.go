@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,5 +252,91 @@ func TestBreakerOneProbeInFlight(t *testing.T) {
 	<-done
 	if got := p.count("down.test"); got != 6 {
 		t.Errorf("%d requests, want 5 + 1 probe", got)
+	}
+}
+
+// An open circuit is a push service failing, which /healthz reports as
+// degraded: the host, its last failure and the next probe are in the
+// reason, and it clears when a probe succeeds. A failure streak that has
+// not opened the circuit is no degradation yet.
+func TestBreakerDegradedWhileOpen(t *testing.T) {
+	c := &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	p := newScriptedPusher()
+	p.set("down.test", res503)
+	b := newTestBreaker(p, c)
+	for range 4 {
+		bpush(b, "down.test")
+	}
+	if bad, why := b.Degraded(); bad {
+		t.Fatalf("degraded with the circuit still closed: %s", why)
+	}
+	bpush(b, "down.test")
+	bad, why := b.Degraded()
+	if !bad {
+		t.Fatal("not degraded with the circuit open")
+	}
+	for _, want := range []string{"down.test", "5 failures in a row", "HTTP 503", "next probe 2026-03-01T00:00:30Z"} {
+		if !strings.Contains(why, want) {
+			t.Errorf("reason %q lacks %q", why, want)
+		}
+	}
+	// The probe time passes with nothing sent: still open, probe due.
+	c.Add(31 * time.Second)
+	if bad, why := b.Degraded(); !bad || !strings.Contains(why, "probe due") {
+		t.Errorf("Degraded() = %v, %q; want open with the probe due", bad, why)
+	}
+	// A probe that fails keeps it, with a new probe time.
+	bpush(b, "down.test")
+	if bad, why := b.Degraded(); !bad || !strings.Contains(why, "next probe 2026-03-01T00:01:01Z") {
+		t.Errorf("after a failed probe: %v, %q", bad, why)
+	}
+	// The host answers the next probe: closed, not degraded.
+	p.set("down.test", resOK)
+	c.Add(31 * time.Second)
+	if r := bpush(b, "down.test"); r.Verdict != tilecast.VerdictDelivered {
+		t.Fatalf("probe: %+v", r)
+	}
+	if bad, why := b.Degraded(); bad {
+		t.Errorf("still degraded after a probe succeeded: %s", why)
+	}
+}
+
+// A network error's text is in the reason without the channel's URI (a
+// capability to push to the device, and /healthz is open to anyone).
+func TestBreakerDegradedNetworkErrorHidesURI(t *testing.T) {
+	c := &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	p := newScriptedPusher()
+	p.set("down.test", tilecast.Result{Verdict: tilecast.VerdictRetry, Err: fmt.Errorf("mpns: %w",
+		&url.Error{Op: "Post", URL: "http://down.test/ch?token=secret-channel-token", Err: errors.New("connection refused")})})
+	b := newTestBreaker(p, c)
+	for range 5 {
+		bpush(b, "down.test")
+	}
+	bad, why := b.Degraded()
+	if !bad || !strings.Contains(why, "no answer: connection refused") || strings.Contains(why, "secret-channel-token") {
+		t.Errorf("Degraded() = %v, %q; want the error without the URI", bad, why)
+	}
+}
+
+// A thousand failing hosts make a short reason: the first few by name
+// and a count of the rest.
+func TestBreakerDegradedReasonIsBounded(t *testing.T) {
+	c := &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	p := newScriptedPusher()
+	b := newTestBreaker(p, c)
+	for i := range 1000 {
+		host := fmt.Sprintf("h%04d.test", i)
+		p.set(host, res503)
+		for range 5 {
+			bpush(b, host)
+		}
+	}
+	bad, why := b.Degraded()
+	if !bad || !strings.HasPrefix(why, "1000 push hosts failing") || !strings.Contains(why, "h0000.test (") ||
+		!strings.Contains(why, "h0002.test (") || strings.Contains(why, "h0003.test") || !strings.HasSuffix(why, "; and 997 more") {
+		t.Errorf("Degraded() = %v, %q", bad, why)
+	}
+	if len(why) > 600 {
+		t.Errorf("reason of %d bytes for 1000 hosts: %q", len(why), why)
 	}
 }

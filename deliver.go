@@ -443,7 +443,9 @@ func (b *Bot) countUnfinished() {
 // A batch the store cannot write (disk full) is retried with backoff and its
 // entries stay busy meanwhile: releasing them would re-send every one at
 // once. Only a shutdown gives up; the entries then stay in the outbox and are
-// sent again after the restart, which loses nothing.
+// sent again after the restart, which loses nothing. Each failure is noted
+// for StoreWait: the full window then stops the dispatcher, and health
+// checks must see a recorder retrying on time as working, not stuck.
 //
 // A batch holds at most limit results, the send window (a result holds
 // its slot until done, so the window bounds a batch anyway). A commit
@@ -498,6 +500,7 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 			if err == nil {
 				break
 			}
+			b.recordWait.failed(err, wait)
 			b.log().Error("record outcomes; retrying", "error", err.Error(), "count", len(recs), "retry_in", wait)
 			if sleepCtx(ctx, wait) {
 				continue
@@ -507,10 +510,12 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 			if err = b.Store.Record(recs); err == nil {
 				break
 			}
+			b.recordWait.clear() // the deliverer stops: nothing waits any more
 			errs = append(errs, fmt.Errorf("record %d outcomes at shutdown: %w", len(recs), err))
 			done(ids, false) // not released: nothing more is dispatched after shutdown
 			return
 		}
+		b.recordWait.clear()
 		if b.SendLog != nil {
 			if err := b.SendLog.Recorded(ids); err != nil {
 				b.log().Warn("send log write failed: the next start may count these as possible duplicates",

@@ -196,6 +196,96 @@ func TestBreakerSharedAcrossInstances(t *testing.T) {
 	}
 }
 
+// TestBreakerSharedCloseReachesReader: an instance that only read of a
+// host's open circuit (it never wrote to the shared view) closes it at
+// its first read after another instance's probe succeeded, rather than
+// holding sends to the healthy host until the old probe time.
+func TestBreakerSharedCloseReachesReader(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	dbs := openShared(t, 2, c.Now)
+	failing, healthy := newPushHost(t), newPushHost(t)
+	p := httpPusher{hc: &http.Client{Timeout: 10 * time.Second}}
+	var br [2]*tilecast.Breaker
+	for i := range br {
+		br[i] = tilecast.NewBreaker(p, tilecast.BreakerOptions{Failures: 3, Interval: 30 * time.Second, Now: c.Now,
+			Shared: dbs[i], SharedRefresh: time.Second})
+	}
+	a, b := br[0], br[1]
+	host := strings.TrimPrefix(failing.URL, "http://")
+	failing.failing.Store(true)
+	for range 3 {
+		pushTo(a, failing)
+	}
+	if r := pushTo(b, healthy); r.Status != 200 || !b.Open(host) {
+		t.Fatalf("B's first push (%+v) read the view: open %v, want A's host open", r, b.Open(host))
+	}
+	failing.failing.Store(false)
+	c.Add(31 * time.Second)
+	if r := pushTo(a, failing); r.Status != 200 {
+		t.Fatalf("A's probe: %+v", r)
+	}
+	c.Add(2 * time.Second)
+	if r := pushTo(b, healthy); r.Status != 200 {
+		t.Fatalf("B's push to the healthy host: %+v", r)
+	}
+	if b.Open(host) {
+		t.Error("B: circuit still open after A's probe closed the host and B read the view again")
+	}
+}
+
+// TestBreakerSharedDegraded: on one PostgreSQL state, every instance's
+// /healthz (Breaker.Degraded) names a host another instance's circuit
+// opened, even one that sends nothing (Degraded reads the shared view
+// itself, at most once per refresh), and stops when that instance's probe
+// succeeds.
+func TestBreakerSharedDegraded(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	dbs := openShared(t, 2, c.Now)
+	failing := newPushHost(t)
+	p := httpPusher{hc: &http.Client{Timeout: 10 * time.Second}}
+	var br [2]*tilecast.Breaker
+	for i := range br {
+		br[i] = tilecast.NewBreaker(p, tilecast.BreakerOptions{Failures: 3, Interval: 30 * time.Second, Now: c.Now,
+			Shared: dbs[i], SharedRefresh: time.Second})
+	}
+	a, b := br[0], br[1]
+	host := strings.TrimPrefix(failing.URL, "http://")
+	if bad, why := b.Degraded(); bad {
+		t.Fatalf("B degraded before any failure: %s", why)
+	}
+
+	failing.failing.Store(true)
+	for range 3 {
+		pushTo(a, failing)
+	}
+	c.Add(2 * time.Second) // past B's refresh: its next Degraded reads the view
+	bad, why := b.Degraded()
+	if !bad || !strings.Contains(why, host) || !strings.Contains(why, "opened by another instance") ||
+		!strings.Contains(why, "next probe 2026-12-03T12:00:30Z") {
+		t.Fatalf("B.Degraded() = %v, %q; want A's open host, its probe time", bad, why)
+	}
+	if bad, why := a.Degraded(); !bad || !strings.Contains(why, host) || !strings.Contains(why, "HTTP 503") {
+		t.Errorf("A.Degraded() = %v, %q", bad, why)
+	}
+	if n := failing.requests.Load(); n != 3 {
+		t.Errorf("%d requests, want A's 3 (B's Degraded sends nothing)", n)
+	}
+
+	// A's probe succeeds: B stops saying degraded at its next read.
+	failing.failing.Store(false)
+	c.Add(30 * time.Second)
+	if r := pushTo(a, failing); r.Status != 200 {
+		t.Fatalf("A's probe: %+v", r)
+	}
+	if bad, why := a.Degraded(); bad {
+		t.Errorf("A degraded after its probe succeeded: %s", why)
+	}
+	c.Add(2 * time.Second)
+	if bad, why := b.Degraded(); bad {
+		t.Errorf("B still degraded after A's probe closed the host: %s", why)
+	}
+}
+
 // tokenEndpoint is a loopback WNS token endpoint: each request gets a new
 // token, prefix + its number, valid for an hour.
 type tokenEndpoint struct {

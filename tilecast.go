@@ -12,7 +12,7 @@
 // that depends on the protocol is picked by it from a map keyed by
 // Transport: InferTransport for registrations that name none, a Renderer
 // per transport (Bot.Renderers), a Pusher per transport (PushMux), and
-// DegradedReporter for /healthz. transport.go describes how a transport
+// DegradedReporter for /healthz (which the Breaker implements too). transport.go describes how a transport
 // plugs in.
 package tilecast
 
@@ -81,6 +81,9 @@ type Feed struct {
 	// WebPushUrgency is the Urgency of this feed's Web Push notifications
 	// ([feed.webpush] urgency); "" leaves each kind's default.
 	WebPushUrgency string
+	// WebPushIcon is the icon URL of this feed's Web Push toasts: its
+	// [feed.webpush] icon, else [push.webpush] icon; "" sends none.
+	WebPushIcon string
 }
 
 // WNSSpec is a feed's [feed.wns] table: options of its notifications to

@@ -26,7 +26,8 @@ import (
 //     transport, behind the Breaker;
 //   - health: a Pusher that depends on a service tilecast only sends to
 //     (an OAuth token endpoint, a push service) implements
-//     DegradedReporter; PushMux.Degraded gathers them for /healthz.
+//     DegradedReporter; PushMux.Degraded gathers them for /healthz, next
+//     to the Breaker's (its open circuits, whatever the transport).
 
 // ErrUnknownTransport marks a transport name tilecast does not know.
 var ErrUnknownTransport = errors.New("unknown transport")

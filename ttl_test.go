@@ -2,6 +2,7 @@ package tilecast_test
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/emulator"
 	"github.com/tilecast/tilecast/web"
 )
 
@@ -43,8 +45,12 @@ type ttlHarness struct {
 	reg    *prometheus.Registry
 }
 
-func newTTLHarness(t *testing.T) *ttlHarness {
-	h := &ttlHarness{harness: newHarness(t), reg: prometheus.NewRegistry()}
+func newTTLHarness(t *testing.T) *ttlHarness { return withTTL(newHarness(t)) }
+
+// withTTL wraps the pusher of hh's Bot and makes the daemon's metrics its
+// Observer.
+func withTTL(hh *harness) *ttlHarness {
+	h := &ttlHarness{harness: hh, reg: prometheus.NewRegistry()}
 	h.pusher = &ttlPusher{next: h.bot.Pusher, ttls: map[string][]time.Duration{}}
 	h.bot.Pusher = h.pusher
 	h.bot.Observer = web.NewMetrics(h.reg)
@@ -247,5 +253,121 @@ func TestToastExpiresWhileItsChannelRests(t *testing.T) {
 	}
 	if c, _ := h.db.Channel(ch.ID); c.SendsToday != 1 {
 		t.Errorf("sends today = %d, want 1 (the expiry is not a send)", c.SendsToday)
+	}
+}
+
+// wnsToken is how ttlPusher keys a push to Windows device d (its URI ends
+// in /w/?token=…).
+func wnsToken(d emulator.WindowsDevice) string { return "?token=" + d.Token }
+
+// TestPushTotalKindBadge: a new item sends a Windows device its toast,
+// its tile and its badge, and tilecast_push_total counts each under its
+// own kind label, the badge under kind="badge".
+func TestPushTotalKindBadge(t *testing.T) {
+	w := newWNSHarness(t)
+	h := withTTL(w.harness)
+	news := h.feed("news", "/news.xml")
+	h.bot.SetFeeds([]tilecast.Feed{*news})
+	d, _ := w.windows("pc")
+	h.feeds.add("/news.xml", rssItem{"n1", "Old", ""})
+	h.run(news)
+	h.deliver()
+	h.feeds.add("/news.xml", rssItem{"n2", "Fresh", ""})
+	h.run(news)
+	h.deliver()
+	if st, _ := w.emu.WindowsDeviceState(d.Token); st.Badge != "1" || len(st.Toasts) != 1 {
+		t.Fatalf("device badge %q, %d toasts; want badge 1 and one toast", st.Badge, len(st.Toasts))
+	}
+	for _, kind := range []tilecast.Kind{tilecast.KindToast, tilecast.KindTile, tilecast.KindBadge} {
+		if n := len(h.pusher.got(wnsToken(d), kind)); n != 1 {
+			t.Errorf("%s pushed %d times, want 1", kind, n)
+		}
+		if v := h.pushTotal(kind, tilecast.ActionDelivered); v != 1 {
+			t.Errorf(`push_total{kind=%q,outcome="delivered"} = %v, want 1`, kind, v)
+		}
+	}
+}
+
+// TestStaleBadgeExpires: a badge that waited past its feed's badge_ttl
+// is dropped unsent, with outcome expired in the push log line, the
+// ledger and tilecast_push_total{kind="badge"}, while the toast and tile
+// of the same item, with longer times to live, are sent with what is left
+// of theirs; within badge_ttl the badge goes too.
+func TestStaleBadgeExpires(t *testing.T) {
+	tests := []struct {
+		name       string
+		wait       time.Duration
+		badgeTTL   time.Duration // pushed with; 0: expired
+		toastTTL   time.Duration
+		tileTTL    time.Duration
+		wantBadge  string // on the device
+		wantLedger map[tilecast.Kind]tilecast.Action
+	}{
+		{"past badge_ttl", 2 * time.Hour, 0, time.Hour, 70 * time.Hour, "",
+			map[tilecast.Kind]tilecast.Action{tilecast.KindBadge: tilecast.ActionExpired,
+				tilecast.KindToast: tilecast.ActionDelivered, tilecast.KindTile: tilecast.ActionDelivered}},
+		{"within badge_ttl", 30 * time.Minute, 30 * time.Minute, 150 * time.Minute, 71*time.Hour + 30*time.Minute, "1",
+			map[tilecast.Kind]tilecast.Action{tilecast.KindBadge: tilecast.ActionDelivered,
+				tilecast.KindToast: tilecast.ActionDelivered, tilecast.KindTile: tilecast.ActionDelivered}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWNSHarness(t)
+			h := withTTL(w.harness)
+			news := h.feed("news", "/news.xml")
+			news.TTL = tilecast.TTL{tilecast.KindBadge: time.Hour, tilecast.KindToast: 3 * time.Hour} // tile: the default 72h
+			h.bot.SetFeeds([]tilecast.Feed{*news})
+			d, ch := w.windows("pc")
+			h.feeds.add("/news.xml", rssItem{"n1", "Old", ""})
+			h.run(news)
+			h.deliver()
+			h.feeds.add("/news.xml", rssItem{"n2", "Fresh", ""})
+			h.run(news) // enqueued now
+
+			h.clock.Add(tt.wait)
+			h.deliver()
+			for kind, want := range map[tilecast.Kind]time.Duration{tilecast.KindBadge: tt.badgeTTL,
+				tilecast.KindToast: tt.toastTTL, tilecast.KindTile: tt.tileTTL} {
+				got := h.pusher.got(wnsToken(d), kind)
+				if (want == 0 && len(got) != 0) || (want != 0 && (len(got) != 1 || got[0] != want)) {
+					t.Errorf("%s pushed with ttls %v, want %v (none: expired)", kind, got, want)
+				}
+			}
+			st, _ := w.emu.WindowsDeviceState(d.Token)
+			if st.Badge != tt.wantBadge || len(st.Toasts) != 1 || len(st.Tile.Sizes) == 0 {
+				t.Errorf("device badge %q, %d toasts, tile %+v; want badge %q, the toast and the tile", st.Badge, len(st.Toasts), st.Tile, tt.wantBadge)
+			}
+
+			led, err := h.db.Outcomes(ch.ID, "", time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[tilecast.Kind]tilecast.Action{}
+			for _, o := range led {
+				got[o.Kind] = o.Action
+				if o.Action == tilecast.ActionExpired && (o.ItemID != "n2" || o.Status != 0 || o.Attempt != 0 || !o.Time.Equal(h.clock.Now())) {
+					t.Errorf("expired ledger entry = %+v", o)
+				}
+			}
+			if len(led) != len(tt.wantLedger) || !maps.Equal(got, tt.wantLedger) {
+				t.Errorf("ledger = %+v, want %v", led, tt.wantLedger)
+			}
+			for kind, action := range tt.wantLedger {
+				if v := h.pushTotal(kind, action); v != 1 {
+					t.Errorf(`push_total{kind=%q,outcome=%q} = %v, want 1`, kind, action, v)
+				}
+			}
+			lines := h.pushLines(tilecast.ActionExpired)
+			if tt.badgeTTL != 0 {
+				if len(lines) != 0 {
+					t.Errorf("expired push lines %q, want none", lines)
+				}
+				return
+			}
+			if len(lines) != 1 || !strings.Contains(lines[0], "kind=badge") || !strings.Contains(lines[0], "channel="+ch.ID) ||
+				!strings.Contains(lines[0], "transport=wns") || !strings.Contains(lines[0], "waited 2h0m0s") {
+				t.Errorf("expired push lines = %q, want one for the badge on %s saying it waited 2h", lines, ch.ID)
+			}
+		})
 	}
 }

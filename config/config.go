@@ -392,7 +392,7 @@ func (c *checker) build(raw *rawConfig) *Config {
 
 	names := map[string]int{} // feed name → index of its first use
 	for i := range raw.Feed {
-		feed := c.feed(i, &raw.Feed[i], &cfg.Defaults)
+		feed := c.feed(i, &raw.Feed[i], &cfg.Defaults, &cfg.Push.WebPush)
 		if first, dup := names[feed.Name]; dup {
 			c.errorf(fmt.Sprintf("feed[%d].name", i), "duplicate feed name %q, first used by feed[%d] at %s",
 				feed.Name, first, c.where(fmt.Sprintf("feed[%d].name", first)))
@@ -451,8 +451,9 @@ func (c *checker) ttl(key string, v any, def time.Duration) time.Duration {
 	return d
 }
 
-// feed checks one [[feed]] and applies the defaults to it.
-func (c *checker) feed(i int, r *rawFeed, def *Defaults) tilecast.Feed {
+// feed checks one [[feed]] and applies the defaults to it, and w's (the
+// checked [push.webpush]) icon unless the feed has its own.
+func (c *checker) feed(i int, r *rawFeed, def *Defaults, w *WebPush) tilecast.Feed {
 	key := fmt.Sprintf("feed[%d]", i)
 	before := len(c.errs)
 
@@ -488,7 +489,7 @@ func (c *checker) feed(i int, r *rawFeed, def *Defaults) tilecast.Feed {
 		c.errorf(key, "sends nothing: add a [feed.toast] table, a [feed.tile] table or both")
 	}
 	f.WNS = c.feedWNS(key, r.WNS, &templates)
-	f.WebPushUrgency = c.feedWebPush(key, r.WebPush)
+	c.feedWebPush(key, r.WebPush, w, &f)
 
 	// Catch template syntax errors here even while notify's own check is a
 	// stub; leave everything else about templates to notify.CheckFeed.

@@ -78,11 +78,13 @@ type rawWebPush struct {
 	UrgencyToast        any `toml:"urgency_toast"`
 	UrgencyTile         any `toml:"urgency_tile"`
 	Pad                 any `toml:"pad"`
+	Icon                any `toml:"icon"`
 }
 
 // rawFeedWebPush is a feed's [feed.webpush].
 type rawFeedWebPush struct {
 	Urgency any `toml:"urgency"`
+	Icon    any `toml:"icon"`
 }
 
 // rawDefaults is both the [defaults] table and the part of a [[feed]] that

@@ -94,6 +94,10 @@ func reloadRules() map[string]reloadRule {
 		"push.webpush.urgency_toast":          {Applies, func(c *Config) any { return &c.Push.WebPush.UrgencyToast }},
 		"push.webpush.urgency_tile":           {Applies, func(c *Config) any { return &c.Push.WebPush.UrgencyTile }},
 		"push.webpush.pad":                    {Applies, func(c *Config) any { return &c.Push.WebPush.Pad }},
+		// The icon is copied into every feed that has none of its own
+		// (tilecast.Feed.WebPushIcon), and the feeds are swapped on
+		// SIGHUP: the next toasts rendered carry the new one.
+		"push.webpush.icon": {Applies, func(c *Config) any { return &c.Push.WebPush.Icon }},
 		// The number of send workers (and the crash window sized by it)
 		// is fixed when delivery starts.
 		"push.concurrency": {NeedsRestart, func(c *Config) any { return &c.Push.Concurrency }},

@@ -43,6 +43,8 @@ func TestEveryKeyHasAReloadClass(t *testing.T) {
 		{"push.timeout", Applies},
 		{"feed.tile.title", Applies},
 		{"defaults.schedule", Applies},
+		{"push.webpush.icon", Applies},
+		{"feed.webpush.icon", Applies},
 	} {
 		if got, ok := ReloadOf(tc.key); !ok || got != tc.want {
 			t.Errorf("ReloadOf(%s) = %v, %v; want %v", tc.key, got, ok, tc.want)

@@ -1,6 +1,12 @@
 package config
 
 import (
+	"errors"
+	"net/url"
+	"strings"
+	"unicode"
+
+	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/notify/webpush"
 )
 
@@ -26,6 +32,11 @@ type WebPush struct {
 	// Pad pads each plaintext with zeros up to a multiple of Pad bytes,
 	// so the size of a push tells less about its text; 0 sends none.
 	Pad int
+	// Icon is the app's icon URL, shown with every toast: an absolute
+	// https URL or a path on the app's site ("/icons/app.png"), checked by
+	// checkIcon; "" sends none. A feed's [feed.webpush] icon wins; the
+	// loader puts the result in each feed (tilecast.Feed.WebPushIcon).
+	Icon string
 }
 
 // Enabled reports whether Web Push is configured.
@@ -59,6 +70,7 @@ func (c *checker) webPush(r *rawWebPush, w *WebPush) {
 	w.UrgencyToast = c.enum(t+"urgency_toast", r.UrgencyToast, w.UrgencyToast, urgencies...)
 	w.UrgencyTile = c.enum(t+"urgency_tile", r.UrgencyTile, w.UrgencyTile, urgencies...)
 	w.Pad = c.integer(t+"pad", r.Pad, 0, 0, webpush.MaxPlaintext)
+	w.Icon = c.icon(t+"icon", r.Icon, "")
 
 	switch {
 	case w.Subject == "" && w.VAPIDPrivateKeyFile == "":
@@ -81,11 +93,66 @@ func (c *checker) webPush(r *rawWebPush, w *WebPush) {
 	}
 }
 
-// feedWebPush checks a feed's [feed.webpush] table and returns its urgency
-// ("" when it sets none).
-func (c *checker) feedWebPush(key string, r *rawFeedWebPush) string {
+// feedWebPush checks a feed's [feed.webpush] table into f: its urgency
+// ("" when it sets none) and its toasts' icon, w's (the checked
+// [push.webpush]) when it sets none. Copying the icon into each feed is
+// what lets a reload apply a new [push.webpush] icon: the feeds are
+// swapped on SIGHUP, the renderers are not rebuilt.
+func (c *checker) feedWebPush(key string, r *rawFeedWebPush, w *WebPush, f *tilecast.Feed) {
+	f.WebPushIcon = w.Icon
 	if r == nil {
-		return ""
+		return
 	}
-	return c.enum(key+".webpush.urgency", r.Urgency, "", urgencies...)
+	f.WebPushUrgency = c.enum(key+".webpush.urgency", r.Urgency, "", urgencies...)
+	f.WebPushIcon = c.icon(key+".webpush.icon", r.Icon, w.Icon)
+}
+
+// maxIcon bounds an icon URL. The icon goes whole into every toast (only
+// title and body are cut to fit), whose JSON holds webpush.MaxPlaintext
+// bytes: a longer one would leave too little room for the text.
+const maxIcon = 1024
+
+// icon checks an icon URL of Web Push toasts: an absolute https URL, or a
+// path on the app's own site starting with "/" (the shipped worker
+// resolves it against its scope, so it loads from the app's origin). ""
+// is no icon: a feed can write icon = "" to send none though
+// [push.webpush] has one.
+func (c *checker) icon(key string, v any, def string) string {
+	s := c.str(key, v, def)
+	if _, ok := v.(string); !ok || s == "" {
+		return s
+	}
+	const want = `want an absolute https URL ("https://cdn.example.org/icon-192.png") or a path on the app's site ("/icons/app-192.png")`
+	// No message repeats a password written into the URL.
+	shown := s
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		shown = u.Redacted()
+	}
+	switch {
+	case strings.Contains(s, "{{"):
+		c.errorf(key, "bad icon %q: must be a fixed URL, not a template (the same icon goes with every toast)", shown)
+	case len(s) > maxIcon:
+		c.errorf(key, "icon URL of %d bytes is too long: at most %d, since it goes whole into every toast, whose payload holds %d bytes",
+			len(s), maxIcon, webpush.MaxPlaintext)
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		c.errorf(key, "bad icon %q: white space or a control character in a URL: percent-encode it (%%20)", shown)
+	case strings.HasPrefix(s, "//"):
+		c.errorf(key, `bad icon %q: "//" starts another host, not a path on the app's site: %s`, shown, want)
+	case strings.HasPrefix(s, "/"):
+		if _, err := url.Parse(s); err != nil {
+			c.errorf(key, "bad icon path %q: %v", s, errors.Unwrap(err))
+		}
+	default:
+		u, err := url.Parse(s)
+		switch {
+		case err != nil:
+			c.errorf(key, "bad icon URL %q: %v; %s", s, errors.Unwrap(err), want)
+		case !strings.EqualFold(u.Scheme, "https") || u.Host == "":
+			c.errorf(key, "bad icon %q: %s", shown, want)
+		case u.User != nil:
+			// Every device that shows a toast would get the password.
+			c.errorf(key, "bad icon URL %q: must not hold a user or password", shown)
+		}
+	}
+	return s
 }

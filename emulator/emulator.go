@@ -267,18 +267,6 @@ func (e *Emulator) Close() {
 // ErrUnknownChannel is returned for a token the emulator never issued.
 var ErrUnknownChannel = errors.New("emulator: unknown channel")
 
-// behaviourList names the phone behaviours for error messages.
-const behaviourList = Healthy + ", " + Expired + ", " + Inactive + ", " + QueueFull + ", " +
-	Suppressed + ", " + Flaky + " or " + Slow
-
-func validBehaviour(b string) bool {
-	switch b {
-	case Healthy, Expired, Inactive, QueueFull, Suppressed, Flaky, Slow:
-		return true
-	}
-	return false
-}
-
 func checkParams(p Params) error {
 	switch {
 	case p.QueueFullN < 0:
@@ -308,7 +296,7 @@ func (e *Emulator) createChannel(behaviour, name, fallbackBase string, params ..
 		behaviour = Healthy
 	}
 	if !validBehaviour(behaviour) {
-		return Channel{}, fmt.Errorf("create channel: unknown behaviour %q (want %s)", behaviour, behaviourList)
+		return Channel{}, fmt.Errorf("create channel: unknown behaviour %q (want %s)", behaviour, orList(phoneBehaviours))
 	}
 	var p Params
 	if len(params) > 0 {
@@ -348,7 +336,7 @@ func (e *Emulator) createChannel(behaviour, name, fallbackBase string, params ..
 // SetBehaviour switches a channel's behaviour (and params, when given).
 func (e *Emulator) SetBehaviour(token, behaviour string, params ...Params) error {
 	if !validBehaviour(behaviour) {
-		return fmt.Errorf("set behaviour: unknown behaviour %q (want %s)", behaviour, behaviourList)
+		return fmt.Errorf("set behaviour: unknown behaviour %q (want %s)", behaviour, orList(phoneBehaviours))
 	}
 	if len(params) > 0 {
 		if err := checkParams(params[0]); err != nil {

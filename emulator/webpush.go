@@ -226,14 +226,6 @@ type browser struct {
 	rejected []Rejection
 }
 
-func validBrowserBehaviour(b string) bool {
-	switch b {
-	case Healthy, Offline, Unsubscribed, Expired, RateLimited, Flaky, Slow:
-		return true
-	}
-	return false
-}
-
 func checkBrowserParams(p BrowserParams) error {
 	switch {
 	case p.FlakyP < 0 || p.FlakyP > 1:
@@ -274,7 +266,7 @@ func (e *Emulator) createBrowser(behaviour, name, fallbackBase string, params ..
 		behaviour = Healthy
 	}
 	if !validBrowserBehaviour(behaviour) {
-		return Browser{}, fmt.Errorf("create browser: unknown behaviour %q (want healthy, offline, unsubscribed, expired, ratelimited, flaky or slow)", behaviour)
+		return Browser{}, fmt.Errorf("create browser: unknown behaviour %q (want %s)", behaviour, orList(browserBehaviours))
 	}
 	var p BrowserParams
 	if len(params) > 0 {
@@ -332,7 +324,7 @@ func (e *Emulator) createBrowser(behaviour, name, fallbackBase string, params ..
 // run out, oldest first.
 func (e *Emulator) SetBrowserBehaviour(token, behaviour string, params ...BrowserParams) error {
 	if !validBrowserBehaviour(behaviour) {
-		return fmt.Errorf("set behaviour: unknown browser behaviour %q (want healthy, offline, unsubscribed, expired, ratelimited, flaky or slow)", behaviour)
+		return fmt.Errorf("set behaviour: unknown browser behaviour %q (want %s)", behaviour, orList(browserBehaviours))
 	}
 	if len(params) > 0 {
 		if err := checkBrowserParams(params[0]); err != nil {

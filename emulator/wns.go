@@ -81,14 +81,6 @@ func checkWNSParams(p WNSParams) error {
 	return nil
 }
 
-func validWNSBehaviour(b string) bool {
-	switch b {
-	case Healthy, Revoked, Unknown, Throttled, WrongApp, Flaky, Slow:
-		return true
-	}
-	return false
-}
-
 // WindowsDevice identifies one emulated Windows device and its channel.
 type WindowsDevice struct {
 	Token     string `json:"token"`
@@ -197,7 +189,7 @@ func (e *Emulator) createWindowsDevice(behaviour, name, fallbackBase string, par
 		behaviour = Healthy
 	}
 	if !validWNSBehaviour(behaviour) {
-		return WindowsDevice{}, fmt.Errorf("create windows device: unknown behaviour %q (want healthy, revoked, unknown, throttled, wrongapp, flaky or slow)", behaviour)
+		return WindowsDevice{}, fmt.Errorf("create windows device: unknown behaviour %q (want %s)", behaviour, orList(windowsBehaviours))
 	}
 	var p WNSParams
 	if len(params) > 0 {
@@ -232,7 +224,7 @@ func (e *Emulator) createWindowsDevice(behaviour, name, fallbackBase string, par
 // SetWindowsBehaviour switches a device's behaviour (and params, when given).
 func (e *Emulator) SetWindowsBehaviour(token, behaviour string, params ...WNSParams) error {
 	if !validWNSBehaviour(behaviour) {
-		return fmt.Errorf("set behaviour: unknown windows behaviour %q (want healthy, revoked, unknown, throttled, wrongapp, flaky or slow)", behaviour)
+		return fmt.Errorf("set behaviour: unknown windows behaviour %q (want %s)", behaviour, orList(windowsBehaviours))
 	}
 	if len(params) > 0 {
 		if err := checkWNSParams(params[0]); err != nil {

@@ -35,6 +35,16 @@ type Toast struct {
 	Text1 string // bold title line
 	Text2 string // body line
 	Param string // page URI (plus query) opened on tap; never altered
+
+	// Feed and ItemID say what the toast is about: the feed's name and
+	// the item's ID (the Renderer sets them). ItemID is "" for the feed's
+	// summary toast, both are "" for a toast built by hand. They are not
+	// text: no encoder shows them and Fit never cuts them. A transport
+	// that names its notifications, so that a newer one replaces an older
+	// one on the device (Web Push's tag), derives the name from them; the
+	// others ignore them, so their bytes do not depend on them.
+	Feed   string
+	ItemID string
 }
 
 // Kind implements Payload.

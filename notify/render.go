@@ -124,6 +124,7 @@ func (r *Renderer) Toast(f *tilecast.Feed, d *tilecast.TemplateData) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
 	}
+	t.Feed, t.ItemID = f.Name, d.Item.ID
 	enc, err := r.encoder(f, c, d)
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: %w", f.Name, err)
@@ -137,13 +138,14 @@ func (r *Renderer) Toast(f *tilecast.Feed, d *tilecast.TemplateData) ([]byte, er
 
 // SummaryToast renders the "N more in <feed>" toast: Text1 is the feed's
 // title (its name when it has none), Text2 the count, and there is no Param,
-// so a tap opens the app's start page.
+// so a tap opens the app's start page. It is about the feed, not an item
+// (ItemID ""): d.Item is only the newest of the items it counts.
 func (r *Renderer) SummaryToast(f *tilecast.Feed, d *tilecast.TemplateData, more int) ([]byte, error) {
 	title := f.Name
 	if d != nil && d.Feed.Title != "" {
 		title = d.Feed.Title
 	}
-	t := Toast{Text1: title, Text2: strconv.Itoa(more) + " more in " + title}
+	t := Toast{Text1: title, Text2: strconv.Itoa(more) + " more in " + title, Feed: f.Name}
 	enc := r.enc
 	if r.encFor != nil {
 		c, err := r.compiled(f)

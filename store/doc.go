@@ -80,5 +80,7 @@
 // collect their keys first. Open never repairs a damaged file: it returns
 // ErrCorrupt with the recovery steps. One damaged meta page alone is not
 // damage: bbolt falls back to the other, which is how it survives a torn
-// write.
+// write. A new file whose first pages a power loss kept from the disk is
+// no damage either, as it provably holds nothing: Open moves it aside and
+// starts a new one (newfile.go).
 package store

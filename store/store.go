@@ -22,6 +22,12 @@ const DefaultTimeout = 5 * time.Second
 // never tries to repair such a file: the error names the manual recovery steps.
 var ErrCorrupt = errors.New("state file is damaged")
 
+// ErrNoData means a read-only Open found a state file that holds nothing:
+// empty, or a new file whose first write never reached the disk (a power
+// loss during the first start). A read-write Open initialises or replaces
+// such a file instead (newfile.go); a read-only one must not.
+var ErrNoData = errors.New("state file holds no data")
+
 // ErrInvalidChannel means a channel given to AddChannel cannot be stored
 // (empty or oversized URI, NUL bytes in a name). The API maps it to 400.
 // It is tilecast.ErrInvalidChannel, which every store returns.
@@ -55,8 +61,8 @@ type Options struct {
 	// migration batch it fails Open, which a later Open resumes.
 	Failpoint func(point string)
 	// Logger receives what Open does to the file (schema migrations, a
-	// recount) and the channel changes worth a line (rotations); nil
-	// discards it.
+	// recount, moving an unusable new file aside) and the channel
+	// changes worth a line (rotations); nil discards it.
 	Logger *slog.Logger
 	// Progress, when set, is called after each committed batch of a
 	// migration that rewrites the file's records (schema 4), with the
@@ -67,6 +73,10 @@ type Options struct {
 
 	// migrateBatch overrides migrationBatch (tests).
 	migrateBatch int
+	// beforeLock, when set (tests), runs when Open has found an unusable
+	// new file and is about to lock it, where another tilecast may move
+	// it aside first.
+	beforeLock func()
 }
 
 // DB is the tilecast state file. It implements tilecast.Store; every method
@@ -93,11 +103,35 @@ type DB struct {
 // schema up to date: in one transaction, except for the rewrite of every
 // record (schema 4, migrate.go), which runs in batches that a later Open
 // resumes if this one is killed.
+//
+// A file bbolt cannot use is refused with ErrCorrupt and left alone,
+// unless it provably holds no data: a new file whose first write never
+// reached the disk (newfile.go). A read-write Open moves that aside and
+// starts a new file; a read-only one reports it (ErrNoData).
 func Open(path string, opts Options) (*DB, error) {
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		if fi.Size() == 0 && opts.ReadOnly {
+			// bbolt would write a new file's first pages through the
+			// read-only descriptor and fail with "bad file descriptor".
+			return nil, fmt.Errorf("open state %s: %w: it is empty (0 bytes), a new file never written; "+
+				"the next read-write start (tilecast run) initialises it. The file was not modified", path, ErrNoData)
+		}
+		// Checked before bbolt reads the file, not after it refuses it:
+		// bbolt dies of SIGBUS on some of these files (it reads pages
+		// past the end of a short one through its mapping), and one it
+		// panics on stays mapped, and so locked, in this process.
+		if fi.Size() > 0 && fi.Size() <= newFileMaxSize() {
+			if db, ok, err := replaceNewFile(path, opts); ok {
+				return db, err
+			}
+		}
 	}
+	return open(path, opts)
+}
+
+// open is Open without the check for an unusable new file.
+func open(path string, opts Options) (*DB, error) {
+	timeout := opts.timeout()
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -137,6 +171,14 @@ func Open(path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
+// timeout is Options.Timeout, DefaultTimeout when zero.
+func (o Options) timeout() time.Duration {
+	if o.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return o.Timeout
+}
+
 func corruptError(path string, err error) error {
 	if !errors.Is(err, ErrCorrupt) {
 		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
@@ -145,8 +187,10 @@ func corruptError(path string, err error) error {
 }
 
 // openBolt opens the file and turns a bbolt panic on a damaged file (bad
-// freelist or page type) into ErrCorrupt, closing the descriptor so the lock
-// is released.
+// freelist or page type) into ErrCorrupt, closing the descriptor. That
+// releases the lock only if bbolt had not mapped the file yet: on Linux a
+// mapping keeps the open file, and with it the lock, until the process
+// exits, as a daemon does on this error.
 func openBolt(path string, o *bolt.Options) (bdb *bolt.DB, err error) {
 	var file *os.File
 	o.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
@@ -184,7 +228,11 @@ func (db *DB) Close() error {
 func (db *DB) Path() string { return db.path }
 
 // Backup writes a consistent copy of the whole file to w from a read
-// transaction (Tx.WriteTo), so the daemon keeps committing meanwhile.
+// transaction (Tx.WriteTo). The transaction lasts as long as w takes: a
+// commit that grows the file waits for it (bbolt remaps the file once no
+// read transaction is open), and so does every read begun after that
+// commit. Give it only a writer as quick as a local file; for anything
+// slower, such as a network client, take a Snapshot and send that.
 func (db *DB) Backup(w io.Writer) (int64, error) {
 	var n int64
 	err := db.bolt.View(func(tx *bolt.Tx) error {

@@ -290,6 +290,9 @@ func TestOpenCorrupted(t *testing.T) {
 			if !bytes.Equal(after, tt.data) {
 				t.Error("damaged file was modified")
 			}
+			if files := dirFiles(t, filepath.Dir(path)); len(files) != 1 {
+				t.Errorf("damaged file's directory holds %d files, want only it (nothing moved aside or created)", len(files))
+			}
 		})
 	}
 

@@ -65,7 +65,7 @@ func accessSetup(t *testing.T, keys string) (web.Options, *accessEnv) {
 		},
 		AllowedHosts: func() []string { return []string{"*.notify.live.net"} },
 		APIKeysFile:  e.keys,
-		Backup:       db.Backup,
+		Backup:       db.Snapshot,
 		DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
 			ds, next, err := db.DeadLettersPage(cursor, limit)
 			out := make([]web.DeadLetter, len(ds))

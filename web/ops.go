@@ -1,8 +1,11 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tilecast/tilecast"
@@ -18,49 +21,77 @@ type DeadLetter struct {
 	Outcome      tilecast.Outcome      `json:"outcome"`
 }
 
-// backup streams a consistent snapshot of the state file. The size is not
-// known before the read transaction starts, so the body is chunked; a
-// failure after the first byte aborts the connection, so the client sees
-// a broken transfer rather than a short file that looks complete.
+// backup sends a consistent snapshot of the state file. Backup copies it
+// out of the state file first (store.DB.Snapshot), so the read
+// transaction has ended before the first byte goes to the client: a
+// client that reads slowly, or stops reading, delays no commit and no
+// read of the daemon. The size is known, so the answer has a
+// Content-Length; a failure after the header aborts the connection, so
+// the client sees a broken transfer rather than a short file that looks
+// complete.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Backup == nil {
 		writeError(w, http.StatusNotImplemented, "backup is not available in this server")
 		return
 	}
-	// A large file over a slow link outlasts WriteTimeout; the snapshot
-	// holds only a read transaction, so lifting the deadline is harmless.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	snap, size, err := s.opts.Backup(r.Context())
+	if err != nil {
+		if r.Context().Err() != nil {
+			s.log.Info("backup over http cancelled: the client went away", "err", err)
+		} else {
+			s.log.Error("backup over http failed", "err", err)
+		}
+		// Even to a client that is likely gone: an empty 200 would read
+		// as a backup.
+		writeError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	defer func() {
+		// The snapshot holds disk space the size of the state file; the
+		// deferred call runs on the abort below too.
+		if err := snap.Close(); err != nil {
+			s.log.Warn("backup over http: close the snapshot", "err", err)
+		}
+	}()
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", `attachment; filename="state.db"`)
-	cw := &countingWriter{w: w}
-	n, err := s.opts.Backup(cw)
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	n, err := s.sendSnapshot(w, snap, size)
 	if err != nil {
-		s.log.Error("backup over http failed", "bytes", n, "err", err)
-		if cw.n == 0 {
-			h.Del("Content-Disposition")
-			writeError(w, http.StatusInternalServerError, "internal error")
-			return
-		}
+		s.log.Warn("backup over http cut short", "bytes", n, "size", size, "err", err)
 		panic(http.ErrAbortHandler)
 	}
 	s.log.Info("backup sent over http", "bytes", n)
 }
 
-// countingWriter counts the bytes passed on to w, so backup knows whether
-// the answer has started.
-type countingWriter struct {
-	w http.ResponseWriter
-	n int64
-}
+// backupChunk is what sendSnapshot writes under one write deadline.
+const backupChunk = 32 << 10
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil // would send the 200 header with nothing to show for it
+// sendSnapshot copies size bytes of snap to w. A large file over a slow
+// link outlasts WriteTimeout, so instead of one deadline for the whole
+// answer each chunk gets WriteTimeout of its own: a client that keeps
+// reading can take as long as it needs, while one that has stopped is
+// cut off after WriteTimeout and gives back the snapshot's disk space.
+// A ResponseWriter without deadlines (tests' recorders) is written to
+// without them.
+func (s *Server) sendSnapshot(w http.ResponseWriter, snap io.Reader, size int64) (int64, error) {
+	rc := http.NewResponseController(w)
+	buf := make([]byte, backupChunk)
+	var n int64
+	for n < size {
+		k, rerr := io.ReadFull(snap, buf[:min(int64(len(buf)), size-n)])
+		if rerr != nil {
+			return n, fmt.Errorf("read the snapshot: %w", rerr)
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)) // unsupported: no deadline
+		k, werr := w.Write(buf[:k])
+		n += int64(k)
+		if werr != nil {
+			return n, fmt.Errorf("send the snapshot: %w", werr)
+		}
 	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return n, nil
 }
 
 // allOutcomes answers a page of the delivery ledger of every channel,
@@ -104,5 +135,9 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
 	writePage(w, r, out, next, page.limit)
 }
 
-// BackupFunc writes a snapshot of the state file to w and returns its size.
-type BackupFunc func(w io.Writer) (int64, error)
+// BackupFunc takes a consistent snapshot of the state file for GET
+// /v1/backup and returns it with its size; the handler closes it. Reading
+// it must hold nothing of the store's, because the client sets the pace:
+// store.DB.Snapshot copies the file out of its read transaction first.
+// It should stop early when ctx (the request's) is cancelled.
+type BackupFunc func(ctx context.Context) (io.ReadCloser, int64, error)

@@ -2,17 +2,22 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/tilecast/tilecast"
@@ -33,7 +38,9 @@ func (l *ledgerStore) OutcomesPage(f tilecast.OutcomeFilter, cursor string, limi
 
 func TestOpsRoutesNeedAKey(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
-		o.Backup = func(w io.Writer) (int64, error) { n, err := io.WriteString(w, "snapshot"); return int64(n), err }
+		o.Backup = func(context.Context) (io.ReadCloser, int64, error) {
+			return io.NopCloser(strings.NewReader("snapshot")), 8, nil
+		}
 		o.DeadLetters = func(string, int) ([]DeadLetter, string, error) { return nil, "", nil }
 	})
 	for _, path := range []string{"/v1/backup", "/v1/outcomes", "/v1/deadletters"} {
@@ -73,7 +80,8 @@ func TestBackupRealStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, func(o *Options) { o.Backup = db.Backup })
+	var snaps snapshots
+	e := newEnv(t, func(o *Options) { o.Backup = snaps.track(db.Snapshot) })
 	rec := e.do(t, http.MethodGet, "/v1/backup", keyOne, nil)
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/octet-stream" {
 		t.Fatalf("GET /v1/backup: %d %q", rec.Code, rec.Header().Get("Content-Type"))
@@ -81,6 +89,10 @@ func TestBackupRealStore(t *testing.T) {
 	if cd := rec.Header().Get("Content-Disposition"); !strings.Contains(cd, "attachment") {
 		t.Errorf("Content-Disposition %q", cd)
 	}
+	if cl := rec.Header().Get("Content-Length"); cl != fmt.Sprint(rec.Body.Len()) {
+		t.Errorf("Content-Length %q, body %d bytes", cl, rec.Body.Len())
+	}
+	snaps.waitClosed(t)
 	copyPath := filepath.Join(dir, "copy.db")
 	if err := os.WriteFile(copyPath, rec.Body.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
@@ -98,30 +110,34 @@ func TestBackupRealStore(t *testing.T) {
 	}
 }
 
-// A failure before the first byte is a JSON 500; after it, the connection
-// is cut so the client cannot take a short body for a whole file.
+// A failure before the answer starts is a JSON 500; after it, the
+// connection is cut so the client cannot take a short body for a whole
+// file. Either way the snapshot taken is closed.
 func TestBackupFailure(t *testing.T) {
 	tests := []struct {
 		name    string
-		written string // bytes written before failing
+		snapErr error  // what Backup returns
+		body    string // what the snapshot yields before its read fails
 		status  int    // 0: the transfer must fail
 	}{
-		{"before any byte", "", http.StatusInternalServerError},
-		{"midway", strings.Repeat("x", 64<<10), 0},
+		{"no snapshot", errors.New("disk full"), "", http.StatusInternalServerError},
+		{"read fails midway", nil, strings.Repeat("x", 64<<10), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			var snaps snapshots
 			e := newEnv(t, func(o *Options) {
-				o.Backup = func(w io.Writer) (int64, error) {
-					n, _ := io.WriteString(w, tc.written)
-					return int64(n), errors.New("disk read error")
-				}
+				o.Backup = snaps.track(func(context.Context) (io.ReadCloser, int64, error) {
+					if tc.snapErr != nil {
+						return nil, 0, tc.snapErr
+					}
+					r := io.MultiReader(strings.NewReader(tc.body), iotest.ErrReader(errors.New("disk read error")))
+					return io.NopCloser(r), 1 << 20, nil
+				})
 			})
 			srv := httptest.NewServer(e.handler)
 			defer srv.Close()
-			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/backup", nil)
-			req.Header.Set("Authorization", "Bearer "+keyOne)
-			resp, err := srv.Client().Do(req)
+			resp, err := srv.Client().Do(backupRequest(t, srv.URL))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,8 +153,225 @@ func TestBackupFailure(t *testing.T) {
 			if readErr == nil {
 				t.Errorf("read the whole body (%d bytes) without an error: a cut transfer must not look complete", len(body))
 			}
+			snaps.waitClosed(t)
 		})
 	}
+}
+
+// A client that goes away mid-transfer, or stops reading for longer than
+// WriteTimeout, is cut off and the snapshot (disk space the size of the
+// state file) is closed. The old route lifted the write deadline, so a
+// client that stopped reading held the answer open forever.
+func TestBackupClientGoneOrStalled(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		read func(net.Conn) // what the client does after sending the request
+	}{
+		{"disconnects", func(c net.Conn) {
+			_, _ = io.ReadFull(c, make([]byte, 4096)) // the answer has started
+			_ = c.Close()
+		}},
+		{"stops reading", func(net.Conn) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Far more than loopback's socket buffers take, so the
+			// handler is still writing when the client stops.
+			var snaps snapshots
+			e := newEnv(t, func(o *Options) {
+				o.WriteTimeout = 200 * time.Millisecond
+				o.Backup = snaps.track(func(context.Context) (io.ReadCloser, int64, error) {
+					return io.NopCloser(io.LimitReader(zeros{}, 1<<30)), 1 << 30, nil
+				})
+			})
+			srv := httptest.NewServer(e.handler)
+			defer srv.Close()
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := fmt.Fprintf(c, "GET /v1/backup HTTP/1.1\r\nHost: tilecast\r\nAuthorization: Bearer %s\r\n\r\n", keyOne); err != nil {
+				t.Fatal(err)
+			}
+			tc.read(c)
+			snaps.waitClosed(t)
+		})
+	}
+}
+
+// The regression of reliability catalogue S9: a backup client that stops
+// reading mid-answer must not hold the store's read transaction, or every
+// commit that grows the file (bbolt remaps it once no read transaction is
+// open) and every read begun after it (Counts: /healthz, the systemd
+// watchdog) waits for the client. Before the snapshot was spooled, the
+// commits below stalled until the client was let go.
+func TestBackupStalledClientDoesNotBlockCommits(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ch, _, err := db.AddChannel(tilecast.Channel{URI: "https://db3.notify.live.net/x/1", User: "ana"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snaps snapshots
+	e := newEnv(t, func(o *Options) { o.Backup = snaps.track(db.Snapshot) })
+	req := httptest.NewRequest(http.MethodGet, "/v1/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+keyOne)
+	sw := &stallWriter{ResponseRecorder: httptest.NewRecorder(), started: make(chan struct{}), release: make(chan struct{})}
+	release := sync.OnceFunc(func() { close(sw.release) })
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		e.handler.ServeHTTP(sw, req)
+	}()
+	defer func() { release(); <-served }() // before db.Close
+	select {
+	case <-sw.started:
+	case <-served:
+		t.Fatalf("the backup ended before sending: %d %s", sw.Code, sw.Body)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backup did not start sending in 10 s")
+	}
+
+	// The client now sits on the answer. A few MB of distinct payloads
+	// grow the file far past its first mappings: each growth is a remap.
+	committed := make(chan error, 1)
+	go func() {
+		filler := strings.Repeat("x", 1000)
+		for i := range 40 {
+			ns := make([]tilecast.Notification, 50)
+			for j := range ns {
+				item := fmt.Sprint(i*len(ns) + j)
+				ns[j] = tilecast.Notification{ChannelID: ch.ID, Feed: "news", ItemID: item, Kind: tilecast.KindToast,
+					Payload: []byte(item + filler)}
+			}
+			if err := db.Enqueue(ns); err != nil {
+				committed <- err
+				return
+			}
+		}
+		committed <- nil
+	}()
+	// Generous: the commits take milliseconds; only a stall takes 10 s.
+	select {
+	case err := <-committed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		release()
+		<-committed
+		t.Fatal("commits that grow the file blocked for 10 s behind a backup client that stopped reading")
+	}
+	counted := make(chan error, 1)
+	go func() {
+		c, err := db.Counts()
+		if err == nil && c.OutboxDepth != 40*50 {
+			err = fmt.Errorf("outbox depth %d after the commits, want %d", c.OutboxDepth, 40*50)
+		}
+		counted <- err
+	}()
+	select {
+	case err := <-counted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		release()
+		<-counted
+		t.Fatal("Counts (/healthz, the watchdog) blocked for 10 s behind a backup client that stopped reading")
+	}
+
+	// Let the client read: the answer is the state as it was at the
+	// request, whole and valid.
+	release()
+	<-served
+	if cl := sw.Header().Get("Content-Length"); sw.Code != http.StatusOK || cl != fmt.Sprint(sw.Body.Len()) {
+		t.Fatalf("answer %d, Content-Length %q, body %d bytes", sw.Code, cl, sw.Body.Len())
+	}
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(copyPath, sw.Body.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := store.Open(copyPath, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("open the snapshot: %v", err)
+	}
+	defer cp.Close()
+	if err := cp.Check(); err != nil {
+		t.Errorf("snapshot check: %v", err)
+	}
+	if c, err := cp.Counts(); err != nil || c.Channels != 1 || c.OutboxDepth != 0 {
+		t.Errorf("snapshot counts %+v, %v; want the channel and none of the later commits", c, err)
+	}
+	snaps.waitClosed(t)
+}
+
+// stallWriter is a client that stopped reading: its first Write blocks
+// until release.
+type stallWriter struct {
+	*httptest.ResponseRecorder
+	started, release chan struct{}
+	once             sync.Once
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.started) })
+	<-w.release
+	return w.ResponseRecorder.Write(p)
+}
+
+// snapshots counts the snapshots a BackupFunc hands out and those the
+// handler closed: an unclosed one is disk space the size of the state
+// file (store.DB.Snapshot frees it on Close; the store's tests show that).
+type snapshots struct{ taken, closed atomic.Int32 }
+
+func (c *snapshots) track(f BackupFunc) BackupFunc {
+	return func(ctx context.Context) (io.ReadCloser, int64, error) {
+		r, n, err := f(ctx)
+		if err != nil {
+			return r, n, err
+		}
+		c.taken.Add(1)
+		return closeCounter{r, &c.closed}, n, nil
+	}
+}
+
+// waitClosed fails t unless a snapshot is taken and every snapshot
+// taken is closed within 10 s: the handler may still be starting, or
+// finishing, when the client has done its part.
+func (c *snapshots) waitClosed(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); c.taken.Load() == 0 || c.closed.Load() != c.taken.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d snapshots closed 10 s after the client went", c.closed.Load(), c.taken.Load())
+		}
+	}
+}
+
+type closeCounter struct {
+	io.ReadCloser
+	n *atomic.Int32
+}
+
+func (c closeCounter) Close() error { c.n.Add(1); return c.ReadCloser.Close() }
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func backupRequest(t *testing.T, base string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/backup", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+keyOne)
+	return req
 }
 
 func TestAllOutcomes(t *testing.T) {

@@ -130,8 +130,9 @@ type Options struct {
 	// /v1/webpush/key for the page's pushManager.subscribe; "" answers
 	// 404 there (Web Push not configured). See webpush.go.
 	WebPushPublicKey string
-	// Backup, when set, writes a consistent snapshot of the state file
-	// (store.DB.Backup) for GET /v1/backup; nil answers 501.
+	// Backup, when set, takes a consistent snapshot of the state file
+	// (store.DB.Snapshot) for GET /v1/backup; nil answers 501 (a
+	// PostgreSQL state: pg_dump backs it up).
 	Backup BackupFunc
 	// PreviewImage, when set, fetches a remote tile image for the
 	// dashboard's previews (fetch.Client.Image: the SSRF guard, size and

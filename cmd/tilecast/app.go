@@ -362,8 +362,10 @@ func (p *pushers) Close() {
 // newRenderers returns the renderer of each transport's channels: MPNS
 // payloads from newEncoder, WNS payloads with each feed's [feed.wns]
 // options, Web Push JSON for the shipped service worker (one push per tile
-// update, the count inside). images checks tile images (image_check) for
-// all three.
+// update, the count inside; toasts with each feed's icon, which the config
+// loader resolved from [feed.webpush] and [push.webpush] icon into the
+// feed, so a reload applies it without new renderers). images checks tile
+// images (image_check) for all three.
 func newRenderers(cfg *config.Config, images notify.ImageChecker) (*notify.Renderer, map[tilecast.Transport]tilecast.Renderer) {
 	m := notify.NewRenderer(newEncoder(cfg), notify.RendererOptions{Images: images})
 	return m, map[tilecast.Transport]tilecast.Renderer{
@@ -421,13 +423,14 @@ func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, er
 		vapid:   vapid,
 		tokens:  tokens,
 	}
+	d.breaker = tilecast.NewBreaker(livePusher{d.pushers}, tilecast.BreakerOptions{Logger: log, Shared: hosts})
 	fetcher := liveFetcher{d.fetcher} // also checks tile images, through the same guarded transport
 	mpnsRenderer, renderers := newRenderers(cfg, fetcher)
 	d.Bot = &tilecast.Bot{
 		Fetcher:          fetcher,
 		Renderer:         mpnsRenderer,
 		Renderers:        renderers,
-		Pusher:           tilecast.NewBreaker(livePusher{d.pushers}, tilecast.BreakerOptions{Logger: log, Shared: hosts}),
+		Pusher:           d.breaker,
 		Store:            db,
 		Logger:           log,
 		PushConcurrency:  cfg.Push.Concurrency,

@@ -306,7 +306,7 @@ func cmdDemo(ctx context.Context, e env) error {
 		"  (a real daemon retries after 4, 8, 16 … minutes), so retries show within the demo\n",
 		demoRetryBase, 2*demoRetryBase, 4*demoRetryBase)
 	fmt.Fprintln(e.stdout, "one `push` line per send follows on stderr (device_id names the phone); Ctrl-C stops")
-	err = runDaemon(ctx, cfg, cfgPath, bot, db, log)
+	err = runDaemon(ctx, cfg, cfgPath, bot, db, log, e.health)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.Canceled) {
 		fmt.Fprintln(e.stdout, "demo stopped")
 	}

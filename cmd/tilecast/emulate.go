@@ -21,8 +21,49 @@ func cmdEmulate(ctx context.Context, e env) error {
 		"  curl -X POST -d '{\"behaviour\":\"healthy\",\"name\":\"my phone\"}' http://ADDR/channels\n"+
 		"  curl -X POST -d '{\"transport\":\"wns\",\"name\":\"my PC\"}' http://ADDR/channels\n"+
 		"  curl -X POST -d '{\"transport\":\"webpush\",\"name\":\"my laptop\"}' http://ADDR/channels\n"+
-		"Phone behaviours: "+emulatorBehaviours+"; POST /channels/TOKEN/behaviour\n"+
-		"changes one. The phone view at http://ADDR/ updates live; add ?poll\n"+
+		"The body's \"behaviour\" (default healthy) decides how the device answers and\n"+
+		"its params tune that (left out or 0: the default in brackets).\n"+
+		"POST /channels/TOKEN/behaviour {\"behaviour\":B, params} changes it (without\n"+
+		"params it keeps the current ones); POST /channels/TOKEN/expire makes a phone\n"+
+		"expired, a Windows device revoked and a browser expired.\n"+
+		"\n"+
+		"Phones (MPNS: no \"transport\", or \"mpns\"); params queuefull_n, flaky_p,\n"+
+		"slow_ms, https:\n"+
+		"  healthy       200 Received / Active / Connected\n"+
+		"  expired       404 Dropped / Expired / Disconnected (the app was uninstalled)\n"+
+		"  inactive      412 Dropped / - / InActive\n"+
+		"  queuefull     200 QueueFull for the first queuefull_n pushes [3], then healthy\n"+
+		"  suppressed    200 Suppressed / Active / Connected (the phone did not show it)\n"+
+		"  flaky         503 with probability flaky_p [0.5], otherwise healthy\n"+
+		"  slow          waits slow_ms [2000] ms, then healthy\n"+
+		"  A phone takes 500 pushes a UTC day, then 406, unless \"https\":true made it\n"+
+		"  an authenticated channel.\n"+
+		"Windows devices (\"transport\":\"wns\"; a push without a valid access token\n"+
+		"from the token endpoint gets 401); params throttle_n, throttle_status,\n"+
+		"continue_after, flaky_p, slow_ms:\n"+
+		"  healthy       200 received\n"+
+		"  revoked       410 (the channel expired)\n"+
+		"  unknown       404 (WNS does not know the channel)\n"+
+		"  throttled     the first throttle_n pushes [3] get throttle_status [406]\n"+
+		"                (or 429, or 200 with X-WNS-Status channelthrottled) and\n"+
+		"                X-WNS-CONTINUE-AFTER: continue_after [5]; then healthy\n"+
+		"  wrongapp      403 (the channel belongs to another app)\n"+
+		"  flaky         503 with probability flaky_p [0.5], otherwise healthy\n"+
+		"  slow          waits slow_ms [2000] ms, then healthy\n"+
+		"Browsers (\"transport\":\"webpush\"; a push needs VAPID and aes128gcm);\n"+
+		"params flaky_p, slow_ms, retry_after_s, application_server_key (the VAPID\n"+
+		"public key the page subscribed with: a push signed with another gets 403):\n"+
+		"  healthy       201, delivered at once\n"+
+		"  offline       201, held until the behaviour changes; a held message is\n"+
+		"                dropped when its TTL runs out and replaced by a newer one\n"+
+		"                with the same Topic\n"+
+		"  unsubscribed  410 (the user revoked the permission)\n"+
+		"  expired       404 (the subscription expired)\n"+
+		"  ratelimited   429 with Retry-After: retry_after_s [30]\n"+
+		"  flaky         503 with probability flaky_p [0.5], otherwise healthy\n"+
+		"  slow          waits slow_ms [2000] ms, then healthy\n"+
+		"\n"+
+		"The phone view at http://ADDR/ updates live; add ?poll\n"+
 		"(http://ADDR/?poll) for headless browsers and screenshots, which otherwise wait\n"+
 		"on the live-update stream forever.\n"+
 		"Without --state the devices live in memory only: after a restart every channel\n"+
@@ -104,9 +145,6 @@ func cmdEmulate(ctx context.Context, e env) error {
 	<-ctx.Done()
 	return nil
 }
-
-// emulatorBehaviours are the phone behaviours emulate --help lists.
-const emulatorBehaviours = "healthy, expired, inactive, queuefull, suppressed, flaky, slow"
 
 func devices(emu *emulator.Emulator) int {
 	return len(emu.Channels()) + len(emu.WindowsDevices()) + len(emu.Browsers())

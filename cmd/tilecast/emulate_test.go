@@ -8,9 +8,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tilecast/tilecast/emulator"
 	"github.com/tilecast/tilecast/internal/logtest"
 )
 
@@ -103,6 +109,91 @@ func TestEmulateWNSFlags(t *testing.T) {
 	}
 }
 
+// TestEmulateHelpBehaviours: emulate --help has a section per device
+// kind that names the transport creating it and lists, one a line with
+// its answer, exactly the behaviours the emulator accepts for that kind
+// (emulator.PhoneBehaviours, WindowsBehaviours, BrowserBehaviours: what
+// its POST /channels checks against), names every param its JSON body
+// takes (the JSON fields of Params, WNSParams, BrowserParams), and gives
+// the emulator's defaults.
+func TestEmulateHelpBehaviours(t *testing.T) {
+	code, help, _ := runCLI(t, t.Context(), "emulate", "--help")
+	if code != exitOK {
+		t.Fatalf("emulate --help: exit %d", code)
+	}
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	flaky := "flaky_p [" + strconv.FormatFloat(emulator.DefaultFlakyP, 'g', -1, 64) + "]"
+	slow := "slow_ms [" + ms(emulator.DefaultSlow) + "] ms"
+	tests := []struct {
+		header     string // how the section's first line starts
+		transport  string // how it names the transport
+		behaviours []string
+		params     any // the struct whose JSON fields are the params
+		defaults   []string
+	}{
+		{"Phones (MPNS", `no "transport"`, emulator.PhoneBehaviours(), emulator.Params{},
+			[]string{"queuefull_n pushes [" + strconv.Itoa(emulator.DefaultQueueFullN) + "]", flaky, slow,
+				strconv.Itoa(emulator.DailyCap) + " pushes a UTC day"}},
+		{"Windows devices (", `"transport":"` + emulator.TransportWNS + `"`, emulator.WindowsBehaviours(), emulator.WNSParams{},
+			[]string{"throttle_n pushes [" + strconv.Itoa(emulator.DefaultThrottleN) + "]", "throttle_status [406]",
+				"continue_after [" + strconv.Itoa(emulator.DefaultContinueAfterSec) + "]", flaky, slow}},
+		{"Browsers (", `"transport":"` + emulator.TransportWebPush + `"`, emulator.BrowserBehaviours(), emulator.BrowserParams{},
+			[]string{"retry_after_s [" + strconv.Itoa(emulator.DefaultRetryAfter) + "]", flaky, slow}},
+	}
+	entry := regexp.MustCompile(`(?m)^  ([a-z]+) {2,}\S`)
+	for _, tt := range tests {
+		t.Run(tt.header, func(t *testing.T) {
+			start := strings.Index(help, "\n"+tt.header)
+			if start < 0 {
+				t.Fatalf("no section %q in:\n%s", tt.header, help)
+			}
+			sec := help[start+1:]
+			end := strings.Index(sec, "\n\n")
+			if end < 0 {
+				end = len(sec)
+			}
+			for _, other := range tests {
+				if i := strings.Index(sec, "\n"+other.header); other.header != tt.header && i >= 0 && i < end {
+					end = i
+				}
+			}
+			sec = sec[:end]
+			if !strings.Contains(sec, tt.transport) {
+				t.Errorf("section does not say how to create one (%s):\n%s", tt.transport, sec)
+			}
+			var listed []string
+			for _, m := range entry.FindAllStringSubmatch(sec, -1) {
+				listed = append(listed, m[1])
+			}
+			for _, b := range tt.behaviours {
+				if !slices.Contains(listed, b) {
+					t.Errorf("the emulator accepts %q but the help does not list it:\n%s", b, sec)
+				}
+			}
+			for _, b := range listed {
+				if !slices.Contains(tt.behaviours, b) {
+					t.Errorf("the help lists %q but the emulator refuses it (accepts %q)", b, tt.behaviours)
+				}
+			}
+			typ := reflect.TypeOf(tt.params)
+			for i := range typ.NumField() {
+				name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+				if name == "" || name == "-" {
+					continue
+				}
+				if !regexp.MustCompile(`\b` + name + `\b`).MatchString(sec) {
+					t.Errorf("param %s (%s.%s) is not in the section:\n%s", name, typ.Name(), typ.Field(i).Name, sec)
+				}
+			}
+			for _, d := range tt.defaults {
+				if !strings.Contains(strings.Join(strings.Fields(sec), " "), d) {
+					t.Errorf("section lacks %q:\n%s", d, sec)
+				}
+			}
+		})
+	}
+}
+
 // TestEmulateStateAcrossRestart: with --state a restarted emulator still
 // knows the phones created before (their URIs take pushes), its help says
 // how to create channels, about ?poll and what happens without --state,
@@ -111,7 +202,7 @@ func TestEmulateWNSFlags(t *testing.T) {
 func TestEmulateStateAcrossRestart(t *testing.T) {
 	help := &logtest.Buffer{}
 	run(t.Context(), []string{"emulate", "--help"}, strings.NewReader(""), help, help)
-	for _, want := range []string{"curl -X POST", "/channels", "?poll", "Without --state", "Expired", "healthy, expired, inactive"} {
+	for _, want := range []string{"curl -X POST", "/channels", "?poll", "Without --state", "Expired", "Phones (MPNS"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("emulate --help lacks %q:\n%s", want, help.String())
 		}

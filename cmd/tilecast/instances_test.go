@@ -136,7 +136,7 @@ func TestHealthWhileTheDatabaseIsDown(t *testing.T) {
 	deliverDone := make(chan struct{})
 	go func() { bot.Deliver(ctx); close(deliverDone) }()
 	defer func() { stop(); <-deliverDone }()
-	health, alive := databaseHealth(t.Context(), func() *config.Config { return cfg }, sched, bot, db)
+	health, alive := databaseHealth(t.Context(), func() *config.Config { return cfg }, sched, bot, db, defaultHealthLimits(db))
 	waitFor(t, "healthy", func() bool { return health() == nil })
 
 	proxy.unplug()

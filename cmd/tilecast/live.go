@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/tilecast/tilecast"
@@ -26,6 +27,9 @@ type daemonBot struct {
 	// tokens is where the WNS clients a reload builds share their access
 	// tokens (nil: a bbolt state, each client its own).
 	tokens wns.TokenCache
+	// breaker is the Bot's Pusher: it outlives the push clients a reload
+	// replaces, and its open circuits are part of Degraded.
+	breaker *tilecast.Breaker
 }
 
 // webPushPublicKey is what GET /v1/webpush/key serves: "" without Web Push.
@@ -72,13 +76,24 @@ func (f liveFetcher) CheckImage(ctx context.Context, url string) (bool, string) 
 	return l.Value().CheckImage(ctx, url)
 }
 
-// Degraded reports what impairs the current push clients (a WNS token
-// endpoint failing, refused credentials, a transport with no sender):
-// /healthz's "degraded", never a reason to restart.
+// Degraded reports what impairs sending from outside the daemon: push
+// hosts whose circuit is open (a push service answering 5xx or not at
+// all) and what impairs the current push clients (a WNS token endpoint
+// failing, refused credentials, a transport with no sender). It is
+// /healthz's "degraded", never a reason to restart: the watchdog does not
+// ask it.
 func (d *daemonBot) Degraded() (bool, string) {
+	var reasons []string
+	if bad, why := d.breaker.Degraded(); bad {
+		reasons = append(reasons, why)
+	}
 	l := d.pushers.Acquire()
-	defer l.Release()
-	return l.Value().mux.Degraded()
+	bad, why := l.Value().mux.Degraded()
+	l.Release()
+	if bad {
+		reasons = append(reasons, why)
+	}
+	return len(reasons) > 0, strings.Join(reasons, "; ")
 }
 
 // livePusher sends through the current push clients, each notification

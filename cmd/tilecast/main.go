@@ -47,6 +47,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// health, when set, replaces the daemon's health limits: tests
+	// outlast them in seconds rather than minutes.
+	health *healthLimits
 }
 
 type command struct {

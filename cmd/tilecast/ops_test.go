@@ -105,7 +105,7 @@ func (o *opsEnv) startDaemon(t *testing.T) (db *store.DB, stop func()) {
 		Feeds:        func() []tilecast.Feed { return feeds },
 		AllowedHosts: func() []string { return []string{"*.notify.live.net"} },
 		APIKeysFile:  o.keys,
-		Backup:       db.Backup,
+		Backup:       db.Snapshot,
 		DeadLetters: func(cursor string, limit int) ([]web.DeadLetter, string, error) {
 			ds, next, err := db.DeadLettersPage(cursor, limit)
 			out := make([]web.DeadLetter, len(ds))

@@ -13,14 +13,18 @@ import (
 const defaultOutcomesSince = 24 * time.Hour
 
 func cmdOutcomes(ctx context.Context, e env) error {
-	fs := newFlags(e, "outcomes", "outcomes --config FILE [--channel ID] [--feed NAME] [--since 24h] [--json]\n\n"+
+	fs := newFlags(e, "outcomes", "outcomes --config FILE [--channel ID] [--feed NAME] [--since 24h] [--wide] [--json]\n\n"+
 		"The delivery ledger: one entry per send (the ledger keeps 7 days, at most 100\n"+
 		"entries per channel), by channel ID and then oldest first. Without --channel,\n"+
-		"every channel's. Read and printed a page (1000 entries) at a time."+daemonNote)
+		"every channel's. Read and printed a page (1000 entries) at a time.\n"+
+		"--wide adds what WNS answered for Microsoft's support: MSG ID (X-WNS-Msg-ID),\n"+
+		"DEBUG TRACE (X-WNS-Debug-Trace) and MS-CV, and TOKEN: \"refreshed\" when a 401\n"+
+		"got a new access token and the push was sent again. --json has every field."+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	channel := fs.String("channel", "", "only this channel (its ID)")
 	feed := fs.String("feed", "", "only this feed")
 	sinceFlag := fs.String("since", defaultOutcomesSince.String(), "how far back: a duration (24h) or an RFC 3339 time")
+	wide := fs.Bool("wide", false, "add the columns MSG ID, DEBUG TRACE, MS-CV and TOKEN (WNS)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, e, e.args); err != nil {
 		return err
@@ -60,7 +64,11 @@ func cmdOutcomes(ctx context.Context, e env) error {
 		return arr.close()
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tCHANNEL\tFEED\tKIND\tOUTCOME\tSTATUS\tATTEMPT\tRETRY IN\tERROR")
+	header := "TIME\tCHANNEL\tTRANSPORT\tFEED\tKIND\tOUTCOME\tSTATUS\tATTEMPT\tRETRY IN\t"
+	if *wide {
+		header += "MSG ID\tDEBUG TRACE\tMS-CV\tTOKEN\t"
+	}
+	fmt.Fprintln(tw, header+"ERROR")
 	err = eachPage(page, func(out []tilecast.Outcome) error {
 		for _, oc := range out {
 			retry := "-"
@@ -74,8 +82,16 @@ func cmdOutcomes(ctx context.Context, e env) error {
 					status += " " + oc.Notification
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", fmtTime(oc.Time), oc.ChannelID, oc.Feed, oc.Kind,
-				oc.Action, status, oc.Attempt, retry, orDash(oc.Error))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t", fmtTime(oc.Time), oc.ChannelID, orDash(string(oc.Transport)),
+				oc.Feed, oc.Kind, oc.Action, status, oc.Attempt, retry)
+			if *wide {
+				token := "-"
+				if oc.TokenRefreshed {
+					token = "refreshed"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", orDash(oc.MsgID), orDash(oc.DebugTrace), orDash(oc.CorrelationVector), token)
+			}
+			fmt.Fprintln(tw, orDash(oc.Error))
 		}
 		return tw.Flush() // a page at a time: columns line up within a page
 	})

@@ -49,8 +49,9 @@ func cmdRun(ctx context.Context, e env) error {
 		"restart and keep their value, and so are secret files read from systemd\n"+
 		"credentials ($CREDENTIALS_DIRECTORY).\n"+
 		"/healthz is 503 for the daemon's own faults and 200 \"degraded\" when only a\n"+
-		"service it sends to fails (a WNS token endpoint, refused credentials, a Web\n"+
-		"Push service paused after a run of VAPID refusals).\n")
+		"service it sends to fails (a push host whose circuit is open, a WNS token\n"+
+		"endpoint, refused credentials, a Web Push service paused after a run of\n"+
+		"VAPID refusals).\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	instance := fs.String("instance", "", "with a PostgreSQL state: this daemon's name among the instances sharing it,\n"+
 		"unique to it (default: host-PID; tilecast@.service gives host-N)")
@@ -70,7 +71,7 @@ func cmdRun(ctx context.Context, e env) error {
 		return err
 	}
 	defer db.Close()
-	return runDaemon(ctx, cfg, *cfgPath, bot, db, log)
+	return runDaemon(ctx, cfg, *cfgPath, bot, db, log, e.health)
 }
 
 // openBot builds the logger, opens the state (waiting at most 5 s for the
@@ -121,8 +122,10 @@ func openBot(cfg *config.Config, stderr io.Writer, instance string) (*daemonBot,
 // (when http.listen is set) and reloads the config on SIGHUP, until ctx is
 // cancelled (SIGINT/SIGTERM). Then it stops taking new work, lets running
 // fetches and in-flight sends finish and be recorded, and returns; the
-// caller closes the store.
-func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *daemonBot, db stateStore, log *slog.Logger) error {
+// caller closes the store. limits, when set, replaces the health limits
+// (defaultHealthLimits).
+func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *daemonBot, db stateStore, log *slog.Logger,
+	limits *healthLimits) error {
 	sched := schedule.New(bot, log)
 	if err := sched.Apply(cfg.Feeds); err != nil {
 		return usageError{err}
@@ -134,20 +137,25 @@ func runDaemon(ctx context.Context, cfg *config.Config, cfgPath string, bot *dae
 	}
 	cur.cfg = cfg
 	current := func() *config.Config { cur.Lock(); defer cur.Unlock(); return cur.cfg }
-	health := func() error { return daemonHealth(ctx, current(), sched, bot.Bot, db) }
-	alive := health
+	lim := defaultHealthLimits(db)
+	if limits != nil {
+		lim = *limits
+	}
+	health := func() error { return daemonHealth(ctx, current(), sched, bot.Bot, db, lim) }
+	alive := func() error { return daemonAlive(ctx, current(), sched, bot.Bot, db, lim) }
 	if pg, ok := db.(*postgres.DB); ok {
-		health, alive = databaseHealth(ctx, current, sched, bot.Bot, pg)
+		health, alive = databaseHealth(ctx, current, sched, bot.Bot, pg, lim)
 	}
 
 	var api *web.Server
 	var httpSrv *http.Server
 	if cfg.HTTP.Listen != "" {
-		// GET /v1/backup streams a bbolt file; a database is backed up
-		// with pg_dump (nil: 501).
-		var backup func(io.Writer) (int64, error)
+		// GET /v1/backup sends a bbolt file, spooled next to it first so
+		// that a slow client holds no read transaction; a database is
+		// backed up with pg_dump (nil: 501).
+		var backup web.BackupFunc
 		if b, ok := db.(*store.DB); ok {
-			backup = b.Backup
+			backup = b.Snapshot
 		}
 		var instances func() ([]tilecast.Instance, error)
 		if pg, ok := db.(*postgres.DB); ok {
@@ -335,13 +343,47 @@ func reload(path string, running *config.Config, sched *schedule.Scheduler, bot 
 // heartbeat is the part of the scheduler health reads.
 type heartbeat interface{ LastBeat() time.Time }
 
-// daemonHealth is /healthz and, for a bbolt state, the watchdog's
-// condition: the scheduler ticks, no fetch is stuck, the deliverer makes
-// passes, the store answers.
+// healthLimits are how long the daemon's loops may go without progress
+// before /healthz and the watchdog count them stuck. Tests shorten them
+// (env.health) to outlast them in seconds rather than minutes.
+type healthLimits struct {
+	beat  time.Duration // the scheduler's heartbeat (it beats every 10 s)
+	pass  time.Duration // the deliverer: a pass, a dispatch, or a store retry on time
+	fetch time.Duration // a fetch, on top of twice fetch.timeout
+	// slack is how long a store call may wait on top of pass and fetch
+	// (a database's timeout): a loop waiting for an unreachable database
+	// is not stuck.
+	slack time.Duration
+}
+
+// defaultHealthLimits are the limits of a daemon on db.
+func defaultHealthLimits(db stateStore) healthLimits {
+	lim := healthLimits{beat: time.Minute, pass: 2 * time.Minute, fetch: time.Minute}
+	if _, ok := db.(*postgres.DB); ok {
+		lim.slack = postgres.DefaultTimeout
+	}
+	return lim
+}
+
+// daemonHealth is /healthz for a bbolt state: daemonAlive, and the
+// deliverer is not waiting for the store to record send outcomes.
 func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, db interface {
 	Counts() (tilecast.Counts, error)
-}) error {
-	if err := loopHealth(ctx, cfg, sched, bot, 0); err != nil {
+}, lim healthLimits) error {
+	if err := daemonAlive(ctx, cfg, sched, bot, db, lim); err != nil {
+		return err
+	}
+	return recordHealth(bot)
+}
+
+// daemonAlive is the watchdog's condition for a bbolt state: the
+// scheduler ticks, no fetch is stuck, the deliverer makes passes (or
+// retries a write the store refuses: a restart would not free a full
+// disk), the store answers.
+func daemonAlive(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, db interface {
+	Counts() (tilecast.Counts, error)
+}, lim healthLimits) error {
+	if err := loopHealth(ctx, cfg, sched, bot, lim); err != nil {
 		return err
 	}
 	if _, err := db.Counts(); err != nil { // one record: no scan of the file
@@ -351,38 +393,71 @@ func daemonHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot 
 }
 
 // loopHealth is the daemon's own loops' part of health: the scheduler
-// ticks, no fetch is stuck, the deliverer makes passes. slack is how long
-// a store call may wait on top (a database's timeout): a loop waiting for
-// an unreachable database is not stuck.
-func loopHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, slack time.Duration) error {
+// ticks, no fetch is stuck, the deliverer runs (delivererHealth).
+func loopHealth(ctx context.Context, cfg *config.Config, sched heartbeat, bot *tilecast.Bot, lim healthLimits) error {
 	if ctx.Err() != nil {
 		return errors.New("stopping")
 	}
-	if age := time.Since(sched.LastBeat()); age > time.Minute {
+	if age := time.Since(sched.LastBeat()); age > lim.beat {
 		return fmt.Errorf("scheduler has not ticked for %s", age.Round(time.Second))
 	}
 	oldest, lastPass := bot.Progress()
-	if limit := 2*cfg.Fetch.Timeout + time.Minute + slack; oldest > limit {
+	if limit := 2*cfg.Fetch.Timeout + lim.fetch + lim.slack; oldest > limit {
 		return fmt.Errorf("a fetch has been running for %s", oldest.Round(time.Second))
 	}
-	if age := time.Since(lastPass); age > 2*time.Minute+slack {
+	return delivererHealth(bot, lastPass, lim.pass+lim.slack)
+}
+
+// delivererHealth fails when the deliverer has made no pass for longer
+// than limit, unless its recorder is retrying a write the store refused
+// and that retry is not overdue by more than limit either. A full send
+// window of unrecorded results stops the dispatcher during a store
+// outage, but that deliverer is working and the store is the problem;
+// one whose push never returns or that deadlocked neither passes nor
+// retries, and stops the watchdog.
+func delivererHealth(bot *tilecast.Bot, lastPass time.Time, limit time.Duration) error {
+	age := time.Since(lastPass)
+	if age <= limit {
+		return nil
+	}
+	w := bot.StoreWait()
+	if w.Since.IsZero() {
 		return fmt.Errorf("the deliverer has not run for %s", age.Round(time.Second))
+	}
+	if late := time.Since(w.RetryAt); late > limit {
+		return fmt.Errorf("the deliverer has not run for %s: it waits for the store since %s and its retry is %s overdue",
+			age.Round(time.Second), w.Since.UTC().Format(time.RFC3339), late.Round(time.Second))
+	}
+	return nil
+}
+
+// recordHealth fails /healthz while the deliverer waits for the store to
+// record send outcomes: nothing is delivered meanwhile, though the
+// watchdog stays fed.
+func recordHealth(bot *tilecast.Bot) error {
+	if w := bot.StoreWait(); !w.Since.IsZero() {
+		return fmt.Errorf("store: send outcomes not recorded since %s: %w", w.Since.UTC().Format(time.RFC3339), w.Err)
 	}
 	return nil
 }
 
 // databaseHealth is /healthz (health) and the watchdog's condition
 // (alive) on a PostgreSQL state. /healthz is 503 while the database does
-// not answer, so a load balancer sends API calls to another instance; the
-// watchdog stays fed while the daemon's own loops run, since restarting
-// the process does not bring a database back.
-func databaseHealth(ctx context.Context, cfg func() *config.Config, sched heartbeat, bot *tilecast.Bot, db *postgres.DB) (health, alive func() error) {
-	alive = func() error { return loopHealth(ctx, cfg(), sched, bot, postgres.DefaultTimeout) }
+// not answer or does not record send outcomes, so a load balancer sends
+// API calls to another instance; the watchdog stays fed while the
+// daemon's own loops run, since restarting the process does not bring a
+// database back.
+func databaseHealth(ctx context.Context, cfg func() *config.Config, sched heartbeat, bot *tilecast.Bot, db *postgres.DB,
+	lim healthLimits) (health, alive func() error) {
+	alive = func() error { return loopHealth(ctx, cfg(), sched, bot, lim) }
 	health = func() error {
 		if err := alive(); err != nil {
 			return err
 		}
-		return db.Ping(ctx, databasePingTimeout)
+		if err := db.Ping(ctx, databasePingTimeout); err != nil {
+			return err
+		}
+		return recordHealth(bot)
 	}
 	return health, alive
 }

@@ -38,6 +38,16 @@ sends nothing.
 --transport is inferred when left out: a --subscription is Web Push,
 *.notify.windows.com is WNS, anything else MPNS.
 
+--config FILE is optional. send reads from it: [push] class, timeout,
+client_cert and client_key (MPNS), allow_private (every transport) and
+allowed_hosts (WNS: further hosts, with allow_private); [push.wns]
+client_id, client_secret_file, tenant and token_url (the credentials);
+[push.webpush] subject and vapid_private_key_file (the VAPID key),
+urgency_toast, urgency_tile, pad, and allowed_hosts (with --config a
+--subscription's endpoint is checked as a registration would be).
+Without --config: the defaults, with allow_private on (you typed the
+URI, so a private or loopback address such as the emulator's is fine).
+
   MPNS  --type toast|tile|flip|iconic|cycle|raw, with the property names of
         the mpns module: text1 text2 param (toast); backgroundImage count
         title backBackgroundImage backTitle backContent id (tile); plus
@@ -56,10 +66,12 @@ sends nothing.
   Web Push  --subscription is the browser's subscription JSON
         ({"endpoint","expirationTime","keys":{"p256dh","auth"}}, or @FILE
         holding it); --type toast|tile|badge|raw with the same names:
-        text1 text2 param (toast: title, body, url); the tile names of flip
-        plus count (tile: count, title, body from backContent, image from
-        backgroundImage, url from id); count 0-99 (badge: a tile with only
-        the count; 0 clears it); payload (raw: for the app's own worker).
+        text1 text2 param (toast: title, body, url; the icon is
+        --config's [push.webpush] icon, and there is no tag); the tile
+        names of flip plus count (tile: count, title, body from
+        backContent, image from backgroundImage, url from id); count 0-99
+        (badge: a tile with only the count; 0 clears it); payload (raw:
+        for the app's own worker).
         TTL is 86400 (a day), Urgency the [push.webpush] default of the
         kind. The body is encrypted for the subscription's keys
         (aes128gcm); the dry run describes it (salt, record size) and
@@ -82,7 +94,7 @@ func cmdSend(ctx context.Context, e env) (err error) {
 	kind := fs.String("type", "toast", "MPNS: toast | tile | flip | iconic | cycle | raw; WNS and Web Push: toast | tile | badge | raw")
 	jsonFile := fs.String("json", "", "read the properties from a JSON object in FILE (- for stdin)")
 	dryRun := fs.Bool("dry-run", false, "print the exact request and send nothing")
-	cfgPath := fs.String("config", "", "optional config: push.class, timeout, client certificate, allow_private, [push.wns] credentials")
+	cfgPath := fs.String("config", "", "optional config: [push] class, timeout, client certificate, allow_private, allowed_hosts; [push.wns] credentials; [push.webpush] subject, VAPID key, urgencies, pad, allowed_hosts (default: built-in defaults with allow_private on)")
 	var sets stringList
 	fs.Var(&sets, "set", "property=value, mpns property names (text1, text2, param, title, count, backContent, ...); repeatable")
 	if err := parseFlags(fs, e, e.args); err != nil {
@@ -141,7 +153,7 @@ func cmdSend(ctx context.Context, e env) (err error) {
 	case tilecast.TransportWNS:
 		n, err = wnsNotification(*kind, props)
 	case tilecast.TransportWebPush:
-		n, err = webPushNotification(*kind, props)
+		n, err = webPushNotification(*kind, props, cfg.Push.WebPush.Icon)
 	default:
 		n, err = mpnsNotification(cfg, *kind, props)
 	}
@@ -267,8 +279,10 @@ func wnsNotification(kind string, props map[string]any) (*tilecast.Notification,
 // webPushNotification builds a Web Push notification (the shipped
 // worker's JSON): toast and raw from the mpns module's property names, a
 // tile from flip's names plus its count (the worker's tile carries it), a
-// badge from count.
-func webPushNotification(kind string, props map[string]any) (*tilecast.Notification, error) {
+// badge from count. A toast carries icon ([push.webpush] icon), as the
+// daemon's do, so a test send shows what users will see; it has no tag,
+// being about no feed item, so it replaces no notification.
+func webPushNotification(kind string, props map[string]any, icon string) (*tilecast.Notification, error) {
 	var payload notify.Payload
 	switch kind {
 	case mpns.KindToast, mpns.KindRaw:
@@ -292,7 +306,7 @@ func webPushNotification(kind string, props map[string]any) (*tilecast.Notificat
 	default:
 		return nil, usagef("send: unknown Web Push type %q (want toast, tile, badge or raw)", kind)
 	}
-	body, err := notify.Fit(&webpush.Encoder{}, payload)
+	body, err := notify.Fit(&webpush.Encoder{Icon: icon}, payload)
 	if err != nil {
 		if errors.Is(err, notify.ErrEmpty) {
 			return nil, usageError{err}

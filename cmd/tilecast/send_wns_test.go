@@ -164,3 +164,38 @@ token_url = %q
 		t.Fatal("the host got no request")
 	}
 }
+
+// TestSendHelpConfig: send --help names what send reads from --config,
+// [push.webpush]'s subject and VAPID key (which a real Web Push send
+// needs) among them, in its text and in the -config flag's line, and
+// what it does without --config.
+func TestSendHelpConfig(t *testing.T) {
+	code, out, _ := runCLI(t, t.Context(), "send", "--help")
+	if code != exitOK {
+		t.Fatalf("send --help: exit %d", code)
+	}
+	_, flagLine, found := strings.Cut(out, "  -config string\n")
+	flagLine, _, _ = strings.Cut(flagLine, "\n")
+	if !found {
+		t.Fatalf("no -config flag in:\n%s", out)
+	}
+	tests := []struct {
+		where, text string
+		want        []string
+	}{
+		{"text", out, []string{"[push] class", "timeout", "client_cert", "client_key", "allow_private", "allowed_hosts",
+			"[push.wns]", "client_id", "client_secret_file", "tenant", "token_url",
+			"[push.webpush] subject", "vapid_private_key_file", "urgency_toast", "urgency_tile", "pad",
+			"Without --config: the defaults, with allow_private on"}},
+		{"-config flag", flagLine, []string{"[push] class", "allow_private", "[push.wns] credentials",
+			"[push.webpush] subject, VAPID key", "allow_private on"}},
+	}
+	for _, tt := range tests {
+		text := strings.Join(strings.Fields(tt.text), " ")
+		for _, w := range tt.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("send --help (%s) lacks %q:\n%s", tt.where, w, tt.text)
+			}
+		}
+	}
+}

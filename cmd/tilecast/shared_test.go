@@ -24,7 +24,7 @@ import (
 // Two daemons' Bots on one PostgreSQL state, as newBot wires them: the
 // WNS access token one obtained serves the other without a token
 // request, and a push host whose circuit one opened is refused by the
-// other without a request (design.md §10).
+// other without a request and makes its /healthz degraded (design.md §10).
 func TestPostgresBotsShareTokenAndOpenHosts(t *testing.T) {
 	const clientID = "ms-app://s-1-15-2-shared-test"
 	emu := emulator.New(emulator.Options{WNSClientID: clientID, WNSClientSecret: []byte("right-secret")})
@@ -103,6 +103,11 @@ text2 = "{{.Item.Title}}"
 		if r := bots[0].Pusher.Push(ctx, mpnsCh, toast, 0); r.Status != http.StatusServiceUnavailable {
 			t.Fatalf("push %d to the failing host: %+v, want its 503", i+1, r)
 		}
+	}
+	// The second daemon's /healthz names the host before it sends anything.
+	downHost := strings.TrimPrefix(down.URL, "http://")
+	if bad, why := bots[1].Degraded(); !bad || !strings.Contains(why, downHost) || !strings.Contains(why, "opened by another instance") {
+		t.Errorf("the other daemon's Degraded() = %v, %q; want the host the first opened", bad, why)
 	}
 	r := bots[1].Pusher.Push(ctx, mpnsCh, toast, 0)
 	if !errors.Is(r.Err, tilecast.ErrCircuitOpen) || !strings.Contains(r.Err.Error(), "circuit open") {

@@ -21,29 +21,7 @@ import (
 // checks READY=1 after start-up, watchdog pings while it makes progress,
 // and STOPPING=1 on shutdown.
 func TestSystemdNotify(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var mu sync.Mutex
-	var msgs []string
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			msgs = append(msgs, string(buf[:n]))
-			mu.Unlock()
-		}
-	}()
-	got := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(msgs, "|") }
-	t.Setenv("NOTIFY_SOCKET", sock)
-	t.Setenv("WATCHDOG_USEC", "200000") // ping every 100 ms
+	got := fakeSystemd(t)
 
 	feed := &growingFeed{}
 	feed.add("First")
@@ -71,6 +49,36 @@ func TestSystemdNotify(t *testing.T) {
 	}
 }
 
+// fakeSystemd points NOTIFY_SOCKET at a socket of the test's and sets a
+// watchdog of 200 ms (a ping every 100 ms); got returns the messages the
+// daemon sent so far, joined by "|".
+func fakeSystemd(t *testing.T) (got func() string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var mu sync.Mutex
+	var msgs []string
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			msgs = append(msgs, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "200000")
+	return func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(msgs, "|") }
+}
+
 // fakeBeat is a scheduler whose last heartbeat the test sets.
 type fakeBeat struct{ at time.Time }
 
@@ -88,31 +96,32 @@ func TestDaemonHealthGatesOnProgress(t *testing.T) {
 	cfg := config.Default()
 	bot := &tilecast.Bot{Store: db}
 	sched := &fakeBeat{}
+	lim := defaultHealthLimits(db)
 
 	// Never ticked, deliverer never ran.
-	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "scheduler") {
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db, lim); err == nil || !strings.Contains(err.Error(), "scheduler") {
 		t.Errorf("fresh scheduler: %v, want a scheduler error", err)
 	}
 	sched.at = time.Now()
-	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "deliverer") {
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db, lim); err == nil || !strings.Contains(err.Error(), "deliverer") {
 		t.Errorf("no deliverer pass: %v, want a deliverer error", err)
 	}
 	// A deliverer pass makes it healthy.
 	dctx, stop := context.WithCancel(t.Context())
 	deliverDone := make(chan struct{})
 	go func() { bot.Deliver(dctx); close(deliverDone) }()
-	waitFor(t, "healthy", func() bool { return daemonHealth(t.Context(), cfg, sched, bot, db) == nil })
+	waitFor(t, "healthy", func() bool { return daemonHealth(t.Context(), cfg, sched, bot, db, lim) == nil })
 	stop()
 	<-deliverDone
 	// A cancelled daemon is unhealthy (stopping).
 	cctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := daemonHealth(cctx, cfg, sched, bot, db); err == nil {
+	if err := daemonHealth(cctx, cfg, sched, bot, db, lim); err == nil {
 		t.Error("a stopping daemon reported healthy")
 	}
 	// An old heartbeat is unhealthy.
 	sched.at = time.Now().Add(-2 * time.Minute)
-	if err := daemonHealth(t.Context(), cfg, sched, bot, db); err == nil || !strings.Contains(err.Error(), "scheduler") {
+	if err := daemonHealth(t.Context(), cfg, sched, bot, db, lim); err == nil || !strings.Contains(err.Error(), "scheduler") {
 		t.Errorf("stale scheduler: %v", err)
 	}
 }

@@ -23,9 +23,10 @@ import (
 // while it was down is removed at start; GET /v1/webpush/key serves the
 // key without an API key; browsers registered through the API with their
 // subscription receive a new item beside an MPNS phone, one push line
-// each; a push service that refuses the VAPID key of a run of channels is
-// paused and /healthz says degraded (200), not 503; no log line holds a
-// subscription's keys.
+// each, the toast with [push.webpush] icon and the item's tag; a push
+// service that refuses the VAPID key of a run of channels is paused and
+// /healthz says degraded (200), not 503; no log line holds a
+// subscription's keys; a reload applies a new subject, urgency and icon.
 func TestDaemonWebPush(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "vapid.pem")
@@ -70,6 +71,7 @@ allowed_hosts = ["127.0.0.1"]
 subject = "mailto:ops@tilecast.dev"
 vapid_private_key_file = %q
 allowed_hosts = ["127.0.0.1"]
+icon = "/icons/app-192.png"
 [[feed]]
 name = "news"
 url = "%s/news.xml"
@@ -182,6 +184,10 @@ back_content = "{{.Item.Title}}"
 	if st.Notifications[0].Body != "Harbour bridge reopens" || st.Badge != 1 {
 		t.Errorf("chrome shows %+v, badge %d", st.Notifications, st.Badge)
 	}
+	// The item is g1 of the feed: its tag is printf g1 | sha256sum, cut.
+	if n := st.Notifications[0]; n.Icon != "/icons/app-192.png" || n.Tag != "tilecast:news:711430f6164e9380" {
+		t.Errorf("chrome's toast has icon %q tag %q; want [push.webpush] icon and the item's tag", n.Icon, n.Tag)
+	}
 	waitFor(t, "the phone's toast", func() bool {
 		st, _ := emu.Channel(phone.Token)
 		return len(st.Toasts) == 1
@@ -220,15 +226,16 @@ back_content = "{{.Item.Title}}"
 			t.Errorf("the log holds a subscription key %q", s)
 		}
 	}
-	// A reload applies the new subject and the feed's urgency to the next
-	// pushes; another key file needs a restart: the key stays.
+	// A reload applies the new subject, the feed's urgency and the new
+	// icon to the next pushes; another key file needs a restart: the key
+	// stays.
 	key2 := filepath.Join(dir, "vapid2.pem")
 	if code, _, errs := runCLI(t, t.Context(), "vapid", "generate", "--out", key2); code != exitOK {
 		t.Fatalf("vapid generate: %s", errs)
 	}
 	text, _ := os.ReadFile(cfg)
-	text = []byte(strings.Replace(strings.Replace(string(text), "mailto:ops@tilecast.dev", "https://ops.tilecast.dev/contact", 1),
-		keyFile, key2, 1) + "[feed.webpush]\nurgency = \"high\"\n")
+	text = []byte(strings.NewReplacer("mailto:ops@tilecast.dev", "https://ops.tilecast.dev/contact", keyFile, key2,
+		"/icons/app-192.png", "https://cdn.tilecast.dev/app-v2.png").Replace(string(text)) + "[feed.webpush]\nurgency = \"high\"\n")
 	os.WriteFile(cfg, text, 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor(t, "reload", func() bool { return strings.Contains(logs.String(), `msg="config reloaded"`) })
@@ -243,6 +250,10 @@ back_content = "{{.Item.Title}}"
 	st, _ = emu.Browser(chrome.Token)
 	if l := st.Last; l == nil || l.Subject != "https://ops.tilecast.dev/contact" || l.Urgency != "high" || st.Counts.Rejected != 0 {
 		t.Errorf("after the reload the service saw %+v (rejected %+v); want the new subject, urgency high, the old key", l, st.Rejected)
+	}
+	if n := st.Notifications[0]; n.Body != "Ferry timetable changes" || n.Icon != "https://cdn.tilecast.dev/app-v2.png" ||
+		n.Tag != "tilecast:news:4d2f4b668cfc48e6" { // item g2
+		t.Errorf("the latest toast after the reload: %+v; want the new icon and item g2's tag", n)
 	}
 	if code, body := call("GET", "/v1/webpush/key", "", false); code != http.StatusOK || !strings.Contains(body, pub) {
 		t.Errorf("GET /v1/webpush/key after the reload: %d %s; want the key read at start", code, body)

@@ -106,7 +106,8 @@ func TestVAPIDCommands(t *testing.T) {
 
 // send --subscription --dry-run prints the request with its plaintext:
 // TTL always, Urgency per kind, the body described, the Authorization a
-// placeholder without a key and a real VAPID token with one.
+// placeholder without a key and a real VAPID token with one, a toast
+// without tag, and with the configured icon.
 func TestSendWebPushDryRun(t *testing.T) {
 	dir := t.TempDir()
 	subFile := filepath.Join(dir, "sub.json")
@@ -171,14 +172,14 @@ func TestSendWebPushDryRun(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "tilecast.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("state = %q\n[http]\nlisten = \"\"\n[push.webpush]\nsubject = \"mailto:ops@tilecast.dev\"\n"+
-		"vapid_private_key_file = %q\nurgency_toast = \"high\"\n", filepath.Join(dir, "state.db"), key)), 0o600)
+		"vapid_private_key_file = %q\nurgency_toast = \"high\"\nicon = \"/icons/app-192.png\"\n", filepath.Join(dir, "state.db"), key)), 0o600)
 	code, out, errs := runCLI(t, t.Context(), "send", "--config", cfg, "--subscription", fcmSubscription, "--set", "text1=x", "--dry-run")
 	if code != exitOK {
 		t.Fatalf("dry run with a key: exit %d %s", code, errs)
 	}
 	if !regexp.MustCompile(`Authorization: vapid t=eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+, k=`+strings.TrimSpace(pub)+"\r\n").MatchString(out) ||
-		!strings.Contains(out, "Urgency: high\r\n") {
-		t.Errorf("dry run with a key lacks the VAPID token or the configured urgency:\n%s", out)
+		!strings.Contains(out, "Urgency: high\r\n") || !strings.Contains(out, "\n"+`{"kind":"toast","title":"x","icon":"/icons/app-192.png"}`+"\n") {
+		t.Errorf("dry run with a key lacks the VAPID token, the configured urgency or the icon:\n%s", out)
 	}
 }
 
@@ -241,7 +242,8 @@ func TestPreviewWebPush(t *testing.T) {
 		t.Fatalf("preview: exit %d %s", code, errs)
 	}
 	for _, want := range []string{"# toast", "Host: fcm.googleapis.com", "Urgency: normal", "Content-Encoding: aes128gcm",
-		`{"kind":"toast","title":"Town News","body":"Only story bold"}`, "# tile", "Urgency: low", "Topic: news",
+		// The tag is the feed's and item g0's: printf g0 | sha256sum.
+		`{"kind":"toast","title":"Town News","body":"Only story bold","tag":"tilecast:news:f21b0ef89d8ee5da"}`, "# tile", "Urgency: low", "Topic: news",
 		`{"kind":"tile","count":1,"title":"News","body":"Only story bold"}`, "Authorization: " + dryRunVAPID} {
 		if !strings.Contains(out, want) {
 			t.Errorf("preview --transport webpush lacks %q:\n%s", want, out)

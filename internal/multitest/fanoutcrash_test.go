@@ -3,18 +3,14 @@
 package multitest
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,70 +27,20 @@ var (
 	fanOutWaves  = flag.Int("fanout-waves", 4, "fan-outs of TestKillRunFanOuts (two kills each)")
 )
 
-// pushLog records what the phones were sent and answered 200 to: each
-// (phone, request body) and how often it came. A duplicate is the same
-// body to the same phone again (toasts of different items, and tiles of
-// different runs, differ).
-type pushLog struct {
-	mu   sync.Mutex
-	seen map[string]int
-	ok   int // 200 answers
-	dups int
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
-
-// wrap records each POST the emulator answers 200 to.
-func (l *pushLog) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			h.ServeHTTP(w, r)
-			return
-		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		h.ServeHTTP(sw, r)
-		if sw.code != http.StatusOK {
-			return
-		}
-		k := r.URL.Path + "\x00" + string(body)
-		l.mu.Lock()
-		l.ok++
-		l.seen[k]++
-		if l.seen[k] > 1 {
-			l.dups++
-		}
-		l.mu.Unlock()
-	})
-}
-
-func (l *pushLog) counts() (ok, dups int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok, l.dups
-}
-
 // TestKillRunFanOuts is the multi-instance crash test at scale: three
 // `tilecast run` processes on one database, -fanout-phones phones (2,000)
 // on the emulator, and -fanout-waves fan-outs of three new items each
 // (three toasts and a flip tile per phone, 8,000 pushes a wave). During
 // each fan-out one instance, chosen at random, is killed (SIGKILL) twice,
 // at random points of the wave's pushes, and started again under its
-// name. Checked against the phones' own records: every toast arrived at
-// least once, the duplicates (the same push to the same phone again) are
-// at most 2 × push.concurrency per kill, no phone went past its daily
-// cap, and each phone's tile, after the last push of all, is the newest
-// item's: a retried or taken-over older tile never lands after a newer.
+// name. Every 25th phone is near its daily cap (capSome: 0 to 5 sends
+// left of its 500 when the test starts). Checked against the phones' own
+// records: every other phone got every toast at least once, and its
+// tile, after the last push of all, is the newest item's (a retried or
+// taken-over older tile never lands after a newer); the duplicates (the
+// same push to the same phone again) are at most 2 × push.concurrency
+// per kill; and no capped phone was sent more than its cap left, its
+// other toasts waiting for midnight, none dropped (checkCaps).
 //
 //	go test -tags crash ./internal/multitest -run KillRunFanOuts -fanout-waves=10
 func TestKillRunFanOuts(t *testing.T) {
@@ -111,7 +57,7 @@ func TestKillRunFanOuts(t *testing.T) {
 	}
 	url := pgtest.New(t)
 	emu := emulator.New(emulator.Options{Rand: rand.New(rand.NewPCG(5, 6))})
-	log := &pushLog{seen: map[string]int{}}
+	log := newPushLog()
 	esrv := httptest.NewServer(log.wrap(emu.Handler()))
 	defer esrv.Close()
 	defer emu.Close()
@@ -125,6 +71,7 @@ func TestKillRunFanOuts(t *testing.T) {
 	}
 	defer db.Close()
 	ps := phones(t, emu, db, phoneN)
+	capped, free, day := capSome(t, db, ps, 25)
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "tilecast.toml")
@@ -220,12 +167,14 @@ back_content = "{{.Item.Title}}"
 			time.Sleep(time.Duration(rnd.IntN(300)) * time.Millisecond)
 			run(victim)
 		}
-		// The wave is done when every phone has every toast so far and
-		// the newest tile.
+		// The wave is done when every phone not capped has every toast
+		// so far and the newest tile.
 		waitUntil(t, 2*time.Minute, fmt.Sprintf("wave %d delivered to every phone", w), func() bool {
-			for _, p := range ps {
-				st, _ := emu.Channel(p.Token)
-				if len(distinctToasts(st)) < w*perWave || st.Tile.Back["BackContent"] != newest {
+			for _, p := range free {
+				if log.distinctToasts(p) < w*perWave {
+					return false
+				}
+				if st, _ := emu.Channel(p.Token); st.Tile.Back["BackContent"] != newest {
 					return false
 				}
 			}
@@ -233,15 +182,15 @@ back_content = "{{.Item.Title}}"
 		})
 	}
 	// Let what is still leased or retried go out, then stop every
-	// instance: nothing may arrive after this.
+	// instance: nothing may arrive after this. What stays is the capped
+	// phones' rest of the day, waiting for midnight.
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	waitUntil(t, time.Minute, "an empty outbox", func() bool {
-		var n int
-		return conn.QueryRow(context.Background(), "SELECT count(*) FROM outbox").Scan(&n) == nil && n == 0
+	waitUntil(t, time.Minute, "an outbox left with only the capped phones' entries for midnight", func() bool {
+		return onlyCappedWait(conn, capped, day)
 	})
 	for _, n := range names {
 		procs[n].Process.Signal(syscall.SIGTERM)
@@ -250,20 +199,17 @@ back_content = "{{.Item.Title}}"
 
 	ok, dups := log.counts()
 	missing := 0
-	for _, p := range ps {
-		st, _ := emu.Channel(p.Token)
-		got := distinctToasts(st)
-		for i := 1; i <= waves*perWave; i++ {
-			if !got[fmt.Sprintf("item-%d", i)] {
+	items := itemNames(1, waves*perWave)
+	for _, p := range free {
+		for _, it := range items {
+			if !log.has(p, it) {
 				missing++
 				if missing <= 5 {
-					t.Errorf("%s never got the toast of item-%d", p.Name, i)
+					t.Errorf("%s never got the toast of %s", p.Name, it)
 				}
 			}
 		}
-		if st.Counts.Throttled != 0 {
-			t.Errorf("%s was pushed past its daily cap (%d throttled)", p.Name, st.Counts.Throttled)
-		}
+		st, _ := emu.Channel(p.Token)
 		if b := st.Tile.Back["BackContent"]; b != newest {
 			t.Errorf("%s shows the tile of %q last, want the newest item's (%s)", p.Name, b, newest)
 		}
@@ -271,8 +217,9 @@ back_content = "{{.Item.Title}}"
 	if missing > 0 {
 		t.Errorf("%d toasts never arrived", missing)
 	}
-	t.Logf("%d phones, %d waves, %d kills: %d pushes answered 200, %d duplicates (limit %d), %s",
-		phoneN, waves, kills, ok, dups, kills*2*conc, time.Since(start).Round(time.Second))
+	reached := checkCaps(t, conn, db, log, capped, day, func(cappedPhone) []string { return items })
+	t.Logf("%d phones (%d near their daily cap, %d reached it), %d waves, %d kills: %d pushes answered 200, %d duplicates (limit %d), %s",
+		phoneN, len(capped), reached, waves, kills, ok, dups, kills*2*conc, time.Since(start).Round(time.Second))
 	if limit := kills * 2 * conc; dups > limit {
 		t.Errorf("%d duplicates after %d kills: more than %d (2 × push.concurrency per kill)", dups, kills, limit)
 	}

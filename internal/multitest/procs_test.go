@@ -26,7 +26,10 @@ import (
 	"github.com/tilecast/tilecast/store/postgres"
 )
 
-var killRounds = flag.Int("kill-rounds", 4, "kill -9 rounds of TestKillRunInstances (the short mode is the default)")
+var (
+	killRounds = flag.Int("kill-rounds", 4, "kill -9 rounds of TestKillRunInstances (the short mode is the default)")
+	killPhones = flag.Int("kill-phones", 1000, "phones of TestKillRunInstances")
+)
 
 // growingFeed gains an item per fetch and keeps the newest 20; it logs
 // each fetch. Once stopped it keeps serving its last items, unchanged
@@ -65,27 +68,38 @@ func (f *growingFeed) stop() (items, fetches int) {
 }
 
 // TestKillRunInstances is the multi-instance crash test: three `tilecast
-// run` processes on one database, phones on the emulator, a feed gaining
-// an item on every fetch, and rounds of kill -9 of a random instance (at
-// a random moment) and its restart. At the end: each tick was fetched by
-// one instance (the feed's fetches are the claimed ticks), every item
-// committed reached every phone, duplicates stay within the killed
-// instances' send windows, no phone was pushed past its daily cap, and
-// the dead instances' leases are gone.
+// run` processes on one database, -kill-phones phones (1,000) on the
+// emulator, a feed gaining an item on every fetch, and rounds of kill -9
+// of a random instance (at a random moment) and its restart. Every 25th
+// phone is near its daily cap (capSome: 0 to 5 sends left of its 500
+// when the test starts). At the end: no tick was fetched twice (no more
+// fetches than claimed ticks, fewer only by claims a kill or stop cut
+// before the fetch); every item committed reached every phone not
+// capped, each as a toast of its own (max_toasts is the feed's window,
+// so no run folds an item into a summary toast, and none is sent); no
+// capped phone was sent more than its cap left, the rest of its items
+// waiting for midnight, none dropped (checkCaps); duplicates stay within
+// the killed instances' send windows; and the dead instances' leases
+// are gone.
 //
-//	go test -tags crash ./internal/multitest -run KillRun -kill-rounds=20
+// 1,000 phones cost about what 150 did at 4 rounds (about 20 s: the
+// instances keep up with a new item a second); 2,000 outrun them and
+// took 48 s, so the default stays at 1,000 and a long run may ask for
+// more:
+//
+//	go test -tags crash ./internal/multitest -run KillRunInstances -kill-rounds=20 -kill-phones=2000
 func TestKillRunInstances(t *testing.T) {
-	const (
-		phoneN = 150
-		conc   = 4
-	)
+	const conc = 4
+	phoneN := *killPhones
+	began := time.Now()
 	bin := filepath.Join(t.TempDir(), "tilecast")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/tilecast/tilecast/cmd/tilecast").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	url := pgtest.New(t)
 	emu := emulator.New(emulator.Options{Rand: rand.New(rand.NewPCG(3, 4))})
-	esrv := httptest.NewServer(emu.Handler())
+	log := newPushLog()
+	esrv := httptest.NewServer(log.wrap(emu.Handler()))
 	defer esrv.Close()
 	defer emu.Close()
 	emu.SetBaseURL(esrv.URL)
@@ -99,6 +113,7 @@ func TestKillRunInstances(t *testing.T) {
 	}
 	defer db.Close()
 	ps := phones(t, emu, db, phoneN)
+	capped, free, day := capSome(t, db, ps, 25)
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "tilecast.toml")
@@ -115,6 +130,11 @@ concurrency = %d
 name = "multi"
 url = "%s/multi.xml"
 schedule = "@every 1s"
+# The feed's window (growingFeed keeps 20 items, and flood_limit is 20):
+# a run after a kill or a stop may find several new items, and each must
+# still go out as a toast of its own, checkable by its ID, rather than
+# three and a "N more in Multi" summary that names none.
+max_toasts = 20
 [feed.toast]
 text1 = "Multi"
 text2 = "{{.Item.Title}}"
@@ -164,7 +184,7 @@ text2 = "{{.Item.Title}}"
 	// its fetch and its commit left that tick's new item uncommitted
 	// (a stop does not finish a tick), and the draining instance's
 	// next fetch of the unchanged feed commits it, as any next run would.
-	items, fetches := feed.stop()
+	itemsN, fetches := feed.stop()
 
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
@@ -175,24 +195,35 @@ text2 = "{{.Item.Title}}"
 	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM feed_ticks WHERE feed = 'multi'").Scan(&claimed); err != nil {
 		t.Fatal(err)
 	}
-	if fetches != claimed {
-		t.Errorf("the feed was fetched %d times for %d claimed ticks: a tick fetched twice", fetches, claimed)
+	// Every fetch is of a tick its instance claimed, and no tick is
+	// fetched twice: no more fetches than claims. A claim need not be
+	// fetched, though: an instance killed or stopped between its claim
+	// and its request (one run of the feed at a time) leaves one claim
+	// unfetched (seen at 20 rounds: 73 fetches for 74 claims), so at most
+	// one per kill and per stop.
+	if lost := *killRounds + len(names); fetches > claimed || claimed-fetches > lost {
+		t.Errorf("the feed was fetched %d times for %d claimed ticks: want as many, or up to %d fewer (a claim cut by each kill and stop)",
+			fetches, claimed, lost)
 	}
 	// Items of the fetches whose commit a kill or the stop prevented are
 	// still in the feed's window when the next instance fetches; only the
 	// first fetch (the baseline) sends nothing.
 	start("i1")
-	var st emulator.ChannelState
-	deadline := time.Now().Add(time.Minute)
+	items := itemNames(2, itemsN)
+	if len(items) == 0 {
+		t.Fatalf("the feed gained %d items: nothing to deliver after the baseline", itemsN)
+	}
+	// The drain sends what the phones lack: at 2,000 phones a run's items
+	// are 2,000 pushes, and the instances may be many runs behind.
+	deadline := time.Now().Add(time.Minute + time.Duration(phoneN*itemsN)*time.Millisecond)
 	for {
 		short := 0
-		for _, p := range ps {
-			st, _ = emu.Channel(p.Token)
-			if len(distinctToasts(st)) < items-1 {
+		for _, p := range free {
+			if log.distinctToasts(p) < len(items) {
 				short++
 			}
 		}
-		if short == 0 {
+		if short == 0 && onlyCappedWait(conn, capped, day) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -200,16 +231,14 @@ text2 = "{{.Item.Title}}"
 			// missing where, what still waits, and what the instances
 			// logged beyond info.
 			missing := map[string]int{}
-			for _, p := range ps {
-				st, _ := emu.Channel(p.Token)
-				got := distinctToasts(st)
-				for i := 2; i <= items; i++ {
-					if !got[fmt.Sprint("item-", i)] {
-						missing[fmt.Sprint("item-", i)]++
+			for _, p := range free {
+				for _, it := range items {
+					if !log.has(p, it) {
+						missing[it]++
 					}
 				}
 			}
-			t.Logf("%d of %d phones miss items (items 2..%d; phones missing each): %v", short, len(ps), items, missing)
+			t.Logf("%d of %d phones not capped miss items (%s..%s; phones missing each): %v", short, len(free), items[0], items[len(items)-1], missing)
 			var waiting, leased int
 			_ = conn.QueryRow(context.Background(), "SELECT count(*), count(lease_owner) FROM outbox").Scan(&waiting, &leased)
 			var jobs int
@@ -225,23 +254,46 @@ text2 = "{{.Item.Title}}"
 				}
 				t.Logf("%s log, warnings and errors:\n%s", n, tail(strings.Join(notable, "\n"), 4000))
 			}
-			t.Fatalf("timed out waiting for every phone to get every item after the baseline")
+			t.Fatalf("timed out waiting for every phone to get every item after the baseline (capped ones: up to their cap, the rest waiting for midnight)")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	procs["i1"].Process.Signal(syscall.SIGTERM)
 	procs["i1"].Wait()
 
-	total, dups := 0, 0
-	for _, p := range ps {
-		st, _ := emu.Channel(p.Token)
-		if st.Counts.Throttled != 0 {
-			t.Errorf("%s was pushed past its daily cap", p.Name)
+	// Each item arrived on every phone not capped as its own toast.
+	missing := 0
+	for _, p := range free {
+		for _, it := range items {
+			if !log.has(p, it) {
+				if missing++; missing <= 5 {
+					t.Errorf("%s never got the toast of %s", p.Name, it)
+				}
+			}
 		}
-		total += st.Counts.Received
-		dups += len(st.Toasts) - len(distinctToasts(st))
 	}
-	t.Logf("%d rounds: %d items, %d fetches, %d toasts received, %d duplicates", *killRounds, items, fetches, total, dups)
+	if missing > 0 {
+		t.Errorf("%d toasts never arrived", missing)
+	}
+	// Every toast is one item's: no summary toast, nothing unknown.
+	want := map[string]bool{}
+	for _, it := range items {
+		want[it] = true
+	}
+	strays := 0
+	for _, p := range ps {
+		for _, s := range log.toastsOf(p) {
+			if !want[s] {
+				if strays++; strays <= 5 {
+					t.Errorf("%s got the toast %q, not one of %s..%s", p.Name, s, items[0], items[len(items)-1])
+				}
+			}
+		}
+	}
+	reached := checkCaps(t, conn, db, log, capped, day, func(cappedPhone) []string { return items })
+	ok, dups := log.counts()
+	t.Logf("%d rounds, %d phones (%d near their daily cap, %d reached it): %d items, %d fetches, %d pushes answered 200, %d duplicates, %s",
+		*killRounds, phoneN, len(capped), reached, itemsN, fetches, ok, dups, time.Since(began).Round(time.Second))
 	if limit := *killRounds * 2 * conc; dups > limit {
 		t.Errorf("%d duplicates after %d kills: more than %d (2 × push.concurrency per kill)", dups, *killRounds, limit)
 	}
@@ -258,15 +310,6 @@ text2 = "{{.Item.Title}}"
 			t.Logf("%s log (tail):\n%s", n, tail(string(b), 3000))
 		}
 	}
-}
-
-// distinctToasts is the set of toast texts a phone received.
-func distinctToasts(st emulator.ChannelState) map[string]bool {
-	out := map[string]bool{}
-	for _, ts := range st.Toasts {
-		out[ts.Text2] = true
-	}
-	return out
 }
 
 func tail(s string, n int) string {

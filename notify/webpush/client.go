@@ -95,7 +95,10 @@ type ClientOptions struct {
 // goes through as a probe (others keep waiting): refused again, the pause
 // doubles (up to PauseMax); accepted (any answer but 401/403 that shows
 // the service took the authorization: 2xx, 404, 410, 413), sending
-// resumes. Degraded reports the paused services for /healthz.
+// resumes. Refusals of pushes that were already in flight when the pause
+// began count in the run but do not lengthen the pause: only the probe's
+// does, so the first pause is PauseMin however many pushes were in
+// flight. Degraded reports the paused services for /healthz.
 type Client struct {
 	http *pushhttp.Client
 	opts ClientOptions
@@ -253,7 +256,8 @@ func (c *Client) PushSubscription(ctx context.Context, sub Subscription, n *tile
 	if err != nil {
 		return tilecast.Result{Verdict: tilecast.VerdictFailed, Err: fmt.Errorf("webpush: %w", err)}
 	}
-	if pe := c.admit(origin, start); pe != nil {
+	probe, pe := c.admit(origin, start)
+	if pe != nil {
 		return tilecast.Result{Verdict: tilecast.VerdictRetry, Wait: max(pe.Until.Sub(start), time.Second), Err: pe}
 	}
 	if ttl <= 0 {
@@ -261,7 +265,9 @@ func (c *Client) PushSubscription(ctx context.Context, sub Subscription, n *tile
 	}
 	req, err := NewRequest(sub, n.Kind, n.Payload, ttl, c.RequestOptions(n))
 	if err != nil {
-		c.release(origin)
+		if probe {
+			c.release(origin)
+		}
 		return tilecast.Result{Verdict: tilecast.VerdictFailed, Err: err}
 	}
 	resp, err := c.http.Do(ctx, req)
@@ -274,32 +280,38 @@ func (c *Client) PushSubscription(ctx context.Context, sub Subscription, n *tile
 	} else {
 		r = Classify(resp.Status, resp.Header, resp.Body, nil, c.now())
 	}
-	c.record(origin, r.Status, c.now())
+	c.record(origin, r.Status, probe, c.now())
 	r.Duration = c.now().Sub(start)
 	return r
 }
 
 // admit decides whether a push to origin may be sent now: nil, or the
-// reason it may not. After a pause it lets one probe through.
-func (c *Client) admit(origin string, now time.Time) *PausedError {
+// reason it may not. After a pause it lets one probe through and says so
+// (probe true): only the probe's refusal lengthens the pause, and only
+// the probe's own end frees the way for the next probe, because a refusal
+// of a push admitted before the pause began says nothing the refusals
+// that caused it did not already say.
+func (c *Client) admit(origin string, now time.Time) (probe bool, pe *PausedError) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.origins[origin]
 	if st == nil || !st.tripped {
-		return nil
+		return false, nil
 	}
 	switch {
 	case now.Before(st.pausedUntil):
-		return &PausedError{Origin: origin, Until: st.pausedUntil, Refused: st.streak}
+		return false, &PausedError{Origin: origin, Until: st.pausedUntil, Refused: st.streak}
 	case st.probing:
 		// The probe is out; the others wait a short pause for its answer.
-		return &PausedError{Origin: origin, Until: now.Add(c.opts.PauseMin), Refused: st.streak}
+		return false, &PausedError{Origin: origin, Until: now.Add(c.opts.PauseMin), Refused: st.streak}
 	}
 	st.probing = true
-	return nil
+	return true, nil
 }
 
-// release ends a probe that sent nothing.
+// release ends a probe that sent nothing. Only the probe calls it: a push
+// admitted before the pause must not free the probe's slot while the
+// probe is out.
 func (c *Client) release(origin string) {
 	c.mu.Lock()
 	if st := c.origins[origin]; st != nil {
@@ -309,11 +321,15 @@ func (c *Client) release(origin string) {
 }
 
 // record updates origin's refusal count with one answer's status (0: no
-// answer).
-func (c *Client) record(origin string, status int, now time.Time) {
+// answer); probe is what admit said of the push.
+func (c *Client) record(origin string, status int, probe bool, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.origins[origin]
+	// The probe's record may have been dropped meanwhile (another push was
+	// accepted) and a new pause begun by other pushes; that pause has no
+	// probe out until admit lets one through, so this answer is not it.
+	probe = probe && st != nil && st.probing
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		if st == nil {
@@ -326,14 +342,18 @@ func (c *Client) record(origin string, status int, now time.Time) {
 		st.streak++
 		st.lastStatus = status
 		switch {
-		case st.tripped:
-			// The probe (or a push sent before the pause) was refused
-			// again: pause longer.
+		case st.tripped && probe:
+			// The probe was refused again: pause longer.
 			st.backoff = min(2*st.backoff, c.opts.PauseMax)
 			st.pausedUntil = now.Add(st.backoff)
 			st.probing = false
 			c.log.Warn("push service still refuses VAPID: sending stays paused", "origin", origin,
 				"status", status, "refused", st.streak, "paused_for", st.backoff)
+		case st.tripped:
+			// A push sent before the pause began, answered only now (with
+			// push.concurrency pushes in flight, dozens arrive together):
+			// it counts in the streak but is no news, so it must not
+			// lengthen the pause the way a refused probe does.
 		case st.streak >= c.opts.PauseAfter:
 			st.tripped = true
 			st.backoff = c.opts.PauseMin
@@ -349,9 +369,9 @@ func (c *Client) record(origin string, status int, now time.Time) {
 			c.log.Info("push service accepts VAPID again: sending resumed", "origin", origin, "status", status)
 		}
 		delete(c.origins, origin)
-	default:
-		// No answer, or one that says nothing about the authorization: a
-		// probe may be tried again by the next push.
+	case probe:
+		// The probe got no answer, or one that says nothing about the
+		// authorization: the next push may probe again.
 		st.probing = false
 	}
 }

@@ -401,3 +401,158 @@ func TestProbeReleasedWithoutAnswer(t *testing.T) {
 		t.Error("still degraded")
 	}
 }
+
+// holdWith makes the requests that arrive from now on wait until hold is
+// closed (nil: answer at once); requests already waiting keep their own.
+func (s *pushService) holdWith(hold chan struct{}) {
+	s.mu.Lock()
+	s.hold = hold
+	s.mu.Unlock()
+}
+
+// waitHits waits until the service has got n requests.
+func (s *pushService) waitHits(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.hits.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("service got %d requests, want %d", s.hits.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestVAPIDRefusalBurstPausesPauseMin: with push.concurrency pushes in
+// flight to a service that refuses them all, their refusals arrive
+// together after the tenth has paused the service. They count in the run
+// but do not lengthen the pause: it is PauseMin, and only the probe's
+// refusal doubles it.
+func TestVAPIDRefusalBurstPausesPauseMin(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		inFlight int
+	}{
+		{"exactly PauseAfter", webpush.DefaultPauseAfter},
+		{"push.concurrency default", 32},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := newPushService(t)
+			clk := newClock()
+			c := newClient(t, clk, func(o *webpush.ClientOptions) { o.Concurrency = tc.inFlight })
+			sub := func(i int) webpush.Subscription { return newBrowser(t, fmt.Sprintf("%s/push/%d", svc.URL, i)).sub }
+			push := func(s webpush.Subscription) tilecast.Result {
+				return c.PushSubscription(context.Background(), s, toastN(), time.Hour)
+			}
+			svc.answer(403, "")
+			// Every push is admitted before any answer is recorded: all are
+			// in flight when the pause begins.
+			hold := make(chan struct{})
+			svc.holdWith(hold)
+			subs := make([]webpush.Subscription, tc.inFlight)
+			for i := range subs {
+				subs[i] = sub(i)
+			}
+			results := make(chan tilecast.Result, tc.inFlight)
+			for _, s := range subs {
+				go func() { results <- push(s) }()
+			}
+			svc.waitHits(t, int64(tc.inFlight))
+			svc.holdWith(nil)
+			close(hold)
+			for range tc.inFlight {
+				if r := <-results; r.Verdict != tilecast.VerdictFailed || !errors.Is(r.Err, webpush.ErrVAPID) {
+					t.Errorf("in-flight push: %v %v, want a VAPID refusal", r.Verdict, r.Err)
+				}
+			}
+			bad, why := c.Degraded()
+			if want := fmt.Sprintf("%d times in a row", tc.inFlight); !bad || !strings.Contains(why, want) {
+				t.Fatalf("Degraded() = %v, %q; want %q", bad, why, want)
+			}
+			if r := push(sub(100)); r.Verdict != tilecast.VerdictRetry || r.Wait != webpush.DefaultPauseMin {
+				t.Fatalf("after %d refusals in flight: %v wait %s, want a pause of %s", tc.inFlight, r.Verdict, r.Wait, webpush.DefaultPauseMin)
+			}
+			// The probe's refusal is news: the pause doubles.
+			clk.Advance(webpush.DefaultPauseMin)
+			hits := svc.hits.Load()
+			if r := push(sub(101)); r.Verdict != tilecast.VerdictFailed || svc.hits.Load() != hits+1 {
+				t.Fatalf("probe: %v, %d requests", r.Verdict, svc.hits.Load()-hits)
+			}
+			if r := push(sub(102)); r.Verdict != tilecast.VerdictRetry || r.Wait != 2*webpush.DefaultPauseMin {
+				t.Fatalf("after the refused probe: %v wait %s, want %s", r.Verdict, r.Wait, 2*webpush.DefaultPauseMin)
+			}
+		})
+	}
+}
+
+// TestLateAnswerBesideProbe: a push sent before the pause whose answer
+// comes while the probe is out neither lengthens the pause (a refusal)
+// nor lets a second probe out (an answer that says nothing about the
+// authorization); the probe's own refusal doubles the pause once.
+func TestLateAnswerBesideProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		late int // the status the push sent before the pause gets
+	}{
+		{"late refusal", 403},
+		{"late 503", 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := newPushService(t)
+			clk := newClock()
+			c := newClient(t, clk)
+			sub := func(i int) webpush.Subscription { return newBrowser(t, fmt.Sprintf("%s/push/%d", svc.URL, i)).sub }
+			push := func(s webpush.Subscription) tilecast.Result {
+				return c.PushSubscription(context.Background(), s, toastN(), time.Hour)
+			}
+			// The late push reaches the service first and is held there.
+			svc.answer(tc.late, "")
+			holdLate := make(chan struct{})
+			svc.holdWith(holdLate)
+			late := make(chan tilecast.Result, 1)
+			lateSub := sub(0)
+			go func() { late <- push(lateSub) }()
+			svc.waitHits(t, 1)
+			// Ten refusals in a row pause the service.
+			svc.holdWith(nil)
+			svc.answer(403, "")
+			for i := range webpush.DefaultPauseAfter {
+				if r := push(sub(1 + i)); r.Verdict != tilecast.VerdictFailed {
+					t.Fatalf("refusal %d: %v %v", i, r.Verdict, r.Err)
+				}
+			}
+			if bad, _ := c.Degraded(); !bad {
+				t.Fatal("ten refusals did not pause")
+			}
+			// The probe goes out after the pause and is held there too.
+			clk.Advance(webpush.DefaultPauseMin)
+			holdProbe := make(chan struct{})
+			svc.holdWith(holdProbe)
+			probe := make(chan tilecast.Result, 1)
+			probeSub := sub(50)
+			go func() { probe <- push(probeSub) }()
+			svc.waitHits(t, int64(2+webpush.DefaultPauseAfter))
+			svc.holdWith(nil)
+			svc.answer(201, "")
+			// The late answer comes in.
+			close(holdLate)
+			if r := <-late; r.Status != tc.late {
+				t.Fatalf("late push: status %d, want %d", r.Status, tc.late)
+			}
+			// The probe is still out: others wait, without a request.
+			hits := svc.hits.Load()
+			if r := push(sub(60)); r.Verdict != tilecast.VerdictRetry || !errors.Is(r.Err, webpush.ErrPaused) {
+				t.Errorf("push beside the probe after the late answer: %v %v, want paused", r.Verdict, r.Err)
+			}
+			if got := svc.hits.Load() - hits; got != 0 {
+				t.Errorf("%d requests beside the probe", got)
+			}
+			close(holdProbe)
+			if r := <-probe; r.Status != 403 {
+				t.Fatalf("probe: status %d, want 403", r.Status)
+			}
+			if r := push(sub(61)); r.Verdict != tilecast.VerdictRetry || r.Wait != 2*webpush.DefaultPauseMin {
+				t.Fatalf("after the refused probe: %v wait %s, want %s", r.Verdict, r.Wait, 2*webpush.DefaultPauseMin)
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package webpush
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -48,6 +50,49 @@ type Tile struct {
 	Body  string
 	Image string
 	URL   string
+}
+
+// Toast tags: see ToastTag.
+const (
+	tagPrefix = "tilecast:"
+	// tagFeedMax bounds the feed part of a tag: a configured feed's name
+	// (at most 64 characters) is used as it is, a longer one is hashed.
+	tagFeedMax = 64
+	// tagHashLen is the hex digits of SHA-256 in a tag: 64 bits, so two
+	// items of one feed share a tag only by accident (about 1 in 36
+	// million among a million items).
+	tagHashLen = 16
+	// MaxTag bounds the length of a tag ToastTag returns.
+	MaxTag = len(tagPrefix) + tagFeedMax + 1 + tagHashLen
+)
+
+// ToastTag returns the tag of a toast about item itemID of feed, so that
+// the same item's toast shown twice (sent again after a crash, or the
+// item sent again) replaces the first on the device instead of doubling:
+// "tilecast:" + feed + ":" + the first 16 hex digits of the SHA-256 of
+// itemID. The hash keeps the tag short and stable (the same on every run
+// and instance) whatever the ID is; item IDs are often long URLs. The
+// feed's summary toast ("N more in …", itemID "") is "tilecast:" + feed,
+// so a newer summary replaces the older one and never an item's toast. A
+// feed "" (a toast built by hand, `tilecast send`) has no tag: it
+// replaces nothing. The result is at most MaxTag bytes.
+func ToastTag(feed, itemID string) string {
+	if feed == "" {
+		return ""
+	}
+	if len(feed) > tagFeedMax {
+		feed = hashHex(feed)
+	}
+	if itemID == "" {
+		return tagPrefix + feed
+	}
+	return tagPrefix + feed + ":" + hashHex(itemID)
+}
+
+// hashHex is the first tagHashLen hex digits of the SHA-256 of s.
+func hashHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:tagHashLen/2])
 }
 
 type toastJSON struct {
@@ -240,7 +285,8 @@ func cut(s string, limit int) string {
 // (Notification.Payload), and is safe for concurrent use.
 //
 // Toast: text1 → title, text2 → body, param → url (never altered: the
-// worker resolves it against its scope and opens only http(s)).
+// worker resolves it against its scope and opens only http(s)), Icon →
+// icon, the toast's feed and item → tag (ToastTag).
 //
 // Tile (one tile per app, whatever the MPNS template):
 //
@@ -261,7 +307,7 @@ var (
 
 // EncodeToast implements notify.Encoder.
 func (e *Encoder) EncodeToast(t notify.Toast) ([]byte, error) {
-	return ToastPayload(Toast{Title: t.Text1, Body: t.Text2, URL: t.Param, Icon: e.Icon})
+	return ToastPayload(Toast{Title: t.Text1, Body: t.Text2, URL: t.Param, Icon: e.Icon, Tag: ToastTag(t.Feed, t.ItemID)})
 }
 
 // EncodeTile implements notify.Encoder.

@@ -2,6 +2,8 @@ package webpush_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -253,4 +255,46 @@ func FuzzPayload(f *testing.F) {
 			t.Fatalf("HTML-escaped JSON wastes bytes: %s", b)
 		}
 	})
+}
+
+// TestToastTag: a toast's tag names its feed and item, is the same for
+// the same item every time and differs between items and feeds, stays
+// short whatever the ID, and a summary toast has the feed's own tag.
+func TestToastTag(t *testing.T) {
+	longFeed := strings.Repeat("f", 65)
+	longID := "https://example.org/articles/" + strings.Repeat("very-long-slug-", 200)
+	for _, tc := range []struct {
+		name, feed, item, want string
+	}{
+		// The hashes are the first 16 hex digits of `printf %s ID | sha256sum`.
+		{"item", "news", "1", "tilecast:news:6b86b273ff34fce1"},
+		{"item with a space", "news", "id 1", "tilecast:news:cd3d4eb485fd695f"},
+		{"same item, other feed", "sport", "1", "tilecast:sport:6b86b273ff34fce1"},
+		{"summary", "news", "", "tilecast:news"},
+		{"by hand", "", "1", ""},
+		{"by hand, no item", "", "", ""},
+		{"long item ID", "news", longID, "tilecast:news:" + sha16(longID)},
+		{"feed name over 64", longFeed, "1", "tilecast:" + sha16(longFeed) + ":6b86b273ff34fce1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := webpush.ToastTag(tc.feed, tc.item)
+			if got != tc.want {
+				t.Errorf("ToastTag(%q, %q) = %q, want %q", tc.feed, tc.item, got, tc.want)
+			}
+			if len(got) > webpush.MaxTag {
+				t.Errorf("tag of %d bytes, MaxTag %d", len(got), webpush.MaxTag)
+			}
+		})
+	}
+	if a, b := webpush.ToastTag("news", "a"), webpush.ToastTag("news", "b"); a == b {
+		t.Errorf("two items share the tag %q", a)
+	}
+	if max64 := webpush.ToastTag(strings.Repeat("f", 64), longID); len(max64) != webpush.MaxTag {
+		t.Errorf("the longest tag of a configured feed is %d bytes, MaxTag %d", len(max64), webpush.MaxTag)
+	}
+}
+
+func sha16(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:16]
 }

@@ -26,10 +26,23 @@ type Renderer struct {
 var _ tilecast.Renderer = (*Renderer)(nil)
 
 // NewRenderer returns the renderer of Web Push channels: enc (nil: an
-// Encoder with no icon) with opts (image checks).
+// Encoder with no icon) with opts (image checks). A feed's toasts carry
+// its own icon (tilecast.Feed.WebPushIcon, which the config loader fills
+// from [feed.webpush] icon, else [push.webpush] icon), else enc's. The
+// icon is read from the feed at each render, so a reload, which swaps
+// the feeds, applies a new one. An opts.EncoderFor of the caller's own
+// replaces that choice.
 func NewRenderer(enc *Encoder, opts notify.RendererOptions) *Renderer {
 	if enc == nil {
 		enc = &Encoder{}
+	}
+	if opts.EncoderFor == nil {
+		opts.EncoderFor = func(f *tilecast.Feed, _ notify.Exec) (notify.Encoder, error) {
+			if f.WebPushIcon == "" || f.WebPushIcon == enc.Icon {
+				return enc, nil
+			}
+			return &Encoder{Icon: f.WebPushIcon}, nil
+		}
 	}
 	return &Renderer{r: notify.NewRenderer(enc, opts)}
 }
