@@ -44,7 +44,10 @@ type Observer interface {
 	ObserveFetch(feed, result string, newItems int)
 	ObservePush(o Outcome)
 	// ObservePossibleDuplicates is told, when delivery starts, how many
-	// entries the previous run handed out without recording an outcome.
+	// entries the previous run handed out without recording an outcome,
+	// and, as outcomes are recorded, how many sends are to be sent again
+	// although they may have arrived (no answer after the request was
+	// written: ErrSentUnanswered).
 	ObservePossibleDuplicates(n int)
 }
 

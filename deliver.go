@@ -92,7 +92,7 @@ func (b *Bot) deliver(ctx context.Context, untilIdle bool) error {
 					res.Duration = b.now().Sub(start)
 				}
 				release := ""
-				if res.Status == 0 { // no answer: never reached the push service
+				if !mayHaveReached(res) {
 					if p.capCount != nil {
 						p.capCount.Add(-1)
 					}
@@ -478,9 +478,13 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 		recs := make([]Record, len(batch))
 		ids := make([]uint64, len(batch))
 		var refused []bool // per rec: the transport refused the credentials
+		maybeTwice := 0    // retries of sends that may have arrived
 		for i, r := range batch {
 			recs[i] = b.classify(r)
 			ids[i] = r.p.ID
+			if recs[i].Op == OpRetry && r.res.Status == 0 && errors.Is(r.res.Err, ErrSentUnanswered) {
+				maybeTwice++
+			}
 			if errors.Is(r.res.Err, ErrCredentials) {
 				if refused == nil {
 					refused = make([]bool, len(batch))
@@ -530,6 +534,9 @@ func (b *Bot) recorder(ctx context.Context, results <-chan sendResult, limit int
 			if b.Observer != nil {
 				b.Observer.ObservePush(recs[i].Outcome)
 			}
+		}
+		if maybeTwice > 0 && b.Observer != nil {
+			b.Observer.ObservePossibleDuplicates(maybeTwice)
 		}
 	}
 	for r := range results {
@@ -602,6 +609,15 @@ func gather(batch []sendResult, results <-chan sendResult, limit int, wait <-cha
 	return batch
 }
 
+// mayHaveReached reports whether a send may have reached the push service:
+// it answered, or the request left in full before the connection failed
+// or the deadline passed (ErrSentUnanswered). Such a send counts toward
+// the daily cap, since the service may have counted it; one that never
+// left (refused connection, no route, the guard) does not.
+func mayHaveReached(res Result) bool {
+	return res.Status != 0 || errors.Is(res.Err, ErrSentUnanswered)
+}
+
 // classify maps a transport verdict to what happens to the entry and the channel.
 func (b *Bot) classify(r sendResult) Record {
 	p, res := r.p, r.res
@@ -621,7 +637,7 @@ func (b *Bot) classify(r sendResult) Record {
 		// the ledger or the daily count; look again at the next probe.
 		return Record{ID: p.ID, Due: p.NextAttempt, Op: OpPostpone, NextAttempt: r.at.Add(max(res.Wait, time.Second)), Outcome: o}
 	}
-	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true, Unanswered: res.Status == 0}
+	rec := Record{ID: p.ID, Due: p.NextAttempt, Sent: true, Unanswered: !mayHaveReached(res)}
 	maxAttempts := b.attemptLimit()
 	retry := func(delay time.Duration) {
 		if attempt >= maxAttempts {

@@ -139,9 +139,11 @@ type Record struct {
 	Op          Op
 	NextAttempt time.Time // OpRetry, OpPostpone
 	Sent        bool      // an HTTP request was made: counts toward the daily cap (unless Unanswered) and the ledger
-	// Unanswered: a Sent request got no answer (refused, no route, timed
-	// out): it never reached the push service, so it does not count
-	// toward the daily cap.
+	// Unanswered: a Sent request never reached the push service (refused
+	// connection, no route, timed out before it was written): it does
+	// not count toward the daily cap. A request written in full that then
+	// got no answer may have arrived (ErrSentUnanswered) and is not
+	// Unanswered.
 	Unanswered bool
 	Outcome    Outcome // logged in the ledger and as the channel's last outcome when Sent; ledger only for OpExpire
 	// ChannelWaitUntil, when set, becomes the channel's NextAllowedAt (406/412).

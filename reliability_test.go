@@ -436,7 +436,9 @@ func TestP7OutageThenRecoveryDeliversEverything(t *testing.T) {
 
 // P8: a push host that accepts and never answers, or resets the connection
 // mid-response: the request is cancelled at the push timeout, the entry is
-// retried and delivered once the host answers.
+// retried and delivered once the host answers. The request had left in
+// full, so the host may have shown it: the retry counts as a possible
+// duplicate (P12's metric) and the send toward the channel's daily cap.
 func TestP8HangAndResetAreRetried(t *testing.T) {
 	for _, mode := range []string{"hang", "reset"} {
 		t.Run(mode, func(t *testing.T) {
@@ -495,11 +497,23 @@ func TestP8HangAndResetAreRetried(t *testing.T) {
 			if err != nil || len(outs) != 1 || outs[0].Action != tilecast.ActionRetry || outs[0].Error == "" {
 				t.Fatalf("outcome %+v (%v), want one retry with an error", outs, err)
 			}
+			if !strings.Contains(outs[0].Error, "may have arrived") {
+				t.Errorf("retry error %q: want it to say the push may have arrived", outs[0].Error)
+			}
+			if p := h.observed.possible(); p != 1 {
+				t.Errorf("possible duplicates %d after the unanswered send, want 1", p)
+			}
+			if ch, err := h.db.Channel(outs[0].ChannelID); err != nil || ch.SendsToday != 1 {
+				t.Errorf("sends today %d (%v) after the unanswered send, want 1: the host may have counted it", ch.SendsToday, err)
+			}
 			broken.Store(false)
 			h.clock.Add(5 * time.Minute)
 			h.deliver()
 			if okHits.Load() != 1 {
 				t.Errorf("delivered %d times after the host healed, want 1", okHits.Load())
+			}
+			if p := h.observed.possible(); p != 1 {
+				t.Errorf("possible duplicates %d after the delivery, want still 1", p)
 			}
 			if ob, _ := h.stats(); ob != 0 {
 				t.Errorf("outbox %d after delivery", ob)

@@ -433,6 +433,15 @@ type Result struct {
 	TokenRefreshed bool
 }
 
+// ErrSentUnanswered is in the chain of a push's error when no answer came
+// after its request was written in full (a timeout, a reset, an HTTP/2
+// stream reset): the push service may have acted on it, so the next
+// attempt may show the notification twice. The deliverer counts such a
+// retry as a possible duplicate, and the send toward the daily cap (the
+// service may have counted it). A request that was never written (refused
+// connection, no route, the guard) does not carry it.
+var ErrSentUnanswered = errors.New("the request was sent, so the push may have arrived")
+
 // Outcome is the record of one send: the `push` log line and a ledger entry.
 type Outcome struct {
 	Time         time.Time `json:"time"`

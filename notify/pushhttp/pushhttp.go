@@ -27,9 +27,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
+	"sync/atomic"
 	"time"
 
+	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/netguard"
 )
 
@@ -215,7 +218,9 @@ func NewPost(uri string, body []byte) (*http.Request, error) {
 //
 // An error means no answer arrived: the connection failed, the deadline
 // passed, ctx ended, or the guard refused the address (a
-// *netguard.ProhibitedError in the chain).
+// *netguard.ProhibitedError in the chain). When the request had been
+// written in full, tilecast.ErrSentUnanswered is in the chain too: the
+// host may have acted on it.
 //
 // A request whose body may have been written is not sent again, by Do or
 // by net/http: the host may have acted on it, and a resend is the outbox's
@@ -233,6 +238,14 @@ func NewPost(uri string, body []byte) (*http.Request, error) {
 func (c *Client) Do(ctx context.Context, req *http.Request) (Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	// Whether the whole request left: an error after that may come after
+	// the push service acted on it (tilecast.ErrSentUnanswered).
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}})
 	req = req.WithContext(ctx) // a shallow copy: req itself keeps its GetBody
 	req.GetBody = nil
 	if _, ok := req.Header["User-Agent"]; !ok {
@@ -244,7 +257,11 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (Response, error) {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return Response{}, c.doError(ctx, err)
+		err = c.doError(ctx, err)
+		if wrote.Load() {
+			err = fmt.Errorf("%w; %w", err, tilecast.ErrSentUnanswered)
+		}
+		return Response{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 100 {

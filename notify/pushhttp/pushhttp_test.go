@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/internal/netguardtest"
 	"github.com/tilecast/tilecast/netguard"
 	"github.com/tilecast/tilecast/notify/pushhttp"
@@ -98,6 +99,9 @@ func TestPostOnReusedConnectionIsNotResent(t *testing.T) {
 	if err == nil {
 		t.Fatalf("second push: %+v, want an error (no answer)", r)
 	}
+	if !errors.Is(err, tilecast.ErrSentUnanswered) {
+		t.Errorf("second push: %v, want tilecast.ErrSentUnanswered: the host read it", err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("second push waited out the deadline: %v", err)
 	}
@@ -157,6 +161,8 @@ func TestPostOnReusedHTTP2ConnectionIsNotResent(t *testing.T) {
 			r, err := c.Do(t.Context(), post(t, srv.URL+"/ch", "second"))
 			if err == nil {
 				t.Errorf("second push: %+v, want an error (no answer)", r)
+			} else if !errors.Is(err, tilecast.ErrSentUnanswered) {
+				t.Errorf("second push: %v, want tilecast.ErrSentUnanswered: the host read it", err)
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("second push waited out the deadline: %v", err)
@@ -986,4 +992,54 @@ func FuzzAnswer(f *testing.F) {
 			t.Errorf("body of %d bytes, cap %d", len(res.r.Body), pushhttp.MaxBody)
 		}
 	})
+}
+
+// A push that got no answer carries tilecast.ErrSentUnanswered exactly
+// when its request had been written in full: the host may have acted on
+// it (the deliverer counts the retry as a possible duplicate, and the
+// send toward the daily cap). A request that never left — a refused
+// connection, the guard, a context ended before — does not.
+func TestSentUnanswered(t *testing.T) {
+	closeAfterRead := startRaw(t, func(c *rawConn) { _, _, _ = c.readRequest() }) // read, then closed: no answer
+	holdAfterRead := startRaw(t, func(c *rawConn) {
+		if _, _, err := c.readRequest(); err == nil {
+			c.hold()
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	open := loopbackClient(t, pushhttp.Options{Timeout: bound})
+	short := loopbackClient(t, pushhttp.Options{Timeout: 200 * time.Millisecond})
+	guarded := pushhttp.New(pushhttp.Options{Timeout: bound}) // the guard refuses loopback
+	defer guarded.Close()
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	tests := []struct {
+		name string
+		c    *pushhttp.Client
+		ctx  context.Context
+		uri  string
+		sent bool
+	}{
+		{"closed after reading the request", open, t.Context(), closeAfterRead.URL, true},
+		{"no answer within the deadline", short, t.Context(), holdAfterRead.URL, true},
+		{"connection refused", open, t.Context(), refused, false},
+		{"refused by the guard", guarded, t.Context(), closeAfterRead.URL, false},
+		{"context ended before", open, cancelled, closeAfterRead.URL, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := tt.c.Do(tt.ctx, post(t, tt.uri+"/ch", "x"))
+			if err == nil {
+				t.Fatalf("Do = %+v, want an error (no answer)", r)
+			}
+			if got := errors.Is(err, tilecast.ErrSentUnanswered); got != tt.sent {
+				t.Errorf("errors.Is(%v, ErrSentUnanswered) = %v, want %v", err, got, tt.sent)
+			}
+		})
+	}
 }
