@@ -35,11 +35,13 @@ type pushService struct {
 func newPushService(t *testing.T) *pushService {
 	s := &pushService{status: http.StatusCreated}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.hits.Add(1)
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		s.last, s.lastRaw = r, body
 		status, header, text, hold := s.status, s.header, s.body, s.hold
+		// Counted once its answer and hold are decided: a test that
+		// waits for a hit and then changes them does not race with it.
+		s.hits.Add(1)
 		s.mu.Unlock()
 		if hold != nil {
 			<-hold
