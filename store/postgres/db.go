@@ -57,12 +57,14 @@ type Options struct {
 	// Instance, when set, names this process among the daemons sharing
 	// the database (design.md §10): it heartbeats into the instances
 	// table, Due leases the entries it returns to it (FOR UPDATE SKIP
-	// LOCKED) for Lease, extended by each heartbeat, and ClaimTick works.
+	// LOCKED) for Lease, extended every quarter lease, and ClaimTick works.
 	// Unset, Due leases nothing (tools, tests) but still passes over
 	// entries another instance holds.
 	Instance string
-	// Lease is how long a lease lasts without a heartbeat; zero means
-	// DefaultLease.
+	// Lease is how long a lease lasts unless extended; zero means
+	// DefaultLease. The heartbeat (every 24th of it) and the silence after
+	// which the others take the instance's unfinished feed ticks for a dead
+	// one's (a sixth) follow from it.
 	Lease time.Duration
 	// LeaseBatch caps the entries one Due leases (0: its limit). Leases
 	// a dead instance leaves are counted as possible duplicates, so the

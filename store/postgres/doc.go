@@ -70,11 +70,12 @@
 // Any number of daemons may share one database (design.md §10). Each
 // opens it with Options.Instance, its name, and then:
 //
-//   - heartbeats into instances every quarter lease; the heartbeat also
-//     extends the leases it holds, so a live instance keeps them however
-//     long its sends wait, and one that died loses them a lease later,
-//     or at once when it opens the database again under the same name
-//     (its first heartbeat ends its dead run's leases);
+//   - heartbeats into instances every 24th of its lease (5 s), from a
+//     loop of its own, and every quarter lease extends the leases it
+//     holds, so a live instance keeps them however long its sends wait,
+//     and one that died loses them a lease later, or at once when it
+//     opens the database again under the same name (its first heartbeat
+//     ends its dead run's leases);
 //   - claims due entries in Due with UPDATE … FOR UPDATE SKIP LOCKED,
 //     leasing them (lease_owner, lease_until): instances never wait for
 //     each other's claims and never get the same entry while a lease
@@ -87,7 +88,11 @@
 //     keeps what one Due leases near the daemon's send window;
 //   - claims each scheduled tick of a feed key (ClaimTick, the
 //     tilecast.TickClaimer of the Bot) under feed_ticks' primary key, so
-//     exactly one instance fetches and commits it;
+//     exactly one instance fetches and commits it; a tick waits for no
+//     earlier run of its key but a live instance's, and an instance
+//     silent for a sixth of its lease (20 s: four heartbeats) is not
+//     live, so a dead instance's feed goes to another at the next tick
+//     that far after its last heartbeat, not a lease later;
 //   - steps a paged delivery (FanOutStep) under the job's row lock
 //     (SELECT … FOR UPDATE), enqueueing the page only while the stored
 //     cursor is still the one the page was read at, so instances that

@@ -16,11 +16,38 @@ import (
 )
 
 // DefaultLease is how long an outbox entry Due hands to an instance stays
-// its own when Options.Lease is zero. The instance's heartbeat (every
-// quarter lease) extends the leases it holds, so a live instance keeps
-// them however long a send waits; an instance that died loses them a
-// lease after its last heartbeat.
+// its own when Options.Lease is zero. The instance's beat (every quarter
+// lease) extends the leases it holds, so a live instance keeps them
+// however long a send waits; an instance that died loses them a lease
+// after its last beat.
 const DefaultLease = 2 * time.Minute
+
+// An instance also pulses: it writes its heartbeat alone every
+// lease/pulsesPerLease (5 s with DefaultLease), and the others take an
+// instance silent for silentPulses of those (20 s) as gone when they
+// judge whether its unfinished tick still holds a feed back (ClaimTick).
+// The lease is too slow for that: a feed scheduled every minute would
+// lose the next tick, and often the one after, to an instance that died.
+// Four intervals leave a live instance room for a late or failed pulse
+// and a few seconds of clock difference (see ClaimTick) before it is
+// taken for gone. A pulse is one single-row write; the sweeps and lease
+// extensions keep the quarter-lease beat, so pulsing often costs little.
+const (
+	pulsesPerLease = 24
+	silentPulses   = 4
+)
+
+// pulseEvery is the pulse interval of an instance with the given lease
+// (its floor only matters to leases of a fraction of a second, in tests).
+func pulseEvery(lease time.Duration) time.Duration {
+	return max(lease/pulsesPerLease, 10*time.Millisecond)
+}
+
+// silence is how long an instance with the given lease may go without a
+// heartbeat before its unfinished ticks hold nothing back.
+func silence(lease time.Duration) time.Duration {
+	return lease * silentPulses / pulsesPerLease
+}
 
 // maxTickRun is how long a live instance's unfinished tick holds back the
 // next ticks of its feed key: a run longer than that is stuck, or its end
@@ -43,14 +70,16 @@ type instance struct {
 	dupFn   func(n int)
 	version string
 
-	stop chan struct{}
-	done chan struct{}
-	left sync.Once
+	stop   chan struct{}
+	beats  sync.WaitGroup // the heartbeat and pulse loops
+	halted sync.Once
+	left   sync.Once
 
 	stopListen context.CancelFunc // nil: not listening (no Options.Wake)
 	listenDone chan struct{}
-	// beatErr is the last heartbeat's error (nil: it got through).
-	beatErr errBox
+	// beatErr and pulseErr are the last beat's and pulse's errors (nil:
+	// it got through).
+	beatErr, pulseErr errBox
 }
 
 // errBox holds an error for concurrent readers.
@@ -76,7 +105,7 @@ func (b *errBox) store(err error) {
 // heartbeat.
 func (db *DB) join(opts Options) error {
 	inst := &instance{id: opts.Instance, lease: opts.Lease, batch: opts.LeaseBatch, dupFn: opts.PossibleDuplicates,
-		version: opts.Version, stop: make(chan struct{}), done: make(chan struct{})}
+		version: opts.Version, stop: make(chan struct{})}
 	if inst.lease <= 0 {
 		inst.lease = DefaultLease
 	}
@@ -94,7 +123,8 @@ func (db *DB) join(opts Options) error {
 	if _, err := db.pool.Exec(ctx, "UPDATE feed_ticks SET done = $2 WHERE instance = $1 AND done IS NULL", inst.id, db.now()); err != nil {
 		return fmt.Errorf("instance %s: open ticks: %w", inst.id, err)
 	}
-	go db.heartbeats()
+	inst.beats.Go(db.heartbeats)
+	inst.beats.Go(db.pulses)
 	if opts.Wake != nil {
 		var schema string
 		if err := db.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
@@ -170,47 +200,82 @@ func listenerName(app, id string) string {
 	return n
 }
 
-// heartbeats beats every quarter lease until leave.
+// heartbeats beats (lease extensions, sweeps) every quarter lease until
+// leave.
 func (db *DB) heartbeats() {
+	db.every(max(db.inst.lease/4, 100*time.Millisecond), func() error { return db.beat(false) }, &db.inst.beatErr)
+}
+
+// pulses writes the heartbeat alone every pulse interval until leave. It
+// is a loop of its own so that a slow beat (its sweeps) never delays it:
+// a late pulse could get a live instance taken for gone.
+func (db *DB) pulses() {
+	db.every(pulseEvery(db.inst.lease), db.pulse, &db.inst.pulseErr)
+}
+
+// every calls fn every d until leave, logging when it starts failing and
+// when it is back (last holds its previous error).
+func (db *DB) every(d time.Duration, fn func() error, last *errBox) {
 	inst := db.inst
-	defer close(inst.done)
-	t := time.NewTicker(max(inst.lease/4, 100*time.Millisecond))
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-inst.stop:
 			return
 		case <-t.C:
-			err := db.beat(false)
-			if err != nil && inst.beatErr.load() == nil {
+			err := fn()
+			if err != nil && last.load() == nil {
 				db.log.Error("state database heartbeat failed", "instance", inst.id, "error", err.Error())
 			}
-			if err == nil && inst.beatErr.load() != nil {
+			if err == nil && last.load() != nil {
 				db.log.Info("state database heartbeat back", "instance", inst.id)
 			}
-			inst.beatErr.store(err)
+			last.store(err)
 		}
 	}
 }
 
-// beat writes the instance's heartbeat, extends the leases it holds, and
-// drops tick rows, stopped instances and daily cap rows past their
-// retention. first (at Open) also sets the start time and process, and
-// ends the leases a previous run under the same name left (it died
-// holding them).
+// heartbeatSQL writes an instance's row: its heartbeat (pulse), and at
+// Open its start time, process and lease too (first).
+func heartbeatSQL(first bool) string {
+	set := "heartbeat = EXCLUDED.heartbeat"
+	if first {
+		set += ", started = EXCLUDED.started, host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version, lease = EXCLUDED.lease"
+	}
+	return `INSERT INTO instances (id, host, pid, version, started, heartbeat, lease) VALUES ($1, $2, $3, $4, $5, $5, $6)
+		ON CONFLICT (id) DO UPDATE SET ` + set
+}
+
+// pulse writes the instance's heartbeat and nothing else: the sign of
+// life the other instances judge its unfinished ticks by (ClaimTick). An
+// upsert, not an update, so an instance whose row went (a clock jump past
+// its retention) is back in the table, and its ticks count again.
+func (db *DB) pulse() error {
+	inst := db.inst
+	// A heartbeat that arrives later than the silence is worth nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), min(db.timeout, silence(inst.lease)))
+	defer cancel()
+	host, _ := os.Hostname()
+	if _, err := db.pool.Exec(ctx, heartbeatSQL(false), inst.id, host, os.Getpid(), inst.version, db.now(), inst.lease); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}
+
+// beat extends the leases the instance holds and drops tick rows,
+// stopped instances and daily cap rows past their retention. first (at
+// Open) instead ends the leases a previous run under the same name left
+// (it died holding them), and writes the instance's row with its first
+// heartbeat. After that only pulses write the heartbeat: with a single
+// writer it never goes back, as it could when a slow beat's older time
+// landed after a pulse's.
 func (db *DB) beat(first bool) error {
 	inst := db.inst
 	ctx, cancel := context.WithTimeout(context.Background(), min(db.timeout, inst.lease/2))
 	defer cancel()
 	now := db.now()
-	host, _ := os.Hostname()
 	var b pgx.Batch
-	set := "heartbeat = EXCLUDED.heartbeat"
-	if first {
-		set += ", started = EXCLUDED.started, host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version, lease = EXCLUDED.lease"
-	}
-	b.Queue(`INSERT INTO instances (id, host, pid, version, started, heartbeat, lease) VALUES ($1, $2, $3, $4, $5, $5, $6)
-		ON CONFLICT (id) DO UPDATE SET `+set, inst.id, host, os.Getpid(), inst.version, now, inst.lease)
 	if first {
 		// Leases under this name now are a previous run's, which died
 		// (a stop gives them back): they end now, so Due takes them over
@@ -225,6 +290,10 @@ func (db *DB) beat(first bool) error {
 	b.Queue("DELETE FROM feed_ticks WHERE claimed < $1", now.Add(-tickRetention))
 	b.Queue("DELETE FROM instances WHERE heartbeat < $1", now.Add(-instanceRetention))
 	b.Queue("DELETE FROM daily_caps WHERE day < $1::date", now.UTC().Add(-capsRetention).Format(time.DateOnly))
+	if first {
+		host, _ := os.Hostname()
+		b.Queue(heartbeatSQL(true), inst.id, host, os.Getpid(), inst.version, now, inst.lease)
+	}
 	if err := db.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
@@ -239,9 +308,16 @@ func (db *DB) leave() {
 	inst.left.Do(func() { db.leaveOnce(inst) })
 }
 
+// halt stops the heartbeat and pulse loops and waits for them to end.
+func (inst *instance) halt() {
+	inst.halted.Do(func() {
+		close(inst.stop)
+		inst.beats.Wait()
+	})
+}
+
 func (db *DB) leaveOnce(inst *instance) {
-	close(inst.stop)
-	<-inst.done
+	inst.halt()
 	if inst.stopListen != nil {
 		inst.stopListen()
 		<-inst.listenDone
@@ -315,8 +391,31 @@ var errNoInstance = errors.New("not opened as an instance (Options.Instance)")
 // scheduled at at, and reports whether it got it: the first claim of
 // (k, at) wins (its primary key), whichever instance's clock was first.
 // A tick is refused too while another live instance still runs an
-// earlier tick of k (for up to maxTickRun); a tick an instance that died
-// left unfinished holds nothing back.
+// earlier tick of k (for up to maxTickRun): two runs of a feed at once
+// would both diff against the same seen items, enqueue the new ones
+// twice, and the later commit of the feed state would win. A tick an
+// instance that died left unfinished holds nothing back.
+//
+// Live means heard from within the silence (silentPulses heartbeats, 20 s
+// with DefaultLease), not within the lease: the claim of the next tick is
+// made once, at its time, so a dead owner must be told from a slow one by
+// then. An instance's last heartbeat is at most a pulse before it died,
+// so a feed whose owner died at least the silence before the next tick
+// (for a feed every minute: in the first 40 s of the run; a fetch times
+// out after 20 s by default) has that tick run by another instance; one
+// that died later has the tick after. A live instance pulses from a loop
+// of its own, so only an instance that could not write to the database
+// for the silence is taken for gone while it runs; should it still
+// commit its run later, that run and the next may overlap, which is what
+// handing over the next tick at all must risk (a lease-long silence made
+// it rarer and lost ticks every time an instance died).
+//
+// Heartbeats carry the owner's clock and are judged by this instance's
+// (the store's clock throughout, which tests set): clocks a few seconds
+// apart only take that much from the 15 s (DefaultLease) the silence
+// leaves over a pulse, while the claim itself names the tick by its
+// scheduled time and so does not depend on clocks at all. The owner's own
+// lease sets its silence, since its lease set its pulse.
 // It implements tilecast.TickClaimer.
 func (db *DB) ClaimTick(k tilecast.FeedKey, at time.Time) (bool, error) {
 	if db.inst == nil {
@@ -337,12 +436,13 @@ func (db *DB) ClaimTick(k tilecast.FeedKey, at time.Time) (bool, error) {
 		}
 		// A run of this instance's own is the Bot's to hold back (it
 		// does); one whose end was not recorded (TickDone failed) or that
-		// has run for an hour holds nothing back.
+		// has run for an hour holds nothing back, nor one whose instance
+		// has been silent (its lease times silentPulses/pulsesPerLease).
 		var running bool
 		err := t.QueryRow(t.ctx, `SELECT EXISTS (SELECT 1 FROM feed_ticks f JOIN instances i ON i.id = f.instance
 			WHERE f.feed = $1 AND f.user_name = $2 AND f.done IS NULL AND f.at <> $3 AND f.instance <> $5
-				AND i.heartbeat + i.lease > $4 AND f.claimed > $6)`,
-			k.Feed, k.User, at, now, db.inst.id, now.Add(-maxTickRun)).Scan(&running)
+				AND i.heartbeat + i.lease * $7::float8 > $4 AND f.claimed > $6)`,
+			k.Feed, k.User, at, now, db.inst.id, now.Add(-maxTickRun), float64(silentPulses)/pulsesPerLease).Scan(&running)
 		if err != nil || running {
 			return err
 		}
