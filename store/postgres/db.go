@@ -28,6 +28,16 @@ import (
 // becomes an error, not a daemon that hangs.
 const DefaultTimeout = 2 * time.Minute
 
+// DefaultHoldCheck is how often the connection holding the shared run
+// lock is checked when Options.HoldCheck is zero: it matters only for how
+// soon a state copy is refused again after that connection was lost, not
+// for what the daemon writes meanwhile (see prepareConn).
+const DefaultHoldCheck = 5 * time.Second
+
+// holdPingTimeout bounds one check of the run lock's connection: one that
+// does not answer by then is taken for lost.
+const holdPingTimeout = 5 * time.Second
+
 // Options configure Open.
 type Options struct {
 	// Now is the clock (channel creation, ledger pruning, record times);
@@ -77,6 +87,10 @@ type Options struct {
 	PossibleDuplicates func(n int)
 	// Version is the tilecast version an instance's row shows.
 	Version string
+	// HoldCheck is how often the connection holding the shared run lock
+	// (Hold) is checked, and the lock taken again on another connection
+	// when it was lost; zero means DefaultHoldCheck.
+	HoldCheck time.Duration
 	// Wake, when set (with Instance), is called when another process
 	// committed new outbox entries (LISTEN/NOTIFY), and after the
 	// listening connection was lost and is back; the daemon wakes its
@@ -101,8 +115,16 @@ type DB struct {
 	// empty, PruneLedger always).
 	garbage atomic.Bool
 
-	holdMu sync.Mutex
-	hold   *pgxpool.Conn // the connection holding the run lock (Hold)
+	// The run lock (Hold). holdMode is what Hold took (holdNone, holdShared,
+	// holdExclusive); with holdShared, every connection of the pool takes
+	// the shared lock too before it is used (prepareConn), and keepHold
+	// replaces hold when it is lost.
+	holdMu    sync.Mutex
+	hold      *pgxpool.Conn // the connection holding the run lock; nil while lost
+	holdMode  atomic.Int32
+	holdEvery time.Duration
+	holdStop  context.CancelFunc // ends keepHold
+	holdDone  chan struct{}      // closed when keepHold returned
 
 	inst *instance // nil unless Options.Instance
 
@@ -241,11 +263,17 @@ func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	holdEvery := opts.HoldCheck
+	if holdEvery <= 0 {
+		holdEvery = DefaultHoldCheck
+	}
+	db := &DB{url: red, now: now, log: log, timeout: timeout, hitFn: opts.Failpoint, stats: st, holdEvery: holdEvery}
+	cfg.PrepareConn = db.prepareConn
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", red, err)
 	}
-	db := &DB{pool: pool, url: red, now: now, log: log, timeout: timeout, hitFn: opts.Failpoint, stats: st}
+	db.pool = pool
 	if err := db.migrate(ctx, opts.Progress); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("state %s: %w", red, err)
@@ -265,16 +293,35 @@ func (db *DB) Close() error {
 	if db.inst != nil {
 		db.leave()
 	}
+	// keepHold stops first (outside holdMu, which its checks take).
 	db.holdMu.Lock()
+	stop, done := db.holdStop, db.holdDone
+	db.holdMu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	db.holdMu.Lock()
+	// Unlocked here, not when the server notices the connections closed:
+	// a state copy started right after a stop must find it free. With the
+	// shared lock every idle connection of the pool holds it too.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shared := db.holdMode.Swap(holdNone) == holdShared
 	if db.hold != nil {
-		// Unlocked here, not when the server notices the connection
-		// closed: a state copy started right after a stop must find it free.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, _ = db.hold.Exec(ctx, "SELECT pg_advisory_unlock_all()")
-		cancel()
 		db.hold.Release()
 		db.hold = nil
 	}
+	if shared {
+		for _, c := range db.pool.AcquireAllIdle(ctx) {
+			if c.Conn().PgConn().CustomData()[runLockMark] == true {
+				_, _ = c.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+				delete(c.Conn().PgConn().CustomData(), runLockMark)
+			}
+			c.Release()
+		}
+	}
+	cancel()
 	db.holdMu.Unlock()
 	db.pool.Close()
 	return nil
@@ -344,37 +391,205 @@ func (db *DB) migrate(ctx context.Context, progress func(done, total int)) error
 	return nil
 }
 
+// Run lock modes (DB.holdMode).
+const (
+	holdNone = iota
+	holdShared
+	holdExclusive
+)
+
+// runLockMark is the key, in a connection's CustomData, that says its
+// session holds the shared run lock.
+const runLockMark = "tilecast run lock"
+
 // Hold takes the run lock for the life of the DB: shared by the processes
 // that run the Bot (run, once), exclusive for `state copy`, which must
 // have the database to itself. A lock another process holds in the other
 // mode is tilecast.ErrStateLocked at once.
+//
+// A session's advisory lock ends with its session, and a connection can
+// be lost at any time (a cut network, a restart of the server). So with
+// the shared lock every connection the DB uses takes it too, before its
+// first use (prepareConn): nothing is written on a connection whose
+// session does not hold it, and while a state copy holds the database
+// every call fails with tilecast.ErrStateLocked. And Hold keeps one
+// connection of the pool holding it even while the DB is idle, checked
+// every Options.HoldCheck and replaced when lost (keepHold), so that a
+// state copy is refused while this process runs. The exclusive lock is
+// never taken again once lost (a tilecast may have written meanwhile):
+// the copy's Export and import then fail (stillHeld).
 func (db *DB) Hold(ctx context.Context, exclusive bool) error {
 	db.holdMu.Lock()
 	defer db.holdMu.Unlock()
-	if db.hold != nil {
+	if db.holdMode.Load() != holdNone {
 		return nil
+	}
+	if exclusive {
+		conn, err := db.pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("run lock: %w", err)
+		}
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock("+lockKey+")", "run").Scan(&ok); err != nil {
+			conn.Release()
+			return fmt.Errorf("run lock: %w", err)
+		}
+		if !ok {
+			conn.Release()
+			return fmt.Errorf("database %s: a tilecast runs on it (stop it first): %w", db.url, tilecast.ErrStateLocked)
+		}
+		db.hold = conn // a session lock: held as long as this connection is
+		db.holdMode.Store(holdExclusive)
+		return nil
+	}
+	// From here on every connection takes the lock before it is used;
+	// this one, kept, holds it for as long as its session lasts.
+	db.holdMode.Store(holdShared)
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		db.holdMode.Store(holdNone)
+		if errors.Is(err, tilecast.ErrStateLocked) {
+			return err
+		}
+		return fmt.Errorf("run lock: %w", err)
+	}
+	db.hold = conn
+	kctx, stop := context.WithCancel(context.Background())
+	db.holdStop, db.holdDone = stop, make(chan struct{})
+	go db.keepHold(kctx)
+	return nil
+}
+
+// prepareConn is the pool's PrepareConn: while the DB holds the shared run
+// lock, a connection is handed out only once its own session holds the
+// shared lock too. A session lock lasts as long as its session, so no
+// state copy (the exclusive lock) runs while such a connection is used,
+// whatever became of the connection Hold keeps; and a connection made
+// while a copy runs, after an outage cut the others, cannot take it: the
+// call fails with tilecast.ErrStateLocked instead of writing under the
+// copy.
+func (db *DB) prepareConn(ctx context.Context, c *pgx.Conn) (bool, error) {
+	if db.holdMode.Load() != holdShared {
+		return true, nil
+	}
+	data := c.PgConn().CustomData()
+	if data[runLockMark] == true {
+		return true, nil
+	}
+	var ok bool
+	if err := c.QueryRow(ctx, "SELECT pg_try_advisory_lock_shared("+lockKey+")", "run").Scan(&ok); err != nil {
+		// A broken connection, or ctx ended: not one to hand out.
+		return false, fmt.Errorf("run lock: %w", err)
+	}
+	if !ok {
+		// Kept in the pool: it tries again when it is next handed out,
+		// rather than a new connection for each call while the copy runs.
+		return true, fmt.Errorf("database %s: a state copy is running on it: %w", db.url, tilecast.ErrStateLocked)
+	}
+	data[runLockMark] = true
+	return true, nil
+}
+
+// keepHold checks the connection that keeps the shared run lock every
+// holdEvery, and when it was lost takes the lock again on another one,
+// until ctx ends (Close). Each change is logged once.
+func (db *DB) keepHold(ctx context.Context) {
+	defer close(db.holdDone)
+	t := time.NewTicker(db.holdEvery)
+	defer t.Stop()
+	var failed error // the last failed attempt to take it again; nil: held
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lost, err := db.checkHold(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if lost != nil {
+			db.log.Warn("state database: the connection holding the run lock was lost; taking the lock again", "error", lost.Error())
+		}
+		switch {
+		case err == nil && (failed != nil || lost != nil):
+			db.log.Info("state database: run lock held again")
+		case err != nil && (failed == nil || errors.Is(err, tilecast.ErrStateLocked) != errors.Is(failed, tilecast.ErrStateLocked)):
+			db.log.Error("state database: cannot take the run lock again; retrying", "error", err.Error())
+		}
+		failed = err
+	}
+}
+
+// checkHold makes sure a connection holds the shared run lock for the DB:
+// the one it has if that answers, else (lost is why) a connection of the
+// pool, which takes the lock before it is handed out (prepareConn); err
+// is why it has none.
+func (db *DB) checkHold(stop context.Context) (lost, err error) {
+	db.holdMu.Lock()
+	defer db.holdMu.Unlock()
+	wait := min(db.timeout, holdPingTimeout)
+	ctx, cancel := context.WithTimeout(stop, wait)
+	defer cancel()
+	if db.hold != nil {
+		lost = db.hold.Ping(ctx)
+		if lost == nil {
+			return nil, nil
+		}
+		if stop.Err() != nil {
+			// Close: the connection is its to unlock and release.
+			return nil, stop.Err()
+		}
+		if errors.Is(lost, context.DeadlineExceeded) {
+			// The session may live on, but it is no longer one to count on.
+			lost = fmt.Errorf("no answer in %s: %w", wait, lost)
+		}
+		// Its session ends, and the lock it held with it (if the server
+		// had not ended it already).
+		drop(db.hold)
+		db.hold = nil
 	}
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("run lock: %w", err)
+		return lost, err
 	}
-	fn := "pg_try_advisory_lock_shared"
-	if exclusive {
-		fn = "pg_try_advisory_lock"
+	// The pool pings only a connection idle for a second or more: one the
+	// same cut ended may come back, marked as holding the lock.
+	if err := conn.Ping(ctx); err != nil {
+		drop(conn)
+		return lost, fmt.Errorf("run lock: %w", err)
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT "+fn+"("+lockKey+")", "run").Scan(&ok); err != nil {
-		conn.Release()
-		return fmt.Errorf("run lock: %w", err)
+	db.hold = conn
+	return lost, nil
+}
+
+// drop closes a connection of the pool and releases it, so that it leaves
+// the pool.
+func drop(c *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.Conn().Close(ctx)
+	c.Release()
+}
+
+// stillHeld returns an error unless the exclusive run lock Hold took has
+// been held ever since: its connection still answers (a session lock
+// ends only with its session, and it is never taken again). Without the
+// exclusive lock it returns nil.
+func (db *DB) stillHeld(ctx context.Context) error {
+	if db.holdMode.Load() != holdExclusive {
+		return nil
 	}
-	if !ok {
-		conn.Release()
-		if exclusive {
-			return fmt.Errorf("database %s: a tilecast runs on it (stop it first): %w", db.url, tilecast.ErrStateLocked)
-		}
-		return fmt.Errorf("database %s: a state copy is running on it: %w", db.url, tilecast.ErrStateLocked)
+	db.holdMu.Lock()
+	defer db.holdMu.Unlock()
+	if db.hold == nil {
+		return nil // closed
 	}
-	db.hold = conn // a session lock: held as long as this connection is
+	ctx, cancel := context.WithTimeout(ctx, min(db.timeout, holdPingTimeout))
+	defer cancel()
+	if err := db.hold.Ping(ctx); err != nil {
+		return fmt.Errorf("database %s: the run lock was lost with its connection, so a tilecast may have written meanwhile: %w", db.url, err)
+	}
 	return nil
 }
 

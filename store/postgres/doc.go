@@ -65,6 +65,20 @@
 // loses a deadlock or a unique race is run again. Record locks the
 // entries and channels of its batch (FOR UPDATE, in ID order).
 //
+// # The run lock
+//
+// Hold takes a session advisory lock ("run"): shared by the daemons (run,
+// once), exclusive for `state copy`. A session lock ends with its
+// session, which a cut network or a restart of the server ends at any
+// time, so with the shared lock every pooled connection takes it too
+// before its first use (the pool's PrepareConn): a connection whose
+// session does not hold it is never used, and while a copy holds the
+// exclusive lock every call fails with tilecast.ErrStateLocked. One
+// connection is kept holding it even while the daemon is idle, checked
+// every Options.HoldCheck and replaced when lost, so a copy is refused
+// while a daemon runs. A copy's lost exclusive lock is never taken again:
+// its Export and import then fail.
+//
 // # Several instances
 //
 // Any number of daemons may share one database (design.md §10). Each

@@ -150,6 +150,11 @@ func (db *DB) Export(ctx context.Context, fn func(dump.Item) error) error {
 		}
 		return nil
 	})
+	if err == nil {
+		// What was read is a state no tilecast wrote meanwhile only if the
+		// copy's lock lasted (while its records were written elsewhere).
+		err = db.stillHeld(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("export %s: %w", db.url, err)
 	}
@@ -202,6 +207,11 @@ func (im *importer) Close() error {
 	defer cancel()
 	if _, err := im.db.pool.Exec(ctx, "ANALYZE"); err != nil {
 		return fmt.Errorf("import into %s: analyze: %w", im.db.url, err)
+	}
+	// A tilecast that started while the copy's lock was lost may have
+	// written between the batches.
+	if err := im.db.stillHeld(ctx); err != nil {
+		return fmt.Errorf("import into %s: %w", im.db.url, err)
 	}
 	return nil
 }

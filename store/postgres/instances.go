@@ -344,11 +344,18 @@ func (db *DB) Instance() string {
 }
 
 // Ping reports whether the database answers now (a trivial query within
-// timeout), for health checks.
+// timeout), and, after Hold took the shared run lock, whether it may be
+// written (no state copy holds it: tilecast.ErrStateLocked), for health
+// checks.
 func (db *DB) Ping(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := db.pool.Ping(ctx); err != nil {
+		if errors.Is(err, tilecast.ErrStateLocked) {
+			// It answers, but a state copy has it (prepareConn): no
+			// connection may be used until the copy ends.
+			return err
+		}
 		return fmt.Errorf("state database %s unreachable: %w", db.url, err)
 	}
 	return nil
