@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
-	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/tlstest"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/web"
@@ -186,12 +183,7 @@ tls_cert = %q
 tls_key = %q
 `, filepath.Join(dir, "state.db"), addr, keys, live.CertFile, live.KeyFile))
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
-	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
+	d := startDaemon(t, cfg)
 
 	// get makes a new connection trusting only root and returns the status
 	// and the certificate the daemon presented.
@@ -231,7 +223,7 @@ tls_key = %q
 	tlstest.Copy(t, next, live)
 	tlstest.Write(t, keys, []byte("admin "+cliAdminKey+"\nadmin "+cliAppKey+"\n"))
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "reload", func() bool { return strings.Contains(logs.String(), "config reloaded") })
+	waitFor(t, "reload", func() bool { return strings.Contains(d.logs.String(), "config reloaded") })
 	code, served, err := get(next.DER, "/v1/status", cliAppKey)
 	if err != nil || code != 200 || !bytes.Equal(served, next.DER) {
 		t.Errorf("after SIGHUP: %d, %v, new certificate %v; want 200 for the promoted key over the new certificate",
@@ -241,17 +233,11 @@ tls_key = %q
 		t.Error("a client trusting only the old certificate still connects")
 	}
 	for _, k := range []string{cliAdminKey, cliAppKey} {
-		if strings.Contains(logs.String(), k) {
-			t.Errorf("a key reached the log:\n%s", logs.String())
+		if strings.Contains(d.logs.String(), k) {
+			t.Errorf("a key reached the log:\n%s", d.logs.String())
 		}
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit %d\n%s", code, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
+	if code := d.stop(); code != exitOK {
+		t.Errorf("exit %d\n%s", code, d.logs.String())
 	}
 }

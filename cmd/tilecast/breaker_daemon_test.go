@@ -1,20 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tilecast/tilecast"
-	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // The daemon sending to an MPNS push host that answers 503: once the
@@ -45,51 +41,18 @@ func TestDaemonBreakerDegradedHealthz(t *testing.T) {
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
 
-	dir := t.TempDir()
-	keys := filepath.Join(dir, "api-keys")
-	if err := os.WriteFile(keys, []byte("admin secret-key-1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "tilecast.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`state = %q
-[http]
-listen = %q
-api_keys_file = %q
-[fetch]
-allow_private = true
-[push]
-allow_private = true
-allowed_hosts = ["127.0.0.1"]
+	cfg := loopbackConfig(t, t.TempDir(), "admin secret-key-1\n", fmt.Sprintf(`allowed_hosts = ["127.0.0.1"]
 [[feed]]
 name = "news"
 url = "%s/news.xml"
 schedule = "@every 1s"
 [feed.toast]
 text2 = "{{.Item.Title}}"
-`, filepath.Join(dir, "state.db"), addr, keys, fsrv.URL)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, fsrv.URL))
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
-	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
-	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer secret-key-1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	d := startDaemon(t, cfg)
 	healthz := func() string {
-		code, body := call("GET", "/healthz", "")
+		code, body := d.call("GET", "/healthz", "", "secret-key-1")
 		if code != http.StatusOK {
 			t.Fatalf("/healthz %d while only a push host fails: %s", code, body)
 		}
@@ -99,11 +62,11 @@ text2 = "{{.Item.Title}}"
 	// them gets the toast, so the host fails often enough.
 	for i := range tilecast.DefaultBreakerFailures + 1 {
 		reg := fmt.Sprintf(`{"uri":"%s/ch%d","feeds":["news"]}`, push.URL, i)
-		if code, body := call("POST", "/v1/channels", reg); code != http.StatusCreated {
+		if code, body := d.call("POST", "/v1/channels", reg, "secret-key-1"); code != http.StatusCreated {
 			t.Fatalf("register %s: %d %s", reg, code, body)
 		}
 	}
-	waitFor(t, "the baseline fetch", func() bool { return strings.Contains(logs.String(), "msg=fetch feed=news") })
+	waitFor(t, "the baseline fetch", func() bool { return strings.Contains(d.logs.String(), "msg=fetch feed=news") })
 	if body := healthz(); !strings.Contains(body, `"status":"ok"`) {
 		t.Fatalf("/healthz before any failure: %s", body)
 	}
@@ -124,8 +87,8 @@ text2 = "{{.Item.Title}}"
 	if body := healthz(); !strings.Contains(body, `"status":"degraded"`) {
 		t.Fatalf("the circuit closed early (nothing was sent to the host since): %s", body)
 	}
-	if strings.Contains(logs.String(), "watchdog not pinged") {
-		t.Errorf("the watchdog missed a ping while a push host failed:\n%s", logs.String())
+	if strings.Contains(d.logs.String(), "watchdog not pinged") {
+		t.Errorf("the watchdog missed a ping while a push host failed:\n%s", d.logs.String())
 	}
 
 	// The host answers again. A new item is held by the open circuit until
@@ -140,17 +103,11 @@ text2 = "{{.Item.Title}}"
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if delivered.Load() == 0 || !strings.Contains(logs.String(), "circuit closed") {
+	if delivered.Load() == 0 || !strings.Contains(d.logs.String(), "circuit closed") {
 		t.Errorf("/healthz ok without a successful probe: %d delivered", delivered.Load())
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit %d\n%s", code, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
+	if code := d.stop(); code != exitOK {
+		t.Errorf("exit %d\n%s", code, d.logs.String())
 	}
 }

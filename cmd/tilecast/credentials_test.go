@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // TestDaemonReadsCredentials runs the daemon as systemd would with
@@ -32,32 +28,20 @@ func TestDaemonReadsCredentials(t *testing.T) {
 		t.Fatalf("check with the credential: exit %d: %s%s", code, out, errs)
 	}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
+	d := startDaemon(t, cfg)
 	defer func() {
-		cancel()
-		if code := <-done; code != exitOK {
-			t.Errorf("daemon exit %d:\n%s", code, logs.String())
+		if code := d.stop(); code != exitOK {
+			t.Errorf("daemon exit %d:\n%s", code, d.logs.String())
 		}
 	}()
-	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
 
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.Fields(testAdminKeys)[1])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /v1/status with the credential's key: %s", resp.Status)
+	if code, body := d.call(http.MethodGet, "/v1/status", "", strings.Fields(testAdminKeys)[1]); code != http.StatusOK {
+		t.Errorf("GET /v1/status with the credential's key: %d %s", code, body)
 	}
 
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "the reload", func() bool { return strings.Contains(logs.String(), "config reloaded") })
-	if l := logLines(logs, `msg="needs restart"`, "key=http.api_keys_file", "credential=api-keys"); len(l) != 1 {
-		t.Errorf("needs restart lines for the credential: %q\nlogs:\n%s", l, logs.String())
+	waitFor(t, "the reload", func() bool { return strings.Contains(d.logs.String(), "config reloaded") })
+	if l := logLines(d.logs, `msg="needs restart"`, "key=http.api_keys_file", "credential=api-keys"); len(l) != 1 {
+		t.Errorf("needs restart lines for the credential: %q\nlogs:\n%s", l, d.logs.String())
 	}
 }

@@ -310,35 +310,17 @@ func TestRunStopsCleanlyAndSecondInstanceIsRefused(t *testing.T) {
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
 	cfg := e2eConfig(t, fsrv.URL)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan int, 1)
-	logs := &logtest.Buffer{}
-	go func() {
-		done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs)
-	}()
-	// Wait until the daemon runs (it holds the state file), then start a second one.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "tilecast running") {
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon did not start:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Once the daemon runs (it holds the state file), start a second one.
+	d := startDaemon(t, cfg)
 	code, _, errs := runCLI(t, t.Context(), "run", "--config", cfg)
 	if code != exitUsage || !strings.Contains(errs, "in use by another tilecast") {
 		t.Fatalf("second instance: exit %d %s", code, errs)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("run exited %d after cancel", code)
-		}
-		if !strings.Contains(logs.String(), "msg=stopped") {
-			t.Errorf("no clean stop logged:\n%s", logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not stop")
+	if code := d.stop(); code != exitOK {
+		t.Errorf("run exited %d after cancel", code)
+	}
+	if !strings.Contains(d.logs.String(), "msg=stopped") {
+		t.Errorf("no clean stop logged:\n%s", d.logs.String())
 	}
 }
 
@@ -368,63 +350,30 @@ func TestDaemonServesAPIAndReloadsOnSIGHUP(t *testing.T) {
 	feed.add("First")
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
-	dir := t.TempDir()
-	keys := filepath.Join(dir, "api-keys")
-	os.WriteFile(keys, []byte("# operators\nsecret-key-1\n"), 0o600)
-	addr := freeAddr(t)
-	base := fmt.Sprintf(`state = %q
-[http]
-listen = %q
-api_keys_file = %q
-[fetch]
-allow_private = true
-[push]
-allow_private = true
-allowed_hosts = ["127.0.0.1"]
+	cfg := loopbackConfig(t, t.TempDir(), "# operators\nsecret-key-1\n", fmt.Sprintf(`allowed_hosts = ["127.0.0.1"]
 [[feed]]
 name = "news"
 url = "%s/news.xml"
 schedule = "@every 1h"
 [feed.toast]
 text2 = "{{.Item.Title}}"
-`, filepath.Join(dir, "state.db"), addr, keys, fsrv.URL)
-	cfg := filepath.Join(dir, "tilecast.toml")
-	os.WriteFile(cfg, []byte(base), 0o600)
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
-	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
-
-	get := func(path string) (int, string) {
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		req.Header.Set("Authorization", "Bearer secret-key-1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, body := get("/healthz"); code != 200 {
-		t.Errorf("/healthz: %d %s", code, body)
-	}
-	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/channels",
-		strings.NewReader(`{"uri":"http://127.0.0.1:9/throttledthirdparty/01.00/x","feeds":["news"]}`))
-	req.Header.Set("Authorization", "Bearer secret-key-1")
-	resp, err := http.DefaultClient.Do(req)
+`, fsrv.URL))
+	text, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Errorf("register: %d", resp.StatusCode)
+	base := string(text)
+
+	d := startDaemon(t, cfg)
+	if code, body := d.call("GET", "/healthz", "", "secret-key-1"); code != 200 {
+		t.Errorf("/healthz: %d %s", code, body)
 	}
-	waitFor(t, "first fetch", func() bool { return strings.Contains(logs.String(), "msg=fetch feed=news") })
-	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `tilecast_fetch_total{feed="news",result="ok"} 1`) ||
+	reg := `{"uri":"http://127.0.0.1:9/throttledthirdparty/01.00/x","feeds":["news"]}`
+	if code, _ := d.call("POST", "/v1/channels", reg, "secret-key-1"); code != http.StatusCreated {
+		t.Errorf("register: %d", code)
+	}
+	waitFor(t, "first fetch", func() bool { return strings.Contains(d.logs.String(), "msg=fetch feed=news") })
+	if code, body := d.call("GET", "/metrics", "", "secret-key-1"); code != 200 || !strings.Contains(body, `tilecast_fetch_total{feed="news",result="ok"} 1`) ||
 		!strings.Contains(body, "tilecast_channels 1") {
 		t.Errorf("/metrics: %d\n%s", code, body)
 	}
@@ -432,30 +381,24 @@ text2 = "{{.Item.Title}}"
 	// A broken config is rejected and the daemon keeps running.
 	os.WriteFile(cfg, []byte(base+"bogus_key = 1\n"), 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "rejected reload", func() bool { return strings.Contains(logs.String(), "config reload rejected") })
+	waitFor(t, "rejected reload", func() bool { return strings.Contains(d.logs.String(), "config reload rejected") })
 	// A good config adds a feed without a restart.
 	os.WriteFile(cfg, []byte(base+
 		fmt.Sprintf("[[feed]]\nname = \"extra\"\nurl = \"%s/extra.xml\"\nschedule = \"@every 1s\"\n[feed.toast]\ntext2 = \"x\"\n", fsrv.URL)), 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor(t, "reload", func() bool {
-		return strings.Contains(logs.String(), `msg="config reloaded" feeds=2`) || strings.Count(logs.String(), "config reload rejected") > 1
+		return strings.Contains(d.logs.String(), `msg="config reloaded" feeds=2`) || strings.Count(d.logs.String(), "config reload rejected") > 1
 	})
-	if strings.Count(logs.String(), "config reload rejected") > 1 {
-		t.Fatalf("good config rejected:\n%s", logs.String())
+	if strings.Count(d.logs.String(), "config reload rejected") > 1 {
+		t.Fatalf("good config rejected:\n%s", d.logs.String())
 	}
-	waitFor(t, "the new feed's fetch", func() bool { return strings.Contains(logs.String(), "msg=fetch feed=extra") })
-	if code, body := get("/healthz"); code != 200 {
+	waitFor(t, "the new feed's fetch", func() bool { return strings.Contains(d.logs.String(), "msg=fetch feed=extra") })
+	if code, body := d.call("GET", "/healthz", "", "secret-key-1"); code != 200 {
 		t.Errorf("/healthz after reload: %d %s", code, body)
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit %d\n%s", code, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
+	if code := d.stop(); code != exitOK {
+		t.Errorf("exit %d\n%s", code, d.logs.String())
 	}
 }
 

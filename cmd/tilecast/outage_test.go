@@ -145,15 +145,7 @@ func TestDaemonThroughADatabaseOutage(t *testing.T) {
 	waitFor(t, "READY=1", func() bool { return strings.Contains(notified(), "READY=1") })
 	get := func(path string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		req.Header.Set("Authorization", "Bearer secret-key-1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return callAPI(t, addr, "GET", path, "", "secret-key-1")
 	}
 	if code, body := get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz at start: %d %s", code, body)

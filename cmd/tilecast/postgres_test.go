@@ -1,18 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tilecast/tilecast"
-	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 )
 
@@ -43,13 +39,9 @@ func TestPostgresDaemonAndCommands(t *testing.T) {
 		t.Fatalf("status without the password: exit %d: %s", code, errs)
 	}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan int, 1)
-	logs := &logtest.Buffer{}
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
-	waitFor(t, "the daemon to run", func() bool { return strings.Contains(logs.String(), "tilecast running") })
-	if !strings.Contains(logs.String(), `state="postgres://`+"tilecast_pw@") {
-		t.Errorf("the start line does not name the database:\n%s", logs.String())
+	d := startDaemon(t, cfg)
+	if !strings.Contains(d.logs.String(), `state="postgres://`+"tilecast_pw@") {
+		t.Errorf("the start line does not name the database:\n%s", d.logs.String())
 	}
 
 	code, out, errs := runCLI(t, t.Context(), "channels", "add", "--json", "--config", cfg, "--uri", "http://127.0.0.1/phone", "--feed", "news")
@@ -92,17 +84,11 @@ func TestPostgresDaemonAndCommands(t *testing.T) {
 		t.Errorf("channels remove: exit %d %s", code, errs)
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("run exited %d:\n%s", code, logs.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("run did not stop")
+	if code := d.stop(); code != exitOK {
+		t.Errorf("run exited %d:\n%s", code, d.logs.String())
 	}
-	if strings.Contains(logs.String(), pw) {
-		t.Errorf("the daemon logged the password:\n%s", logs.String())
+	if strings.Contains(d.logs.String(), pw) {
+		t.Errorf("the daemon logged the password:\n%s", d.logs.String())
 	}
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -111,13 +109,8 @@ func TestReloadApplies(t *testing.T) {
 	}
 	write(set)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
-	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
-	waitFor(t, "the baseline fetch", func() bool { return len(logLines(logs, "msg=fetch", "feed=news", "status=200")) > 0 })
+	d := startDaemon(t, cfg)
+	waitFor(t, "the baseline fetch", func() bool { return len(logLines(d.logs, "msg=fetch", "feed=news", "status=200")) > 0 })
 
 	reloads := 0
 	hup := func(s reloadSettings) {
@@ -126,9 +119,9 @@ func TestReloadApplies(t *testing.T) {
 		reloads++
 		syscall.Kill(os.Getpid(), syscall.SIGHUP)
 		waitFor(t, fmt.Sprintf("reload %d", reloads), func() bool {
-			return len(logLines(logs, `msg="config reloaded"`)) >= reloads
+			return len(logLines(d.logs, `msg="config reloaded"`)) >= reloads
 		})
-		if l := logLines(logs, "config reload"); len(l) != reloads {
+		if l := logLines(d.logs, "config reload"); len(l) != reloads {
 			t.Fatalf("a reload was not applied: %q", l)
 		}
 	}
@@ -152,8 +145,8 @@ func TestReloadApplies(t *testing.T) {
 	set.pushPrivate = false
 	hup(set)
 	id := next("Refused")
-	waitFor(t, "the refused push", func() bool { return len(logLines(logs, "msg=push", id)) > 0 })
-	if l := logLines(logs, "msg=push", id)[0]; !strings.Contains(l, "outcome=failed") || !strings.Contains(l, "prohibited address") {
+	waitFor(t, "the refused push", func() bool { return len(logLines(d.logs, "msg=push", id)) > 0 })
+	if l := logLines(d.logs, "msg=push", id)[0]; !strings.Contains(l, "outcome=failed") || !strings.Contains(l, "prohibited address") {
 		t.Errorf("push after allow_private off: %s", l)
 	}
 
@@ -165,8 +158,8 @@ func TestReloadApplies(t *testing.T) {
 	set.pushPrivate, set.pushTimeout = true, "300ms"
 	hup(set)
 	id = next("Too slow")
-	waitFor(t, "the timed-out push", func() bool { return len(logLines(logs, "msg=push", id)) > 0 })
-	if l := logLines(logs, "msg=push", id)[0]; !strings.Contains(l, "outcome=retry") || strings.Contains(l, "prohibited") {
+	waitFor(t, "the timed-out push", func() bool { return len(logLines(d.logs, "msg=push", id)) > 0 })
+	if l := logLines(d.logs, "msg=push", id)[0]; !strings.Contains(l, "outcome=retry") || strings.Contains(l, "prohibited") {
 		t.Errorf("push with a 300ms timeout to a phone answering in 1.5s: %s", l)
 	}
 
@@ -175,8 +168,8 @@ func TestReloadApplies(t *testing.T) {
 	hup(set)
 	id = next("Slow but on time")
 	waitFor(t, "the slow toast", func() bool { return toasts() == 2 })
-	waitFor(t, "the slow push's log", func() bool { return len(logLines(logs, "msg=push", id)) > 0 })
-	if l := logLines(logs, "msg=push", id); len(l) != 1 || !strings.Contains(l[0], "outcome=delivered") {
+	waitFor(t, "the slow push's log", func() bool { return len(logLines(d.logs, "msg=push", id)) > 0 })
+	if l := logLines(d.logs, "msg=push", id); len(l) != 1 || !strings.Contains(l[0], "outcome=delivered") {
 		t.Errorf("push with a 10s timeout: %q", l)
 	}
 	if st, _ := emu.Channel(phone.Token); st.Toasts[0].Text2 != "Slow but on time" {
@@ -190,11 +183,11 @@ func TestReloadApplies(t *testing.T) {
 	moved.state, moved.listen = filepath.Join(dir, "elsewhere.db"), freeAddr(t)
 	hup(moved)
 	for _, key := range []string{"key=state", "key=http.listen"} {
-		if l := logLines(logs, `msg="needs restart"`, key); len(l) != 1 {
+		if l := logLines(d.logs, `msg="needs restart"`, key); len(l) != 1 {
 			t.Errorf("needs restart lines for %s: %q", key, l)
 		}
 	}
-	if l := logLines(logs, `msg="needs restart"`); len(l) != 2 {
+	if l := logLines(d.logs, `msg="needs restart"`); len(l) != 2 {
 		t.Errorf("needs restart lines: %q; want only state and http.listen", l)
 	}
 	if err := emu.SetBehaviour(phone.Token, emulator.Healthy); err != nil {
@@ -215,27 +208,21 @@ func TestReloadApplies(t *testing.T) {
 	// news is not fetched again within this test.)
 	set.fetchPrivate, set.probes = false, []string{"probe1"}
 	hup(set)
-	waitFor(t, "probe1's fetch", func() bool { return len(logLines(logs, "msg=fetch", "feed=probe1")) > 0 })
-	if l := logLines(logs, "msg=fetch", "feed=probe1")[0]; !strings.Contains(l, "prohibited address") {
+	waitFor(t, "probe1's fetch", func() bool { return len(logLines(d.logs, "msg=fetch", "feed=probe1")) > 0 })
+	if l := logLines(d.logs, "msg=fetch", "feed=probe1")[0]; !strings.Contains(l, "prohibited address") {
 		t.Errorf("fetch after allow_private off: %s", l)
 	}
 
 	// 7. On again: the next loopback fetch succeeds.
 	set.fetchPrivate, set.probes = true, []string{"probe1", "probe2"}
 	hup(set)
-	waitFor(t, "probe2's fetch", func() bool { return len(logLines(logs, "msg=fetch", "feed=probe2")) > 0 })
-	if l := logLines(logs, "msg=fetch", "feed=probe2")[0]; !strings.Contains(l, "status=200") || strings.Contains(l, "error=") {
+	waitFor(t, "probe2's fetch", func() bool { return len(logLines(d.logs, "msg=fetch", "feed=probe2")) > 0 })
+	if l := logLines(d.logs, "msg=fetch", "feed=probe2")[0]; !strings.Contains(l, "status=200") || strings.Contains(l, "error=") {
 		t.Errorf("fetch after allow_private on again: %s", l)
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit %d\n%s", code, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
+	if code := d.stop(); code != exitOK {
+		t.Errorf("exit %d\n%s", code, d.logs.String())
 	}
 	// The old state file has every toast's outcome: the daemon kept it.
 	db, err = store.Open(set.state, store.Options{})

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/tilecast/tilecast"
 	"github.com/tilecast/tilecast/emulator"
-	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/store"
 )
 
@@ -60,19 +57,10 @@ func TestSIGTERMDuringFanOutAccountsForEverything(t *testing.T) {
 	}
 	feed.add("Breaking")
 
-	ctx, cancel := context.WithCancel(t.Context())
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
-	waitFor(t, "the fan-out to start", func() bool { return strings.Count(logs.String(), "msg=push") >= 10 })
-	cancel() // SIGTERM
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("exit %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
+	d := startDaemon(t, cfg)
+	waitFor(t, "the fan-out to start", func() bool { return strings.Count(d.logs.String(), "msg=push") >= 10 })
+	if code := d.stop(); code != exitOK { // SIGTERM
+		t.Fatalf("exit %d", code)
 	}
 
 	db, err = store.Open(filepath.Join(dir, "state.db"), store.Options{})
@@ -109,7 +97,7 @@ func TestSIGTERMDuringFanOutAccountsForEverything(t *testing.T) {
 	if received != len(outs) {
 		t.Errorf("phones received %d pushes but %d outcomes were recorded", received, len(outs))
 	}
-	if strings.Count(logs.String(), "msg=push") != len(outs) {
-		t.Errorf("%d push lines logged, %d outcomes recorded", strings.Count(logs.String(), "msg=push"), len(outs))
+	if strings.Count(d.logs.String(), "msg=push") != len(outs) {
+		t.Errorf("%d push lines logged, %d outcomes recorded", strings.Count(d.logs.String(), "msg=push"), len(outs))
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http/httptest"
 	"path/filepath"
@@ -28,17 +27,13 @@ func TestSystemdNotify(t *testing.T) {
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
 	cfg := e2eConfig(t, fsrv.URL)
-	ctx, cancel := context.WithCancel(t.Context())
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
+	d := startDaemon(t, cfg)
 	waitFor(t, "READY=1", func() bool { return strings.Contains(got(), "READY=1") })
 	waitFor(t, "two watchdog pings", func() bool { return strings.Count(got(), "WATCHDOG=1") >= 2 })
 	if strings.Contains(got(), "STOPPING=1") {
 		t.Fatal("STOPPING=1 before shutdown")
 	}
-	cancel()
-	if code := <-done; code != exitOK {
+	if code := d.stop(); code != exitOK {
 		t.Fatalf("exit %d", code)
 	}
 	// STOPPING=1 was sent before run returned, but the reader goroutine

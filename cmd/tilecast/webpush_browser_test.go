@@ -1,22 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/tilecast/tilecast/emulator"
 	"github.com/tilecast/tilecast/internal/browsertest"
-	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/web"
 )
 
@@ -30,12 +25,7 @@ import (
 // count and content for the page.
 func TestDaemonWebPushInBrowser(t *testing.T) {
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "vapid.pem")
-	code, pubOut, errs := runCLI(t, t.Context(), "vapid", "generate", "--out", keyFile)
-	if code != exitOK {
-		t.Fatalf("vapid generate: %s", errs)
-	}
-	pub := strings.TrimSpace(pubOut)
+	keyFile, pub := vapidKey(t, dir)
 
 	emu := emulator.New(emulator.Options{})
 	defer emu.Close()
@@ -82,19 +72,7 @@ func TestDaemonWebPushInBrowser(t *testing.T) {
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
 
-	keys := filepath.Join(dir, "api-keys")
-	os.WriteFile(keys, []byte("app secret-key-1\n"), 0o600)
-	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "tilecast.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`state = %q
-[http]
-listen = %q
-api_keys_file = %q
-[fetch]
-allow_private = true
-[push]
-allow_private = true
-[push.webpush]
+	cfg := loopbackConfig(t, dir, "app secret-key-1\n", fmt.Sprintf(`[push.webpush]
 subject = "mailto:ops@tilecast.dev"
 vapid_private_key_file = %q
 allowed_hosts = ["127.0.0.1"]
@@ -110,32 +88,17 @@ param = "/item?id={{.Item.ID | urlquery}}"
 title = "News"
 count = "{{.NewCount}}"
 back_content = "{{.Item.Title}}"
-`, filepath.Join(dir, "state.db"), addr, keys, keyFile, fsrv.URL)), 0o600)
+`, keyFile, fsrv.URL))
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
+	d := startDaemon(t, cfg)
+	defer d.stop() // before the servers close
 
 	sub, _ := json.Marshal(chrome.Subscription)
-	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/channels", strings.NewReader(`{"subscription":`+string(sub)+`,"feeds":["news"]}`))
-	req.Header.Set("Authorization", "Bearer secret-key-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	reg := `{"subscription":` + string(sub) + `,"feeds":["news"]}`
+	if code, body := d.call("POST", "/v1/channels", reg, "secret-key-1"); code != http.StatusCreated {
+		t.Fatalf("register the subscription: %d %s", code, body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("register the subscription: %d %s", resp.StatusCode, body)
-	}
-	waitFor(t, "the baseline fetch", func() bool { return strings.Contains(logs.String(), "msg=fetch feed=news") })
+	waitFor(t, "the baseline fetch", func() bool { return strings.Contains(d.logs.String(), "msg=fetch feed=news") })
 	feed.add("Harbour bridge reopens")
 	waitFor(t, "the emulated browser's toast and tile", func() bool {
 		st, _ := emu.Browser(chrome.Token)
@@ -158,7 +121,7 @@ back_content = "{{.Item.Title}}"
 		t.Fatalf("the push service decrypted %q, want one toast and the tiles", got)
 	}
 
-	origin := "http://" + addr
+	origin := "http://" + d.addr
 	w := browsertest.OpenWorker(t, origin, web.WebPushPath)
 	for _, p := range got {
 		w.Deliver(t, p)

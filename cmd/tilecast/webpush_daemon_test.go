@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -16,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast/emulator"
-	"github.com/tilecast/tilecast/internal/logtest"
 )
 
 // The daemon with [push.webpush], end to end: a subscription that expired
@@ -29,12 +25,7 @@ import (
 // subscription's keys; a reload applies a new subject, urgency and icon.
 func TestDaemonWebPush(t *testing.T) {
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "vapid.pem")
-	code, pubOut, errs := runCLI(t, t.Context(), "vapid", "generate", "--out", keyFile)
-	if code != exitOK {
-		t.Fatalf("vapid generate: %s", errs)
-	}
-	pub := strings.TrimSpace(pubOut)
+	keyFile, pub := vapidKey(t, dir)
 
 	emu := emulator.New(emulator.Options{})
 	esrv := httptest.NewServer(emu.Handler())
@@ -54,19 +45,7 @@ func TestDaemonWebPush(t *testing.T) {
 	fsrv := httptest.NewServer(feed)
 	defer fsrv.Close()
 
-	keys := filepath.Join(dir, "api-keys")
-	os.WriteFile(keys, []byte("admin secret-key-1\n"), 0o600)
-	addr := freeAddr(t)
-	cfg := filepath.Join(dir, "tilecast.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`state = %q
-[http]
-listen = %q
-api_keys_file = %q
-[fetch]
-allow_private = true
-[push]
-allow_private = true
-allowed_hosts = ["127.0.0.1"]
+	cfg := loopbackConfig(t, dir, "admin secret-key-1\n", fmt.Sprintf(`allowed_hosts = ["127.0.0.1"]
 [push.webpush]
 subject = "mailto:ops@tilecast.dev"
 vapid_private_key_file = %q
@@ -83,7 +62,7 @@ text2 = "{{.Item.Title}}"
 title = "News"
 count = "{{.NewCount}}"
 back_content = "{{.Item.Title}}"
-`, filepath.Join(dir, "state.db"), addr, keys, keyFile, fsrv.URL)), 0o600)
+`, keyFile, fsrv.URL))
 
 	var secrets []string
 	subJSON := func(br emulator.Browser) string {
@@ -107,30 +86,12 @@ back_content = "{{.Item.Title}}"
 	json.Unmarshal([]byte(out), &shortCh)
 	time.Sleep(time.Until(time.UnixMilli(exp)) + 100*time.Millisecond)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	logs := &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, logs) }()
-	waitFor(t, "daemon start", func() bool { return strings.Contains(logs.String(), "tilecast running") })
+	d := startDaemon(t, cfg)
 	waitFor(t, "the expired channel's removal", func() bool {
-		return strings.Contains(logs.String(), `msg="channel removed: subscription expired" channel=`+shortCh.ID)
+		return strings.Contains(d.logs.String(), `msg="channel removed: subscription expired" channel=`+shortCh.ID)
 	})
 
-	call := func(method, path, body string, auth bool) (int, string) {
-		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
-		if auth {
-			req.Header.Set("Authorization", "Bearer secret-key-1")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, body := call("GET", "/v1/webpush/key", "", false); code != http.StatusOK || !strings.Contains(body, pub) {
+	if code, body := d.call("GET", "/v1/webpush/key", "", ""); code != http.StatusOK || !strings.Contains(body, pub) {
 		t.Errorf("GET /v1/webpush/key: %d %s; want the public key %s", code, body, pub)
 	}
 
@@ -155,7 +116,7 @@ back_content = "{{.Item.Title}}"
 	}
 	var chromeID string
 	for i, reg := range regs {
-		code, body := call("POST", "/v1/channels", reg, true)
+		code, body := d.call("POST", "/v1/channels", reg, "secret-key-1")
 		if code != http.StatusCreated {
 			t.Fatalf("register %d: %d %s", i, code, body)
 		}
@@ -173,7 +134,7 @@ back_content = "{{.Item.Title}}"
 			}
 		}
 	}
-	waitFor(t, "the baseline fetch", func() bool { return strings.Contains(logs.String(), "msg=fetch feed=news") })
+	waitFor(t, "the baseline fetch", func() bool { return strings.Contains(d.logs.String(), "msg=fetch feed=news") })
 	feed.add("Harbour bridge reopens")
 
 	waitFor(t, "chrome's notification and badge", func() bool {
@@ -195,7 +156,7 @@ back_content = "{{.Item.Title}}"
 	var body string
 	waitFor(t, "/healthz degraded by the refusing push service", func() bool {
 		var code int
-		code, body = call("GET", "/healthz", "", true)
+		code, body = d.call("GET", "/healthz", "", "secret-key-1")
 		if code != http.StatusOK {
 			t.Fatalf("/healthz %d while only a push service refuses: %s", code, body)
 		}
@@ -211,10 +172,10 @@ back_content = "{{.Item.Title}}"
 		return regexp.MustCompile(`msg=push channel=` + chromeID + ` .* kind=` + kind + ` .*outcome=delivered .*transport=webpush`)
 	}
 	waitFor(t, "chrome's push lines", func() bool {
-		l := logs.String()
+		l := d.logs.String()
 		return line("toast").MatchString(l) && line("tile").MatchString(l)
 	})
-	l := logs.String()
+	l := d.logs.String()
 	if n, tiles := len(line("toast").FindAllString(l, -1)), len(line("tile").FindAllString(l, -1)); n != 1 || tiles > 2 || line("badge").MatchString(l) {
 		t.Errorf("chrome's push lines: %d toasts, %d tiles; want 1 toast, 1 or 2 tiles, no badge:\n%s", n, tiles, l)
 	}
@@ -229,18 +190,15 @@ back_content = "{{.Item.Title}}"
 	// A reload applies the new subject, the feed's urgency and the new
 	// icon to the next pushes; another key file needs a restart: the key
 	// stays.
-	key2 := filepath.Join(dir, "vapid2.pem")
-	if code, _, errs := runCLI(t, t.Context(), "vapid", "generate", "--out", key2); code != exitOK {
-		t.Fatalf("vapid generate: %s", errs)
-	}
+	key2, _ := vapidKey(t, t.TempDir())
 	text, _ := os.ReadFile(cfg)
 	text = []byte(strings.NewReplacer("mailto:ops@tilecast.dev", "https://ops.tilecast.dev/contact", keyFile, key2,
 		"/icons/app-192.png", "https://cdn.tilecast.dev/app-v2.png").Replace(string(text)) + "[feed.webpush]\nurgency = \"high\"\n")
 	os.WriteFile(cfg, text, 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitFor(t, "reload", func() bool { return strings.Contains(logs.String(), `msg="config reloaded"`) })
-	if !regexp.MustCompile(`needs restart.*push\.webpush\.vapid_private_key_file|push\.webpush\.vapid_private_key_file.*needs restart`).MatchString(logs.String()) {
-		t.Errorf("the new key file is not logged as needing a restart:\n%s", logs.String())
+	waitFor(t, "reload", func() bool { return strings.Contains(d.logs.String(), `msg="config reloaded"`) })
+	if !regexp.MustCompile(`needs restart.*push\.webpush\.vapid_private_key_file|push\.webpush\.vapid_private_key_file.*needs restart`).MatchString(d.logs.String()) {
+		t.Errorf("the new key file is not logged as needing a restart:\n%s", d.logs.String())
 	}
 	feed.add("Ferry timetable changes")
 	waitFor(t, "the toast after the reload", func() bool {
@@ -255,16 +213,10 @@ back_content = "{{.Item.Title}}"
 		n.Tag != "tilecast:news:4d2f4b668cfc48e6" { // item g2
 		t.Errorf("the latest toast after the reload: %+v; want the new icon and item g2's tag", n)
 	}
-	if code, body := call("GET", "/v1/webpush/key", "", false); code != http.StatusOK || !strings.Contains(body, pub) {
+	if code, body := d.call("GET", "/v1/webpush/key", "", ""); code != http.StatusOK || !strings.Contains(body, pub) {
 		t.Errorf("GET /v1/webpush/key after the reload: %d %s; want the key read at start", code, body)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit %d\n%s", code, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop")
+	if code := d.stop(); code != exitOK {
+		t.Errorf("exit %d\n%s", code, d.logs.String())
 	}
 }

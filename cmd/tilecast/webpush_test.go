@@ -165,11 +165,7 @@ func TestSendWebPushDryRun(t *testing.T) {
 	}
 
 	// With a configured key the dry run carries its real token.
-	key := filepath.Join(dir, "vapid.pem")
-	code, pub, _ := runCLI(t, t.Context(), "vapid", "generate", "--out", key)
-	if code != exitOK {
-		t.Fatal("vapid generate failed")
-	}
+	key, pub := vapidKey(t, dir)
 	cfg := filepath.Join(dir, "tilecast.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("state = %q\n[http]\nlisten = \"\"\n[push.webpush]\nsubject = \"mailto:ops@tilecast.dev\"\n"+
 		"vapid_private_key_file = %q\nurgency_toast = \"high\"\nicon = \"/icons/app-192.png\"\n", filepath.Join(dir, "state.db"), key)), 0o600)
@@ -177,7 +173,7 @@ func TestSendWebPushDryRun(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("dry run with a key: exit %d %s", code, errs)
 	}
-	if !regexp.MustCompile(`Authorization: vapid t=eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+, k=`+strings.TrimSpace(pub)+"\r\n").MatchString(out) ||
+	if !regexp.MustCompile(`Authorization: vapid t=eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+, k=`+pub+"\r\n").MatchString(out) ||
 		!strings.Contains(out, "Urgency: high\r\n") || !strings.Contains(out, "\n"+`{"kind":"toast","title":"x","icon":"/icons/app-192.png"}`+"\n") {
 		t.Errorf("dry run with a key lacks the VAPID token, the configured urgency or the icon:\n%s", out)
 	}
@@ -188,17 +184,13 @@ func TestSendWebPushDryRun(t *testing.T) {
 // with, decrypts with the browser's private key, and shows the toast.
 func TestSendWebPushIsTheWire(t *testing.T) {
 	dir := t.TempDir()
-	key := filepath.Join(dir, "vapid.pem")
-	code, pub, _ := runCLI(t, t.Context(), "vapid", "generate", "--out", key)
-	if code != exitOK {
-		t.Fatal("vapid generate failed")
-	}
+	key, pub := vapidKey(t, dir)
 	emu := emulator.New(emulator.Options{})
 	srv := httptest.NewServer(emu.Handler())
 	defer srv.Close()
 	defer emu.Close()
 	emu.SetBaseURL(srv.URL)
-	br, err := emu.CreateBrowser(emulator.Healthy, "chrome", emulator.BrowserParams{ApplicationServerKey: strings.TrimSpace(pub)})
+	br, err := emu.CreateBrowser(emulator.Healthy, "chrome", emulator.BrowserParams{ApplicationServerKey: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
