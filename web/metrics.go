@@ -20,6 +20,7 @@ type Metrics struct {
 	push         *prometheus.CounterVec
 	pushDuration prometheus.Histogram
 	possibleDups prometheus.Counter
+	storeErrors  *prometheus.CounterVec
 	// history keeps the last 24 hours for the dashboard's chart.
 	history *history
 }
@@ -59,14 +60,37 @@ func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: namespace, Name: "possible_duplicates_total",
 			Help: "Notifications sent again after a crash because the previous run handed them out without recording an outcome; each may have reached its device twice.",
 		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "store_errors_total",
+			Help: "Writes of the state that failed (a full disk, a database that does not answer), by operation: commit (a feed run's new items), feed_state, record (send outcomes), fan_out, enqueue.",
+		}, []string{"op"}),
 	}
-	for _, c := range []prometheus.Collector{m.fetch, m.newItems, m.push, m.pushDuration, m.possibleDups} {
+	for _, c := range []prometheus.Collector{m.fetch, m.newItems, m.push, m.pushDuration, m.possibleDups, m.storeErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
+	// Every op is exported from the start, at 0: an alert on
+	// increase(tilecast_store_errors_total[…]) then sees the first error,
+	// which a series born at 1 would hide.
+	for _, op := range StoreOps {
+		m.storeErrors.WithLabelValues(op)
+	}
 	return m, nil
 }
+
+// The op label values of tilecast_store_errors_total: the writes the Bot
+// makes to the state.
+const (
+	StoreOpCommit    = "commit"     // a feed run's seen items, feed state and notifications
+	StoreOpFeedState = "feed_state" // a feed state alone (a failed or unchanged fetch)
+	StoreOpRecord    = "record"     // a batch of send outcomes
+	StoreOpFanOut    = "fan_out"    // a page of a paged delivery
+	StoreOpEnqueue   = "enqueue"    // notifications outside a feed run (tile on subscribe)
+)
+
+// StoreOps lists every op value.
+var StoreOps = []string{StoreOpCommit, StoreOpFeedState, StoreOpRecord, StoreOpFanOut, StoreOpEnqueue}
 
 // ObserveFetch counts one fetch of feed and the new items it produced.
 // result is "ok", "not_modified" or "error" (keep it to a few values: each
@@ -102,6 +126,15 @@ func (m *Metrics) ObservePossibleDuplicates(n int) {
 		return
 	}
 	m.possibleDups.Add(float64(n))
+}
+
+// ObserveStoreError counts one failed write of the state; op is one of
+// StoreOps.
+func (m *Metrics) ObserveStoreError(op string) {
+	if m == nil {
+		return
+	}
+	m.storeErrors.WithLabelValues(op).Inc()
 }
 
 // gauges reads the store's counts at scrape time.

@@ -31,6 +31,7 @@ func TestMetrics(t *testing.T) {
 	m.ObservePush(tilecast.Outcome{Kind: tilecast.KindTile, Action: tilecast.ActionDropped}) // nothing sent: no latency
 	m.ObservePossibleDuplicates(3)
 	m.ObservePossibleDuplicates(0)
+	m.ObserveStoreError(StoreOpRecord)
 
 	rec := e.do(t, http.MethodGet, "/metrics", "", nil)
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
@@ -47,6 +48,8 @@ func TestMetrics(t *testing.T) {
 		`tilecast_push_total{kind="tile",outcome="dropped"} 1`,
 		`tilecast_push_duration_seconds_count 2`,
 		`tilecast_possible_duplicates_total 3`,
+		`tilecast_store_errors_total{op="record"} 1`,
+		`tilecast_store_errors_total{op="commit"} 0`, // every op from the start
 		`tilecast_push_duration_seconds_bucket{le="0.25"} 1`,
 		`tilecast_push_duration_seconds_bucket{le="5"} 2`,
 		"tilecast_channels 2",

@@ -426,12 +426,13 @@ func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, er
 	d.breaker = tilecast.NewBreaker(livePusher{d.pushers}, tilecast.BreakerOptions{Logger: log, Shared: hosts})
 	fetcher := liveFetcher{d.fetcher} // also checks tile images, through the same guarded transport
 	mpnsRenderer, renderers := newRenderers(cfg, fetcher)
+	counted := &errorCountingStore{Store: db}
 	d.Bot = &tilecast.Bot{
 		Fetcher:          fetcher,
 		Renderer:         mpnsRenderer,
 		Renderers:        renderers,
 		Pusher:           d.breaker,
-		Store:            db,
+		Store:            counted,
 		Logger:           log,
 		PushConcurrency:  cfg.Push.Concurrency,
 		FetchConcurrency: cfg.Fetch.Concurrency,
@@ -439,6 +440,7 @@ func newBot(cfg *config.Config, db stateStore, log *slog.Logger) (*daemonBot, er
 		Failpoint:        failpointFromEnv(),
 		SendLog:          sendLog,
 	}
+	counted.bot = d.Bot
 	d.SetFeeds(cfg.Feeds)
 	d.SetDefaultTTL(cfg.Defaults.TTL)
 	return d, nil

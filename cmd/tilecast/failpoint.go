@@ -21,8 +21,12 @@ import (
 // Commit and Record transactions and a migration's batches; use exit or
 // kill there, see store.Options.Failpoint).
 // ACTION is panic (an unrecovered panic unless the scheduler's recovery
-// catches it), exit (os.Exit(3) at once: no deferred calls, no flush) or kill
-// (SIGKILL to itself). @N fires on the Nth hit of POINT only (default 1).
+// catches it), exit (os.Exit(3) at once: no deferred calls, no flush), kill
+// (SIGKILL to itself) or hang (the goroutine that hit POINT blocks for
+// good while the process lives on: a stuck feed run or deliverer, which
+// the health check and the systemd watchdog must notice, reliability.md
+// D3).
+// @N fires on the Nth hit of POINT only (default 1).
 const failpointEnv = "TILECAST_FAILPOINT"
 
 // exitFailpoint is the exit code of the exit action, distinct from the
@@ -36,6 +40,7 @@ const (
 	failPanic failpointAction = "panic"
 	failExit  failpointAction = "exit"
 	failKill  failpointAction = "kill"
+	failHang  failpointAction = "hang"
 )
 
 // failpointSpec is a parsed TILECAST_FAILPOINT.
@@ -60,9 +65,9 @@ func parseFailpoint(s string) (failpointSpec, error) {
 	action, nth, hasN := strings.Cut(rest, "@")
 	sp := failpointSpec{point: point, action: failpointAction(action), nth: 1}
 	switch sp.action {
-	case failPanic, failExit, failKill:
+	case failPanic, failExit, failKill, failHang:
 	default:
-		return failpointSpec{}, fmt.Errorf("%s: unknown action %q (panic, exit or kill)", failpointEnv, action)
+		return failpointSpec{}, fmt.Errorf("%s: unknown action %q (panic, exit, kill or hang)", failpointEnv, action)
 	}
 	if hasN {
 		n, err := strconv.ParseInt(nth, 10, 64)
@@ -76,7 +81,7 @@ func parseFailpoint(s string) (failpointSpec, error) {
 
 // hook returns the Bot.Failpoint function of sp. It counts the hits of its
 // point and acts on the nth; the message on w tells a test it fired.
-func (sp failpointSpec) hook(w io.Writer, exit func(int), kill func()) func(string) {
+func (sp failpointSpec) hook(w io.Writer, exit func(int), kill, hang func()) func(string) {
 	var hits atomic.Int64
 	return func(point string) {
 		if point != sp.point || hits.Add(1) != sp.nth {
@@ -90,6 +95,8 @@ func (sp failpointSpec) hook(w io.Writer, exit func(int), kill func()) func(stri
 			exit(exitFailpoint)
 		case failKill:
 			kill()
+		case failHang:
+			hang()
 		}
 	}
 }
@@ -108,8 +115,12 @@ func failpointFromEnv() func(string) {
 		fmt.Fprintln(os.Stderr, "tilecast:", err)
 		os.Exit(exitUsage)
 	}
-	return sp.hook(os.Stderr, os.Exit, killSelf)
+	return sp.hook(os.Stderr, os.Exit, killSelf, hangForever)
 }
+
+// hangForever blocks the calling goroutine for as long as the process
+// lives.
+func hangForever() { select {} }
 
 // killSelf sends SIGKILL to this process (Process.Kill is SIGKILL on Unix)
 // and parks the calling goroutine until the signal lands, so nothing after

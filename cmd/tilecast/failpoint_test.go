@@ -20,6 +20,7 @@ func TestParseFailpoint(t *testing.T) {
 		{in: "after-record:exit", want: failpointSpec{"after-record", failExit, 1}},
 		{in: "in-commit:exit", want: failpointSpec{"in-commit", failExit, 1}},
 		{in: "in-record:kill@2", want: failpointSpec{"in-record", failKill, 2}},
+		{in: "after-fetch:hang", want: failpointSpec{"after-fetch", failHang, 1}},
 		{in: "after-send", wantErr: "POINT:ACTION"},
 		{in: "inside-tx:panic", wantErr: "unknown point"},
 		{in: "after-send:explode", wantErr: "unknown action"},
@@ -55,17 +56,17 @@ func FuzzParseFailpoint(f *testing.F) {
 }
 
 func TestFailpointFiresOnNthHitOnly(t *testing.T) {
-	for _, action := range []failpointAction{failExit, failKill, failPanic} {
+	for _, action := range []failpointAction{failExit, failKill, failPanic, failHang} {
 		t.Run(string(action), func(t *testing.T) {
 			var out bytes.Buffer
-			var exits, kills int
+			var exits, kills, hangs int
 			sp := failpointSpec{point: tilecast.FailAfterSend, action: action, nth: 3}
 			hook := sp.hook(&out, func(code int) {
 				if code != exitFailpoint {
 					t.Errorf("exit code %d, want %d", code, exitFailpoint)
 				}
 				exits++
-			}, func() { kills++ })
+			}, func() { kills++ }, func() { hangs++ })
 			panics := 0
 			call := func(p string) {
 				defer func() {
@@ -79,7 +80,7 @@ func TestFailpointFiresOnNthHitOnly(t *testing.T) {
 				call(tilecast.FailAfterFetch) // other points never count
 				call(tilecast.FailAfterSend)
 			}
-			fired := map[failpointAction]int{failExit: exits, failKill: kills, failPanic: panics}
+			fired := map[failpointAction]int{failExit: exits, failKill: kills, failPanic: panics, failHang: hangs}
 			for a, n := range fired {
 				want := 0
 				if a == action {

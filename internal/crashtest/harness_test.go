@@ -194,6 +194,7 @@ type rigOptions struct {
 	firstRun    string
 	initial     int
 	stateDir    string // default: the rig's temp dir
+	listen      string // http.listen (GET /metrics, /healthz; no API keys); default: no HTTP server
 }
 
 func newRig(t *testing.T, bin string, o rigOptions) *rig {
@@ -226,7 +227,8 @@ func newRig(t *testing.T, bin string, o rigOptions) *rig {
 [log]
 level = "info"
 [http]
-listen = ""
+listen = %q
+api_keys_file = ""
 [fetch]
 timeout = "5s"
 allow_private = true
@@ -251,7 +253,7 @@ param = "/Item.xaml?id={{.Item.ID}}"
 template = "flip"
 title = "Crash"
 back_content = "{{.Item.ID}}"
-`, r.state, o.concurrency, r.feed.URL+"/feed.xml", o.schedule, o.firstRun)
+`, r.state, o.listen, o.concurrency, r.feed.URL+"/feed.xml", o.schedule, o.firstRun)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

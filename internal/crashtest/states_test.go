@@ -43,8 +43,21 @@ func (r *rig) drainWithin(t *testing.T, limit time.Duration) int {
 	if !waitFor(10*time.Second, func() bool { return r.logSince(off, "tilecast running") }) {
 		t.Fatal("restart never logged \"tilecast running\"")
 	}
-	items := r.feed.freeze()
-	ok := waitFor(limit, func() bool {
+	items, missing, ok := r.awaitAll(limit)
+	r.stop(cmd)
+	if !ok {
+		t.Fatalf("not every item delivered %s after the restart: %d of %d item toasts missing (or a tile not the newest)",
+			limit, missing, items*len(r.phones))
+	}
+	return items
+}
+
+// awaitAll stops the feed growing and waits up to limit until every item
+// reached every phone and each tile shows the newest item. It returns the
+// item count, the item toasts still missing, and whether all arrived.
+func (r *rig) awaitAll(limit time.Duration) (items, missing int, ok bool) {
+	items = r.feed.freeze()
+	ok = waitFor(limit, func() bool {
 		r.count.mu.Lock()
 		defer r.count.mu.Unlock()
 		for _, ph := range r.phones {
@@ -60,22 +73,16 @@ func (r *rig) drainWithin(t *testing.T, limit time.Duration) int {
 		}
 		return true
 	})
-	r.stop(cmd)
-	if !ok {
-		r.count.mu.Lock()
-		missing := 0
-		for _, ph := range r.phones {
-			for i := 1; i <= items; i++ {
-				if r.count.got[delivery{ph.Token, fmt.Sprintf("item-%d", i), "toast"}] == 0 {
-					missing++
-				}
+	r.count.mu.Lock()
+	defer r.count.mu.Unlock()
+	for _, ph := range r.phones {
+		for i := 1; i <= items; i++ {
+			if r.count.got[delivery{ph.Token, fmt.Sprintf("item-%d", i), "toast"}] == 0 {
+				missing++
 			}
 		}
-		r.count.mu.Unlock()
-		t.Fatalf("not every item delivered %s after the restart: %d of %d item toasts missing (or a tile not the newest)",
-			limit, missing, items*len(r.phones))
 	}
-	return items
+	return items, missing, ok
 }
 
 func (r *rig) duplicates() int {

@@ -26,6 +26,7 @@ func channelTests() []test {
 		{"DeviceRotationKeepsChannel", testDeviceRotationKeepsChannel},
 		{"DeviceRotationCrossUser", testDeviceRotationCrossUser},
 		{"DeviceRotationOntoExistingURI", testDeviceRotationOntoExistingURI},
+		{"TakeOverIgnoresGoneWaitingTile", testTakeOverIgnoresGoneWaitingTile},
 		{"ChannelsAndRemove", testChannelsAndRemove},
 		{"SubscribersAndFeedUsers", testSubscribersAndFeedUsers},
 		{"ImportChannelsBatches", testImportChannelsBatches},
@@ -478,6 +479,44 @@ func testDeviceRotationOntoExistingURI(t *testing.T, newState NewState) {
 				t.Errorf("log lacks %q:\n%s", want, h.logs.String())
 			}
 		})
+	}
+}
+
+// A rotation after a delivered tile: recording the kept channel's tile
+// leaves it nothing waiting (bbolt keeps a tile_waiting key naming the
+// gone entry), so when the device rotates onto another channel's URI, the
+// other's older waiting tile moves over and stays; it is not taken for
+// the newer tile of the kept channel and dropped.
+func testTakeOverIgnoresGoneWaitingTile(t *testing.T, newState NewState) {
+	h := newHarness(t, newState)
+	db, clk := h.db, h.clk
+	keep := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/keep", User: "ana", Device: "phone", Feeds: []string{"news"}})
+	clk.Add(time.Minute)
+	other := addChannel(t, db, tilecast.Channel{URI: "http://127.0.0.1/other", Feeds: []string{"news"}})
+	// other's tile first (the older entry), then keep's, which is delivered.
+	must(t, db.Enqueue([]tilecast.Notification{tile(other, "news", "T-other")}))
+	must(t, db.Enqueue([]tilecast.Notification{tile(keep, "news", "T-keep")}))
+	var recs []tilecast.Record
+	for _, p := range outboxOf(t, db, keep.ID, clk.Now()) {
+		recs = append(recs, tilecast.Record{ID: p.ID, Due: p.NextAttempt, Op: tilecast.OpDone, Sent: true,
+			Outcome: tilecast.Outcome{ChannelID: keep.ID, Feed: "news", Kind: tilecast.KindTile, Action: tilecast.ActionDelivered}})
+	}
+	if len(recs) != 1 {
+		t.Fatalf("%s has %d entries waiting, want its one tile", keep.ID, len(recs))
+	}
+	must(t, db.Record(recs))
+	// The rotation: the device registers with other's URI; keep (the
+	// older) stays and takes over other's waiting tile.
+	clk.Add(time.Minute)
+	got, created, err := db.AddChannel(tilecast.Channel{URI: other.URI, User: "ana", Device: "phone", Feeds: []string{"news"}})
+	if err != nil || created || got.ID != keep.ID {
+		t.Fatalf("AddChannel = %+v, %v, %v; want %s", got, created, err, keep.ID)
+	}
+	if p := pendingSummary(t, db, keep.ID, clk.Now()); !slices.Equal(p, []string{"tile::T-other"}) {
+		t.Errorf("waiting for %s after the rotation: %v; want other's tile, moved over", keep.ID, p)
+	}
+	if p := outboxOf(t, db, other.ID, clk.Now()); len(p) != 0 {
+		t.Errorf("the merged channel %s still has %d entries waiting", other.ID, len(p))
 	}
 }
 
