@@ -44,13 +44,12 @@ func TestSystemdNotify(t *testing.T) {
 	}
 }
 
-// fakeSystemd points NOTIFY_SOCKET at a socket of the test's and sets a
-// watchdog of 200 ms (a ping every 100 ms); got returns the messages the
-// daemon sent so far, joined by "|".
-func fakeSystemd(t *testing.T) (got func() string) {
+// notifySocket listens on a unix datagram socket as systemd's notify
+// socket does and returns its path and the messages received so far.
+func notifySocket(t *testing.T) (path string, got func() []string) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	path = filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +68,18 @@ func fakeSystemd(t *testing.T) (got func() string) {
 			mu.Unlock()
 		}
 	}()
+	return path, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), msgs...) }
+}
+
+// fakeSystemd points NOTIFY_SOCKET at a socket of the test's and sets a
+// watchdog of 200 ms (a ping every 100 ms); got returns the messages the
+// daemon sent so far, joined by "|".
+func fakeSystemd(t *testing.T) (got func() string) {
+	t.Helper()
+	sock, msgs := notifySocket(t)
 	t.Setenv("NOTIFY_SOCKET", sock)
 	t.Setenv("WATCHDOG_USEC", "200000")
-	return func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(msgs, "|") }
+	return func() string { return strings.Join(msgs(), "|") }
 }
 
 // fakeBeat is a scheduler whose last heartbeat the test sets.

@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,33 +40,6 @@ func init() {
 // watchdogFetchTimeout is the children's fetch.timeout: the health check
 // calls a fetch stuck once it has run 2 × fetch.timeout + 1 minute.
 const watchdogFetchTimeout = time.Second
-
-// notifySocket listens on a unix datagram socket as systemd's notify
-// socket does and returns its path and the messages received so far.
-func notifySocket(t *testing.T) (path string, got func() []string) {
-	t.Helper()
-	path = filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	var mu sync.Mutex
-	var msgs []string
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			msgs = append(msgs, string(buf[:n]))
-			mu.Unlock()
-		}
-	}()
-	return path, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), msgs...) }
-}
 
 // watchdogChild is a daemon in a child process under a fake systemd with
 // a watchdog of 200 ms (a ping every 100 ms when healthy).
