@@ -68,20 +68,28 @@ func TestOpsRoutesNotWired(t *testing.T) {
 	}
 }
 
-// The snapshot of a real store over HTTP is a state file that opens and checks.
-func TestBackupRealStore(t *testing.T) {
-	dir := t.TempDir()
+// backupEnv opens a real state file in dir with one channel and a server
+// whose backups are that store's snapshots, tracked in snaps.
+func backupEnv(t *testing.T, dir string) (*store.DB, tilecast.Channel, *snapshots, *env) {
+	t.Helper()
 	db, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	ch, _, err := db.AddChannel(tilecast.Channel{URI: "https://db3.notify.live.net/x/1", User: "ana"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var snaps snapshots
+	snaps := &snapshots{}
 	e := newEnv(t, func(o *Options) { o.Backup = snaps.track(db.Snapshot) })
+	return db, ch, snaps, e
+}
+
+// The snapshot of a real store over HTTP is a state file that opens and checks.
+func TestBackupRealStore(t *testing.T) {
+	dir := t.TempDir()
+	_, ch, snaps, e := backupEnv(t, dir)
 	rec := e.do(t, http.MethodGet, "/v1/backup", keyOne, nil)
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/octet-stream" {
 		t.Fatalf("GET /v1/backup: %d %q", rec.Code, rec.Header().Get("Content-Type"))
@@ -206,18 +214,7 @@ func TestBackupClientGoneOrStalled(t *testing.T) {
 // watchdog) waits for the client. Before the snapshot was spooled, the
 // commits below stalled until the client was let go.
 func TestBackupStalledClientDoesNotBlockCommits(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, "state.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ch, _, err := db.AddChannel(tilecast.Channel{URI: "https://db3.notify.live.net/x/1", User: "ana"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var snaps snapshots
-	e := newEnv(t, func(o *Options) { o.Backup = snaps.track(db.Snapshot) })
+	db, ch, snaps, e := backupEnv(t, t.TempDir())
 	req := httptest.NewRequest(http.MethodGet, "/v1/backup", nil)
 	req.Header.Set("Authorization", "Bearer "+keyOne)
 	sw := &stallWriter{ResponseRecorder: httptest.NewRecorder(), started: make(chan struct{}), release: make(chan struct{})}
