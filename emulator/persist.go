@@ -185,14 +185,25 @@ func (e *Emulator) Load(r io.Reader) error {
 		if d.Token == "" {
 			return fmt.Errorf("emulator state: Windows device %d (%q) has no token", i+1, d.Name)
 		}
+		if !validWNSBehaviour(d.Behaviour) {
+			return fmt.Errorf("emulator state: Windows device %d (%q): behaviour %q is not one of %s",
+				i+1, d.Name, d.Behaviour, orList(windowsBehaviours))
+		}
 		devices[d.Token] = &windowsDevice{WindowsDevice: d.WindowsDevice, params: d.Params, seq: d.Seq, counts: d.Counts,
 			tile: d.Tile, badge: d.Badge, toasts: d.Toasts, raw: d.Raw, rejected: d.Rejected}
 	}
 	browsers := make(map[string]*browser, len(st.Browsers))
 	for i, b := range st.Browsers {
+		if b.Token == "" {
+			return fmt.Errorf("emulator state: browser %d (%q) has no token", i+1, b.Name)
+		}
+		if !validBrowserBehaviour(b.Behaviour) {
+			return fmt.Errorf("emulator state: browser %d (%q): behaviour %q is not one of %s",
+				i+1, b.Name, b.Behaviour, orList(browserBehaviours))
+		}
 		priv, err := ecdh.P256().NewPrivateKey(b.Priv)
-		if err != nil || b.Token == "" {
-			return fmt.Errorf("emulator state: browser %d (%q): bad token or key: %v", i+1, b.Name, err)
+		if err != nil {
+			return fmt.Errorf("emulator state: browser %d (%q): bad key: %w", i+1, b.Name, err)
 		}
 		browsers[b.Token] = &browser{Browser: b.Browser, params: b.Params, priv: priv, auth: b.Auth, origin: b.Origin,
 			seq: b.Seq, msgSeq: b.MsgSeq, counts: b.Counts, badge: b.Badge, tile: b.Tile, notes: b.Notes, data: b.Data,

@@ -90,13 +90,22 @@ func TestSaveLoadKeepsDevices(t *testing.T) {
 }
 
 func TestLoadRefusesBadState(t *testing.T) {
-	for name, body := range map[string]string{
-		"version":   `{"version": 99}`,
-		"behaviour": `{"version": 1, "phones": [{"token": "x", "behaviour": "asleep", "name": "p"}]}`,
-		"element":   `{"version": 1, "phones": [{"token": "x", "behaviour": "healthy", "name": "p", "primary": {"fields": {"Nope": "1"}}}]}`,
-		"unknown":   `{"version": 1, "phonez": []}`,
-		"json":      `{"version": 1,`,
+	for name, tc := range map[string]struct{ body, want string }{
+		"version":   {`{"version": 99}`, "version 99"},
+		"behaviour": {`{"version": 1, "phones": [{"token": "x", "behaviour": "asleep", "name": "p"}]}`, `"asleep"`},
+		// A Windows device or a browser with a behaviour it cannot play
+		// would otherwise act healthy.
+		"windows behaviour": {`{"version": 1, "windows": [{"token": "w", "behaviour": "queuefull", "name": "d"}]}`,
+			`Windows device 1 ("d"): behaviour "queuefull" is not one of`},
+		"browser behaviour": {`{"version": 1, "browsers": [{"token": "b", "behaviour": "revoked", "name": "c"}]}`,
+			`browser 1 ("c"): behaviour "revoked" is not one of`},
+		"browser key": {`{"version": 1, "browsers": [{"token": "b", "behaviour": "healthy", "name": "c", "private_key": "AAAA"}]}`,
+			`browser 1 ("c"): bad key`},
+		"element": {`{"version": 1, "phones": [{"token": "x", "behaviour": "healthy", "name": "p", "primary": {"fields": {"Nope": "1"}}}]}`, "Nope"},
+		"unknown": {`{"version": 1, "phonez": []}`, "phonez"},
+		"json":    {`{"version": 1,`, "emulator state"},
 	} {
+		body := tc.body
 		t.Run(name, func(t *testing.T) {
 			e, _ := start(t, emulator.Options{})
 			path := filepath.Join(t.TempDir(), "state.json")
@@ -104,8 +113,8 @@ func TestLoadRefusesBadState(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := e.LoadFile(path)
-			if err == nil || !strings.Contains(err.Error(), path) {
-				t.Fatalf("loaded a bad state (%v)", err)
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("loaded a bad state (%v), want an error naming the file and %s", err, tc.want)
 			}
 			if len(e.Channels()) != 0 {
 				t.Error("a refused state added phones")
