@@ -363,13 +363,18 @@ func (db *DB) Ping(ctx context.Context, timeout time.Duration) error {
 
 // Instances lists the instances that heartbeat into the database, alive
 // or stopped within the last day, by name, with the leases each holds.
+// Alive means heard from within the silence (see ClaimTick), as the other
+// instances judge it when they take over its feeds: an instance silent
+// for longer is reported gone while its outbox leases, which last a
+// lease, still count.
 func (db *DB) Instances() ([]tilecast.Instance, error) {
 	ctx, cancel := db.opCtx()
 	defer cancel()
 	now := db.now()
-	rows, err := db.pool.Query(ctx, `SELECT i.id, i.host, i.pid, i.version, i.started, i.heartbeat, i.heartbeat + i.lease > $1,
+	rows, err := db.pool.Query(ctx, `SELECT i.id, i.host, i.pid, i.version, i.started, i.heartbeat,
+			i.heartbeat + i.lease * $2::float8 > $1,
 			(SELECT count(*) FROM outbox o WHERE o.lease_owner = i.id AND o.lease_until > $1)
-		FROM instances i ORDER BY i.id`, now)
+		FROM instances i ORDER BY i.id`, now, float64(silentPulses)/pulsesPerLease)
 	if err != nil {
 		return nil, fmt.Errorf("instances: %w", err)
 	}

@@ -185,9 +185,16 @@ func TestLeases(t *testing.T) {
 	if n := dupsB.Load(); n != 21 {
 		t.Errorf("b counted %d possible duplicates, want the 21 it took back unrecorded", n)
 	}
-	// a dies: its leases end a lease after its last heartbeat, and b
-	// takes its entries, each a possible duplicate.
-	r.clk.Add(rigLease)
+	// a dies. Silent for longer than the silence, it is gone to the
+	// others (its feeds' next ticks are theirs) while its leases, which
+	// last a lease, still hold its entries.
+	r.clk.Add(silence(rigLease) + time.Second)
+	if ins, _ := tool.Instances(); len(ins) != 2 || ins[0].Alive || ins[0].Leases != 18 {
+		t.Errorf("Instances after a's silence = %+v; want a gone, its 18 leases still held", ins)
+	}
+	// Its leases end a lease after its last heartbeat, and b takes its
+	// entries, each a possible duplicate.
+	r.clk.Add(rigLease - silence(rigLease) - time.Second)
 	if ps := drain(t, b, r.clk.Now()); len(ps) != 18+21 {
 		t.Fatalf("b after a died: %d; want a's 18 and its own 21 again", len(ps))
 	}
@@ -517,5 +524,36 @@ func TestRestartedInstanceTakesOverItsLeases(t *testing.T) {
 	other := r.instance("b", Options{})
 	if rest := drain(t, other, r.clk.Now()); len(rest) != 0 {
 		t.Errorf("another instance claimed %d entries the restarted one holds", len(rest))
+	}
+}
+
+// TestInstancesAliveWithinTheSilence: `tilecast status` calls an instance
+// alive while it is heard from within the silence, the rule by which the
+// others take over its feeds' ticks (ClaimTick), not for a whole lease.
+func TestInstancesAliveWithinTheSilence(t *testing.T) {
+	r := newInstanceRig(t)
+	a := r.instance("a", Options{})
+	tool := open(t, r.url, Options{Now: r.clk.Now})
+	alive := func(when string) bool {
+		t.Helper()
+		ins, err := tool.Instances()
+		if err != nil || len(ins) != 1 || ins[0].ID != "a" {
+			t.Fatalf("%s: Instances = %+v, %v; want a", when, ins, err)
+		}
+		return ins[0].Alive
+	}
+	r.clk.Add(silence(rigLease) - time.Second)
+	if !alive("a second before the silence ends") {
+		t.Error("a second before the silence ends: not alive")
+	}
+	r.clk.Add(2 * time.Second)
+	if alive("a second after the silence") {
+		t.Error("a second after the silence (a lease is far longer): still alive")
+	}
+	if err := a.pulse(); err != nil {
+		t.Fatal(err)
+	}
+	if !alive("after a pulse") {
+		t.Error("after a pulse: not alive")
 	}
 }
