@@ -175,6 +175,29 @@ func TestSendDryRunIsTheWire(t *testing.T) {
 // with the state file state.db next to it.
 func e2eConfig(t *testing.T, feedURL string) string { return e2eConfigState(t, feedURL, "") }
 
+// e2eConfigAPI is e2eConfigState with the HTTP API on addr and one key,
+// "secret-key-1"; edits are (old, new) pairs replaced once each, in order.
+func e2eConfigAPI(t *testing.T, feedURL, state, addr string, edits ...string) string {
+	t.Helper()
+	cfg := e2eConfigState(t, feedURL, state)
+	keys := filepath.Join(filepath.Dir(cfg), "api-keys")
+	if err := os.WriteFile(keys, []byte("secret-key-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(string(text), "listen = \"\"\n", fmt.Sprintf("listen = %q\napi_keys_file = %q\n", addr, keys), 1)
+	for k := 0; k+1 < len(edits); k += 2 {
+		conf = strings.Replace(conf, edits[k], edits[k+1], 1)
+	}
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // e2eConfigState is e2eConfig with the given state (a file or a URL; ""
 // for state.db next to the config).
 func e2eConfigState(t *testing.T, feedURL, state string) string {

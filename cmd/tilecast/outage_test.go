@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -102,21 +100,8 @@ func TestDaemonThroughADatabaseOutage(t *testing.T) {
 	defer fsrv.Close()
 
 	addr := freeAddr(t)
-	cfg := e2eConfigState(t, fsrv.URL, viaProxy)
-	keys := filepath.Join(filepath.Dir(cfg), "api-keys")
-	if err := os.WriteFile(keys, []byte("secret-key-1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 2 workers: a send window of 4, and Due leases 4 entries at a time.
-	conf := strings.Replace(string(text), "listen = \"\"\n", fmt.Sprintf("listen = %q\napi_keys_file = %q\n", addr, keys), 1)
-	conf = strings.Replace(conf, "[push]\n", "[push]\nconcurrency = 2\n", 1)
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e2eConfigAPI(t, fsrv.URL, viaProxy, addr, "[push]\n", "[push]\nconcurrency = 2\n")
 	// Long enough for the dispatcher's own retries (every 5 s while Due
 	// fails), short enough to outlast in a test.
 	lim := healthLimits{beat: 8 * time.Second, pass: 6 * time.Second, fetch: time.Minute, slack: 2 * time.Second}

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,19 +39,7 @@ func startLockDaemon(t *testing.T, viaProxy string) *lockDaemon {
 	fsrv := httptest.NewServer(feed)
 	t.Cleanup(fsrv.Close)
 	d := &lockDaemon{addr: freeAddr(t), logs: &logtest.Buffer{}}
-	cfg := e2eConfigState(t, fsrv.URL, viaProxy)
-	keys := filepath.Join(filepath.Dir(cfg), "api-keys")
-	if err := os.WriteFile(keys, []byte("secret-key-1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	text, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := strings.Replace(string(text), "listen = \"\"\n", fmt.Sprintf("listen = %q\napi_keys_file = %q\n", d.addr, keys), 1)
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e2eConfigAPI(t, fsrv.URL, viaProxy, d.addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
