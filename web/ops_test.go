@@ -233,10 +233,28 @@ func TestBackupStalledClientDoesNotBlockCommits(t *testing.T) {
 		t.Fatal("the backup did not start sending in 10 s")
 	}
 
-	// The client now sits on the answer. A few MB of distinct payloads
-	// grow the file far past its first mappings: each growth is a remap.
-	committed := make(chan error, 1)
-	go func() {
+	// within runs fn while the client sits on the answer and fails the
+	// test, letting the client go, if fn has not returned in 10 s:
+	// generous, fn takes milliseconds; only a stall behind the client
+	// takes that long.
+	within := func(stall string, fn func() error) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- fn() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			release()
+			<-done
+			t.Fatal(stall + " blocked for 10 s behind a backup client that stopped reading")
+		}
+	}
+	// A few MB of distinct payloads grow the file far past its first
+	// mappings: each growth is a remap.
+	within("commits that grow the file", func() error {
 		filler := strings.Repeat("x", 1000)
 		for i := range 40 {
 			ns := make([]tilecast.Notification, 50)
@@ -246,41 +264,18 @@ func TestBackupStalledClientDoesNotBlockCommits(t *testing.T) {
 					Payload: []byte(item + filler)}
 			}
 			if err := db.Enqueue(ns); err != nil {
-				committed <- err
-				return
+				return err
 			}
 		}
-		committed <- nil
-	}()
-	// Generous: the commits take milliseconds; only a stall takes 10 s.
-	select {
-	case err := <-committed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		release()
-		<-committed
-		t.Fatal("commits that grow the file blocked for 10 s behind a backup client that stopped reading")
-	}
-	counted := make(chan error, 1)
-	go func() {
+		return nil
+	})
+	within("Counts (/healthz, the watchdog)", func() error {
 		c, err := db.Counts()
 		if err == nil && c.OutboxDepth != 40*50 {
 			err = fmt.Errorf("outbox depth %d after the commits, want %d", c.OutboxDepth, 40*50)
 		}
-		counted <- err
-	}()
-	select {
-	case err := <-counted:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		release()
-		<-counted
-		t.Fatal("Counts (/healthz, the watchdog) blocked for 10 s behind a backup client that stopped reading")
-	}
+		return err
+	})
 
 	// Let the client read: the answer is the state as it was at the
 	// request, whole and valid.
