@@ -32,7 +32,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tilecast-bench fanout|tick|retention|idle|sink [flags]")
+		fmt.Fprintln(os.Stderr, "usage: tilecast-bench fanout|tick|retention|idle|sink|sync [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -47,6 +47,8 @@ func main() {
 		err = cmdIdle(ctx, os.Args[2:])
 	case "sink":
 		err = cmdSink(ctx, os.Args[2:])
+	case "sync":
+		err = cmdSync(ctx, os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown scenario %q", os.Args[1])
 	}
