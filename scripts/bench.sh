@@ -24,6 +24,8 @@ go build -o "$out/tilecast" ./cmd/tilecast
 # Three delivering instances (in one process, a pool and instance row
 # each) on the same 2 cores: contention, not scaling.
 "$out/tilecast-bench" fanout -state postgres -instances 3 -n 10000,100000 -runs "3,${RUNS_100K:-5}" > "$out/fanout-postgres-3.md" 2> "$out/fanout-postgres-3.log"
+# What a commit's pages cost this disk (fdatasync per page), apart from bbolt.
+"$out/tilecast-bench" sync > "$out/sync.md"
 "$out/tilecast-bench" tick -f 1000,5000 -runs 5 > "$out/tick.md" 2> "$out/tick.log"
 "$out/tilecast-bench" retention -feeds 500 -days 90 > "$out/retention.md" 2> "$out/retention.log"
 "$out/tilecast-bench" idle -tilecast "$out/tilecast" -f 1000 -window "${IDLE_WINDOW:-5m}" > "$out/idle.md" 2> "$out/idle.log"
@@ -31,4 +33,4 @@ go test -run '^$' -bench 'Build|Diff|FeedState304|CommitUnchanged|Subscribers10k
 go test -run '^$' -bench . -benchmem ./store/ ./notify/... > "$out/micro-store-notify.txt"
 # /healthz and /metrics at 1,000 and at 1,000,000 channels: the same cost.
 go test -run '^$' -bench 'HealthzMetrics' -benchmem ./web/ > "$out/healthz-metrics.txt"
-cat "$out/machine.txt" "$out/fanout.md" "$out/fanout-wns.md" "$out/fanout-webpush.md" "$out/fanout-postgres.md" "$out/fanout-postgres-3.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt" "$out/healthz-metrics.txt"
+cat "$out/machine.txt" "$out/fanout.md" "$out/fanout-wns.md" "$out/fanout-webpush.md" "$out/fanout-postgres.md" "$out/fanout-postgres-3.md" "$out/sync.md" "$out/tick.md" "$out/retention.md" "$out/idle.md" "$out/micro.txt" "$out/healthz-metrics.txt"
