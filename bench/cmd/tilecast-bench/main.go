@@ -58,6 +58,18 @@ func main() {
 	}
 }
 
+// defaultDir sets an empty *dir to a new temp dir on disk (the one the
+// file's -dir flag promises) and returns what removes it again.
+func defaultDir(dir *string) (cleanup func(), err error) {
+	if *dir != "" {
+		return func() {}, nil
+	}
+	if *dir, err = os.MkdirTemp("", "tilecast-bench-"); err != nil {
+		return nil, err
+	}
+	return func() { os.RemoveAll(*dir) }, nil
+}
+
 func ints(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
@@ -265,12 +277,11 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *dir == "" {
-		if *dir, err = os.MkdirTemp("", "tilecast-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(*dir)
+	cleanup, err := defaultDir(dir)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	bdir, err := os.MkdirTemp(*build, "tilecast-bench-")
 	if err != nil {
 		return err
@@ -406,12 +417,11 @@ func cmdTick(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *dir == "" {
-		if *dir, err = os.MkdirTemp("", "tilecast-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(*dir)
+	cleanup, err := defaultDir(dir)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	fmt.Printf("| F | ticks | tilecast feeds/s (median) | raw feeds/s (median) | ratio (median) | strict raw feeds/s (median) | ratio to strict raw (median) | CPU µs per feed: tilecast / raw / strict raw | 304 answers / tick | write tx beyond the feeds with a new item (304s and unchanged 200s write nothing) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for ci, f := range counts {
 		srv, err := bench.StartFeedServer(f, *hosts)

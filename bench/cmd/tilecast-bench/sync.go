@@ -31,12 +31,11 @@ func cmdSync(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *dir == "" {
-		if *dir, err = os.MkdirTemp("", "tilecast-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(*dir)
+	cleanup, err := defaultDir(dir)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	const fileSize = 256 << 20
 	f, err := os.OpenFile(filepath.Join(*dir, "sync.bin"), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
 	if err != nil {
