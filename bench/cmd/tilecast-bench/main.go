@@ -170,6 +170,40 @@ func startCPUProfile(path string) (stop func()) {
 	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
+// rawBaseline runs the raw loop once before a channel count's first run
+// and once after each run, and compares each run with the mean of the raw
+// runs on either side of it. This host's speed drifts by a third within
+// minutes; a baseline from one side only tilts each ratio with the drift,
+// which the per-run ratios showed as a spread of 0.64-0.89 for one build.
+// The first raw run also warms the sink (connections, its devices), which
+// the first tilecast run paid for alone before.
+type rawBaseline struct {
+	run func() (bench.FanOutResult, error)
+	// before and last: notifications per second of the raw run before
+	// the latest run, and of the latest raw run.
+	before, last float64
+}
+
+func newRawBaseline(run func() (bench.FanOutResult, error)) (*rawBaseline, error) {
+	res, err := run()
+	if err != nil {
+		return nil, err
+	}
+	return &rawBaseline{run: run, last: res.PerSecond()}, nil
+}
+
+// after runs the raw loop after a tilecast run and returns that run's
+// baseline, the mean of the raw runs before and after it, with the new
+// raw run's result.
+func (b *rawBaseline) after() (float64, bench.FanOutResult, error) {
+	res, err := b.run()
+	if err != nil {
+		return 0, res, err
+	}
+	b.before, b.last = b.last, res.PerSecond()
+	return (b.before + b.last) / 2, res, nil
+}
+
 // cpuTimes are CPU times (user+system) of this process and the sink.
 type cpuTimes struct{ self, sink time.Duration }
 
@@ -329,6 +363,13 @@ func cmdFanOut(ctx context.Context, args []string) error {
 		var tc, raw, ratio, commit, deliver []float64
 		var cpuTC, cpuSinkTC, cpuRaw, cpuSinkRaw []float64 // µs per notification
 		var pk peakMem
+		rawBase, err := newRawBaseline(func() (bench.FanOutResult, error) {
+			return bench.RunRawFanOutWith(ctx, uris, rawNs, opts)
+		})
+		if err != nil {
+			stopSink()
+			return err
+		}
 		for run := range r {
 			path := filepath.Join(*dir, "state.db")
 			_ = os.Remove(path)
@@ -362,7 +403,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 				fmt.Fprintf(os.Stderr, "  store %s: %d calls, %d items, %s\n", name, st.Calls, st.Items, st.Time.Round(time.Millisecond))
 			}
 			stopRaw := startCPUProfile(profile(".raw"))
-			rres, err := bench.RunRawFanOutWith(ctx, uris, rawNs, opts)
+			base, rres, err := rawBase.after()
 			stopRaw()
 			if err != nil {
 				stopSink()
@@ -375,13 +416,13 @@ func cmdFanOut(ctx context.Context, args []string) error {
 			cpuRaw = append(cpuRaw, perN(c2.self-c1.self, rres.Notifications))
 			cpuSinkRaw = append(cpuSinkRaw, perN(c2.sink-c1.sink, rres.Notifications))
 			tc = append(tc, res.PerSecond())
-			raw = append(raw, rres.PerSecond())
-			ratio = append(ratio, res.PerSecond()/rres.PerSecond())
+			raw = append(raw, base)
+			ratio = append(ratio, res.PerSecond()/base)
 			commit = append(commit, res.Commit.Seconds())
 			deliver = append(deliver, res.Deliver.Seconds())
-			fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s; ratio %.2f; peak RSS %.0f MiB anon %.0f MiB heap %.0f MiB\n",
+			fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s (before %.0f, after %.0f); ratio %.2f; peak RSS %.0f MiB anon %.0f MiB heap %.0f MiB\n",
 				n, run+1, res.Notifications, res.Elapsed.Round(time.Millisecond), res.Commit.Round(time.Millisecond),
-				res.Deliver.Round(time.Millisecond), res.PerSecond(), rres.PerSecond(), res.PerSecond()/rres.PerSecond(),
+				res.Deliver.Round(time.Millisecond), res.PerSecond(), base, rawBase.before, rres.PerSecond(), res.PerSecond()/base,
 				mib(p.rss), mib(p.anon), mib(int64(p.heap)))
 		}
 		stopSink()

@@ -78,6 +78,12 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 				return err
 			}
 			var tc, raw, ratio, enq, del, commit, deliver, cpuTC, cpuPG, cpuSink []float64
+			rawBase, err := newRawBaseline(func() (bench.FanOutResult, error) {
+				return bench.RunRawFanOutWith(ctx, uris, rawNs, opts)
+			})
+			if err != nil {
+				return err
+			}
 			for run := range r {
 				schema := fmt.Sprintf("bench_%d_%d_%d", n, run, time.Now().UnixNano())
 				dbURL, drop, err := bench.NewSchema(ctx, base, schema)
@@ -110,7 +116,7 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 				for name, st := range res.Store {
 					fmt.Fprintf(os.Stderr, "  store %s: %d calls, %d items, %s\n", name, st.Calls, st.Items, st.Time.Round(time.Millisecond))
 				}
-				rres, err := bench.RunRawFanOutWith(ctx, uris, rawNs, opts)
+				rawRate, rres, err := rawBase.after()
 				if err != nil {
 					return err
 				}
@@ -119,15 +125,15 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 				cpuPG = append(cpuPG, perN(pg1-pg0))
 				cpuSink = append(cpuSink, perN(c1.sink-c0.sink))
 				tc = append(tc, res.PerSecond())
-				raw = append(raw, rres.PerSecond())
-				ratio = append(ratio, res.PerSecond()/rres.PerSecond())
+				raw = append(raw, rawRate)
+				ratio = append(ratio, res.PerSecond()/rawRate)
 				enq = append(enq, res.EnqueuePerNotification())
 				del = append(del, res.DeliverPerNotification())
 				commit = append(commit, res.Commit.Seconds())
 				deliver = append(deliver, res.Deliver.Seconds())
-				fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast on PostgreSQL %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s; ratio %.2f; statements: enqueue %d (%.3f/notification), delivery %d (%.3f/notification)\n",
+				fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast on PostgreSQL %d in %s (commit %s, deliver %s) = %.0f/s; raw %.0f/s (before %.0f, after %.0f); ratio %.2f; statements: enqueue %d (%.3f/notification), delivery %d (%.3f/notification)\n",
 					n, run+1, res.Notifications, res.Elapsed.Round(time.Millisecond), res.Commit.Round(time.Millisecond),
-					res.Deliver.Round(time.Millisecond), res.PerSecond(), rres.PerSecond(), res.PerSecond()/rres.PerSecond(),
+					res.Deliver.Round(time.Millisecond), res.PerSecond(), rawRate, rawBase.before, rres.PerSecond(), res.PerSecond()/rawRate,
 					res.EnqueueStatements, res.EnqueuePerNotification(), res.DeliverStatements, res.DeliverPerNotification())
 			}
 			fmt.Printf("| %d | %d | %d | %.0f | %.0f | %.2f | %.3f | %.3f | %.2f s | %.2f s | %.0f µs | %.0f µs | %.0f µs |\n",
