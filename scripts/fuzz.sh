@@ -10,6 +10,12 @@
 # the fuzzer can spend its whole budget minimising "interesting" inputs.
 # A crasher is still written to testdata/fuzz/<Target>/ for `go test` to
 # replay; set FUZZ_MINIMIZE=30s to minimise it.
+#
+# A duration can hit a race in Go's fuzz coordinator that fails a target
+# with "context deadline exceeded" and saves no input (go.dev/issue/75804,
+# fixed in go1.27): such a target is run once more, and if that run is lost
+# too the script says so and exits 3 after the others. A count (5000x, as
+# CI runs it) cannot hit the race.
 set -euo pipefail
 
 fuzztime="${1:-10s}"
@@ -29,25 +35,58 @@ if [ "${#targets[@]}" -eq 0 ]; then
 	exit 1
 fi
 
+# corpus_files counts the inputs saved for a target (a crasher adds one).
+corpus_files() {
+	find "$1/testdata/fuzz/$2" -type f 2>/dev/null | wc -l
+}
+
 summary=()
+unfuzzed=0
 for entry in "${targets[@]}"; do
 	dir="${entry% *}"
 	name="${entry#* }"
 	if [ -n "$filter" ] && [[ "$dir" != *"$filter"* ]]; then
 		continue
 	fi
-	echo "=== $dir $name ($fuzztime)"
-	log="$(mktemp)"
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "$dir" 2>&1 | tee "$log"; then
+	note=""
+	for attempt in 1 2; do
+		echo "=== $dir $name ($fuzztime)"
+		log="$(mktemp)"
+		before="$(corpus_files "$dir" "$name")"
+		if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "$dir" 2>&1 | tee "$log"; then
+			break
+		fi
+		# Go's fuzz coordinator (up to go1.26) can fail a target with a bare
+		# "context deadline exceeded" when a duration -fuzztime ends, having
+		# found nothing (go.dev/issue/75804; a count such as 5000x, as CI
+		# uses, cannot hit it). That is no crasher: run the target once more
+		# instead of stopping the long run on it.
+		if [ "$(corpus_files "$dir" "$name")" = "$before" ] && grep -qx '[[:space:]]*context deadline exceeded' "$log"; then
+			echo "fuzz.sh: $dir $name stopped with Go's fuzztime deadline race (go.dev/issue/75804), no input saved: not a crasher" >&2
+			note=" (one run lost to go.dev/issue/75804)"
+			if [ "$attempt" = 1 ]; then
+				rm -f "$log"
+				continue
+			fi
+			note=" (both runs lost to go.dev/issue/75804: not fuzzed)"
+			unfuzzed=$((unfuzzed + 1))
+			break
+		fi
 		echo "fuzz.sh: $dir $name FAILED (crasher saved under $dir/testdata/fuzz/$name/)" >&2
 		rm -f "$log"
 		exit 1
-	fi
+	done
 	execs="$(grep -oE 'execs: [0-9]+' "$log" | tail -1 | awk '{print $2}')"
 	rm -f "$log"
-	summary+=("$(printf '%-22s %-28s execs %s' "$dir" "$name" "${execs:-?}")")
+	summary+=("$(printf '%-22s %-28s execs %s%s' "$dir" "$name" "${execs:-?}" "$note")")
 done
 
 echo
-echo "fuzz.sh: all targets passed ($fuzztime each)"
+if [ "$unfuzzed" -gt 0 ]; then
+	echo "fuzz.sh: no crasher; $unfuzzed target(s) not fuzzed, both runs lost to Go's deadline race (marked below); the others passed ($fuzztime each)"
+else
+	echo "fuzz.sh: all targets passed ($fuzztime each)"
+fi
 printf '  %s\n' "${summary[@]}"
+# A target that was not fuzzed is no pass: exit 3 (a crasher exits 1).
+[ "$unfuzzed" -eq 0 ] || exit 3
