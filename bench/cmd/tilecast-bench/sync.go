@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -31,6 +32,9 @@ func cmdSync(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *reps < 1 || slices.Min(counts) < 1 {
+		return fmt.Errorf("sync: -commits and every -n must be at least 1")
+	}
 	cleanup, err := defaultDir(dir)
 	if err != nil {
 		return err
@@ -53,7 +57,7 @@ func cmdSync(ctx context.Context, args []string) error {
 	}
 	fmt.Println("| page size | pages per commit | placement | wall per commit | CPU per commit |\n|---|---|---|---|---|")
 	for _, psz := range pageSizes {
-		if psz < 4096 || fileSize/psz < 2*max(counts[len(counts)-1], 1) {
+		if psz < 4096 || fileSize/psz < 2*slices.Max(counts) {
 			return fmt.Errorf("page size %d: want 4096 or more and far fewer pages than the file holds", psz)
 		}
 		page := make([]byte, psz)
