@@ -37,7 +37,11 @@ fi
 
 # corpus_files counts the inputs saved for a target (a crasher adds one).
 corpus_files() {
-	find "$1/testdata/fuzz/$2" -type f 2>/dev/null | wc -l
+	if [ -d "$1/testdata/fuzz/$2" ]; then
+		find "$1/testdata/fuzz/$2" -type f | wc -l
+	else
+		echo 0
+	fi
 }
 
 summary=()
@@ -76,7 +80,8 @@ for entry in "${targets[@]}"; do
 		rm -f "$log"
 		exit 1
 	done
-	execs="$(grep -oE 'execs: [0-9]+' "$log" | tail -1 | awk '{print $2}')"
+	# A short count-based run may print no progress line at all.
+	execs="$(grep -oE 'execs: [0-9]+' "$log" | tail -1 | awk '{print $2}' || true)"
 	rm -f "$log"
 	summary+=("$(printf '%-22s %-28s execs %s%s' "$dir" "$name" "${execs:-?}" "$note")")
 done
