@@ -49,6 +49,11 @@ func silence(lease time.Duration) time.Duration {
 	return lease * silentPulses / pulsesPerLease
 }
 
+// silenceShare is silence as a share of the lease, for SQL that judges
+// each instance by its own lease column (ClaimTick, Instances): one value,
+// so the two cannot call the same instance alive and gone.
+const silenceShare = float64(silentPulses) / pulsesPerLease
+
 // maxTickRun is how long a live instance's unfinished tick holds back the
 // next ticks of its feed key: a run longer than that is stuck, or its end
 // was not recorded.
@@ -374,7 +379,7 @@ func (db *DB) Instances() ([]tilecast.Instance, error) {
 	rows, err := db.pool.Query(ctx, `SELECT i.id, i.host, i.pid, i.version, i.started, i.heartbeat,
 			i.heartbeat + i.lease * $2::float8 > $1,
 			(SELECT count(*) FROM outbox o WHERE o.lease_owner = i.id AND o.lease_until > $1)
-		FROM instances i ORDER BY i.id`, now, float64(silentPulses)/pulsesPerLease)
+		FROM instances i ORDER BY i.id`, now, silenceShare)
 	if err != nil {
 		return nil, fmt.Errorf("instances: %w", err)
 	}
@@ -449,12 +454,12 @@ func (db *DB) ClaimTick(k tilecast.FeedKey, at time.Time) (bool, error) {
 		// A run of this instance's own is the Bot's to hold back (it
 		// does); one whose end was not recorded (TickDone failed) or that
 		// has run for an hour holds nothing back, nor one whose instance
-		// has been silent (its lease times silentPulses/pulsesPerLease).
+		// has been silent (its lease times silenceShare).
 		var running bool
 		err := t.QueryRow(t.ctx, `SELECT EXISTS (SELECT 1 FROM feed_ticks f JOIN instances i ON i.id = f.instance
 			WHERE f.feed = $1 AND f.user_name = $2 AND f.done IS NULL AND f.at <> $3 AND f.instance <> $5
 				AND i.heartbeat + i.lease * $7::float8 > $4 AND f.claimed > $6)`,
-			k.Feed, k.User, at, now, db.inst.id, now.Add(-maxTickRun), float64(silentPulses)/pulsesPerLease).Scan(&running)
+			k.Feed, k.User, at, now, db.inst.id, now.Add(-maxTickRun), silenceShare).Scan(&running)
 		if err != nil || running {
 			return err
 		}
