@@ -26,7 +26,8 @@ func cmdChannels(ctx context.Context, e env) error {
 	}
 	if len(e.args) == 0 || e.args[0] == "-h" || e.args[0] == "--help" {
 		fmt.Fprintln(e.stdout, "Usage: tilecast channels list|add|remove|import [flags]   (--help on each)")
-		fmt.Fprintln(e.stdout, "list, add and remove work while the daemon runs (through its API); import needs it stopped.")
+		fmt.Fprintln(e.stdout, "list, add and remove work while the daemon runs (through its API); import needs it stopped,")
+		fmt.Fprintln(e.stdout, "except on PostgreSQL (state = a postgres:// URL), where every command reads and writes the database.")
 		if len(e.args) == 0 {
 			return usagef("channels: a subcommand is required")
 		}
@@ -43,7 +44,8 @@ func cmdChannels(ctx context.Context, e env) error {
 // daemonNote ends the usage of the commands that reach a running daemon.
 const daemonNote = "\n\nWhile the daemon runs (it holds the state file) this goes through its API:\n" +
 	"http.listen (https when http.tls_cert is set) with the first admin key of\n" +
-	"http.api_keys_file.\n"
+	"http.api_keys_file. On PostgreSQL (state = a postgres:// URL) it uses the\n" +
+	"database directly, running daemons or not.\n"
 
 func cmdChannelsAdd(ctx context.Context, e env) error {
 	fs := newFlags(e, "channels add", "channels add --config FILE (--uri URI | --subscription JSON|@FILE) [--transport mpns|wns|webpush]\n"+
@@ -57,8 +59,9 @@ func cmdChannelsAdd(ctx context.Context, e env) error {
 		"  {\"endpoint\":\"https://…\",\"expirationTime\":null,\"keys\":{\"p256dh\":\"…\",\"auth\":\"…\"}}\n"+
 		"Its keys are checked, its endpoint must be https on a host of [push.webpush]\n"+
 		"allowed_hosts, and the same endpoint again updates the channel (new keys too).\n"+
-		"The keys are stored, never printed: the output shows the endpoint's origin\n"+
-		"and the SHA-256 of the keys."+daemonNote)
+		"The keys are stored, never printed: the row shows the endpoint, and --json\n"+
+		"also its origin and the SHA-256 of the keys (keys_sha256), to check that a\n"+
+		"re-subscription's new keys arrived."+daemonNote)
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	uri := fs.String("uri", "", "the device's push channel URI")
 	subscription := fs.String("subscription", "", "a Web Push subscription as the browser's JSON, or @FILE holding it")

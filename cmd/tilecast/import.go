@@ -34,7 +34,9 @@ const (
 const importUsage = `channels import --config FILE [--format auto|jsonl|csv] FILE|-
 
 Bulk-loads channels into the state file; the daemon must be stopped (an
-import through the API would take one request per channel).
+import through the API would take one request per channel). On PostgreSQL
+(state = a postgres:// URL) the import goes into the database while daemons
+run.
 
   JSON lines  one object per line: {"uri": "...", "user": "...", "feeds": ["a", "b"],
               "transport": "wns", "device": "..."} (all but uri optional); a Web
@@ -69,7 +71,7 @@ prints the lines read, added, updated and every rejected line with its line
 number and reason. Exit status:
 0 when at least one line was imported (or the file had no lines), 1 when
 every line was rejected or the import failed, 2 on bad flags or config or
-while the daemon runs.
+while the daemon holds the state file.
 `
 
 // importRow is one accepted line.

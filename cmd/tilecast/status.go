@@ -76,7 +76,10 @@ func cmdStatus(ctx context.Context, e env) error {
 	fs := newFlags(e, "status", "status --config FILE [--json]\n\n"+
 		"Feeds, channels, outbox and the newest dead letters. While the daemon runs\n"+
 		"(it holds the state file) they are read through its API (http.listen, first\n"+
-		"admin key of http.api_keys_file).\n")
+		"admin key of http.api_keys_file).\n\n"+
+		"On PostgreSQL (state = a postgres:// URL) they are read from the database,\n"+
+		"and status also lists the instances sharing it: each one's last heartbeat,\n"+
+		"whether it counts as alive, and the outbox entries it holds leased.\n")
 	cfgPath := fs.String("config", "", "config file (TOML)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, e, e.args); err != nil {

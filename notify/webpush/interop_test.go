@@ -109,7 +109,7 @@ func TestDecryptOtherImplementations(t *testing.T) {
 // TestInteropRequests builds requests with tilecast's code for the
 // subscription and VAPID key of keys.json (the key in npm web-push's
 // base64url form) and checks them here; with -interop-out it also writes
-// them for the Node checker (scripts/webpush-interop-check.js), which
+// them for the Node checker (scripts/webpush-interop/check.js), which
 // decrypts them with http_ece and verifies the tokens with node:crypto.
 func TestInteropRequests(t *testing.T) {
 	keys := loadKeys(t)
