@@ -197,24 +197,39 @@ func HostAllowed(host string, allowed []string) bool {
 
 // hostAllowed is HostAllowed for a host already in canonical form.
 func hostAllowed(host string, allowed []string) bool {
-	for _, p := range allowed {
-		p = strings.TrimSpace(p)
-		suffix, wild := strings.CutPrefix(p, "*.")
+	_, ok := matchPattern(host, allowed)
+	return ok
+}
+
+// MatchingPattern returns the first pattern of allowed that host matches
+// (as HostAllowed matches), as written there.
+func MatchingPattern(host string, allowed []string) (string, bool) {
+	h, err := patternHost(host)
+	if err != nil {
+		return "", false
+	}
+	return matchPattern(h, allowed)
+}
+
+// matchPattern is MatchingPattern for a host already in canonical form.
+func matchPattern(host string, allowed []string) (string, bool) {
+	for _, pattern := range allowed {
+		suffix, wild := strings.CutPrefix(strings.TrimSpace(pattern), "*.")
 		p, err := patternHost(suffix)
 		if err != nil {
 			continue
 		}
 		if wild {
 			if strings.HasSuffix(host, "."+p) && len(host) > len(p)+1 {
-				return true
+				return pattern, true
 			}
 			continue
 		}
 		if host == p {
-			return true
+			return pattern, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // patternHost is canonicalHost for a host given on its own (a pattern of

@@ -187,6 +187,30 @@ func TestHostAllowed(t *testing.T) {
 	}
 }
 
+func TestMatchingPattern(t *testing.T) {
+	tests := []struct {
+		host    string
+		allowed []string
+		want    string // "" for no match
+	}{
+		{"wns2-par02p.notify.windows.com", []string{"fcm.googleapis.com", "*.notify.windows.com"}, "*.notify.windows.com"},
+		{"FCM.googleapis.com.", []string{"fcm.googleapis.com", "*.notify.windows.com"}, "fcm.googleapis.com"},
+		{"db3.notify.live.net", []string{" *.notify.live.net "}, " *.notify.live.net "}, // as written
+		{"x.example.org", []string{"*.a_b.org", "x.example.org", "*.example.org"}, "x.example.org"},
+		{"notify.windows.com", []string{"*.notify.windows.com"}, ""},
+		{"a_b.example.org", []string{"*.example.org"}, ""},
+	}
+	for _, tt := range tests {
+		got, ok := MatchingPattern(tt.host, tt.allowed)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("MatchingPattern(%q, %q) = %q, %v; want %q", tt.host, tt.allowed, got, ok, tt.want)
+		}
+		if HostAllowed(tt.host, tt.allowed) != ok {
+			t.Errorf("HostAllowed(%q, %q) disagrees with MatchingPattern", tt.host, tt.allowed)
+		}
+	}
+}
+
 func FuzzCanonical(f *testing.F) {
 	for _, s := range []string{
 		"http://a.notify.live.net/x", "http://notify.live.net.evil.com/", "https://x@y/", "",

@@ -7,11 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/channeluri"
 	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/fetch"
 	"github.com/tilecast/tilecast/notify"
@@ -297,12 +300,31 @@ func newWebPushClient(cfg *config.Config, log *slog.Logger, key *webpush.VAPIDKe
 		UrgencyTile:  w.UrgencyTile,
 		FeedUrgency:  func(feed string) string { return urgency[feed] },
 		Pad:          w.Pad,
+		Service:      webPushService(w.AllowedHosts),
 		Logger:       log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("push.webpush: %w", err)
 	}
 	return c, nil
+}
+
+// webPushService names the push service of an endpoint origin for the
+// Web Push client's refusal pause: the wildcard pattern of allowed (the
+// [push.webpush] allowed_hosts) its host matches, so that all of a
+// service's hosts (Edge's regional *.notify.windows.com) pause together;
+// "" (the origin itself) for a host an exact pattern names.
+func webPushService(allowed []string) func(origin string) string {
+	return func(origin string) string {
+		u, err := url.Parse(origin)
+		if err != nil {
+			return ""
+		}
+		if p, ok := channeluri.MatchingPattern(u.Hostname(), allowed); ok && strings.HasPrefix(p, "*.") {
+			return p
+		}
+		return ""
+	}
 }
 
 // pushers are the push clients of the [push] section, one per transport

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tilecast/tilecast/config"
 	"github.com/tilecast/tilecast/emulator"
 	"github.com/tilecast/tilecast/notify/webpush"
 	"github.com/tilecast/tilecast/store"
@@ -339,6 +340,25 @@ func TestChannelsWebPushSubscription(t *testing.T) {
 		}
 		if strings.HasSuffix(ch.URI, "third") != !ch.Expires.IsZero() {
 			t.Errorf("channel %s expires %v", ch.URI, ch.Expires)
+		}
+	}
+}
+
+// TestWebPushService: the daemon pauses a push service's hosts together
+// when a wildcard of [push.webpush] allowed_hosts covers them (Edge's
+// regional hosts); a host named exactly, or not allowed, is its own.
+func TestWebPushService(t *testing.T) {
+	service := webPushService(config.DefaultWebPushHosts())
+	for origin, want := range map[string]string{
+		"https://wns2-par02p.notify.windows.com":    "*.notify.windows.com",
+		"https://wns2-bl2p.notify.windows.com":      "*.notify.windows.com",
+		"https://updates.push.services.mozilla.com": "*.push.services.mozilla.com",
+		"https://fcm.googleapis.com":                "",
+		"http://127.0.0.1:8080":                     "",
+		"::":                                        "",
+	} {
+		if got := service(origin); got != want {
+			t.Errorf("service(%q) = %q, want %q", origin, got, want)
 		}
 	}
 }

@@ -64,6 +64,16 @@ type ClientOptions struct {
 	// DefaultTTL.
 	DefaultTTL time.Duration
 
+	// Service, when set, names the push service an endpoint origin
+	// belongs to: pushes to origins with the same name share one run of
+	// refusals and one pause. A push service may answer on many hosts
+	// (Edge's endpoints are spread over regional *.notify.windows.com
+	// hosts), and a key or subject it refuses on one it refuses on all.
+	// The daemon passes the [push.webpush] allowed_hosts pattern the host
+	// matches. nil, or "" for an origin, keeps that origin a service of
+	// its own.
+	Service func(origin string) string
+
 	// PauseAfter, PauseMin and PauseMax shape the pause after a run of
 	// VAPID refusals (see Client); 0 means the Default of each.
 	PauseAfter int
@@ -86,7 +96,8 @@ type ClientOptions struct {
 // service), TTL the notification's remaining time to live.
 //
 // A VAPID refusal (401/403) fails that one notification. When one push
-// service (an endpoint origin) refuses PauseAfter pushes in a row,
+// service (an endpoint origin, or the origins ClientOptions.Service puts
+// together) refuses PauseAfter pushes in a row,
 // whichever channels they were for, the fault is the sender's key or
 // subject, not the channels: the Client stops sending to that service for
 // PauseMin and answers every push to it with VerdictRetry, a Wait until
@@ -127,7 +138,7 @@ var ErrPaused = errors.New("paused after VAPID refusals")
 
 // PausedError is the error of a push to a paused service.
 type PausedError struct {
-	Origin  string
+	Origin  string // the endpoint's origin, or its service's name (ClientOptions.Service)
 	Until   time.Time
 	Refused int // refusals in a row so far
 }
@@ -255,6 +266,11 @@ func (c *Client) PushSubscription(ctx context.Context, sub Subscription, n *tile
 	origin, err := Origin(sub.Endpoint)
 	if err != nil {
 		return tilecast.Result{Verdict: tilecast.VerdictFailed, Err: fmt.Errorf("webpush: %w", err)}
+	}
+	if c.opts.Service != nil {
+		if s := c.opts.Service(origin); s != "" {
+			origin = s // the refusal run and pause are the service's
+		}
 	}
 	probe, pe := c.admit(origin, start)
 	if pe != nil {

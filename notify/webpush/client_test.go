@@ -376,6 +376,65 @@ func TestVAPIDRefusalsPause(t *testing.T) {
 	}
 }
 
+// TestVAPIDRefusalsPauseAService: the refusals of the hosts that
+// ClientOptions.Service puts into one push service count in one run,
+// and the pause stops them all; without Service each origin is a service
+// of its own and the same refusals pause nothing.
+func TestVAPIDRefusalsPauseAService(t *testing.T) {
+	for _, grouped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("grouped=%v", grouped), func(t *testing.T) {
+			hostA, hostB := newPushService(t), newPushService(t)
+			clk := newClock()
+			c := newClient(t, clk, func(o *webpush.ClientOptions) {
+				if grouped {
+					o.Service = func(origin string) string {
+						if origin == hostA.URL || origin == hostB.URL {
+							return "edge"
+						}
+						return ""
+					}
+				}
+			})
+			push := func(svc *pushService, i int) tilecast.Result {
+				b := newBrowser(t, fmt.Sprintf("%s/push/%d", svc.URL, i))
+				return c.PushSubscription(context.Background(), b.sub, toastN(), time.Hour)
+			}
+			hostA.answer(403, "")
+			hostB.answer(401, "")
+			// Five refusals on each host, alternating: ten in a row for
+			// the service, five for each origin.
+			for i := range webpush.DefaultPauseAfter {
+				svc := hostA
+				if i%2 == 1 {
+					svc = hostB
+				}
+				if r := push(svc, i); r.Verdict != tilecast.VerdictFailed || !errors.Is(r.Err, webpush.ErrVAPID) {
+					t.Fatalf("refusal %d: %v %v", i, r.Verdict, r.Err)
+				}
+			}
+			bad, why := c.Degraded()
+			if bad != grouped {
+				t.Fatalf("Degraded() = %v, %q; want %v", bad, why, grouped)
+			}
+			hitsA, hitsB := hostA.hits.Load(), hostB.hits.Load()
+			for _, svc := range []*pushService{hostA, hostB} {
+				r := push(svc, 99)
+				if paused := errors.Is(r.Err, webpush.ErrPaused); paused != grouped {
+					t.Errorf("push to %s after the run: %v %v, paused %v, want %v", svc.URL, r.Verdict, r.Err, paused, grouped)
+				}
+			}
+			if grouped {
+				if hostA.hits.Load() != hitsA || hostB.hits.Load() != hitsB {
+					t.Error("a push reached a host of the paused service")
+				}
+				if !strings.Contains(why, "web push service edge refused") || strings.Contains(why, hostA.URL) {
+					t.Errorf("Degraded() names %q, want the service", why)
+				}
+			}
+		})
+	}
+}
+
 // TestProbeReleasedWithoutAnswer: a probe that gets no answer (a 503)
 // does not keep the service paused forever; the next push probes.
 func TestProbeReleasedWithoutAnswer(t *testing.T) {
