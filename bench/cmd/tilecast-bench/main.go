@@ -322,7 +322,7 @@ func cmdFanOut(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(bdir)
 	if *state != "bbolt" {
-		return pgFanOut(ctx, *state, *kind, transport, counts, rr, *conc, bdir, *instances, *topStatements, pgSettings)
+		return pgFanOut(ctx, *state, *kind, transport, counts, rr, *conc, *dir, bdir, *copyChunk, *instances, *topStatements, pgSettings)
 	}
 	rawNs, err := bench.RawNotificationsFor(transport)
 	if err != nil {

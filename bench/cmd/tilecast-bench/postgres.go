@@ -18,9 +18,12 @@ import (
 // pgFanOut is `fanout -state postgres|URL`: the fan-out of cmdFanOut on
 // PostgreSQL, each run on a fresh copy of the template state in a schema
 // of its own, with the statements per notification the store's pgx
-// tracer counted for the enqueue and the delivery.
-func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transport, counts, rr []int, conc int, bdir string,
-	instances, topStatements int, pgSettings []string) error {
+// tracer counted for the enqueue and the delivery. Each run is followed
+// by the same fan-out on bbolt (a state file in dir, copied from the same
+// template in copyChunk writes) against the same sink, each with its own
+// two-sided raw baseline, so the two stores are compared in one sitting.
+func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transport, counts, rr []int, conc int, dir, bdir string,
+	copyChunk, instances, topStatements int, pgSettings []string) error {
 	base := state
 	if !postgres.IsURL(state) {
 		if state != "postgres" {
@@ -59,8 +62,8 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 	}
 	fmt.Printf("transport %s: %d notifications per channel; statements counted by pgx tracers on the pools (queries, batched queries, COPY, BEGIN/COMMIT)\n\n",
 		transport, len(rawNs))
-	fmt.Printf("| N | instances | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | statements per notification: enqueue | delivery + recording | commit phase | deliver phase | CPU per notification: tilecast | PostgreSQL server (postmaster and its backends) | sink |\n")
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| N | instances | runs | tilecast notif/s (median) | raw notif/s (median) | ratio (median of per-run ratios) | bbolt notif/s, same sitting (median) | bbolt ratio | statements per notification: enqueue | delivery + recording | commit phase | deliver phase | CPU per notification: tilecast | PostgreSQL server (postmaster and its backends) | sink |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, n := range counts {
 		r := rr[min(i, len(rr)-1)]
 		uris, sinkPid, stopSink, err := startSinkProcess(kind, transport, n, bdir)
@@ -77,7 +80,7 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 			if err := bench.BuildFanOutStateFor(tmpl, uris, transport); err != nil {
 				return err
 			}
-			var tc, raw, ratio, enq, del, commit, deliver, cpuTC, cpuPG, cpuSink []float64
+			var tc, raw, ratio, enq, del, commit, deliver, cpuTC, cpuPG, cpuSink, bolt, boltRatio []float64
 			rawBase, err := newRawBaseline(func() (bench.FanOutResult, error) {
 				return bench.RunRawFanOutWith(ctx, uris, rawNs, opts)
 			})
@@ -135,9 +138,29 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 					n, run+1, res.Notifications, res.Elapsed.Round(time.Millisecond), res.Commit.Round(time.Millisecond),
 					res.Deliver.Round(time.Millisecond), res.PerSecond(), rawRate, rawBase.before, rres.PerSecond(), res.PerSecond()/rawRate,
 					res.EnqueueStatements, res.EnqueuePerNotification(), res.DeliverStatements, res.DeliverPerNotification())
+
+				// bbolt next to it: same template, sink and options.
+				path := filepath.Join(dir, "state.db")
+				_ = os.Remove(path)
+				if err := bench.CopyFile(path, tmpl, copyChunk); err != nil {
+					return err
+				}
+				bres, err := bench.RunFanOutWith(ctx, path, opts)
+				if err != nil {
+					return err
+				}
+				boltBase, braw, err := rawBase.after()
+				if err != nil {
+					return err
+				}
+				bolt = append(bolt, bres.PerSecond())
+				boltRatio = append(boltRatio, bres.PerSecond()/boltBase)
+				fmt.Fprintf(os.Stderr, "N=%d run %d: tilecast on bbolt %d in %s = %.0f/s; raw %.0f/s (before %.0f, after %.0f); ratio %.2f\n",
+					n, run+1, bres.Notifications, bres.Elapsed.Round(time.Millisecond), bres.PerSecond(), boltBase, rawBase.before,
+					braw.PerSecond(), bres.PerSecond()/boltBase)
 			}
-			fmt.Printf("| %d | %d | %d | %.0f | %.0f | %.2f | %.3f | %.3f | %.2f s | %.2f s | %.0f µs | %.0f µs | %.0f µs |\n",
-				n, instances, r, median(tc), median(raw), median(ratio), median(enq), median(del), median(commit), median(deliver),
+			fmt.Printf("| %d | %d | %d | %.0f | %.0f | %.2f | %.0f | %.2f | %.3f | %.3f | %.2f s | %.2f s | %.0f µs | %.0f µs | %.0f µs |\n",
+				n, instances, r, median(tc), median(raw), median(ratio), median(bolt), median(boltRatio), median(enq), median(del), median(commit), median(deliver),
 				median(cpuTC), median(cpuPG), median(cpuSink))
 			return nil
 		}()
