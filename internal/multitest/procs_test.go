@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,11 +61,77 @@ func (f *growingFeed) serve(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, b.String())
 }
 
-func (f *growingFeed) stop() (items, fetches int) {
+func (f *growingFeed) stop() (items int, fetched []time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stopped = true
-	return f.n, len(f.fetched)
+	return f.n, slices.Clone(f.fetched)
+}
+
+func TestFetchedTwice(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	claim := func(ms int) tickEvent { return tickEvent{at: at(ms), claim: true, tick: at(ms), inst: "i1"} }
+	for _, tc := range []struct {
+		name    string
+		claims  []tickEvent
+		fetched []time.Time
+		bad     int
+	}{
+		{"alternating", []tickEvent{claim(0), claim(10)}, []time.Time{at(1), at(11)}, 0},
+		{"a claim cut by a kill", []tickEvent{claim(0), claim(10), claim(20)}, []time.Time{at(1), at(21)}, 0},
+		{"fetched twice", []tickEvent{claim(0), claim(10)}, []time.Time{at(1), at(2), at(11)}, 1},
+		{"fetch before any claim", []tickEvent{claim(10)}, []time.Time{at(1), at(11)}, 1},
+		{"as many fetches as claims, one tick twice", []tickEvent{claim(0), claim(10), claim(20)}, []time.Time{at(1), at(11), at(12)}, 1},
+	} {
+		if bad := fetchedTwice(tc.claims, tc.fetched); len(bad) != tc.bad {
+			t.Errorf("%s: %d violations %q, want %d", tc.name, len(bad), bad, tc.bad)
+		}
+	}
+}
+
+// tickEvent is a claim of a tick of the feed (feed_ticks) or a fetch of
+// it (the feed server's log), on this machine's clock.
+type tickEvent struct {
+	at    time.Time
+	claim bool
+	tick  time.Time // the claimed tick (claims only)
+	inst  string    // the claiming instance (claims only)
+}
+
+// fetchedTwice checks tick by tick that no tick was fetched twice. One
+// run of a feed at a time (ClaimTick refuses a tick while another run
+// of the feed is unfinished) makes claims and fetches alternate: a claim,
+// then its fetch, then the next claim after that run is done; a claim a
+// kill or stop cut before its fetch has none. Two fetches with no claim
+// between them fetched one tick twice. A claim's time is taken before it
+// commits, so before its fetch. It returns a description of each
+// violation.
+func fetchedTwice(claims []tickEvent, fetched []time.Time) []string {
+	events := slices.Clone(claims)
+	for _, at := range fetched {
+		events = append(events, tickEvent{at: at})
+	}
+	slices.SortStableFunc(events, func(a, b tickEvent) int { return a.at.Compare(b.at) })
+	var bad []string
+	var last *tickEvent // the latest claim
+	fetchedSince := 0   // fetches since it
+	for i := range events {
+		e := &events[i]
+		if e.claim {
+			last, fetchedSince = e, 0
+			continue
+		}
+		fetchedSince++
+		switch {
+		case last == nil:
+			bad = append(bad, fmt.Sprintf("fetch at %s before any claim", e.at.Format(time.RFC3339Nano)))
+		case fetchedSince > 1:
+			bad = append(bad, fmt.Sprintf("tick %s (claimed by %s at %s) fetched again at %s",
+				last.tick.Format(time.RFC3339Nano), last.inst, last.at.Format(time.RFC3339Nano), e.at.Format(time.RFC3339Nano)))
+		}
+	}
+	return bad
 }
 
 // TestKillRunInstances is the multi-instance crash test: three `tilecast
@@ -72,9 +139,10 @@ func (f *growingFeed) stop() (items, fetches int) {
 // emulator, a feed gaining an item on every fetch, and rounds of kill -9
 // of a random instance (at a random moment) and its restart. Every 25th
 // phone is near its daily cap (capSome: 0 to 5 sends left of its 500
-// when the test starts). At the end: no tick was fetched twice (no more
-// fetches than claimed ticks, fewer only by claims a kill or stop cut
-// before the fetch); every item committed reached every phone not
+// when the test starts). At the end: no tick was fetched twice (tick by
+// tick: no two fetches without a claim between them, fetchedTwice; and
+// no more fetches than claimed ticks, fewer only by claims a kill or
+// stop cut before the fetch); every item committed reached every phone not
 // capped, each as a toast of its own (max_toasts is the feed's window,
 // so no run folds an item into a summary toast, and none is sent); no
 // capped phone was sent more than its cap left, the rest of its items
@@ -184,16 +252,29 @@ text2 = "{{.Item.Title}}"
 	// its fetch and its commit left that tick's new item uncommitted
 	// (a stop does not finish a tick), and the draining instance's
 	// next fetch of the unchanged feed commits it, as any next run would.
-	itemsN, fetches := feed.stop()
+	itemsN, fetchedAt := feed.stop()
+	fetches := len(fetchedAt)
 
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var claimed int
-	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM feed_ticks WHERE feed = 'multi'").Scan(&claimed); err != nil {
+	rows, err := conn.Query(context.Background(), "SELECT at, instance, claimed FROM feed_ticks WHERE feed = 'multi'")
+	if err != nil {
 		t.Fatal(err)
+	}
+	claims, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tickEvent, error) {
+		e := tickEvent{claim: true}
+		err := r.Scan(&e.tick, &e.inst, &e.at)
+		return e, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed := len(claims)
+	if bad := fetchedTwice(claims, fetchedAt); len(bad) > 0 {
+		t.Errorf("%d fetches of a tick already fetched (%d fetches, %d claims):\n%s", len(bad), fetches, claimed, strings.Join(bad, "\n"))
 	}
 	// Every fetch is of a tick its instance claimed, and no tick is
 	// fetched twice: no more fetches than claims. A claim need not be
