@@ -143,6 +143,18 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 	// whole decoded channel record, which the map would then keep alive for
 	// the rest of the day (~40 MB for 100k channels). Keys are copies.
 	day, sentToday := "", map[string]*atomic.Int64{}
+	// held are the postpone and expire records of a pass whose Record
+	// failed, handed back again with the next pass's. Due cannot be
+	// trusted to return those entries again: on PostgreSQL it leased them
+	// to this instance, whose heartbeat keeps extending the lease, so they
+	// would wait unsent until the instance stops. Until they are recorded
+	// Due skips them (heldIDs) on bbolt too, so that an entry is neither
+	// decided twice nor expired (ledger, push line) twice. A shutdown
+	// drops them safely: bbolt still has them due, and PostgreSQL gives
+	// the leases back at Close (or lets them end when it cannot).
+	var held []Record
+	heldIDs := map[uint64]bool{}
+	busy := func(id uint64) bool { return heldIDs[id] || fl.busy(id) }
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -157,7 +169,7 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 		if d := now.UTC().Format(time.DateOnly); d != day {
 			day, sentToday = d, map[string]*atomic.Int64{}
 		}
-		due, err := b.Store.Due(now, dueBatch, fl.busy)
+		due, err := b.Store.Due(now, dueBatch, busy)
 		if err != nil {
 			// The store may recover (a full disk freed): keep the
 			// deliverer alive and look again shortly.
@@ -170,9 +182,9 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 			}
 			continue
 		}
-		// Entries not sent: postponed (OpPostpone) or expired (OpExpire).
-		var unsent []Record
-		expired := 0
+		// Entries not sent: postponed (OpPostpone) or expired (OpExpire),
+		// after those of earlier passes not recorded yet.
+		unsent := held
 		midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 		// With shared caps, the sends this batch makes to unauthenticated
 		// channels are reserved first, all at once; grants is what each
@@ -198,9 +210,6 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 			rec, off, expires := b.putOff(&p, now, fl.channelBusy)
 			if off {
 				unsent = append(unsent, rec)
-				if rec.Op == OpExpire {
-					expired++
-				}
 				continue
 			}
 			var capCount *atomic.Int64
@@ -262,9 +271,14 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 		b.giveBack(day, grants)
 		if len(unsent) > 0 {
 			if err := b.Store.Record(unsent); err != nil {
-				// Not fatal: the entries stay due and are looked at again.
+				// Not fatal: the records are kept and handed back with
+				// the next pass's (see held).
 				if untilIdle {
 					return err
+				}
+				held = unsent
+				for i := range held {
+					heldIDs[held[i].ID] = true
 				}
 				b.log().Error("postpone or expire notifications; retrying", "error", err.Error(), "count", len(unsent))
 				if !sleepCtx(ctx, 5*time.Second) {
@@ -272,13 +286,16 @@ func (b *Bot) dispatch(ctx context.Context, untilIdle bool, work chan<- dispatch
 				}
 				continue
 			}
-			for i := 0; expired > 0; i++ {
+			held = nil
+			clear(heldIDs)
+			// Only now: a push line for an expiry the store did not
+			// record would be repeated when it is recorded.
+			for i := range unsent {
 				if o := &unsent[i].Outcome; unsent[i].Op == OpExpire {
 					b.logPush(o)
 					if b.Observer != nil {
 						b.Observer.ObservePush(*o)
 					}
-					expired--
 				}
 			}
 		}
