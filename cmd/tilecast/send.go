@@ -43,8 +43,9 @@ client_cert and client_key (MPNS), allow_private (every transport) and
 allowed_hosts (WNS: further hosts, with allow_private); [push.wns]
 client_id, client_secret_file, tenant and token_url (the credentials);
 [push.webpush] subject and vapid_private_key_file (the VAPID key),
-urgency_toast, urgency_tile, pad, and allowed_hosts (with --config a
---subscription's endpoint is checked as a registration would be).
+urgency_toast, urgency_tile, pad, icon, and allowed_hosts (with --config
+a --subscription's endpoint is checked as a registration would be);
+[defaults] toast_ttl, tile_ttl, badge_ttl and raw_ttl (WNS: X-WNS-TTL).
 Without --config: the defaults, with allow_private on (you typed the
 URI, so a private or loopback address such as the emulator's is fine).
 
@@ -59,10 +60,15 @@ URI, so a private or loopback address such as the emulator's is fine).
         (README's mapping table): text1 text2 param (toast: a ToastGeneric
         toast, param is its launch); the tile names of flip (tile: an
         adaptive tile; its count is a badge of its own, so tile takes no
-        count); count 0-99 (badge; 0 clears it); payload (raw). A real
-        send needs --config with [push.wns] credentials; the dry run
-        prints Authorization: Bearer ` + dryRunToken + ` and never asks
-        the token endpoint (nor prints the client secret).
+        count); count 0-99 (badge; 0 clears it); payload (raw).
+        X-WNS-TTL is the kind's time to live as the daemon gives a
+        notification of no configured feed ([defaults] toast_ttl etc.:
+        a day for toasts and raw, 72 h for tiles and badges). There is no
+        X-WNS-Tag: send sends outside any feed, and the tag is derived
+        from the feed, so what it sends replaces no queued tile or badge.
+        A real send needs --config with [push.wns] credentials; the dry
+        run prints Authorization: Bearer ` + dryRunToken + ` and never
+        asks the token endpoint (nor prints the client secret).
   Web Push  --subscription is the browser's subscription JSON
         ({"endpoint","expirationTime","keys":{"p256dh","auth"}}, or @FILE
         holding it); --type toast|tile|badge|raw with the same names:
@@ -94,7 +100,7 @@ func cmdSend(ctx context.Context, e env) (err error) {
 	kind := fs.String("type", "toast", "MPNS: toast | tile | flip | iconic | cycle | raw; WNS and Web Push: toast | tile | badge | raw")
 	jsonFile := fs.String("json", "", "read the properties from a JSON object in FILE (- for stdin)")
 	dryRun := fs.Bool("dry-run", false, "print the exact request and send nothing")
-	cfgPath := fs.String("config", "", "optional config: [push] class, timeout, client certificate, allow_private, allowed_hosts; [push.wns] credentials; [push.webpush] subject, VAPID key, urgencies, pad, allowed_hosts (default: built-in defaults with allow_private on)")
+	cfgPath := fs.String("config", "", "optional config: [push] class, timeout, client certificate, allow_private, allowed_hosts; [push.wns] credentials; [push.webpush] subject, VAPID key, urgencies, pad, icon, allowed_hosts; [defaults] TTLs (default: built-in defaults with allow_private on)")
 	var sets stringList
 	fs.Var(&sets, "set", "property=value, mpns property names (text1, text2, param, title, count, backContent, ...); repeatable")
 	if err := parseFlags(fs, e, e.args); err != nil {
@@ -435,10 +441,11 @@ func sendWNS(ctx context.Context, e env, cfg *config.Config, uri string, n *tile
 	if err := wns.CheckChannelURI(uri, wnsAllowedHosts(cfg)); err != nil {
 		return usagef("send: %v", err)
 	}
+	ttl := sendTTL(cfg, n.Kind)
 	if dryRun {
-		// The request Client.Push builds (no feed: no X-WNS-Tag; no time
-		// to live: no X-WNS-TTL), with a stand-in for the token.
-		req, err := wns.NewRequest(uri, n.Kind, n.Payload, wns.RequestOptions{Token: dryRunToken, UserAgent: userAgent()})
+		// The request Client.Push builds with ttl (no feed: no X-WNS-Tag),
+		// with a stand-in for the token.
+		req, err := wns.NewRequest(uri, n.Kind, n.Payload, wns.RequestOptions{Token: dryRunToken, TTL: ttl, UserAgent: userAgent()})
 		if err != nil {
 			return usageError{err}
 		}
@@ -452,8 +459,16 @@ func sendWNS(ctx context.Context, e env, cfg *config.Config, uri string, n *tile
 		return err
 	}
 	defer closeWNS(client, hc)
-	res := client.Push(ctx, &tilecast.Channel{URI: uri, Transport: tilecast.TransportWNS}, n, 0)
+	res := client.Push(ctx, &tilecast.Channel{URI: uri, Transport: tilecast.TransportWNS}, n, ttl)
 	return printResult(e, res)
+}
+
+// sendTTL is the time to live of a notification of kind k that send
+// makes: what the daemon gives one whose feed is not configured, the
+// kind's [defaults] (toast_ttl, tile_ttl, badge_ttl, raw_ttl; without
+// --config tilecast.DefaultTTL's), since send's is about no feed.
+func sendTTL(cfg *config.Config, k tilecast.Kind) time.Duration {
+	return cfg.Defaults.TTL.Of(k)
 }
 
 func closeWNS(c *wns.Client, hc *http.Client) {
