@@ -78,8 +78,9 @@ URI, so a private or loopback address such as the emulator's is fine).
         backContent, image from backgroundImage, url from id); count 0-99
         (badge: a tile with only the count; 0 clears it); payload (raw:
         for the app's own worker).
-        TTL is 86400 (a day), Urgency the [push.webpush] default of the
-        kind. The body is encrypted for the subscription's keys
+        TTL is the kind's time to live, as for WNS (a day for toasts and
+        raw, 72 h for tiles and badges by default), Urgency the
+        [push.webpush] default of the kind. The body is encrypted for the subscription's keys
         (aes128gcm); the dry run describes it (salt, record size) and
         prints the plaintext it carries. Authorization is signed with the
         VAPID key of --config's [push.webpush] when there is one (a real
@@ -341,18 +342,19 @@ func sendWebPush(ctx context.Context, e env, cfg *config.Config, configured bool
 		if !dryRun {
 			return usagef("send: sending Web Push needs --config FILE with [push.webpush] (subject, vapid_private_key_file); --dry-run needs none")
 		}
-		return dumpWebPush(e, sub, n, nil, webPushOptions(cfg, n), 0)
+		return dumpWebPush(e, sub, n, nil, webPushOptions(cfg, n), sendTTL(cfg, n.Kind))
 	}
 	client, err := newWebPushClient(cfg, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
+	ttl := sendTTL(cfg, n.Kind)
 	if dryRun {
-		// What PushSubscription sends: the client's options, a day's TTL.
-		return dumpWebPush(e, sub, n, client, client.RequestOptions(n), 0)
+		// What PushSubscription sends: the client's options, ttl.
+		return dumpWebPush(e, sub, n, client, client.RequestOptions(n), ttl)
 	}
-	return printResult(e, client.PushSubscription(ctx, sub, n, 0))
+	return printResult(e, client.PushSubscription(ctx, sub, n, ttl))
 }
 
 // webPushOptions are the request options the daemon's Web Push client
@@ -376,7 +378,7 @@ func webPushOptions(cfg *config.Config, n *tilecast.Notification) webpush.Reques
 }
 
 // dumpWebPush prints the request of n to sub built with opts and ttl (0:
-// webpush.DefaultTTL, what a send without a feed gets). client nil: no
+// webpush.DefaultTTL, as PushSubscription sends it). client nil: no
 // key is configured, and the Authorization shown is dryRunVAPID.
 func dumpWebPush(e env, sub webpush.Subscription, n *tilecast.Notification, client *webpush.Client, opts webpush.RequestOptions, ttl time.Duration) error {
 	if client == nil {
