@@ -47,9 +47,17 @@ type testDaemon struct {
 // test never leaves one running on its state, port or notify socket; a
 // test that checks how the daemon stops, or needs it stopped before its
 // own deferred calls run, calls stop itself. A test that needs another
-// stdin or stdout, or health limits set through env (as
-// TestDaemonThroughADatabaseOutage does), calls cmdRun itself.
+// stdin or stdout calls cmdRun itself; one that needs health limits
+// short enough to outlast calls startDaemonLimits.
 func startDaemon(t *testing.T, cfg string, extraArgs ...string) *testDaemon {
+	t.Helper()
+	return startDaemonLimits(t, cfg, nil, extraArgs...)
+}
+
+// startDaemonLimits is startDaemon with the daemon's health limits (of
+// /healthz and the watchdog) replaced by lim when it is not nil, so that a
+// test can see in seconds whether a loop stops making progress.
+func startDaemonLimits(t *testing.T, cfg string, lim *healthLimits, extraArgs ...string) *testDaemon {
 	t.Helper()
 	c, err := config.Load(cfg)
 	if err != nil {
@@ -58,7 +66,9 @@ func startDaemon(t *testing.T, cfg string, extraArgs ...string) *testDaemon {
 	ctx, cancel := context.WithCancel(t.Context())
 	d := &testDaemon{t: t, addr: c.HTTP.Listen, logs: &logtest.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	args := append([]string{"run", "--config", cfg}, extraArgs...)
-	go func() { d.done <- run(ctx, args, strings.NewReader(""), io.Discard, d.logs) }()
+	go func() {
+		d.done <- runEnv(ctx, env{args: args, stdin: strings.NewReader(""), stdout: io.Discard, stderr: d.logs, health: lim})
+	}()
 	t.Cleanup(func() {
 		if !d.halt() {
 			t.Errorf("daemon did not stop within %s of the test's end", daemonStopTimeout)

@@ -78,6 +78,14 @@ func commands() []command {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runEnv(ctx, env{args: args, stdin: stdin, stdout: stdout, stderr: stderr})
+}
+
+// runEnv is run with e passed on to the command (its args less the
+// command's name), so that tests running the daemon as the command line
+// does can shorten its health limits (env.health).
+func runEnv(ctx context.Context, e env) int {
+	args, stdout, stderr := e.args, e.stdout, e.stderr
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stdout)
 		if len(args) == 0 {
@@ -89,7 +97,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, env{args: args[1:], stdin: stdin, stdout: stdout, stderr: stderr})
+		sub := e
+		sub.args = args[1:]
+		err := c.run(ctx, sub)
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return exitOK

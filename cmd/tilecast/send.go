@@ -43,8 +43,9 @@ client_cert and client_key (MPNS), allow_private (every transport) and
 allowed_hosts (WNS: further hosts, with allow_private); [push.wns]
 client_id, client_secret_file, tenant and token_url (the credentials);
 [push.webpush] subject and vapid_private_key_file (the VAPID key),
-urgency_toast, urgency_tile, pad, and allowed_hosts (with --config a
---subscription's endpoint is checked as a registration would be).
+urgency_toast, urgency_tile, pad, icon, and allowed_hosts (with --config
+a --subscription's endpoint is checked as a registration would be);
+[defaults] toast_ttl, tile_ttl, badge_ttl and raw_ttl (WNS: X-WNS-TTL).
 Without --config: the defaults, with allow_private on (you typed the
 URI, so a private or loopback address such as the emulator's is fine).
 
@@ -59,10 +60,15 @@ URI, so a private or loopback address such as the emulator's is fine).
         (README's mapping table): text1 text2 param (toast: a ToastGeneric
         toast, param is its launch); the tile names of flip (tile: an
         adaptive tile; its count is a badge of its own, so tile takes no
-        count); count 0-99 (badge; 0 clears it); payload (raw). A real
-        send needs --config with [push.wns] credentials; the dry run
-        prints Authorization: Bearer ` + dryRunToken + ` and never asks
-        the token endpoint (nor prints the client secret).
+        count); count 0-99 (badge; 0 clears it); payload (raw).
+        X-WNS-TTL is the kind's time to live as the daemon gives a
+        notification of no configured feed ([defaults] toast_ttl etc.:
+        a day for toasts and raw, 72 h for tiles and badges). There is no
+        X-WNS-Tag: send sends outside any feed, and the tag is derived
+        from the feed, so what it sends replaces no queued tile or badge.
+        A real send needs --config with [push.wns] credentials; the dry
+        run prints Authorization: Bearer ` + dryRunToken + ` and never
+        asks the token endpoint (nor prints the client secret).
   Web Push  --subscription is the browser's subscription JSON
         ({"endpoint","expirationTime","keys":{"p256dh","auth"}}, or @FILE
         holding it); --type toast|tile|badge|raw with the same names:
@@ -72,8 +78,9 @@ URI, so a private or loopback address such as the emulator's is fine).
         backContent, image from backgroundImage, url from id); count 0-99
         (badge: a tile with only the count; 0 clears it); payload (raw:
         for the app's own worker).
-        TTL is 86400 (a day), Urgency the [push.webpush] default of the
-        kind. The body is encrypted for the subscription's keys
+        TTL is the kind's time to live, as for WNS (a day for toasts and
+        raw, 72 h for tiles and badges by default), Urgency the
+        [push.webpush] default of the kind. The body is encrypted for the subscription's keys
         (aes128gcm); the dry run describes it (salt, record size) and
         prints the plaintext it carries. Authorization is signed with the
         VAPID key of --config's [push.webpush] when there is one (a real
@@ -94,7 +101,7 @@ func cmdSend(ctx context.Context, e env) (err error) {
 	kind := fs.String("type", "toast", "MPNS: toast | tile | flip | iconic | cycle | raw; WNS and Web Push: toast | tile | badge | raw")
 	jsonFile := fs.String("json", "", "read the properties from a JSON object in FILE (- for stdin)")
 	dryRun := fs.Bool("dry-run", false, "print the exact request and send nothing")
-	cfgPath := fs.String("config", "", "optional config: [push] class, timeout, client certificate, allow_private, allowed_hosts; [push.wns] credentials; [push.webpush] subject, VAPID key, urgencies, pad, allowed_hosts (default: built-in defaults with allow_private on)")
+	cfgPath := fs.String("config", "", "optional config: [push] class, timeout, client certificate, allow_private, allowed_hosts; [push.wns] credentials; [push.webpush] subject, VAPID key, urgencies, pad, icon, allowed_hosts; [defaults] TTLs (default: built-in defaults with allow_private on)")
 	var sets stringList
 	fs.Var(&sets, "set", "property=value, mpns property names (text1, text2, param, title, count, backContent, ...); repeatable")
 	if err := parseFlags(fs, e, e.args); err != nil {
@@ -335,18 +342,19 @@ func sendWebPush(ctx context.Context, e env, cfg *config.Config, configured bool
 		if !dryRun {
 			return usagef("send: sending Web Push needs --config FILE with [push.webpush] (subject, vapid_private_key_file); --dry-run needs none")
 		}
-		return dumpWebPush(e, sub, n, nil, webPushOptions(cfg, n), 0)
+		return dumpWebPush(e, sub, n, nil, webPushOptions(cfg, n), sendTTL(cfg, n.Kind))
 	}
 	client, err := newWebPushClient(cfg, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
+	ttl := sendTTL(cfg, n.Kind)
 	if dryRun {
-		// What PushSubscription sends: the client's options, a day's TTL.
-		return dumpWebPush(e, sub, n, client, client.RequestOptions(n), 0)
+		// What PushSubscription sends: the client's options, ttl.
+		return dumpWebPush(e, sub, n, client, client.RequestOptions(n), ttl)
 	}
-	return printResult(e, client.PushSubscription(ctx, sub, n, 0))
+	return printResult(e, client.PushSubscription(ctx, sub, n, ttl))
 }
 
 // webPushOptions are the request options the daemon's Web Push client
@@ -370,7 +378,7 @@ func webPushOptions(cfg *config.Config, n *tilecast.Notification) webpush.Reques
 }
 
 // dumpWebPush prints the request of n to sub built with opts and ttl (0:
-// webpush.DefaultTTL, what a send without a feed gets). client nil: no
+// webpush.DefaultTTL, as PushSubscription sends it). client nil: no
 // key is configured, and the Authorization shown is dryRunVAPID.
 func dumpWebPush(e env, sub webpush.Subscription, n *tilecast.Notification, client *webpush.Client, opts webpush.RequestOptions, ttl time.Duration) error {
 	if client == nil {
@@ -435,10 +443,11 @@ func sendWNS(ctx context.Context, e env, cfg *config.Config, uri string, n *tile
 	if err := wns.CheckChannelURI(uri, wnsAllowedHosts(cfg)); err != nil {
 		return usagef("send: %v", err)
 	}
+	ttl := sendTTL(cfg, n.Kind)
 	if dryRun {
-		// The request Client.Push builds (no feed: no X-WNS-Tag; no time
-		// to live: no X-WNS-TTL), with a stand-in for the token.
-		req, err := wns.NewRequest(uri, n.Kind, n.Payload, wns.RequestOptions{Token: dryRunToken, UserAgent: userAgent()})
+		// The request Client.Push builds with ttl (no feed: no X-WNS-Tag),
+		// with a stand-in for the token.
+		req, err := wns.NewRequest(uri, n.Kind, n.Payload, wns.RequestOptions{Token: dryRunToken, TTL: ttl, UserAgent: userAgent()})
 		if err != nil {
 			return usageError{err}
 		}
@@ -452,8 +461,16 @@ func sendWNS(ctx context.Context, e env, cfg *config.Config, uri string, n *tile
 		return err
 	}
 	defer closeWNS(client, hc)
-	res := client.Push(ctx, &tilecast.Channel{URI: uri, Transport: tilecast.TransportWNS}, n, 0)
+	res := client.Push(ctx, &tilecast.Channel{URI: uri, Transport: tilecast.TransportWNS}, n, ttl)
 	return printResult(e, res)
+}
+
+// sendTTL is the time to live of a notification of kind k that send
+// makes: what the daemon gives one whose feed is not configured, the
+// kind's [defaults] (toast_ttl, tile_ttl, badge_ttl, raw_ttl; without
+// --config tilecast.DefaultTTL's), since send's is about no feed.
+func sendTTL(cfg *config.Config, k tilecast.Kind) time.Duration {
+	return cfg.Defaults.TTL.Of(k)
 }
 
 func closeWNS(c *wns.Client, hc *http.Client) {

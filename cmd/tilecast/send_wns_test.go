@@ -92,7 +92,8 @@ func TestSendWNSDryRunGolden(t *testing.T) {
 // What `send --transport wns --dry-run` prints is what `send` then writes
 // to the channel host, the Authorization header's token aside (the real
 // one comes from the token endpoint); the client secret appears in
-// neither.
+// neither. Both carry X-WNS-TTL, the kind's [defaults] time to live, and
+// no X-WNS-Tag (send is about no feed).
 func TestSendWNSDryRunIsTheWire(t *testing.T) {
 	const secret = "s3cr3t-wns-client-secret-4c1d"
 	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -139,6 +140,8 @@ allowed_hosts = ["127.0.0.1"]
 client_id = "ms-app://s-1-15-2-1"
 client_secret_file = %q
 token_url = %q
+[defaults]
+badge_ttl = "5h"
 `, filepath.Join(dir, "state.db"), secretFile, tokens.URL+"/accesstoken.srf")), 0o600)
 
 	uri := "http://" + ln.Addr().String() + "/w/?token=WIRE"
@@ -156,6 +159,14 @@ token_url = %q
 		sent := strings.Replace(string(got), "Bearer REAL-TOKEN-123", "Bearer "+dryRunToken, 1)
 		if sent != dry {
 			t.Errorf("sent differs from the dry run\nsent %q\ndry  %q", got, dry)
+		}
+		for _, req := range []struct{ name, text string }{{"dry run", dry}, {"sent", string(got)}} {
+			if !strings.Contains(req.text, "\r\nX-WNS-TTL: 18000\r\n") {
+				t.Errorf("%s lacks X-WNS-TTL: 18000 (badge_ttl 5h):\n%s", req.name, req.text)
+			}
+			if strings.Contains(req.text, "X-WNS-Tag") {
+				t.Errorf("%s has an X-WNS-Tag, though send is about no feed:\n%s", req.name, req.text)
+			}
 		}
 		if strings.Contains(string(got), secret) || strings.Contains(dry+out+errs, secret) {
 			t.Error("the client secret was printed or sent to the channel")
@@ -185,10 +196,11 @@ func TestSendHelpConfig(t *testing.T) {
 	}{
 		{"text", out, []string{"[push] class", "timeout", "client_cert", "client_key", "allow_private", "allowed_hosts",
 			"[push.wns]", "client_id", "client_secret_file", "tenant", "token_url",
-			"[push.webpush] subject", "vapid_private_key_file", "urgency_toast", "urgency_tile", "pad",
+			"[push.webpush] subject", "vapid_private_key_file", "urgency_toast", "urgency_tile", "pad", "icon",
+			"[defaults] toast_ttl, tile_ttl, badge_ttl and raw_ttl", "There is no X-WNS-Tag",
 			"Without --config: the defaults, with allow_private on"}},
 		{"-config flag", flagLine, []string{"[push] class", "allow_private", "[push.wns] credentials",
-			"[push.webpush] subject, VAPID key", "allow_private on"}},
+			"[push.webpush] subject, VAPID key", "icon", "[defaults] TTLs", "allow_private on"}},
 	}
 	for _, tt := range tests {
 		text := strings.Join(strings.Fields(tt.text), " ")

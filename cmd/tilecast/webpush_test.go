@@ -106,24 +106,25 @@ func TestVAPIDCommands(t *testing.T) {
 }
 
 // send --subscription --dry-run prints the request with its plaintext:
-// TTL always, Urgency per kind, the body described, the Authorization a
-// placeholder without a key and a real VAPID token with one, a toast
-// without tag, and with the configured icon.
+// TTL always (the kind's), Urgency per kind, the body described, the
+// Authorization a placeholder without a key and a real VAPID token with
+// one, a toast without tag, and with the configured icon.
 func TestSendWebPushDryRun(t *testing.T) {
 	dir := t.TempDir()
 	subFile := filepath.Join(dir, "sub.json")
 	os.WriteFile(subFile, []byte(fcmSubscription), 0o600)
+	// TTL: the kind's default time to live, as WNS's send has it.
 	for _, tc := range []struct {
 		args  []string
 		want  []string
 		plain string
 	}{
 		{[]string{"--type", "toast", "--set", "text1=Hello & <welcome>", "--set", "text2=Ünïcode", "--set", "param=/item?id=42"},
-			[]string{"Urgency: normal"}, `{"kind":"toast","title":"Hello & <welcome>","body":"Ünïcode","url":"/item?id=42"}`},
+			[]string{"Urgency: normal", "Ttl: 86400\r\n"}, `{"kind":"toast","title":"Hello & <welcome>","body":"Ünïcode","url":"/item?id=42"}`},
 		{[]string{"--type", "tile", "--set", "title=News", "--set", "count=3", "--set", "backContent=Storm warning"},
-			[]string{"Urgency: low"}, `{"kind":"tile","count":3,"title":"News","body":"Storm warning"}`},
-		{[]string{"--type", "badge", "--set", "count=0"}, []string{"Urgency: low"}, `{"kind":"tile","count":0}`},
-		{[]string{"--type", "raw", "--set", `payload={"sync":true}`}, []string{"Urgency: normal"}, `{"sync":true}`},
+			[]string{"Urgency: low", "Ttl: 259200\r\n"}, `{"kind":"tile","count":3,"title":"News","body":"Storm warning"}`},
+		{[]string{"--type", "badge", "--set", "count=0"}, []string{"Urgency: low", "Ttl: 259200\r\n"}, `{"kind":"tile","count":0}`},
+		{[]string{"--type", "raw", "--set", `payload={"sync":true}`}, []string{"Urgency: normal", "Ttl: 86400\r\n"}, `{"sync":true}`},
 	} {
 		for _, sub := range []string{fcmSubscription, "@" + subFile} {
 			args := append([]string{"send", "--subscription", sub, "--dry-run"}, tc.args...)
@@ -132,7 +133,7 @@ func TestSendWebPushDryRun(t *testing.T) {
 				t.Fatalf("%v: exit %d %s", tc.args, code, errs)
 			}
 			want := append([]string{"POST /fcm/send/dpH5lCsTSSM:APA91bH HTTP/1.1\r\n", "Host: fcm.googleapis.com\r\n",
-				"Ttl: 86400\r\n", "Content-Encoding: aes128gcm\r\n", "Authorization: " + dryRunVAPID + "\r\n",
+				"Content-Encoding: aes128gcm\r\n", "Authorization: " + dryRunVAPID + "\r\n",
 				"bytes aes128gcm: salt ", "plaintext (", "\n" + tc.plain + "\n"}, tc.want...)
 			for _, w := range want {
 				if !strings.Contains(out, w) {

@@ -16,8 +16,11 @@ import (
 )
 
 // Backoff of the whole transport after WNS refused a freshly renewed token
-// (the credentials themselves are not accepted): 1 min, doubling, at most
-// 30 min, until a send's token works again.
+// (the credentials themselves are not accepted): 1 min, doubling each time
+// the probe after a pause is refused too, at most 30 min, until a send's
+// token works again. The sends in flight when a pause begins are one
+// incident with it, however many there are (push.concurrency), so their
+// refusals do not lengthen it.
 const (
 	DefaultAuthBackoff    = time.Minute
 	DefaultAuthBackoffMax = 30 * time.Minute
@@ -67,9 +70,11 @@ type Client struct {
 	log     *slog.Logger
 
 	mu      sync.Mutex
-	refused int       // consecutive sends refused with a renewed token
+	refused int       // incidents in a row: the pause's start and each refused probe
 	until   time.Time // no send before this while refused > 0
 	probing bool      // the one send that tries the token again is under way
+	probeID uint64    // which admitted send is the probe, while probing
+	nextID  uint64    // the last probeID handed out
 	reason  string
 }
 
@@ -182,35 +187,54 @@ func (c *Client) Push(ctx context.Context, ch *tilecast.Channel, n *tilecast.Not
 }
 
 // admit decides whether a send may go out while the transport is paused:
-// not before the pause ends, then one probe at a time.
-func (c *Client) admit(now time.Time) (probe bool, res tilecast.Result, ok bool) {
+// not before the pause ends, then one probe at a time. probe is the
+// probe's ticket (0: not the probe) for settle.
+func (c *Client) admit(now time.Time) (probe uint64, res tilecast.Result, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.refused == 0 {
-		return false, tilecast.Result{}, true
+		return 0, tilecast.Result{}, true
 	}
 	if now.Before(c.until) || c.probing {
 		wait := c.until.Sub(now)
 		if wait <= 0 {
 			wait = c.base // the probe is still out
 		}
-		return false, tilecast.Result{Verdict: tilecast.VerdictRetry, Wait: wait,
+		return 0, tilecast.Result{Verdict: tilecast.VerdictRetry, Wait: wait,
 			Err: &NotSentError{Reason: "WNS refused the access token after renewal; all sends paused", RetryAt: now.Add(wait)}}, false
 	}
-	c.probing = true
-	return true, tilecast.Result{}, true
+	c.nextID++
+	c.probing, c.probeID = true, c.nextID
+	return c.probeID, tilecast.Result{}, true
 }
 
 // settle updates the pause after a send: an answer other than 401 proves
-// the token works; a refused renewed token starts or lengthens the pause.
-func (c *Client) settle(probe bool, r *tilecast.Result) {
+// the token works; a refused renewed token starts the pause, and the
+// probe's refusal doubles it. Any other refusal during a pause is of a
+// send admitted before the pause began (admit lets none but the probe
+// through): with push.concurrency sends in flight, dozens arrive together
+// and say nothing the one that began the pause did not, so they must not
+// lengthen it (as in notify/webpush's record).
+//
+// The pause is logged as a warning, once per incident: the Bot logs the
+// refused sends as one configuration error per run of refusals
+// (credentialWatch), which is the error line; repeating it per send would
+// bury the log.
+func (c *Client) settle(probe uint64, r *tilecast.Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if probe {
+	// The probe's pause may have ended meanwhile (another send's token
+	// worked) and a new one begun; that pause has no probe out until admit
+	// lets one through, so this answer is not its probe.
+	isProbe := probe != 0 && c.probing && c.probeID == probe
+	if isProbe {
 		c.probing = false
 	}
 	switch {
 	case r.TokenRefreshed && r.Status == http.StatusUnauthorized:
+		if c.refused > 0 && !isProbe {
+			return // in flight before the pause began: the same incident
+		}
 		c.refused++
 		wait := c.maxWait
 		if c.refused <= 30 {
@@ -224,11 +248,11 @@ func (c *Client) settle(probe bool, r *tilecast.Result) {
 		if c.reason == "" {
 			c.reason = "401"
 		}
-		c.log.Error("wns refused a renewed access token: check the WNS credentials; pausing all WNS sends",
+		c.log.Warn("wns refused a renewed access token: check the WNS credentials; pausing all WNS sends",
 			"retry_in", wait, "refusals", c.refused, "error", r.Err.Error())
 	case r.Status != 0 && r.Status != http.StatusUnauthorized && c.refused > 0:
 		c.log.Info("wns accepts the access token again: sends resume", "refusals", c.refused)
-		c.refused, c.until, c.reason = 0, time.Time{}, ""
+		c.refused, c.until, c.reason, c.probing = 0, time.Time{}, "", false
 	}
 }
 

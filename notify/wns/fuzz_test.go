@@ -19,16 +19,18 @@ import (
 
 // parsed is what a device would read out of a payload.
 type parsed struct {
-	texts []string          // every <text>, in order
-	attrs map[string]string // launch, displayName (the last seen of each)
+	texts    []string            // every <text>, in order
+	attrs    map[string]string   // launch, displayName (the last seen of each)
+	bindings map[string][]string // the <text>s of each <binding>, by its template
 }
 
 func parse(t *testing.T, body []byte) parsed {
 	t.Helper()
-	p := parsed{attrs: map[string]string{}}
+	p := parsed{attrs: map[string]string{}, bindings: map[string][]string{}}
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = true
 	var in *strings.Builder
+	binding := ""
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
@@ -44,8 +46,20 @@ func parse(t *testing.T, body []byte) parsed {
 					p.attrs[a.Name.Local] = a.Value
 				}
 			}
-			if el.Name.Local == "text" {
+			switch el.Name.Local {
+			case "text":
 				in = &strings.Builder{}
+			case "binding":
+				binding = ""
+				for _, a := range el.Attr {
+					if a.Name.Local == "template" {
+						binding = a.Value
+					}
+				}
+				if _, dup := p.bindings[binding]; dup {
+					t.Fatalf("two bindings with template %q:\n%s", binding, body)
+				}
+				p.bindings[binding] = []string{}
 			}
 		case xml.CharData:
 			if in != nil {
@@ -54,6 +68,7 @@ func parse(t *testing.T, body []byte) parsed {
 		case xml.EndElement:
 			if el.Name.Local == "text" && in != nil {
 				p.texts = append(p.texts, in.String())
+				p.bindings[binding] = append(p.bindings[binding], in.String())
 				in = nil
 			}
 		}
@@ -105,7 +120,9 @@ func brief(s string) string {
 // that fits whole is sent unchanged (after the removal of what XML cannot
 // carry); otherwise every text comes back as sent or cut on a character
 // boundary with "…" (cutOf), and a toast text cut alone keeps as much as
-// fits; launch comes back exactly.
+// fits; launch comes back exactly. Both ways: every text in a tile is one
+// that was sent, and every text sent is in the tile where the mapping
+// (tileTexts) puts it, so a text the encoder drops is caught too.
 func FuzzPayloads(f *testing.F) {
 	f.Add("Hello & <welcome>", `Ünïcode "quotes"`, `{"id":42,"x":"a&b"}`, "Feed", "Item", "Summary", "https://x.org/a.png", false)
 	f.Add("a\r\nb", "\tc\x00d\uFFFE", "/p?a=1\n", "]]>", "<![CDATA[x]]>", "&#13;", "", true)
@@ -116,6 +133,8 @@ func FuzzPayloads(f *testing.F) {
 	f.Add("Short", strings.Repeat("word ", 1200), "/p", "T", strings.Repeat("item ", 1200), "", "", false)
 	f.Add(strings.Repeat("é", 2600), "Short", "", "", "", strings.Repeat("d", 6000), "", true)
 	f.Add("Long"+strings.Repeat(" ", 6000)+"end", "", "", "", "", "", "", true)
+	// A legacy tile whose title sanitizes to nothing: the item moves up.
+	f.Add("0", "0", "0", "\x13", "0", "0", "\x10", true)
 	f.Fuzz(func(t *testing.T, text1, text2, param, title, item, detail, img string, legacy bool) {
 		enc, err := wns.NewEncoder(wns.EncoderOptions{Legacy: legacy})
 		if err != nil {
@@ -241,8 +260,97 @@ func FuzzPayloads(f *testing.F) {
 				t.Fatalf("tile text %s is none of %s, %s, %s", brief(got), brief(want(title)), brief(want(item)), brief(want(detail)))
 			}
 		}
-		if want(item) != "" && len(p.texts) == 0 {
-			t.Fatalf("tile with an item shows no text: %s", body)
+		// And the other way: each text the mapping puts in the payload is
+		// there, in its binding and slot, whole or cut.
+		if !legacy && want(title) != "" && !sameOrCut(p.attrs["displayName"], want(title)) {
+			t.Fatalf("displayName %s, sent title %s", brief(p.attrs["displayName"]), brief(want(title)))
+		}
+		for template, slots := range tileTexts(want(title), want(item), want(detail), want(img) != "", legacy) {
+			got, ok := p.bindings[template]
+			if !ok {
+				t.Fatalf("no %s binding:\n%s", template, body)
+			}
+			if legacy {
+				// A legacy template has all its slots; the unused ones are
+				// empty texts.
+				got, slots = trimEmpty(got), trimEmpty(slots)
+			}
+			if len(got) != len(slots) {
+				t.Fatalf("%s texts %s, want %d: %s, whole or cut", template, briefs(got), len(slots), briefs(slots))
+			}
+			for i, s := range slots {
+				if !sameOrCut(got[i], s) {
+					t.Fatalf("%s text %d is %s, want %s whole or cut", template, i+1, brief(got[i]), brief(s))
+				}
+			}
 		}
 	})
+}
+
+// briefs is brief of each of s.
+func briefs(s []string) string {
+	b := make([]string, len(s))
+	for i, v := range s {
+		b[i] = brief(v)
+	}
+	return "[" + strings.Join(b, ", ") + "]"
+}
+
+// trimEmpty returns s without its trailing empty strings.
+func trimEmpty(s []string) []string {
+	for len(s) > 0 && s[len(s)-1] == "" {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// tileTexts is the mapping of FuzzPayloads' tile fields (sanitized) onto
+// the <text>s of each binding, as README's table "What each transport
+// gets" has it: the newest item (back_content; the title when there is
+// none) is the text of every size, TileSmall only when it has no image,
+// and wide_back_content a second text on TileWide and TileLarge; the
+// title is the displayName. The legacy templates, as wns@0.5.4 filled
+// them, show the title and the newest item and no wide_back_content:
+// TileSquareText04 the title, TileWideText09 the title over the item
+// (the item first without a title), or with an image
+// TileSquarePeekImageAndText04 the title and TileWideImageAndText01 the
+// item; a missing title is replaced by the item, a missing item by the
+// title. Empty texts are missing ones.
+func tileTexts(title, item, detail string, image, legacy bool) map[string][]string {
+	texts := func(s ...string) []string {
+		var out []string
+		for _, v := range s {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	if legacy {
+		square, wide := title, []string{title, item}
+		if title == "" {
+			square, wide = item, []string{item}
+		}
+		if !image {
+			return map[string][]string{"TileSquareText04": {square}, "TileWideText09": wide}
+		}
+		if item == "" {
+			item = title
+		}
+		return map[string][]string{"TileSquarePeekImageAndText04": {square}, "TileWideImageAndText01": {item}}
+	}
+	main := item
+	if main == "" {
+		main = title
+	}
+	m := map[string][]string{
+		"TileSmall":  texts(main),
+		"TileMedium": texts(main),
+		"TileWide":   texts(main, detail),
+		"TileLarge":  texts(main, detail),
+	}
+	if image {
+		m["TileSmall"] = nil
+	}
+	return m
 }

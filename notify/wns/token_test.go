@@ -233,6 +233,108 @@ func TestSecond401FailsAndPausesTransport(t *testing.T) {
 	}
 }
 
+// TestConcurrentRefusalsPauseOnce: sends in flight together (push.concurrency)
+// whose renewed tokens are all refused are one incident: the pause is the
+// base length, not doubled per refused send, and is logged once; the probe
+// after it goes out, and its refusal (a second incident) doubles the pause.
+func TestConcurrentRefusalsPauseOnce(t *testing.T) {
+	const inFlight = 8
+	refuse := answer{status: 401, headers: map[string]string{"X-WNS-Error-Description": "Invalid token"}}
+	cases := []struct {
+		name   string
+		rounds int           // incidents: the first with inFlight sends, then refused probes
+		pause  time.Duration // the pause the last incident leaves
+	}{
+		{name: "one incident", rounds: 1, pause: time.Minute},
+		{name: "refused probe", rounds: 2, pause: 2 * time.Minute},
+		{name: "two refused probes", rounds: 3, pause: 4 * time.Minute},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeWNS(t)
+			// Every first attempt waits until all inFlight are out, so all
+			// were admitted before the first refusal began the pause.
+			all := make(chan struct{})
+			var mu sync.Mutex
+			first := 0
+			f.pushFn = func(seen) answer {
+				mu.Lock()
+				defer mu.Unlock()
+				a := refuse
+				if first < inFlight {
+					first++
+					if first == inFlight {
+						close(all)
+					}
+				}
+				a.hold = all
+				return a
+			}
+			s := newSetup(t, f, nil)
+			var wg sync.WaitGroup
+			results := make([]tilecast.Result, inFlight)
+			for i := range inFlight {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[i] = s.push(t, f, toastNote())
+				}()
+			}
+			wg.Wait()
+			for i, r := range results {
+				if r.Verdict != tilecast.VerdictFailed || !r.TokenRefreshed || r.Status != 401 {
+					t.Fatalf("send %d: %+v, want failed 401 with TokenRefreshed", i, r)
+				}
+			}
+			if n := strings.Count(s.logText(), "pausing all WNS sends"); n != 1 {
+				t.Errorf("%d pause lines for one incident of %d refused sends, want 1:\n%s", n, inFlight, s.logText())
+			}
+			pause := time.Minute
+			for round := 2; round <= tc.rounds; round++ {
+				// The probe after the pause goes out and is refused again.
+				s.clk.Add(pause + time.Second)
+				_, before := f.counts()
+				if r := s.push(t, f, toastNote()); r.Verdict != tilecast.VerdictFailed || !r.TokenRefreshed {
+					t.Fatalf("round %d: probe %+v, want failed with TokenRefreshed", round, r)
+				}
+				if _, after := f.counts(); after != before+2 {
+					t.Fatalf("round %d: the probe made %d pushes, want 2", round, after-before)
+				}
+				pause *= 2
+			}
+			if pause != tc.pause {
+				t.Fatalf("test table: pause %v, want %v", pause, tc.pause)
+			}
+			if n := strings.Count(s.logText(), "pausing all WNS sends"); n != tc.rounds {
+				t.Errorf("%d pause lines for %d incidents:\n%s", n, tc.rounds, s.logText())
+			}
+			// A second before the pause ends, sends still wait, told to
+			// come back when it ends (not later).
+			_, before := f.counts()
+			s.clk.Add(tc.pause - time.Second)
+			r := s.push(t, f, toastNote())
+			if !errors.Is(r.Err, tilecast.ErrCircuitOpen) || r.Wait != time.Second {
+				t.Errorf("a second before the pause ends: %+v, want not sent, wait 1s", r)
+			}
+			// When it ends, one send goes out as the probe; it works and
+			// sending resumes.
+			f.mu.Lock()
+			f.pushFn = nil
+			f.mu.Unlock()
+			s.clk.Add(time.Second)
+			if r := s.push(t, f, toastNote()); r.Verdict != tilecast.VerdictDelivered {
+				t.Fatalf("the probe at the end of a %v pause: %+v, want delivered", tc.pause, r)
+			}
+			if _, after := f.counts(); after != before+1 {
+				t.Errorf("%d pushes, want the probe's 1", after-before)
+			}
+			if d, reason := s.client.Degraded(); d {
+				t.Errorf("still degraded after the probe's token worked: %q", reason)
+			}
+		})
+	}
+}
+
 // TestTokenEndpointDown: a failing token endpoint makes sends wait (not
 // sent, no request per send), reports degraded, and is asked again after
 // its backoff.
