@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +32,7 @@ type oldFile struct {
 
 // putOldChannel stores ch in an old form (json or version 1) with the index
 // entries the old code wrote: uri, device (device → id), feed and user.
-func putOldChannel(t *testing.T, b *buckets, ch tilecast.Channel, asJSON bool) {
+func putOldChannel(t testing.TB, b *buckets, ch tilecast.Channel, asJSON bool) {
 	t.Helper()
 	v := oldChannelRecord(&ch)
 	if asJSON {
@@ -618,5 +619,69 @@ func TestMigrateLeavesUnreadable(t *testing.T) {
 	}
 	if _, err := db.Outcomes("zz", "", time.Time{}); err == nil {
 		t.Error("the unreadable ledger value reads")
+	}
+}
+
+// BenchmarkMigrateOldFile1M: how long start-up takes to migrate a
+// schema 2 file of 1,000,000 channels (half JSON, half version 1) and as
+// many ledger entries in the old form, ~600 MB: the rewrite runs in
+// batches that each extend systemd's start timeout (Options.Progress),
+// while "count records" and "index channel expiry" each read the whole
+// file in one transaction with no progress between, so their time must
+// stay far below a start timeout (TimeoutStartSec=60s in the shipped
+// unit). Reported per step, from the migration's own log lines:
+//
+//	go test -run '^$' -bench MigrateOldFile1M -benchtime 1x ./store/
+func BenchmarkMigrateOldFile1M(b *testing.B) {
+	const n = 1_000_000
+	clk := newClock()
+	steps := regexp.MustCompile(`step="([^"]+)".* duration=(\S+)`)
+	for range b.N {
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), "state.db")
+		db, err := Open(path, Options{Now: clk.Now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		const per = 50_000 // channels per transaction while building
+		for start := 0; start < n; start += per {
+			must(b, db.update(func(bk *buckets) error {
+				for i := start; i < min(n, start+per); i++ {
+					ch := tilecast.Channel{ID: fmt.Sprintf("%016x", i), URI: fmt.Sprintf("http://127.0.0.1/c%d", i), Created: clk.Now()}
+					putOldChannel(b, bk, ch, i%2 == 0)
+					k := append(prefix(ch.ID), outboxKey(nil, clk.Now(), uint64(i))...)
+					if err := bk.ledger.Put(k, oldOutcomeRecord(&tilecast.Outcome{ChannelID: ch.ID, Status: 200})); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+		}
+		must(b, db.bolt.Update(func(tx *bolt.Tx) error {
+			// Schema 2: the counts, the rewrite and the expiry index to come.
+			return tx.Bucket([]byte(bucketMeta)).Put([]byte(schemaKey), []byte("2"))
+		}), db.Close())
+		var logs logtest.Buffer
+		b.StartTimer()
+		db, err = Open(path, Options{Now: clk.Now, Logger: textLogger(&logs)})
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		must(b, db.Close())
+		got := map[string]bool{}
+		for _, m := range steps.FindAllStringSubmatch(logs.String(), -1) {
+			d, err := time.ParseDuration(m[2])
+			if err != nil {
+				b.Fatalf("step %q: duration %q: %v", m[1], m[2], err)
+			}
+			got[m[1]] = true
+			b.ReportMetric(d.Seconds()*1000, "ms/"+strings.ReplaceAll(m[1], " ", "-"))
+		}
+		for _, want := range []string{"count records", "rewrite records", "index channel expiry"} {
+			if !got[want] {
+				b.Fatalf("no %q step in the migration's log:\n%s", want, logs.String())
+			}
+		}
 	}
 }

@@ -614,7 +614,7 @@ func BenchmarkSendLogSending(b *testing.B) {
 	}
 }
 
-func must(t *testing.T, errs ...error) {
+func must(t testing.TB, errs ...error) {
 	t.Helper()
 	for _, err := range errs {
 		if err != nil {
