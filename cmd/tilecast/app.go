@@ -314,16 +314,33 @@ func newWebPushClient(cfg *config.Config, log *slog.Logger, key *webpush.VAPIDKe
 // [push.webpush] allowed_hosts) its host matches, so that all of a
 // service's hosts (Edge's regional *.notify.windows.com) pause together;
 // "" (the origin itself) for a host an exact pattern names.
+//
+// It is asked on every push, and matching puts each pattern through IDNA
+// (~5 µs for the default four), so each origin's answer is kept: the
+// origins are the push services' hosts, a few dozen. A reload builds a
+// new client, and with it a new function for the new allowed_hosts.
 func webPushService(allowed []string) func(origin string) string {
+	const keep = 1024 // origins remembered; more are matched each time
+	var mu sync.Mutex
+	known := map[string]string{}
 	return func(origin string) string {
-		u, err := url.Parse(origin)
-		if err != nil {
-			return ""
+		mu.Lock()
+		name, ok := known[origin]
+		mu.Unlock()
+		if ok {
+			return name
 		}
-		if p, ok := channeluri.MatchingPattern(u.Hostname(), allowed); ok && strings.HasPrefix(p, "*.") {
-			return p
+		if u, err := url.Parse(origin); err == nil {
+			if p, ok := channeluri.MatchingPattern(u.Hostname(), allowed); ok && strings.HasPrefix(p, "*.") {
+				name = p
+			}
 		}
-		return ""
+		mu.Lock()
+		if len(known) < keep {
+			known[origin] = name
+		}
+		mu.Unlock()
+		return name
 	}
 }
 
