@@ -151,6 +151,14 @@ func startSinkProcess(kind string, t tilecast.Transport, n int, dir string) ([]s
 	return strings.Split(string(b), "\n"), cmd.Process.Pid, stopFn, nil
 }
 
+// freshState copies the template state tmpl to dir/state.db in chunk
+// writes (bench.CopyFile), replacing the last run's, and returns its path.
+func freshState(dir, tmpl string, chunk int) (string, error) {
+	path := filepath.Join(dir, "state.db")
+	_ = os.Remove(path)
+	return path, bench.CopyFile(path, tmpl, chunk)
+}
+
 // startCPUProfile writes a CPU profile to path until the returned func is
 // called. With path "", or a file it cannot create, it profiles nothing.
 func startCPUProfile(path string) (stop func()) {
@@ -371,9 +379,8 @@ func cmdFanOut(ctx context.Context, args []string) error {
 			return err
 		}
 		for run := range r {
-			path := filepath.Join(*dir, "state.db")
-			_ = os.Remove(path)
-			if err := bench.CopyFile(path, tmpl, *copyChunk); err != nil {
+			path, err := freshState(*dir, tmpl, *copyChunk)
+			if err != nil {
 				stopSink()
 				return err
 			}

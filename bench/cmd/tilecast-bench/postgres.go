@@ -140,9 +140,8 @@ func pgFanOut(ctx context.Context, state, kind string, transport tilecast.Transp
 					res.EnqueueStatements, res.EnqueuePerNotification(), res.DeliverStatements, res.DeliverPerNotification())
 
 				// bbolt next to it: same template, sink and options.
-				path := filepath.Join(dir, "state.db")
-				_ = os.Remove(path)
-				if err := bench.CopyFile(path, tmpl, copyChunk); err != nil {
+				path, err := freshState(dir, tmpl, copyChunk)
+				if err != nil {
 					return err
 				}
 				bres, err := bench.RunFanOutWith(ctx, path, opts)
