@@ -1,7 +1,6 @@
 package tilecast_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tilecast/tilecast"
+	"github.com/tilecast/tilecast/internal/logtest"
 	"github.com/tilecast/tilecast/internal/pgtest"
 	"github.com/tilecast/tilecast/store"
 	"github.com/tilecast/tilecast/store/postgres"
@@ -136,11 +136,10 @@ func testUnsentRecordedAfterRefusal(t *testing.T, db unsentState, emulateLease, 
 	}
 
 	st := &unsentRefusingStore{unsentState: db, lease: emulateLease, leased: map[uint64]bool{}}
-	var logs bytes.Buffer
-	var logMu sync.Mutex
+	var logs logtest.Buffer
 	var pushes, toResting atomic.Int64
 	bot := &tilecast.Bot{Store: st, PushConcurrency: 2,
-		Logger: slog.New(slog.NewTextHandler(syncWriter{&logs, &logMu}, nil)),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Pusher: pusherFunc(func(_ context.Context, ch *tilecast.Channel, _ *tilecast.Notification, _ time.Duration) tilecast.Result {
 			pushes.Add(1)
 			if ch.ID == resting.ID {
@@ -195,9 +194,7 @@ func testUnsentRecordedAfterRefusal(t *testing.T, db unsentState, emulateLease, 
 	if p := pushes.Load(); p != 1 || toResting.Load() != 1 {
 		t.Errorf("%d pushes, %d to the resting channel; want just the postponed entry, once", p, toResting.Load())
 	}
-	logMu.Lock()
 	lines := strings.Split(logs.String(), "\n")
-	logMu.Unlock()
 	expiredLines := 0
 	for _, l := range lines {
 		if strings.Contains(l, "msg=push ") && strings.Contains(l, "outcome=expired") {
@@ -221,26 +218,21 @@ func testUnsentRecordedAfterRefusal(t *testing.T, db unsentState, emulateLease, 
 
 // On bbolt, with the store wrapped to hold back what Due returned until it
 // is recorded (PostgreSQL's lease), as a deliverer must not rely on Due
-// returning an entry it failed to postpone or expire.
-func TestUnsentRecordedAfterRefusalBolt(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	testUnsentRecordedAfterRefusal(t, db, true, true)
-}
-
-// On bbolt as it is: Due could return the unrecorded entries again, and the
+// returning an entry it failed to postpone or expire; and on bbolt as it
+// is, where Due could return the unrecorded entries again and the
 // deliverer must still expire the stale one once (one ledger entry, one
 // push line) and send the other once.
-func TestUnsentRecordedAfterRefusalBoltUnleased(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
+func TestUnsentRecordedAfterRefusalBolt(t *testing.T) {
+	for _, leased := range []bool{true, false} {
+		t.Run(fmt.Sprintf("leased=%v", leased), func(t *testing.T) {
+			db, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			testUnsentRecordedAfterRefusal(t, db, leased, leased)
+		})
 	}
-	defer db.Close()
-	testUnsentRecordedAfterRefusal(t, db, false, false)
 }
 
 // On PostgreSQL as an instance: Due leases the entries, and the
