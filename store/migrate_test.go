@@ -58,6 +58,24 @@ func putOldChannel(t testing.TB, b *buckets, ch tilecast.Channel, asJSON bool) {
 	}
 }
 
+// putOldChannels stores channels from to to (exclusive) in one
+// transaction, every other one as JSON and the rest in version 1, each
+// with one ledger entry in the old form.
+func putOldChannels(tb testing.TB, db *DB, clk *clock, from, to int) {
+	tb.Helper()
+	must(tb, db.update(func(b *buckets) error {
+		for i := from; i < to; i++ {
+			ch := tilecast.Channel{ID: fmt.Sprintf("%016x", i), URI: fmt.Sprintf("http://127.0.0.1/c%d", i), Created: clk.Now()}
+			putOldChannel(tb, b, ch, i%2 == 0)
+			k := append(prefix(ch.ID), outboxKey(nil, clk.Now(), uint64(i))...)
+			if err := b.ledger.Put(k, oldOutcomeRecord(&tilecast.Outcome{ChannelID: ch.ID, Status: 200})); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
 // writeOldFile builds the file at schema (1, 2 or 3), each with the counts
 // (or none) and indexes that schema had.
 func writeOldFile(t *testing.T, schema int) *oldFile {
@@ -543,18 +561,7 @@ func TestMigrateLargeFileInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 6000
-	err = db.update(func(b *buckets) error {
-		for i := range n {
-			ch := tilecast.Channel{ID: fmt.Sprintf("%016x", i), URI: fmt.Sprintf("http://127.0.0.1/c%d", i), Created: clk.Now()}
-			putOldChannel(t, b, ch, i%2 == 0)
-			k := append(prefix(ch.ID), outboxKey(nil, clk.Now(), uint64(i))...)
-			if err := b.ledger.Put(k, oldOutcomeRecord(&tilecast.Outcome{ChannelID: ch.ID, Status: 200})); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	must(t, err)
+	putOldChannels(t, db, clk, 0, n)
 	must(t, db.bolt.Update(func(tx *bolt.Tx) error {
 		if _, err := recount(tx); err != nil {
 			return err
@@ -645,17 +652,7 @@ func BenchmarkMigrateOldFile1M(b *testing.B) {
 		}
 		const per = 50_000 // channels per transaction while building
 		for start := 0; start < n; start += per {
-			must(b, db.update(func(bk *buckets) error {
-				for i := start; i < min(n, start+per); i++ {
-					ch := tilecast.Channel{ID: fmt.Sprintf("%016x", i), URI: fmt.Sprintf("http://127.0.0.1/c%d", i), Created: clk.Now()}
-					putOldChannel(b, bk, ch, i%2 == 0)
-					k := append(prefix(ch.ID), outboxKey(nil, clk.Now(), uint64(i))...)
-					if err := bk.ledger.Put(k, oldOutcomeRecord(&tilecast.Outcome{ChannelID: ch.ID, Status: 200})); err != nil {
-						return err
-					}
-				}
-				return nil
-			}))
+			putOldChannels(b, db, clk, start, min(n, start+per))
 		}
 		must(b, db.bolt.Update(func(tx *bolt.Tx) error {
 			// Schema 2: the counts, the rewrite and the expiry index to come.
