@@ -13,9 +13,9 @@
 #
 # A duration can hit a race in Go's fuzz coordinator that fails a target
 # with "context deadline exceeded" and saves no input (go.dev/issue/75804,
-# fixed in go1.27): such a target is run once more, and if that run is lost
-# too the script says so and exits 3 after the others. A count (5000x, as
-# CI runs it) cannot hit the race.
+# not fixed in any go1.26 release): such a target is run once more, and
+# if that run is lost too the script says so and exits 3 after the others.
+# A count (5000x, as CI runs it) cannot hit the race.
 set -euo pipefail
 
 fuzztime="${1:-10s}"
@@ -60,11 +60,8 @@ for entry in "${targets[@]}"; do
 		if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "$dir" 2>&1 | tee "$log"; then
 			break
 		fi
-		# Go's fuzz coordinator (up to go1.26) can fail a target with a bare
-		# "context deadline exceeded" when a duration -fuzztime ends, having
-		# found nothing (go.dev/issue/75804; a count such as 5000x, as CI
-		# uses, cannot hit it). That is no crasher: run the target once more
-		# instead of stopping the long run on it.
+		# The deadline race of the header: no input saved, and the bare
+		# error line. No crasher: run the target once more.
 		if [ "$(corpus_files "$dir" "$name")" = "$before" ] && grep -qx '[[:space:]]*context deadline exceeded' "$log"; then
 			echo "fuzz.sh: $dir $name stopped with Go's fuzztime deadline race (go.dev/issue/75804), no input saved: not a crasher" >&2
 			note=" (one run lost to go.dev/issue/75804)"
